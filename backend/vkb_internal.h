@@ -1,0 +1,173 @@
+/* Private to backend/: the structures behind vkb.h's handles. */
+#ifndef VKB_INTERNAL_H
+#define VKB_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+
+#include <volk.h>
+
+#include "vkb.h"
+#include "vkb_compat.h"
+
+#define VKB_ERRMSG_SIZE 1024
+#define VKB_KEPT_MESSAGES 64
+
+struct vkb_context {
+    VkInstance instance;
+    uint32_t instance_api;
+    bool validation;
+    VkDebugUtilsMessengerEXT messenger;
+    uint32_t device_count;
+    vkb_device_info *infos;      /* (device_count) */
+    VkPhysicalDevice *physical;  /* (device_count) */
+    atomic_uint message_count;
+    char *messages[VKB_KEPT_MESSAGES];
+    char errmsg[VKB_ERRMSG_SIZE];
+};
+
+/* A kernel's fixed description: what its SPIR-V expects. The table is in vkb_kernels.c. */
+struct vkb_kernel {
+    const char *name;                /* SPIR-V variant name */
+    uint32_t binding_count;
+    bool writes[VKB_MAX_BINDINGS];   /* bindings the kernel writes (others read-only) */
+    uint32_t push_size;
+    uint32_t spec_count;             /* constant_id 0 is local_size_x */
+    uint32_t spec_defaults[VKB_MAX_SPEC_CONSTANTS];
+    uint32_t elems_per_invocation;   /* in x */
+    bool flatten_x;                  /* kernel folds gl_WorkGroupID.y into its x index */
+    uint32_t needs_subgroup_ops;     /* VKB_SUBGROUP_* the kernel uses */
+    uint32_t shared_bytes_per_invocation; /* shared memory the kernel declares */
+};
+
+const struct vkb_kernel *vkb_kernel_find(const char *name);
+
+struct vkb_pipeline {
+    const struct vkb_kernel *kernel;
+    vkb_spec spec;
+    vkb_pipeline_contract contract;
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout layout;
+    VkPipeline pipeline;
+    struct vkb_pipeline *next;
+};
+
+/* One VkDeviceMemory with one VkBuffer over all of it. */
+struct vkb_block {
+    VkDeviceMemory memory;
+    VkBuffer buffer;
+    uint64_t size;       /* bytes the VkBuffer covers */
+    uint64_t allocated;  /* bytes of the VkDeviceMemory (≥ size) */
+    uint64_t used;
+    void *mapped;  /* host pointer for host-visible arenas, else NULL */
+};
+
+struct vkb_part {
+    uint32_t block;
+    uint64_t block_offset;  /* where the part starts in its block */
+    uint64_t offset;        /* where the part starts in the buffer */
+    uint64_t size;
+};
+
+struct vkb_buffer {
+    vkb_arena *arena;
+    uint64_t size;
+    uint32_t part_count;
+    struct vkb_part *parts;
+    struct vkb_buffer *next;
+};
+
+struct vkb_arena {
+    vkb_device *dev;
+    vkb_purpose purpose;
+    uint32_t memory_type;
+    uint32_t heap;
+    uint64_t block_bytes;
+    uint32_t block_count, block_cap;
+    struct vkb_block *blocks;
+    uint64_t used;
+    struct vkb_buffer *buffers;
+    struct vkb_arena *next;
+};
+
+struct vkb_device {
+    vkb_context *ctx;
+    vkb_device_info info;        /* with the profile applied */
+    VkPhysicalDevice physical;
+    VkDevice device;
+    struct VolkDeviceTable vk;
+    VkQueue queue;
+    uint32_t queue_family;
+    bool lost;
+
+    VkPipelineCache pipeline_cache;
+    char *pipeline_cache_path;
+    struct vkb_pipeline *pipelines;
+    uint32_t pipeline_count;
+
+    struct vkb_arena *arenas;
+    struct vkb_stream *streams;
+
+    /* accounting, readable from any thread */
+    atomic_uint_fast64_t heap_allocated[VKB_MAX_HEAPS];
+    atomic_uint_fast64_t purpose_allocated[VKB_PURPOSE_COUNT];
+    atomic_uint_fast64_t peak_allocated;
+
+    /* staging ring: two slots used alternately so a copy overlaps the next memcpy */
+    uint64_t staging_bytes;
+    vkb_arena *staging_arena;
+    vkb_buffer *staging;
+    VkCommandPool transfer_pool;
+    VkCommandBuffer transfer_cmd[2];
+    VkFence transfer_fence[2];
+    bool transfer_pending[2];
+
+    char errmsg[VKB_ERRMSG_SIZE];
+};
+
+/* Writes a message into a message buffer and returns `status`. */
+vkb_status vkb_fail_buf(char *buf, vkb_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define vkb_ctx_fail(ctx, status, ...) vkb_fail_buf((ctx)->errmsg, (status), __VA_ARGS__)
+#define vkb_dev_fail(dev, status, ...) vkb_fail_buf((dev)->errmsg, (status), __VA_ARGS__)
+
+/* Turns a failed VkResult from `call` into a status and a message on the device;
+ * VK_ERROR_DEVICE_LOST marks the device lost. Returns VKB_OK for VK_SUCCESS. */
+vkb_status vkb_dev_check(vkb_device *dev, VkResult result, const char *call);
+
+/* Returns VKB_ERR_DEVICE_LOST (with a message) once the device is lost, else VKB_OK. */
+vkb_status vkb_dev_alive(vkb_device *dev);
+
+const char *vkb_result_name(VkResult result);
+
+/* Fills `info` from the driver (vkb_caps.c). */
+void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device_info *info);
+
+/* Refreshes heaps[].budget/usage from VK_EXT_memory_budget when present. */
+void vkb_caps_query_budget(VkPhysicalDevice physical, vkb_device_info *info);
+
+/* Formats a byte count as "4.20 GiB" into buf. */
+const char *vkb_format_bytes(uint64_t bytes, char *buf, size_t size);
+
+/* Memory accounting (vkb_memory.c). */
+void vkb_account(vkb_device *dev, uint32_t heap, vkb_purpose purpose, int64_t bytes);
+
+/* Staging ring (vkb_transfer.c). */
+vkb_status vkb_transfer_init(vkb_device *dev);
+void vkb_transfer_free(vkb_device *dev);
+
+/* Locate the part of `buf` holding [offset, offset + size); false if it straddles. */
+bool vkb_buffer_locate(const vkb_buffer *buf, uint64_t offset, uint64_t size,
+                       const struct vkb_part **part);
+
+VkBuffer vkb_part_vk_buffer(const vkb_buffer *buf, const struct vkb_part *part);
+
+/* The device a stream records for. */
+vkb_device *vkb_stream_device(const vkb_stream *s);
+
+void vkb_pipelines_free(vkb_device *dev);
+void vkb_streams_free(vkb_device *dev);
+void vkb_arenas_free(vkb_device *dev);
+
+#endif /* VKB_INTERNAL_H */

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# vkllm developer entry point: installs what is missing, builds, and runs.
+#
+#   scripts/dev.sh run    set up, build, run the main job (vkllm devices --bandwidth)
+#   scripts/dev.sh test   set up, build, run the whole test suite through ctest
+#   scripts/dev.sh build  set up and build only
+#
+# Environment:
+#   BUILD_DIR          build folder (default: build)
+#   VKLLM_SANITIZE=1   AddressSanitizer + UndefinedBehaviorSanitizer build
+#   VKLLM_SKIP_SETUP=1 do not touch system packages
+#   CI=true            -Werror, and a missing Vulkan device fails the tests
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+mode=${1:-run}
+build_dir=${BUILD_DIR:-build}
+
+case "$mode" in
+run|test|build) ;;
+*)
+    echo "usage: scripts/dev.sh run|test|build" >&2
+    exit 2
+    ;;
+esac
+
+if [ "${VKLLM_SKIP_SETUP:-0}" != 1 ]; then
+    scripts/setup-debian.sh
+fi
+
+werror=OFF
+require_device=OFF
+if [ "${CI:-}" = true ]; then
+    werror=ON
+    require_device=ON
+fi
+sanitize=OFF
+[ "${VKLLM_SANITIZE:-0}" = 1 ] && sanitize=ON
+
+cmake -S . -B "$build_dir" -G Ninja \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DVKLLM_WERROR="$werror" \
+    -DVKLLM_SANITIZE="$sanitize" \
+    -DVKLLM_REQUIRE_DEVICE="$require_device"
+cmake --build "$build_dir" -j "$(nproc)"
+
+case "$mode" in
+run)
+    "$build_dir/vkllm" devices --bandwidth
+    ;;
+test)
+    # Tests run on the CPU driver (lavapipe) with the validation layer on.
+    ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)"
+    ;;
+esac

@@ -1,0 +1,58 @@
+/* Shared pieces of the vkllm command: sub-command table, device opening from flags,
+ * error printing. Only tools/ reads flags and the environment. */
+#ifndef TOOL_H
+#define TOOL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "vkb.h"
+
+#define TOOL_NAME "vkllm"
+#define TOOL_VERSION "0.1.0"
+
+/* Flags every GPU sub-command accepts. */
+typedef struct tool_gpu_opts {
+    const char *device;     /* --device: index or name substring, NULL = best */
+    vkb_profile profile;    /* --profile */
+    bool validation;        /* --validation */
+} tool_gpu_opts;
+
+/* Parses --device, --profile and --validation at argv[*i] (advancing *i past a value).
+ * Returns 1 when it took the flag, 0 when the flag is not one of them, -1 on a bad value
+ * (after printing why). */
+int tool_parse_gpu_flag(int argc, char **argv, int *i, tool_gpu_opts *opts);
+
+/* The per-user pipeline cache folder: $VKLLM_CACHE_DIR, else $XDG_CACHE_HOME/vkllm, else
+ * ~/.cache/vkllm; NULL when none can be named. Static storage. */
+const char *tool_cache_dir(void);
+
+/* Creates the context (prints the one-line reason and returns non-zero on failure). */
+int tool_open_context(const tool_gpu_opts *opts, vkb_context **ctx);
+
+/* Selects and opens the device the flags name (prints why on failure). */
+int tool_open_device(vkb_context *ctx, const tool_gpu_opts *opts, vkb_device **dev);
+
+/* Prints validation messages collected on ctx, if any, to stderr; returns their count. */
+unsigned tool_report_validation(vkb_context *ctx);
+
+/* Prints "vkllm: " + message to stderr. */
+void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Measures device-memory copy bandwidth (bytes read + written per second) with the
+ * streaming copy kernel: validates the copy, warms up, reports the median of `reps`
+ * GPU-timed copies of `bytes` (0 = choose: up to 256 MiB). Returns 0 on success. */
+typedef struct tool_bandwidth {
+    double gbps;          /* median, 1e9 bytes/s */
+    double gbps_best;
+    double ms_median;
+    unsigned long long bytes_per_copy; /* buffer size; read + written = 2x */
+    int reps;
+    bool gpu_timed;       /* GPU timestamps, else host wall time */
+} tool_bandwidth;
+
+int tool_measure_bandwidth(vkb_device *dev, unsigned long long bytes, int reps, tool_bandwidth *out);
+
+int cmd_devices(int argc, char **argv);
+
+#endif /* TOOL_H */

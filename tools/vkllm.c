@@ -1,0 +1,44 @@
+/* vkllm: run compressed LLMs on any GPU through Vulkan. Sub-command dispatch. */
+#include <string.h>
+
+#include "tool.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"devices", cmd_devices, "list Vulkan devices and what they offer; --bandwidth measures GB/s"},
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: vkllm COMMAND [flags]   (vkllm COMMAND --help for its flags)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nGPU commands take --device SEL (index or name part), --profile native|mobile|minimal\n"
+                 "and --validation (Khronos validation layer on, messages printed).\n"
+                 "Environment: VKLLM_CACHE_DIR (pipeline cache folder; default\n"
+                 "$XDG_CACHE_HOME/vkllm or ~/.cache/vkllm).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("vkllm %s\n", TOOL_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    tool_error("unknown command \"%s\"", argv[1]);
+    print_usage(stderr);
+    return 2;
+}
