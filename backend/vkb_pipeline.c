@@ -53,6 +53,14 @@ static vkb_spec resolve_spec(const vkb_device *dev, const struct vkb_kernel *k, 
     vkb_spec s = {.count = k->spec_count};
     for (uint32_t i = 0; i < k->spec_count; i++)
         s.values[i] = in && i < in->count && in->values[i] ? in->values[i] : k->spec_defaults[i];
+    /* a default workgroup size shrinks to what the device allows; an explicit one does not */
+    if (!(in && in->count && in->values[0])) {
+        uint32_t lim = dev->info.max_workgroup_invocations < dev->info.max_workgroup_size[0]
+                           ? dev->info.max_workgroup_invocations
+                           : dev->info.max_workgroup_size[0];
+        while (s.values[0] > lim && s.values[0] > 1)
+            s.values[0] /= 2;
+    }
     s.required_subgroup_size = in ? in->required_subgroup_size : 0;
     if (!s.required_subgroup_size && dev->info.profile == VKB_PROFILE_MOBILE &&
         dev->info.subgroup_size_control)

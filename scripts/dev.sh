@@ -52,5 +52,9 @@ run)
 test)
     # Tests run on the CPU driver (lavapipe) with the validation layer on.
     ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)"
+    if [ "${CI:-}" = true ] && [ "$sanitize" = OFF ]; then
+        # CI also runs the suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+        BUILD_DIR="$build_dir-asan" VKLLM_SANITIZE=1 VKLLM_SKIP_SETUP=1 "$0" test
+    fi
     ;;
 esac

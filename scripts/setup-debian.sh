@@ -72,7 +72,7 @@ apt_update() {
 
 if [ "${#missing[@]}" -gt 0 ]; then
     say "installing ${missing[*]}"
-    apt_update
+    apt_update || say "apt-get update reported errors; trying the install anyway"
     "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

@@ -1,0 +1,179 @@
+#include "harness.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+vkb_context *t_ctx;
+vkb_device *t_dev;
+vkb_profile t_profile = VKB_PROFILE_NATIVE;
+
+static int failures_in_case;
+static bool skipped_case;
+
+void t_fail_at(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "  FAIL %s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    failures_in_case++;
+}
+
+void t_skip(const char *why)
+{
+    fprintf(stderr, "  skipped: %s\n", why);
+    skipped_case = true;
+}
+
+uint64_t t_rand_u64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+float t_rand_float(uint64_t *s, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((double)(t_rand_u64(s) >> 11) * (1.0 / 9007199254740992.0));
+}
+
+void t_rand_bytes(uint64_t *s, void *dst, size_t n)
+{
+    uint8_t *p = dst;
+    while (n >= 8) {
+        uint64_t v = t_rand_u64(s);
+        memcpy(p, &v, 8);
+        p += 8;
+        n -= 8;
+    }
+    uint64_t v = t_rand_u64(s);
+    memcpy(p, &v, n);
+}
+
+const char *t_shared_dir(void)
+{
+    const char *d = getenv("VKLLM_SHARED_DIR");
+    return d && *d ? d : NULL;
+}
+
+static bool require_device(void)
+{
+    const char *v = getenv("VKLLM_TEST_REQUIRE_DEVICE");
+    return v && strcmp(v, "1") == 0;
+}
+
+/* 0 = opened, 77 = no device (skip), 1 = failure */
+static int open_fixture(void)
+{
+    vkb_context_config cfg = {.validation = true, .sync_validation = true};
+    vkb_status st = vkb_context_create(&cfg, &t_ctx);
+    if (st == VKB_ERR_NO_LOADER || st == VKB_ERR_NO_DEVICE) {
+        fprintf(stderr, "%s: %s\n", require_device() ? "error" : "skipping GPU tests",
+                vkb_context_errmsg(t_ctx));
+        return require_device() ? 1 : 77;
+    }
+    if (st != VKB_OK) {
+        fprintf(stderr, "error: %s\n", vkb_context_errmsg(t_ctx));
+        return 1;
+    }
+    uint32_t index;
+    const char *sel = getenv("VKLLM_TEST_DEVICE");
+    if (vkb_context_select_device(t_ctx, sel, &index) != VKB_OK) {
+        fprintf(stderr, "error: %s\n", vkb_context_errmsg(t_ctx));
+        return 1;
+    }
+    vkb_device_config dc = {.index = index, .profile = t_profile};
+    if (vkb_device_open(t_ctx, &dc, &t_dev) != VKB_OK) {
+        fprintf(stderr, "error: opening device: %s\n", vkb_device_errmsg(t_dev));
+        return 1;
+    }
+    const vkb_device_info *info = vkb_device_get_info(t_dev);
+    fprintf(stderr, "device: %s (%s, %s profile), validation on\n", info->name, info->driver_info,
+            vkb_profile_name(t_profile));
+    return 0;
+}
+
+/* Any validation message since the last call fails the current case. */
+static void drain_validation(const char *when)
+{
+    if (!t_ctx)
+        return;
+    uint32_t n = vkb_context_validation_count(t_ctx);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *m = vkb_context_validation_message(t_ctx, i);
+        fprintf(stderr, "  FAIL validation message %s: %s\n", when, m ? m : "(more not kept)");
+        if (!m)
+            break;
+    }
+    if (n)
+        failures_in_case++;
+    vkb_context_validation_clear(t_ctx);
+}
+
+int t_main(int argc, char **argv, const t_case *cases, int n_cases)
+{
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc) {
+            if (!vkb_profile_parse(argv[++i], &t_profile)) {
+                fprintf(stderr, "unknown profile %s\n", argv[i]);
+                return 2;
+            }
+        } else {
+            only = argv[i];
+        }
+    }
+    bool need_gpu = false;
+    for (int i = 0; i < n_cases; i++)
+        need_gpu = need_gpu || cases[i].gpu;
+    int gpu = need_gpu ? open_fixture() : 0;
+    if (gpu == 1) {
+        printf("0 passed, 1 failed\n");
+        vkb_device_close(t_dev);
+        vkb_context_destroy(t_ctx);
+        return 1;
+    }
+    drain_validation("while opening the device");
+
+    int passed = 0, failed = 0, skipped = 0;
+    for (int i = 0; i < n_cases; i++) {
+        const t_case *c = &cases[i];
+        if (only && strcmp(only, c->name) != 0)
+            continue;
+        if (c->gpu && gpu == 77) {
+            skipped++;
+            continue;
+        }
+        failures_in_case = 0;
+        skipped_case = false;
+        fprintf(stderr, "[ RUN  ] %s\n", c->name);
+        c->fn();
+        drain_validation("during the test");
+        if (failures_in_case) {
+            failed++;
+            fprintf(stderr, "[ FAIL ] %s\n", c->name);
+        } else if (skipped_case) {
+            skipped++;
+            fprintf(stderr, "[ SKIP ] %s\n", c->name);
+        } else {
+            passed++;
+            fprintf(stderr, "[  OK  ] %s\n", c->name);
+        }
+    }
+    failures_in_case = 0;
+    vkb_device_close(t_dev);
+    t_dev = NULL;
+    drain_validation("while closing the device");
+    failed += failures_in_case;
+    vkb_context_destroy(t_ctx);
+    t_ctx = NULL;
+
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    if (failed)
+        return 1;
+    return passed == 0 && skipped > 0 ? 77 : 0;
+}
