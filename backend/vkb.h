@@ -27,16 +27,16 @@ extern "C" {
 
 typedef enum vkb_status {
     VKB_OK = 0,
-    VKB_ERR_NO_LOADER,          /* libvulkan.so.1 could not be opened */
-    VKB_ERR_NO_DEVICE,          /* no Vulkan driver, or it offers no device */
-    VKB_ERR_INVALID_ARGUMENT,   /* a caller passed something out of range */
-    VKB_ERR_CONTRACT,           /* a dispatch broke its pipeline's contract */
-    VKB_ERR_UNSUPPORTED,        /* the device (or its profile) lacks a capability */
+    VKB_ERR_NO_LOADER,        /* libvulkan.so.1 could not be opened */
+    VKB_ERR_NO_DEVICE,        /* no Vulkan driver, or it offers no device */
+    VKB_ERR_INVALID_ARGUMENT, /* a caller passed something out of range */
+    VKB_ERR_CONTRACT,         /* a dispatch broke its pipeline's contract */
+    VKB_ERR_UNSUPPORTED,      /* the device (or its profile) lacks a capability */
     VKB_ERR_OUT_OF_DEVICE_MEMORY,
     VKB_ERR_OUT_OF_HOST_MEMORY,
-    VKB_ERR_DEVICE_LOST,        /* the device is gone; every later call fails fast */
-    VKB_ERR_VULKAN,             /* any other Vulkan error; the message names the call */
-    VKB_ERR_IO,                 /* a file could not be read or written */
+    VKB_ERR_DEVICE_LOST, /* the device is gone; every later call fails fast */
+    VKB_ERR_VULKAN,      /* any other Vulkan error; the message names the call */
+    VKB_ERR_IO,          /* a file could not be read or written */
 } vkb_status;
 
 /* Upper-case name of a status ("VKB_ERR_CONTRACT"); never NULL. */
@@ -81,49 +81,49 @@ typedef enum vkb_profile {
     VKB_PROFILE_COUNT
 } vkb_profile;
 
-#define VKB_MAX_HEAPS 16
+#define VKB_MAX_HEAPS        16
 #define VKB_MAX_MEMORY_TYPES 32
 
 typedef struct vkb_heap_info {
-    uint64_t size;        /* bytes */
+    uint64_t size; /* bytes */
     bool device_local;
-    uint64_t budget;      /* bytes this process may use; from VK_EXT_memory_budget, else size */
-    uint64_t usage;       /* bytes in use by this process (driver's view, when reported) */
+    uint64_t budget; /* bytes this process may use; from VK_EXT_memory_budget, else size */
+    uint64_t usage;  /* bytes in use by this process (driver's view, when reported) */
 } vkb_heap_info;
 
 typedef struct vkb_memory_type_info {
     uint32_t heap;
-    uint32_t flags;       /* VKB_MEMORY_* */
+    uint32_t flags; /* VKB_MEMORY_* */
 } vkb_memory_type_info;
 
 /* Everything the backend and the kernels' variant choice depend on, for one physical
  * device. A profile caps these values (vkb_device_info_apply_profile). */
 typedef struct vkb_device_info {
-    uint32_t index;               /* position in vkb_context's list */
+    uint32_t index; /* position in vkb_context's list */
     char name[256];
     uint32_t vendor_id, device_id;
-    const char *vendor_name;      /* "NVIDIA", "AMD", ... or "unknown"; static storage */
+    const char *vendor_name; /* "NVIDIA", "AMD", ... or "unknown"; static storage */
     vkb_device_type type;
-    uint32_t driver_id;           /* VkDriverId, 0 when not reported */
+    uint32_t driver_id; /* VkDriverId, 0 when not reported */
     char driver_name[256];
     char driver_info[256];
-    uint32_t api_version;         /* VK_MAKE_API_VERSION encoding */
-    uint32_t driver_version;      /* vendor-specific encoding */
+    uint32_t api_version;    /* VK_MAKE_API_VERSION encoding */
+    uint32_t driver_version; /* vendor-specific encoding */
     uint8_t device_uuid[16];
     uint8_t driver_uuid[16];
     uint8_t pipeline_cache_uuid[16];
     bool has_pci;
     uint32_t pci_domain, pci_bus, pci_device, pci_function;
-    char also_via[256];           /* other drivers exposing the same device, comma-separated */
-    vkb_profile profile;          /* the profile applied to this record */
+    char also_via[256];  /* other drivers exposing the same device, comma-separated */
+    vkb_profile profile; /* the profile applied to this record */
 
     /* subgroups */
-    uint32_t subgroup_size;       /* default size in compute shaders */
-    uint32_t subgroup_size_min, subgroup_size_max;  /* VK_EXT_subgroup_size_control */
-    bool subgroup_size_control;   /* a pipeline may require a size in [min, max] */
-    bool subgroup_full;           /* computeFullSubgroups */
+    uint32_t subgroup_size;                        /* default size in compute shaders */
+    uint32_t subgroup_size_min, subgroup_size_max; /* VK_EXT_subgroup_size_control */
+    bool subgroup_size_control;                    /* a pipeline may require a size in [min, max] */
+    bool subgroup_full;                            /* computeFullSubgroups */
     uint32_t max_compute_workgroup_subgroups;
-    uint32_t subgroup_ops;        /* VKB_SUBGROUP_*, 0 when compute lacks subgroups */
+    uint32_t subgroup_ops; /* VKB_SUBGROUP_*, 0 when compute lacks subgroups */
 
     /* arithmetic and storage */
     bool shader_float16, shader_int8, shader_int16, shader_int64;
@@ -142,24 +142,24 @@ typedef struct vkb_device_info {
     vkb_heap_info heaps[VKB_MAX_HEAPS];
     uint32_t memory_type_count;
     vkb_memory_type_info memory_types[VKB_MAX_MEMORY_TYPES];
-    bool memory_budget;           /* VK_EXT_memory_budget present */
+    bool memory_budget; /* VK_EXT_memory_budget present */
 
     /* limits the kernels depend on */
-    uint32_t max_shared_memory;           /* maxComputeSharedMemorySize, bytes */
+    uint32_t max_shared_memory; /* maxComputeSharedMemorySize, bytes */
     uint32_t max_workgroup_size[3];
     uint32_t max_workgroup_invocations;
     uint32_t max_workgroup_count[3];
-    uint64_t max_storage_buffer_range;    /* bytes */
-    uint64_t max_memory_allocation_size;  /* bytes */
-    uint64_t max_buffer_size;             /* bytes (maxBufferSize, or allocation size) */
-    uint32_t max_push_constants_size;     /* bytes */
+    uint64_t max_storage_buffer_range;   /* bytes */
+    uint64_t max_memory_allocation_size; /* bytes */
+    uint64_t max_buffer_size;            /* bytes (maxBufferSize, or allocation size) */
+    uint32_t max_push_constants_size;    /* bytes */
     uint64_t min_storage_buffer_offset_alignment;
-    float timestamp_period;               /* nanoseconds per tick */
-    uint32_t timestamp_valid_bits;        /* of the compute queue, 0 = no timestamps */
+    float timestamp_period;        /* nanoseconds per tick */
+    uint32_t timestamp_valid_bits; /* of the compute queue, 0 = no timestamps */
 } vkb_device_info;
 
-const char *vkb_device_type_name(vkb_device_type type);   /* "discrete", ... */
-const char *vkb_profile_name(vkb_profile profile);        /* "native", "mobile", "minimal" */
+const char *vkb_device_type_name(vkb_device_type type); /* "discrete", ... */
+const char *vkb_profile_name(vkb_profile profile);      /* "native", "mobile", "minimal" */
 
 /* Parses "native", "mobile" or "minimal". Returns false for anything else. */
 bool vkb_profile_parse(const char *name, vkb_profile *out);
@@ -173,8 +173,8 @@ void vkb_device_info_apply_profile(vkb_device_info *info, vkb_profile profile);
 typedef struct vkb_context vkb_context;
 
 typedef struct vkb_context_config {
-    bool validation;        /* enable VK_LAYER_KHRONOS_validation and collect its messages */
-    bool sync_validation;   /* also enable its synchronization checks (needs validation) */
+    bool validation;      /* enable VK_LAYER_KHRONOS_validation and collect its messages */
+    bool sync_validation; /* also enable its synchronization checks (needs validation) */
 } vkb_context_config;
 
 /* Loads Vulkan, creates an instance and enumerates the devices.
@@ -209,7 +209,7 @@ void vkb_context_validation_clear(vkb_context *ctx);
 typedef struct vkb_device vkb_device;
 
 typedef struct vkb_device_config {
-    uint32_t index;                 /* from vkb_context_select_device */
+    uint32_t index; /* from vkb_context_select_device */
     vkb_profile profile;
     const char *pipeline_cache_dir; /* folder for the on-disk pipeline cache, NULL = none */
     uint64_t staging_bytes;         /* staging ring size, 0 = default (64 MiB) */
@@ -247,13 +247,13 @@ typedef struct vkb_memory_stats {
     uint32_t heap_count;
     struct {
         uint64_t size;
-        uint64_t budget;        /* bytes */
-        uint64_t usage;         /* driver-reported, or equal to `allocated` */
-        uint64_t allocated;     /* bytes vkllm holds on this heap */
-        bool budget_from_driver;/* VK_EXT_memory_budget, else vkllm's own accounting */
+        uint64_t budget;         /* bytes */
+        uint64_t usage;          /* driver-reported, or equal to `allocated` */
+        uint64_t allocated;      /* bytes vkllm holds on this heap */
+        bool budget_from_driver; /* VK_EXT_memory_budget, else vkllm's own accounting */
     } heaps[VKB_MAX_HEAPS];
-    uint64_t by_purpose[VKB_PURPOSE_COUNT];  /* bytes of device memory held */
-    uint64_t peak_allocated;                  /* bytes, all heaps, since open */
+    uint64_t by_purpose[VKB_PURPOSE_COUNT]; /* bytes of device memory held */
+    uint64_t peak_allocated;                /* bytes, all heaps, since open */
 } vkb_memory_stats;
 
 /* Copies the current counters; refreshes the driver's budget when it has one. */
@@ -294,8 +294,8 @@ void vkb_buffer_part(const vkb_buffer *buf, uint32_t i, uint64_t *offset, uint64
 
 /* Copies host memory into the buffer (upload) or out of it (download) through the
  * device's staging ring, in chunks; any size. Waits until the copy is complete. */
-vkb_status vkb_buffer_upload(vkb_device *dev, vkb_buffer *dst, uint64_t dst_offset,
-                             const void *src, uint64_t size);
+vkb_status vkb_buffer_upload(vkb_device *dev, vkb_buffer *dst, uint64_t dst_offset, const void *src,
+                             uint64_t size);
 vkb_status vkb_buffer_download(vkb_device *dev, const vkb_buffer *src, uint64_t src_offset,
                                void *dst, uint64_t size);
 
@@ -303,18 +303,18 @@ vkb_status vkb_buffer_download(vkb_device *dev, const vkb_buffer *src, uint64_t 
 
 typedef struct vkb_pipeline vkb_pipeline;
 
-#define VKB_MAX_BINDINGS 8
+#define VKB_MAX_BINDINGS       8
 #define VKB_MAX_SPEC_CONSTANTS 8
 
 /* A kernel's contract, fixed by the kernel's descriptor in backend/. */
 typedef struct vkb_pipeline_contract {
-    const char *name;             /* SPIR-V variant name */
+    const char *name; /* SPIR-V variant name */
     uint32_t binding_count;
     bool binding_writes[VKB_MAX_BINDINGS];
-    uint32_t push_size;           /* bytes of push constants a dispatch must pass */
-    uint32_t workgroup_size[3];   /* after specialization */
+    uint32_t push_size;              /* bytes of push constants a dispatch must pass */
+    uint32_t workgroup_size[3];      /* after specialization */
     uint32_t elems_per_workgroup[3]; /* elements one workgroup covers in x, y, z */
-    bool flatten_x;               /* x may be folded into y when it exceeds the group limit */
+    bool flatten_x;                  /* x may be folded into y when it exceeds the group limit */
     uint32_t required_subgroup_size; /* 0 = driver's choice */
 } vkb_pipeline_contract;
 
@@ -352,8 +352,8 @@ typedef struct vkb_binding {
 } vkb_binding;
 
 typedef struct vkb_timing {
-    const char *label;  /* as given to the dispatch; owned by the stream */
-    double ms;          /* GPU time between the end of the previous command and this one's */
+    const char *label; /* as given to the dispatch; owned by the stream */
+    double ms;         /* GPU time between the end of the previous command and this one's */
 } vkb_timing;
 
 /* A stream records many dispatches and copies into one command buffer with the barriers

@@ -138,7 +138,8 @@ void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device
     ext.props = calloc(ext.count ? ext.count : 1, sizeof *ext.props);
     if (!ext.props)
         ext.count = 0;
-    else if (vkEnumerateDeviceExtensionProperties(physical, NULL, &ext.count, ext.props) != VK_SUCCESS)
+    else if (vkEnumerateDeviceExtensionProperties(physical, NULL, &ext.count, ext.props) !=
+             VK_SUCCESS)
         ext.count = 0;
 
     VkPhysicalDeviceProperties base;
@@ -298,18 +299,17 @@ void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device
     free(ext.props);
 }
 
-#define CAP(field, value)                                                                  \
-    do {                                                                                   \
-        if ((field) > (value))                                                             \
-            (field) = (value);                                                             \
+#define CAP(field, value)                                                                          \
+    do {                                                                                           \
+        if ((field) > (value))                                                                     \
+            (field) = (value);                                                                     \
     } while (0)
 
 void vkb_device_info_apply_profile(vkb_device_info *info, vkb_profile profile)
 {
     switch (profile) {
     case VKB_PROFILE_NATIVE:
-    case VKB_PROFILE_COUNT:
-        return;
+    case VKB_PROFILE_COUNT: return;
     case VKB_PROFILE_MOBILE:
         CAP(info->max_shared_memory, 16384u);
         CAP(info->max_storage_buffer_range, 128ull << 20);

@@ -6,8 +6,8 @@
 
 #include "vkb_internal.h"
 
-#define NO_DEVICE_HELP                                                                    \
-    "install your GPU's Vulkan driver (Debian: mesa-vulkan-drivers for AMD, Intel and "   \
+#define NO_DEVICE_HELP                                                                             \
+    "install your GPU's Vulkan driver (Debian: mesa-vulkan-drivers for AMD, Intel and "            \
     "the CPU, nvidia-driver for NVIDIA) or check VK_DRIVER_FILES / VK_ICD_FILENAMES"
 
 const char *vkb_status_name(vkb_status status)
@@ -40,18 +40,21 @@ vkb_status vkb_fail_buf(char *buf, vkb_status status, const char *fmt, ...)
 const char *vkb_result_name(VkResult result)
 {
     switch (result) {
-#define R(x) case x: return #x;
-    R(VK_SUCCESS) R(VK_NOT_READY) R(VK_TIMEOUT) R(VK_INCOMPLETE)
-    R(VK_ERROR_OUT_OF_HOST_MEMORY) R(VK_ERROR_OUT_OF_DEVICE_MEMORY)
-    R(VK_ERROR_INITIALIZATION_FAILED) R(VK_ERROR_DEVICE_LOST) R(VK_ERROR_MEMORY_MAP_FAILED)
-    R(VK_ERROR_LAYER_NOT_PRESENT) R(VK_ERROR_EXTENSION_NOT_PRESENT)
-    R(VK_ERROR_FEATURE_NOT_PRESENT) R(VK_ERROR_INCOMPATIBLE_DRIVER)
-    R(VK_ERROR_TOO_MANY_OBJECTS) R(VK_ERROR_FORMAT_NOT_SUPPORTED) R(VK_ERROR_FRAGMENTED_POOL)
-    R(VK_ERROR_OUT_OF_POOL_MEMORY) R(VK_ERROR_INVALID_EXTERNAL_HANDLE)
-    R(VK_ERROR_FRAGMENTATION) R(VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS)
-    R(VK_PIPELINE_COMPILE_REQUIRED) R(VK_ERROR_UNKNOWN)
+#define R(x)                                                                                       \
+    case x: return #x;
+        R(VK_SUCCESS)
+        R(VK_NOT_READY) R(VK_TIMEOUT) R(VK_INCOMPLETE) R(VK_ERROR_OUT_OF_HOST_MEMORY)
+            R(VK_ERROR_OUT_OF_DEVICE_MEMORY) R(VK_ERROR_INITIALIZATION_FAILED)
+                R(VK_ERROR_DEVICE_LOST) R(VK_ERROR_MEMORY_MAP_FAILED) R(VK_ERROR_LAYER_NOT_PRESENT)
+                    R(VK_ERROR_EXTENSION_NOT_PRESENT) R(VK_ERROR_FEATURE_NOT_PRESENT)
+                        R(VK_ERROR_INCOMPATIBLE_DRIVER) R(VK_ERROR_TOO_MANY_OBJECTS)
+                            R(VK_ERROR_FORMAT_NOT_SUPPORTED) R(VK_ERROR_FRAGMENTED_POOL)
+                                R(VK_ERROR_OUT_OF_POOL_MEMORY) R(VK_ERROR_INVALID_EXTERNAL_HANDLE)
+                                    R(VK_ERROR_FRAGMENTATION)
+                                        R(VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS)
+                                            R(VK_PIPELINE_COMPILE_REQUIRED) R(VK_ERROR_UNKNOWN)
 #undef R
-    default: return "VkResult(other)";
+                                                default : return "VkResult(other)";
     }
 }
 
@@ -79,8 +82,8 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL on_debug_message(
     (void)types;
     unsigned i = atomic_fetch_add(&ctx->message_count, 1);
     if (i < VKB_KEPT_MESSAGES) {
-        const char *level = severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error"
-                                                                                     : "warning";
+        const char *level =
+            severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT ? "error" : "warning";
         const char *text = data && data->pMessage ? data->pMessage : "(no text)";
         size_t n = strlen(text) + 16;
         char *m = malloc(n);
@@ -186,9 +189,9 @@ static vkb_status create_instance(vkb_context *ctx, const vkb_context_config *cf
         return vkb_ctx_fail(ctx, VKB_ERR_NO_DEVICE, "no Vulkan driver or device found: %s",
                             NO_DEVICE_HELP);
     if (r != VK_SUCCESS)
-        return vkb_ctx_fail(ctx, r == VK_ERROR_OUT_OF_HOST_MEMORY ? VKB_ERR_OUT_OF_HOST_MEMORY
-                                                                   : VKB_ERR_VULKAN,
-                            "vkCreateInstance: %s", vkb_result_name(r));
+        return vkb_ctx_fail(
+            ctx, r == VK_ERROR_OUT_OF_HOST_MEMORY ? VKB_ERR_OUT_OF_HOST_MEMORY : VKB_ERR_VULKAN,
+            "vkCreateInstance: %s", vkb_result_name(r));
     volkLoadInstanceOnly(ctx->instance);
 
     if (cfg->validation) {
@@ -353,7 +356,8 @@ static bool contains_nocase(const char *hay, const char *needle)
     size_t n = strlen(needle);
     for (; *hay; hay++) {
         size_t i = 0;
-        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+        while (i < n && hay[i] &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
             i++;
         if (i == n)
             return true;
@@ -384,8 +388,8 @@ vkb_status vkb_context_select_device(vkb_context *ctx, const char *selector, uin
         unsigned long i = strtoul(selector, NULL, 10);
         if (i >= ctx->device_count)
             return vkb_ctx_fail(ctx, VKB_ERR_INVALID_ARGUMENT,
-                                "device %lu does not exist: there are %u (see vkllm devices)",
-                                i, ctx->device_count);
+                                "device %lu does not exist: there are %u (see vkllm devices)", i,
+                                ctx->device_count);
         *index = (uint32_t)i;
         return VKB_OK;
     }

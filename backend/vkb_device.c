@@ -10,8 +10,7 @@
 vkb_status vkb_dev_check(vkb_device *dev, VkResult result, const char *call)
 {
     switch (result) {
-    case VK_SUCCESS:
-        return VKB_OK;
+    case VK_SUCCESS: return VKB_OK;
     case VK_ERROR_DEVICE_LOST:
         dev->lost = true;
         return vkb_dev_fail(dev, VKB_ERR_DEVICE_LOST,
@@ -20,8 +19,7 @@ vkb_status vkb_dev_check(vkb_device *dev, VkResult result, const char *call)
         return vkb_dev_fail(dev, VKB_ERR_OUT_OF_DEVICE_MEMORY, "%s: out of device memory", call);
     case VK_ERROR_OUT_OF_HOST_MEMORY:
         return vkb_dev_fail(dev, VKB_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", call);
-    default:
-        return vkb_dev_fail(dev, VKB_ERR_VULKAN, "%s: %s", call, vkb_result_name(result));
+    default: return vkb_dev_fail(dev, VKB_ERR_VULKAN, "%s: %s", call, vkb_result_name(result));
     }
 }
 
@@ -162,13 +160,15 @@ static void save_pipeline_cache(vkb_device *dev)
     if (!dev->pipeline_cache || !dev->pipeline_cache_path || dev->lost)
         return;
     size_t size = 0;
-    if (dev->vk.vkGetPipelineCacheData(dev->device, dev->pipeline_cache, &size, NULL) != VK_SUCCESS ||
+    if (dev->vk.vkGetPipelineCacheData(dev->device, dev->pipeline_cache, &size, NULL) !=
+            VK_SUCCESS ||
         size == 0)
         return;
     void *data = malloc(size);
     if (!data)
         return;
-    if (dev->vk.vkGetPipelineCacheData(dev->device, dev->pipeline_cache, &size, data) == VK_SUCCESS) {
+    if (dev->vk.vkGetPipelineCacheData(dev->device, dev->pipeline_cache, &size, data) ==
+        VK_SUCCESS) {
         char dir[1024], tmp[1100];
         snprintf(dir, sizeof dir, "%s", dev->pipeline_cache_path);
         char *slash = strrchr(dir, '/');
@@ -206,16 +206,16 @@ static vkb_status create_logical_device(vkb_device *dev)
 {
     const vkb_device_info *info = &dev->info;
     VkPhysicalDevice pd = dev->physical;
-    uint32_t api = info->api_version < dev->ctx->instance_api ? info->api_version
-                                                              : dev->ctx->instance_api;
+    uint32_t api =
+        info->api_version < dev->ctx->instance_api ? info->api_version : dev->ctx->instance_api;
     bool v12 = api >= VK_API_VERSION_1_2, v13 = api >= VK_API_VERSION_1_3;
 
     const char *exts[16];
     uint32_t n_ext = 0;
-#define WANT_EXT(cond, name)                                                               \
-    do {                                                                                   \
-        if ((cond) && has_device_ext(pd, name))                                            \
-            exts[n_ext++] = name;                                                          \
+#define WANT_EXT(cond, name)                                                                       \
+    do {                                                                                           \
+        if ((cond) && has_device_ext(pd, name))                                                    \
+            exts[n_ext++] = name;                                                                  \
     } while (0)
     WANT_EXT(info->memory_budget, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     WANT_EXT(!v13 && info->subgroup_size_control, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
@@ -263,12 +263,12 @@ static vkb_status create_logical_device(vkb_device *dev)
         .cooperativeMatrix = VK_TRUE,
     };
     void **tail = &feats.pNext;
-#define LINK(cond, s)                                                                      \
-    do {                                                                                   \
-        if (cond) {                                                                        \
-            *tail = &(s);                                                                  \
-            tail = &(s).pNext;                                                             \
-        }                                                                                  \
+#define LINK(cond, s)                                                                              \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            *tail = &(s);                                                                          \
+            tail = &(s).pNext;                                                                     \
+        }                                                                                          \
     } while (0)
     LINK(info->storage_16bit, s16);
     LINK(info->storage_8bit, s8);
@@ -317,9 +317,8 @@ vkb_status vkb_device_open(vkb_context *ctx, const vkb_device_config *config, vk
     atomic_init(&dev->peak_allocated, 0);
 
     if (config->index >= ctx->device_count)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "device %u does not exist: there are %u", config->index,
-                            ctx->device_count);
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "device %u does not exist: there are %u",
+                            config->index, ctx->device_count);
     if ((unsigned)config->profile >= VKB_PROFILE_COUNT)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "unknown device profile %d",
                             (int)config->profile);

@@ -10,7 +10,7 @@
 #include "vkb.h"
 #include "vkb_compat.h"
 
-#define VKB_ERRMSG_SIZE 1024
+#define VKB_ERRMSG_SIZE   1024
 #define VKB_KEPT_MESSAGES 64
 
 struct vkb_context {
@@ -19,8 +19,8 @@ struct vkb_context {
     bool validation;
     VkDebugUtilsMessengerEXT messenger;
     uint32_t device_count;
-    vkb_device_info *infos;      /* (device_count) */
-    VkPhysicalDevice *physical;  /* (device_count) */
+    vkb_device_info *infos;     /* (device_count) */
+    VkPhysicalDevice *physical; /* (device_count) */
     atomic_uint message_count;
     char *messages[VKB_KEPT_MESSAGES];
     char errmsg[VKB_ERRMSG_SIZE];
@@ -28,15 +28,15 @@ struct vkb_context {
 
 /* A kernel's fixed description: what its SPIR-V expects. The table is in vkb_kernels.c. */
 struct vkb_kernel {
-    const char *name;                /* SPIR-V variant name */
+    const char *name; /* SPIR-V variant name */
     uint32_t binding_count;
-    bool writes[VKB_MAX_BINDINGS];   /* bindings the kernel writes (others read-only) */
+    bool writes[VKB_MAX_BINDINGS]; /* bindings the kernel writes (others read-only) */
     uint32_t push_size;
-    uint32_t spec_count;             /* constant_id 0 is local_size_x */
+    uint32_t spec_count; /* constant_id 0 is local_size_x */
     uint32_t spec_defaults[VKB_MAX_SPEC_CONSTANTS];
-    uint32_t elems_per_invocation;   /* in x */
-    bool flatten_x;                  /* kernel folds gl_WorkGroupID.y into its x index */
-    uint32_t needs_subgroup_ops;     /* VKB_SUBGROUP_* the kernel uses */
+    uint32_t elems_per_invocation;        /* in x */
+    bool flatten_x;                       /* kernel folds gl_WorkGroupID.y into its x index */
+    uint32_t needs_subgroup_ops;          /* VKB_SUBGROUP_* the kernel uses */
     uint32_t shared_bytes_per_invocation; /* shared memory the kernel declares */
 };
 
@@ -56,16 +56,16 @@ struct vkb_pipeline {
 struct vkb_block {
     VkDeviceMemory memory;
     VkBuffer buffer;
-    uint64_t size;       /* bytes the VkBuffer covers */
-    uint64_t allocated;  /* bytes of the VkDeviceMemory (≥ size) */
+    uint64_t size;      /* bytes the VkBuffer covers */
+    uint64_t allocated; /* bytes of the VkDeviceMemory (≥ size) */
     uint64_t used;
-    void *mapped;  /* host pointer for host-visible arenas, else NULL */
+    void *mapped; /* host pointer for host-visible arenas, else NULL */
 };
 
 struct vkb_part {
     uint32_t block;
-    uint64_t block_offset;  /* where the part starts in its block */
-    uint64_t offset;        /* where the part starts in the buffer */
+    uint64_t block_offset; /* where the part starts in its block */
+    uint64_t offset;       /* where the part starts in the buffer */
     uint64_t size;
 };
 
@@ -92,7 +92,7 @@ struct vkb_arena {
 
 struct vkb_device {
     vkb_context *ctx;
-    vkb_device_info info;        /* with the profile applied */
+    vkb_device_info info; /* with the profile applied */
     VkPhysicalDevice physical;
     VkDevice device;
     struct VolkDeviceTable vk;
@@ -162,6 +162,11 @@ bool vkb_buffer_locate(const vkb_buffer *buf, uint64_t offset, uint64_t size,
                        const struct vkb_part **part);
 
 VkBuffer vkb_part_vk_buffer(const vkb_buffer *buf, const struct vkb_part *part);
+
+/* Records a memory barrier making writes by `src` stages (compute, transfer, all) visible
+ * to reads and writes by `dst` stages (compute, transfer, host, all). */
+void vkb_cmd_barrier(vkb_device *dev, VkCommandBuffer cmd, VkPipelineStageFlags src,
+                     VkPipelineStageFlags dst);
 
 /* The device a stream records for. */
 vkb_device *vkb_stream_device(const vkb_stream *s);

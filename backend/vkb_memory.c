@@ -6,7 +6,7 @@
 #include "vkb_internal.h"
 
 #define DEFAULT_BLOCK_BYTES (256ull << 20)
-#define PART_ALIGN 256ull /* ≥ every driver's minStorageBufferOffsetAlignment */
+#define PART_ALIGN          256ull /* ≥ every driver's minStorageBufferOffsetAlignment */
 
 const char *vkb_purpose_name(vkb_purpose purpose)
 {
@@ -92,8 +92,9 @@ static vkb_status out_of_memory(vkb_arena *arena, uint32_t heap, uint64_t reques
     return vkb_dev_fail(dev, VKB_ERR_OUT_OF_DEVICE_MEMORY,
                         "allocating %s for %s on heap %u (%s, %s): %s, %s of the budget left; "
                         "out of device memory: use a smaller model or context, or another device",
-                        vkb_format_bytes(request, req, sizeof req), vkb_purpose_name(arena->purpose),
-                        heap, dev->info.heaps[heap].device_local ? "device-local" : "host",
+                        vkb_format_bytes(request, req, sizeof req),
+                        vkb_purpose_name(arena->purpose), heap,
+                        dev->info.heaps[heap].device_local ? "device-local" : "host",
                         vkb_format_bytes(dev->info.heaps[heap].size, size, sizeof size), why,
                         vkb_format_bytes(available, avail, sizeof avail));
 }
@@ -183,7 +184,8 @@ vkb_status vkb_arena_create(vkb_device *dev, vkb_purpose purpose, uint64_t block
     if (st != VKB_OK)
         return st;
     if ((unsigned)purpose >= VKB_PURPOSE_COUNT)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "unknown memory purpose %d", (int)purpose);
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "unknown memory purpose %d",
+                            (int)purpose);
     vkb_arena *a = calloc(1, sizeof *a);
     if (!a)
         return vkb_dev_fail(dev, VKB_ERR_OUT_OF_HOST_MEMORY, "out of host memory");

@@ -26,8 +26,8 @@ static vkb_status need_single_part(vkb_device *dev, const char *op, const char *
     if (!buf)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, what);
     if (bytes > buf->size)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: %s holds %llu bytes, needs %llu", op,
-                            what, (unsigned long long)buf->size, (unsigned long long)bytes);
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: %s holds %llu bytes, needs %llu",
+                            op, what, (unsigned long long)buf->size, (unsigned long long)bytes);
     if (!vkb_buffer_locate(buf, 0, bytes, &p))
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "%s: %s is split into parts; pass one part at a time", op, what);
@@ -37,8 +37,8 @@ static vkb_status need_single_part(vkb_device *dev, const char *op, const char *
 static vkb_status check_count(vkb_device *dev, const char *op, uint64_t n)
 {
     if (n == 0 || n > UINT32_MAX)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: %llu elements (must be 1 to 2^32-1)",
-                            op, (unsigned long long)n);
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: %llu elements (must be 1 to 2^32-1)", op, (unsigned long long)n);
     return VKB_OK;
 }
 
@@ -53,8 +53,8 @@ vkb_status vkb_op_copy(vkb_stream *s, const vkb_buffer *dst, const vkb_buffer *s
     vkb_device *dev = vkb_stream_device(s);
     vkb_status st;
     if (bytes % 16 != 0)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "copy: %llu bytes is not a multiple of 16",
-                            (unsigned long long)bytes);
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "copy: %llu bytes is not a multiple of 16", (unsigned long long)bytes);
     if ((st = check_count(dev, "copy", bytes / 16)) != VKB_OK ||
         (st = need_single_part(dev, "copy", "src", src, bytes)) != VKB_OK ||
         (st = need_single_part(dev, "copy", "dst", dst, bytes)) != VKB_OK)
@@ -68,8 +68,8 @@ vkb_status vkb_op_copy(vkb_stream *s, const vkb_buffer *dst, const vkb_buffer *s
     return vkb_stream_dispatch(s, p, b, 2, &n, sizeof n, elems, "copy");
 }
 
-vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a, const vkb_buffer *b,
-                      uint64_t n)
+vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
+                      const vkb_buffer *b, uint64_t n)
 {
     vkb_device *dev = vkb_stream_device(s);
     vkb_status st;
@@ -140,8 +140,8 @@ vkb_status vkb_op_sum(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
     uint64_t tmp_at = 0;
     for (uint64_t m = n;;) {
         uint64_t groups = (m + per_group - 1) / per_group;
-        vkb_binding dst = groups == 1 ? (vkb_binding){out, 0, 4}
-                                      : (vkb_binding){tmp, tmp_at, groups * 4};
+        vkb_binding dst =
+            groups == 1 ? (vkb_binding){out, 0, 4} : (vkb_binding){tmp, tmp_at, groups * 4};
         vkb_binding b[2] = {in, dst};
         uint32_t m32 = (uint32_t)m;
         uint64_t elems[3] = {m, 1, 1};

@@ -8,16 +8,40 @@
 
 /* Every kernel the backend knows. Bindings: inputs first, outputs last. */
 static const struct vkb_kernel kernels[] = {
-    {.name = "copy_vec4", .binding_count = 2, .writes = {false, true}, .push_size = 4,
-     .spec_count = 1, .spec_defaults = {256}, .elems_per_invocation = 1, .flatten_x = true},
-    {.name = "add_f32", .binding_count = 3, .writes = {false, false, true}, .push_size = 4,
-     .spec_count = 1, .spec_defaults = {256}, .elems_per_invocation = 1, .flatten_x = true},
-    {.name = "sum_subgroup", .binding_count = 2, .writes = {false, true}, .push_size = 4,
-     .spec_count = 1, .spec_defaults = {256}, .elems_per_invocation = 4, .flatten_x = true,
+    {.name = "copy_vec4",
+     .binding_count = 2,
+     .writes = {false, true},
+     .push_size = 4,
+     .spec_count = 1,
+     .spec_defaults = {256},
+     .elems_per_invocation = 1,
+     .flatten_x = true},
+    {.name = "add_f32",
+     .binding_count = 3,
+     .writes = {false, false, true},
+     .push_size = 4,
+     .spec_count = 1,
+     .spec_defaults = {256},
+     .elems_per_invocation = 1,
+     .flatten_x = true},
+    {.name = "sum_subgroup",
+     .binding_count = 2,
+     .writes = {false, true},
+     .push_size = 4,
+     .spec_count = 1,
+     .spec_defaults = {256},
+     .elems_per_invocation = 4,
+     .flatten_x = true,
      .needs_subgroup_ops = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_ARITHMETIC,
      .shared_bytes_per_invocation = 4},
-    {.name = "sum_shared", .binding_count = 2, .writes = {false, true}, .push_size = 4,
-     .spec_count = 1, .spec_defaults = {256}, .elems_per_invocation = 4, .flatten_x = true,
+    {.name = "sum_shared",
+     .binding_count = 2,
+     .writes = {false, true},
+     .push_size = 4,
+     .spec_count = 1,
+     .spec_defaults = {256},
+     .elems_per_invocation = 4,
+     .flatten_x = true,
      .shared_bytes_per_invocation = 4},
 };
 
@@ -79,8 +103,8 @@ static vkb_status check_spec(vkb_device *dev, const struct vkb_kernel *k, const 
                             vkb_profile_name(info->profile), info->subgroup_ops);
     if (wg == 0 || wg > info->max_workgroup_size[0] || wg > info->max_workgroup_invocations)
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
-                            "kernel %s: workgroup of %u exceeds the device's limit (%u)", k->name, wg,
-                            info->max_workgroup_invocations);
+                            "kernel %s: workgroup of %u exceeds the device's limit (%u)", k->name,
+                            wg, info->max_workgroup_invocations);
     if ((uint64_t)wg * k->shared_bytes_per_invocation > info->max_shared_memory)
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
                             "kernel %s: %u bytes of shared memory exceed the device's %u", k->name,
@@ -93,14 +117,15 @@ static vkb_status check_spec(vkb_device *dev, const struct vkb_kernel *k, const 
     if (sg && (!info->subgroup_size_control || sg < info->subgroup_size_min ||
                sg > info->subgroup_size_max || (sg & (sg - 1)) != 0))
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
-                            "kernel %s: subgroup size %u is not available on %s (%u to %u%s)", k->name,
-                            sg, info->name, info->subgroup_size_min, info->subgroup_size_max,
+                            "kernel %s: subgroup size %u is not available on %s (%u to %u%s)",
+                            k->name, sg, info->name, info->subgroup_size_min,
+                            info->subgroup_size_max,
                             info->subgroup_size_control ? "" : ", no size control");
     if (sg && info->max_compute_workgroup_subgroups &&
         wg > sg * info->max_compute_workgroup_subgroups)
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
-                            "kernel %s: a workgroup of %u needs more than %u subgroups of %u", k->name,
-                            wg, info->max_compute_workgroup_subgroups, sg);
+                            "kernel %s: a workgroup of %u needs more than %u subgroups of %u",
+                            k->name, wg, info->max_compute_workgroup_subgroups, sg);
     return VKB_OK;
 }
 
@@ -133,7 +158,8 @@ static vkb_status build_pipeline(vkb_device *dev, struct vkb_pipeline *p,
         .bindingCount = k->binding_count,
         .pBindings = b,
     };
-    st = vkb_dev_check(dev, dev->vk.vkCreateDescriptorSetLayout(dev->device, &dsl, NULL, &p->set_layout),
+    st = vkb_dev_check(dev,
+                       dev->vk.vkCreateDescriptorSetLayout(dev->device, &dsl, NULL, &p->set_layout),
                        "vkCreateDescriptorSetLayout");
     if (st != VKB_OK)
         return st;
@@ -183,15 +209,16 @@ static vkb_status build_pipeline(vkb_device *dev, struct vkb_pipeline *p,
         stage_flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT;
     VkComputePipelineCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
-        .stage = {
-            .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
-            .pNext = p->spec.required_subgroup_size ? &sg : NULL,
-            .flags = stage_flags,
-            .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-            .module = module,
-            .pName = "main",
-            .pSpecializationInfo = &spec,
-        },
+        .stage =
+            {
+                .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                .pNext = p->spec.required_subgroup_size ? &sg : NULL,
+                .flags = stage_flags,
+                .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                .module = module,
+                .pName = "main",
+                .pSpecializationInfo = &spec,
+            },
         .layout = p->layout,
     };
     VkResult r = dev->vk.vkCreateComputePipelines(dev->device, dev->pipeline_cache, 1, &ci, NULL,

@@ -7,7 +7,7 @@
 #include "vkb_internal.h"
 
 #define SETS_PER_POOL 256
-#define LABEL_SIZE 48
+#define LABEL_SIZE    48
 
 enum stream_state { STREAM_IDLE, STREAM_RECORDING, STREAM_SUBMITTED };
 
@@ -30,11 +30,11 @@ struct vkb_stream {
 
     VkQueryPool queries;
     uint32_t max_timings;
-    uint32_t timing_count;     /* recorded this time */
-    uint32_t result_count;     /* in results, from the last completed recording */
+    uint32_t timing_count; /* recorded this time */
+    uint32_t result_count; /* in results, from the last completed recording */
     char (*labels)[LABEL_SIZE];
     double *results_ms;
-    uint64_t *ticks;           /* (max_timings + 1) */
+    uint64_t *ticks; /* (max_timings + 1) */
     double total_ms;
 
     struct access *accesses;
@@ -82,7 +82,8 @@ vkb_status vkb_stream_create(vkb_device *dev, uint32_t max_timings, vkb_stream *
     if (st != VKB_OK)
         return st;
     VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    st = vkb_dev_check(dev, dev->vk.vkCreateFence(dev->device, &fi, NULL, &s->fence), "vkCreateFence");
+    st = vkb_dev_check(dev, dev->vk.vkCreateFence(dev->device, &fi, NULL, &s->fence),
+                       "vkCreateFence");
     if (st != VKB_OK)
         return st;
 
@@ -147,16 +148,42 @@ void vkb_streams_free(vkb_device *dev)
     }
 }
 
-static void full_barrier(vkb_stream *s)
+#define WORK_STAGES (VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT)
+
+static VkAccessFlags writes_of(VkPipelineStageFlags stages)
+{
+    if (stages & VK_PIPELINE_STAGE_ALL_COMMANDS_BIT)
+        return VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    return ((stages & VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT) ? VK_ACCESS_SHADER_WRITE_BIT : 0) |
+           ((stages & VK_PIPELINE_STAGE_TRANSFER_BIT) ? VK_ACCESS_TRANSFER_WRITE_BIT : 0);
+}
+
+static VkAccessFlags accesses_of(VkPipelineStageFlags stages)
+{
+    VkAccessFlags a = writes_of(stages);
+    if (stages & (VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT))
+        a |= VK_ACCESS_SHADER_READ_BIT;
+    if (stages & (VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT))
+        a |= VK_ACCESS_TRANSFER_READ_BIT;
+    if (stages & VK_PIPELINE_STAGE_HOST_BIT)
+        a |= VK_ACCESS_HOST_READ_BIT;
+    return a;
+}
+
+void vkb_cmd_barrier(vkb_device *dev, VkCommandBuffer cmd, VkPipelineStageFlags src,
+                     VkPipelineStageFlags dst)
 {
     VkMemoryBarrier mb = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-                         VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+        .srcAccessMask = writes_of(src),
+        .dstAccessMask = accesses_of(dst),
     };
-    VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
-    s->dev->vk.vkCmdPipelineBarrier(s->cmd, stages, stages, 0, 1, &mb, 0, NULL, 0, NULL);
+    dev->vk.vkCmdPipelineBarrier(cmd, src, dst, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+static void full_barrier(vkb_stream *s)
+{
+    vkb_cmd_barrier(s->dev, s->cmd, WORK_STAGES, WORK_STAGES);
     s->access_count = 0;
 }
 
@@ -167,8 +194,9 @@ vkb_status vkb_stream_begin(vkb_stream *s)
     if (st != VKB_OK)
         return st;
     if (s->state == STREAM_SUBMITTED)
-        return stream_fail(s, VKB_ERR_INVALID_ARGUMENT,
-                           "the stream's last recording is still running: call vkb_stream_wait first");
+        return stream_fail(
+            s, VKB_ERR_INVALID_ARGUMENT,
+            "the stream's last recording is still running: call vkb_stream_wait first");
     st = vkb_dev_check(dev, dev->vk.vkResetCommandBuffer(s->cmd, 0), "vkResetCommandBuffer");
     for (uint32_t i = 0; i < s->desc_pool_count && st == VKB_OK; i++)
         st = vkb_dev_check(dev, dev->vk.vkResetDescriptorPool(dev->device, s->desc_pools[i], 0),
@@ -186,15 +214,7 @@ vkb_status vkb_stream_begin(vkb_stream *s)
     if (st != VKB_OK)
         return st;
     /* Work from earlier submissions (streams, uploads) becomes visible to this one. */
-    VkMemoryBarrier mb = {
-        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-                         VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-    };
-    dev->vk.vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
-                                 VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                                 0, 1, &mb, 0, NULL, 0, NULL);
+    vkb_cmd_barrier(dev, s->cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, WORK_STAGES);
     if (s->queries) {
         dev->vk.vkCmdResetQueryPool(s->cmd, s->queries, 0, s->max_timings + 1);
         dev->vk.vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, s->queries, 0);
@@ -207,11 +227,13 @@ static vkb_status check_recording(vkb_stream *s)
 {
     vkb_status st = vkb_dev_alive(s->dev);
     if (st == VKB_OK && s->state != STREAM_RECORDING)
-        st = stream_fail(s, VKB_ERR_INVALID_ARGUMENT, "the stream is not recording: call vkb_stream_begin");
+        st = stream_fail(s, VKB_ERR_INVALID_ARGUMENT,
+                         "the stream is not recording: call vkb_stream_begin");
     return st;
 }
 
-static bool conflicts(const vkb_stream *s, VkBuffer buffer, uint64_t begin, uint64_t end, bool write)
+static bool conflicts(const vkb_stream *s, VkBuffer buffer, uint64_t begin, uint64_t end,
+                      bool write)
 {
     for (uint32_t i = 0; i < s->access_count; i++) {
         const struct access *a = &s->accesses[i];
@@ -221,7 +243,8 @@ static bool conflicts(const vkb_stream *s, VkBuffer buffer, uint64_t begin, uint
     return false;
 }
 
-static vkb_status note_access(vkb_stream *s, VkBuffer buffer, uint64_t begin, uint64_t end, bool write)
+static vkb_status note_access(vkb_stream *s, VkBuffer buffer, uint64_t begin, uint64_t end,
+                              bool write)
 {
     if (s->access_count == s->access_cap) {
         uint32_t cap = s->access_cap ? s->access_cap * 2 : 32;
@@ -297,8 +320,8 @@ static vkb_status resolve_binding(vkb_stream *s, const vkb_pipeline_contract *c,
     const vkb_buffer *buf = b->buffer;
     if (b->offset >= buf->size)
         return vkb_dev_fail(s->dev, VKB_ERR_CONTRACT,
-                            "%s: binding %u starts at %llu, past the buffer's %llu bytes", c->name, i,
-                            (unsigned long long)b->offset, (unsigned long long)buf->size);
+                            "%s: binding %u starts at %llu, past the buffer's %llu bytes", c->name,
+                            i, (unsigned long long)b->offset, (unsigned long long)buf->size);
     const struct vkb_part *part;
     vkb_buffer_locate(buf, b->offset, 1, &part);
     uint64_t size = b->size ? b->size : part->offset + part->size - b->offset;
@@ -348,8 +371,9 @@ static vkb_status grid(vkb_stream *s, const vkb_pipeline_contract *c, const uint
     for (int d = 0; d < 3; d++) {
         if (g[d] > info->max_workgroup_count[d])
             return vkb_dev_fail(s->dev, VKB_ERR_CONTRACT,
-                                "%s: %llu workgroups in %c exceed the device's limit of %u", c->name,
-                                (unsigned long long)g[d], "xyz"[d], info->max_workgroup_count[d]);
+                                "%s: %llu workgroups in %c exceed the device's limit of %u",
+                                c->name, (unsigned long long)g[d], "xyz"[d],
+                                info -> max_workgroup_count[d]);
         groups[d] = (uint32_t)g[d];
     }
     return VKB_OK;
@@ -407,8 +431,8 @@ vkb_status vkb_stream_dispatch(vkb_stream *s, vkb_pipeline *pipe, const vkb_bind
             return st;
 
     dev->vk.vkCmdBindPipeline(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->pipeline);
-    dev->vk.vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->layout, 0, 1, &set,
-                                    0, NULL);
+    dev->vk.vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe->layout, 0, 1,
+                                    &set, 0, NULL);
     if (push_size)
         dev->vk.vkCmdPushConstants(s->cmd, pipe->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size,
                                    push);
@@ -426,7 +450,8 @@ vkb_status vkb_stream_copy(vkb_stream *s, const vkb_buffer *src, uint64_t src_of
         return st;
     const struct vkb_part *sp, *dp;
     if (!src || !dst || size == 0 || src_offset >= src->size || dst_offset >= dst->size ||
-        !vkb_buffer_locate(src, src_offset, size, &sp) || !vkb_buffer_locate(dst, dst_offset, size, &dp))
+        !vkb_buffer_locate(src, src_offset, size, &sp) ||
+        !vkb_buffer_locate(dst, dst_offset, size, &dp))
         return vkb_dev_fail(dev, VKB_ERR_CONTRACT,
                             "copy of %llu bytes: source or destination range is empty, outside its "
                             "buffer, or crosses a part boundary",
@@ -437,7 +462,8 @@ vkb_status vkb_stream_copy(vkb_stream *s, const vkb_buffer *src, uint64_t src_of
         .size = size,
     };
     VkBuffer sb = vkb_part_vk_buffer(src, sp), db = vkb_part_vk_buffer(dst, dp);
-    if (sb == db && region.srcOffset < region.dstOffset + size && region.dstOffset < region.srcOffset + size)
+    if (sb == db && region.srcOffset < region.dstOffset + size &&
+        region.dstOffset < region.srcOffset + size)
         return vkb_dev_fail(dev, VKB_ERR_CONTRACT, "copy source and destination overlap");
     if (conflicts(s, sb, region.srcOffset, region.srcOffset + size, false) ||
         conflicts(s, db, region.dstOffset, region.dstOffset + size, true))
@@ -457,14 +483,8 @@ vkb_status vkb_stream_submit(vkb_stream *s)
     if (st != VKB_OK)
         return st;
     /* results become visible to host reads and to later submissions */
-    VkMemoryBarrier mb = {
-        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-        .dstAccessMask = VK_ACCESS_HOST_READ_BIT | VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT,
-    };
-    dev->vk.vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                                 VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1,
-                                 &mb, 0, NULL, 0, NULL);
+    vkb_cmd_barrier(dev, s->cmd, WORK_STAGES,
+                    VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT);
     st = vkb_dev_check(dev, dev->vk.vkEndCommandBuffer(s->cmd), "vkEndCommandBuffer");
     if (st != VKB_OK) {
         s->state = STREAM_IDLE;

@@ -17,7 +17,8 @@ vkb_status vkb_transfer_init(vkb_device *dev)
         bytes = lim;
     bytes = bytes / (SLOTS * 256) * (SLOTS * 256);
     if (bytes == 0)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "staging ring of %llu bytes is too small",
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "staging ring of %llu bytes is too small",
                             (unsigned long long)dev->staging_bytes);
     dev->staging_bytes = bytes;
     st = vkb_arena_create(dev, VKB_PURPOSE_STAGING, bytes, &dev->staging_arena);
@@ -31,8 +32,9 @@ vkb_status vkb_transfer_init(vkb_device *dev)
         .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
         .queueFamilyIndex = dev->queue_family,
     };
-    st = vkb_dev_check(dev, dev->vk.vkCreateCommandPool(dev->device, &pi, NULL, &dev->transfer_pool),
-                       "vkCreateCommandPool");
+    st =
+        vkb_dev_check(dev, dev->vk.vkCreateCommandPool(dev->device, &pi, NULL, &dev->transfer_pool),
+                      "vkCreateCommandPool");
     if (st != VKB_OK)
         return st;
     VkCommandBufferAllocateInfo ai = {
@@ -45,7 +47,8 @@ vkb_status vkb_transfer_init(vkb_device *dev)
                        "vkAllocateCommandBuffers");
     for (int i = 0; i < SLOTS && st == VKB_OK; i++) {
         VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-        st = vkb_dev_check(dev, dev->vk.vkCreateFence(dev->device, &fi, NULL, &dev->transfer_fence[i]),
+        st = vkb_dev_check(dev,
+                           dev->vk.vkCreateFence(dev->device, &fi, NULL, &dev->transfer_fence[i]),
                            "vkCreateFence");
     }
     return st;
@@ -74,7 +77,8 @@ static vkb_status slot_wait(vkb_device *dev, int slot)
 {
     if (!dev->transfer_pending[slot])
         return VKB_OK;
-    VkResult r = dev->vk.vkWaitForFences(dev->device, 1, &dev->transfer_fence[slot], VK_TRUE, UINT64_MAX);
+    VkResult r =
+        dev->vk.vkWaitForFences(dev->device, 1, &dev->transfer_fence[slot], VK_TRUE, UINT64_MAX);
     if (r == VK_SUCCESS)
         r = dev->vk.vkResetFences(dev->device, 1, &dev->transfer_fence[slot]);
     dev->transfer_pending[slot] = false;
@@ -91,7 +95,8 @@ static vkb_status slot_submit(vkb_device *dev, int slot, const vkb_buffer *buf, 
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
         .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
     };
-    vkb_status st = vkb_dev_check(dev, dev->vk.vkBeginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer");
+    vkb_status st =
+        vkb_dev_check(dev, dev->vk.vkBeginCommandBuffer(cmd, &bi), "vkBeginCommandBuffer");
     if (st != VKB_OK)
         return st;
     const struct vkb_part *sp = &dev->staging->parts[0];
@@ -99,13 +104,7 @@ static vkb_status slot_submit(vkb_device *dev, int slot, const vkb_buffer *buf, 
     uint64_t staging_base = sp->block_offset + (uint64_t)slot * (dev->staging_bytes / SLOTS);
 
     /* make earlier GPU work on the buffer visible to the copy, and the copy to later work */
-    VkMemoryBarrier before = {
-        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-        .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-    };
-    dev->vk.vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                                 0, 1, &before, 0, NULL, 0, NULL);
+    vkb_cmd_barrier(dev, cmd, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT);
     uint64_t done = 0;
     while (done < size) {
         const struct vkb_part *p;
@@ -123,16 +122,8 @@ static vkb_status slot_submit(vkb_device *dev, int slot, const vkb_buffer *buf, 
                                 1, &region);
         done += n;
     }
-    VkMemoryBarrier after = {
-        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-        .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
-        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-                         VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
-                         VK_ACCESS_HOST_READ_BIT,
-    };
-    dev->vk.vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                                 VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
-                                 &after, 0, NULL, 0, NULL);
+    vkb_cmd_barrier(dev, cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                    VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT);
     st = vkb_dev_check(dev, dev->vk.vkEndCommandBuffer(cmd), "vkEndCommandBuffer");
     if (st != VKB_OK)
         return st;
@@ -148,16 +139,16 @@ static vkb_status slot_submit(vkb_device *dev, int slot, const vkb_buffer *buf, 
     return st;
 }
 
-static vkb_status check_range(vkb_device *dev, const vkb_buffer *buf, uint64_t offset, uint64_t size,
-                              const char *what)
+static vkb_status check_range(vkb_device *dev, const vkb_buffer *buf, uint64_t offset,
+                              uint64_t size, const char *what)
 {
     vkb_status st = vkb_dev_alive(dev);
     if (st != VKB_OK)
         return st;
     if (!buf || offset > buf->size || size > buf->size - offset)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "%s of %llu bytes at offset %llu is outside the buffer (%llu bytes)", what,
-                            (unsigned long long)size, (unsigned long long)offset,
+                            "%s of %llu bytes at offset %llu is outside the buffer (%llu bytes)",
+                            what, (unsigned long long)size, (unsigned long long)offset,
                             (unsigned long long)(buf ? buf->size : 0));
     return VKB_OK;
 }
@@ -184,8 +175,8 @@ vkb_status vkb_buffer_upload(vkb_device *dev, vkb_buffer *dst, uint64_t dst_offs
     return st;
 }
 
-vkb_status vkb_buffer_download(vkb_device *dev, const vkb_buffer *src, uint64_t src_offset, void *dst,
-                               uint64_t size)
+vkb_status vkb_buffer_download(vkb_device *dev, const vkb_buffer *src, uint64_t src_offset,
+                               void *dst, uint64_t size)
 {
     vkb_status st = check_range(dev, src, src_offset, size, "download");
     uint64_t chunk = dev->staging_bytes / SLOTS;

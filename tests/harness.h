@@ -24,29 +24,30 @@ extern vkb_context *t_ctx;
 extern vkb_device *t_dev;
 extern vkb_profile t_profile; /* from --profile on the test's command line */
 
-void t_fail_at(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void t_fail_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void t_skip(const char *why);
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            t_fail_at(__FILE__, __LINE__, "%s", #cond);                                    \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            t_fail_at(__FILE__, __LINE__, "%s", #cond);                                            \
     } while (0)
 
-#define CHECK_MSG(cond, ...)                                                               \
-    do {                                                                                   \
-        if (!(cond))                                                                       \
-            t_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                    \
+#define CHECK_MSG(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            t_fail_at(__FILE__, __LINE__, __VA_ARGS__);                                            \
     } while (0)
 
 /* A call that must return `want`; on mismatch the device's message is shown. */
-#define CHECK_STATUS(call, want)                                                           \
-    do {                                                                                   \
-        vkb_status st_ = (call);                                                           \
-        if (st_ != (want))                                                                 \
-            t_fail_at(__FILE__, __LINE__, "%s returned %s, want %s (%s)", #call,           \
-                      vkb_status_name(st_), vkb_status_name(want),                         \
-                      t_dev ? vkb_device_errmsg(t_dev) : "");                              \
+#define CHECK_STATUS(call, want)                                                                   \
+    do {                                                                                           \
+        vkb_status st_ = (call);                                                                   \
+        if (st_ != (want))                                                                         \
+            t_fail_at(__FILE__, __LINE__, "%s returned %s, want %s (%s)", #call,                   \
+                      vkb_status_name(st_), vkb_status_name(want),                                 \
+                      t_dev ? vkb_device_errmsg(t_dev) : "");                                      \
     } while (0)
 
 #define CHECK_OK(call) CHECK_STATUS(call, VKB_OK)

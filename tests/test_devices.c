@@ -173,10 +173,8 @@ static void test_open_errors(void)
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
-        {"enumeration", test_enumeration, true},
-        {"selection", test_selection, true},
-        {"profiles", test_profiles, true},
-        {"opened_device", test_opened_device, true},
+        {"enumeration", test_enumeration, true}, {"selection", test_selection, true},
+        {"profiles", test_profiles, true},       {"opened_device", test_opened_device, true},
         {"open_errors", test_open_errors, true},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

@@ -77,7 +77,7 @@ static void test_f32_to_f16_rounding(void)
     CHECK(cmp_f32_to_f16(65519.0f) == 0x7bff);
     CHECK(cmp_f32_to_f16(65520.0f) == 0x7c00);
     CHECK(cmp_f32_to_f16(-1e9f) == 0xfc00);
-    CHECK(cmp_f32_to_f16(ldexpf(1.0f, -25)) == 0x0000);       /* tie to even: 0 */
+    CHECK(cmp_f32_to_f16(ldexpf(1.0f, -25)) == 0x0000); /* tie to even: 0 */
     CHECK(cmp_f32_to_f16(ldexpf(1.5f, -25)) == 0x0001);
     CHECK(cmp_f32_to_f16(-0.0f) == 0x8000);
 }

@@ -61,7 +61,8 @@ static void test_add(void)
         return;
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         uint64_t n = sizes[k];
-        float *x = random_floats(n, 10 + k, -100.f, 100.f), *y = random_floats(n, 20 + k, -1.f, 1.f);
+        float *x = random_floats(n, 10 + k, -100.f, 100.f),
+              *y = random_floats(n, 20 + k, -1.f, 1.f);
         float *out = malloc(n * sizeof *out);
         vkb_arena_reset(b.arena);
         vkb_buffer *bx = upload_floats(&b, x, n), *by = upload_floats(&b, y, n),

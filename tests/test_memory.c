@@ -14,7 +14,8 @@ static void round_trip(vkb_arena *arena, uint64_t size, uint64_t granule, uint64
     CHECK(vkb_buffer_size(buf) == size);
     uint8_t *src = malloc(size), *dst = malloc(size);
     if (!src || !dst) {
-        t_fail_at(__FILE__, __LINE__, "out of host memory for %llu bytes", (unsigned long long)size);
+        t_fail_at(__FILE__, __LINE__, "out of host memory for %llu bytes",
+                  (unsigned long long)size);
         free(src);
         free(dst);
         return;
@@ -44,8 +45,8 @@ static void test_round_trips(void)
 {
     /* odd sizes from 1 byte to 256 MiB; the largest exceed lavapipe's 128 MiB binding range
      * and the mobile profile's 256 MiB allocation, so they are split into parts */
-    static const uint64_t sizes[] = {1, 3, 255, 4097, 65537, (1u << 20) + 13, (33u << 20) + 7,
-                                     256u << 20};
+    static const uint64_t sizes[] = {
+        1, 3, 255, 4097, 65537, (1u << 20) + 13, (33u << 20) + 7, 256u << 20};
     vkb_arena *arena = NULL;
     CHECK_OK(vkb_arena_create(t_dev, VKB_PURPOSE_WEIGHTS, 0, &arena));
     for (size_t i = 0; arena && i < sizeof sizes / sizeof sizes[0]; i++)
@@ -153,7 +154,8 @@ static void test_out_of_memory(void)
         if (info->heaps[h].size > largest)
             largest = info->heaps[h].size;
     vkb_buffer *b = NULL;
-    CHECK_STATUS(vkb_buffer_alloc(arena, largest + (1u << 20), 0, &b), VKB_ERR_OUT_OF_DEVICE_MEMORY);
+    CHECK_STATUS(vkb_buffer_alloc(arena, largest + (1u << 20), 0, &b),
+                 VKB_ERR_OUT_OF_DEVICE_MEMORY);
     CHECK(b == NULL);
     const char *msg = vkb_device_errmsg(t_dev);
     CHECK_MSG(strstr(msg, "heap") && strstr(msg, "budget") && strstr(msg, "weights"),

@@ -56,7 +56,8 @@ static void test_unsupported_spec(void)
         CHECK(strstr(vkb_device_errmsg(t_dev), "subgroup") != NULL);
     }
     if (info->subgroup_size_control) {
-        vkb_spec sg = {.count = 1, .values = {64}, .required_subgroup_size = info->subgroup_size_max};
+        vkb_spec sg = {
+            .count = 1, .values = {64}, .required_subgroup_size = info->subgroup_size_max};
         CHECK_OK(vkb_pipeline_get(t_dev, "add_f32", &sg, &p));
         if (p)
             CHECK(vkb_pipeline_get_contract(p)->required_subgroup_size == info->subgroup_size_max);
@@ -132,7 +133,8 @@ static void test_contract(void)
     vkb_binding good[3] = {{f.a, 0, 4096}, {f.b, 0, 4096}, {f.out, 0, 4096}};
 
     /* not recording yet */
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, &n, 4, elems, NULL), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, &n, 4, elems, NULL),
+                 VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_stream_submit(f.s), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_stream_wait(f.s), VKB_ERR_INVALID_ARGUMENT);
 
@@ -142,7 +144,8 @@ static void test_contract(void)
     CHECK(strstr(vkb_device_errmsg(t_dev), "3 bindings") != NULL);
     /* push size */
     uint64_t big_push = 1;
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, &big_push, 8, elems, NULL), VKB_ERR_CONTRACT);
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, &big_push, 8, elems, NULL),
+                 VKB_ERR_CONTRACT);
     CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, NULL, 4, elems, NULL), VKB_ERR_CONTRACT);
     /* range past the end */
     vkb_binding past[3] = {{f.a, 0, 4097}, {f.b, 0, 4096}, {f.out, 0, 4096}};
@@ -197,7 +200,8 @@ static void test_pipeline_cache(void)
     }
     char sub[128];
     snprintf(sub, sizeof sub, "%s/nested/dir", dir);
-    vkb_device_config cfg = {.index = vkb_device_get_info(t_dev)->index, .profile = t_profile,
+    vkb_device_config cfg = {.index = vkb_device_get_info(t_dev)->index,
+                             .profile = t_profile,
                              .pipeline_cache_dir = sub};
     vkb_device *dev = NULL;
     vkb_pipeline *p;

@@ -52,16 +52,17 @@ static void add(struct record *r, const char *key, const char *label, enum kind 
         r->f[r->n++] = (struct field){key, label, k, s, u, f};
 }
 
-#define STR(key, label, v) add(r, key, label, K_STR, v, 0, 0)
-#define UINT(key, label, v) add(r, key, label, K_UINT, NULL, (unsigned long long)(v), 0)
-#define BOOL(key, label, v) add(r, key, label, K_BOOL, NULL, (v) ? 1 : 0, 0)
+#define STR(key, label, v)   add(r, key, label, K_STR, v, 0, 0)
+#define UINT(key, label, v)  add(r, key, label, K_UINT, NULL, (unsigned long long)(v), 0)
+#define BOOL(key, label, v)  add(r, key, label, K_BOOL, NULL, (v) ? 1 : 0, 0)
 #define BYTES(key, label, v) add(r, key, label, K_BYTES, NULL, (unsigned long long)(v), 0)
 #define FLOAT(key, label, v) add(r, key, label, K_FLOAT, NULL, 0, (double)(v))
 
 static const char *subgroup_ops_text(uint32_t ops, char *buf, size_t size)
 {
-    static const char *names[] = {"basic", "vote", "arithmetic", "ballot",
-                                  "shuffle", "shuffle_relative", "clustered", "quad"};
+    static const char *names[] = {"basic",     "vote",    "arithmetic",
+                                  "ballot",    "shuffle", "shuffle_relative",
+                                  "clustered", "quad"};
     size_t len = 0;
     buf[0] = '\0';
     for (int i = 0; i < 8; i++)
@@ -82,8 +83,9 @@ static void build(struct record *r)
              d->api_version & 0xfffu);
     size_t len = 0;
     for (int i = 0; i < 16; i++)
-        len += (size_t)snprintf(uuid + len, 128 - len, "%s%02x",
-                                (i == 4 || i == 6 || i == 8 || i == 10) ? "-" : "", d->device_uuid[i]);
+        len +=
+            (size_t)snprintf(uuid + len, 128 - len, "%s%02x",
+                             (i == 4 || i == 6 || i == 8 || i == 10) ? "-" : "", d->device_uuid[i]);
     subgroup_ops_text(d->subgroup_ops, ops, 128);
     if (d->has_pci)
         snprintf(pci, 128, "%04x:%02x:%02x.%x", d->pci_domain, d->pci_bus, d->pci_device,
@@ -206,10 +208,11 @@ static void print_json(struct record *recs, int n)
         }
         printf("\n    ]");
         if (r->measured)
-            printf(",\n    \"bandwidth\": {\"gbps\": %.2f, \"gbps_best\": %.2f, \"ms_median\": %.4f, "
-                   "\"bytes_per_copy\": %llu, \"reps\": %d, \"gpu_timed\": %s}",
-                   r->bw.gbps, r->bw.gbps_best, r->bw.ms_median, r->bw.bytes_per_copy, r->bw.reps,
-                   r->bw.gpu_timed ? "true" : "false");
+            printf(
+                ",\n    \"bandwidth\": {\"gbps\": %.2f, \"gbps_best\": %.2f, \"ms_median\": %.4f, "
+                "\"bytes_per_copy\": %llu, \"reps\": %d, \"gpu_timed\": %s}",
+                r->bw.gbps, r->bw.gbps_best, r->bw.ms_median, r->bw.bytes_per_copy, r->bw.reps,
+                r->bw.gpu_timed ? "true" : "false");
         printf("\n  }%s\n", i + 1 < n ? "," : "");
     }
     printf("]\n");

@@ -8,14 +8,14 @@
 
 #include "vkb.h"
 
-#define TOOL_NAME "vkllm"
+#define TOOL_NAME    "vkllm"
 #define TOOL_VERSION "0.1.0"
 
 /* Flags every GPU sub-command accepts. */
 typedef struct tool_gpu_opts {
-    const char *device;     /* --device: index or name substring, NULL = best */
-    vkb_profile profile;    /* --profile */
-    bool validation;        /* --validation */
+    const char *device;  /* --device: index or name substring, NULL = best */
+    vkb_profile profile; /* --profile */
+    bool validation;     /* --validation */
 } tool_gpu_opts;
 
 /* Parses --device, --profile and --validation at argv[*i] (advancing *i past a value).
@@ -43,15 +43,16 @@ void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * streaming copy kernel: validates the copy, warms up, reports the median of `reps`
  * GPU-timed copies of `bytes` (0 = choose: up to 256 MiB). Returns 0 on success. */
 typedef struct tool_bandwidth {
-    double gbps;          /* median, 1e9 bytes/s */
+    double gbps; /* median, 1e9 bytes/s */
     double gbps_best;
     double ms_median;
     unsigned long long bytes_per_copy; /* buffer size; read + written = 2x */
     int reps;
-    bool gpu_timed;       /* GPU timestamps, else host wall time */
+    bool gpu_timed; /* GPU timestamps, else host wall time */
 } tool_bandwidth;
 
-int tool_measure_bandwidth(vkb_device *dev, unsigned long long bytes, int reps, tool_bandwidth *out);
+int tool_measure_bandwidth(vkb_device *dev, unsigned long long bytes, int reps,
+                           tool_bandwidth *out);
 
 int cmd_devices(int argc, char **argv);
 

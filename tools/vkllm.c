@@ -15,13 +15,16 @@ static const struct command commands[] = {
 
 static void print_usage(FILE *out)
 {
-    fprintf(out, "usage: vkllm COMMAND [flags]   (vkllm COMMAND --help for its flags)\n\ncommands:\n");
+    fprintf(out,
+            "usage: vkllm COMMAND [flags]   (vkllm COMMAND --help for its flags)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nGPU commands take --device SEL (index or name part), --profile native|mobile|minimal\n"
-                 "and --validation (Khronos validation layer on, messages printed).\n"
-                 "Environment: VKLLM_CACHE_DIR (pipeline cache folder; default\n"
-                 "$XDG_CACHE_HOME/vkllm or ~/.cache/vkllm).\n");
+    fprintf(
+        out,
+        "\nGPU commands take --device SEL (index or name part), --profile native|mobile|minimal\n"
+        "and --validation (Khronos validation layer on, messages printed).\n"
+        "Environment: VKLLM_CACHE_DIR (pipeline cache folder; default\n"
+        "$XDG_CACHE_HOME/vkllm or ~/.cache/vkllm).\n");
 }
 
 int main(int argc, char **argv)
