@@ -28,47 +28,37 @@ static void pack_scale_min_k4(const uint8_t sc[8], const uint8_t m[8], uint8_t q
     }
 }
 
-/* q4_K: for each 64 values, x = (d·sc) · q − (dmin·m) with q the low nibbles for the
- * first 32 and the high nibbles for the next 32. */
-void cmp_dequantize_q4_k(const cmp_block_q4_k *b, float *y, uint64_t nb)
+/* q4_K and q5_K: for each 64 values, x = (d·sc) · q − (dmin·m) with q the low nibbles
+ * for the first 32 and the high nibbles for the next 32; q5_K adds a fifth bit from qh
+ * (bit 2k for the first 32 of chunk k, 2k+1 for the second); q4_K passes qh = NULL. */
+static void dequantize_k(uint16_t d16, uint16_t dmin16, const uint8_t *scales, const uint8_t *q,
+                         const uint8_t *qh, float *y)
 {
-    for (uint64_t i = 0; i < nb; i++) {
-        float d = cmp_f16_to_f32(b[i].d), dmin = cmp_f16_to_f32(b[i].dmin);
-        const uint8_t *q = b[i].qs;
-        for (int j = 0; j < 8; j += 2, q += 32) {
-            int sc, m;
-            scale_min_k4(j, b[i].scales, &sc, &m);
-            float d1 = d * (float)sc, m1 = dmin * (float)m;
-            scale_min_k4(j + 1, b[i].scales, &sc, &m);
-            float d2 = d * (float)sc, m2 = dmin * (float)m;
-            for (int l = 0; l < 32; l++)
-                *y++ = d1 * (float)(q[l] & 0xf) - m1;
-            for (int l = 0; l < 32; l++)
-                *y++ = d2 * (float)(q[l] >> 4) - m2;
-        }
+    float d = cmp_f16_to_f32(d16), dmin = cmp_f16_to_f32(dmin16);
+    for (int j = 0; j < 8; j += 2, q += 32) {
+        int sc, m;
+        scale_min_k4(j, scales, &sc, &m);
+        float d1 = d * (float)sc, m1 = dmin * (float)m;
+        scale_min_k4(j + 1, scales, &sc, &m);
+        float d2 = d * (float)sc, m2 = dmin * (float)m;
+        unsigned u1 = 1u << j, u2 = 2u << j;
+        for (int l = 0; l < 32; l++)
+            *y++ = d1 * (float)((q[l] & 0xf) + (qh && (qh[l] & u1) ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; l++)
+            *y++ = d2 * (float)((q[l] >> 4) + (qh && (qh[l] & u2) ? 16 : 0)) - m2;
     }
 }
 
-/* q5_K: as q4_K with a fifth bit from qh (bit 2k for the first 32 of chunk k, 2k+1 for
- * the second). */
+void cmp_dequantize_q4_k(const cmp_block_q4_k *b, float *y, uint64_t nb)
+{
+    for (uint64_t i = 0; i < nb; i++, y += 256)
+        dequantize_k(b[i].d, b[i].dmin, b[i].scales, b[i].qs, NULL, y);
+}
+
 void cmp_dequantize_q5_k(const cmp_block_q5_k *b, float *y, uint64_t nb)
 {
-    for (uint64_t i = 0; i < nb; i++) {
-        float d = cmp_f16_to_f32(b[i].d), dmin = cmp_f16_to_f32(b[i].dmin);
-        const uint8_t *ql = b[i].qs, *qh = b[i].qh;
-        unsigned u1 = 1, u2 = 2;
-        for (int j = 0; j < 8; j += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
-            int sc, m;
-            scale_min_k4(j, b[i].scales, &sc, &m);
-            float d1 = d * (float)sc, m1 = dmin * (float)m;
-            scale_min_k4(j + 1, b[i].scales, &sc, &m);
-            float d2 = d * (float)sc, m2 = dmin * (float)m;
-            for (int l = 0; l < 32; l++)
-                *y++ = d1 * (float)((ql[l] & 0xf) + ((qh[l] & u1) ? 16 : 0)) - m1;
-            for (int l = 0; l < 32; l++)
-                *y++ = d2 * (float)((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
-        }
-    }
+    for (uint64_t i = 0; i < nb; i++, y += 256)
+        dequantize_k(b[i].d, b[i].dmin, b[i].scales, b[i].qs, b[i].qh, y);
 }
 
 /* q6_K: x = (d·sc) · (q − 32), q six bits from ql (low four) and qh (high two); each
