@@ -62,17 +62,49 @@ static vkb_device_type device_type(VkPhysicalDeviceType t)
     }
 }
 
-struct extensions {
-    uint32_t count;
-    VkExtensionProperties *props;
-};
-
-static bool has_ext(const struct extensions *e, const char *name)
+void vkb_extensions_load(VkPhysicalDevice physical, struct vkb_extensions *ext)
 {
-    for (uint32_t i = 0; i < e->count; i++)
-        if (strcmp(e->props[i].extensionName, name) == 0)
+    ext->count = 0;
+    ext->props = NULL;
+    uint32_t n = 0;
+    if (vkEnumerateDeviceExtensionProperties(physical, NULL, &n, NULL) != VK_SUCCESS || n == 0)
+        return;
+    ext->props = calloc(n, sizeof *ext->props);
+    if (ext->props &&
+        vkEnumerateDeviceExtensionProperties(physical, NULL, &n, ext->props) == VK_SUCCESS)
+        ext->count = n;
+}
+
+bool vkb_extensions_has(const struct vkb_extensions *ext, const char *name)
+{
+    for (uint32_t i = 0; i < ext->count; i++)
+        if (strcmp(ext->props[i].extensionName, name) == 0)
             return true;
     return false;
+}
+
+void vkb_extensions_free(struct vkb_extensions *ext)
+{
+    free(ext->props);
+    ext->props = NULL;
+    ext->count = 0;
+}
+
+uint64_t vkb_part_limit(const vkb_device_info *info)
+{
+    uint64_t lim = info->max_storage_buffer_range;
+    if (info->max_memory_allocation_size < lim)
+        lim = info->max_memory_allocation_size;
+    if (info->max_buffer_size && info->max_buffer_size < lim)
+        lim = info->max_buffer_size;
+    return lim;
+}
+
+uint32_t vkb_max_workgroup_x(const vkb_device_info *info)
+{
+    return info->max_workgroup_invocations < info->max_workgroup_size[0]
+               ? info->max_workgroup_invocations
+               : info->max_workgroup_size[0];
 }
 
 static void chain(void **tail_next, void *node)
@@ -112,35 +144,32 @@ void vkb_caps_query_budget(VkPhysicalDevice physical, vkb_device_info *info)
     }
 }
 
-static void query_queue(VkPhysicalDevice physical, vkb_device_info *info)
+bool vkb_compute_queue(VkPhysicalDevice physical, uint32_t *family, uint32_t *timestamp_bits)
 {
     uint32_t n = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(physical, &n, NULL);
     VkQueueFamilyProperties *q = calloc(n ? n : 1, sizeof *q);
     if (!q)
-        return;
+        return false;
     vkGetPhysicalDeviceQueueFamilyProperties(physical, &n, q);
-    for (uint32_t i = 0; i < n; i++) {
+    bool found = false;
+    for (uint32_t i = 0; i < n && !found; i++) {
         if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
-            info->timestamp_valid_bits = q[i].timestampValidBits;
-            break;
+            *family = i;
+            *timestamp_bits = q[i].timestampValidBits;
+            found = true;
         }
     }
     free(q);
+    return found;
 }
 
 void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device_info *info)
 {
     memset(info, 0, sizeof *info);
 
-    struct extensions ext = {0};
-    vkEnumerateDeviceExtensionProperties(physical, NULL, &ext.count, NULL);
-    ext.props = calloc(ext.count ? ext.count : 1, sizeof *ext.props);
-    if (!ext.props)
-        ext.count = 0;
-    else if (vkEnumerateDeviceExtensionProperties(physical, NULL, &ext.count, ext.props) !=
-             VK_SUCCESS)
-        ext.count = 0;
+    struct vkb_extensions ext;
+    vkb_extensions_load(physical, &ext);
 
     VkPhysicalDeviceProperties base;
     vkGetPhysicalDeviceProperties(physical, &base);
@@ -165,11 +194,12 @@ void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device
     VkPhysicalDevicePCIBusInfoPropertiesEXT pci = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PCI_BUS_INFO_PROPERTIES_EXT};
 
-    bool has_driver = v12 || has_ext(&ext, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
-    bool has_sg_size = v13 || has_ext(&ext, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
-    bool has_dot = v13 || has_ext(&ext, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
-    bool has_m4 = v13 || has_ext(&ext, VK_KHR_MAINTENANCE_4_EXTENSION_NAME);
-    bool has_pci = has_ext(&ext, VK_EXT_PCI_BUS_INFO_EXTENSION_NAME);
+    bool has_driver = v12 || vkb_extensions_has(&ext, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
+    bool has_sg_size = v13 || vkb_extensions_has(&ext, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    bool has_dot =
+        v13 || vkb_extensions_has(&ext, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
+    bool has_m4 = v13 || vkb_extensions_has(&ext, VK_KHR_MAINTENANCE_4_EXTENSION_NAME);
+    bool has_pci = vkb_extensions_has(&ext, VK_EXT_PCI_BUS_INFO_EXTENSION_NAME);
     chain(&props.pNext, &subgroup);
     chain(&props.pNext, &ids);
     chain(&props.pNext, &m3);
@@ -201,10 +231,10 @@ void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device
         .sType = VKB_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cm_nv = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
-    bool has_s8 = v12 || has_ext(&ext, VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
-    bool has_f16i8 = v12 || has_ext(&ext, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
-    bool has_cm_khr = has_ext(&ext, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
-    bool has_cm_nv = has_ext(&ext, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    bool has_s8 = v12 || vkb_extensions_has(&ext, VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
+    bool has_f16i8 = v12 || vkb_extensions_has(&ext, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
+    bool has_cm_khr = vkb_extensions_has(&ext, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    bool has_cm_nv = vkb_extensions_has(&ext, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
     chain(&feats.pNext, &s16);
     if (has_s8)
         chain(&feats.pNext, &s8);
@@ -279,7 +309,7 @@ void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device
     info->coopmat_khr = has_cm_khr && cm_khr.cooperativeMatrix;
     info->coopmat_nv = has_cm_nv && cm_nv.cooperativeMatrix;
 
-    info->memory_budget = has_ext(&ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    info->memory_budget = vkb_extensions_has(&ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     vkb_caps_query_budget(physical, info);
 
     info->max_shared_memory = lim->maxComputeSharedMemorySize;
@@ -294,9 +324,10 @@ void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device
     info->max_push_constants_size = lim->maxPushConstantsSize;
     info->min_storage_buffer_offset_alignment = lim->minStorageBufferOffsetAlignment;
     info->timestamp_period = lim->timestampPeriod;
-    query_queue(physical, info);
+    uint32_t family;
+    vkb_compute_queue(physical, &family, &info->timestamp_valid_bits);
 
-    free(ext.props);
+    vkb_extensions_free(&ext);
 }
 
 #define CAP(field, value)                                                                          \

@@ -46,25 +46,6 @@ bool vkb_device_is_lost(const vkb_device *dev)
     return dev->lost;
 }
 
-static bool pick_queue_family(VkPhysicalDevice physical, uint32_t *family)
-{
-    uint32_t n = 0;
-    vkGetPhysicalDeviceQueueFamilyProperties(physical, &n, NULL);
-    VkQueueFamilyProperties *q = calloc(n ? n : 1, sizeof *q);
-    if (!q)
-        return false;
-    vkGetPhysicalDeviceQueueFamilyProperties(physical, &n, q);
-    bool found = false;
-    for (uint32_t i = 0; i < n && !found; i++) {
-        if (q[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
-            *family = i;
-            found = true;
-        }
-    }
-    free(q);
-    return found;
-}
-
 /* ---- pipeline cache on disk ---------------------------------------------------------- */
 
 static int make_dirs(const char *path)
@@ -188,20 +169,6 @@ static void save_pipeline_cache(vkb_device *dev)
 
 /* ---- open and close ------------------------------------------------------------------ */
 
-static bool has_device_ext(VkPhysicalDevice physical, const char *name)
-{
-    uint32_t n = 0;
-    if (vkEnumerateDeviceExtensionProperties(physical, NULL, &n, NULL) != VK_SUCCESS || !n)
-        return false;
-    VkExtensionProperties *p = calloc(n, sizeof *p);
-    bool found = false;
-    if (p && vkEnumerateDeviceExtensionProperties(physical, NULL, &n, p) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++)
-            found = strcmp(p[i].extensionName, name) == 0;
-    free(p);
-    return found;
-}
-
 static vkb_status create_logical_device(vkb_device *dev)
 {
     const vkb_device_info *info = &dev->info;
@@ -210,11 +177,13 @@ static vkb_status create_logical_device(vkb_device *dev)
         info->api_version < dev->ctx->instance_api ? info->api_version : dev->ctx->instance_api;
     bool v12 = api >= VK_API_VERSION_1_2, v13 = api >= VK_API_VERSION_1_3;
 
+    struct vkb_extensions ext;
+    vkb_extensions_load(pd, &ext);
     const char *exts[16];
     uint32_t n_ext = 0;
 #define WANT_EXT(cond, name)                                                                       \
     do {                                                                                           \
-        if ((cond) && has_device_ext(pd, name))                                                    \
+        if ((cond) && vkb_extensions_has(&ext, name))                                              \
             exts[n_ext++] = name;                                                                  \
     } while (0)
     WANT_EXT(info->memory_budget, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
@@ -295,6 +264,7 @@ static vkb_status create_logical_device(vkb_device *dev)
         .ppEnabledExtensionNames = exts,
     };
     VkResult r = vkCreateDevice(pd, &create, NULL, &dev->device);
+    vkb_extensions_free(&ext);
     if (r != VK_SUCCESS)
         return vkb_dev_check(dev, r, "vkCreateDevice");
     volkLoadDeviceTable(&dev->vk, dev->device);
@@ -325,7 +295,8 @@ vkb_status vkb_device_open(vkb_context *ctx, const vkb_device_config *config, vk
     dev->info = ctx->infos[config->index];
     dev->physical = ctx->physical[config->index];
     vkb_device_info_apply_profile(&dev->info, config->profile);
-    if (!pick_queue_family(dev->physical, &dev->queue_family))
+    uint32_t ts_bits;
+    if (!vkb_compute_queue(dev->physical, &dev->queue_family, &ts_bits))
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED, "%s has no compute queue", dev->info.name);
 
     vkb_status st = create_logical_device(dev);

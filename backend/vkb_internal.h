@@ -144,6 +144,25 @@ const char *vkb_result_name(VkResult result);
 /* Fills `info` from the driver (vkb_caps.c). */
 void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device_info *info);
 
+/* A physical device's extension list, enumerated once. */
+struct vkb_extensions {
+    uint32_t count;
+    VkExtensionProperties *props;
+};
+void vkb_extensions_load(VkPhysicalDevice physical, struct vkb_extensions *ext);
+bool vkb_extensions_has(const struct vkb_extensions *ext, const char *name);
+void vkb_extensions_free(struct vkb_extensions *ext);
+
+/* The queue family vkllm uses (the first with compute) and its timestamp bits. */
+bool vkb_compute_queue(VkPhysicalDevice physical, uint32_t *family, uint32_t *timestamp_bits);
+
+/* Bytes one binding of one buffer part may cover: the least of maxStorageBufferRange,
+ * maxMemoryAllocationSize and maxBufferSize. */
+uint64_t vkb_part_limit(const vkb_device_info *info);
+
+/* The largest workgroup x size: maxComputeWorkGroupInvocations and maxComputeWorkGroupSize[0]. */
+uint32_t vkb_max_workgroup_x(const vkb_device_info *info);
+
 /* Refreshes heaps[].budget/usage from VK_EXT_memory_budget when present. */
 void vkb_caps_query_budget(VkPhysicalDevice physical, vkb_device_info *info);
 

@@ -279,12 +279,7 @@ uint64_t vkb_arena_used(const vkb_arena *arena)
 /* Largest part one binding may cover, a multiple of granule. */
 static uint64_t part_limit(const vkb_device_info *info, uint64_t granule)
 {
-    uint64_t lim = info->max_storage_buffer_range;
-    if (info->max_memory_allocation_size < lim)
-        lim = info->max_memory_allocation_size;
-    if (info->max_buffer_size && info->max_buffer_size < lim)
-        lim = info->max_buffer_size;
-    return lim / granule * granule;
+    return vkb_part_limit(info) / granule * granule;
 }
 
 /* Places `size` bytes in the last block, or in a new one. */

@@ -8,11 +8,8 @@
 static uint32_t wg_size(const vkb_device *dev, uint32_t want, uint32_t shared_per_invocation)
 {
     const vkb_device_info *info = &dev->info;
-    uint32_t wg = want;
-    if (wg > info->max_workgroup_invocations)
-        wg = info->max_workgroup_invocations;
-    if (wg > info->max_workgroup_size[0])
-        wg = info->max_workgroup_size[0];
+    uint32_t lim = vkb_max_workgroup_x(info);
+    uint32_t wg = want < lim ? want : lim;
     while (shared_per_invocation && wg > 1 && wg * shared_per_invocation > info->max_shared_memory)
         wg /= 2;
     return wg;

@@ -79,9 +79,7 @@ static vkb_spec resolve_spec(const vkb_device *dev, const struct vkb_kernel *k, 
         s.values[i] = in && i < in->count && in->values[i] ? in->values[i] : k->spec_defaults[i];
     /* a default workgroup size shrinks to what the device allows; an explicit one does not */
     if (!(in && in->count && in->values[0])) {
-        uint32_t lim = dev->info.max_workgroup_invocations < dev->info.max_workgroup_size[0]
-                           ? dev->info.max_workgroup_invocations
-                           : dev->info.max_workgroup_size[0];
+        uint32_t lim = vkb_max_workgroup_x(&dev->info);
         while (s.values[0] > lim && s.values[0] > 1)
             s.values[0] /= 2;
     }

@@ -10,9 +10,7 @@ vkb_status vkb_transfer_init(vkb_device *dev)
 {
     vkb_status st;
     uint64_t bytes = dev->staging_bytes;
-    uint64_t lim = dev->info.max_storage_buffer_range < dev->info.max_memory_allocation_size
-                       ? dev->info.max_storage_buffer_range
-                       : dev->info.max_memory_allocation_size;
+    uint64_t lim = vkb_part_limit(&dev->info);
     if (bytes > lim)
         bytes = lim;
     bytes = bytes / (SLOTS * 256) * (SLOTS * 256);
