@@ -34,10 +34,16 @@ struct vkb_kernel {
     uint32_t push_size;
     uint32_t spec_count; /* constant_id 0 is local_size_x */
     uint32_t spec_defaults[VKB_MAX_SPEC_CONSTANTS];
-    uint32_t elems_per_invocation;        /* in x */
+    /* Elements one workgroup covers: in x, workgroup size × elems_per_invocation, or
+     * the spec constant elems_spec[0] names (0 = none), or 1 when group_per_elem (one
+     * workgroup per row); in y, the spec constant elems_spec[1] names, else 1. */
+    uint32_t elems_per_invocation;
+    uint8_t elems_spec[2];
+    bool group_per_elem;
     bool flatten_x;                       /* kernel folds gl_WorkGroupID.y into its x index */
     uint32_t needs_subgroup_ops;          /* VKB_SUBGROUP_* the kernel uses */
-    uint32_t shared_bytes_per_invocation; /* shared memory the kernel declares */
+    uint32_t shared_bytes_per_invocation; /* shared memory the kernel declares ... */
+    uint64_t (*shared_bytes)(const uint32_t *spec); /* ... or this, when it is not per invocation */
 };
 
 const struct vkb_kernel *vkb_kernel_find(const char *name);
@@ -162,6 +168,19 @@ uint64_t vkb_part_limit(const vkb_device_info *info);
 
 /* The largest workgroup x size: maxComputeWorkGroupInvocations and maxComputeWorkGroupSize[0]. */
 uint32_t vkb_max_workgroup_x(const vkb_device_info *info);
+
+/* ---- op helpers (vkb_ops.c) ---- */
+
+/* Workgroup size for simple kernels: `want`, capped by the device's limits and by its
+ * shared memory at `shared_per_invocation` bytes each. */
+uint32_t vkb_op_wg_size(const vkb_device *dev, uint32_t want, uint32_t shared_per_invocation);
+/* `bytes` from the start of `buf` must lie in its first part. */
+vkb_status vkb_op_need_single_part(vkb_device *dev, const char *op, const char *what,
+                                   const vkb_buffer *buf, uint64_t bytes);
+/* 1 to 2^32-1 elements. */
+vkb_status vkb_op_check_count(vkb_device *dev, const char *op, uint64_t n);
+/* Subgroup arithmetic in compute shaders, under the device's profile. */
+bool vkb_op_use_subgroups(const vkb_device *dev);
 
 /* Refreshes heaps[].budget/usage from VK_EXT_memory_budget when present. */
 void vkb_caps_query_budget(VkPhysicalDevice physical, vkb_device_info *info);

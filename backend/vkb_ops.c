@@ -1,11 +1,13 @@
 /* Ops: argument checks, variant choice per device, dispatches. */
+#include <math.h>
+#include <stdio.h>
+
 #include "vkb_internal.h"
 #include "vkb_ops.h"
 
 #define SUM_ELEMS_PER_INVOCATION 4 /* ELEMS in shaders/sum_f32.comp */
 
-/* Workgroup size for simple 1-D kernels: `want`, capped by the device's limits. */
-static uint32_t wg_size(const vkb_device *dev, uint32_t want, uint32_t shared_per_invocation)
+uint32_t vkb_op_wg_size(const vkb_device *dev, uint32_t want, uint32_t shared_per_invocation)
 {
     const vkb_device_info *info = &dev->info;
     uint32_t lim = vkb_max_workgroup_x(info);
@@ -15,8 +17,7 @@ static uint32_t wg_size(const vkb_device *dev, uint32_t want, uint32_t shared_pe
     return wg;
 }
 
-/* `bytes` from the start of `buf` must lie in its first part. */
-static vkb_status need_single_part(vkb_device *dev, const char *op, const char *what,
+vkb_status vkb_op_need_single_part(vkb_device *dev, const char *op, const char *what,
                                    const vkb_buffer *buf, uint64_t bytes)
 {
     const struct vkb_part *p;
@@ -31,7 +32,7 @@ static vkb_status need_single_part(vkb_device *dev, const char *op, const char *
     return VKB_OK;
 }
 
-static vkb_status check_count(vkb_device *dev, const char *op, uint64_t n)
+vkb_status vkb_op_check_count(vkb_device *dev, const char *op, uint64_t n)
 {
     if (n == 0 || n > UINT32_MAX)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
@@ -45,49 +46,15 @@ static vkb_status pipeline(vkb_device *dev, const char *name, uint32_t wg, vkb_p
     return vkb_pipeline_get(dev, name, &spec, out);
 }
 
-vkb_status vkb_op_copy(vkb_stream *s, const vkb_buffer *dst, const vkb_buffer *src, uint64_t bytes)
+bool vkb_op_use_subgroups(const vkb_device *dev)
 {
-    vkb_device *dev = vkb_stream_device(s);
-    vkb_status st;
-    if (bytes % 16 != 0)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "copy: %llu bytes is not a multiple of 16", (unsigned long long)bytes);
-    if ((st = check_count(dev, "copy", bytes / 16)) != VKB_OK ||
-        (st = need_single_part(dev, "copy", "src", src, bytes)) != VKB_OK ||
-        (st = need_single_part(dev, "copy", "dst", dst, bytes)) != VKB_OK)
-        return st;
-    vkb_pipeline *p;
-    if ((st = pipeline(dev, "copy_vec4", wg_size(dev, 256, 0), &p)) != VKB_OK)
-        return st;
-    uint32_t n = (uint32_t)(bytes / 16);
-    vkb_binding b[2] = {{src, 0, bytes}, {dst, 0, bytes}};
-    uint64_t elems[3] = {n, 1, 1};
-    return vkb_stream_dispatch(s, p, b, 2, &n, sizeof n, elems, "copy");
-}
-
-vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
-                      const vkb_buffer *b, uint64_t n)
-{
-    vkb_device *dev = vkb_stream_device(s);
-    vkb_status st;
-    if ((st = check_count(dev, "add", n)) != VKB_OK ||
-        (st = need_single_part(dev, "add", "a", a, n * 4)) != VKB_OK ||
-        (st = need_single_part(dev, "add", "b", b, n * 4)) != VKB_OK ||
-        (st = need_single_part(dev, "add", "out", out, n * 4)) != VKB_OK)
-        return st;
-    vkb_pipeline *p;
-    if ((st = pipeline(dev, "add_f32", wg_size(dev, 256, 0), &p)) != VKB_OK)
-        return st;
-    uint32_t n32 = (uint32_t)n;
-    vkb_binding bind[3] = {{a, 0, n * 4}, {b, 0, n * 4}, {out, 0, n * 4}};
-    uint64_t elems[3] = {n, 1, 1};
-    return vkb_stream_dispatch(s, p, bind, 3, &n32, sizeof n32, elems, "add");
+    uint32_t need = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_ARITHMETIC;
+    return (dev->info.subgroup_ops & need) == need;
 }
 
 const char *vkb_op_sum_variant(const vkb_device *dev)
 {
-    uint32_t need = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_ARITHMETIC;
-    return (dev->info.subgroup_ops & need) == need ? "sum_subgroup" : "sum_shared";
+    return vkb_op_use_subgroups(dev) ? "sum_subgroup" : "sum_shared";
 }
 
 static uint64_t align256(uint64_t v)
@@ -98,7 +65,7 @@ static uint64_t align256(uint64_t v)
 /* Bytes of partial sums the reduction of n values needs, and its workgroup size. */
 static uint64_t sum_plan(const vkb_device *dev, uint64_t n, uint32_t *wg_out)
 {
-    uint32_t wg = wg_size(dev, 256, 4);
+    uint32_t wg = vkb_op_wg_size(dev, 256, 4);
     uint64_t per_group = (uint64_t)wg * SUM_ELEMS_PER_INVOCATION;
     uint64_t tmp = 0;
     for (uint64_t m = n; m > per_group;) {
@@ -124,10 +91,10 @@ vkb_status vkb_op_sum(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
     vkb_status st;
     uint32_t wg;
     uint64_t tmp_bytes = sum_plan(dev, n, &wg);
-    if ((st = check_count(dev, "sum", n)) != VKB_OK ||
-        (st = need_single_part(dev, "sum", "x", x, n * 4)) != VKB_OK ||
-        (st = need_single_part(dev, "sum", "out", out, 4)) != VKB_OK ||
-        (tmp_bytes && (st = need_single_part(dev, "sum", "tmp", tmp, tmp_bytes)) != VKB_OK))
+    if ((st = vkb_op_check_count(dev, "sum", n)) != VKB_OK ||
+        (st = vkb_op_need_single_part(dev, "sum", "x", x, n * 4)) != VKB_OK ||
+        (st = vkb_op_need_single_part(dev, "sum", "out", out, 4)) != VKB_OK ||
+        (tmp_bytes && (st = vkb_op_need_single_part(dev, "sum", "tmp", tmp, tmp_bytes)) != VKB_OK))
         return st;
     vkb_pipeline *p;
     if ((st = pipeline(dev, vkb_op_sum_variant(dev), wg, &p)) != VKB_OK)
@@ -150,4 +117,218 @@ vkb_status vkb_op_sum(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
         tmp_at += align256(groups * 4);
         m = groups;
     }
+}
+
+/* ---- the small ops of a transformer ---- */
+
+const char *vkb_op_row_variant(const vkb_device *dev)
+{
+    return vkb_op_use_subgroups(dev) ? "subgroup" : "shared";
+}
+
+/* One buffer argument of an elementwise op and the bytes it must hold. */
+struct op_arg {
+    const char *what;
+    const vkb_buffer *buf;
+    uint64_t bytes;
+};
+
+/* Checks each argument (one part holding its bytes) and records `kernel` over `elems`
+ * invocations in x with its default spec at workgroup `wg` (0 = 256 capped). */
+static vkb_status dispatch_simple(vkb_stream *s, const char *op, const char *kernel,
+                                  const struct op_arg *args, uint32_t nargs, const void *push,
+                                  uint32_t push_size, uint64_t elems, uint32_t wg)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    vkb_binding b[VKB_MAX_BINDINGS];
+    for (uint32_t i = 0; i < nargs; i++) {
+        if ((st = vkb_op_need_single_part(dev, op, args[i].what, args[i].buf, args[i].bytes)))
+            return st;
+        b[i] = (vkb_binding){args[i].buf, 0, args[i].bytes};
+    }
+    vkb_pipeline *p;
+    if ((st = pipeline(dev, kernel, wg ? wg : vkb_op_wg_size(dev, 256, 0), &p)) != VKB_OK)
+        return st;
+    uint64_t e[3] = {elems, 1, 1};
+    return vkb_stream_dispatch(s, p, b, nargs, push, push_size, e, op);
+}
+
+/* Workgroup size for one-workgroup-per-row kernels: enough invocations for the row,
+ * a multiple of the subgroup, at most 256. */
+static uint32_t row_wg(const vkb_device *dev, uint32_t n)
+{
+    uint32_t wg = vkb_op_wg_size(dev, 256, 4);
+    uint32_t sg = dev->info.subgroup_size ? dev->info.subgroup_size : 1;
+    while (wg > sg && wg / 2 >= n)
+        wg /= 2;
+    return wg;
+}
+
+static vkb_status check_rows(vkb_device *dev, const char *op, uint32_t n, uint32_t rows)
+{
+    if (n == 0 || rows == 0 || (uint64_t)n * rows > UINT32_MAX)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: %u rows of %u values (each must be at least 1, the product "
+                            "below 2^32)",
+                            op, rows, n);
+    return VKB_OK;
+}
+
+vkb_status vkb_op_rms_norm(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                           const vkb_buffer *w, uint32_t n, uint32_t rows, float eps)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    if ((st = check_rows(dev, "rms_norm", n, rows)) != VKB_OK)
+        return st;
+    if (!(eps >= 0.0f))
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "rms_norm: eps %g is negative", eps);
+    uint64_t bytes = (uint64_t)n * rows * 4;
+    struct op_arg a[3] = {{"x", x, bytes}, {"w", w, (uint64_t)n * 4}, {"out", out, bytes}};
+    struct {
+        uint32_t n, rows;
+        float eps;
+    } push = {n, rows, eps};
+    char kernel[32];
+    snprintf(kernel, sizeof kernel, "rms_norm_%s", vkb_op_row_variant(dev));
+    return dispatch_simple(s, "rms_norm", kernel, a, 3, &push, sizeof push, rows, row_wg(dev, n));
+}
+
+vkb_status vkb_op_softmax(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                          const vkb_buffer *mask, uint32_t mask_rows, uint32_t n, uint32_t rows,
+                          float scale)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    if ((st = check_rows(dev, "softmax", n, rows)) != VKB_OK)
+        return st;
+    if (mask && (mask_rows == 0 || mask_rows > rows))
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "softmax: mask of %u rows for %u rows (must be 1 to rows)", mask_rows,
+                            rows);
+    uint64_t bytes = (uint64_t)n * rows * 4;
+    /* without a mask, x is bound in its place: the kernel does not read it */
+    struct op_arg a[3] = {{"x", x, bytes},
+                          {"mask", mask ? mask : x, mask ? (uint64_t)n * mask_rows * 4 : bytes},
+                          {"out", out, bytes}};
+    struct {
+        uint32_t n, rows;
+        float scale;
+        uint32_t mask_rows;
+    } push = {n, rows, scale, mask ? mask_rows : 0};
+    char kernel[32];
+    snprintf(kernel, sizeof kernel, "softmax_%s", vkb_op_row_variant(dev));
+    return dispatch_simple(s, "softmax", kernel, a, 3, &push, sizeof push, rows, row_wg(dev, n));
+}
+
+void vkb_rope_freqs(float *freqs, uint32_t rot_dims, float base, float freq_scale)
+{
+    for (uint32_t i = 0; i < rot_dims / 2; i++)
+        freqs[i] = (float)((double)freq_scale * pow((double)base, -2.0 * i / (double)rot_dims));
+}
+
+vkb_status vkb_op_rope(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                       const vkb_buffer *pos, const vkb_buffer *freqs, const vkb_rope_shape *sh)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    if (!sh || sh->head_dim == 0 || sh->head_dim % 2 || sh->rot_dims % 2 ||
+        sh->rot_dims > sh->head_dim || sh->rot_dims == 0 || sh->heads == 0 || sh->tokens == 0)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "rope: head_dim %u, rot_dims %u (both even, 0 < rot_dims <= head_dim), "
+                            "%u heads, %u tokens",
+                            sh ? sh->head_dim : 0, sh ? sh->rot_dims : 0, sh ? sh->heads : 0,
+                            sh ? sh->tokens : 0);
+    uint64_t values = (uint64_t)sh->head_dim * sh->heads * sh->tokens;
+    vkb_status st;
+    if ((st = vkb_op_check_count(dev, "rope", values)) != VKB_OK)
+        return st;
+    struct op_arg a[4] = {{"x", x, values * 4},
+                          {"pos", pos, (uint64_t)sh->tokens * 4},
+                          {"freqs", freqs, (uint64_t)sh->rot_dims / 2 * 4},
+                          {"out", out, values * 4}};
+    uint32_t push[5] = {sh->head_dim, sh->rot_dims, sh->heads, sh->tokens, sh->neox ? 1u : 0u};
+    return dispatch_simple(s, "rope", "rope_f32", a, 4, push, sizeof push, values / 2, 0);
+}
+
+/* The 8-byte push constants of eltwise.comp. */
+struct eltwise_push {
+    uint32_t n;
+    float s;
+};
+
+vkb_status vkb_op_silu_mul(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *gate,
+                           const vkb_buffer *up, uint64_t n)
+{
+    vkb_status st = vkb_op_check_count(vkb_stream_device(s), "silu_mul", n);
+    if (st != VKB_OK)
+        return st;
+    struct op_arg a[3] = {{"gate", gate, n * 4}, {"up", up, n * 4}, {"out", out, n * 4}};
+    struct eltwise_push push = {(uint32_t)n, 0.0f};
+    return dispatch_simple(s, "silu_mul", "silu_mul_f32", a, 3, &push, sizeof push, n, 0);
+}
+
+vkb_status vkb_op_scale(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x, uint64_t n,
+                        float scale)
+{
+    vkb_status st = vkb_op_check_count(vkb_stream_device(s), "scale", n);
+    if (st != VKB_OK)
+        return st;
+    struct op_arg a[2] = {{"x", x, n * 4}, {"out", out, n * 4}};
+    struct eltwise_push push = {(uint32_t)n, scale};
+    return dispatch_simple(s, "scale", "scale_f32", a, 2, &push, sizeof push, n, 0);
+}
+
+/* f16 values are packed two per 32-bit word; an odd count still fills its last word. */
+static uint64_t f16_bytes(uint64_t n)
+{
+    return (n + 1) / 2 * 4;
+}
+
+vkb_status vkb_op_convert_f32_f16(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                                  uint64_t n)
+{
+    vkb_status st = vkb_op_check_count(vkb_stream_device(s), "convert_f32_f16", n);
+    if (st != VKB_OK)
+        return st;
+    struct op_arg a[2] = {{"x", x, n * 4}, {"out", out, f16_bytes(n)}};
+    struct eltwise_push push = {(uint32_t)n, 0.0f};
+    return dispatch_simple(s, "convert_f32_f16", "convert_f32_f16", a, 2, &push, sizeof push,
+                           (n + 1) / 2, 0);
+}
+
+vkb_status vkb_op_convert_f16_f32(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                                  uint64_t n)
+{
+    vkb_status st = vkb_op_check_count(vkb_stream_device(s), "convert_f16_f32", n);
+    if (st != VKB_OK)
+        return st;
+    struct op_arg a[2] = {{"x", x, f16_bytes(n)}, {"out", out, n * 4}};
+    struct eltwise_push push = {(uint32_t)n, 0.0f};
+    return dispatch_simple(s, "convert_f16_f32", "convert_f16_f32", a, 2, &push, sizeof push, n, 0);
+}
+
+vkb_status vkb_op_copy(vkb_stream *s, const vkb_buffer *dst, const vkb_buffer *src, uint64_t bytes)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    if (bytes % 16 != 0)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "copy: %llu bytes is not a multiple of 16", (unsigned long long)bytes);
+    if ((st = vkb_op_check_count(dev, "copy", bytes / 16)) != VKB_OK)
+        return st;
+    uint32_t n = (uint32_t)(bytes / 16);
+    struct op_arg a[2] = {{"src", src, bytes}, {"dst", dst, bytes}};
+    return dispatch_simple(s, "copy", "copy_vec4", a, 2, &n, sizeof n, n, 0);
+}
+
+vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
+                      const vkb_buffer *b, uint64_t n)
+{
+    vkb_status st = vkb_op_check_count(vkb_stream_device(s), "add", n);
+    if (st != VKB_OK)
+        return st;
+    uint32_t n32 = (uint32_t)n;
+    struct op_arg args[3] = {{"a", a, n * 4}, {"b", b, n * 4}, {"out", out, n * 4}};
+    return dispatch_simple(s, "add", "add_f32", args, 3, &n32, sizeof n32, n, 0);
 }

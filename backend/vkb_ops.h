@@ -2,12 +2,15 @@
  *
  * Each op checks its arguments, picks the kernel variant the device (under its profile)
  * supports best, and records one or more dispatches. Buffers hold f32 values unless
- * said otherwise; element counts are in values, not bytes. An op's buffers must each be
- * a single part (see vkb_buffer_part_count); larger tensors are split by the caller.
+ * said otherwise; element counts are in values, not bytes. Activation buffers must each
+ * be a single part (see vkb_buffer_part_count); weight matrices may span many parts and
+ * the ops dispatch once per part. Every op has a plain-C reference in vkb_ref.h with the
+ * same arguments.
  */
 #ifndef VKB_OPS_H
 #define VKB_OPS_H
 
+#include "cmp_quant.h"
 #include "vkb.h"
 
 #ifdef __cplusplus
@@ -31,6 +34,94 @@ uint64_t vkb_op_sum_tmp_bytes(const vkb_device *dev, uint64_t n);
 /* The kernel variant vkb_op_sum uses on this device: "sum_subgroup" where compute
  * shaders have subgroup arithmetic, "sum_shared" (shared-memory tree) otherwise. */
 const char *vkb_op_sum_variant(const vkb_device *dev);
+
+/* ---- weights ------------------------------------------------------------------------- */
+
+/* A weight matrix as GGUF stores it: `rows` rows of `k` values of `type`, row after row,
+ * the blocks' bytes unchanged, from the start of `buffer`. k must be a multiple of the
+ * type's block size and of 8. Allocate the buffer with vkb_matrix_bytes() bytes and
+ * granule vkb_matrix_granule(), so no row straddles two parts and every part is whole
+ * 32-bit words. */
+typedef struct vkb_matrix {
+    const vkb_buffer *buffer;
+    cmp_type type;
+    uint32_t rows;
+    uint32_t k;
+} vkb_matrix;
+
+/* Bytes of rows x k values of `type`, rounded up to 4; 0 for an unknown type. */
+uint64_t vkb_matrix_bytes(cmp_type type, uint32_t k, uint32_t rows);
+/* The smallest whole number of rows that is a multiple of 4 bytes. */
+uint64_t vkb_matrix_granule(cmp_type type, uint32_t k);
+
+/* True when the weight kernels read `type`. */
+bool vkb_op_type_supported(cmp_type type);
+
+/* y[c][r] = sum_k W[r][k] · x[c][k] for c < ncols (1 to 8): decode. x holds ncols columns
+ * of w->k floats, y ncols columns of w->rows floats, each column after the previous. */
+vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                         const vkb_buffer *y, uint32_t ncols);
+
+/* out[c][r] = sum_k W[r][k] · x[c][k] for c < n: prefill; same layouts as matvec. */
+vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                         const vkb_buffer *out, uint32_t n);
+
+/* out[i][k] = W[ids[i]][k] dequantized (bit-exact with cmp_dequantize), i < n_ids:
+ * embedding lookup. ids are uint32 in a buffer; an id ≥ w->rows leaves its row unwritten. */
+vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *ids,
+                           uint32_t n_ids, const vkb_buffer *out);
+
+/* Kernel names the ops pick on this device: "matvec_q4_k_subgroup", "matmul_q8_0" ... */
+const char *vkb_op_matvec_variant(const vkb_device *dev, cmp_type type);
+const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type);
+
+/* ---- the small ops of a transformer -------------------------------------------------- */
+
+/* out[r][i] = x[r][i] / sqrt(mean(x[r]²) + eps) · w[i], rows of n values. */
+vkb_status vkb_op_rms_norm(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                           const vkb_buffer *w, uint32_t n, uint32_t rows, float eps);
+
+/* out[r] = softmax(x[r] · scale + mask[r % mask_rows]) over rows of n values; mask NULL
+ * (mask_rows ignored) for none. -inf masks; a row of only -inf comes out as zeros. */
+vkb_status vkb_op_softmax(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                          const vkb_buffer *mask, uint32_t mask_rows, uint32_t n, uint32_t rows,
+                          float scale);
+
+/* Rotary position embedding. x and out are [tokens][heads][head_dim]; pos holds one int32
+ * position per token; freqs holds rot_dims/2 floats from vkb_rope_freqs. neox selects the
+ * pair order (i, i + rot_dims/2) of GPT-NeoX-style models (qwen2 and others); otherwise
+ * (2i, 2i+1) as in llama. Dimensions from rot_dims on are copied. */
+typedef struct vkb_rope_shape {
+    uint32_t head_dim;
+    uint32_t rot_dims; /* even, ≤ head_dim; usually head_dim */
+    uint32_t heads;
+    uint32_t tokens;
+    bool neox;
+} vkb_rope_shape;
+vkb_status vkb_op_rope(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                       const vkb_buffer *pos, const vkb_buffer *freqs, const vkb_rope_shape *shape);
+
+/* freqs[i] = freq_scale · base^(-2i / rot_dims) for i < rot_dims/2, computed in double:
+ * frequency base and linear scaling (freq_scale = 1 / scaling factor). */
+void vkb_rope_freqs(float *freqs, uint32_t rot_dims, float base, float freq_scale);
+
+/* out[i] = silu(gate[i]) · up[i] = gate / (1 + exp(-gate)) · up. */
+vkb_status vkb_op_silu_mul(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *gate,
+                           const vkb_buffer *up, uint64_t n);
+
+/* out[i] = x[i] · scale. */
+vkb_status vkb_op_scale(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x, uint64_t n,
+                        float scale);
+
+/* f32 → f16 (IEEE binary16 bits, two per 32-bit word; the driver rounds to nearest even
+ * or toward zero, as Vulkan allows) and f16 → f32 (exact). */
+vkb_status vkb_op_convert_f32_f16(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                                  uint64_t n);
+vkb_status vkb_op_convert_f16_f32(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                                  uint64_t n);
+
+/* The variant the row ops (rms_norm, softmax) use: "subgroup" or "shared". */
+const char *vkb_op_row_variant(const vkb_device *dev);
 
 #ifdef __cplusplus
 }

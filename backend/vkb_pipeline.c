@@ -6,53 +6,6 @@
 #include "vkb_internal.h"
 #include "vkb_spirv.h"
 
-/* Every kernel the backend knows. Bindings: inputs first, outputs last. */
-static const struct vkb_kernel kernels[] = {
-    {.name = "copy_vec4",
-     .binding_count = 2,
-     .writes = {false, true},
-     .push_size = 4,
-     .spec_count = 1,
-     .spec_defaults = {256},
-     .elems_per_invocation = 1,
-     .flatten_x = true},
-    {.name = "add_f32",
-     .binding_count = 3,
-     .writes = {false, false, true},
-     .push_size = 4,
-     .spec_count = 1,
-     .spec_defaults = {256},
-     .elems_per_invocation = 1,
-     .flatten_x = true},
-    {.name = "sum_subgroup",
-     .binding_count = 2,
-     .writes = {false, true},
-     .push_size = 4,
-     .spec_count = 1,
-     .spec_defaults = {256},
-     .elems_per_invocation = 4,
-     .flatten_x = true,
-     .needs_subgroup_ops = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_ARITHMETIC,
-     .shared_bytes_per_invocation = 4},
-    {.name = "sum_shared",
-     .binding_count = 2,
-     .writes = {false, true},
-     .push_size = 4,
-     .spec_count = 1,
-     .spec_defaults = {256},
-     .elems_per_invocation = 4,
-     .flatten_x = true,
-     .shared_bytes_per_invocation = 4},
-};
-
-const struct vkb_kernel *vkb_kernel_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
-        if (strcmp(kernels[i].name, name) == 0)
-            return &kernels[i];
-    return NULL;
-}
-
 static const struct vkb_spirv_entry *spirv_find(const char *name)
 {
     for (size_t i = 0; i < vkb_spirv_table_count; i++)
@@ -103,10 +56,12 @@ static vkb_status check_spec(vkb_device *dev, const struct vkb_kernel *k, const 
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
                             "kernel %s: workgroup of %u exceeds the device's limit (%u)", k->name,
                             wg, info->max_workgroup_invocations);
-    if ((uint64_t)wg * k->shared_bytes_per_invocation > info->max_shared_memory)
+    uint64_t shared = k->shared_bytes ? k->shared_bytes(s->values)
+                                      : (uint64_t)wg * k->shared_bytes_per_invocation;
+    if (shared > info->max_shared_memory)
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
-                            "kernel %s: %u bytes of shared memory exceed the device's %u", k->name,
-                            wg * k->shared_bytes_per_invocation, info->max_shared_memory);
+                            "kernel %s: %llu bytes of shared memory exceed the device's %u",
+                            k->name, (unsigned long long)shared, info->max_shared_memory);
     if (k->push_size > info->max_push_constants_size)
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
                             "kernel %s: %u bytes of push constants exceed the device's %u", k->name,
@@ -259,8 +214,11 @@ vkb_status vkb_pipeline_get(vkb_device *dev, const char *name, const vkb_spec *s
     c->push_size = k->push_size;
     c->workgroup_size[0] = s.values[0];
     c->workgroup_size[1] = c->workgroup_size[2] = 1;
-    c->elems_per_workgroup[0] = s.values[0] * k->elems_per_invocation;
-    c->elems_per_workgroup[1] = c->elems_per_workgroup[2] = 1;
+    c->elems_per_workgroup[0] = k->group_per_elem  ? 1
+                                : k->elems_spec[0] ? s.values[k->elems_spec[0]]
+                                                   : s.values[0] * k->elems_per_invocation;
+    c->elems_per_workgroup[1] = k->elems_spec[1] ? s.values[k->elems_spec[1]] : 1;
+    c->elems_per_workgroup[2] = 1;
     c->flatten_x = k->flatten_x;
     c->required_subgroup_size = s.required_subgroup_size;
 

@@ -4,3 +4,25 @@ vkllm_shader(copy_vec4 copy_vec4.comp)
 vkllm_shader(add_f32 add_f32.comp)
 vkllm_shader(sum_subgroup sum_f32.comp DEFINES USE_SUBGROUP)
 vkllm_shader(sum_shared sum_f32.comp)
+
+# Weight formats: one SPIR-V blob per format for each kernel that reads weights.
+set(VKLLM_WEIGHT_FORMATS f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q4_k q5_k q6_k iq4_nl)
+foreach(fmt ${VKLLM_WEIGHT_FORMATS})
+    string(TOUPPER ${fmt} FMT)
+    vkllm_shader(matvec_${fmt}_subgroup matvec.comp DEFINES FORMAT_${FMT} USE_SUBGROUP)
+    vkllm_shader(matvec_${fmt}_shared matvec.comp DEFINES FORMAT_${FMT})
+    vkllm_shader(matmul_${fmt} matmul.comp DEFINES FORMAT_${FMT})
+    vkllm_shader(get_rows_${fmt} get_rows.comp DEFINES FORMAT_${FMT})
+endforeach()
+
+# Row-wise ops reduce across a workgroup: a subgroup variant and a shared-memory one.
+foreach(op rms_norm softmax)
+    vkllm_shader(${op}_subgroup ${op}.comp DEFINES USE_SUBGROUP)
+    vkllm_shader(${op}_shared ${op}.comp)
+endforeach()
+
+vkllm_shader(rope_f32 rope.comp)
+vkllm_shader(silu_mul_f32 eltwise.comp DEFINES OP_SILU_MUL)
+vkllm_shader(scale_f32 eltwise.comp DEFINES OP_SCALE)
+vkllm_shader(convert_f32_f16 eltwise.comp DEFINES OP_F32_F16)
+vkllm_shader(convert_f16_f32 eltwise.comp DEFINES OP_F16_F32)

@@ -1,0 +1,117 @@
+/* The kernel table: every SPIR-V variant the backend dispatches and its contract
+ * (bindings, push constants, specialization constants, what one workgroup covers). The
+ * shaders themselves are in shaders/, their variants in shaders/shaders.cmake. */
+#include <string.h>
+
+#include "vkb_internal.h"
+
+/* matmul.comp: ws[TK*TM] and xs[TK*TN] floats */
+static uint64_t matmul_shared(const uint32_t *spec)
+{
+    return 4ull * spec[3] * (spec[1] + spec[2]);
+}
+
+/* matvec.comp: red[ROWS * NCOLS * workgroup] floats */
+static uint64_t matvec_shared(const uint32_t *spec)
+{
+    return 4ull * spec[0] * spec[1] * spec[2];
+}
+
+/* Bindings: inputs first, outputs last. */
+#define OUT2 .binding_count = 2, .writes = {false, true}
+#define OUT3 .binding_count = 3, .writes = {false, false, true}
+#define OUT4 .binding_count = 4, .writes = {false, false, false, true}
+
+#define SG_OPS (VKB_SUBGROUP_BASIC | VKB_SUBGROUP_ARITHMETIC)
+
+/* 1-D elementwise kernels: one element per invocation, grid folded when long. */
+#define ELTWISE(n, bindings, push)                                                                 \
+    {                                                                                              \
+        .name = n, bindings, .push_size = push, .spec_count = 1, .spec_defaults = {256},           \
+        .elems_per_invocation = 1, .flatten_x = true                                               \
+    }
+
+/* Row kernels: one workgroup per row, reduced with vkb_reduce.glsl. */
+#define ROWWISE(n, push, sg)                                                                       \
+    {                                                                                              \
+        .name = n, OUT3, .push_size = push, .spec_count = 1, .spec_defaults = {256},               \
+        .group_per_elem = true, .flatten_x = true, .needs_subgroup_ops = sg,                       \
+        .shared_bytes_per_invocation = 4                                                           \
+    }
+
+/* matvec.comp: spec {workgroup, ROWS, NCOLS}; x counts rows. */
+#define MATVEC(n, sg)                                                                              \
+    {                                                                                              \
+        .name = n, OUT3, .push_size = 24, .spec_count = 3, .spec_defaults = {64, 1, 1},            \
+        .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = sg,                         \
+        .shared_bytes = matvec_shared                                                              \
+    }
+
+/* matmul.comp: spec {workgroup, TM, TN, TK}; x counts rows, y columns. */
+#define MATMUL(n)                                                                                  \
+    {                                                                                              \
+        .name = n, OUT3, .push_size = 28, .spec_count = 4, .spec_defaults = {64, 32, 32, 16},      \
+        .elems_spec = {1, 2}, .shared_bytes = matmul_shared                                        \
+    }
+
+/* get_rows.comp: x counts units of 8 values, y ids. */
+#define GET_ROWS(n)                                                                                \
+    {                                                                                              \
+        .name = n, OUT3, .push_size = 20, .spec_count = 1, .spec_defaults = {64},                  \
+        .elems_per_invocation = 1                                                                  \
+    }
+
+#define WEIGHT_KERNELS(fmt)                                                                        \
+    MATVEC("matvec_" fmt "_subgroup", SG_OPS), MATVEC("matvec_" fmt "_shared", 0),                 \
+        MATMUL("matmul_" fmt), GET_ROWS("get_rows_" fmt)
+
+static const struct vkb_kernel kernels[] = {
+    ELTWISE("copy_vec4", OUT2, 4),
+    ELTWISE("add_f32", OUT3, 4),
+    {.name = "sum_subgroup",
+     OUT2,
+     .push_size = 4,
+     .spec_count = 1,
+     .spec_defaults = {256},
+     .elems_per_invocation = 4,
+     .flatten_x = true,
+     .needs_subgroup_ops = SG_OPS,
+     .shared_bytes_per_invocation = 4},
+    {.name = "sum_shared",
+     OUT2,
+     .push_size = 4,
+     .spec_count = 1,
+     .spec_defaults = {256},
+     .elems_per_invocation = 4,
+     .flatten_x = true,
+     .shared_bytes_per_invocation = 4},
+    ELTWISE("silu_mul_f32", OUT3, 8),
+    ELTWISE("scale_f32", OUT2, 8),
+    ELTWISE("convert_f32_f16", OUT2, 8),
+    ELTWISE("convert_f16_f32", OUT2, 8),
+    ELTWISE("rope_f32", OUT4, 20),
+    ROWWISE("rms_norm_subgroup", 12, SG_OPS),
+    ROWWISE("rms_norm_shared", 12, 0),
+    ROWWISE("softmax_subgroup", 16, SG_OPS),
+    ROWWISE("softmax_shared", 16, 0),
+    WEIGHT_KERNELS("f32"),
+    WEIGHT_KERNELS("f16"),
+    WEIGHT_KERNELS("bf16"),
+    WEIGHT_KERNELS("q4_0"),
+    WEIGHT_KERNELS("q4_1"),
+    WEIGHT_KERNELS("q5_0"),
+    WEIGHT_KERNELS("q5_1"),
+    WEIGHT_KERNELS("q8_0"),
+    WEIGHT_KERNELS("q4_k"),
+    WEIGHT_KERNELS("q5_k"),
+    WEIGHT_KERNELS("q6_k"),
+    WEIGHT_KERNELS("iq4_nl"),
+};
+
+const struct vkb_kernel *vkb_kernel_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+        if (strcmp(kernels[i].name, name) == 0)
+            return &kernels[i];
+    return NULL;
+}

@@ -1,0 +1,300 @@
+/* Weight-matrix ops: matvec (decode), matmul (prefill), get_rows (embedding lookup).
+ *
+ * A matrix may span many parts of its buffer (vkb_buffer_alloc with the granule
+ * vkb_matrix_granule gives), each holding whole rows; the ops dispatch once per part with
+ * the part's first row and row count in the push constants. */
+#include <stdio.h>
+
+#include "vkb_internal.h"
+#include "vkb_ops.h"
+
+static const char *format_name(cmp_type type)
+{
+    switch (type) {
+    case CMP_TYPE_F32: return "f32";
+    case CMP_TYPE_F16: return "f16";
+    case CMP_TYPE_BF16: return "bf16";
+    case CMP_TYPE_Q4_0: return "q4_0";
+    case CMP_TYPE_Q4_1: return "q4_1";
+    case CMP_TYPE_Q5_0: return "q5_0";
+    case CMP_TYPE_Q5_1: return "q5_1";
+    case CMP_TYPE_Q8_0: return "q8_0";
+    case CMP_TYPE_Q4_K: return "q4_k";
+    case CMP_TYPE_Q5_K: return "q5_k";
+    case CMP_TYPE_Q6_K: return "q6_k";
+    case CMP_TYPE_IQ4_NL: return "iq4_nl";
+    }
+    return NULL;
+}
+
+bool vkb_op_type_supported(cmp_type type)
+{
+    return format_name(type) != NULL;
+}
+
+uint64_t vkb_matrix_granule(cmp_type type, uint32_t k)
+{
+    uint64_t rb = cmp_row_bytes(type, k);
+    if (rb == 0)
+        return 0;
+    return rb % 4 == 0 ? rb : rb % 2 == 0 ? 2 * rb : 4 * rb;
+}
+
+uint64_t vkb_matrix_bytes(cmp_type type, uint32_t k, uint32_t rows)
+{
+    return ((uint64_t)cmp_row_bytes(type, k) * rows + 3) / 4 * 4;
+}
+
+/* ---- per-device choices ---- */
+
+struct matvec_plan {
+    uint32_t wg, rows;
+};
+
+/* Decode is bandwidth-bound: enough invocations in flight per row to cover memory
+ * latency on GPUs; on a CPU driver one workgroup runs on one thread, so a subgroup-wide
+ * workgroup taking several rows shares each load of x among them. */
+static struct matvec_plan matvec_plan(const vkb_device *dev, uint32_t ncols)
+{
+    uint32_t sg = dev->info.subgroup_size ? dev->info.subgroup_size : 32;
+    struct matvec_plan p;
+    switch (dev->info.type) {
+    case VKB_DEVICE_CPU: p = (struct matvec_plan){sg < 8 ? 8 : sg, 4}; break;
+    case VKB_DEVICE_DISCRETE: p = (struct matvec_plan){128, 2}; break;
+    default: p = (struct matvec_plan){64, 1}; break;
+    }
+    if (dev->info.profile == VKB_PROFILE_MOBILE)
+        p = (struct matvec_plan){64, 1};
+    p.wg = vkb_op_wg_size(dev, p.wg, 4 * p.rows * ncols); /* matvec.comp's red[] */
+    return p;
+}
+
+struct matmul_plan {
+    uint32_t wg, tm, tn, tk;
+};
+
+/* Tiles of 64 x 64 (256 invocations, 8 KiB of shared memory at TK 16) where the device
+ * allows, else 32 x 32 (64 invocations, 4 KiB). */
+static struct matmul_plan matmul_plan(const vkb_device *dev)
+{
+    const vkb_device_info *info = &dev->info;
+    if (info->type == VKB_DEVICE_DISCRETE && vkb_max_workgroup_x(info) >= 256 &&
+        info->max_shared_memory >= 4u * 16 * 128 && info->profile == VKB_PROFILE_NATIVE)
+        return (struct matmul_plan){256, 64, 64, 16};
+    return (struct matmul_plan){64, 32, 32, 16};
+}
+
+const char *vkb_op_matvec_variant(const vkb_device *dev, cmp_type type)
+{
+    static _Thread_local char name[40];
+    const char *f = format_name(type);
+    if (!f)
+        return NULL;
+    snprintf(name, sizeof name, "matvec_%s_%s", f,
+             vkb_op_use_subgroups(dev) ? "subgroup" : "shared");
+    return name;
+}
+
+const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type)
+{
+    static _Thread_local char name[40];
+    (void)dev;
+    const char *f = format_name(type);
+    if (!f)
+        return NULL;
+    snprintf(name, sizeof name, "matmul_%s", f);
+    return name;
+}
+
+/* ---- argument checks ---- */
+
+static vkb_status check_matrix(vkb_device *dev, const char *op, const vkb_matrix *w)
+{
+    if (!w || !w->buffer)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: no weight matrix", op);
+    const cmp_type_info *ti = cmp_type_get(w->type);
+    if (!ti || !vkb_op_type_supported(w->type))
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED, "%s: no kernel reads tensor type %d (%s)", op,
+                            (int)w->type, ti ? ti->name : "unknown");
+    if (w->rows == 0 || w->k == 0 || w->k % ti->block_size || w->k % 8)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: %s matrix of %u x %u: rows must be at least 1 and k a positive "
+                            "multiple of %u and of 8",
+                            op, ti->name, w->rows, w->k, ti->block_size);
+    uint64_t need = vkb_matrix_bytes(w->type, w->k, w->rows);
+    if (vkb_buffer_size(w->buffer) < need)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: %s matrix of %u x %u needs %llu bytes; its buffer holds %llu", op,
+                            ti->name, w->rows, w->k, (unsigned long long)need,
+                            (unsigned long long)vkb_buffer_size(w->buffer));
+    if (cmp_row_bytes(w->type, w->k) > UINT32_MAX / 2)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: rows of %u values are too long", op,
+                            w->k);
+    return VKB_OK;
+}
+
+/* Part i of the matrix: its byte range to bind and the rows it holds. */
+struct matrix_part {
+    uint64_t offset, bytes;
+    uint32_t row0, rows;
+};
+
+static vkb_status matrix_part(vkb_device *dev, const char *op, const vkb_matrix *w, uint32_t i,
+                              struct matrix_part *out)
+{
+    uint64_t rb = cmp_row_bytes(w->type, w->k), off, size;
+    vkb_buffer_part(w->buffer, i, &off, &size);
+    uint64_t total = (uint64_t)w->rows * rb;
+    bool last = i + 1 == vkb_buffer_part_count(w->buffer) || off + size >= total;
+    if (off % rb || (!last && size % vkb_matrix_granule(w->type, w->k)))
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: part %u of the weight buffer [%llu, +%llu) splits a row of %llu "
+                            "bytes; allocate it with granule vkb_matrix_granule()",
+                            op, i, (unsigned long long)off, (unsigned long long)size,
+                            (unsigned long long)rb);
+    out->row0 = (uint32_t)(off / rb);
+    uint64_t rows = size / rb;
+    if (rows > w->rows - out->row0)
+        rows = w->rows - out->row0;
+    out->rows = (uint32_t)rows;
+    out->offset = off;
+    out->bytes = (rows * rb + 3) / 4 * 4;
+    if (out->bytes > size)
+        out->bytes = size;
+    return VKB_OK;
+}
+
+/* Parts that hold rows of w (a buffer may be larger than its matrix). */
+static uint32_t matrix_parts(const vkb_matrix *w)
+{
+    uint64_t total = (uint64_t)w->rows * cmp_row_bytes(w->type, w->k);
+    uint32_t n = vkb_buffer_part_count(w->buffer);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t off, size;
+        vkb_buffer_part(w->buffer, i, &off, &size);
+        if (off + size >= total)
+            return i + 1;
+    }
+    return n;
+}
+
+/* ---- the ops ---- */
+
+/* x and out: n columns of k (x) or rows (out) floats, one after the other. */
+static vkb_status check_columns(vkb_device *dev, const char *op, const vkb_matrix *w,
+                                const vkb_buffer *x, const vkb_buffer *out, uint32_t n)
+{
+    vkb_status st;
+    if ((uint64_t)n * w->k > UINT32_MAX || (uint64_t)n * w->rows > UINT32_MAX)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: %u columns of %u x %u is more than 2^32 values", op, n, w->rows,
+                            w->k);
+    if ((st = vkb_op_need_single_part(dev, op, "x", x, (uint64_t)n * w->k * 4)) != VKB_OK ||
+        (st = vkb_op_need_single_part(dev, op, "out", out, (uint64_t)n * w->rows * 4)) != VKB_OK)
+        return st;
+    return VKB_OK;
+}
+
+vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                         const vkb_buffer *y, uint32_t ncols)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    if ((st = check_matrix(dev, "matvec", w)) != VKB_OK)
+        return st;
+    if (ncols < 1 || ncols > 8)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "matvec: %u columns (1 to 8; use matmul for more)", ncols);
+    if ((st = check_columns(dev, "matvec", w, x, y, ncols)) != VKB_OK)
+        return st;
+    struct matvec_plan plan = matvec_plan(dev, ncols);
+    vkb_spec spec = {.count = 3, .values = {plan.wg, plan.rows, ncols}};
+    vkb_pipeline *p;
+    if ((st = vkb_pipeline_get(dev, vkb_op_matvec_variant(dev, w->type), &spec, &p)) != VKB_OK)
+        return st;
+    for (uint32_t i = 0, n = matrix_parts(w); i < n; i++) {
+        struct matrix_part part;
+        if ((st = matrix_part(dev, "matvec", w, i, &part)) != VKB_OK)
+            return st;
+        uint32_t push[6] = {w->k, part.rows, (uint32_t)cmp_row_bytes(w->type, w->k),
+                            w->k, w->rows,   part.row0};
+        vkb_binding b[3] = {{w->buffer, part.offset, part.bytes},
+                            {x, 0, (uint64_t)ncols * w->k * 4},
+                            {y, 0, (uint64_t)ncols * w->rows * 4}};
+        uint64_t elems[3] = {part.rows, 1, 1};
+        if ((st = vkb_stream_dispatch(s, p, b, 3, push, sizeof push, elems, "matvec")) != VKB_OK)
+            return st;
+    }
+    return VKB_OK;
+}
+
+vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                         const vkb_buffer *out, uint32_t n)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    if ((st = check_matrix(dev, "matmul", w)) != VKB_OK)
+        return st;
+    if (n == 0)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "matmul: 0 columns");
+    if ((st = check_columns(dev, "matmul", w, x, out, n)) != VKB_OK)
+        return st;
+    struct matmul_plan plan = matmul_plan(dev);
+    vkb_spec spec = {.count = 4, .values = {plan.wg, plan.tm, plan.tn, plan.tk}};
+    vkb_pipeline *p;
+    if ((st = vkb_pipeline_get(dev, vkb_op_matmul_variant(dev, w->type), &spec, &p)) != VKB_OK)
+        return st;
+    for (uint32_t i = 0, parts = matrix_parts(w); i < parts; i++) {
+        struct matrix_part part;
+        if ((st = matrix_part(dev, "matmul", w, i, &part)) != VKB_OK)
+            return st;
+        uint32_t push[7] = {w->k, part.rows, n,        (uint32_t)cmp_row_bytes(w->type, w->k),
+                            w->k, w->rows,   part.row0};
+        vkb_binding b[3] = {{w->buffer, part.offset, part.bytes},
+                            {x, 0, (uint64_t)n * w->k * 4},
+                            {out, 0, (uint64_t)n * w->rows * 4}};
+        uint64_t elems[3] = {part.rows, n, 1};
+        if ((st = vkb_stream_dispatch(s, p, b, 3, push, sizeof push, elems, "matmul")) != VKB_OK)
+            return st;
+    }
+    return VKB_OK;
+}
+
+vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *ids,
+                           uint32_t n_ids, const vkb_buffer *out)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    if ((st = check_matrix(dev, "get_rows", w)) != VKB_OK)
+        return st;
+    if (n_ids == 0 || n_ids > dev->info.max_workgroup_count[1] ||
+        (uint64_t)n_ids * w->k > UINT32_MAX)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "get_rows: %u ids (1 to %u, ids x k below 2^32)", n_ids,
+                            dev->info.max_workgroup_count[1]);
+    uint64_t out_bytes = (uint64_t)n_ids * w->k * 4;
+    if ((st = vkb_op_need_single_part(dev, "get_rows", "ids", ids, (uint64_t)n_ids * 4)) !=
+            VKB_OK ||
+        (st = vkb_op_need_single_part(dev, "get_rows", "out", out, out_bytes)) != VKB_OK)
+        return st;
+    vkb_spec spec = {.count = 1, .values = {vkb_op_wg_size(dev, 64, 0)}};
+    char name[40];
+    snprintf(name, sizeof name, "get_rows_%s", format_name(w->type));
+    vkb_pipeline *p;
+    if ((st = vkb_pipeline_get(dev, name, &spec, &p)) != VKB_OK)
+        return st;
+    for (uint32_t i = 0, parts = matrix_parts(w); i < parts; i++) {
+        struct matrix_part part;
+        if ((st = matrix_part(dev, "get_rows", w, i, &part)) != VKB_OK)
+            return st;
+        uint32_t push[5] = {w->k, (uint32_t)cmp_row_bytes(w->type, w->k), part.row0, part.rows,
+                            w->k};
+        vkb_binding b[3] = {{w->buffer, part.offset, part.bytes},
+                            {ids, 0, (uint64_t)n_ids * 4},
+                            {out, 0, out_bytes}};
+        uint64_t elems[3] = {w->k / 8, n_ids, 1};
+        if ((st = vkb_stream_dispatch(s, p, b, 3, push, sizeof push, elems, "get_rows")) != VKB_OK)
+            return st;
+    }
+    return VKB_OK;
+}

@@ -1,0 +1,124 @@
+/* Plain-C references of the ops: double arithmetic, one rounding at the end. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vkb_ref.h"
+
+bool vkb_ref_matmul(cmp_type type, const void *w, uint32_t rows, uint32_t k, const float *x,
+                    float *out, uint32_t n)
+{
+    size_t rb = cmp_row_bytes(type, k);
+    float *row = malloc((size_t)k * sizeof *row);
+    if (!rb || !row) {
+        free(row);
+        return false;
+    }
+    for (uint32_t r = 0; r < rows; r++) {
+        if (!cmp_dequantize(type, (const uint8_t *)w + (size_t)r * rb, row, k)) {
+            free(row);
+            return false;
+        }
+        for (uint32_t c = 0; c < n; c++) {
+            const float *xc = x + (size_t)c * k;
+            double acc = 0.0;
+            for (uint32_t i = 0; i < k; i++)
+                acc += (double)row[i] * xc[i];
+            out[(size_t)c * rows + r] = (float)acc;
+        }
+    }
+    free(row);
+    return true;
+}
+
+bool vkb_ref_get_rows(cmp_type type, const void *w, uint32_t rows, uint32_t k, const uint32_t *ids,
+                      uint32_t n_ids, float *out)
+{
+    size_t rb = cmp_row_bytes(type, k);
+    if (!rb)
+        return false;
+    for (uint32_t i = 0; i < n_ids; i++)
+        if (ids[i] < rows &&
+            !cmp_dequantize(type, (const uint8_t *)w + (size_t)ids[i] * rb, out + (size_t)i * k, k))
+            return false;
+    return true;
+}
+
+void vkb_ref_add(float *out, const float *a, const float *b, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+void vkb_ref_rms_norm(float *out, const float *x, const float *w, uint32_t n, uint32_t rows,
+                      float eps)
+{
+    for (uint32_t r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * n;
+        double ss = 0.0;
+        for (uint32_t i = 0; i < n; i++)
+            ss += (double)xr[i] * xr[i];
+        double scale = 1.0 / sqrt(ss / n + eps);
+        for (uint32_t i = 0; i < n; i++)
+            out[(size_t)r * n + i] = (float)(xr[i] * scale * w[i]);
+    }
+}
+
+void vkb_ref_softmax(float *out, const float *x, const float *mask, uint32_t mask_rows, uint32_t n,
+                     uint32_t rows, float scale)
+{
+    for (uint32_t r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * n;
+        const float *mr = mask ? mask + (size_t)(r % mask_rows) * n : NULL;
+        float *o = out + (size_t)r * n;
+        double mx = -INFINITY;
+        for (uint32_t i = 0; i < n; i++) {
+            double v = (double)xr[i] * scale + (mr ? mr[i] : 0.0);
+            mx = v > mx ? v : mx;
+        }
+        if (isinf(mx) && mx < 0) {
+            memset(o, 0, (size_t)n * sizeof *o);
+            continue;
+        }
+        double sum = 0.0;
+        for (uint32_t i = 0; i < n; i++)
+            sum += exp((double)xr[i] * scale + (mr ? mr[i] : 0.0) - mx);
+        for (uint32_t i = 0; i < n; i++)
+            o[i] = (float)(exp((double)xr[i] * scale + (mr ? mr[i] : 0.0) - mx) / sum);
+    }
+}
+
+void vkb_ref_rope(float *out, const float *x, const int32_t *pos, const float *freqs,
+                  const vkb_rope_shape *sh)
+{
+    uint32_t half = sh->rot_dims / 2;
+    for (uint32_t t = 0; t < sh->tokens; t++) {
+        for (uint32_t h = 0; h < sh->heads; h++) {
+            size_t base = ((size_t)t * sh->heads + h) * sh->head_dim;
+            memcpy(out + base, x + base, sh->head_dim * sizeof *out);
+            for (uint32_t i = 0; i < half; i++) {
+                /* the angle as the kernel forms it: a float product */
+                float theta = (float)pos[t] * freqs[i];
+                double c = cos((double)theta), s = sin((double)theta);
+                uint32_t d0 = sh->neox ? i : 2 * i, d1 = sh->neox ? i + half : 2 * i + 1;
+                double x0 = x[base + d0], x1 = x[base + d1];
+                out[base + d0] = (float)(x0 * c - x1 * s);
+                out[base + d1] = (float)(x0 * s + x1 * c);
+            }
+        }
+    }
+}
+
+void vkb_ref_silu_mul(float *out, const float *gate, const float *up, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        double g = gate[i];
+        out[i] = (float)(g / (1.0 + exp(-g)) * up[i]);
+    }
+}
+
+void vkb_ref_scale(float *out, const float *x, uint64_t n, float scale)
+{
+    for (uint64_t i = 0; i < n; i++)
+        out[i] = x[i] * scale;
+}

@@ -1,0 +1,40 @@
+/* Plain-C references of the ops in vkb_ops.h, with the same arguments on host memory.
+ *
+ * They compute in double and round once at the end, so they are the exact result to
+ * within one rounding: tests compare the kernels against them within named budgets, and
+ * the engine's CPU forward pass is built from them. Weight matrices are dequantized with
+ * the compress/ codec, the contract the kernels match bit for bit. */
+#ifndef VKB_REF_H
+#define VKB_REF_H
+
+#include "vkb_ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out[c][r] = sum_k W[r][k] · x[c][k] for c < n, W `rows` rows of `k` values of `type`
+ * as GGUF stores them: vkb_op_matvec and vkb_op_matmul. False for an unsupported type or
+ * when out of host memory. */
+bool vkb_ref_matmul(cmp_type type, const void *w, uint32_t rows, uint32_t k, const float *x,
+                    float *out, uint32_t n);
+
+/* out[i] = W[ids[i]] dequantized; ids ≥ rows leave their row of out as it was. */
+bool vkb_ref_get_rows(cmp_type type, const void *w, uint32_t rows, uint32_t k, const uint32_t *ids,
+                      uint32_t n_ids, float *out);
+
+void vkb_ref_add(float *out, const float *a, const float *b, uint64_t n);
+void vkb_ref_rms_norm(float *out, const float *x, const float *w, uint32_t n, uint32_t rows,
+                      float eps);
+void vkb_ref_softmax(float *out, const float *x, const float *mask, uint32_t mask_rows, uint32_t n,
+                     uint32_t rows, float scale);
+void vkb_ref_rope(float *out, const float *x, const int32_t *pos, const float *freqs,
+                  const vkb_rope_shape *shape);
+void vkb_ref_silu_mul(float *out, const float *gate, const float *up, uint64_t n);
+void vkb_ref_scale(float *out, const float *x, uint64_t n, float scale);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VKB_REF_H */

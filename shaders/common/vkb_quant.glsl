@@ -1,0 +1,283 @@
+// GGUF (ggml) weight formats, read straight from the bytes the file holds.
+//
+// This file mirrors compress/cmp_quant.h name for name: for each cmp_block_<type> there
+// is block_<type>_size (bytes) and block_<type>_<field> (the field's byte offset), and
+// dequant8() reproduces cmp_dequantize bit for bit. Every multiply-add that C does as
+// two rounded operations is `precise` here, so no driver fuses it into an FMA.
+//
+// The including kernel defines exactly one FORMAT_<TYPE> and declares the weights as
+//     layout(std430, binding = N) readonly buffer Weights { uint wq[]; };
+// Words are read, not bytes, so no 8- or 16-bit storage feature is needed. Every block
+// size and field offset is even, so a 16-bit field never straddles two words.
+#ifndef VKB_QUANT_GLSL
+#define VKB_QUANT_GLSL
+
+// ---- reading bytes from uint words -------------------------------------------------------
+
+uint wq_u8(uint off)
+{
+    return (wq[off >> 2] >> (8u * (off & 3u))) & 0xffu;
+}
+
+// `off` even
+uint wq_u16(uint off)
+{
+    return (wq[off >> 2] >> (8u * (off & 2u))) & 0xffffu;
+}
+
+// `off` even; two aligned words when it is not a multiple of 4
+uint wq_u32(uint off)
+{
+    uint i = off >> 2;
+    if ((off & 2u) == 0u)
+        return wq[i];
+    return (wq[i] >> 16) | (wq[i + 1u] << 16);
+}
+
+float wq_f16(uint off)
+{
+    return unpackHalf2x16(wq_u16(off)).x;
+}
+
+// byte i (0..3) of w as a signed value
+int s8_of(uint w, uint i)
+{
+    return bitfieldExtract(int(w), int(8u * i), 8);
+}
+
+// ---- block layouts (compress/cmp_quant.h) ------------------------------------------------
+
+// cmp_block_q4_0 { f16 d; u8 qs[16]; }: x = (q - 8) * d, nibbles: x[j] low, x[j+16] high
+const uint block_q4_0_size = 18u, block_q4_0_d = 0u, block_q4_0_qs = 2u;
+// cmp_block_q4_1 { f16 d; f16 m; u8 qs[16]; }: x = q * d + m
+const uint block_q4_1_size = 20u, block_q4_1_d = 0u, block_q4_1_m = 2u, block_q4_1_qs = 4u;
+// cmp_block_q5_0 { f16 d; u8 qh[4]; u8 qs[16]; }: x = (q - 16) * d, bit j of qh for x[j]
+const uint block_q5_0_size = 22u, block_q5_0_d = 0u, block_q5_0_qh = 2u, block_q5_0_qs = 6u;
+// cmp_block_q5_1 { f16 d; f16 m; u8 qh[4]; u8 qs[16]; }: x = q * d + m
+const uint block_q5_1_size = 24u, block_q5_1_d = 0u, block_q5_1_m = 2u, block_q5_1_qh = 4u,
+           block_q5_1_qs = 8u;
+// cmp_block_q8_0 { f16 d; i8 qs[32]; }: x = q * d
+const uint block_q8_0_size = 34u, block_q8_0_d = 0u, block_q8_0_qs = 2u;
+// cmp_block_iq4_nl { f16 d; u8 qs[16]; }: x = d * iq4nl_values[q]
+const uint block_iq4_nl_size = 18u, block_iq4_nl_d = 0u, block_iq4_nl_qs = 2u;
+// cmp_block_q4_k { f16 d; f16 dmin; u8 scales[12]; u8 qs[128]; }
+const uint block_q4_k_size = 144u, block_q4_k_d = 0u, block_q4_k_dmin = 2u,
+           block_q4_k_scales = 4u, block_q4_k_qs = 16u;
+// cmp_block_q5_k { f16 d; f16 dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]; }
+const uint block_q5_k_size = 176u, block_q5_k_d = 0u, block_q5_k_dmin = 2u,
+           block_q5_k_scales = 4u, block_q5_k_qh = 16u, block_q5_k_qs = 48u;
+// cmp_block_q6_k { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d; }
+const uint block_q6_k_size = 210u, block_q6_k_ql = 0u, block_q6_k_qh = 128u,
+           block_q6_k_scales = 192u, block_q6_k_d = 208u;
+
+const float iq4nl_values[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0,
+                                         -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+
+// ---- shared pieces -----------------------------------------------------------------------
+
+// The eight 4-bit values at bytes [off, off+8) shifted right by `shift` (0 or 4).
+void nibbles8(uint off, uint shift, out uvec4 lo, out uvec4 hi)
+{
+    uint w0 = wq_u32(off) >> shift, w1 = wq_u32(off + 4u) >> shift;
+    lo = uvec4(w0, w0 >> 8, w0 >> 16, w0 >> 24) & 0xfu;
+    hi = uvec4(w1, w1 >> 8, w1 >> 16, w1 >> 24) & 0xfu;
+}
+
+// Bits `bit` of the eight bytes at [off, off+8), as 0 or 1 each.
+void bits8(uint off, uint bit, out uvec4 lo, out uvec4 hi)
+{
+    uint w0 = wq_u32(off) >> bit, w1 = wq_u32(off + 4u) >> bit;
+    lo = uvec4(w0, w0 >> 8, w0 >> 16, w0 >> 24) & 1u;
+    hi = uvec4(w1, w1 >> 8, w1 >> 16, w1 >> 24) & 1u;
+}
+
+// Sub-block j's 6-bit scale and minimum of a q4_K / q5_K block (see scale_min_k4 in C).
+void scale_min_k4(uint scales_off, uint j, out uint sc, out uint m)
+{
+    if (j < 4u) {
+        sc = wq_u8(scales_off + j) & 63u;
+        m = wq_u8(scales_off + j + 4u) & 63u;
+    } else {
+        uint b = wq_u8(scales_off + j + 4u);
+        sc = (b & 0xfu) | ((wq_u8(scales_off + j - 4u) >> 6) << 4);
+        m = (b >> 4) | ((wq_u8(scales_off + j) >> 6) << 4);
+    }
+}
+
+// ---- dequant8: values k0 .. k0+7 of the row starting at byte `rb` (k0 a multiple of 8) ----
+//
+// QK is the block size in values; the kernels need K to be a multiple of it.
+
+#if defined(FORMAT_F32)
+#define QK 8u
+void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+{
+    uint i = (rb >> 2) + k0;
+    a = uintBitsToFloat(uvec4(wq[i], wq[i + 1u], wq[i + 2u], wq[i + 3u]));
+    b = uintBitsToFloat(uvec4(wq[i + 4u], wq[i + 5u], wq[i + 6u], wq[i + 7u]));
+}
+
+#elif defined(FORMAT_F16)
+#define QK 8u
+void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+{
+    uint i = (rb >> 2) + k0 / 2u;
+    a = vec4(unpackHalf2x16(wq[i]), unpackHalf2x16(wq[i + 1u]));
+    b = vec4(unpackHalf2x16(wq[i + 2u]), unpackHalf2x16(wq[i + 3u]));
+}
+
+#elif defined(FORMAT_BF16)
+#define QK 8u
+vec2 bf16x2(uint w)
+{
+    return uintBitsToFloat(uvec2(w << 16, w & 0xffff0000u));
+}
+void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+{
+    uint i = (rb >> 2) + k0 / 2u;
+    a = vec4(bf16x2(wq[i]), bf16x2(wq[i + 1u]));
+    b = vec4(bf16x2(wq[i + 2u]), bf16x2(wq[i + 3u]));
+}
+
+#elif defined(FORMAT_Q8_0)
+#define QK 32u
+void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+{
+    uint blk = rb + (k0 / 32u) * block_q8_0_size;
+    float d = wq_f16(blk + block_q8_0_d);
+    uint off = blk + block_q8_0_qs + k0 % 32u;
+    uint w0 = wq_u32(off), w1 = wq_u32(off + 4u);
+    a = vec4(s8_of(w0, 0u), s8_of(w0, 1u), s8_of(w0, 2u), s8_of(w0, 3u)) * d;
+    b = vec4(s8_of(w1, 0u), s8_of(w1, 1u), s8_of(w1, 2u), s8_of(w1, 3u)) * d;
+}
+
+#elif defined(FORMAT_Q4_0) || defined(FORMAT_IQ4_NL)
+#define QK 32u
+void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+{
+    uint j = k0 % 32u;
+    uint blk = rb + (k0 / 32u) * block_q4_0_size; // q4_0 and iq4_nl share the layout
+    float d = wq_f16(blk + block_q4_0_d);
+    uvec4 lo, hi;
+    nibbles8(blk + block_q4_0_qs + (j & 15u), j >= 16u ? 4u : 0u, lo, hi);
+#if defined(FORMAT_Q4_0)
+    a = vec4(ivec4(lo) - 8) * d;
+    b = vec4(ivec4(hi) - 8) * d;
+#else
+    a = d * vec4(iq4nl_values[lo.x], iq4nl_values[lo.y], iq4nl_values[lo.z], iq4nl_values[lo.w]);
+    b = d * vec4(iq4nl_values[hi.x], iq4nl_values[hi.y], iq4nl_values[hi.z], iq4nl_values[hi.w]);
+#endif
+}
+
+#elif defined(FORMAT_Q4_1)
+#define QK 32u
+void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+{
+    uint j = k0 % 32u;
+    uint blk = rb + (k0 / 32u) * block_q4_1_size;
+    float d = wq_f16(blk + block_q4_1_d), m = wq_f16(blk + block_q4_1_m);
+    uvec4 lo, hi;
+    nibbles8(blk + block_q4_1_qs + (j & 15u), j >= 16u ? 4u : 0u, lo, hi);
+    precise vec4 pa = vec4(lo) * d;
+    precise vec4 pb = vec4(hi) * d;
+    precise vec4 ra = pa + m;
+    precise vec4 rb2 = pb + m;
+    a = ra;
+    b = rb2;
+}
+
+#elif defined(FORMAT_Q5_0) || defined(FORMAT_Q5_1)
+#define QK 32u
+void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+{
+    uint j = k0 % 32u;
+#if defined(FORMAT_Q5_0)
+    uint blk = rb + (k0 / 32u) * block_q5_0_size;
+    uint qh = wq_u32(blk + block_q5_0_qh) >> j;
+    uint qs = blk + block_q5_0_qs;
+#else
+    uint blk = rb + (k0 / 32u) * block_q5_1_size;
+    uint qh = wq_u32(blk + block_q5_1_qh) >> j;
+    uint qs = blk + block_q5_1_qs;
+#endif
+    float d = wq_f16(blk); // d is the first field of both
+    uvec4 lo, hi;
+    nibbles8(qs + (j & 15u), j >= 16u ? 4u : 0u, lo, hi);
+    lo |= (uvec4(qh, qh >> 1, qh >> 2, qh >> 3) & 1u) << 4;
+    hi |= (uvec4(qh >> 4, qh >> 5, qh >> 6, qh >> 7) & 1u) << 4;
+#if defined(FORMAT_Q5_0)
+    a = vec4(ivec4(lo) - 16) * d;
+    b = vec4(ivec4(hi) - 16) * d;
+#else
+    float m = wq_f16(blk + block_q5_1_m);
+    precise vec4 pa = vec4(lo) * d;
+    precise vec4 pb = vec4(hi) * d;
+    precise vec4 ra = pa + m;
+    precise vec4 rb2 = pb + m;
+    a = ra;
+    b = rb2;
+#endif
+}
+
+#elif defined(FORMAT_Q4_K) || defined(FORMAT_Q5_K)
+#define QK 256u
+// 64 values per 32 bytes of qs: the first 32 from the low nibbles (sub-block 2c), the next
+// 32 from the high nibbles (sub-block 2c+1); q5_K adds bit `sub-block` of qh[l] as 16.
+void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+{
+    uint j = k0 % 256u, c = j / 64u, p = j % 64u, l = p % 32u, sub = 2u * c + p / 32u;
+#if defined(FORMAT_Q4_K)
+    uint blk = rb + (k0 / 256u) * block_q4_k_size;
+    uint scales = blk + block_q4_k_scales, qs = blk + block_q4_k_qs;
+#else
+    uint blk = rb + (k0 / 256u) * block_q5_k_size;
+    uint scales = blk + block_q5_k_scales, qs = blk + block_q5_k_qs;
+#endif
+    float d = wq_f16(blk), dmin = wq_f16(blk + 2u); // d and dmin lead both layouts
+    uint sc, m;
+    scale_min_k4(scales, sub, sc, m);
+    precise float d1 = d * float(sc);
+    precise float m1 = dmin * float(m);
+    uvec4 lo, hi;
+    nibbles8(qs + 32u * c + l, p >= 32u ? 4u : 0u, lo, hi);
+#if defined(FORMAT_Q5_K)
+    uvec4 hlo, hhi;
+    bits8(blk + block_q5_k_qh + l, sub, hlo, hhi);
+    lo |= hlo << 4;
+    hi |= hhi << 4;
+#endif
+    precise vec4 pa = d1 * vec4(lo);
+    precise vec4 pb = d1 * vec4(hi);
+    precise vec4 ra = pa - m1;
+    precise vec4 rb2 = pb - m1;
+    a = ra;
+    b = rb2;
+}
+
+#elif defined(FORMAT_Q6_K)
+#define QK 256u
+// Each half of 128 values: quarter q of it takes the low (q < 2) or high nibbles of
+// ql[32*(q&1) + l] and bits 2q, 2q+1 of qh[l]; scale index l/16 + 2q.
+void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+{
+    uint j = k0 % 256u, h = j / 128u, r = j % 128u, q = r / 32u, l = r % 32u;
+    uint blk = rb + (k0 / 256u) * block_q6_k_size;
+    float d = wq_f16(blk + block_q6_k_d);
+    uint sidx = h * 8u + l / 16u + 2u * q;
+    int sc = bitfieldExtract(int(wq_u8(blk + block_q6_k_scales + sidx)), 0, 8);
+    precise float ds = d * float(sc);
+    uvec4 lo, hi;
+    nibbles8(blk + block_q6_k_ql + 64u * h + 32u * (q & 1u) + l, q >= 2u ? 4u : 0u, lo, hi);
+    uint h0 = wq_u32(blk + block_q6_k_qh + 32u * h + l) >> (2u * q);
+    uint h1 = wq_u32(blk + block_q6_k_qh + 32u * h + l + 4u) >> (2u * q);
+    lo |= (uvec4(h0, h0 >> 8, h0 >> 16, h0 >> 24) & 3u) << 4;
+    hi |= (uvec4(h1, h1 >> 8, h1 >> 16, h1 >> 24) & 3u) << 4;
+    a = ds * vec4(ivec4(lo) - 32);
+    b = ds * vec4(ivec4(hi) - 32);
+}
+
+#else
+#error "define one FORMAT_<TYPE>"
+#endif
+
+#endif

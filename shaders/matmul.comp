@@ -1,0 +1,82 @@
+#version 450
+// out[n][row0 + m] = sum_k W[m][k] * X[n][k]: the prefill matrix-matrix product, f32
+// arithmetic on every device. A workgroup computes a TM x TN tile of out; K goes by in
+// steps of TK, W dequantized and X loaded into shared memory once per step; each
+// invocation owns a 4 x 4 block of outputs, strided by TM/4 and TN/4 so neighbours read
+// neighbouring shared words.
+layout(local_size_x_id = 0) in;              // (TM / 4) * (TN / 4)
+layout(constant_id = 1) const uint TM = 32u; // rows of W per tile, a multiple of 4
+layout(constant_id = 2) const uint TN = 32u; // columns of X per tile, a multiple of 4
+layout(constant_id = 3) const uint TK = 16u; // values of K per step, a multiple of 8
+
+layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
+layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };
+layout(std430, binding = 2) writeonly buffer Out { float dst[]; };
+
+layout(push_constant) uniform Push {
+    uint k;          // values per row, a multiple of QK
+    uint rows;       // rows in this part of W
+    uint n;          // columns of X
+    uint row_bytes;  // bytes per row of W
+    uint x_stride;   // floats between columns of X, a multiple of 4
+    uint out_stride; // floats between columns of out
+    uint row0;       // index in out of this part's first row
+} pc;
+
+#include "vkb_quant.glsl"
+
+shared float ws[TK * TM];
+shared float xs[TK * TN];
+
+void main()
+{
+    const uint lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+    const uint m0 = gl_WorkGroupID.x * TM, n0 = gl_WorkGroupID.y * TN;
+    const uint tm = lid % (TM / 4u), tn = lid / (TM / 4u);
+
+    float acc[16];
+    for (uint i = 0u; i < 16u; i++)
+        acc[i] = 0.0;
+
+    for (uint k0 = 0u; k0 < pc.k; k0 += TK) {
+        for (uint t = lid; t < TM * (TK / 8u); t += wg) {
+            uint mr = t / (TK / 8u), kk = (t % (TK / 8u)) * 8u;
+            vec4 a = vec4(0.0), b = vec4(0.0);
+            if (m0 + mr < pc.rows && k0 + kk < pc.k)
+                dequant8((m0 + mr) * pc.row_bytes, k0 + kk, a, b);
+            for (uint e = 0u; e < 4u; e++) {
+                ws[(kk + e) * TM + mr] = a[e];
+                ws[(kk + 4u + e) * TM + mr] = b[e];
+            }
+        }
+        for (uint t = lid; t < TN * (TK / 4u); t += wg) {
+            uint nc = t / (TK / 4u), kq = (t % (TK / 4u)) * 4u;
+            vec4 v = vec4(0.0);
+            if (n0 + nc < pc.n && k0 + kq < pc.k)
+                v = x4[((n0 + nc) * pc.x_stride + k0 + kq) / 4u];
+            for (uint e = 0u; e < 4u; e++)
+                xs[(kq + e) * TN + nc] = v[e];
+        }
+        barrier();
+        for (uint kk = 0u; kk < TK; kk++) {
+            vec4 a, b;
+            for (uint i = 0u; i < 4u; i++) {
+                a[i] = ws[kk * TM + tm + i * (TM / 4u)];
+                b[i] = xs[kk * TN + tn + i * (TN / 4u)];
+            }
+            for (uint i = 0u; i < 4u; i++)
+                for (uint j = 0u; j < 4u; j++)
+                    acc[i * 4u + j] += a[i] * b[j];
+        }
+        barrier();
+    }
+
+    for (uint i = 0u; i < 4u; i++) {
+        uint m = m0 + tm + i * (TM / 4u);
+        for (uint j = 0u; j < 4u; j++) {
+            uint n = n0 + tn + j * (TN / 4u);
+            if (m < pc.rows && n < pc.n)
+                dst[n * pc.out_stride + pc.row0 + m] = acc[i * 4u + j];
+        }
+    }
+}

@@ -1,0 +1,522 @@
+/* Weight-matrix kernels (matvec, matmul, get_rows) for every GGUF format against the
+ * plain-C references in vkb_ref.h.
+ *
+ * Two kinds of data:
+ *  - exact: blocks of random bits whose scales are powers of two, and activations in
+ *    {-1/2, 0, 1/2}. Every product is then a multiple of a known unit, and the test
+ *    checks that every partial sum stays below 2^24 units, so f32 arithmetic is exact in
+ *    any order: the kernels must match the reference bit for bit. This catches any
+ *    misread byte, block or column.
+ *  - quantized: random floats quantized with compress/, the way a real model's weights
+ *    are, compared within the f32 accumulation budget named at accum_budget(). */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmp_half.h"
+#include "harness.h"
+#include "vkb_ref.h"
+
+static const cmp_type all_types[] = {
+    CMP_TYPE_F32,  CMP_TYPE_F16,  CMP_TYPE_BF16, CMP_TYPE_Q4_0, CMP_TYPE_Q4_1, CMP_TYPE_Q5_0,
+    CMP_TYPE_Q5_1, CMP_TYPE_Q8_0, CMP_TYPE_Q4_K, CMP_TYPE_Q5_K, CMP_TYPE_Q6_K, CMP_TYPE_IQ4_NL,
+};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+static const char *tname(cmp_type t)
+{
+    return cmp_type_get(t)->name;
+}
+
+static uint32_t block_of(cmp_type t)
+{
+    return cmp_type_get(t)->block_size;
+}
+
+/* ---- data ---- */
+
+/* Byte offsets of the half-precision scale fields of a block, and the power of two (as
+ * f16 bits) each is set to; the weights are then multiples of 2^-unit_log2. */
+struct exact_layout {
+    cmp_type type;
+    int field[2];
+    uint16_t bits[2];
+    int unit_log2;
+};
+
+static const struct exact_layout exact_layouts[] = {
+    {CMP_TYPE_Q4_0, {0, -1}, {0x2C00, 0}, 4},      /* d = 2^-4 */
+    {CMP_TYPE_Q4_1, {0, 2}, {0x2C00, 0xB800}, 4},  /* d = 2^-4, m = -1/2 */
+    {CMP_TYPE_Q5_0, {0, -1}, {0x2C00, 0}, 4},      /* d = 2^-4 */
+    {CMP_TYPE_Q5_1, {0, 2}, {0x2C00, 0xBC00}, 4},  /* d = 2^-4, m = -1 */
+    {CMP_TYPE_Q8_0, {0, -1}, {0x2400, 0}, 6},      /* d = 2^-6 */
+    {CMP_TYPE_IQ4_NL, {0, -1}, {0x2400, 0}, 6},    /* d = 2^-6 */
+    {CMP_TYPE_Q4_K, {0, 2}, {0x1400, 0x1400}, 10}, /* d = dmin = 2^-10 */
+    {CMP_TYPE_Q5_K, {0, 2}, {0x1400, 0x1400}, 10}, /* d = dmin = 2^-10 */
+    {CMP_TYPE_Q6_K, {208, -1}, {0x0C00, 0}, 12},   /* d = 2^-12 */
+    {CMP_TYPE_F32, {-1, -1}, {0, 0}, 4},           /* values k/16 */
+    {CMP_TYPE_F16, {-1, -1}, {0, 0}, 4},           {CMP_TYPE_BF16, {-1, -1}, {0, 0}, 4},
+};
+
+static const struct exact_layout *exact_layout_of(cmp_type t)
+{
+    for (size_t i = 0; i < sizeof exact_layouts / sizeof exact_layouts[0]; i++)
+        if (exact_layouts[i].type == t)
+            return &exact_layouts[i];
+    return NULL;
+}
+
+/* rows x k weights of type t in GGUF layout, exact kind; *unit_log2 receives the unit. */
+static uint8_t *exact_weights(cmp_type t, uint32_t rows, uint32_t k, uint64_t seed, int *unit_log2)
+{
+    const struct exact_layout *l = exact_layout_of(t);
+    size_t bytes = cmp_row_bytes(t, k) * rows;
+    uint8_t *w = malloc(bytes + 4);
+    if (!w)
+        return NULL;
+    *unit_log2 = l->unit_log2;
+    if (t == CMP_TYPE_F32 || t == CMP_TYPE_F16 || t == CMP_TYPE_BF16) {
+        for (size_t i = 0; i < (size_t)rows * k; i++) {
+            float v = (float)((int)(t_rand_u64(&seed) % 33) - 16) / 16.0f;
+            if (t == CMP_TYPE_F32)
+                memcpy(w + 4 * i, &v, 4);
+            else {
+                uint16_t h = t == CMP_TYPE_F16 ? cmp_f32_to_f16(v) : cmp_f32_to_bf16(v);
+                memcpy(w + 2 * i, &h, 2);
+            }
+        }
+        return w;
+    }
+    t_rand_bytes(&seed, w, bytes);
+    uint32_t bb = cmp_type_get(t)->block_bytes;
+    for (size_t b = 0; b < bytes / bb; b++)
+        for (int f = 0; f < 2; f++)
+            if (l->field[f] >= 0)
+                memcpy(w + b * bb + l->field[f], &l->bits[f], 2);
+    return w;
+}
+
+/* n columns of k activations in {-1/2, 0, 1/2}. */
+static float *exact_x(uint32_t k, uint32_t n, uint64_t seed)
+{
+    float *x = malloc((size_t)k * n * sizeof *x);
+    for (size_t i = 0; x && i < (size_t)k * n; i++) {
+        uint64_t r = t_rand_u64(&seed) % 4;
+        x[i] = r == 0 ? -0.5f : r == 1 ? 0.5f : 0.0f;
+    }
+    return x;
+}
+
+/* True when every sum over a row of |w·x| stays below 2^24 units of 2^-(unit_log2+1):
+ * then f32 sums in any order are exact. */
+static bool exactness_holds(cmp_type t, const uint8_t *w, uint32_t rows, uint32_t k, const float *x,
+                            uint32_t n, int unit_log2)
+{
+    float *row = malloc((size_t)k * sizeof *row);
+    double limit = ldexp(1.0, 24 - unit_log2 - 1);
+    bool ok = row != NULL;
+    for (uint32_t r = 0; ok && r < rows; r++) {
+        ok = cmp_dequantize(t, w + cmp_row_bytes(t, k) * r, row, k);
+        for (uint32_t c = 0; ok && c < n; c++) {
+            double s = 0;
+            for (uint32_t i = 0; i < k; i++)
+                s += fabs((double)row[i] * x[(size_t)c * k + i]);
+            ok = s < limit;
+        }
+    }
+    free(row);
+    return ok;
+}
+
+static float *random_floats(size_t n, uint64_t seed, float lo, float hi)
+{
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; x && i < n; i++)
+        x[i] = t_rand_float(&seed, lo, hi);
+    return x;
+}
+
+/* rows x k random weights in [-1, 1] quantized to t with compress/. */
+static uint8_t *quantized_weights(cmp_type t, uint32_t rows, uint32_t k, uint64_t seed)
+{
+    float *f = random_floats((size_t)rows * k, seed, -1.0f, 1.0f);
+    uint8_t *w = malloc(cmp_row_bytes(t, k) * rows + 4);
+    bool ok = f && w;
+    for (uint32_t r = 0; ok && r < rows; r++)
+        ok = cmp_quantize(t, f + (size_t)r * k, w + cmp_row_bytes(t, k) * r, k);
+    free(f);
+    if (!ok) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* ---- running the ops ---- */
+
+struct fixture {
+    vkb_arena *weights, *scratch;
+    vkb_stream *stream;
+};
+
+static bool setup(struct fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    CHECK_OK(vkb_arena_create(t_dev, VKB_PURPOSE_WEIGHTS, 0, &f->weights));
+    CHECK_OK(vkb_arena_create(t_dev, VKB_PURPOSE_SCRATCH, 0, &f->scratch));
+    CHECK_OK(vkb_stream_create(t_dev, 0, &f->stream));
+    return f->weights && f->scratch && f->stream;
+}
+
+static void teardown(struct fixture *f)
+{
+    vkb_stream_destroy(f->stream);
+    vkb_arena_destroy(f->scratch);
+    vkb_arena_destroy(f->weights);
+}
+
+static vkb_buffer *upload(vkb_arena *a, const void *data, uint64_t bytes, uint64_t granule)
+{
+    vkb_buffer *b = NULL;
+    CHECK_OK(vkb_buffer_alloc(a, bytes, granule, &b));
+    if (b && data)
+        CHECK_OK(vkb_buffer_upload(t_dev, b, 0, data, bytes));
+    return b;
+}
+
+static bool upload_matrix(struct fixture *f, vkb_matrix *m, cmp_type t, const uint8_t *w,
+                          uint32_t rows, uint32_t k)
+{
+    vkb_arena_reset(f->weights);
+    vkb_arena_reset(f->scratch);
+    uint64_t bytes = vkb_matrix_bytes(t, k, rows);
+    vkb_buffer *b = upload(f->weights, NULL, bytes, vkb_matrix_granule(t, k));
+    if (!b)
+        return false;
+    CHECK_OK(vkb_buffer_upload(t_dev, b, 0, w, cmp_row_bytes(t, k) * rows));
+    *m = (vkb_matrix){b, t, rows, k};
+    return true;
+}
+
+enum op { OP_MATVEC, OP_MATMUL };
+
+/* out (n x rows floats) = W x on the GPU; false when something failed (already reported). */
+static bool run_matrix_op(struct fixture *f, enum op op, const vkb_matrix *m, const float *x,
+                          uint32_t n, float *out)
+{
+    vkb_buffer *bx = upload(f->scratch, x, (uint64_t)n * m->k * 4, 0);
+    vkb_buffer *bo = upload(f->scratch, NULL, (uint64_t)n * m->rows * 4, 0);
+    if (!bx || !bo)
+        return false;
+    vkb_status st;
+    CHECK_OK(vkb_stream_begin(f->stream));
+    st = op == OP_MATVEC ? vkb_op_matvec(f->stream, m, bx, bo, n)
+                         : vkb_op_matmul(f->stream, m, bx, bo, n);
+    CHECK_OK(st);
+    CHECK_OK(vkb_stream_submit(f->stream));
+    CHECK_OK(vkb_stream_wait(f->stream));
+    CHECK_OK(vkb_buffer_download(t_dev, bo, 0, out, (uint64_t)n * m->rows * 4));
+    return st == VKB_OK;
+}
+
+/* Error budget of an f32 dot product of k terms against the exact sum: each of at most
+ * `depth` sequential roundings (a product, then the adds on the longest chain) adds at
+ * most 2^-24 of the running magnitude, itself at most sum |w·x|. matvec's longest chain
+ * is k/8 unit sums of an 8-term dot (4 levels) plus the workgroup tree (≤ 8 levels),
+ * in the worst case of one invocation per row; matmul adds k products in sequence.
+ * Doubled to stay clear of the bound. */
+static double accum_budget(enum op op, uint32_t k, double sum_abs)
+{
+    double depth = op == OP_MATVEC ? k / 8.0 + 12.0 : k + 1.0;
+    return 2.0 * depth * ldexp(1.0, -24) * sum_abs;
+}
+
+struct shape {
+    uint32_t rows, k, n;
+};
+
+static const char *op_name(enum op op)
+{
+    return op == OP_MATVEC ? "matvec" : "matmul";
+}
+
+/* One op on one shape and type, exact data: bit-exact with the reference. */
+static void check_exact(struct fixture *f, enum op op, cmp_type t, struct shape s, uint64_t seed)
+{
+    int unit;
+    uint8_t *w = exact_weights(t, s.rows, s.k, seed, &unit);
+    float *x = exact_x(s.k, s.n, seed + 1);
+    size_t outn = (size_t)s.rows * s.n;
+    float *got = malloc(outn * 4), *want = malloc(outn * 4);
+    vkb_matrix m;
+    if (!w || !x || !got || !want || !upload_matrix(f, &m, t, w, s.rows, s.k)) {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+    } else {
+        CHECK_MSG(exactness_holds(t, w, s.rows, s.k, x, s.n, unit),
+                  "test data for %s %u x %u is not exact in f32", tname(t), s.rows, s.k);
+        CHECK(vkb_ref_matmul(t, w, s.rows, s.k, x, want, s.n));
+        if (run_matrix_op(f, op, &m, x, s.n, got)) {
+            size_t bad = 0, first = 0;
+            for (size_t i = outn; i-- > 0;)
+                if (memcmp(&got[i], &want[i], 4) != 0) {
+                    bad++;
+                    first = i;
+                }
+            CHECK_MSG(bad == 0,
+                      "%s %s rows=%u k=%u n=%u: %zu of %zu outputs differ; first [col %zu][row "
+                      "%zu] = %.9g, want %.9g",
+                      op_name(op), tname(t), s.rows, s.k, s.n, bad, outn, first / s.rows,
+                      first % s.rows, (double)got[first], (double)want[first]);
+        }
+    }
+    free(w);
+    free(x);
+    free(got);
+    free(want);
+}
+
+/* Quantized with compress/, then run: within accum_budget of the reference. */
+static void check_quantized(struct fixture *f, enum op op, cmp_type t, struct shape s,
+                            uint64_t seed)
+{
+    uint8_t *w = quantized_weights(t, s.rows, s.k, seed);
+    float *x = random_floats((size_t)s.k * s.n, seed + 1, -1.0f, 1.0f);
+    size_t outn = (size_t)s.rows * s.n;
+    float *got = malloc(outn * 4), *want = malloc(outn * 4), *row = malloc(s.k * 4);
+    vkb_matrix m;
+    if (!w || !x || !got || !want || !row || !upload_matrix(f, &m, t, w, s.rows, s.k)) {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+    } else if (vkb_ref_matmul(t, w, s.rows, s.k, x, want, s.n) &&
+               run_matrix_op(f, op, &m, x, s.n, got)) {
+        size_t bad = 0;
+        double worst = 0;
+        for (uint32_t r = 0; r < s.rows; r++) {
+            cmp_dequantize(t, w + cmp_row_bytes(t, s.k) * r, row, s.k);
+            for (uint32_t c = 0; c < s.n; c++) {
+                double sum_abs = 0;
+                for (uint32_t i = 0; i < s.k; i++)
+                    sum_abs += fabs((double)row[i] * x[(size_t)c * s.k + i]);
+                double err =
+                    fabs((double)got[(size_t)c * s.rows + r] - want[(size_t)c * s.rows + r]);
+                double budget = accum_budget(op, s.k, sum_abs);
+                bad += !(err <= budget);
+                if (budget > 0 && err / budget > worst)
+                    worst = err / budget;
+            }
+        }
+        CHECK_MSG(bad == 0, "%s %s rows=%u k=%u n=%u: %zu outputs outside the budget (worst %.2fx)",
+                  op_name(op), tname(t), s.rows, s.k, s.n, bad, worst);
+    }
+    free(w);
+    free(x);
+    free(got);
+    free(want);
+    free(row);
+}
+
+/* k values in whole blocks near `want`. */
+static uint32_t k_for(cmp_type t, uint32_t want)
+{
+    uint32_t b = block_of(t) < 8 ? 8 : block_of(t);
+    return want < b ? b : want / b * b;
+}
+
+static void test_matvec(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        cmp_type t = all_types[ti];
+        uint32_t kb = k_for(t, 1);
+        const struct shape shapes[] = {
+            {1, kb, 1},    {7, 3 * kb, 1}, {4097, k_for(t, 512), 1}, {7, 11008, 2},
+            {3, 14336, 1}, {1, 11008, 8},  {33, k_for(t, 24), 3},
+        };
+        /* Under the capped profiles what changes is the reduction, the same code for every
+         * format, and each column count is another pipeline for lavapipe to compile (a
+         * second or more): there the extra counts run for one format in four. */
+        bool capped = t_profile != VKB_PROFILE_NATIVE && ti % 4 != 0;
+        fprintf(stderr, "  %s\n", vkb_op_matvec_variant(t_dev, t));
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            if (!capped || shapes[i].n == 1)
+                check_exact(&f, OP_MATVEC, t, shapes[i], 1000 * ti + i);
+        /* every column count on one shape, for a format of each family (each count is a
+         * pipeline to compile: lavapipe takes a while); the shapes above cover 1, 2, 3, 8 */
+        bool all_counts =
+            !capped && (t == CMP_TYPE_F16 || t == CMP_TYPE_Q4_0 || t == CMP_TYPE_Q4_K);
+        for (uint32_t n = 4; all_counts && n <= 7; n++)
+            check_exact(&f, OP_MATVEC, t, (struct shape){33, k_for(t, 512), n}, 2000 * ti + n);
+        check_quantized(&f, OP_MATVEC, t, (struct shape){65, k_for(t, 4096), capped ? 1 : 2},
+                        3000 * ti);
+    }
+    teardown(&f);
+}
+
+static void test_matmul(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    bool heavy = t_profile == VKB_PROFILE_NATIVE;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        cmp_type t = all_types[ti];
+        uint32_t kb = k_for(t, 1);
+        const struct shape shapes[] = {
+            {1, kb, 1},     {7, 3 * kb, 3}, {33, k_for(t, 40), 33},
+            {70, 11008, 5}, {4097, kb, 2},  {65, k_for(t, 512), 512},
+        };
+        fprintf(stderr, "  %s\n", vkb_op_matmul_variant(t_dev, t));
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check_exact(&f, OP_MATMUL, t, shapes[i], 5000 * ti + i);
+        check_quantized(&f, OP_MATMUL, t, (struct shape){33, k_for(t, 1024), 17}, 6000 * ti);
+    }
+    /* the longest K of the real shapes, a full prefill batch: a few formats only (time) */
+    static const cmp_type heavy_types[] = {CMP_TYPE_Q4_K, CMP_TYPE_Q8_0, CMP_TYPE_F16};
+    for (size_t i = 0; heavy && i < sizeof heavy_types / sizeof heavy_types[0]; i++)
+        check_exact(&f, OP_MATMUL, heavy_types[i], (struct shape){40, 14336, 512}, 7000 + i);
+    teardown(&f);
+}
+
+/* get_rows: bit-exact with cmp_dequantize; ids past the end leave their row alone. */
+static void check_get_rows(struct fixture *f, cmp_type t, const uint8_t *w, uint32_t rows,
+                           uint32_t k, const uint32_t *ids, uint32_t n_ids)
+{
+    size_t outn = (size_t)n_ids * k;
+    float *got = malloc(outn * 4), *want = malloc(outn * 4);
+    vkb_matrix m;
+    if (!got || !want || !upload_matrix(f, &m, t, w, rows, k)) {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+        free(got);
+        free(want);
+        return;
+    }
+    for (size_t i = 0; i < outn; i++)
+        got[i] = want[i] = -12345.0f; /* what an unwritten row keeps */
+    CHECK(vkb_ref_get_rows(t, w, rows, k, ids, n_ids, want));
+    vkb_buffer *bi = upload(f->scratch, ids, (uint64_t)n_ids * 4, 0);
+    vkb_buffer *bo = upload(f->scratch, got, outn * 4, 0);
+    if (bi && bo) {
+        CHECK_OK(vkb_stream_begin(f->stream));
+        CHECK_OK(vkb_op_get_rows(f->stream, &m, bi, n_ids, bo));
+        CHECK_OK(vkb_stream_submit(f->stream));
+        CHECK_OK(vkb_stream_wait(f->stream));
+        CHECK_OK(vkb_buffer_download(t_dev, bo, 0, got, outn * 4));
+        size_t bad = 0;
+        for (size_t i = 0; i < outn; i++)
+            bad += memcmp(&got[i], &want[i], 4) != 0;
+        CHECK_MSG(bad == 0, "get_rows %s %u x %u: %zu of %zu values differ", tname(t), rows, k, bad,
+                  outn);
+    }
+    free(got);
+    free(want);
+}
+
+static void test_get_rows(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    static const uint32_t ids[] = {0, 6, 3, 3, 7, 100000, 1, 5};
+    const uint32_t rows = 7, n_ids = sizeof ids / sizeof ids[0];
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        cmp_type t = all_types[ti];
+        uint32_t k = k_for(t, 1) * 3;
+        int unit;
+        uint8_t *w = exact_weights(t, rows, k, 40 + ti, &unit);
+        uint8_t *q = quantized_weights(t, rows, k, 80 + ti);
+        if (w && q) {
+            check_get_rows(&f, t, w, rows, k, ids, n_ids); /* every bit pattern of the codes */
+            check_get_rows(&f, t, q, rows, k, ids, n_ids); /* real scales */
+        } else {
+            t_fail_at(__FILE__, __LINE__, "setup failed");
+        }
+        free(w);
+        free(q);
+    }
+    teardown(&f);
+}
+
+/* A matrix larger than maxStorageBufferRange under the mobile and minimal profiles
+ * (128 MiB): bound as parts, one dispatch each. */
+static void test_split_matrix(void)
+{
+    const vkb_device_info *info = vkb_device_get_info(t_dev);
+    const cmp_type t = CMP_TYPE_Q4_0;
+    const uint32_t k = 4096, n = 3;
+    uint64_t row_bytes = cmp_row_bytes(t, k);
+    uint32_t rows = (uint32_t)(info->max_storage_buffer_range / row_bytes) + 1001;
+    if (info->max_storage_buffer_range > (256ull << 20)) {
+        t_skip("the device binds more than 256 MiB at once; the mobile and minimal profiles "
+               "run this case");
+        return;
+    }
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    int unit;
+    uint8_t *w = exact_weights(t, rows, k, 99, &unit);
+    float *x = exact_x(k, n, 100);
+    float *got = malloc((size_t)rows * n * 4), *want = malloc((size_t)rows * n * 4);
+    vkb_matrix m;
+    if (w && x && got && want && upload_matrix(&f, &m, t, w, rows, k)) {
+        CHECK(vkb_buffer_part_count(m.buffer) >= 2);
+        CHECK(vkb_ref_matmul(t, w, rows, k, x, want, n));
+        for (int op = OP_MATVEC; op <= OP_MATMUL; op++) {
+            if (!run_matrix_op(&f, (enum op)op, &m, x, n, got))
+                continue;
+            size_t bad = 0;
+            for (size_t i = 0; i < (size_t)rows * n; i++)
+                bad += memcmp(&got[i], &want[i], 4) != 0;
+            CHECK_MSG(bad == 0, "%s of a %u-part matrix: %zu outputs differ", op_name(op),
+                      vkb_buffer_part_count(m.buffer), bad);
+        }
+        uint32_t ids[4] = {0, rows - 1, rows / 2, 12345};
+        check_get_rows(&f, t, w, rows, k, ids, 4);
+    } else {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+    }
+    free(w);
+    free(x);
+    free(got);
+    free(want);
+    teardown(&f);
+}
+
+/* Bad arguments: a status and a message, no dispatch. */
+static void test_matrix_errors(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    vkb_buffer *w = upload(f.weights, NULL, 1 << 16, 0), *x = upload(f.scratch, NULL, 1 << 16, 0),
+               *y = upload(f.scratch, NULL, 1 << 16, 0);
+    CHECK_OK(vkb_stream_begin(f.stream));
+    vkb_matrix m = {w, CMP_TYPE_Q4_0, 4, 48};
+    CHECK_STATUS(vkb_op_matvec(f.stream, &m, x, y, 1), VKB_ERR_INVALID_ARGUMENT); /* k % 32 */
+    m = (vkb_matrix){w, (cmp_type)17, 4, 256};
+    CHECK_STATUS(vkb_op_matvec(f.stream, &m, x, y, 1), VKB_ERR_UNSUPPORTED);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "17") != NULL);
+    m = (vkb_matrix){w, CMP_TYPE_Q8_0, 4, 256};
+    CHECK_STATUS(vkb_op_matvec(f.stream, &m, x, y, 9), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_matvec(f.stream, &m, x, y, 0), VKB_ERR_INVALID_ARGUMENT);
+    m = (vkb_matrix){w, CMP_TYPE_F32, 1000, 256}; /* 1 MB of weights in 64 KiB */
+    CHECK_STATUS(vkb_op_matmul(f.stream, &m, x, y, 4), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "needs") != NULL);
+    m = (vkb_matrix){w, CMP_TYPE_F32, 16, 256};
+    CHECK_STATUS(vkb_op_matmul(f.stream, &m, x, y, 100), VKB_ERR_INVALID_ARGUMENT); /* x short */
+    CHECK_OK(vkb_stream_submit(f.stream));
+    CHECK_OK(vkb_stream_wait(f.stream));
+    teardown(&f);
+}
+
+int main(int argc, char **argv)
+{
+    static const t_case cases[] = {
+        {"get_rows", test_get_rows, true},    {"matvec", test_matvec, true},
+        {"matmul", test_matmul, true},        {"split_matrix", test_split_matrix, true},
+        {"errors", test_matrix_errors, true},
+    };
+    return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
+}

@@ -1,0 +1,312 @@
+/* The transformer's small ops (rms_norm, softmax, rope, silu·mul, scale, f32↔f16) against
+ * the references in vkb_ref.h, on awkward shapes, within budgets derived from the
+ * precision the Vulkan specification promises (Precision and Operation of SPIR-V
+ * Instructions): a, b, a·b correctly rounded; 1/x and x/y 2.5 ULP; inversesqrt 2 ULP
+ * (sqrt inherits it through 1/inversesqrt); exp(x) 3 + 2·|x| ULP; sin and cos an
+ * absolute 2^-11 inside [-π, π]. U below is one ULP of 1, 2^-23. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmp_half.h"
+#include "harness.h"
+#include "vkb_ref.h"
+
+#define U 0x1p-23
+
+struct fixture {
+    vkb_arena *arena;
+    vkb_stream *stream;
+};
+
+static bool setup(struct fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    CHECK_OK(vkb_arena_create(t_dev, VKB_PURPOSE_SCRATCH, 0, &f->arena));
+    CHECK_OK(vkb_stream_create(t_dev, 0, &f->stream));
+    return f->arena && f->stream;
+}
+
+static void teardown(struct fixture *f)
+{
+    vkb_stream_destroy(f->stream);
+    vkb_arena_destroy(f->arena);
+}
+
+static vkb_buffer *upload(struct fixture *f, const void *data, uint64_t bytes)
+{
+    vkb_buffer *b = NULL;
+    CHECK_OK(vkb_buffer_alloc(f->arena, bytes, 0, &b));
+    if (b && data)
+        CHECK_OK(vkb_buffer_upload(t_dev, b, 0, data, bytes));
+    return b;
+}
+
+static float *random_floats(size_t n, uint64_t seed, float lo, float hi)
+{
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; x && i < n; i++)
+        x[i] = t_rand_float(&seed, lo, hi);
+    return x;
+}
+
+static void begin(struct fixture *f)
+{
+    vkb_arena_reset(f->arena);
+    CHECK_OK(vkb_stream_begin(f->stream));
+}
+
+static void finish(struct fixture *f, const vkb_buffer *out, void *host, uint64_t bytes)
+{
+    CHECK_OK(vkb_stream_submit(f->stream));
+    CHECK_OK(vkb_stream_wait(f->stream));
+    if (out)
+        CHECK_OK(vkb_buffer_download(t_dev, out, 0, host, bytes));
+}
+
+/* Counts values outside |got - want| <= rel·|want| + abs and reports the worst. */
+static void compare(const char *what, const float *got, const float *want, size_t n, double rel,
+                    double abs)
+{
+    size_t bad = 0, worst_i = 0;
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double budget = rel * fabs(want[i]) + abs, err = fabs((double)got[i] - want[i]);
+        if (!(err <= budget))
+            bad++;
+        double ratio = budget > 0 ? err / budget : (err > 0 ? INFINITY : 0);
+        if (!(ratio <= worst)) {
+            worst = ratio;
+            worst_i = i;
+        }
+    }
+    CHECK_MSG(bad == 0, "%s: %zu of %zu values outside the budget; worst [%zu] %.9g, want %.9g",
+              what, bad, n, worst_i, (double)got[worst_i], (double)want[worst_i]);
+}
+
+static const uint32_t row_sizes[] = {1, 7, 33, 4097, 32000};
+static const uint32_t row_counts[] = {1, 3, 17};
+
+static void test_rms_norm(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    fprintf(stderr, "  variant: %s\n", vkb_op_row_variant(t_dev));
+    for (size_t a = 0; a < 5; a++)
+        for (size_t b = 0; b < 3; b++) {
+            uint32_t n = row_sizes[a], rows = row_counts[b];
+            size_t total = (size_t)n * rows;
+            float *x = random_floats(total, a * 7 + b, -3.f, 3.f),
+                  *w = random_floats(n, 99, .5f, 2.f);
+            float *got = malloc(total * 4), *want = malloc(total * 4);
+            begin(&f);
+            vkb_buffer *bx = upload(&f, x, total * 4), *bw = upload(&f, w, n * 4),
+                       *bo = upload(&f, NULL, total * 4);
+            if (!x || !w || !got || !want || !bx || !bw || !bo) {
+                t_fail_at(__FILE__, __LINE__, "setup failed");
+            } else {
+                CHECK_OK(vkb_op_rms_norm(f.stream, bo, bx, bw, n, rows, 1e-5f));
+                finish(&f, bo, got, total * 4);
+                vkb_ref_rms_norm(want, x, w, n, rows, 1e-5f);
+                /* the sum of squares: at most n sequential roundings (U/2 each); its
+                 * error halves through sqrt; then /n, +eps, sqrt (2.5 + 2 ULP), 1/x (2.5),
+                 * two products: 10 ULP. Doubled. */
+                char what[64];
+                snprintf(what, sizeof what, "rms_norm n=%u rows=%u", n, rows);
+                compare(what, got, want, total, 2.0 * (n / 4.0 + 10.0) * U, 0.0);
+            }
+            free(x), free(w), free(got), free(want);
+        }
+    teardown(&f);
+}
+
+static void test_softmax(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    for (size_t a = 0; a < 5; a++)
+        for (size_t b = 0; b < 3; b++)
+            for (int masked = 0; masked < 2; masked++) {
+                uint32_t n = row_sizes[a], rows = row_counts[b];
+                size_t total = (size_t)n * rows;
+                const float scale = 0.5f;
+                float *x = random_floats(total, 300 + a * 7 + b, -10.f, 10.f);
+                float *mask = malloc(total * 4), *got = malloc(total * 4),
+                      *want = malloc(total * 4);
+                /* a causal mask over the row's positions, its first row fully masked */
+                for (size_t r = 0; mask && r < rows; r++)
+                    for (size_t i = 0; i < n; i++)
+                        mask[r * n + i] =
+                            (r == 0 && rows > 1) || i > r * n / rows + 1 ? -INFINITY : -0.25f;
+                begin(&f);
+                vkb_buffer *bx = upload(&f, x, total * 4), *bm = upload(&f, mask, total * 4),
+                           *bo = upload(&f, NULL, total * 4);
+                if (!x || !mask || !got || !want || !bx || !bm || !bo) {
+                    t_fail_at(__FILE__, __LINE__, "setup failed");
+                } else {
+                    CHECK_OK(
+                        vkb_op_softmax(f.stream, bo, bx, masked ? bm : NULL, rows, n, rows, scale));
+                    finish(&f, bo, got, total * 4);
+                    vkb_ref_softmax(want, x, masked ? mask : NULL, rows, n, rows, scale);
+                    /* each term: x·scale, + mask, - max (3 roundings), exp of an argument
+                     * within [-10, 0] (3 + 20 ULP); the sum of n terms (n roundings at
+                     * worst); 1/sum and one product (3.5 ULP). Doubled. Masked values are
+                     * exactly 0 on both sides. */
+                    char what[80];
+                    snprintf(what, sizeof what, "softmax n=%u rows=%u%s", n, rows,
+                             masked ? " masked" : "");
+                    compare(what, got, want, total, 2.0 * (n + 30.0) * U, 0.0);
+                }
+                free(x), free(mask), free(got), free(want);
+            }
+    teardown(&f);
+}
+
+static void check_rope(struct fixture *f, vkb_rope_shape sh, float base, float freq_scale,
+                       uint64_t seed)
+{
+    size_t total = (size_t)sh.head_dim * sh.heads * sh.tokens;
+    float *x = random_floats(total, seed, -2.f, 2.f), *got = malloc(total * 4),
+          *want = malloc(total * 4), *freqs = malloc(sh.rot_dims / 2 * 4 + 4);
+    int32_t *pos = malloc(sh.tokens * 4);
+    if (!x || !got || !want || !freqs || !pos) {
+        t_fail_at(__FILE__, __LINE__, "out of memory");
+        goto out;
+    }
+    static const int32_t positions[] = {0, 1, 2, 17, 511, 4095, 32767, 131071};
+    for (uint32_t t = 0; t < sh.tokens; t++)
+        pos[t] = positions[t % 8];
+    vkb_rope_freqs(freqs, sh.rot_dims, base, freq_scale);
+    begin(f);
+    vkb_buffer *bx = upload(f, x, total * 4), *bp = upload(f, pos, sh.tokens * 4),
+               *bf = upload(f, freqs, sh.rot_dims / 2 * 4), *bo = upload(f, NULL, total * 4);
+    if (bx && bp && bf && bo) {
+        CHECK_OK(vkb_op_rope(f->stream, bo, bx, bp, bf, &sh));
+        finish(f, bo, got, total * 4);
+        vkb_ref_rope(want, x, pos, freqs, &sh);
+        /* sin and cos: 2^-11 absolute each (the kernel reduces the angle to [-π, π] with
+         * an error near 2^-24·|angle|/2π), times |x0| + |x1| ≤ 4, plus the products and
+         * the sum; doubled. Dimensions past rot_dims are copied: exact. */
+        char what[96];
+        snprintf(what, sizeof what, "rope head_dim=%u rot=%u heads=%u tokens=%u%s", sh.head_dim,
+                 sh.rot_dims, sh.heads, sh.tokens, sh.neox ? " neox" : "");
+        compare(what, got, want, total, 4 * U, 2.0 * 4.0 * (0x1p-11 + 0x1p-20));
+        size_t copied_bad = 0;
+        for (size_t i = 0; i < total; i++)
+            copied_bad += i % sh.head_dim >= sh.rot_dims && got[i] != x[i];
+        CHECK_MSG(copied_bad == 0, "%s: %zu unrotated dimensions changed", what, copied_bad);
+    }
+out:
+    free(x), free(got), free(want), free(freqs), free(pos);
+}
+
+static void test_rope(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    for (int neox = 0; neox < 2; neox++) {
+        check_rope(&f, (vkb_rope_shape){64, 64, 3, 8, neox}, 10000.f, 1.f, 1 + neox);
+        check_rope(&f, (vkb_rope_shape){128, 128, 5, 9, neox}, 500000.f, 0.25f, 3 + neox);
+        check_rope(&f, (vkb_rope_shape){64, 32, 2, 3, neox}, 10000.f, 1.f, 5 + neox); /* partial */
+        check_rope(&f, (vkb_rope_shape){2, 2, 1, 1, neox}, 10000.f, 1.f, 7 + neox);
+    }
+    /* frequencies: base^(-2i/d) · scale */
+    float fr[64];
+    vkb_rope_freqs(fr, 128, 500000.f, 0.25f);
+    CHECK(fr[0] == 0.25f);
+    CHECK(fabs(fr[63] - 0.25 * pow(500000.0, -126.0 / 128.0)) <= 1e-7 * fr[63]);
+    teardown(&f);
+}
+
+static void test_eltwise(void)
+{
+    static const uint64_t sizes[] = {1, 7, 256, 100003, (65535u * 256u) + 3};
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        uint64_t n = sizes[s];
+        float *g = random_floats(n, 40 + s, -20.f, 20.f), *u = random_floats(n, 50 + s, -3.f, 3.f);
+        float *got = malloc(n * 4), *want = malloc(n * 4);
+        uint16_t *half = malloc(n * 2 + 4);
+        begin(&f);
+        vkb_buffer *bg = upload(&f, g, n * 4), *bu = upload(&f, u, n * 4),
+                   *bo = upload(&f, NULL, n * 4), *bh = upload(&f, NULL, (n + 1) / 2 * 4);
+        if (!g || !u || !got || !want || !half || !bg || !bu || !bo || !bh) {
+            t_fail_at(__FILE__, __LINE__, "setup failed");
+            goto next;
+        }
+        char what[64];
+        /* silu·mul: exp(-g) 3 + 2·|g| ULP (|g| ≤ 20), 1 + e, the quotient (2.5) and the
+         * product: 47 ULP, doubled; tiny absolute slack where the result underflows */
+        CHECK_OK(vkb_op_silu_mul(f.stream, bo, bg, bu, n));
+        finish(&f, bo, got, n * 4);
+        vkb_ref_silu_mul(want, g, u, n);
+        snprintf(what, sizeof what, "silu_mul n=%llu", (unsigned long long)n);
+        compare(what, got, want, n, 2.0 * 47.0 * U, 1e-30);
+
+        /* scale: one correctly rounded product, bit-exact */
+        CHECK_OK(vkb_stream_begin(f.stream));
+        CHECK_OK(vkb_op_scale(f.stream, bo, bg, n, 0.125f * 3.0f));
+        finish(&f, bo, got, n * 4);
+        vkb_ref_scale(want, g, n, 0.375f);
+        snprintf(what, sizeof what, "scale n=%llu", (unsigned long long)n);
+        compare(what, got, want, n, 0.0, 0.0);
+
+        /* f32 → f16: round to nearest even or toward zero (Vulkan allows either); then
+         * f16 → f32 exactly */
+        CHECK_OK(vkb_stream_begin(f.stream));
+        CHECK_OK(vkb_op_convert_f32_f16(f.stream, bh, bu, n));
+        CHECK_OK(vkb_op_convert_f16_f32(f.stream, bo, bh, n));
+        finish(&f, bh, half, n * 2);
+        CHECK_OK(vkb_buffer_download(t_dev, bo, 0, got, n * 4));
+        uint64_t bad_half = 0, bad_back = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            uint16_t rte = cmp_f32_to_f16(u[i]);
+            bool toward_zero = fabsf(cmp_f16_to_f32(rte)) > fabsf(u[i]);
+            uint16_t rtz = toward_zero ? (uint16_t)(rte - 1) : rte;
+            bad_half += half[i] != rte && half[i] != rtz;
+            bad_back += got[i] != cmp_f16_to_f32(half[i]);
+        }
+        CHECK_MSG(bad_half == 0, "convert_f32_f16 n=%llu: %llu values not rounded",
+                  (unsigned long long)n, (unsigned long long)bad_half);
+        CHECK_MSG(bad_back == 0, "convert_f16_f32 n=%llu: %llu values differ",
+                  (unsigned long long)n, (unsigned long long)bad_back);
+    next:
+        free(g), free(u), free(got), free(want), free(half);
+    }
+    teardown(&f);
+}
+
+/* Bad arguments: a status and a message naming the problem. */
+static void test_op_errors(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    begin(&f);
+    vkb_buffer *a = upload(&f, NULL, 4096), *b = upload(&f, NULL, 4096);
+    vkb_rope_shape bad = {64, 66, 1, 1, false};
+    CHECK_STATUS(vkb_op_rope(f.stream, b, a, a, a, &bad), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "rot_dims 66") != NULL);
+    CHECK_STATUS(vkb_op_rms_norm(f.stream, b, a, a, 2048, 1, 1e-5f), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "holds 4096 bytes") != NULL);
+    CHECK_STATUS(vkb_op_softmax(f.stream, b, a, a, 0, 16, 4, 1.f), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_silu_mul(f.stream, b, a, NULL, 16), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_scale(f.stream, b, a, 0, 1.f), VKB_ERR_INVALID_ARGUMENT);
+    finish(&f, NULL, NULL, 0);
+    teardown(&f);
+}
+
+int main(int argc, char **argv)
+{
+    static const t_case cases[] = {
+        {"rms_norm", test_rms_norm, true}, {"softmax", test_softmax, true},
+        {"rope", test_rope, true},         {"eltwise", test_eltwise, true},
+        {"errors", test_op_errors, true},
+    };
+    return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
+}
