@@ -391,6 +391,10 @@ vkb_status vkb_stream_wait(vkb_stream *s);
 uint32_t vkb_stream_timing_count(const vkb_stream *s);
 vkb_timing vkb_stream_timing(const vkb_stream *s, uint32_t i);
 
+/* Timed commands recorded so far in the current recording: the index the next one's
+ * timing will have (benchmarks group timings by it). */
+uint32_t vkb_stream_recorded_timings(const vkb_stream *s);
+
 /* GPU time in milliseconds from the recording's start to its last timed command. */
 double vkb_stream_total_ms(const vkb_stream *s);
 

@@ -42,20 +42,32 @@ const char *vkb_result_name(VkResult result)
     switch (result) {
 #define R(x)                                                                                       \
     case x: return #x;
-        R(VK_SUCCESS)
-        R(VK_NOT_READY)
-        R(VK_TIMEOUT)
-        R(VK_INCOMPLETE) R(VK_ERROR_OUT_OF_HOST_MEMORY) R(VK_ERROR_OUT_OF_DEVICE_MEMORY)
-            R(VK_ERROR_INITIALIZATION_FAILED) R(VK_ERROR_DEVICE_LOST) R(VK_ERROR_MEMORY_MAP_FAILED)
-                R(VK_ERROR_LAYER_NOT_PRESENT) R(VK_ERROR_EXTENSION_NOT_PRESENT)
-                    R(VK_ERROR_FEATURE_NOT_PRESENT) R(VK_ERROR_INCOMPATIBLE_DRIVER)
-                        R(VK_ERROR_TOO_MANY_OBJECTS) R(VK_ERROR_FORMAT_NOT_SUPPORTED)
-                            R(VK_ERROR_FRAGMENTED_POOL) R(VK_ERROR_OUT_OF_POOL_MEMORY)
-                                R(VK_ERROR_INVALID_EXTERNAL_HANDLE) R(VK_ERROR_FRAGMENTATION)
-                                    R(VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS)
-                                        R(VK_PIPELINE_COMPILE_REQUIRED) R(VK_ERROR_UNKNOWN)
+        // clang-format off
+    R(VK_SUCCESS)
+    R(VK_NOT_READY)
+    R(VK_TIMEOUT)
+    R(VK_INCOMPLETE)
+    R(VK_ERROR_OUT_OF_HOST_MEMORY)
+    R(VK_ERROR_OUT_OF_DEVICE_MEMORY)
+    R(VK_ERROR_INITIALIZATION_FAILED)
+    R(VK_ERROR_DEVICE_LOST)
+    R(VK_ERROR_MEMORY_MAP_FAILED)
+    R(VK_ERROR_LAYER_NOT_PRESENT)
+    R(VK_ERROR_EXTENSION_NOT_PRESENT)
+    R(VK_ERROR_FEATURE_NOT_PRESENT)
+    R(VK_ERROR_INCOMPATIBLE_DRIVER)
+    R(VK_ERROR_TOO_MANY_OBJECTS)
+    R(VK_ERROR_FORMAT_NOT_SUPPORTED)
+    R(VK_ERROR_FRAGMENTED_POOL)
+    R(VK_ERROR_OUT_OF_POOL_MEMORY)
+    R(VK_ERROR_INVALID_EXTERNAL_HANDLE)
+    R(VK_ERROR_FRAGMENTATION)
+    R(VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS)
+    R(VK_PIPELINE_COMPILE_REQUIRED)
+    R(VK_ERROR_UNKNOWN)
+        // clang-format on
 #undef R
-                                            default : return "VkResult(other)";
+    default: return "VkResult(other)";
     }
 }
 

@@ -332,3 +332,19 @@ vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
     struct op_arg args[3] = {{"a", a, n * 4}, {"b", b, n * 4}, {"out", out, n * 4}};
     return dispatch_simple(s, "add", "add_f32", args, 3, &n32, sizeof n32, n, 0);
 }
+
+#define FMA_ITERS 256 /* ITERS in shaders/fma_peak.comp */
+
+vkb_status vkb_op_fma_peak(vkb_stream *s, const vkb_buffer *out, uint32_t n, double *flops)
+{
+    vkb_status st = vkb_op_check_count(vkb_stream_device(s), "fma_peak", n);
+    if (st != VKB_OK)
+        return st;
+    struct op_arg a[1] = {{"out", out, (uint64_t)n * 4}};
+    float push[2] = {0.99999988f, 1e-3f};
+    if ((st = dispatch_simple(s, "fma_peak", "fma_peak", a, 1, push, sizeof push, n, 0)) != VKB_OK)
+        return st;
+    if (flops)
+        *flops = (double)n * 8 * 4 * FMA_ITERS * 2;
+    return VKB_OK;
+}

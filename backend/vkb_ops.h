@@ -35,6 +35,11 @@ uint64_t vkb_op_sum_tmp_bytes(const vkb_device *dev, uint64_t n);
  * shaders have subgroup arithmetic, "sum_shared" (shared-memory tree) otherwise. */
 const char *vkb_op_sum_variant(const vkb_device *dev);
 
+/* A benchmark yardstick: n invocations of a kernel doing only f32 FMAs (eight independent
+ * vec4 chains each), one float written per invocation to out. Returns in *flops the
+ * floating-point operations recorded (2 per FMA). */
+vkb_status vkb_op_fma_peak(vkb_stream *s, const vkb_buffer *out, uint32_t n, double *flops);
+
 /* ---- weights ------------------------------------------------------------------------- */
 
 /* A weight matrix as GGUF stores it: `rows` rows of `k` values of `type`, row after row,

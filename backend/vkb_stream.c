@@ -536,6 +536,11 @@ vkb_device *vkb_stream_device(const vkb_stream *s)
     return s->dev;
 }
 
+uint32_t vkb_stream_recorded_timings(const vkb_stream *s)
+{
+    return s->timing_count;
+}
+
 uint32_t vkb_stream_timing_count(const vkb_stream *s)
 {
     return s->result_count;

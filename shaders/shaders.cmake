@@ -26,3 +26,6 @@ vkllm_shader(silu_mul_f32 eltwise.comp DEFINES OP_SILU_MUL)
 vkllm_shader(scale_f32 eltwise.comp DEFINES OP_SCALE)
 vkllm_shader(convert_f32_f16 eltwise.comp DEFINES OP_F32_F16)
 vkllm_shader(convert_f16_f32 eltwise.comp DEFINES OP_F16_F32)
+
+# Benchmark yardsticks
+vkllm_shader(fma_peak fma_peak.comp)

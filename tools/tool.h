@@ -55,5 +55,6 @@ int tool_measure_bandwidth(vkb_device *dev, unsigned long long bytes, int reps,
                            tool_bandwidth *out);
 
 int cmd_devices(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif /* TOOL_H */

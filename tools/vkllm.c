@@ -11,6 +11,7 @@ struct command {
 
 static const struct command commands[] = {
     {"devices", cmd_devices, "list Vulkan devices and what they offer; --bandwidth measures GB/s"},
+    {"bench", cmd_bench, "bench kernels: time the weight kernels against the bandwidth limit"},
 };
 
 static void print_usage(FILE *out)
