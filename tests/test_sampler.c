@@ -1,0 +1,255 @@
+/* The sampler: greedy, each filter alone, the draw's distribution, determinism by seed,
+ * the repetition penalty, bad parameters. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_sampler.h"
+#include "harness.h"
+
+static eng_sampler_params off(void)
+{
+    eng_sampler_params p = eng_sampler_params_default();
+    p.top_k = 0, p.top_p = 1.0f, p.min_p = 0.0f, p.repeat_penalty = 1.0f, p.temperature = 1.0f;
+    return p;
+}
+
+static eng_sampler *make(eng_sampler_params p, uint32_t n)
+{
+    char err[128] = "";
+    eng_sampler *s = eng_sampler_create(&p, n, err, sizeof err);
+    CHECK_MSG(s != NULL, "%s", err);
+    return s;
+}
+
+/* Frequencies of each token over `draws` samples. */
+static void histogram(eng_sampler *s, const float *logits, uint32_t n, int draws, double *freq)
+{
+    memset(freq, 0, n * sizeof *freq);
+    for (int i = 0; i < draws; i++) {
+        int32_t t = eng_sampler_sample(s, logits);
+        if (t >= 0)
+            freq[t] += 1.0 / draws;
+    }
+}
+
+static void test_greedy(void)
+{
+    eng_sampler_params p = off();
+    p.temperature = 0.0f;
+    const uint32_t n = 32000;
+    float *l = malloc(n * sizeof *l);
+    uint64_t seed = 3;
+    for (uint32_t i = 0; i < n; i++)
+        l[i] = t_rand_float(&seed, -10.f, 10.f);
+    l[12345] = 11.f;
+    eng_sampler *s = make(p, n);
+    if (s) {
+        CHECK(eng_sampler_sample(s, l) == 12345);
+        l[20000] = 11.f; /* a tie: the lower id */
+        CHECK(eng_sampler_sample(s, l) == 12345);
+        l[7] = NAN; /* NaN and -inf are never picked */
+        l[8] = INFINITY;
+        CHECK(eng_sampler_sample(s, l) == 8);
+        for (uint32_t i = 0; i < n; i++)
+            l[i] = -INFINITY;
+        CHECK(eng_sampler_sample(s, l) == -1);
+    }
+    eng_sampler_destroy(s);
+    free(l);
+}
+
+/* Temperature 1, no filters: the draw follows softmax(logits) (5 sigma of 40000 draws). */
+static void test_distribution(void)
+{
+    const float l[4] = {1.0f, 2.0f, 0.0f, 2.0f};
+    double want[4], sum = 0, freq[4];
+    for (int i = 0; i < 4; i++)
+        sum += want[i] = exp(l[i]);
+    eng_sampler_params p = off();
+    p.seed = 42;
+    eng_sampler *s = make(p, 4);
+    if (!s)
+        return;
+    const int draws = 40000;
+    histogram(s, l, 4, draws, freq);
+    for (int i = 0; i < 4; i++) {
+        double q = want[i] / sum, sigma = sqrt(q * (1 - q) / draws);
+        CHECK_MSG(fabs(freq[i] - q) < 5 * sigma, "token %d: %.4f, want %.4f", i, freq[i], q);
+    }
+    /* temperature 0.5 sharpens: softmax(2·logits) */
+    eng_sampler_destroy(s);
+    p.temperature = 0.5f;
+    s = make(p, 4);
+    histogram(s, l, 4, draws, freq);
+    sum = 0;
+    for (int i = 0; i < 4; i++)
+        sum += want[i] = exp(2 * l[i]);
+    for (int i = 0; i < 4; i++) {
+        double q = want[i] / sum, sigma = sqrt(q * (1 - q) / draws);
+        CHECK_MSG(fabs(freq[i] - q) < 5 * sigma + 1e-9, "T=0.5 token %d: %.4f, want %.4f", i,
+                  freq[i], q);
+    }
+    eng_sampler_destroy(s);
+}
+
+static void test_filters(void)
+{
+    /* probabilities at T=1: 0.5, 0.25, 0.125, 0.0625, 0.0625 */
+    const float l[5] = {(float)log(8), (float)log(4), (float)log(2), 0.0f, 0.0f};
+    double freq[5];
+    eng_sampler_params p = off();
+    p.top_k = 2;
+    eng_sampler *s = make(p, 5);
+    histogram(s, l, 5, 20000, freq);
+    CHECK(freq[2] == 0 && freq[3] == 0 && freq[4] == 0 && fabs(freq[0] - 2.0 / 3) < 0.02);
+    eng_sampler_destroy(s);
+
+    p = off();
+    p.top_p = 0.8f; /* 0.5 + 0.25 < 0.8 ≤ + 0.125: three tokens */
+    s = make(p, 5);
+    histogram(s, l, 5, 20000, freq);
+    CHECK(freq[2] > 0 && freq[3] == 0 && freq[4] == 0);
+    eng_sampler_destroy(s);
+
+    p = off();
+    p.min_p = 0.3f; /* keeps p ≥ 0.15: the first two */
+    s = make(p, 5);
+    histogram(s, l, 5, 20000, freq);
+    CHECK(freq[1] > 0 && freq[2] == 0 && freq[3] == 0);
+    eng_sampler_destroy(s);
+
+    p = off();
+    p.top_k = 1; /* top-k 1 is greedy */
+    s = make(p, 5);
+    histogram(s, l, 5, 1000, freq);
+    CHECK(fabs(freq[0] - 1.0) < 1e-9);
+    eng_sampler_destroy(s);
+
+    /* top-k on a large vocabulary keeps exactly the k best */
+    const uint32_t n = 50000;
+    float *big = malloc(n * sizeof *big);
+    uint64_t seed = 9;
+    for (uint32_t i = 0; i < n; i++)
+        big[i] = t_rand_float(&seed, -5.f, 5.f);
+    float kth[41];
+    int have = 0;
+    /* the 40th best logit, by brute force */
+    for (int k = 0; k < 40; k++) {
+        float best = -INFINITY;
+        for (uint32_t i = 0; i < n; i++) {
+            bool used = false;
+            for (int j = 0; j < have; j++)
+                used |= big[i] == kth[j];
+            if (!used && big[i] > best)
+                best = big[i];
+        }
+        kth[have++] = best;
+    }
+    p = off();
+    p.top_k = 40;
+    p.temperature = 5.0f; /* flat: every kept token shows up */
+    s = make(p, n);
+    int outside = 0;
+    for (int i = 0; i < 5000 && s; i++) {
+        int32_t t = eng_sampler_sample(s, big);
+        outside += big[t] < kth[39];
+    }
+    CHECK(outside == 0);
+    eng_sampler_destroy(s);
+    free(big);
+}
+
+static void test_seed_and_reset(void)
+{
+    float l[100];
+    uint64_t seed = 5;
+    for (int i = 0; i < 100; i++)
+        l[i] = t_rand_float(&seed, -2.f, 2.f);
+    eng_sampler_params p = eng_sampler_params_default();
+    p.seed = 1234;
+    eng_sampler *a = make(p, 100), *b = make(p, 100);
+    int32_t first[50];
+    int same = 0;
+    for (int i = 0; a && b && i < 50; i++) {
+        first[i] = eng_sampler_sample(a, l);
+        same += first[i] == eng_sampler_sample(b, l);
+    }
+    CHECK(same == 50);
+    eng_sampler_reset(a);
+    int again = 0;
+    for (int i = 0; a && i < 50; i++)
+        again += eng_sampler_sample(a, l) == first[i];
+    CHECK(again == 50);
+    eng_sampler_destroy(b);
+    p.seed = 99;
+    b = make(p, 100);
+    int differ = 0;
+    for (int i = 0; b && i < 50; i++)
+        differ += eng_sampler_sample(b, l) != first[i];
+    CHECK(differ > 0);
+    eng_sampler_destroy(a);
+    eng_sampler_destroy(b);
+}
+
+static void test_repeat_penalty(void)
+{
+    float l[4] = {3.0f, 2.9f, -1.0f, -1.1f};
+    eng_sampler_params p = off();
+    p.temperature = 0.0f;
+    p.repeat_penalty = 1.5f;
+    p.repeat_last_n = 2;
+    eng_sampler *s = make(p, 4);
+    if (!s)
+        return;
+    eng_sampler_accept(s, 0); /* 3.0 → 2.0: token 1 wins */
+    CHECK(eng_sampler_sample(s, l) == 1);
+    eng_sampler_accept(s, 1);
+    eng_sampler_accept(s, 1); /* window of 2 now holds {1, 1}: token 0 is free again */
+    CHECK(eng_sampler_sample(s, l) == 0);
+    l[0] = -1.05f, l[1] = -5.f; /* negative logits are multiplied: -1.05 stays above -1.1·... */
+    eng_sampler_reset(s);
+    eng_sampler_accept(s, 2); /* -1.0 → -1.5, below -1.05 and -1.1 */
+    CHECK(eng_sampler_sample(s, l) == 0);
+    eng_sampler_accept(s, 99999); /* out-of-vocabulary ids are ignored */
+    eng_sampler_destroy(s);
+}
+
+static void test_bad_params(void)
+{
+    static const struct {
+        const char *field;
+        eng_sampler_params p;
+    } bad[] = {
+        {"temperature", {.temperature = -1.f, .top_p = 1.f, .repeat_penalty = 1.f}},
+        {"top-k", {.top_k = -3, .top_p = 1.f, .repeat_penalty = 1.f}},
+        {"top-p", {.top_p = 0.f, .repeat_penalty = 1.f}},
+        {"top-p", {.top_p = 1.5f, .repeat_penalty = 1.f}},
+        {"min-p", {.min_p = -0.1f, .top_p = 1.f, .repeat_penalty = 1.f}},
+        {"penalty", {.top_p = 1.f, .repeat_penalty = 0.f}},
+        {"window", {.top_p = 1.f, .repeat_penalty = 1.f, .repeat_last_n = -1}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[128] = "";
+        eng_sampler *s = eng_sampler_create(&bad[i].p, 10, err, sizeof err);
+        CHECK_MSG(!s && strstr(err, bad[i].field), "%s: \"%s\"", bad[i].field, err);
+        eng_sampler_destroy(s);
+    }
+    eng_sampler_params p = eng_sampler_params_default();
+    char err[128];
+    CHECK(!eng_sampler_create(&p, 0, err, sizeof err) && strstr(err, "0 tokens"));
+    eng_sampler_destroy(NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const t_case cases[] = {
+        {"greedy", test_greedy, false},
+        {"distribution", test_distribution, false},
+        {"filters", test_filters, false},
+        {"seed_and_reset", test_seed_and_reset, false},
+        {"repeat_penalty", test_repeat_penalty, false},
+        {"bad_params", test_bad_params, false},
+    };
+    return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
+}
