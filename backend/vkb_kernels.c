@@ -31,6 +31,14 @@ static uint64_t matvec_shared(const uint32_t *spec)
         .elems_per_invocation = 1, .flatten_x = true                                               \
     }
 
+/* sum_f32.comp: four elements per invocation, one partial sum per workgroup. */
+#define SUM(n, sg)                                                                                 \
+    {                                                                                              \
+        .name = n, OUT2, .push_size = 4, .spec_count = 1, .spec_defaults = {256},                  \
+        .elems_per_invocation = 4, .flatten_x = true, .needs_subgroup_ops = sg,                    \
+        .shared_bytes_per_invocation = 4                                                           \
+    }
+
 /* Row kernels: one workgroup per row, reduced with vkb_reduce.glsl. */
 #define ROWWISE(n, push, sg)                                                                       \
     {                                                                                              \
@@ -68,23 +76,8 @@ static uint64_t matvec_shared(const uint32_t *spec)
 static const struct vkb_kernel kernels[] = {
     ELTWISE("copy_vec4", OUT2, 4),
     ELTWISE("add_f32", OUT3, 4),
-    {.name = "sum_subgroup",
-     OUT2,
-     .push_size = 4,
-     .spec_count = 1,
-     .spec_defaults = {256},
-     .elems_per_invocation = 4,
-     .flatten_x = true,
-     .needs_subgroup_ops = SG_OPS,
-     .shared_bytes_per_invocation = 4},
-    {.name = "sum_shared",
-     OUT2,
-     .push_size = 4,
-     .spec_count = 1,
-     .spec_defaults = {256},
-     .elems_per_invocation = 4,
-     .flatten_x = true,
-     .shared_bytes_per_invocation = 4},
+    SUM("sum_subgroup", SG_OPS),
+    SUM("sum_shared", 0),
     {.name = "fma_peak",
      .binding_count = 1,
      .writes = {true},

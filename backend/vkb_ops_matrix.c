@@ -4,6 +4,7 @@
  * vkb_matrix_granule gives), each holding whole rows; the ops dispatch once per part with
  * the part's first row and row count in the push constants. */
 #include <stdio.h>
+#include <string.h>
 
 #include "vkb_internal.h"
 #include "vkb_ops.h"
@@ -179,6 +180,31 @@ static uint32_t matrix_parts(const vkb_matrix *w)
     return n;
 }
 
+/* Records one dispatch of p per part of w. The push constants are the part's
+ * {k, row_bytes, row0, rows}, the prefix matvec.comp, matmul.comp and get_rows.comp
+ * share, then `extra`. The grid covers x_elems (0: the part's rows) by y_elems. */
+static vkb_status dispatch_parts(vkb_stream *s, const char *op, const vkb_matrix *w,
+                                 vkb_pipeline *p, const vkb_binding io[2], const uint32_t *extra,
+                                 uint32_t n_extra, uint64_t x_elems, uint64_t y_elems)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    uint32_t push[8] = {w->k, (uint32_t)cmp_row_bytes(w->type, w->k)};
+    memcpy(push + 4, extra, n_extra * sizeof *extra);
+    for (uint32_t i = 0, parts = matrix_parts(w); i < parts; i++) {
+        struct matrix_part part = {0};
+        vkb_status st = matrix_part(dev, op, w, i, &part);
+        if (st != VKB_OK)
+            return st;
+        push[2] = part.row0;
+        push[3] = part.rows;
+        vkb_binding b[3] = {{w->buffer, part.offset, part.bytes}, io[0], io[1]};
+        uint64_t elems[3] = {x_elems ? x_elems : part.rows, y_elems, 1};
+        if ((st = vkb_stream_dispatch(s, p, b, 3, push, (4 + n_extra) * sizeof *push, elems, op)))
+            return st;
+    }
+    return VKB_OK;
+}
+
 /* ---- the ops ---- */
 
 /* x and out: n columns of k (x) or rows (out) floats, one after the other. */
@@ -213,20 +239,9 @@ vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, vkb_op_matvec_variant(dev, w->type), &spec, &p)) != VKB_OK)
         return st;
-    for (uint32_t i = 0, n = matrix_parts(w); i < n; i++) {
-        struct matrix_part part;
-        if ((st = matrix_part(dev, "matvec", w, i, &part)) != VKB_OK)
-            return st;
-        uint32_t push[6] = {w->k, part.rows, (uint32_t)cmp_row_bytes(w->type, w->k),
-                            w->k, w->rows,   part.row0};
-        vkb_binding b[3] = {{w->buffer, part.offset, part.bytes},
-                            {x, 0, (uint64_t)ncols * w->k * 4},
-                            {y, 0, (uint64_t)ncols * w->rows * 4}};
-        uint64_t elems[3] = {part.rows, 1, 1};
-        if ((st = vkb_stream_dispatch(s, p, b, 3, push, sizeof push, elems, "matvec")) != VKB_OK)
-            return st;
-    }
-    return VKB_OK;
+    vkb_binding io[2] = {{x, 0, (uint64_t)ncols * w->k * 4}, {y, 0, (uint64_t)ncols * w->rows * 4}};
+    uint32_t extra[2] = {w->k, w->rows}; /* x_stride, y_stride */
+    return dispatch_parts(s, "matvec", w, p, io, extra, 2, 0, 1);
 }
 
 vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
@@ -245,20 +260,9 @@ vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, vkb_op_matmul_variant(dev, w->type), &spec, &p)) != VKB_OK)
         return st;
-    for (uint32_t i = 0, parts = matrix_parts(w); i < parts; i++) {
-        struct matrix_part part;
-        if ((st = matrix_part(dev, "matmul", w, i, &part)) != VKB_OK)
-            return st;
-        uint32_t push[7] = {w->k, part.rows, n,        (uint32_t)cmp_row_bytes(w->type, w->k),
-                            w->k, w->rows,   part.row0};
-        vkb_binding b[3] = {{w->buffer, part.offset, part.bytes},
-                            {x, 0, (uint64_t)n * w->k * 4},
-                            {out, 0, (uint64_t)n * w->rows * 4}};
-        uint64_t elems[3] = {part.rows, n, 1};
-        if ((st = vkb_stream_dispatch(s, p, b, 3, push, sizeof push, elems, "matmul")) != VKB_OK)
-            return st;
-    }
-    return VKB_OK;
+    vkb_binding io[2] = {{x, 0, (uint64_t)n * w->k * 4}, {out, 0, (uint64_t)n * w->rows * 4}};
+    uint32_t extra[3] = {n, w->k, w->rows}; /* n, x_stride, out_stride */
+    return dispatch_parts(s, "matmul", w, p, io, extra, 3, 0, n);
 }
 
 vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *ids,
@@ -284,18 +288,7 @@ vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer 
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, name, &spec, &p)) != VKB_OK)
         return st;
-    for (uint32_t i = 0, parts = matrix_parts(w); i < parts; i++) {
-        struct matrix_part part;
-        if ((st = matrix_part(dev, "get_rows", w, i, &part)) != VKB_OK)
-            return st;
-        uint32_t push[5] = {w->k, (uint32_t)cmp_row_bytes(w->type, w->k), part.row0, part.rows,
-                            w->k};
-        vkb_binding b[3] = {{w->buffer, part.offset, part.bytes},
-                            {ids, 0, (uint64_t)n_ids * 4},
-                            {out, 0, out_bytes}};
-        uint64_t elems[3] = {w->k / 8, n_ids, 1};
-        if ((st = vkb_stream_dispatch(s, p, b, 3, push, sizeof push, elems, "get_rows")) != VKB_OK)
-            return st;
-    }
-    return VKB_OK;
+    vkb_binding io[2] = {{ids, 0, (uint64_t)n_ids * 4}, {out, 0, out_bytes}};
+    uint32_t extra[1] = {w->k}; /* out_stride */
+    return dispatch_parts(s, "get_rows", w, p, io, extra, 1, w->k / 8, n_ids);
 }

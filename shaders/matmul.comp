@@ -15,12 +15,12 @@ layout(std430, binding = 2) writeonly buffer Out { float dst[]; };
 
 layout(push_constant) uniform Push {
     uint k;          // values per row, a multiple of QK
+    uint row_bytes;  // bytes per row of W
+    uint row0;       // index in out of this part's first row
     uint rows;       // rows in this part of W
     uint n;          // columns of X
-    uint row_bytes;  // bytes per row of W
     uint x_stride;   // floats between columns of X, a multiple of 4
     uint out_stride; // floats between columns of out
-    uint row0;       // index in out of this part's first row
 } pc;
 
 #include "vkb_quant.glsl"

@@ -25,11 +25,11 @@ layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
 layout(push_constant) uniform Push {
     uint k;         // values per row, a multiple of QK
-    uint rows;      // rows in this part of W
     uint row_bytes; // bytes per row of W
+    uint row0;      // index in y of this part's first row
+    uint rows;      // rows in this part of W
     uint x_stride;  // floats between columns of x, a multiple of 4
     uint y_stride;  // floats between columns of y
-    uint row0;      // index in y of this part's first row
 } pc;
 
 #include "vkb_quant.glsl"

@@ -75,20 +75,25 @@ const float iq4nl_values[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -3
 
 // ---- shared pieces -----------------------------------------------------------------------
 
-// The eight 4-bit values at bytes [off, off+8) shifted right by `shift` (0 or 4).
-void nibbles8(uint off, uint shift, out uvec4 lo, out uvec4 hi)
+// The eight bytes at [off, off+8), each shifted right by `shift` and masked: the 4-bit
+// values (mask 0xf), single bits (mask 1) or bit pairs (mask 3) the formats pack per byte.
+void fields8(uint off, uint shift, uint mask, out uvec4 lo, out uvec4 hi)
 {
     uint w0 = wq_u32(off) >> shift, w1 = wq_u32(off + 4u) >> shift;
-    lo = uvec4(w0, w0 >> 8, w0 >> 16, w0 >> 24) & 0xfu;
-    hi = uvec4(w1, w1 >> 8, w1 >> 16, w1 >> 24) & 0xfu;
+    lo = uvec4(w0, w0 >> 8, w0 >> 16, w0 >> 24) & mask;
+    hi = uvec4(w1, w1 >> 8, w1 >> 16, w1 >> 24) & mask;
 }
 
-// Bits `bit` of the eight bytes at [off, off+8), as 0 or 1 each.
-void bits8(uint off, uint bit, out uvec4 lo, out uvec4 hi)
+// a = lo * d + m and b = hi * d + m, the product and the sum each rounded on its own as
+// in the C codec (x - m1 there is x + (-m1) here: the same IEEE result).
+void scale_add8(uvec4 lo, uvec4 hi, float d, float m, out vec4 a, out vec4 b)
 {
-    uint w0 = wq_u32(off) >> bit, w1 = wq_u32(off + 4u) >> bit;
-    lo = uvec4(w0, w0 >> 8, w0 >> 16, w0 >> 24) & 1u;
-    hi = uvec4(w1, w1 >> 8, w1 >> 16, w1 >> 24) & 1u;
+    precise vec4 pa = vec4(lo) * d;
+    precise vec4 pb = vec4(hi) * d;
+    precise vec4 ra = pa + m;
+    precise vec4 rb = pb + m;
+    a = ra;
+    b = rb;
 }
 
 // Sub-block j's 6-bit scale and minimum of a q4_K / q5_K block (see scale_min_k4 in C).
@@ -117,26 +122,22 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
     b = uintBitsToFloat(uvec4(wq[i + 4u], wq[i + 5u], wq[i + 6u], wq[i + 7u]));
 }
 
-#elif defined(FORMAT_F16)
+#elif defined(FORMAT_F16) || defined(FORMAT_BF16)
 #define QK 8u
-void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+// two halves of a word, the low one first
+vec2 half2(uint w)
 {
-    uint i = (rb >> 2) + k0 / 2u;
-    a = vec4(unpackHalf2x16(wq[i]), unpackHalf2x16(wq[i + 1u]));
-    b = vec4(unpackHalf2x16(wq[i + 2u]), unpackHalf2x16(wq[i + 3u]));
-}
-
-#elif defined(FORMAT_BF16)
-#define QK 8u
-vec2 bf16x2(uint w)
-{
-    return uintBitsToFloat(uvec2(w << 16, w & 0xffff0000u));
+#if defined(FORMAT_F16)
+    return unpackHalf2x16(w);
+#else
+    return uintBitsToFloat(uvec2(w << 16, w & 0xffff0000u)); // bf16: the top bits of an f32
+#endif
 }
 void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 {
     uint i = (rb >> 2) + k0 / 2u;
-    a = vec4(bf16x2(wq[i]), bf16x2(wq[i + 1u]));
-    b = vec4(bf16x2(wq[i + 2u]), bf16x2(wq[i + 3u]));
+    a = vec4(half2(wq[i]), half2(wq[i + 1u]));
+    b = vec4(half2(wq[i + 2u]), half2(wq[i + 3u]));
 }
 
 #elif defined(FORMAT_Q8_0)
@@ -159,7 +160,7 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
     uint blk = rb + (k0 / 32u) * block_q4_0_size; // q4_0 and iq4_nl share the layout
     float d = wq_f16(blk + block_q4_0_d);
     uvec4 lo, hi;
-    nibbles8(blk + block_q4_0_qs + (j & 15u), j >= 16u ? 4u : 0u, lo, hi);
+    fields8(blk + block_q4_0_qs + (j & 15u), j >= 16u ? 4u : 0u, 0xfu, lo, hi);
 #if defined(FORMAT_Q4_0)
     a = vec4(ivec4(lo) - 8) * d;
     b = vec4(ivec4(hi) - 8) * d;
@@ -177,13 +178,8 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
     uint blk = rb + (k0 / 32u) * block_q4_1_size;
     float d = wq_f16(blk + block_q4_1_d), m = wq_f16(blk + block_q4_1_m);
     uvec4 lo, hi;
-    nibbles8(blk + block_q4_1_qs + (j & 15u), j >= 16u ? 4u : 0u, lo, hi);
-    precise vec4 pa = vec4(lo) * d;
-    precise vec4 pb = vec4(hi) * d;
-    precise vec4 ra = pa + m;
-    precise vec4 rb2 = pb + m;
-    a = ra;
-    b = rb2;
+    fields8(blk + block_q4_1_qs + (j & 15u), j >= 16u ? 4u : 0u, 0xfu, lo, hi);
+    scale_add8(lo, hi, d, m, a, b);
 }
 
 #elif defined(FORMAT_Q5_0) || defined(FORMAT_Q5_1)
@@ -202,7 +198,7 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 #endif
     float d = wq_f16(blk); // d is the first field of both
     uvec4 lo, hi;
-    nibbles8(qs + (j & 15u), j >= 16u ? 4u : 0u, lo, hi);
+    fields8(qs + (j & 15u), j >= 16u ? 4u : 0u, 0xfu, lo, hi);
     lo |= (uvec4(qh, qh >> 1, qh >> 2, qh >> 3) & 1u) << 4;
     hi |= (uvec4(qh >> 4, qh >> 5, qh >> 6, qh >> 7) & 1u) << 4;
 #if defined(FORMAT_Q5_0)
@@ -210,12 +206,7 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
     b = vec4(ivec4(hi) - 16) * d;
 #else
     float m = wq_f16(blk + block_q5_1_m);
-    precise vec4 pa = vec4(lo) * d;
-    precise vec4 pb = vec4(hi) * d;
-    precise vec4 ra = pa + m;
-    precise vec4 rb2 = pb + m;
-    a = ra;
-    b = rb2;
+    scale_add8(lo, hi, d, m, a, b);
 #endif
 }
 
@@ -239,19 +230,14 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
     precise float d1 = d * float(sc);
     precise float m1 = dmin * float(m);
     uvec4 lo, hi;
-    nibbles8(qs + 32u * c + l, p >= 32u ? 4u : 0u, lo, hi);
+    fields8(qs + 32u * c + l, p >= 32u ? 4u : 0u, 0xfu, lo, hi);
 #if defined(FORMAT_Q5_K)
     uvec4 hlo, hhi;
-    bits8(blk + block_q5_k_qh + l, sub, hlo, hhi);
+    fields8(blk + block_q5_k_qh + l, sub, 1u, hlo, hhi);
     lo |= hlo << 4;
     hi |= hhi << 4;
 #endif
-    precise vec4 pa = d1 * vec4(lo);
-    precise vec4 pb = d1 * vec4(hi);
-    precise vec4 ra = pa - m1;
-    precise vec4 rb2 = pb - m1;
-    a = ra;
-    b = rb2;
+    scale_add8(lo, hi, d1, -m1, a, b);
 }
 
 #elif defined(FORMAT_Q6_K)
@@ -267,11 +253,11 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
     int sc = bitfieldExtract(int(wq_u8(blk + block_q6_k_scales + sidx)), 0, 8);
     precise float ds = d * float(sc);
     uvec4 lo, hi;
-    nibbles8(blk + block_q6_k_ql + 64u * h + 32u * (q & 1u) + l, q >= 2u ? 4u : 0u, lo, hi);
-    uint h0 = wq_u32(blk + block_q6_k_qh + 32u * h + l) >> (2u * q);
-    uint h1 = wq_u32(blk + block_q6_k_qh + 32u * h + l + 4u) >> (2u * q);
-    lo |= (uvec4(h0, h0 >> 8, h0 >> 16, h0 >> 24) & 3u) << 4;
-    hi |= (uvec4(h1, h1 >> 8, h1 >> 16, h1 >> 24) & 3u) << 4;
+    fields8(blk + block_q6_k_ql + 64u * h + 32u * (q & 1u) + l, q >= 2u ? 4u : 0u, 0xfu, lo, hi);
+    uvec4 hlo, hhi;
+    fields8(blk + block_q6_k_qh + 32u * h + l, 2u * q, 3u, hlo, hhi);
+    lo |= hlo << 4;
+    hi |= hhi << 4;
     a = ds * vec4(ivec4(lo) - 32);
     b = ds * vec4(ivec4(hi) - 32);
 }
