@@ -1,25 +1,11 @@
 /* Device-memory copy bandwidth: the yardstick later benchmarks divide by. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tool.h"
 #include "vkb_ops.h"
 
 #define WARMUP 2
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 /* Largest copy that fits one binding, a quarter of the budget, and `want`. */
 static unsigned long long pick_bytes(vkb_device *dev, unsigned long long want)
@@ -39,6 +25,17 @@ static unsigned long long pick_bytes(vkb_device *dev, unsigned long long want)
     return b / 4096 * 4096;
 }
 
+struct copy_case {
+    vkb_buffer *dst, *src;
+    unsigned long long bytes;
+};
+
+static vkb_status rec_copy(vkb_stream *s, void *arg)
+{
+    struct copy_case *c = arg;
+    return vkb_op_copy(s, c->dst, c->src, c->bytes);
+}
+
 int tool_measure_bandwidth(vkb_device *dev, unsigned long long bytes, int reps, tool_bandwidth *out)
 {
     memset(out, 0, sizeof *out);
@@ -52,8 +49,7 @@ int tool_measure_bandwidth(vkb_device *dev, unsigned long long bytes, int reps, 
     vkb_buffer *src, *dst;
     vkb_stream *s = NULL;
     uint32_t *pattern = malloc(bytes), *back = malloc(bytes);
-    double *ms = calloc((size_t)reps, sizeof *ms);
-    if (!pattern || !back || !ms) {
+    if (!pattern || !back) {
         tool_error("bandwidth: out of host memory");
         goto out;
     }
@@ -79,30 +75,12 @@ int tool_measure_bandwidth(vkb_device *dev, unsigned long long bytes, int reps, 
     }
 
     out->gpu_timed = vkb_device_get_info(dev)->timestamp_valid_bits != 0;
-    if (out->gpu_timed) {
-        if (vkb_stream_begin(s) != VKB_OK)
-            goto fail;
-        for (int i = 0; i < WARMUP + reps; i++)
-            if (vkb_op_copy(s, dst, src, bytes) != VKB_OK)
-                goto fail;
-        if (vkb_stream_submit(s) != VKB_OK || vkb_stream_wait(s) != VKB_OK)
-            goto fail;
-        for (int i = 0; i < reps; i++)
-            ms[i] = vkb_stream_timing(s, (uint32_t)(WARMUP + i)).ms;
-    } else {
-        for (int i = 0; i < WARMUP + reps; i++) {
-            double t0 = now_ms();
-            if (vkb_stream_begin(s) != VKB_OK || vkb_op_copy(s, dst, src, bytes) != VKB_OK ||
-                vkb_stream_submit(s) != VKB_OK || vkb_stream_wait(s) != VKB_OK)
-                goto fail;
-            if (i >= WARMUP)
-                ms[i - WARMUP] = now_ms() - t0;
-        }
-    }
-    qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
-    out->ms_median = ms[reps / 2];
+    struct copy_case c = {dst, src, bytes};
+    double best;
+    if (tool_time_reps(s, out->gpu_timed, WARMUP, reps, rec_copy, &c, &out->ms_median, &best))
+        goto fail;
     out->gbps = out->ms_median > 0 ? 2.0 * (double)bytes / (out->ms_median * 1e6) : 0;
-    out->gbps_best = ms[0] > 0 ? 2.0 * (double)bytes / (ms[0] * 1e6) : 0;
+    out->gbps_best = best > 0 ? 2.0 * (double)bytes / (best * 1e6) : 0;
     out->bytes_per_copy = bytes;
     out->reps = reps;
     rc = 0;
@@ -114,6 +92,5 @@ out:
     vkb_arena_destroy(arena);
     free(pattern);
     free(back);
-    free(ms);
     return rc;
 }

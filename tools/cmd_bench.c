@@ -2,7 +2,6 @@
  * measured copy bandwidth (matvec) and FMA rate (matmul). */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tool.h"
 #include "vkb_ops.h"
@@ -36,19 +35,6 @@ static const char *default_shapes =
     "4096x4096,4096x11008,11008x4096,4096x14336,14336x4096,4096x32000,4096x128256";
 static const char *default_formats = "f32,f16,bf16,q4_0,q4_1,q5_0,q5_1,q8_0,q4_K,q5_K,q6_K,iq4_nl";
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
 /* One benchmark case's buffers. */
 struct bench {
     vkb_device *dev;
@@ -58,52 +44,14 @@ struct bench {
     bool gpu_timed;
 };
 
-/* Something to time: records one repetition into the stream. */
-typedef vkb_status (*record_fn)(vkb_stream *s, void *arg);
-
-/* Median milliseconds of `reps` repetitions of rec (after WARMUP), GPU-timed when the
- * device has timestamps; < 0 on failure (the device's message says why). */
-static double time_median(struct bench *b, record_fn rec, void *arg)
+/* Median milliseconds of b->reps repetitions of rec; < 0 on failure (the device's
+ * message says why). */
+static double time_median(struct bench *b, tool_record_fn rec, void *arg)
 {
-    double *ms = calloc((size_t)b->reps, sizeof *ms);
-    double result = -1;
-    if (!ms)
+    double median;
+    if (tool_time_reps(b->stream, b->gpu_timed, WARMUP, b->reps, rec, arg, &median, NULL) != 0)
         return -1;
-    if (b->gpu_timed) {
-        /* all repetitions in one submission; each one's dispatches summed */
-        uint32_t *ends = calloc((size_t)(WARMUP + b->reps), sizeof *ends);
-        if (!ends || vkb_stream_begin(b->stream) != VKB_OK)
-            goto out_ends;
-        for (int i = 0; i < WARMUP + b->reps; i++) {
-            if (rec(b->stream, arg) != VKB_OK)
-                goto out_ends;
-            ends[i] = vkb_stream_recorded_timings(b->stream);
-        }
-        if (vkb_stream_submit(b->stream) != VKB_OK || vkb_stream_wait(b->stream) != VKB_OK)
-            goto out_ends;
-        for (int i = WARMUP; i < WARMUP + b->reps; i++)
-            for (uint32_t t = ends[i - 1]; t < ends[i]; t++)
-                ms[i - WARMUP] += vkb_stream_timing(b->stream, t).ms;
-        result = 0;
-    out_ends:
-        free(ends);
-    } else {
-        result = 0;
-        for (int i = 0; i < WARMUP + b->reps && result == 0; i++) {
-            double t0 = now_ms();
-            if (vkb_stream_begin(b->stream) != VKB_OK || rec(b->stream, arg) != VKB_OK ||
-                vkb_stream_submit(b->stream) != VKB_OK || vkb_stream_wait(b->stream) != VKB_OK)
-                result = -1;
-            if (i >= WARMUP)
-                ms[i - WARMUP] = now_ms() - t0;
-        }
-    }
-    if (result == 0) {
-        qsort(ms, (size_t)b->reps, sizeof *ms, cmp_double);
-        result = ms[b->reps / 2];
-    }
-    free(ms);
-    return result;
+    return median;
 }
 
 /* ---- the cases ---- */
@@ -238,24 +186,23 @@ static void print_matrix_case(struct bench *b, const struct yardsticks *ys, cmp_
     fflush(stdout);
 }
 
+/* The FMA-rate kernel over n invocations, and the operations it does. */
+struct fma_case {
+    vkb_buffer *out;
+    uint32_t n;
+    double flops;
+};
+
 static vkb_status rec_fma(vkb_stream *s, void *arg)
 {
-    struct {
-        vkb_buffer *out;
-        uint32_t n;
-        double flops;
-    } *f = arg;
+    struct fma_case *f = arg;
     return vkb_op_fma_peak(s, f->out, f->n, &f->flops);
 }
 
 /* The f32 FMA rate, with enough invocations to run 20 ms or more. */
 static double measure_fma(struct bench *b)
 {
-    struct {
-        vkb_buffer *out;
-        uint32_t n;
-        double flops;
-    } f = {NULL, 1u << 14, 0};
+    struct fma_case f = {NULL, 1u << 14, 0};
     vkb_arena_reset(b->scratch);
     if (vkb_buffer_alloc(b->scratch, (1u << 24) * 4ull, 0, &f.out) != VKB_OK)
         return 0;
@@ -280,36 +227,47 @@ static bool parse_shape(const char *s, uint32_t *rows, uint32_t *k)
         return false;
     const char *ks = end + 1;
     unsigned long kk = strtoul(ks, &end, 10);
-    if (end == ks || (*end != ',' && *end != '\0') || r == 0 || kk == 0 || r > 1u << 30 ||
-        kk > 1u << 30)
+    if (end == ks || *end != '\0' || r == 0 || kk == 0 || r > 1u << 30 || kk > 1u << 30)
         return false;
     *rows = (uint32_t)r;
     *k = (uint32_t)kk;
     return true;
 }
 
+#define ITEM_MAX 64
+
+/* The next item of a comma-separated list into item (NUL-terminated), *list moved past
+ * it and its comma. 0 at the end of the list, -1 for an item of ITEM_MAX bytes or more
+ * (item then holds its start), 1 otherwise. */
+static int next_item(const char **list, char item[ITEM_MAX])
+{
+    const char *p = *list;
+    if (!*p)
+        return 0;
+    size_t n = strcspn(p, ",");
+    snprintf(item, ITEM_MAX, "%.*s", (int)(n < ITEM_MAX ? n : ITEM_MAX - 1), p);
+    *list = p + n + (p[n] == ',');
+    return n < ITEM_MAX ? 1 : -1;
+}
+
 /* Checks every item of the two lists before any work starts. */
 static bool check_lists(const char *formats, const char *shapes)
 {
-    char buf[64];
-    for (const char *p = formats; *p;) {
-        size_t n = strcspn(p, ",");
-        snprintf(buf, sizeof buf, "%.*s", (int)(n < 63 ? n : 63), p);
-        const cmp_type_info *ti = cmp_type_find(buf);
+    char item[ITEM_MAX];
+    int got;
+    while ((got = next_item(&formats, item)) != 0) {
+        const cmp_type_info *ti = got > 0 ? cmp_type_find(item) : NULL;
         if (!ti || !vkb_op_type_supported(ti->type)) {
-            tool_error("bench: unknown format \"%s\" (formats: %s)", buf, default_formats);
+            tool_error("bench: unknown format \"%s\" (formats: %s)", item, default_formats);
             return false;
         }
-        p += n + (p[n] == ',');
     }
-    for (const char *p = shapes; *p;) {
-        size_t n = strcspn(p, ",");
-        uint32_t r, k;
-        if (!parse_shape(p, &r, &k)) {
-            tool_error("bench: bad shape \"%.*s\" (want ROWSxK, e.g. 4096x11008)", (int)n, p);
+    uint32_t r, k;
+    while ((got = next_item(&shapes, item)) != 0) {
+        if (got < 0 || !parse_shape(item, &r, &k)) {
+            tool_error("bench: bad shape \"%s\" (want ROWSxK, e.g. 4096x11008)", item);
             return false;
         }
-        p += n + (p[n] == ',');
     }
     return true;
 }
@@ -395,17 +353,12 @@ static int bench_kernels(int argc, char **argv)
     printf("%-7s %-7s %14s %13s %10s %9s %8s\n", "kernel", "format", "rows x k", "weights",
            "median ms", "GB/s", "of copy");
 
-    char fmt[64];
-    for (const char *p = formats; *p;) {
-        size_t n = strcspn(p, ",");
-        snprintf(fmt, sizeof fmt, "%.*s", (int)(n < 63 ? n : 63), p);
-        p += n + (p[n] == ',');
+    char fmt[ITEM_MAX], shape[ITEM_MAX];
+    for (const char *p = formats; next_item(&p, fmt) > 0;) {
         cmp_type type = cmp_type_find(fmt)->type;
-        for (const char *q = shapes; *q;) {
-            size_t m = strcspn(q, ",");
+        for (const char *q = shapes; next_item(&q, shape) > 0;) {
             uint32_t rows, k;
-            parse_shape(q, &rows, &k);
-            q += m + (q[m] == ',');
+            parse_shape(shape, &rows, &k);
             fprintf(stderr, "  %s %ux%u ...\n", fmt, rows, k);
             print_matrix_case(&b, &ys, type, rows, k, (uint32_t)matmul_n, baseline);
         }

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void tool_error(const char *fmt, ...)
 {
@@ -107,4 +108,67 @@ unsigned tool_report_validation(vkb_context *ctx)
         fprintf(stderr, "validation: %s\n", m);
     }
     return n;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* GPU time of each repetition: one submission, the timings between repetitions summed. */
+static int time_gpu(vkb_stream *s, int warmup, int reps, tool_record_fn rec, void *arg, double *ms)
+{
+    uint32_t *ends = calloc((size_t)(warmup + reps), sizeof *ends);
+    int rc = 1;
+    if (!ends || vkb_stream_begin(s) != VKB_OK)
+        goto out;
+    for (int i = 0; i < warmup + reps; i++) {
+        if (rec(s, arg) != VKB_OK)
+            goto out;
+        ends[i] = vkb_stream_recorded_timings(s);
+    }
+    if (vkb_stream_submit(s) != VKB_OK || vkb_stream_wait(s) != VKB_OK)
+        goto out;
+    for (int i = warmup; i < warmup + reps; i++)
+        for (uint32_t t = i ? ends[i - 1] : 0; t < ends[i]; t++)
+            ms[i - warmup] += vkb_stream_timing(s, t).ms;
+    rc = 0;
+out:
+    free(ends);
+    return rc;
+}
+
+int tool_time_reps(vkb_stream *s, bool gpu_timed, int warmup, int reps, tool_record_fn rec,
+                   void *arg, double *median, double *best)
+{
+    double *ms = calloc((size_t)reps, sizeof *ms);
+    int rc = ms ? 0 : 1;
+    if (rc == 0 && gpu_timed) {
+        rc = time_gpu(s, warmup, reps, rec, arg, ms);
+    } else {
+        for (int i = 0; i < warmup + reps && rc == 0; i++) {
+            double t0 = now_ms();
+            if (vkb_stream_begin(s) != VKB_OK || rec(s, arg) != VKB_OK ||
+                vkb_stream_submit(s) != VKB_OK || vkb_stream_wait(s) != VKB_OK)
+                rc = 1;
+            else if (i >= warmup)
+                ms[i - warmup] = now_ms() - t0;
+        }
+    }
+    if (rc == 0) {
+        qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
+        *median = ms[reps / 2];
+        if (best)
+            *best = ms[0];
+    }
+    free(ms);
+    return rc;
 }

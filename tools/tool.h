@@ -36,6 +36,18 @@ int tool_open_device(vkb_context *ctx, const tool_gpu_opts *opts, vkb_device **d
 /* Prints validation messages collected on ctx, if any, to stderr; returns their count. */
 unsigned tool_report_validation(vkb_context *ctx);
 
+/* Records one repetition of what a benchmark times into the stream. */
+typedef vkb_status (*tool_record_fn)(vkb_stream *s, void *arg);
+
+/* Times `reps` repetitions of rec after `warmup` untimed ones. With gpu_timed, all go in
+ * one submission and each repetition's timed commands are summed (the stream must hold
+ * that many timings); otherwise each repetition is its own submission, timed on the
+ * host. Writes the median and (when best is not NULL) the fastest, in milliseconds.
+ * Returns 0, or non-zero when recording or submitting failed (the device's message says
+ * why). */
+int tool_time_reps(vkb_stream *s, bool gpu_timed, int warmup, int reps, tool_record_fn rec,
+                   void *arg, double *median, double *best);
+
 /* Prints "vkllm: " + message to stderr. */
 void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
