@@ -24,8 +24,6 @@ struct cmp_gguf {
     uint64_t kv_count, tensor_count;
     cmp_gguf_kv *kvs;
     cmp_gguf_tensor *tensors;
-    uint64_t **offset_tables; /* string/array element offsets, freed on close */
-    uint64_t offset_table_count, offset_table_cap;
 };
 
 /* ---- ggml tensor types ---- */
@@ -82,7 +80,6 @@ struct cursor {
     char *err;
     size_t err_size;
     int depth;
-    cmp_gguf *g;
 };
 
 static cmp_gguf_status fail(struct cursor *c, uint64_t at, const char *fmt, ...)
@@ -218,23 +215,20 @@ static cmp_gguf_status read_array(struct cursor *c, cmp_gguf_value *v, const cha
     if (count > left(c) / min_each)
         return fail(c, at, "%s: %llu elements cannot fit in the %llu bytes that remain", what,
                     (unsigned long long)count, (unsigned long long)left(c));
-    cmp_gguf *g = c->g;
-    if (g->offset_table_count == g->offset_table_cap) {
-        uint64_t cap = g->offset_table_cap ? 2 * g->offset_table_cap : 16;
-        uint64_t **tables = realloc(g->offset_tables, cap * sizeof *tables);
-        if (!tables)
+    /* top-level arrays keep each element's offset (tokenizer vocabularies are read by
+     * index); nested ones are only checked */
+    uint64_t *offsets = NULL;
+    if (c->depth == 0) {
+        offsets = malloc((count ? count : 1) * sizeof *offsets);
+        if (!offsets)
             return CMP_GGUF_ERR_MEMORY;
-        g->offset_tables = tables;
-        g->offset_table_cap = cap;
+        v->arr.offsets = offsets; /* owned by the key's value from here, freed on close */
     }
-    uint64_t *offsets = malloc((count ? count : 1) * sizeof *offsets);
-    if (!offsets)
-        return CMP_GGUF_ERR_MEMORY;
-    g->offset_tables[g->offset_table_count++] = offsets;
     uint64_t start = c->pos;
     c->depth++;
     for (uint64_t i = 0; i < count; i++) {
-        offsets[i] = c->pos - start;
+        if (offsets)
+            offsets[i] = c->pos - start;
         cmp_gguf_value e;
         if ((st = read_value(c, (uint32_t)elem, &e, what)) != CMP_GGUF_OK) {
             c->depth--;
@@ -242,7 +236,6 @@ static cmp_gguf_status read_array(struct cursor *c, cmp_gguf_value *v, const cha
         }
     }
     c->depth--;
-    v->arr.offsets = offsets;
     v->arr.bytes = c->pos - start;
     return CMP_GGUF_OK;
 }
@@ -487,7 +480,7 @@ cmp_gguf_status cmp_gguf_open_memory(const void *data, size_t size, cmp_gguf **o
     g->base = data;
     g->size = size;
     g->alignment = CMP_GGUF_DEFAULT_ALIGNMENT;
-    struct cursor c = {.base = data, .size = size, .err = err, .err_size = err_size, .g = g};
+    struct cursor c = {.base = data, .size = size, .err = err, .err_size = err_size};
     cmp_gguf_status st;
     if ((st = parse_header(&c, g)) || (st = parse_kvs(&c, g)) || (st = read_alignment(&c, g)) ||
         (st = parse_tensors(&c, g)) || (st = place_tensors(&c, g))) {
@@ -539,9 +532,9 @@ void cmp_gguf_close(cmp_gguf *g)
 {
     if (!g)
         return;
-    for (uint64_t i = 0; i < g->offset_table_count; i++)
-        free(g->offset_tables[i]);
-    free(g->offset_tables);
+    for (uint64_t i = 0; g->kvs && i < g->kv_count; i++)
+        if (g->kvs[i].value.type == CMP_GGUF_ARRAY)
+            free((void *)g->kvs[i].value.arr.offsets);
     free(g->kvs);
     free(g->tensors);
     if (g->map)
@@ -629,14 +622,28 @@ static bool as_int(const cmp_gguf_value *v, bool *neg, uint64_t *mag)
     }
 }
 
-cmp_gguf_status cmp_gguf_get_u64(const cmp_gguf *g, const char *key, uint64_t *out)
+/* The value under key, when it has one of the two types (-1: any). */
+static cmp_gguf_status lookup(const cmp_gguf *g, const char *key, int type, int or_type,
+                              const cmp_gguf_value **out)
 {
     const cmp_gguf_kv *kv = cmp_gguf_find(g, key);
-    bool neg;
-    uint64_t mag;
     if (!kv)
         return CMP_GGUF_ERR_NOT_FOUND;
-    if (kv->value.type == CMP_GGUF_BOOL || !as_int(&kv->value, &neg, &mag) || neg)
+    if (type >= 0 && (int)kv->value.type != type && (int)kv->value.type != or_type)
+        return CMP_GGUF_ERR_TYPE;
+    *out = &kv->value;
+    return CMP_GGUF_OK;
+}
+
+cmp_gguf_status cmp_gguf_get_u64(const cmp_gguf *g, const char *key, uint64_t *out)
+{
+    const cmp_gguf_value *v;
+    bool neg;
+    uint64_t mag;
+    cmp_gguf_status st = lookup(g, key, -1, -1, &v);
+    if (st)
+        return st;
+    if (v->type == CMP_GGUF_BOOL || !as_int(v, &neg, &mag) || neg)
         return CMP_GGUF_ERR_TYPE;
     *out = mag;
     return CMP_GGUF_OK;
@@ -656,46 +663,41 @@ cmp_gguf_status cmp_gguf_get_u32(const cmp_gguf *g, const char *key, uint32_t *o
 
 cmp_gguf_status cmp_gguf_get_f32(const cmp_gguf *g, const char *key, float *out)
 {
-    const cmp_gguf_kv *kv = cmp_gguf_find(g, key);
-    if (!kv)
-        return CMP_GGUF_ERR_NOT_FOUND;
-    if (kv->value.type != CMP_GGUF_FLOAT32 && kv->value.type != CMP_GGUF_FLOAT64)
-        return CMP_GGUF_ERR_TYPE;
-    *out = (float)kv->value.f;
-    return CMP_GGUF_OK;
+    const cmp_gguf_value *v;
+    cmp_gguf_status st = lookup(g, key, CMP_GGUF_FLOAT32, CMP_GGUF_FLOAT64, &v);
+    if (st == CMP_GGUF_OK)
+        *out = (float)v->f;
+    return st;
 }
 
 cmp_gguf_status cmp_gguf_get_bool(const cmp_gguf *g, const char *key, bool *out)
 {
-    const cmp_gguf_kv *kv = cmp_gguf_find(g, key);
-    if (!kv)
-        return CMP_GGUF_ERR_NOT_FOUND;
-    if (kv->value.type != CMP_GGUF_BOOL)
-        return CMP_GGUF_ERR_TYPE;
-    *out = kv->value.u != 0;
-    return CMP_GGUF_OK;
+    const cmp_gguf_value *v;
+    cmp_gguf_status st = lookup(g, key, CMP_GGUF_BOOL, CMP_GGUF_BOOL, &v);
+    if (st == CMP_GGUF_OK)
+        *out = v->u != 0;
+    return st;
 }
 
 cmp_gguf_status cmp_gguf_get_str(const cmp_gguf *g, const char *key, cmp_gguf_str *out)
 {
-    const cmp_gguf_kv *kv = cmp_gguf_find(g, key);
-    if (!kv)
-        return CMP_GGUF_ERR_NOT_FOUND;
-    if (kv->value.type != CMP_GGUF_STRING)
-        return CMP_GGUF_ERR_TYPE;
-    *out = kv->value.s;
-    return CMP_GGUF_OK;
+    const cmp_gguf_value *v;
+    cmp_gguf_status st = lookup(g, key, CMP_GGUF_STRING, CMP_GGUF_STRING, &v);
+    if (st == CMP_GGUF_OK)
+        *out = v->s;
+    return st;
 }
 
 cmp_gguf_status cmp_gguf_get_array(const cmp_gguf *g, const char *key, int elem,
                                    cmp_gguf_value *out)
 {
-    const cmp_gguf_kv *kv = cmp_gguf_find(g, key);
-    if (!kv)
-        return CMP_GGUF_ERR_NOT_FOUND;
-    if (kv->value.type != CMP_GGUF_ARRAY || (elem >= 0 && (int)kv->value.arr.elem != elem))
+    const cmp_gguf_value *v;
+    cmp_gguf_status st = lookup(g, key, CMP_GGUF_ARRAY, CMP_GGUF_ARRAY, &v);
+    if (st)
+        return st;
+    if (elem >= 0 && (int)v->arr.elem != elem)
         return CMP_GGUF_ERR_TYPE;
-    *out = kv->value;
+    *out = *v;
     return CMP_GGUF_OK;
 }
 

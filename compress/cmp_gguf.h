@@ -66,7 +66,8 @@ typedef struct cmp_gguf_value {
             uint64_t count;
             const uint8_t *data;
             uint64_t bytes;          /* of the elements */
-            const uint64_t *offsets; /* STRING and ARRAY elements: byte offset of each in data */
+            const uint64_t *offsets; /* STRING and ARRAY elements of a key's own array (not of
+                                      * nested ones): byte offset of each in data */
         } arr;
     };
 } cmp_gguf_value;
