@@ -177,3 +177,20 @@ int t_main(int argc, char **argv, const t_case *cases, int n_cases)
         return 1;
     return passed == 0 && skipped > 0 ? 77 : 0;
 }
+
+float *t_random_floats(size_t n, uint64_t seed, float lo, float hi)
+{
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; x && i < n; i++)
+        x[i] = t_rand_float(&seed, lo, hi);
+    return x;
+}
+
+vkb_buffer *t_upload(vkb_arena *arena, const void *data, uint64_t bytes, uint64_t granule)
+{
+    vkb_buffer *b = NULL;
+    CHECK_OK(vkb_buffer_alloc(arena, bytes, granule, &b));
+    if (b && data)
+        CHECK_OK(vkb_buffer_upload(t_dev, b, 0, data, bytes));
+    return b;
+}

@@ -60,6 +60,13 @@ uint64_t t_rand_u64(uint64_t *state);
 float t_rand_float(uint64_t *state, float lo, float hi);
 void t_rand_bytes(uint64_t *state, void *dst, size_t n);
 
+/* n floats uniform in [lo, hi) from `seed`; malloc'd (NULL when out of memory). */
+float *t_random_floats(size_t n, uint64_t seed, float lo, float hi);
+
+/* A buffer of `bytes` in the arena (split with `granule`, 0 = default), holding `data`
+ * when it is not NULL; NULL after a recorded failure. */
+vkb_buffer *t_upload(vkb_arena *arena, const void *data, uint64_t bytes, uint64_t granule);
+
 /* The shared test data folder (VKLLM_SHARED_DIR, set by ctest), or NULL. */
 const char *t_shared_dir(void);
 

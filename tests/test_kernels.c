@@ -37,19 +37,7 @@ static void teardown(struct bufs *b)
 
 static vkb_buffer *upload_floats(struct bufs *b, const float *x, uint64_t n)
 {
-    vkb_buffer *buf = NULL;
-    CHECK_OK(vkb_buffer_alloc(b->arena, n * 4, 0, &buf));
-    if (buf && x)
-        CHECK_OK(vkb_buffer_upload(t_dev, buf, 0, x, n * 4));
-    return buf;
-}
-
-static float *random_floats(uint64_t n, uint64_t seed, float lo, float hi)
-{
-    float *x = malloc(n * sizeof *x);
-    for (uint64_t i = 0; x && i < n; i++)
-        x[i] = t_rand_float(&seed, lo, hi);
-    return x;
+    return t_upload(b->arena, x, n * 4, 0);
 }
 
 static void test_add(void)
@@ -61,8 +49,8 @@ static void test_add(void)
         return;
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         uint64_t n = sizes[k];
-        float *x = random_floats(n, 10 + k, -100.f, 100.f),
-              *y = random_floats(n, 20 + k, -1.f, 1.f);
+        float *x = t_random_floats(n, 10 + k, -100.f, 100.f),
+              *y = t_random_floats(n, 20 + k, -1.f, 1.f);
         float *out = malloc(n * sizeof *out);
         vkb_arena_reset(b.arena);
         vkb_buffer *bx = upload_floats(&b, x, n), *by = upload_floats(&b, y, n),
@@ -91,7 +79,7 @@ static void test_add(void)
 
 static void check_sum(struct bufs *b, uint64_t n, uint64_t seed)
 {
-    float *x = random_floats(n, seed, -1.f, 2.f);
+    float *x = t_random_floats(n, seed, -1.f, 2.f);
     vkb_arena_reset(b->arena);
     vkb_buffer *bx = upload_floats(b, x, n), *bo = upload_floats(b, NULL, 1), *bt = NULL;
     CHECK_OK(vkb_buffer_alloc(b->arena, vkb_op_sum_tmp_bytes(t_dev, n), 0, &bt));
@@ -148,7 +136,7 @@ static void test_sum_variants_agree(void)
         vkb_pipeline *p = NULL;
         CHECK_OK(vkb_pipeline_get(t_dev, "sum_shared", &spec, &p));
         uint32_t n = wgs[k] * 4 - 1;
-        float *x = random_floats(n, 300 + k, -3.f, 3.f);
+        float *x = t_random_floats(n, 300 + k, -3.f, 3.f);
         vkb_arena_reset(b.arena);
         vkb_buffer *bx = upload_floats(&b, x, n), *bo = upload_floats(&b, NULL, 1);
         if (p && x && bx && bo) {
@@ -181,7 +169,7 @@ static void test_copy_and_chain(void)
     struct bufs b;
     if (!setup(&b, 16))
         return;
-    float *x = random_floats(n, 5, -1.f, 1.f), *y = random_floats(n, 6, -1.f, 1.f);
+    float *x = t_random_floats(n, 5, -1.f, 1.f), *y = t_random_floats(n, 6, -1.f, 1.f);
     float *out = malloc(n * 4);
     vkb_buffer *bx = upload_floats(&b, x, n), *by = upload_floats(&b, y, n),
                *bc = upload_floats(&b, NULL, n), *bd = upload_floats(&b, NULL, n),

@@ -129,18 +129,10 @@ static bool exactness_holds(cmp_type t, const uint8_t *w, uint32_t rows, uint32_
     return ok;
 }
 
-static float *random_floats(size_t n, uint64_t seed, float lo, float hi)
-{
-    float *x = malloc(n * sizeof *x);
-    for (size_t i = 0; x && i < n; i++)
-        x[i] = t_rand_float(&seed, lo, hi);
-    return x;
-}
-
 /* rows x k random weights in [-1, 1] quantized to t with compress/. */
 static uint8_t *quantized_weights(cmp_type t, uint32_t rows, uint32_t k, uint64_t seed)
 {
-    float *f = random_floats((size_t)rows * k, seed, -1.0f, 1.0f);
+    float *f = t_random_floats((size_t)rows * k, seed, -1.0f, 1.0f);
     uint8_t *w = malloc(cmp_row_bytes(t, k) * rows + 4);
     bool ok = f && w;
     for (uint32_t r = 0; ok && r < rows; r++)
@@ -176,22 +168,13 @@ static void teardown(struct fixture *f)
     vkb_arena_destroy(f->weights);
 }
 
-static vkb_buffer *upload(vkb_arena *a, const void *data, uint64_t bytes, uint64_t granule)
-{
-    vkb_buffer *b = NULL;
-    CHECK_OK(vkb_buffer_alloc(a, bytes, granule, &b));
-    if (b && data)
-        CHECK_OK(vkb_buffer_upload(t_dev, b, 0, data, bytes));
-    return b;
-}
-
 static bool upload_matrix(struct fixture *f, vkb_matrix *m, cmp_type t, const uint8_t *w,
                           uint32_t rows, uint32_t k)
 {
     vkb_arena_reset(f->weights);
     vkb_arena_reset(f->scratch);
     uint64_t bytes = vkb_matrix_bytes(t, k, rows);
-    vkb_buffer *b = upload(f->weights, NULL, bytes, vkb_matrix_granule(t, k));
+    vkb_buffer *b = t_upload(f->weights, NULL, bytes, vkb_matrix_granule(t, k));
     if (!b)
         return false;
     CHECK_OK(vkb_buffer_upload(t_dev, b, 0, w, cmp_row_bytes(t, k) * rows));
@@ -205,8 +188,8 @@ enum op { OP_MATVEC, OP_MATMUL };
 static bool run_matrix_op(struct fixture *f, enum op op, const vkb_matrix *m, const float *x,
                           uint32_t n, float *out)
 {
-    vkb_buffer *bx = upload(f->scratch, x, (uint64_t)n * m->k * 4, 0);
-    vkb_buffer *bo = upload(f->scratch, NULL, (uint64_t)n * m->rows * 4, 0);
+    vkb_buffer *bx = t_upload(f->scratch, x, (uint64_t)n * m->k * 4, 0);
+    vkb_buffer *bo = t_upload(f->scratch, NULL, (uint64_t)n * m->rows * 4, 0);
     if (!bx || !bo)
         return false;
     vkb_status st;
@@ -281,7 +264,7 @@ static void check_quantized(struct fixture *f, enum op op, cmp_type t, struct sh
                             uint64_t seed)
 {
     uint8_t *w = quantized_weights(t, s.rows, s.k, seed);
-    float *x = random_floats((size_t)s.k * s.n, seed + 1, -1.0f, 1.0f);
+    float *x = t_random_floats((size_t)s.k * s.n, seed + 1, -1.0f, 1.0f);
     size_t outn = (size_t)s.rows * s.n;
     float *got = malloc(outn * 4), *want = malloc(outn * 4), *row = malloc(s.k * 4);
     vkb_matrix m;
@@ -395,8 +378,8 @@ static void check_get_rows(struct fixture *f, cmp_type t, const uint8_t *w, uint
     for (size_t i = 0; i < outn; i++)
         got[i] = want[i] = -12345.0f; /* what an unwritten row keeps */
     CHECK(vkb_ref_get_rows(t, w, rows, k, ids, n_ids, want));
-    vkb_buffer *bi = upload(f->scratch, ids, (uint64_t)n_ids * 4, 0);
-    vkb_buffer *bo = upload(f->scratch, got, outn * 4, 0);
+    vkb_buffer *bi = t_upload(f->scratch, ids, (uint64_t)n_ids * 4, 0);
+    vkb_buffer *bo = t_upload(f->scratch, got, outn * 4, 0);
     if (bi && bo) {
         CHECK_OK(vkb_stream_begin(f->stream));
         CHECK_OK(vkb_op_get_rows(f->stream, &m, bi, n_ids, bo));
@@ -490,8 +473,9 @@ static void test_matrix_errors(void)
     struct fixture f;
     if (!setup(&f))
         return;
-    vkb_buffer *w = upload(f.weights, NULL, 1 << 16, 0), *x = upload(f.scratch, NULL, 1 << 16, 0),
-               *y = upload(f.scratch, NULL, 1 << 16, 0);
+    vkb_buffer *w = t_upload(f.weights, NULL, 1 << 16, 0),
+               *x = t_upload(f.scratch, NULL, 1 << 16, 0),
+               *y = t_upload(f.scratch, NULL, 1 << 16, 0);
     CHECK_OK(vkb_stream_begin(f.stream));
     vkb_matrix m = {w, CMP_TYPE_Q4_0, 4, 48};
     CHECK_STATUS(vkb_op_matvec(f.stream, &m, x, y, 1), VKB_ERR_INVALID_ARGUMENT); /* k % 32 */

@@ -35,19 +35,7 @@ static void teardown(struct fixture *f)
 
 static vkb_buffer *upload(struct fixture *f, const void *data, uint64_t bytes)
 {
-    vkb_buffer *b = NULL;
-    CHECK_OK(vkb_buffer_alloc(f->arena, bytes, 0, &b));
-    if (b && data)
-        CHECK_OK(vkb_buffer_upload(t_dev, b, 0, data, bytes));
-    return b;
-}
-
-static float *random_floats(size_t n, uint64_t seed, float lo, float hi)
-{
-    float *x = malloc(n * sizeof *x);
-    for (size_t i = 0; x && i < n; i++)
-        x[i] = t_rand_float(&seed, lo, hi);
-    return x;
+    return t_upload(f->arena, data, bytes, 0);
 }
 
 static void begin(struct fixture *f)
@@ -97,8 +85,8 @@ static void test_rms_norm(void)
         for (size_t b = 0; b < 3; b++) {
             uint32_t n = row_sizes[a], rows = row_counts[b];
             size_t total = (size_t)n * rows;
-            float *x = random_floats(total, a * 7 + b, -3.f, 3.f),
-                  *w = random_floats(n, 99, .5f, 2.f);
+            float *x = t_random_floats(total, a * 7 + b, -3.f, 3.f),
+                  *w = t_random_floats(n, 99, .5f, 2.f);
             float *got = malloc(total * 4), *want = malloc(total * 4);
             begin(&f);
             vkb_buffer *bx = upload(&f, x, total * 4), *bw = upload(&f, w, n * 4),
@@ -132,7 +120,7 @@ static void test_softmax(void)
                 uint32_t n = row_sizes[a], rows = row_counts[b];
                 size_t total = (size_t)n * rows;
                 const float scale = 0.5f;
-                float *x = random_floats(total, 300 + a * 7 + b, -10.f, 10.f);
+                float *x = t_random_floats(total, 300 + a * 7 + b, -10.f, 10.f);
                 float *mask = malloc(total * 4), *got = malloc(total * 4),
                       *want = malloc(total * 4);
                 /* a causal mask over the row's positions, its first row fully masked */
@@ -168,7 +156,7 @@ static void check_rope(struct fixture *f, vkb_rope_shape sh, float base, float f
                        uint64_t seed)
 {
     size_t total = (size_t)sh.head_dim * sh.heads * sh.tokens;
-    float *x = random_floats(total, seed, -2.f, 2.f), *got = malloc(total * 4),
+    float *x = t_random_floats(total, seed, -2.f, 2.f), *got = malloc(total * 4),
           *want = malloc(total * 4), *freqs = malloc(sh.rot_dims / 2 * 4 + 4);
     int32_t *pos = malloc(sh.tokens * 4);
     if (!x || !got || !want || !freqs || !pos) {
@@ -229,7 +217,8 @@ static void test_eltwise(void)
         return;
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         uint64_t n = sizes[s];
-        float *g = random_floats(n, 40 + s, -20.f, 20.f), *u = random_floats(n, 50 + s, -3.f, 3.f);
+        float *g = t_random_floats(n, 40 + s, -20.f, 20.f),
+              *u = t_random_floats(n, 50 + s, -3.f, 3.f);
         float *got = malloc(n * 4), *want = malloc(n * 4);
         uint16_t *half = malloc(n * 2 + 4);
         begin(&f);
