@@ -292,6 +292,12 @@ uint32_t vkb_buffer_part_count(const vkb_buffer *buf);
 /* Byte offset and size of part i within the buffer. */
 void vkb_buffer_part(const vkb_buffer *buf, uint32_t i, uint64_t *offset, uint64_t *size);
 
+/* The buffer's bytes in host memory, for buffers of a staging arena (host-visible and
+ * coherent) that are one part; NULL otherwise. Kernels may bind such buffers directly:
+ * the host writes inputs before vkb_stream_submit and reads outputs after
+ * vkb_stream_wait, with no copy of their own. */
+void *vkb_buffer_map(const vkb_buffer *buf);
+
 /* Copies host memory into the buffer (upload) or out of it (download) through the
  * device's staging ring, in chunks; any size. Waits until the copy is complete. */
 vkb_status vkb_buffer_upload(vkb_device *dev, vkb_buffer *dst, uint64_t dst_offset, const void *src,

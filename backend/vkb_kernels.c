@@ -17,6 +17,12 @@ static uint64_t matvec_shared(const uint32_t *spec)
     return 4ull * spec[0] * spec[1] * spec[2];
 }
 
+/* attention.comp: qs[MAX_HEAD_DIM = 256] + ps[wg] + reduce_buf[wg] floats */
+static uint64_t attention_shared(const uint32_t *spec)
+{
+    return 4ull * (256 + 2 * spec[0]);
+}
+
 /* Bindings: inputs first, outputs last. */
 #define OUT2 .binding_count = 2, .writes = {false, true}
 #define OUT3 .binding_count = 3, .writes = {false, false, true}
@@ -47,6 +53,14 @@ static uint64_t matvec_shared(const uint32_t *spec)
         .shared_bytes_per_invocation = 4                                                           \
     }
 
+/* attention.comp: one workgroup per (head, token); x counts heads, y tokens. Shared
+ * memory: the query (MAX_HEAD_DIM floats), the tile's weights and the reduction. */
+#define ATTENTION(n, sg)                                                                           \
+    {                                                                                              \
+        .name = n, OUT4, .push_size = 28, .spec_count = 1, .spec_defaults = {64},                  \
+        .group_per_elem = true, .needs_subgroup_ops = sg, .shared_bytes = attention_shared         \
+    }
+
 /* matvec.comp: spec {workgroup, ROWS, NCOLS}; x counts rows. */
 #define MATVEC(n, sg)                                                                              \
     {                                                                                              \
@@ -75,7 +89,7 @@ static uint64_t matvec_shared(const uint32_t *spec)
 
 static const struct vkb_kernel kernels[] = {
     ELTWISE("copy_vec4", OUT2, 4),
-    ELTWISE("add_f32", OUT3, 4),
+    ELTWISE("add_f32", OUT3, 8),
     SUM("sum_subgroup", SG_OPS),
     SUM("sum_shared", 0),
     {.name = "fma_peak",
@@ -86,15 +100,17 @@ static const struct vkb_kernel kernels[] = {
      .spec_defaults = {256, 256},
      .elems_per_invocation = 1,
      .flatten_x = true},
-    ELTWISE("silu_mul_f32", OUT3, 8),
-    ELTWISE("scale_f32", OUT2, 8),
-    ELTWISE("convert_f32_f16", OUT2, 8),
-    ELTWISE("convert_f16_f32", OUT2, 8),
+    ELTWISE("silu_mul_f32", OUT3, 12),
+    ELTWISE("scale_f32", OUT2, 12),
+    ELTWISE("convert_f32_f16", OUT2, 12),
+    ELTWISE("convert_f16_f32", OUT2, 12),
     ELTWISE("rope_f32", OUT4, 20),
     ROWWISE("rms_norm_subgroup", 12, SG_OPS),
     ROWWISE("rms_norm_shared", 12, 0),
     ROWWISE("softmax_subgroup", 16, SG_OPS),
     ROWWISE("softmax_shared", 16, 0),
+    ATTENTION("attention_subgroup", SG_OPS),
+    ATTENTION("attention_shared", 0),
     WEIGHT_KERNELS("f32"),
     WEIGHT_KERNELS("f16"),
     WEIGHT_KERNELS("bf16"),

@@ -380,6 +380,14 @@ uint64_t vkb_buffer_size(const vkb_buffer *buf)
     return buf->size;
 }
 
+void *vkb_buffer_map(const vkb_buffer *buf)
+{
+    if (!buf || buf->part_count != 1)
+        return NULL;
+    const struct vkb_block *b = &buf->arena->blocks[buf->parts[0].block];
+    return b->mapped ? (uint8_t *)b->mapped + buf->parts[0].block_offset : NULL;
+}
+
 uint32_t vkb_buffer_part_count(const vkb_buffer *buf)
 {
     return buf->part_count;

@@ -251,10 +251,11 @@ vkb_status vkb_op_rope(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x
     return dispatch_simple(s, "rope", "rope_f32", a, 4, push, sizeof push, values / 2, 0);
 }
 
-/* The 8-byte push constants of eltwise.comp. */
+/* The push constants of eltwise.comp. */
 struct eltwise_push {
     uint32_t n;
     float s;
+    uint32_t off;
 };
 
 vkb_status vkb_op_silu_mul(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *gate,
@@ -264,7 +265,7 @@ vkb_status vkb_op_silu_mul(vkb_stream *s, const vkb_buffer *out, const vkb_buffe
     if (st != VKB_OK)
         return st;
     struct op_arg a[3] = {{"gate", gate, n * 4}, {"up", up, n * 4}, {"out", out, n * 4}};
-    struct eltwise_push push = {(uint32_t)n, 0.0f};
+    struct eltwise_push push = {(uint32_t)n, 0.0f, 0};
     return dispatch_simple(s, "silu_mul", "silu_mul_f32", a, 3, &push, sizeof push, n, 0);
 }
 
@@ -275,7 +276,7 @@ vkb_status vkb_op_scale(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *
     if (st != VKB_OK)
         return st;
     struct op_arg a[2] = {{"x", x, n * 4}, {"out", out, n * 4}};
-    struct eltwise_push push = {(uint32_t)n, scale};
+    struct eltwise_push push = {(uint32_t)n, scale, 0};
     return dispatch_simple(s, "scale", "scale_f32", a, 2, &push, sizeof push, n, 0);
 }
 
@@ -285,16 +286,27 @@ static uint64_t f16_bytes(uint64_t n)
     return (n + 1) / 2 * 4;
 }
 
+vkb_status vkb_op_store_f16(vkb_stream *s, const vkb_buffer *out, uint64_t out_offset,
+                            const vkb_buffer *x, uint64_t n)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st = vkb_op_check_count(dev, "store_f16", n);
+    if (st != VKB_OK)
+        return st;
+    if (out_offset % 2 || out_offset + n > UINT32_MAX)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "store_f16: output offset %llu (must be even, offset + n below 2^32)",
+                            (unsigned long long)out_offset);
+    struct op_arg a[2] = {{"x", x, n * 4}, {"out", out, f16_bytes(out_offset + n)}};
+    struct eltwise_push push = {(uint32_t)n, 0.0f, (uint32_t)out_offset};
+    return dispatch_simple(s, "store_f16", "convert_f32_f16", a, 2, &push, sizeof push, (n + 1) / 2,
+                           0);
+}
+
 vkb_status vkb_op_convert_f32_f16(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
                                   uint64_t n)
 {
-    vkb_status st = vkb_op_check_count(vkb_stream_device(s), "convert_f32_f16", n);
-    if (st != VKB_OK)
-        return st;
-    struct op_arg a[2] = {{"x", x, n * 4}, {"out", out, f16_bytes(n)}};
-    struct eltwise_push push = {(uint32_t)n, 0.0f};
-    return dispatch_simple(s, "convert_f32_f16", "convert_f32_f16", a, 2, &push, sizeof push,
-                           (n + 1) / 2, 0);
+    return vkb_op_store_f16(s, out, 0, x, n);
 }
 
 vkb_status vkb_op_convert_f16_f32(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
@@ -304,7 +316,7 @@ vkb_status vkb_op_convert_f16_f32(vkb_stream *s, const vkb_buffer *out, const vk
     if (st != VKB_OK)
         return st;
     struct op_arg a[2] = {{"x", x, f16_bytes(n)}, {"out", out, n * 4}};
-    struct eltwise_push push = {(uint32_t)n, 0.0f};
+    struct eltwise_push push = {(uint32_t)n, 0.0f, 0};
     return dispatch_simple(s, "convert_f16_f32", "convert_f16_f32", a, 2, &push, sizeof push, n, 0);
 }
 
@@ -322,15 +334,75 @@ vkb_status vkb_op_copy(vkb_stream *s, const vkb_buffer *dst, const vkb_buffer *s
     return dispatch_simple(s, "copy", "copy_vec4", a, 2, &n, sizeof n, n, 0);
 }
 
+vkb_status vkb_op_add_bias(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                           const vkb_buffer *bias, uint32_t n, uint32_t rows)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    if ((st = check_rows(dev, "add_bias", n, rows)) != VKB_OK)
+        return st;
+    uint64_t bytes = (uint64_t)n * rows * 4;
+    struct op_arg args[3] = {{"x", x, bytes}, {"bias", bias, (uint64_t)n * 4}, {"out", out, bytes}};
+    uint32_t push[2] = {n * rows, n};
+    return dispatch_simple(s, "add_bias", "add_f32", args, 3, push, sizeof push, (uint64_t)n * rows,
+                           0);
+}
+
 vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
                       const vkb_buffer *b, uint64_t n)
 {
     vkb_status st = vkb_op_check_count(vkb_stream_device(s), "add", n);
     if (st != VKB_OK)
         return st;
-    uint32_t n32 = (uint32_t)n;
+    uint32_t push[2] = {(uint32_t)n, (uint32_t)n};
     struct op_arg args[3] = {{"a", a, n * 4}, {"b", b, n * 4}, {"out", out, n * 4}};
-    return dispatch_simple(s, "add", "add_f32", args, 3, &n32, sizeof n32, n, 0);
+    return dispatch_simple(s, "add", "add_f32", args, 3, push, sizeof push, n, 0);
+}
+
+#define ATTN_MAX_HEAD_DIM 256 /* MAX_HEAD_DIM in shaders/attention.comp */
+#define ATTN_DIMS_PER_INV 4   /* DIMS_PER_INVOCATION there */
+
+vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+                            const vkb_buffer *k_cache, const vkb_buffer *v_cache,
+                            const vkb_attention_shape *sh)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    uint32_t wg = vkb_op_wg_size(dev, 64, 0);
+    if (!sh || sh->head_dim == 0 || sh->head_dim % 2 || sh->head_dim > ATTN_MAX_HEAD_DIM ||
+        sh->head_dim > ATTN_DIMS_PER_INV * wg || sh->heads == 0 || sh->kv_heads == 0 ||
+        sh->heads % sh->kv_heads || sh->tokens == 0 || sh->n_kv == 0 ||
+        (uint64_t)sh->pos0 + sh->tokens > sh->n_kv)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "attention: head_dim %u (even, at most %u), %u heads over %u kv heads "
+                            "(a multiple), %u tokens from position %u, %u keys (at least pos0 + "
+                            "tokens)",
+                            sh ? sh->head_dim : 0, ATTN_MAX_HEAD_DIM, sh ? sh->heads : 0,
+                            sh ? sh->kv_heads : 0, sh ? sh->tokens : 0, sh ? sh->pos0 : 0,
+                            sh ? sh->n_kv : 0);
+    uint64_t q_bytes = (uint64_t)sh->tokens * sh->heads * sh->head_dim * 4;
+    uint64_t kv_bytes = (uint64_t)sh->n_kv * sh->kv_heads * sh->head_dim * 2;
+    struct op_arg a[4] = {{"q", q, q_bytes},
+                          {"k_cache", k_cache, kv_bytes},
+                          {"v_cache", v_cache, kv_bytes},
+                          {"out", out, q_bytes}};
+    vkb_status st;
+    vkb_binding b[4];
+    for (uint32_t i = 0; i < 4; i++) {
+        if ((st = vkb_op_need_single_part(dev, "attention", a[i].what, a[i].buf, a[i].bytes)))
+            return st;
+        b[i] = (vkb_binding){a[i].buf, 0, a[i].bytes};
+    }
+    char kernel[32];
+    snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
+    vkb_pipeline *p;
+    if ((st = pipeline(dev, kernel, wg, &p)) != VKB_OK)
+        return st;
+    struct {
+        uint32_t head_dim, heads, kv_heads, tokens, n_kv, pos0;
+        float scale;
+    } push = {sh->head_dim, sh->heads, sh->kv_heads, sh->tokens, sh->n_kv, sh->pos0, sh->scale};
+    uint64_t e[3] = {sh->heads, sh->tokens, 1};
+    return vkb_stream_dispatch(s, p, b, 4, &push, sizeof push, e, "attention");
 }
 
 #define FMA_ITERS 256 /* ITERS in shaders/fma_peak.comp */

@@ -21,9 +21,13 @@ extern "C" {
  * `vkllm devices --bandwidth` times. */
 vkb_status vkb_op_copy(vkb_stream *s, const vkb_buffer *dst, const vkb_buffer *src, uint64_t bytes);
 
-/* out[i] = a[i] + b[i] for i < n. */
+/* out[i] = a[i] + b[i] for i < n. out may be a (in place). */
 vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
                       const vkb_buffer *b, uint64_t n);
+
+/* out[r][i] = x[r][i] + bias[i] for rows of n values (qwen2's QKV biases). */
+vkb_status vkb_op_add_bias(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                           const vkb_buffer *bias, uint32_t n, uint32_t rows);
 
 /* out[0] = sum of x[0..n), reduced in passes of one partial sum per workgroup.
  * `tmp` must hold vkb_op_sum_tmp_bytes(dev, n) bytes. */
@@ -125,7 +129,30 @@ vkb_status vkb_op_convert_f32_f16(vkb_stream *s, const vkb_buffer *out, const vk
 vkb_status vkb_op_convert_f16_f32(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
                                   uint64_t n);
 
-/* The variant the row ops (rms_norm, softmax) use: "subgroup" or "shared". */
+/* The f32 → f16 conversion writing from value `out_offset` (even) of out: how the KV cache
+ * is written at a position. */
+vkb_status vkb_op_store_f16(vkb_stream *s, const vkb_buffer *out, uint64_t out_offset,
+                            const vkb_buffer *x, uint64_t n);
+
+/* Causal attention of `tokens` queries at positions pos0, pos0+1, ... over an f16 KV
+ * cache: out[t][h] = sum_j softmax_j(scale · q[t][h]·k[j][g]) · v[j][g] for the keys
+ * j ≤ pos0 + t, where g = h / (heads / kv_heads) (grouped-query attention). q and out
+ * are f32 [tokens][heads][head_dim]; k_cache and v_cache hold n_kv positions of
+ * [kv_heads][head_dim] f16 values (vkb_op_store_f16). One pass with an online softmax,
+ * f32 arithmetic; head_dim even and at most 256. */
+typedef struct vkb_attention_shape {
+    uint32_t head_dim;
+    uint32_t heads, kv_heads;
+    uint32_t tokens;
+    uint32_t pos0; /* position of the first query */
+    uint32_t n_kv; /* positions in the cache the queries may see (≥ pos0 + tokens) */
+    float scale;   /* usually 1 / sqrt(head_dim) */
+} vkb_attention_shape;
+vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+                            const vkb_buffer *k_cache, const vkb_buffer *v_cache,
+                            const vkb_attention_shape *shape);
+
+/* The variant the row ops (rms_norm, softmax, attention) use: "subgroup" or "shared". */
 const char *vkb_op_row_variant(const vkb_device *dev);
 
 #ifdef __cplusplus

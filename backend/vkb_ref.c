@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmp_half.h"
 #include "vkb_ref.h"
 
 bool vkb_ref_matmul(cmp_type type, const void *w, uint32_t rows, uint32_t k, const float *x,
@@ -48,6 +49,54 @@ void vkb_ref_add(float *out, const float *a, const float *b, uint64_t n)
 {
     for (uint64_t i = 0; i < n; i++)
         out[i] = a[i] + b[i];
+}
+
+void vkb_ref_add_bias(float *out, const float *x, const float *bias, uint32_t n, uint32_t rows)
+{
+    for (uint64_t r = 0; r < rows; r++)
+        for (uint32_t i = 0; i < n; i++)
+            out[r * n + i] = x[r * n + i] + bias[i];
+}
+
+bool vkb_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                       const vkb_attention_shape *sh)
+{
+    uint32_t hd = sh->head_dim, group = sh->heads / sh->kv_heads;
+    uint64_t row = (uint64_t)sh->kv_heads * hd; /* values per cache position */
+    double *w = malloc(sizeof *w * sh->n_kv), *acc = malloc(sizeof *acc * hd);
+    if (!w || !acc) {
+        free(w);
+        free(acc);
+        return false;
+    }
+    for (uint32_t t = 0; t < sh->tokens; t++) {
+        uint32_t limit = sh->pos0 + t + 1 < sh->n_kv ? sh->pos0 + t + 1 : sh->n_kv;
+        for (uint32_t h = 0; h < sh->heads; h++) {
+            const float *qh = q + ((uint64_t)t * sh->heads + h) * hd;
+            uint64_t g_at = (uint64_t)(h / group) * hd;
+            double mx = -INFINITY, sum = 0;
+            for (uint32_t j = 0; j < limit; j++) {
+                double d = 0;
+                for (uint32_t i = 0; i < hd; i++)
+                    d += (double)qh[i] * cmp_f16_to_f32(k_cache[j * row + g_at + i]);
+                w[j] = d * sh->scale;
+                mx = w[j] > mx ? w[j] : mx;
+            }
+            for (uint32_t j = 0; j < limit; j++)
+                sum += w[j] = exp(w[j] - mx);
+            for (uint32_t i = 0; i < hd; i++)
+                acc[i] = 0;
+            for (uint32_t j = 0; j < limit; j++)
+                for (uint32_t i = 0; i < hd; i++)
+                    acc[i] += w[j] * cmp_f16_to_f32(v_cache[j * row + g_at + i]);
+            float *o = out + ((uint64_t)t * sh->heads + h) * hd;
+            for (uint32_t i = 0; i < hd; i++)
+                o[i] = (float)(acc[i] / sum);
+        }
+    }
+    free(w);
+    free(acc);
+    return true;
 }
 
 void vkb_ref_rms_norm(float *out, const float *x, const float *w, uint32_t n, uint32_t rows,

@@ -24,6 +24,10 @@ bool vkb_ref_get_rows(cmp_type type, const void *w, uint32_t rows, uint32_t k, c
                       uint32_t n_ids, float *out);
 
 void vkb_ref_add(float *out, const float *a, const float *b, uint64_t n);
+void vkb_ref_add_bias(float *out, const float *x, const float *bias, uint32_t n, uint32_t rows);
+/* k_cache, v_cache: IEEE binary16 bits. False when out of host memory. */
+bool vkb_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                       const vkb_attention_shape *shape);
 void vkb_ref_rms_norm(float *out, const float *x, const float *w, uint32_t n, uint32_t rows,
                       float eps);
 void vkb_ref_softmax(float *out, const float *x, const float *mask, uint32_t mask_rows, uint32_t n,

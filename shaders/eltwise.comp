@@ -2,7 +2,8 @@
 // Elementwise f32 ops over n values, one per invocation; OP_* picks the op:
 //   OP_SILU_MUL  out = a / (1 + exp(-a)) * b   (the gated FFN: silu(gate) * up)
 //   OP_SCALE     out = a * s
-//   OP_F32_F16   out = half(a), two values per word; n odd leaves the last word's high half 0
+//   OP_F32_F16   out[off/2 + i] = half(a), two values per word from the even value offset
+//                `off`; n odd leaves the last word's high half 0
 //   OP_F16_F32   out = float(a), a read as halves
 #include "vkb_index.glsl"
 
@@ -28,6 +29,7 @@ layout(std430, binding = OUT_BINDING) writeonly buffer Out { float dst[]; };
 layout(push_constant) uniform Push {
     uint n;
     float s;
+    uint off; // OP_F32_F16: where the output starts, in values (even)
 } pc;
 
 void main()
@@ -36,7 +38,7 @@ void main()
 #if defined(OP_F32_F16)
     if (2u * i < pc.n) {
         float hi = 2u * i + 1u < pc.n ? a[2u * i + 1u] : 0.0;
-        dst[i] = packHalf2x16(vec2(a[2u * i], hi));
+        dst[pc.off / 2u + i] = packHalf2x16(vec2(a[2u * i], hi));
     }
 #elif defined(OP_F16_F32)
     if (i < pc.n)

@@ -16,7 +16,7 @@ foreach(fmt ${VKLLM_WEIGHT_FORMATS})
 endforeach()
 
 # Row-wise ops reduce across a workgroup: a subgroup variant and a shared-memory one.
-foreach(op rms_norm softmax)
+foreach(op rms_norm softmax attention)
     vkllm_shader(${op}_subgroup ${op}.comp DEFINES USE_SUBGROUP)
     vkllm_shader(${op}_shared ${op}.comp)
 endforeach()

@@ -270,6 +270,97 @@ static void test_eltwise(void)
     teardown(&f);
 }
 
+/* add_bias (bit-exact: one correctly rounded sum) and store_f16 at an offset, the two ops
+ * the engine adds for biases and KV-cache writes. */
+static void test_bias_and_store(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    const uint32_t n = 67, rows = 5, off = 6;
+    float *x = t_random_floats((size_t)n * rows, 61, -4.f, 4.f),
+          *b = t_random_floats(n, 62, -1.f, 1.f);
+    float got[67 * 5], want[67 * 5];
+    uint16_t half[(6 + 67 * 5 + 1)];
+    begin(&f);
+    vkb_buffer *bx = upload(&f, x, sizeof got), *bb = upload(&f, b, n * 4),
+               *bo = upload(&f, NULL, sizeof got), *bh = upload(&f, NULL, sizeof half);
+    if (!x || !b || !bx || !bb || !bo || !bh) {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+        goto done;
+    }
+    memset(half, 0x55, sizeof half);
+    CHECK_OK(vkb_buffer_upload(t_dev, bh, 0, half, sizeof half));
+    CHECK_OK(vkb_op_add_bias(f.stream, bo, bx, bb, n, rows));
+    CHECK_OK(vkb_op_store_f16(f.stream, bh, off, bo, (uint64_t)n * rows));
+    finish(&f, bo, got, sizeof got);
+    vkb_ref_add_bias(want, x, b, n, rows);
+    compare("add_bias", got, want, (size_t)n * rows, 0.0, 0.0);
+    CHECK_OK(vkb_buffer_download(t_dev, bh, 0, half, sizeof half));
+    uint64_t bad = 0;
+    for (uint32_t i = 0; i < off; i++)
+        bad += half[i] != 0x5555; /* before the offset: untouched */
+    for (uint32_t i = 0; i < n * rows; i++) {
+        float back = cmp_f16_to_f32(half[off + i]);
+        bad += fabsf(back - want[i]) > fabsf(want[i]) * 0x1p-10f;
+    }
+    CHECK_MSG(bad == 0, "store_f16 at offset %u: %llu values wrong", off, (unsigned long long)bad);
+done:
+    free(x), free(b);
+    teardown(&f);
+}
+
+/* Causal grouped-query attention over an f16 cache against the double reference, for
+ * head sizes 2 to 256, several tiles of keys, queries in the middle of the cache and
+ * cache positions beyond the last query (which must not be seen: they hold large
+ * values). Budget: f32 dot products and sums of at most a few hundred terms with
+ * exp at |x| ≤ 16 — 4e-5 relative plus 2e-6 absolute on outputs in [-1, 1]. */
+static void test_attention(void)
+{
+    static const vkb_attention_shape shapes[] = {
+        {8, 8, 4, 1, 0, 1, 0},      {8, 8, 4, 5, 0, 5, 0},        {2, 3, 1, 4, 2, 9, 0},
+        {64, 4, 4, 3, 130, 140, 0}, {128, 32, 8, 1, 299, 300, 0}, {256, 2, 1, 2, 69, 71, 0},
+    };
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        vkb_attention_shape sh = shapes[c];
+        sh.scale = 1.0f / sqrtf((float)sh.head_dim);
+        size_t qn = (size_t)sh.tokens * sh.heads * sh.head_dim;
+        size_t kvn = (size_t)sh.n_kv * sh.kv_heads * sh.head_dim;
+        float *q = t_random_floats(qn, 70 + c, -1.f, 1.f);
+        float *k = t_random_floats(kvn, 80 + c, -1.f, 1.f),
+              *v = t_random_floats(kvn, 90 + c, -1.f, 1.f);
+        uint16_t *kh = malloc(kvn * 2), *vh = malloc(kvn * 2);
+        float *got = malloc(qn * 4), *want = malloc(qn * 4);
+        begin(&f);
+        vkb_buffer *bq = upload(&f, q, qn * 4), *bk = upload(&f, NULL, kvn * 2),
+                   *bv = upload(&f, NULL, kvn * 2), *bo = upload(&f, NULL, qn * 4);
+        if (!q || !k || !v || !kh || !vh || !got || !want || !bq || !bk || !bv || !bo) {
+            t_fail_at(__FILE__, __LINE__, "setup failed");
+            goto next;
+        }
+        size_t visible = (size_t)(sh.pos0 + sh.tokens) * sh.kv_heads * sh.head_dim;
+        for (size_t i = 0; i < kvn; i++) {
+            kh[i] = cmp_f32_to_f16(i < visible ? k[i] : 300.f);
+            vh[i] = cmp_f32_to_f16(i < visible ? v[i] : 1000.f);
+        }
+        CHECK_OK(vkb_buffer_upload(t_dev, bk, 0, kh, kvn * 2));
+        CHECK_OK(vkb_buffer_upload(t_dev, bv, 0, vh, kvn * 2));
+        CHECK_OK(vkb_op_attention(f.stream, bo, bq, bk, bv, &sh));
+        finish(&f, bo, got, qn * 4);
+        CHECK(vkb_ref_attention(want, q, kh, vh, &sh));
+        char what[96];
+        snprintf(what, sizeof what, "attention hd=%u heads=%u/%u tokens=%u pos0=%u n_kv=%u",
+                 sh.head_dim, sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv);
+        compare(what, got, want, qn, 4e-5, 2e-6);
+    next:
+        free(q), free(k), free(v), free(kh), free(vh), free(got), free(want);
+    }
+    teardown(&f);
+}
+
 /* Bad arguments: a status and a message naming the problem. */
 static void test_op_errors(void)
 {
@@ -286,6 +377,10 @@ static void test_op_errors(void)
     CHECK_STATUS(vkb_op_softmax(f.stream, b, a, a, 0, 16, 4, 1.f), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_silu_mul(f.stream, b, a, NULL, 16), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_scale(f.stream, b, a, 0, 1.f), VKB_ERR_INVALID_ARGUMENT);
+    vkb_attention_shape ash = {8, 6, 4, 1, 3, 3, 1.f}; /* 6 heads over 4; pos0 + 1 > n_kv */
+    CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &ash), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "6 heads over 4 kv heads") != NULL);
+    CHECK_STATUS(vkb_op_store_f16(f.stream, b, 3, a, 4), VKB_ERR_INVALID_ARGUMENT);
     finish(&f, NULL, NULL, 0);
     teardown(&f);
 }
@@ -293,8 +388,12 @@ static void test_op_errors(void)
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
-        {"rms_norm", test_rms_norm, true}, {"softmax", test_softmax, true},
-        {"rope", test_rope, true},         {"eltwise", test_eltwise, true},
+        {"rms_norm", test_rms_norm, true},
+        {"softmax", test_softmax, true},
+        {"rope", test_rope, true},
+        {"eltwise", test_eltwise, true},
+        {"bias_store", test_bias_and_store, true},
+        {"attention", test_attention, true},
         {"errors", test_op_errors, true},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

@@ -1,0 +1,95 @@
+#version 450
+// Causal attention over an f16 KV cache, one workgroup per (query head, query token):
+//
+//   out[t][h] = sum_j softmax_j(q[t][h] · k[j][g] · scale) · v[j][g],  g = h / (heads / kv_heads),
+//   over the keys j < min(n_kv, pos0 + t + 1)
+//
+// Keys are visited in tiles of one key per invocation with an online softmax (running
+// maximum and sum), so any context length runs in fixed shared memory. q and out are f32
+// [tokens][heads][head_dim]; the caches hold [position][kv_heads][head_dim] halves, two
+// per 32-bit word. Invocation i accumulates output dimensions i, i + wg, i + 2wg, i + 3wg.
+#include "vkb_index.glsl"
+
+layout(local_size_x_id = 0) in;
+
+#include "vkb_reduce.glsl" // after the workgroup size: it sizes shared memory by it
+
+#define MAX_HEAD_DIM 256
+#define DIMS_PER_INVOCATION 4
+
+layout(std430, binding = 0) readonly buffer Q { float q[]; };
+layout(std430, binding = 1) readonly buffer K { uint kc[]; };
+layout(std430, binding = 2) readonly buffer V { uint vc[]; };
+layout(std430, binding = 3) writeonly buffer Out { float dst[]; };
+
+layout(push_constant) uniform Push {
+    uint head_dim; // even, at most MAX_HEAD_DIM and DIMS_PER_INVOCATION x workgroup
+    uint heads;
+    uint kv_heads;
+    uint tokens;
+    uint n_kv; // keys in the cache
+    uint pos0; // position of query token 0
+    float scale;
+} pc;
+
+shared vec2 qs[MAX_HEAD_DIM / 2];
+shared float ps[gl_WorkGroupSize.x];
+
+void main()
+{
+    const uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y;
+    const uint lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+    const uint g = h / (pc.heads / pc.kv_heads);
+    const uint half_dim = pc.head_dim / 2u;
+    const uint q_at = (t * pc.heads + h) * pc.head_dim;
+    for (uint i = lid; i < half_dim; i += wg)
+        qs[i] = vec2(q[q_at + 2u * i], q[q_at + 2u * i + 1u]) * pc.scale;
+    barrier();
+
+    const uint limit = min(pc.n_kv, pc.pos0 + t + 1u);
+    const uint row_words = pc.kv_heads * half_dim; // words per cache position
+    const float neg_inf = uintBitsToFloat(0xff800000u);
+    float m = neg_inf, l = 0.0;
+    float acc[DIMS_PER_INVOCATION];
+    for (uint i = 0u; i < DIMS_PER_INVOCATION; i++)
+        acc[i] = 0.0;
+
+    for (uint base = 0u; base < limit; base += wg) {
+        const uint j = base + lid;
+        float s = neg_inf;
+        if (j < limit) {
+            const uint k_at = j * row_words + g * half_dim;
+            s = 0.0;
+            for (uint i = 0u; i < half_dim; i++) {
+                vec2 kv = unpackHalf2x16(kc[k_at + i]);
+                s += dot(kv, qs[i]);
+            }
+        }
+        const float m_new = max(m, wg_max(s)); // key `base` is in range: finite
+        const float p = j < limit ? exp(s - m_new) : 0.0;
+        const float corr = exp(m - m_new);
+        l = l * corr + wg_sum(p);
+        ps[lid] = p; // the previous tile's reads of ps ended at its last barrier
+        barrier();
+        const uint n = min(wg, limit - base);
+        for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
+            const uint d = lid + i * wg;
+            if (d >= pc.head_dim)
+                break;
+            const uint v_at = base * row_words + g * half_dim + d / 2u;
+            float a = acc[i] * corr;
+            for (uint jj = 0u; jj < n; jj++)
+                a += ps[jj] * unpackHalf2x16(vc[v_at + jj * row_words])[d & 1u];
+            acc[i] = a;
+        }
+        m = m_new;
+        barrier(); // every invocation has read ps before the next tile writes it
+    }
+
+    const float inv = 1.0 / l;
+    for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
+        const uint d = lid + i * wg;
+        if (d < pc.head_dim)
+            dst[q_at + d] = acc[i] * inv;
+    }
+}
