@@ -1,0 +1,50 @@
+/* What the model, session and reference files share; not part of the engine's API. */
+#ifndef ENG_INTERNAL_H
+#define ENG_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "cmp_gguf.h"
+#include "eng_model.h"
+#include "vkb_ops.h"
+
+/* A weight on the device: a matrix for the weight kernels (padded as noted), or an f32
+ * vector (norms, biases) in `buffer`. */
+typedef struct eng_dev_weight {
+    vkb_buffer *buffer;
+    vkb_matrix matrix;
+} eng_dev_weight;
+
+typedef struct eng_dev_layer {
+    eng_dev_weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down, bq, bk, bv;
+} eng_dev_layer;
+
+struct eng_model {
+    cmp_gguf *gguf;
+    eng_hparams hp;
+    eng_vocab *vocab;
+    eng_weight token_embd, output_norm, output;
+    eng_layer_weights *layers;
+    uint64_t weight_bytes, params;
+    char type_name[16];
+
+    /* after eng_model_upload */
+    vkb_device *dev;
+    vkb_arena *weights;
+    uint32_t n_ff_pad; /* FFN width on the device: n_ff rounded up to 8 */
+    eng_dev_weight d_embd, d_output_norm, d_output;
+    eng_dev_layer *d_layers;
+};
+
+/* snprintf into err when it is given; returns st. */
+eng_status eng_fail(char *err, size_t err_size, eng_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The block size for an arena that will hold `count` buffers of `bytes` in all: the
+ * total with alignment slack, at most 256 MiB (larger arenas take several blocks). */
+uint64_t eng_arena_block(uint64_t bytes, uint64_t count);
+
+/* The eng_status for a failed backend call. */
+eng_status eng_from_vkb(vkb_status st);
+
+#endif /* ENG_INTERNAL_H */

@@ -1,0 +1,543 @@
+/* Opening a GGUF model: hyper-parameters with llama.cpp's defaults, every tensor checked,
+ * then the weights uploaded once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_internal.h"
+
+eng_status eng_fail(char *err, size_t err_size, eng_status st, const char *fmt, ...)
+{
+    if (err && err_size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_size, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+eng_status eng_from_vkb(vkb_status st)
+{
+    switch (st) {
+    case VKB_OK: return ENG_OK;
+    case VKB_ERR_OUT_OF_DEVICE_MEMORY: return ENG_ERR_DEVICE_MEMORY;
+    case VKB_ERR_OUT_OF_HOST_MEMORY: return ENG_ERR_HOST_MEMORY;
+    case VKB_ERR_INVALID_ARGUMENT:
+    case VKB_ERR_CONTRACT: return ENG_ERR_ARGUMENT;
+    case VKB_ERR_UNSUPPORTED: return ENG_ERR_UNSUPPORTED;
+    default: return ENG_ERR_DEVICE;
+    }
+}
+
+uint64_t eng_arena_block(uint64_t bytes, uint64_t count)
+{
+    uint64_t b = bytes + 256 * (count + 1);
+    return b < (256ull << 20) ? b : (256ull << 20);
+}
+
+const char *eng_status_name(eng_status st)
+{
+    static const char *const names[] = {
+        "ENG_OK",
+        "ENG_ERR_IO",
+        "ENG_ERR_FORMAT",
+        "ENG_ERR_UNSUPPORTED",
+        "ENG_ERR_DEVICE",
+        "ENG_ERR_DEVICE_MEMORY",
+        "ENG_ERR_HOST_MEMORY",
+        "ENG_ERR_CONTEXT_FULL",
+        "ENG_ERR_ARGUMENT",
+    };
+    return (unsigned)st < sizeof names / sizeof names[0] ? names[st] : "ENG_ERR_?";
+}
+
+/* ---- hyper-parameters ---- */
+
+typedef struct reader {
+    const cmp_gguf *g;
+    const char *arch;
+    char *err;
+    size_t err_size;
+    eng_status st;
+} reader;
+
+/* "{arch}.{key}" as a u32; `fallback` when absent (or an error when fallback is
+ * UINT32_MAX); an error when present with a bad type or out of [1, max]. */
+static uint32_t arch_u32(reader *r, const char *key, uint32_t fallback, uint32_t max)
+{
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", r->arch, key);
+    uint32_t v = 0;
+    cmp_gguf_status gs = cmp_gguf_get_u32(r->g, full, &v);
+    if (gs == CMP_GGUF_ERR_NOT_FOUND && fallback != UINT32_MAX)
+        return fallback;
+    if (r->st == ENG_OK && gs == CMP_GGUF_ERR_NOT_FOUND)
+        r->st = eng_fail(r->err, r->err_size, ENG_ERR_FORMAT, "the model lacks the key %s", full);
+    else if (r->st == ENG_OK && gs != CMP_GGUF_OK)
+        r->st =
+            eng_fail(r->err, r->err_size, ENG_ERR_FORMAT, "%s is not an unsigned integer", full);
+    else if (r->st == ENG_OK && (v == 0 || v > max))
+        r->st = eng_fail(r->err, r->err_size, ENG_ERR_FORMAT, "%s = %u is out of range (1 to %u)",
+                         full, v, max);
+    return v;
+}
+
+static float arch_f32(reader *r, const char *key, float fallback)
+{
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", r->arch, key);
+    float v = fallback;
+    cmp_gguf_status gs = cmp_gguf_get_f32(r->g, full, &v);
+    if (gs != CMP_GGUF_OK && gs != CMP_GGUF_ERR_NOT_FOUND && r->st == ENG_OK)
+        r->st = eng_fail(r->err, r->err_size, ENG_ERR_FORMAT, "%s is not a number", full);
+    if (!(v > 0.0f) && r->st == ENG_OK)
+        r->st = eng_fail(r->err, r->err_size, ENG_ERR_FORMAT, "%s = %g must be positive", full, v);
+    return v;
+}
+
+static eng_status read_hparams(eng_model *m, char *err, size_t err_size)
+{
+    eng_hparams *hp = &m->hp;
+    cmp_gguf_str arch;
+    if (cmp_gguf_get_str(m->gguf, "general.architecture", &arch) != CMP_GGUF_OK)
+        return eng_fail(err, err_size, ENG_ERR_FORMAT,
+                        "general.architecture is missing: not a model file");
+    if (cmp_gguf_str_eq(arch, "llama"))
+        hp->arch = ENG_ARCH_LLAMA;
+    else if (cmp_gguf_str_eq(arch, "qwen2"))
+        hp->arch = ENG_ARCH_QWEN2;
+    else
+        return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
+                        "architecture \"%.*s\" is not supported (vkllm runs llama and qwen2)",
+                        (int)(arch.len < 64 ? arch.len : 64), arch.ptr);
+    snprintf(hp->arch_name, sizeof hp->arch_name, "%.*s", (int)arch.len, arch.ptr);
+    cmp_gguf_str name;
+    if (cmp_gguf_get_str(m->gguf, "general.name", &name) == CMP_GGUF_OK)
+        snprintf(hp->name, sizeof hp->name, "%.*s", (int)(name.len < 127 ? name.len : 127),
+                 name.ptr);
+    if (cmp_gguf_get_u32(m->gguf, "general.file_type", &hp->file_type) != CMP_GGUF_OK)
+        hp->file_type = UINT32_MAX;
+
+    reader r = {m->gguf, hp->arch_name, err, err_size, ENG_OK};
+    hp->n_layer = arch_u32(&r, "block_count", UINT32_MAX, 4096);
+    hp->n_embd = arch_u32(&r, "embedding_length", UINT32_MAX, 1u << 16);
+    hp->n_ff = arch_u32(&r, "feed_forward_length", UINT32_MAX, 1u << 20);
+    hp->n_head = arch_u32(&r, "attention.head_count", UINT32_MAX, 4096);
+    hp->n_head_kv = arch_u32(&r, "attention.head_count_kv", hp->n_head, 4096);
+    hp->n_ctx_train = arch_u32(&r, "context_length", 2048, 1u << 24);
+    if (r.st != ENG_OK)
+        return r.st;
+    hp->head_dim = arch_u32(&r, "attention.key_length", hp->n_embd / hp->n_head, 4096);
+    uint32_t v_len = arch_u32(&r, "attention.value_length", hp->head_dim, 4096);
+    hp->n_rot = arch_u32(&r, "rope.dimension_count", hp->head_dim, 4096);
+    hp->rms_eps = arch_f32(&r, "attention.layer_norm_rms_epsilon", 1e-5f);
+    hp->rope_base = arch_f32(&r, "rope.freq_base", 10000.0f);
+    if (r.st != ENG_OK)
+        return r.st;
+    /* linear scaling: rope.scaling.factor with rope.scaling.type "linear" (or the older
+     * rope.scale_linear); other scaling types change the frequencies differently */
+    hp->rope_freq_scale = 1.0f;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", hp->arch_name);
+    cmp_gguf_str scaling = {"none", 4};
+    cmp_gguf_get_str(m->gguf, key, &scaling);
+    float factor = 0.0f;
+    if (cmp_gguf_str_eq(scaling, "linear"))
+        factor = arch_f32(&r, "rope.scaling.factor", 1.0f);
+    else if (!cmp_gguf_str_eq(scaling, "none"))
+        return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
+                        "rope scaling \"%.*s\" is not supported (vkllm does none and linear)",
+                        (int)(scaling.len < 32 ? scaling.len : 32), scaling.ptr);
+    else
+        factor = arch_f32(&r, "rope.scale_linear", 1.0f);
+    if (r.st != ENG_OK)
+        return r.st;
+    hp->rope_freq_scale = 1.0f / factor;
+    hp->rope_neox = hp->arch == ENG_ARCH_QWEN2;
+
+    if (v_len != hp->head_dim || hp->n_head % hp->n_head_kv || hp->head_dim % 2 ||
+        hp->head_dim > 256 || hp->n_rot % 2 || hp->n_rot > hp->head_dim)
+        return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
+                        "attention shape not supported: %u heads over %u kv heads (must divide), "
+                        "head size %u (keys) and %u (values) (equal, even, at most 256), %u "
+                        "rotated dimensions",
+                        hp->n_head, hp->n_head_kv, hp->head_dim, v_len, hp->n_rot);
+    if (hp->n_embd % 8 || ((uint64_t)hp->n_head * hp->head_dim) % 8)
+        return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
+                        "embedding width %u and attention width %u must be multiples of 8",
+                        hp->n_embd, hp->n_head * hp->head_dim);
+    return ENG_OK;
+}
+
+/* ---- tensors ---- */
+
+/* Finds `name` and checks it is k values by `rows` rows; matrices in a type the weight
+ * kernels read, vectors (rows 0) in F32. Optional tensors leave out->data NULL. */
+static eng_status find_weight(eng_model *m, const char *name, uint32_t k, uint32_t rows,
+                              bool optional, eng_weight *out, char *err, size_t err_size)
+{
+    const cmp_gguf_tensor *t = cmp_gguf_find_tensor(m->gguf, name);
+    memset(out, 0, sizeof *out);
+    if (!t)
+        return optional ? ENG_OK
+                        : eng_fail(err, err_size, ENG_ERR_FORMAT, "tensor %s is missing", name);
+    bool vector = rows == 0;
+    uint32_t want_rows = vector ? 1 : rows;
+    bool shape_ok = t->ne[0] == k && t->ne[1] == want_rows && t->ne[2] == 1 && t->ne[3] == 1;
+    if (!shape_ok)
+        return eng_fail(err, err_size, ENG_ERR_FORMAT,
+                        "tensor %s is [%llu, %llu, %llu, %llu], expected [%u, %u]", name,
+                        (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                        (unsigned long long)t->ne[2], (unsigned long long)t->ne[3], k, want_rows);
+    const cmp_type_info *ti = cmp_type_get((cmp_type)t->type);
+    if (vector ? t->type != CMP_TYPE_F32 : (!ti || !vkb_op_type_supported((cmp_type)t->type)))
+        return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
+                        "tensor %s has type %s, which vkllm does not run here (%s)", name,
+                        cmp_ggml_type_name(t->type),
+                        vector ? "norms and biases must be f32"
+                               : "supported: f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q4_K q5_K "
+                                 "q6_K iq4_nl");
+    snprintf(out->name, sizeof out->name, "%s", name);
+    out->type = (cmp_type)t->type;
+    out->rows = want_rows;
+    out->k = k;
+    out->data = t->data;
+    out->bytes = t->bytes;
+    m->weight_bytes += t->bytes;
+    m->params += (uint64_t)k * want_rows;
+    return ENG_OK;
+}
+
+static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
+{
+    const eng_hparams *hp = &m->hp;
+    const cmp_gguf_tensor *embd = cmp_gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!embd)
+        return eng_fail(err, err_size, ENG_ERR_FORMAT, "tensor token_embd.weight is missing");
+    if (embd->ne[1] == 0 || embd->ne[1] > (1u << 24))
+        return eng_fail(err, err_size, ENG_ERR_FORMAT, "token_embd.weight has %llu rows",
+                        (unsigned long long)embd->ne[1]);
+    m->hp.n_vocab = (uint32_t)embd->ne[1];
+    uint32_t e = hp->n_embd, q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim;
+    eng_status st;
+    if ((st = find_weight(m, "token_embd.weight", e, hp->n_vocab, false, &m->token_embd, err,
+                          err_size)) ||
+        (st = find_weight(m, "output_norm.weight", e, 0, false, &m->output_norm, err, err_size)) ||
+        (st = find_weight(m, "output.weight", e, hp->n_vocab, true, &m->output, err, err_size)))
+        return st;
+    m->hp.tied_output = m->output.data == NULL;
+    if (m->hp.tied_output)
+        m->output = m->token_embd;
+    m->layers = calloc(hp->n_layer, sizeof *m->layers);
+    if (!m->layers)
+        return eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
+    bool bias = hp->arch == ENG_ARCH_QWEN2;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        eng_layer_weights *L = &m->layers[l];
+        struct {
+            const char *suffix;
+            uint32_t k, rows;
+            bool optional;
+            eng_weight *out;
+        } list[] = {
+            {"attn_norm.weight", e, 0, false, &L->attn_norm},
+            {"attn_q.weight", e, q, false, &L->wq},
+            {"attn_k.weight", e, kv, false, &L->wk},
+            {"attn_v.weight", e, kv, false, &L->wv},
+            {"attn_output.weight", q, e, false, &L->wo},
+            {"ffn_norm.weight", e, 0, false, &L->ffn_norm},
+            {"ffn_gate.weight", e, hp->n_ff, false, &L->gate},
+            {"ffn_up.weight", e, hp->n_ff, false, &L->up},
+            {"ffn_down.weight", hp->n_ff, e, false, &L->down},
+            {"attn_q.bias", q, 0, !bias, &L->bq},
+            {"attn_k.bias", kv, 0, !bias, &L->bk},
+            {"attn_v.bias", kv, 0, !bias, &L->bv},
+        };
+        for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "blk.%u.%s", l, list[i].suffix);
+            if ((st = find_weight(m, name, list[i].k, list[i].rows, list[i].optional, list[i].out,
+                                  err, err_size)))
+                return st;
+        }
+        if (hp->n_ff % 8 && L->down.type != CMP_TYPE_F32 && L->down.type != CMP_TYPE_F16 &&
+            L->down.type != CMP_TYPE_BF16)
+            return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
+                            "feed-forward width %u is not a multiple of 8", hp->n_ff);
+    }
+    /* the type most of the weight bytes are in, for reports */
+    uint64_t by_type[64] = {0};
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const eng_weight *w[] = {&m->layers[l].wq,  &m->layers[l].wk,   &m->layers[l].wv,
+                                 &m->layers[l].wo,  &m->layers[l].gate, &m->layers[l].up,
+                                 &m->layers[l].down};
+        for (size_t i = 0; i < 7; i++)
+            by_type[w[i]->type % 64] += w[i]->bytes;
+    }
+    uint32_t best = m->token_embd.type % 64;
+    for (uint32_t t = 0; t < 64; t++)
+        if (by_type[t] > by_type[best])
+            best = t;
+    snprintf(m->type_name, sizeof m->type_name, "%s", cmp_ggml_type_name(best));
+    return ENG_OK;
+}
+
+eng_model *eng_model_open(const char *path, eng_status *st_out, char *err, size_t err_size)
+{
+    eng_status st = ENG_OK;
+    eng_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        st = eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
+        goto done;
+    }
+    char gerr[256] = "";
+    cmp_gguf_status gs = cmp_gguf_open(path, &m->gguf, gerr, sizeof gerr);
+    if (gs != CMP_GGUF_OK) {
+        st = eng_fail(err, err_size,
+                      gs == CMP_GGUF_ERR_IO       ? ENG_ERR_IO
+                      : gs == CMP_GGUF_ERR_MEMORY ? ENG_ERR_HOST_MEMORY
+                                                  : ENG_ERR_FORMAT,
+                      "%s", gerr);
+        goto done;
+    }
+    if ((st = read_hparams(m, err, err_size)) != ENG_OK ||
+        (st = read_tensors(m, err, err_size)) != ENG_OK)
+        goto done;
+    char verr[256] = "";
+    m->vocab = eng_vocab_load(m->gguf, verr, sizeof verr);
+    if (!m->vocab) {
+        st = eng_fail(err, err_size, ENG_ERR_FORMAT, "tokenizer: %s", verr);
+        goto done;
+    }
+    if (eng_vocab_size(m->vocab) > m->hp.n_vocab)
+        st = eng_fail(err, err_size, ENG_ERR_FORMAT,
+                      "the tokenizer has %u tokens but token_embd.weight only %u rows",
+                      eng_vocab_size(m->vocab), m->hp.n_vocab);
+done:
+    if (st_out)
+        *st_out = st;
+    if (st != ENG_OK) {
+        eng_model_close(m);
+        return NULL;
+    }
+    return m;
+}
+
+void eng_model_close(eng_model *m)
+{
+    if (!m)
+        return;
+    vkb_arena_destroy(m->weights);
+    free(m->d_layers);
+    eng_vocab_destroy(m->vocab);
+    free(m->layers);
+    cmp_gguf_close(m->gguf);
+    free(m);
+}
+
+const eng_hparams *eng_model_hparams(const eng_model *m)
+{
+    return &m->hp;
+}
+
+const eng_vocab *eng_model_vocab(const eng_model *m)
+{
+    return m->vocab;
+}
+
+const eng_weight *eng_model_token_embd(const eng_model *m)
+{
+    return &m->token_embd;
+}
+
+const eng_weight *eng_model_output_norm(const eng_model *m)
+{
+    return &m->output_norm;
+}
+
+const eng_weight *eng_model_output(const eng_model *m)
+{
+    return &m->output;
+}
+
+const eng_layer_weights *eng_model_layer(const eng_model *m, uint32_t layer)
+{
+    return layer < m->hp.n_layer ? &m->layers[layer] : NULL;
+}
+
+uint64_t eng_model_weight_bytes(const eng_model *m)
+{
+    return m->weight_bytes;
+}
+
+uint64_t eng_model_param_count(const eng_model *m)
+{
+    return m->params;
+}
+
+const char *eng_model_type_name(const eng_model *m)
+{
+    return m->type_name;
+}
+
+/* ---- upload ---- */
+
+/* Device rows and k of a weight: the FFN width padded to n_ff_pad. */
+static void device_shape(const eng_model *m, const eng_weight *w, bool ffn_out, bool ffn_in,
+                         uint32_t *rows, uint32_t *k)
+{
+    *rows = ffn_out ? m->n_ff_pad : w->rows;
+    *k = ffn_in ? m->n_ff_pad : w->k;
+}
+
+typedef struct upload_job {
+    eng_model *m;
+    eng_progress_fn progress;
+    void *user;
+    uint64_t done, total;
+    char *err;
+    size_t err_size;
+} upload_job;
+
+static eng_status upload_weight(upload_job *j, const eng_weight *w, bool matrix, bool ffn_out,
+                                bool ffn_in, eng_dev_weight *out)
+{
+    eng_model *m = j->m;
+    memset(out, 0, sizeof *out);
+    if (!w->data)
+        return ENG_OK;
+    uint32_t rows, k;
+    device_shape(m, w, ffn_out, ffn_in, &rows, &k);
+    uint64_t bytes = matrix ? vkb_matrix_bytes(w->type, k, rows) : (uint64_t)w->k * 4;
+    uint64_t granule = matrix ? vkb_matrix_granule(w->type, k) : 0;
+    vkb_status vs = vkb_buffer_alloc(m->weights, bytes, granule, &out->buffer);
+    if (vs != VKB_OK)
+        return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", w->name,
+                        vkb_device_errmsg(m->dev));
+    const void *src = w->data;
+    void *padded = NULL;
+    if (rows != w->rows || k != w->k) {
+        /* f32/f16/bf16 only (checked at open): rows of k values, zeros after the file's */
+        size_t vb = cmp_row_bytes(w->type, 1);
+        padded = calloc(1, bytes);
+        if (!padded)
+            return eng_fail(j->err, j->err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
+        for (uint32_t r = 0; r < w->rows; r++)
+            memcpy((uint8_t *)padded + (size_t)r * k * vb,
+                   (const uint8_t *)w->data + (size_t)r * w->k * vb, (size_t)w->k * vb);
+        src = padded;
+    }
+    uint64_t src_bytes = padded ? bytes : w->bytes;
+    vs = vkb_buffer_upload(m->dev, out->buffer, 0, src, src_bytes);
+    free(padded);
+    if (vs != VKB_OK)
+        return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", w->name,
+                        vkb_device_errmsg(m->dev));
+    out->matrix = (vkb_matrix){out->buffer, w->type, rows, k};
+    j->done += w->bytes;
+    if (j->progress)
+        j->progress(j->done, j->total, j->user);
+    return ENG_OK;
+}
+
+/* Bytes of device memory the weights need, padding included. */
+static uint64_t device_weight_bytes(const eng_model *m)
+{
+    uint64_t total = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const eng_layer_weights *L = &m->layers[l];
+        const eng_weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        for (size_t i = 0; i < 7; i++) {
+            uint32_t rows, k;
+            device_shape(m, w[i], i == 4 || i == 5, i == 6, &rows, &k);
+            total += vkb_matrix_bytes(w[i]->type, k, rows);
+        }
+        total += 2ull * m->hp.n_embd * 4;
+    }
+    total += vkb_matrix_bytes(m->token_embd.type, m->token_embd.k, m->token_embd.rows);
+    if (!m->hp.tied_output)
+        total += vkb_matrix_bytes(m->output.type, m->output.k, m->output.rows);
+    return total;
+}
+
+/* The free bytes of the largest device-local heap under its budget. */
+static uint64_t device_free_bytes(vkb_device *dev, uint64_t *budget)
+{
+    vkb_memory_stats ms;
+    const vkb_device_info *info = vkb_device_get_info(dev);
+    uint64_t best = 0;
+    *budget = 0;
+    if (vkb_device_memory_stats(dev, &ms) != VKB_OK)
+        return UINT64_MAX;
+    for (uint32_t h = 0; h < ms.heap_count && h < info->heap_count; h++) {
+        if (!info->heaps[h].device_local)
+            continue;
+        uint64_t free_b =
+            ms.heaps[h].budget > ms.heaps[h].usage ? ms.heaps[h].budget - ms.heaps[h].usage : 0;
+        if (free_b > best) {
+            best = free_b;
+            *budget = ms.heaps[h].budget;
+        }
+    }
+    return best ? best : UINT64_MAX;
+}
+
+eng_status eng_model_upload(eng_model *m, vkb_device *dev, eng_progress_fn progress, void *user,
+                            char *err, size_t err_size)
+{
+    if (m->dev)
+        return eng_fail(err, err_size, ENG_ERR_ARGUMENT, "the model is already on a device");
+    m->n_ff_pad = (m->hp.n_ff + 7) / 8 * 8;
+    uint64_t need = device_weight_bytes(m), budget, avail = device_free_bytes(dev, &budget);
+    if (need > avail)
+        return eng_fail(err, err_size, ENG_ERR_DEVICE_MEMORY,
+                        "the model's weights need %.1f MiB of device memory, but %s has %.1f "
+                        "MiB free (budget %.1f MiB): use a smaller or more compressed model",
+                        need / 1048576.0, vkb_device_get_info(dev)->name, avail / 1048576.0,
+                        budget / 1048576.0);
+    vkb_status vs = vkb_arena_create(dev, VKB_PURPOSE_WEIGHTS,
+                                     eng_arena_block(need, 12ull * m->hp.n_layer + 3), &m->weights);
+    m->d_layers = calloc(m->hp.n_layer, sizeof *m->d_layers);
+    if (vs != VKB_OK || !m->d_layers) {
+        vkb_arena_destroy(m->weights);
+        m->weights = NULL;
+        return eng_fail(err, err_size, vs ? eng_from_vkb(vs) : ENG_ERR_HOST_MEMORY,
+                        "weights arena: %s", vs ? vkb_device_errmsg(dev) : "out of host memory");
+    }
+    m->dev = dev;
+    upload_job j = {m, progress, user, 0, m->weight_bytes, err, err_size};
+    eng_status st;
+    if ((st = upload_weight(&j, &m->token_embd, true, false, false, &m->d_embd)) ||
+        (st = upload_weight(&j, &m->output_norm, false, false, false, &m->d_output_norm)))
+        goto fail;
+    if (m->hp.tied_output)
+        m->d_output = m->d_embd;
+    else if ((st = upload_weight(&j, &m->output, true, false, false, &m->d_output)))
+        goto fail;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const eng_layer_weights *L = &m->layers[l];
+        eng_dev_layer *D = &m->d_layers[l];
+        if ((st = upload_weight(&j, &L->attn_norm, false, false, false, &D->attn_norm)) ||
+            (st = upload_weight(&j, &L->wq, true, false, false, &D->wq)) ||
+            (st = upload_weight(&j, &L->wk, true, false, false, &D->wk)) ||
+            (st = upload_weight(&j, &L->wv, true, false, false, &D->wv)) ||
+            (st = upload_weight(&j, &L->wo, true, false, false, &D->wo)) ||
+            (st = upload_weight(&j, &L->ffn_norm, false, false, false, &D->ffn_norm)) ||
+            (st = upload_weight(&j, &L->gate, true, true, false, &D->gate)) ||
+            (st = upload_weight(&j, &L->up, true, true, false, &D->up)) ||
+            (st = upload_weight(&j, &L->down, true, false, true, &D->down)) ||
+            (st = upload_weight(&j, &L->bq, false, false, false, &D->bq)) ||
+            (st = upload_weight(&j, &L->bk, false, false, false, &D->bk)) ||
+            (st = upload_weight(&j, &L->bv, false, false, false, &D->bv)))
+            goto fail;
+    }
+    return ENG_OK;
+fail:
+    vkb_arena_destroy(m->weights);
+    m->weights = NULL;
+    free(m->d_layers);
+    m->d_layers = NULL;
+    m->dev = NULL;
+    return st;
+}

@@ -1,0 +1,142 @@
+/* Models: a GGUF file checked against the architecture it names, its weights uploaded
+ * once to a device, and sessions that run the forward pass on it.
+ *
+ * Architectures: the llama family (Llama 1/2/3, Mistral, TinyLlama, SmolLM: grouped-query
+ * attention, tied embeddings when output.weight is absent, normal rope) and qwen2 (QKV
+ * biases, neox rope). Other architectures are refused by name.
+ *
+ * A model is opened on the host (the file stays mapped read-only: the CPU reference
+ * forward pass in eng_ref.h reads the weights from it), then uploaded to one device.
+ * Sessions hold a KV cache and scratch on that device; one session at a time per model
+ * is the tested use. Nothing here exits or aborts: failures return a status and a
+ * message. */
+#ifndef ENG_MODEL_H
+#define ENG_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cmp_quant.h"
+#include "eng_vocab.h"
+#include "vkb.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum eng_status {
+    ENG_OK = 0,
+    ENG_ERR_IO,            /* the file could not be read */
+    ENG_ERR_FORMAT,        /* not GGUF, truncated, or tensors/keys inconsistent */
+    ENG_ERR_UNSUPPORTED,   /* an architecture, tensor type or shape vkllm does not run */
+    ENG_ERR_DEVICE,        /* the GPU failed (the message says how) */
+    ENG_ERR_DEVICE_MEMORY, /* the model, KV cache or scratch does not fit the device */
+    ENG_ERR_HOST_MEMORY,
+    ENG_ERR_CONTEXT_FULL, /* more tokens than the session's context holds */
+    ENG_ERR_ARGUMENT,     /* a caller passed something out of range */
+} eng_status;
+
+const char *eng_status_name(eng_status st);
+
+typedef enum eng_arch { ENG_ARCH_LLAMA = 0, ENG_ARCH_QWEN2 } eng_arch;
+
+typedef struct eng_hparams {
+    eng_arch arch;
+    char arch_name[32];
+    char name[128];       /* general.name, or "" */
+    uint32_t n_vocab;     /* rows of token_embd */
+    uint32_t n_ctx_train; /* context_length */
+    uint32_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    uint32_t n_rot;        /* rotated dimensions per head */
+    bool rope_neox;        /* pair order (i, i + n_rot/2) instead of (2i, 2i+1) */
+    float rope_base;       /* default 10000 */
+    float rope_freq_scale; /* 1 / linear scaling factor; default 1 */
+    float rms_eps;         /* default 1e-5 */
+    bool tied_output;      /* output.weight absent: the embedding is the output matrix */
+    uint32_t file_type;    /* general.file_type, or UINT32_MAX */
+} eng_hparams;
+
+/* One weight tensor as the file holds it: rows of k values of type, from data. */
+typedef struct eng_weight {
+    char name[64]; /* the GGUF tensor name */
+    cmp_type type;
+    uint32_t rows, k;
+    const void *data; /* in the file's read-only mapping */
+    uint64_t bytes;
+} eng_weight;
+
+typedef struct eng_layer_weights {
+    eng_weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
+    eng_weight bq, bk, bv; /* qwen2; data NULL for llama */
+} eng_layer_weights;
+
+typedef struct eng_model eng_model;
+
+/* Maps and checks `path`: the architecture, every hyper-parameter, every tensor's
+ * presence, type and shape, and the tokenizer. NULL with the reason in err. */
+eng_model *eng_model_open(const char *path, eng_status *st, char *err, size_t err_size);
+void eng_model_close(eng_model *m);
+
+const eng_hparams *eng_model_hparams(const eng_model *m);
+const eng_vocab *eng_model_vocab(const eng_model *m);
+const eng_weight *eng_model_token_embd(const eng_model *m);
+const eng_weight *eng_model_output_norm(const eng_model *m);
+const eng_weight *eng_model_output(const eng_model *m); /* the embedding when tied */
+const eng_layer_weights *eng_model_layer(const eng_model *m, uint32_t layer);
+/* Bytes of all weight tensors in the file, and the count of values. */
+uint64_t eng_model_weight_bytes(const eng_model *m);
+uint64_t eng_model_param_count(const eng_model *m);
+/* The most common matrix type ("q8_0", "iq4_nl", ...), for reports. */
+const char *eng_model_type_name(const eng_model *m);
+
+/* Called while weights upload: bytes done of total. */
+typedef void (*eng_progress_fn)(uint64_t done, uint64_t total, void *user);
+
+/* Uploads every weight once to `dev` (blocks as they are; F32/F16/BF16 matrices whose
+ * FFN width is not a multiple of 8 are padded with zeros, which changes no result).
+ * Refuses up front, with the sizes, a model larger than the device's memory budget. */
+eng_status eng_model_upload(eng_model *m, vkb_device *dev, eng_progress_fn progress, void *user,
+                            char *err, size_t err_size);
+
+/* ---- sessions ------------------------------------------------------------------------ */
+
+typedef struct eng_session eng_session;
+
+typedef struct eng_session_params {
+    uint32_t n_ctx;   /* positions the KV cache holds; 0 = the training context, at most 4096 */
+    uint32_t n_batch; /* tokens per prefill chunk; 0 = 512 */
+    bool capture;     /* keep each layer's output of the last chunk (tests; eng_session_capture) */
+} eng_session_params;
+
+/* A KV cache (f16) and scratch for one conversation on the model's device. */
+eng_status eng_session_create(eng_model *m, const eng_session_params *params, eng_session **out,
+                              char *err, size_t err_size);
+void eng_session_destroy(eng_session *s);
+
+/* Runs tokens[0..n) at positions n_past, n_past+1, ... in chunks of n_batch (matmul for
+ * chunks of more than 8 tokens, matvec otherwise), each chunk recorded and submitted
+ * once; afterwards eng_session_logits holds the last token's logits. ENG_ERR_CONTEXT_FULL,
+ * changing nothing, when n_past + n exceeds n_ctx. */
+eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n);
+
+const float *eng_session_logits(const eng_session *s); /* n_vocab floats */
+uint32_t eng_session_n_past(const eng_session *s);
+uint32_t eng_session_n_ctx(const eng_session *s);
+/* Forgets the conversation (positions restart at 0). */
+void eng_session_reset(eng_session *s);
+/* The reason for the last failure. */
+const char *eng_session_errmsg(const eng_session *s);
+
+/* With params.capture: layer l's output (the residual stream after the layer) for the
+ * last chunk, [tokens][n_embd]; *tokens receives the chunk's length. NULL otherwise. */
+const float *eng_session_capture(const eng_session *s, uint32_t layer, uint32_t *tokens);
+
+/* GPU milliseconds of the last chunk (timestamps), 0 when the device has none. */
+double eng_session_last_gpu_ms(const eng_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ENG_MODEL_H */

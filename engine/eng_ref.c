@@ -1,0 +1,133 @@
+/* The CPU reference forward pass (see eng_ref.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmp_half.h"
+#include "eng_internal.h"
+#include "eng_ref.h"
+#include "vkb_ref.h"
+
+struct eng_ref {
+    const eng_model *m;
+    uint32_t n_ctx, n_past;
+    uint16_t *k_cache, *v_cache; /* [layer][position][kv width] */
+    float *freqs;
+};
+
+eng_ref *eng_ref_create(const eng_model *m, uint32_t n_ctx, char *err, size_t err_size)
+{
+    const eng_hparams *hp = &m->hp;
+    eng_ref *r = calloc(1, sizeof *r);
+    size_t cache = (size_t)hp->n_layer * n_ctx * hp->n_head_kv * hp->head_dim;
+    if (r) {
+        r->m = m;
+        r->n_ctx = n_ctx;
+        r->k_cache = malloc(cache * 2);
+        r->v_cache = malloc(cache * 2);
+        r->freqs = malloc(sizeof *r->freqs * (hp->n_rot / 2 + 1));
+    }
+    if (!r || !r->k_cache || !r->v_cache || !r->freqs) {
+        eng_ref_destroy(r);
+        eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory for the reference");
+        return NULL;
+    }
+    vkb_rope_freqs(r->freqs, hp->n_rot, hp->rope_base, hp->rope_freq_scale);
+    return r;
+}
+
+void eng_ref_destroy(eng_ref *r)
+{
+    if (!r)
+        return;
+    free(r->k_cache);
+    free(r->v_cache);
+    free(r->freqs);
+    free(r);
+}
+
+uint32_t eng_ref_n_past(const eng_ref *r)
+{
+    return r->n_past;
+}
+
+static bool mul(const eng_weight *w, const float *x, float *y, uint32_t n)
+{
+    return vkb_ref_matmul(w->type, w->data, w->rows, w->k, x, y, n);
+}
+
+eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *logits,
+                        float *capture)
+{
+    const eng_model *m = r->m;
+    const eng_hparams *hp = &m->hp;
+    if (n == 0 || (uint64_t)r->n_past + n > r->n_ctx)
+        return ENG_ERR_CONTEXT_FULL;
+    uint32_t e = hp->n_embd, qw = hp->n_head * hp->head_dim, kvw = hp->n_head_kv * hp->head_dim,
+             ff = hp->n_ff;
+    size_t N = n;
+    float *x = malloc(N * e * 4), *xn = malloc(N * e * 4), *q = malloc(N * qw * 4),
+          *k = malloc(N * kvw * 4), *v = malloc(N * kvw * 4), *att = malloc(N * qw * 4),
+          *o = malloc(N * e * 4), *g = malloc(N * ff * 4), *u = malloc(N * ff * 4),
+          *h = malloc(N * ff * 4);
+    int32_t *pos = malloc(N * 4);
+    uint32_t *ids = malloc(N * 4);
+    eng_status st = ENG_ERR_HOST_MEMORY;
+    if (!x || !xn || !q || !k || !v || !att || !o || !g || !u || !h || !pos || !ids)
+        goto done;
+    for (uint32_t i = 0; i < n; i++) {
+        ids[i] = (uint32_t)tokens[i];
+        pos[i] = (int32_t)(r->n_past + i);
+    }
+    if (!vkb_ref_get_rows(m->token_embd.type, m->token_embd.data, m->token_embd.rows, e, ids, n, x))
+        goto done;
+    vkb_rope_shape rq = {hp->head_dim, hp->n_rot, hp->n_head, n, hp->rope_neox};
+    vkb_rope_shape rk = {hp->head_dim, hp->n_rot, hp->n_head_kv, n, hp->rope_neox};
+    vkb_attention_shape as = {hp->head_dim,
+                              hp->n_head,
+                              hp->n_head_kv,
+                              n,
+                              r->n_past,
+                              r->n_past + n,
+                              1.0f / sqrtf((float)hp->head_dim)};
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const eng_layer_weights *L = &m->layers[l];
+        vkb_ref_rms_norm(xn, x, L->attn_norm.data, e, n, hp->rms_eps);
+        if (!mul(&L->wq, xn, q, n) || !mul(&L->wk, xn, k, n) || !mul(&L->wv, xn, v, n))
+            goto done;
+        if (L->bq.data) {
+            vkb_ref_add_bias(q, q, L->bq.data, qw, n);
+            vkb_ref_add_bias(k, k, L->bk.data, kvw, n);
+            vkb_ref_add_bias(v, v, L->bv.data, kvw, n);
+        }
+        vkb_ref_rope(q, q, pos, r->freqs, &rq);
+        vkb_ref_rope(k, k, pos, r->freqs, &rk);
+        size_t layer_at = (size_t)l * r->n_ctx * kvw;
+        uint16_t *kc = r->k_cache + layer_at, *vc = r->v_cache + layer_at;
+        for (size_t i = 0; i < N * kvw; i++) {
+            kc[(size_t)r->n_past * kvw + i] = cmp_f32_to_f16(k[i]);
+            vc[(size_t)r->n_past * kvw + i] = cmp_f32_to_f16(v[i]);
+        }
+        if (!vkb_ref_attention(att, q, kc, vc, &as) || !mul(&L->wo, att, o, n))
+            goto done;
+        vkb_ref_add(x, x, o, N * e);
+        vkb_ref_rms_norm(xn, x, L->ffn_norm.data, e, n, hp->rms_eps);
+        if (!mul(&L->gate, xn, g, n) || !mul(&L->up, xn, u, n))
+            goto done;
+        vkb_ref_silu_mul(h, g, u, N * ff);
+        if (!mul(&L->down, h, o, n))
+            goto done;
+        vkb_ref_add(x, x, o, N * e);
+        if (capture)
+            memcpy(capture + (size_t)l * N * e, x, N * e * 4);
+    }
+    vkb_ref_rms_norm(xn, x + (N - 1) * e, m->output_norm.data, e, 1, hp->rms_eps);
+    if (!mul(&m->output, xn, logits, 1))
+        goto done;
+    r->n_past += n;
+    st = ENG_OK;
+done:
+    free(x), free(xn), free(q), free(k), free(v), free(att), free(o), free(g), free(u), free(h);
+    free(pos), free(ids);
+    return st;
+}

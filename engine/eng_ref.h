@@ -1,0 +1,32 @@
+/* The CPU reference forward pass: the same model, the same sequence of ops, built from
+ * the plain-C references in vkb_ref.h (double arithmetic, one rounding per op) with an
+ * f16 KV cache like the GPU's. Slow and exact; tests compare every layer of the GPU
+ * forward pass against it. */
+#ifndef ENG_REF_H
+#define ENG_REF_H
+
+#include "eng_model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct eng_ref eng_ref;
+
+/* NULL with the reason in err when out of host memory. The model need not be uploaded. */
+eng_ref *eng_ref_create(const eng_model *m, uint32_t n_ctx, char *err, size_t err_size);
+void eng_ref_destroy(eng_ref *r);
+
+/* Runs tokens[0..n) from the current position; writes the last token's logits
+ * (n_vocab floats) and, when capture is not NULL, each layer's output:
+ * capture[layer][token][n_embd]. */
+eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *logits,
+                        float *capture);
+
+uint32_t eng_ref_n_past(const eng_ref *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ENG_REF_H */

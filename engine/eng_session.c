@@ -1,0 +1,321 @@
+/* A session: the f16 KV cache, scratch activations, and the forward pass as a sequence
+ * of backend ops recorded into one stream per chunk of tokens. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_internal.h"
+
+struct eng_session {
+    eng_model *m;
+    vkb_device *dev;
+    uint32_t n_ctx, n_batch, n_past;
+    bool capture;
+    vkb_arena *kv, *scratch, *staging;
+    vkb_stream *stream;
+    vkb_buffer **k_cache, **v_cache; /* per layer: n_ctx × kv width halves */
+    /* scratch, sized for n_batch tokens */
+    vkb_buffer *x, *xn, *q, *k, *v, *att, *o, *g, *u, *h, *last, *last_n, *freqs;
+    /* host-visible: written before submit, read after wait */
+    vkb_buffer *ids, *pos, *logits, *captured;
+    uint32_t captured_tokens;
+    double last_gpu_ms;
+    char err[512];
+};
+
+static eng_status sfail(eng_session *s, eng_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static eng_status sfail(eng_session *s, eng_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* A backend failure: the status and the device's message, prefixed with what was done. */
+static eng_status vfail(eng_session *s, vkb_status vs, const char *what)
+{
+    return sfail(s, eng_from_vkb(vs), "%s: %s (%s)", what, vkb_device_errmsg(s->dev),
+                 vkb_status_name(vs));
+}
+
+static eng_status alloc(eng_session *s, vkb_arena *arena, uint64_t bytes, vkb_buffer **out,
+                        const char *what)
+{
+    vkb_status vs = vkb_buffer_alloc(arena, bytes ? bytes : 4, 0, out);
+    return vs == VKB_OK ? ENG_OK : vfail(s, vs, what);
+}
+
+eng_status eng_session_create(eng_model *m, const eng_session_params *params, eng_session **out,
+                              char *err, size_t err_size)
+{
+    *out = NULL;
+    if (!m->dev)
+        return eng_fail(err, err_size, ENG_ERR_ARGUMENT,
+                        "the model is not on a device (eng_model_upload)");
+    const eng_hparams *hp = &m->hp;
+    eng_session_params p = params ? *params : (eng_session_params){0};
+    if (p.n_ctx == 0)
+        p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (p.n_batch == 0)
+        p.n_batch = 512;
+    if (p.n_batch > p.n_ctx)
+        p.n_batch = p.n_ctx;
+    if (p.n_ctx > (1u << 20) || p.n_batch > 65535)
+        return eng_fail(err, err_size, ENG_ERR_ARGUMENT,
+                        "context %u (at most 2^20) or batch %u (at most 65535) too large", p.n_ctx,
+                        p.n_batch);
+    eng_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
+    s->m = m;
+    s->dev = m->dev;
+    s->n_ctx = p.n_ctx;
+    s->n_batch = p.n_batch;
+    s->capture = p.capture;
+    s->k_cache = calloc(hp->n_layer, sizeof *s->k_cache);
+    s->v_cache = calloc(hp->n_layer, sizeof *s->v_cache);
+    eng_status st = ENG_OK;
+    vkb_status vs;
+    if (!s->k_cache || !s->v_cache) {
+        st = sfail(s, ENG_ERR_HOST_MEMORY, "out of host memory");
+        goto done;
+    }
+    uint64_t kv_row = (uint64_t)hp->n_head_kv * hp->head_dim;
+    uint64_t cache_bytes = ((uint64_t)p.n_ctx * kv_row + 1) / 2 * 4;
+    uint64_t B = p.n_batch, e = hp->n_embd, qw = (uint64_t)hp->n_head * hp->head_dim,
+             ff = m->n_ff_pad;
+    struct {
+        bool staging;
+        uint64_t bytes;
+        vkb_buffer **buf;
+    } list[] = {
+        {false, B * e * 4, &s->x},
+        {false, B * e * 4, &s->xn},
+        {false, B * qw * 4, &s->q},
+        {false, B * kv_row * 4, &s->k},
+        {false, B * kv_row * 4, &s->v},
+        {false, B * qw * 4, &s->att},
+        {false, B * e * 4, &s->o},
+        {false, B * ff * 4, &s->g},
+        {false, B * ff * 4, &s->u},
+        {false, B * ff * 4, &s->h},
+        {false, e * 4, &s->last},
+        {false, e * 4, &s->last_n},
+        {false, hp->n_rot / 2 * 4, &s->freqs},
+        {true, B * 4, &s->ids},
+        {true, B * 4, &s->pos},
+        {true, (uint64_t)hp->n_vocab * 4, &s->logits},
+        {true, p.capture ? hp->n_layer * B * e * 4 : 4, &s->captured},
+    };
+    const size_t n_list = sizeof list / sizeof list[0];
+    uint64_t sizes[2] = {0, 0};
+    for (size_t i = 0; i < n_list; i++)
+        sizes[list[i].staging] += list[i].bytes;
+    if ((vs = vkb_arena_create(s->dev, VKB_PURPOSE_KV,
+                               eng_arena_block(2 * hp->n_layer * cache_bytes, 2 * hp->n_layer),
+                               &s->kv)) ||
+        (vs = vkb_arena_create(s->dev, VKB_PURPOSE_SCRATCH, eng_arena_block(sizes[0], n_list),
+                               &s->scratch)) ||
+        (vs = vkb_arena_create(s->dev, VKB_PURPOSE_STAGING, eng_arena_block(sizes[1], n_list),
+                               &s->staging)) ||
+        (vs = vkb_stream_create(s->dev, 0, &s->stream))) {
+        st = vfail(s, vs, "creating the session");
+        goto done;
+    }
+    for (uint32_t l = 0; l < hp->n_layer && st == ENG_OK; l++) {
+        if ((st = alloc(s, s->kv, cache_bytes, &s->k_cache[l], "KV cache")) == ENG_OK)
+            st = alloc(s, s->kv, cache_bytes, &s->v_cache[l], "KV cache");
+    }
+    if (st != ENG_OK) {
+        sfail(s, st, "the KV cache for %u positions (%.1f MiB) does not fit: %s", p.n_ctx,
+              2.0 * hp->n_layer * cache_bytes / 1048576.0, vkb_device_errmsg(s->dev));
+        goto done;
+    }
+    for (size_t i = 0; i < n_list && st == ENG_OK; i++)
+        st = alloc(s, list[i].staging ? s->staging : s->scratch, list[i].bytes, list[i].buf,
+                   "scratch");
+    if (st != ENG_OK)
+        goto done;
+    float *freqs = malloc(hp->n_rot / 2 * sizeof *freqs);
+    if (!freqs) {
+        st = sfail(s, ENG_ERR_HOST_MEMORY, "out of host memory");
+        goto done;
+    }
+    vkb_rope_freqs(freqs, hp->n_rot, hp->rope_base, hp->rope_freq_scale);
+    vs = vkb_buffer_upload(s->dev, s->freqs, 0, freqs, hp->n_rot / 2 * sizeof *freqs);
+    free(freqs);
+    if (vs != VKB_OK)
+        st = vfail(s, vs, "uploading the rope frequencies");
+done:
+    if (st != ENG_OK) {
+        eng_fail(err, err_size, st, "%s", s->err);
+        eng_session_destroy(s);
+        return st;
+    }
+    *out = s;
+    return ENG_OK;
+}
+
+void eng_session_destroy(eng_session *s)
+{
+    if (!s)
+        return;
+    if (s->stream)
+        vkb_stream_destroy(s->stream);
+    vkb_arena_destroy(s->staging);
+    vkb_arena_destroy(s->scratch);
+    vkb_arena_destroy(s->kv);
+    free(s->k_cache);
+    free(s->v_cache);
+    free(s);
+}
+
+/* y = W·x for n columns: matvec up to 8 columns, matmul beyond. */
+static vkb_status mul(vkb_stream *st, const eng_dev_weight *w, const vkb_buffer *x,
+                      const vkb_buffer *y, uint32_t n)
+{
+    return n <= 8 ? vkb_op_matvec(st, &w->matrix, x, y, n) : vkb_op_matmul(st, &w->matrix, x, y, n);
+}
+
+/* Records one layer for n tokens from position p0. */
+static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t p0)
+{
+    const eng_model *m = s->m;
+    const eng_hparams *hp = &m->hp;
+    const eng_dev_layer *L = &m->d_layers[l];
+    vkb_stream *st = s->stream;
+    uint32_t e = hp->n_embd, qw = hp->n_head * hp->head_dim, kvw = hp->n_head_kv * hp->head_dim;
+    uint64_t ff = (uint64_t)n * m->n_ff_pad;
+    vkb_rope_shape rq = {hp->head_dim, hp->n_rot, hp->n_head, n, hp->rope_neox};
+    vkb_rope_shape rk = {hp->head_dim, hp->n_rot, hp->n_head_kv, n, hp->rope_neox};
+    vkb_attention_shape as = {
+        hp->head_dim, hp->n_head, hp->n_head_kv, n, p0, p0 + n, 1.0f / sqrtf((float)hp->head_dim)};
+    vkb_status vs;
+    /* attention block */
+    if ((vs = vkb_op_rms_norm(st, s->xn, s->x, L->attn_norm.buffer, e, n, hp->rms_eps)) ||
+        (vs = mul(st, &L->wq, s->xn, s->q, n)) || (vs = mul(st, &L->wk, s->xn, s->k, n)) ||
+        (vs = mul(st, &L->wv, s->xn, s->v, n)))
+        return vs;
+    if (L->bq.buffer && ((vs = vkb_op_add_bias(st, s->q, s->q, L->bq.buffer, qw, n)) ||
+                         (vs = vkb_op_add_bias(st, s->k, s->k, L->bk.buffer, kvw, n)) ||
+                         (vs = vkb_op_add_bias(st, s->v, s->v, L->bv.buffer, kvw, n))))
+        return vs;
+    if ((vs = vkb_op_rope(st, s->q, s->q, s->pos, s->freqs, &rq)) ||
+        (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)) ||
+        (vs = vkb_op_store_f16(st, s->k_cache[l], (uint64_t)p0 * kvw, s->k, (uint64_t)n * kvw)) ||
+        (vs = vkb_op_store_f16(st, s->v_cache[l], (uint64_t)p0 * kvw, s->v, (uint64_t)n * kvw)) ||
+        (vs = vkb_op_attention(st, s->att, s->q, s->k_cache[l], s->v_cache[l], &as)) ||
+        (vs = mul(st, &L->wo, s->att, s->o, n)) ||
+        (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))
+        return vs;
+    /* feed-forward block */
+    if ((vs = vkb_op_rms_norm(st, s->xn, s->x, L->ffn_norm.buffer, e, n, hp->rms_eps)) ||
+        (vs = mul(st, &L->gate, s->xn, s->g, n)) || (vs = mul(st, &L->up, s->xn, s->u, n)) ||
+        (vs = vkb_op_silu_mul(st, s->h, s->g, s->u, ff)) ||
+        (vs = mul(st, &L->down, s->h, s->o, n)) ||
+        (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))
+        return vs;
+    if (s->capture)
+        vs = vkb_stream_copy(st, s->x, 0, s->captured, (uint64_t)l * s->n_batch * e * 4,
+                             (uint64_t)n * e * 4);
+    return vs;
+}
+
+/* One chunk of at most n_batch tokens: record, submit once, wait. */
+static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n)
+{
+    const eng_model *m = s->m;
+    const eng_hparams *hp = &m->hp;
+    uint32_t *ids = vkb_buffer_map(s->ids);
+    int32_t *pos = vkb_buffer_map(s->pos);
+    for (uint32_t i = 0; i < n; i++) {
+        ids[i] = (uint32_t)tokens[i];
+        pos[i] = (int32_t)(s->n_past + i);
+    }
+    vkb_stream *st = s->stream;
+    uint32_t e = hp->n_embd;
+    vkb_status vs;
+    if ((vs = vkb_stream_begin(st)) ||
+        (vs = vkb_op_get_rows(st, &m->d_embd.matrix, s->ids, n, s->x)))
+        return vfail(s, vs, "recording the step");
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        if ((vs = record_layer(s, l, n, s->n_past)) != VKB_OK)
+            return vfail(s, vs, "recording the step");
+    if ((vs = vkb_stream_copy(st, s->x, (uint64_t)(n - 1) * e * 4, s->last, 0, (uint64_t)e * 4)) ||
+        (vs =
+             vkb_op_rms_norm(st, s->last_n, s->last, m->d_output_norm.buffer, e, 1, hp->rms_eps)) ||
+        (vs = vkb_op_matvec(st, &m->d_output.matrix, s->last_n, s->logits, 1)))
+        return vfail(s, vs, "recording the step");
+    if ((vs = vkb_stream_submit(st)) || (vs = vkb_stream_wait(st)))
+        return vfail(s, vs, "running the step");
+    s->last_gpu_ms = vkb_stream_total_ms(st);
+    s->captured_tokens = n;
+    s->n_past += n;
+    return ENG_OK;
+}
+
+eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n)
+{
+    if (n == 0 || !tokens)
+        return sfail(s, ENG_ERR_ARGUMENT, "no tokens to evaluate");
+    if ((uint64_t)s->n_past + n > s->n_ctx)
+        return sfail(s, ENG_ERR_CONTEXT_FULL,
+                     "%u tokens after %u do not fit the context of %u positions", n, s->n_past,
+                     s->n_ctx);
+    for (uint32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->m->hp.n_vocab)
+            return sfail(s, ENG_ERR_ARGUMENT, "token %d at %u is not in the vocabulary (0 to %u)",
+                         tokens[i], i, s->m->hp.n_vocab - 1);
+    for (uint32_t done = 0; done < n;) {
+        uint32_t c = n - done < s->n_batch ? n - done : s->n_batch;
+        eng_status st = eval_chunk(s, tokens + done, c);
+        if (st != ENG_OK)
+            return st;
+        done += c;
+    }
+    return ENG_OK;
+}
+
+const float *eng_session_logits(const eng_session *s)
+{
+    return vkb_buffer_map(s->logits);
+}
+
+uint32_t eng_session_n_past(const eng_session *s)
+{
+    return s->n_past;
+}
+
+uint32_t eng_session_n_ctx(const eng_session *s)
+{
+    return s->n_ctx;
+}
+
+void eng_session_reset(eng_session *s)
+{
+    s->n_past = 0;
+}
+
+const char *eng_session_errmsg(const eng_session *s)
+{
+    return s->err;
+}
+
+const float *eng_session_capture(const eng_session *s, uint32_t layer, uint32_t *tokens)
+{
+    if (!s->capture || layer >= s->m->hp.n_layer || !s->captured_tokens)
+        return NULL;
+    if (tokens)
+        *tokens = s->captured_tokens;
+    return (const float *)vkb_buffer_map(s->captured) +
+           (size_t)layer * s->n_batch * s->m->hp.n_embd;
+}
+
+double eng_session_last_gpu_ms(const eng_session *s)
+{
+    return s->last_gpu_ms;
+}
