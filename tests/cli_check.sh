@@ -3,7 +3,12 @@
 #   EXPECT_STATUS: 0 (must succeed) or nonzero (must fail)
 #   PATTERN: extended regex that the combined output must match
 # Prints the output; fails when the status or the pattern does not match.
+# CLI_NEEDS=FILE: skip (status 77) with a message when FILE does not exist.
 set -u
+if [ -n "${CLI_NEEDS:-}" ] && [ ! -e "$CLI_NEEDS" ]; then
+    echo "cli_check: skipped: $CLI_NEEDS not found (../shared beside the checkout)"
+    exit 77
+fi
 expect=$1 pattern=$2
 shift 3
 out=$("$@" 2>&1)

@@ -66,6 +66,7 @@ typedef struct tool_bandwidth {
 int tool_measure_bandwidth(vkb_device *dev, unsigned long long bytes, int reps,
                            tool_bandwidth *out);
 
+int cmd_run(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 

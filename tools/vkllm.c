@@ -10,6 +10,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"run", cmd_run, "generate text with a GGUF model: vkllm run -m MODEL.gguf -p \"Once upon\""},
     {"devices", cmd_devices, "list Vulkan devices and what they offer; --bandwidth measures GB/s"},
     {"bench", cmd_bench, "bench kernels: time the weight kernels against the bandwidth limit"},
 };

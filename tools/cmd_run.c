@@ -1,0 +1,442 @@
+/* vkllm run: generate text from a GGUF model on the GPU, streaming it as it comes. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "eng_model.h"
+#include "eng_sampler.h"
+#include "tool.h"
+
+static const char usage[] =
+    "usage: vkllm run -m MODEL.gguf [-p PROMPT | -f FILE] [flags]\n"
+    "\n"
+    "Generates text with a GGUF model (llama family or qwen2) on the GPU and streams it to\n"
+    "stdout after the prompt. At the end, load time, prefill and decode speed and the\n"
+    "device memory used are printed to stderr.\n"
+    "\n"
+    "  -m, --model FILE      the GGUF model (required)\n"
+    "  -p, --prompt TEXT     text to continue (default: none; generation starts at BOS)\n"
+    "  -f, --file FILE       read the prompt from FILE instead\n"
+    "  -n, --n-predict N     tokens to generate (default 128; -1 = until the end-of-text\n"
+    "                        token or the context is full)\n"
+    "  -c, --ctx N           context length in tokens: the KV cache holds this many\n"
+    "                        (default: the model's, at most 4096)\n"
+    "  -b, --batch N         prompt tokens per GPU submission during prefill (default 512)\n"
+    "  --context-full MODE   when the context fills: error (stop with an error; default)\n"
+    "                        or shift (keep the first --keep tokens and the newer half of\n"
+    "                        the rest, recompute, go on)\n"
+    "  --keep N              tokens kept at the start on a shift (default 1: BOS)\n"
+    "\n"
+    "sampling (llama.cpp's defaults; applied in this order):\n"
+    "  --repeat-penalty X    divide the logits of recent tokens by X (default 1 = off)\n"
+    "  --repeat-last-n N     how many recent tokens the penalty looks at (default 64)\n"
+    "  --top-k N             keep the N most likely tokens (default 40; 0 = off)\n"
+    "  --top-p X             keep the smallest set with probability X (default 0.95)\n"
+    "  --min-p X             drop tokens below X times the best's probability (default 0.05)\n"
+    "  --temp X              temperature (default 0.8; 0 = greedy)\n"
+    "  --greedy              same as --temp 0: always the most likely token\n"
+    "  --seed N              random seed (default: from the clock; printed at the end)\n"
+    "\n"
+    "output:\n"
+    "  --print-ids           after the text, print the prompt's and the generated token ids\n"
+    "  --special             print control tokens (e.g. <|im_end|>) as text\n"
+    "  --no-parse-special    treat control-token text in the prompt as plain text\n"
+    "  --quiet               no statistics at the end, no progress bar\n"
+    "\n"
+    "  --device SEL          device index or part of its name (default: the fastest)\n"
+    "  --profile P           native, mobile or minimal: cap the device's capabilities\n"
+    "  --validation          Khronos validation layer on (slow; for debugging)\n"
+    "\n"
+    "Example: vkllm run -m stories260K.gguf -p \"Once upon a time\" -n 64 --greedy\n";
+
+typedef struct run_opts {
+    const char *model, *prompt, *prompt_file;
+    long n_predict;
+    uint32_t n_ctx, n_batch, keep;
+    bool shift, print_ids, special, parse_special, quiet, seed_given;
+    eng_sampler_params sp;
+} run_opts;
+
+/* Parses a number flag's value into [lo, hi]; prints why and returns false when bad. */
+static bool parse_long(const char *flag, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || *end || end == s || errno || v < lo || v > hi) {
+        tool_error("%s needs a whole number from %ld to %ld, got \"%s\"", flag, lo, hi, s ? s : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool parse_float(const char *flag, const char *s, float lo, float hi, float *out)
+{
+    char *end;
+    float v = s ? strtof(s, &end) : 0.0f;
+    if (!s || *end || end == s || !(v >= lo && v <= hi)) {
+        tool_error("%s needs a number from %g to %g, got \"%s\"", flag, lo, hi, s ? s : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Returns 0 to go on, 1 after --help, 2 on a bad flag. */
+static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        int g = tool_parse_gpu_flag(argc, argv, &i, gpu);
+        if (g < 0)
+            return 2;
+        if (g > 0)
+            continue;
+#define IS(s) (strcmp(a, s) == 0)
+#define TAKE(ok)                                                                                   \
+    do {                                                                                           \
+        if (!(ok))                                                                                 \
+            return 2;                                                                              \
+        i++;                                                                                       \
+    } while (0)
+        if (IS("-h") || IS("--help")) {
+            fputs(usage, stdout);
+            return 1;
+        } else if (IS("-m") || IS("--model")) {
+            TAKE(val);
+            o->model = val;
+        } else if (IS("-p") || IS("--prompt")) {
+            TAKE(val);
+            o->prompt = val;
+        } else if (IS("-f") || IS("--file")) {
+            TAKE(val);
+            o->prompt_file = val;
+        } else if (IS("-n") || IS("--n-predict")) {
+            TAKE(parse_long(a, val, -1, INT32_MAX, &o->n_predict));
+        } else if (IS("-c") || IS("--ctx")) {
+            TAKE(parse_long(a, val, 1, 1 << 20, &n));
+            o->n_ctx = (uint32_t)n;
+        } else if (IS("-b") || IS("--batch")) {
+            TAKE(parse_long(a, val, 1, 65535, &n));
+            o->n_batch = (uint32_t)n;
+        } else if (IS("--keep")) {
+            TAKE(parse_long(a, val, 0, 1 << 20, &n));
+            o->keep = (uint32_t)n;
+        } else if (IS("--context-full")) {
+            TAKE(val && (strcmp(val, "error") == 0 || strcmp(val, "shift") == 0));
+            o->shift = strcmp(val, "shift") == 0;
+        } else if (IS("--temp")) {
+            TAKE(parse_float(a, val, 0.0f, 100.0f, &o->sp.temperature));
+        } else if (IS("--greedy")) {
+            o->sp.temperature = 0.0f;
+        } else if (IS("--top-k")) {
+            TAKE(parse_long(a, val, 0, INT32_MAX, &n));
+            o->sp.top_k = (int32_t)n;
+        } else if (IS("--top-p")) {
+            TAKE(parse_float(a, val, 0.0f, 1.0f, &o->sp.top_p));
+        } else if (IS("--min-p")) {
+            TAKE(parse_float(a, val, 0.0f, 1.0f, &o->sp.min_p));
+        } else if (IS("--repeat-penalty")) {
+            TAKE(parse_float(a, val, 0.0f, 100.0f, &o->sp.repeat_penalty));
+        } else if (IS("--repeat-last-n")) {
+            TAKE(parse_long(a, val, 0, INT32_MAX, &n));
+            o->sp.repeat_last_n = (int32_t)n;
+        } else if (IS("--seed")) {
+            TAKE(parse_long(a, val, 0, LONG_MAX, &n));
+            o->sp.seed = (uint64_t)n;
+            o->seed_given = true;
+        } else if (IS("--print-ids")) {
+            o->print_ids = true;
+        } else if (IS("--special")) {
+            o->special = true;
+        } else if (IS("--no-parse-special")) {
+            o->parse_special = false;
+        } else if (IS("--quiet")) {
+            o->quiet = true;
+        } else {
+            tool_error("unknown flag %s (vkllm run --help lists them)", a);
+            return 2;
+        }
+        if (i >= argc) {
+            tool_error("%s needs a value (vkllm run --help)", a);
+            return 2;
+        }
+#undef IS
+#undef TAKE
+    }
+    if (!o->model) {
+        tool_error("no model: pass -m FILE.gguf (vkllm run --help)");
+        return 2;
+    }
+    if (o->prompt && o->prompt_file) {
+        tool_error("pass either -p or -f, not both");
+        return 2;
+    }
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char *read_prompt_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tool_error("cannot open the prompt file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
+        n += got;
+        if (n == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b)
+                free(buf);
+            buf = b;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        tool_error("out of memory reading %s", path);
+    *len = n;
+    return buf;
+}
+
+static void progress_bar(uint64_t done, uint64_t total, void *user)
+{
+    (void)user;
+    int width = 30, filled = total ? (int)((double)done / (double)total * width) : width;
+    fprintf(stderr, "\rloading weights [%.*s%*s] %3d%%  %.1f / %.1f MiB", filled,
+            "##############################", width - filled, "",
+            total ? (int)(100.0 * (double)done / (double)total) : 100, done / 1048576.0,
+            total / 1048576.0);
+    if (done >= total)
+        fputc('\n', stderr);
+}
+
+static void print_piece(const eng_vocab *v, int32_t id, bool special)
+{
+    char piece[256];
+    size_t len = eng_token_piece(v, id, special, piece, sizeof piece);
+    if (len >= sizeof piece) {
+        char *big = malloc(len + 1);
+        if (big) {
+            eng_token_piece(v, id, special, big, len + 1);
+            fwrite(big, 1, len, stdout);
+        }
+        free(big);
+    } else {
+        fwrite(piece, 1, len, stdout);
+    }
+    fflush(stdout);
+}
+
+static void print_ids(const char *what, const int32_t *ids, size_t n)
+{
+    printf("%s:", what);
+    for (size_t i = 0; i < n; i++)
+        printf(" %d", ids[i]);
+    printf("\n");
+}
+
+/* The whole run once the device is open; returns the exit status. */
+static int generate(const run_opts *o, vkb_device *dev)
+{
+    int rc = 1;
+    char err[512] = "";
+    eng_status st;
+    double t0 = now_s();
+    eng_model *m = eng_model_open(o->model, &st, err, sizeof err);
+    eng_session *s = NULL;
+    eng_sampler *smp = NULL;
+    int32_t *hist = NULL;
+    char *file_prompt = NULL;
+    if (!m) {
+        /* messages from the file layer name the path already */
+        if (strncmp(err, o->model, strlen(o->model)) == 0)
+            tool_error("%s", err);
+        else
+            tool_error("%s: %s", o->model, err);
+        return 1;
+    }
+    const eng_hparams *hp = eng_model_hparams(m);
+    const eng_vocab *v = eng_model_vocab(m);
+    bool bar = !o->quiet && isatty(2);
+    if ((st = eng_model_upload(m, dev, bar ? progress_bar : NULL, NULL, err, sizeof err))) {
+        tool_error("%s", err);
+        goto done;
+    }
+    eng_session_params spar = {o->n_ctx, o->n_batch, false};
+    if ((st = eng_session_create(m, &spar, &s, err, sizeof err))) {
+        tool_error("%s", err);
+        goto done;
+    }
+    double t_load = now_s() - t0;
+    uint32_t n_ctx = eng_session_n_ctx(s);
+
+    const char *prompt = o->prompt ? o->prompt : "";
+    size_t prompt_len = strlen(prompt);
+    if (o->prompt_file) {
+        if (!(file_prompt = read_prompt_file(o->prompt_file, &prompt_len)))
+            goto done;
+        prompt = file_prompt;
+    }
+    int64_t n_prompt = eng_tokenize(v, prompt, prompt_len, true, o->parse_special, NULL, 0);
+    if (n_prompt < 0) {
+        tool_error("out of memory tokenizing the prompt");
+        goto done;
+    }
+    if (n_prompt == 0) {
+        tool_error("the prompt is empty and the model adds no BOS token: give a prompt (-p)");
+        goto done;
+    }
+    if ((uint64_t)n_prompt >= n_ctx) {
+        tool_error("the prompt is %lld tokens but the context holds %u: shorten it or raise "
+                   "--ctx (the model was trained with %u)",
+                   (long long)n_prompt, n_ctx, hp->n_ctx_train);
+        goto done;
+    }
+    size_t hist_cap = (size_t)n_prompt + (o->n_predict >= 0 ? (size_t)o->n_predict : n_ctx) + 1;
+    hist = malloc(sizeof *hist * hist_cap);
+    eng_sampler_params sp = o->sp;
+    if (!o->seed_given)
+        sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    smp = eng_sampler_create(&sp, hp->n_vocab, err, sizeof err);
+    if (!hist || !smp) {
+        tool_error("%s", smp ? "out of memory" : err);
+        goto done;
+    }
+    eng_tokenize(v, prompt, prompt_len, true, o->parse_special, hist, (size_t)n_prompt);
+    for (int64_t i = 0; i < n_prompt; i++)
+        eng_sampler_accept(smp, hist[i]);
+
+    fwrite(prompt, 1, prompt_len, stdout);
+    fflush(stdout);
+    double tp = now_s();
+    if ((st = eng_session_eval(s, hist, (uint32_t)n_prompt))) {
+        tool_error("prefill: %s", eng_session_errmsg(s));
+        goto done;
+    }
+    double t_prefill = now_s() - tp, t_decode = 0;
+    size_t n_hist = (size_t)n_prompt, n_gen = 0, shifts = 0;
+    const char *stop = "the requested number of tokens";
+    for (;;) {
+        if (o->n_predict >= 0 && n_gen >= (size_t)o->n_predict)
+            break;
+        double td = now_s();
+        int32_t t = eng_sampler_sample(smp, eng_session_logits(s));
+        if (t < 0) {
+            tool_error("every logit is NaN or -inf: the model or the GPU produced garbage");
+            goto done;
+        }
+        if (eng_vocab_is_eog(v, t)) {
+            stop = "end of text";
+            if (o->special)
+                print_piece(v, t, true);
+            break;
+        }
+        eng_sampler_accept(smp, t);
+        print_piece(v, t, o->special);
+        if (n_hist < hist_cap)
+            hist[n_hist++] = t;
+        n_gen++;
+        if (o->n_predict >= 0 && n_gen >= (size_t)o->n_predict) {
+            t_decode += now_s() - td;
+            break;
+        }
+        if (eng_session_n_past(s) + 1 > n_ctx) {
+            if (!o->shift) {
+                fputc('\n', stdout);
+                tool_error("the context of %u tokens is full after %zu generated: raise --ctx "
+                           "or pass --context-full shift",
+                           n_ctx, n_gen);
+                goto done;
+            }
+            /* keep the first tokens and the newer half of the rest; recompute */
+            size_t keep = o->keep < n_hist / 2 ? o->keep : 0;
+            size_t drop = (n_hist - keep) / 2;
+            memmove(hist + keep, hist + keep + drop, sizeof *hist * (n_hist - keep - drop));
+            n_hist -= drop;
+            eng_session_reset(s);
+            if ((st = eng_session_eval(s, hist, (uint32_t)n_hist))) {
+                tool_error("context shift: %s", eng_session_errmsg(s));
+                goto done;
+            }
+            shifts++;
+        } else if ((st = eng_session_eval(s, &t, 1))) {
+            tool_error("decode: %s", eng_session_errmsg(s));
+            goto done;
+        }
+        t_decode += now_s() - td;
+    }
+    fputc('\n', stdout);
+    if (o->print_ids) {
+        print_ids("prompt ids", hist, (size_t)n_prompt);
+        print_ids("generated ids", hist + n_prompt, n_hist - (size_t)n_prompt);
+    }
+    if (!o->quiet) {
+        vkb_memory_stats ms;
+        vkb_device_memory_stats(dev, &ms);
+        const vkb_device_info *info = vkb_device_get_info(dev);
+        fprintf(stderr,
+                "\nmodel    %s (%s, %u layers, %.2f M parameters, %s, %.1f MiB)\n"
+                "device   %s (%s, %s)\n"
+                "load     %.3f s\n"
+                "prefill  %lld tokens in %.3f s: %.1f tokens/s\n"
+                "decode   %zu tokens in %.3f s: %.1f tokens/s\n"
+                "memory   weights %.1f MiB, KV cache %.1f MiB (%u positions, f16), scratch "
+                "%.1f MiB, staging %.1f MiB (upload ring, host-visible inputs and logits)\n"
+                "stopped  %s; seed %llu%s\n",
+                hp->name[0] ? hp->name : o->model, hp->arch_name, hp->n_layer,
+                eng_model_param_count(m) / 1e6, eng_model_type_name(m),
+                eng_model_weight_bytes(m) / 1048576.0, info->name, vkb_device_type_name(info->type),
+                info->driver_name, t_load, (long long)n_prompt, t_prefill,
+                t_prefill > 0 ? (double)n_prompt / t_prefill : 0.0, n_gen, t_decode,
+                t_decode > 0 ? (double)n_gen / t_decode : 0.0,
+                ms.by_purpose[VKB_PURPOSE_WEIGHTS] / 1048576.0,
+                ms.by_purpose[VKB_PURPOSE_KV] / 1048576.0, n_ctx,
+                ms.by_purpose[VKB_PURPOSE_SCRATCH] / 1048576.0,
+                ms.by_purpose[VKB_PURPOSE_STAGING] / 1048576.0, stop, (unsigned long long)sp.seed,
+                shifts ? "; context shifted" : "");
+    }
+    rc = 0;
+done:
+    free(file_prompt);
+    free(hist);
+    eng_sampler_destroy(smp);
+    eng_session_destroy(s);
+    eng_model_close(m);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_opts o = {.n_predict = 128, .keep = 1, .parse_special = true};
+    o.sp = eng_sampler_params_default();
+    tool_gpu_opts gpu = {0};
+    int r = parse_flags(argc, argv, &o, &gpu);
+    if (r)
+        return r == 1 ? 0 : 2;
+    vkb_context *ctx = NULL;
+    vkb_device *dev = NULL;
+    int rc = tool_open_context(&gpu, &ctx);
+    if (rc == 0)
+        rc = tool_open_device(ctx, &gpu, &dev);
+    if (rc == 0)
+        rc = generate(&o, dev);
+    vkb_device_close(dev);
+    if (ctx && tool_report_validation(ctx) && rc == 0)
+        rc = 1;
+    vkb_context_destroy(ctx);
+    return rc;
+}
