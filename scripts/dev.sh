@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # vkllm developer entry point: installs what is missing, builds, and runs.
 #
-#   scripts/dev.sh run    set up, build, run the main job (vkllm devices --bandwidth)
+#   scripts/dev.sh run    set up, build, run the main job (vkllm run on a test model)
 #   scripts/dev.sh test   set up, build, run the whole test suite through ctest
 #   scripts/dev.sh build  set up and build only
 #
 # Environment:
 #   BUILD_DIR          build folder (default: build)
+#   VKLLM_MODEL=FILE   the model `run` uses (default ../shared/models/TinyStories-656K-Q8_0.gguf)
+#   VKLLM_PROMPT=TEXT  its prompt (default "Once upon a time")
 #   VKLLM_SANITIZE=1   AddressSanitizer + UndefinedBehaviorSanitizer build
 #   VKLLM_SKIP_SETUP=1 do not touch system packages
 #   CI=true            -Werror, and a missing Vulkan device fails the tests
@@ -47,7 +49,16 @@ cmake --build "$build_dir" -j "$(nproc)"
 
 case "$mode" in
 run)
-    "$build_dir/vkllm" devices --bandwidth
+    # The main job: the device list, then a story from the trained test model in
+    # ../shared (or VKLLM_MODEL / VKLLM_PROMPT), generated on the GPU.
+    "$build_dir/vkllm" devices
+    model=${VKLLM_MODEL:-../shared/models/TinyStories-656K-Q8_0.gguf}
+    if [ -f "$model" ]; then
+        "$build_dir/vkllm" run -m "$model" -p "${VKLLM_PROMPT:-Once upon a time}" -n 200
+    else
+        echo "dev.sh: $model not found; set VKLLM_MODEL=FILE.gguf to run a model" >&2
+        "$build_dir/vkllm" devices --bandwidth
+    fi
     ;;
 test)
     # Tests run on the CPU driver (lavapipe) with the validation layer on.
