@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "cmp_gguf_write.h"
 #include "eng_model.h"
 #include "eng_ref.h"
 #include "harness.h"
@@ -26,12 +29,16 @@
 static eng_model *open_model(const char *file, bool upload)
 {
     const char *dir = t_shared_dir();
-    if (!dir) {
-        t_skip("../shared not found (set VKLLM_SHARED_DIR); the model cases need it");
-        return NULL;
-    }
     char path[1024], err[512] = "";
-    snprintf(path, sizeof path, "%s/models/%s", dir, file);
+    if (file[0] != '/') {
+        if (!dir) {
+            t_skip("../shared not found (set VKLLM_SHARED_DIR); the model cases need it");
+            return NULL;
+        }
+        snprintf(path, sizeof path, "%s/models/%s", dir, file);
+    } else {
+        snprintf(path, sizeof path, "%s", file);
+    }
     eng_status st;
     eng_model *m = eng_model_open(path, &st, err, sizeof err);
     if (!m) {
@@ -288,6 +295,136 @@ static void test_layers_iq4_nl(void)
     check_layers("TinyStories-656K-Q2_K.gguf", 24);
 }
 
+/* A small qwen2 model made here (byte-level BPE vocabulary, QKV biases, neox rope,
+ * frequency base 1e6, Q8_0/Q4_0/F16 weights with random values): every layer against
+ * the CPU reference, as for the real llamas. */
+static void test_layers_qwen2(void)
+{
+    enum { E = 64, L = 2, H = 4, HKV = 2, HD = 16, FF = 96, V = 257 };
+    cmp_gguf_writer *w = cmp_gguf_writer_create();
+    static char tok_text[V][16];
+    const char *toks[V];
+    int32_t types[V];
+    for (uint32_t b = 0; b < 256; b++) {
+        /* GPT-2's printable character for each byte */
+        uint32_t cp = b;
+        if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)) {
+            uint32_t k = 0;
+            for (uint32_t c = 0; c < b; c++)
+                k += !((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || c >= 174);
+            cp = 256 + k;
+        }
+        char *t = tok_text[b];
+        if (cp < 0x80) {
+            t[0] = (char)cp;
+        } else {
+            t[0] = (char)(0xC0 | cp >> 6);
+            t[1] = (char)(0x80 | (cp & 0x3F));
+        }
+        toks[b] = t;
+        types[b] = 1;
+    }
+    toks[256] = "<|endoftext|>";
+    types[256] = 3;
+    const char *merges[1] = {""};
+    cmp_gguf_set_str(w, "general.architecture", "qwen2");
+    cmp_gguf_set_u32(w, "qwen2.block_count", L);
+    cmp_gguf_set_u32(w, "qwen2.embedding_length", E);
+    cmp_gguf_set_u32(w, "qwen2.feed_forward_length", FF);
+    cmp_gguf_set_u32(w, "qwen2.attention.head_count", H);
+    cmp_gguf_set_u32(w, "qwen2.attention.head_count_kv", HKV);
+    cmp_gguf_set_u32(w, "qwen2.context_length", 256);
+    cmp_gguf_set_f32(w, "qwen2.rope.freq_base", 1e6f);
+    cmp_gguf_set_f32(w, "qwen2.attention.layer_norm_rms_epsilon", 1e-6f);
+    cmp_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    cmp_gguf_set_str(w, "tokenizer.ggml.pre", "qwen2");
+    cmp_gguf_set_str_array(w, "tokenizer.ggml.tokens", toks, V);
+    cmp_gguf_set_i32_array(w, "tokenizer.ggml.token_type", types, V);
+    cmp_gguf_set_str_array(w, "tokenizer.ggml.merges", merges, 0);
+    cmp_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 256);
+    /* tensors: name, k, rows (0 = f32 vector), type */
+    struct {
+        char name[48];
+        uint32_t k, rows;
+        cmp_type type;
+    } list[4 + 12 * L];
+    uint32_t n = 0;
+#define T(nm, kk, rr, ty)                                                                          \
+    (snprintf(list[n].name, 48, "%s", nm), list[n].k = kk, list[n].rows = rr, list[n++].type = ty)
+    T("token_embd.weight", E, V, CMP_TYPE_Q8_0);
+    T("output_norm.weight", E, 0, CMP_TYPE_F32);
+    T("output.weight", E, V, CMP_TYPE_F16);
+    for (uint32_t l = 0; l < L; l++) {
+        static const struct {
+            const char *suffix;
+            uint32_t k, rows;
+            cmp_type type;
+        } per[] = {
+            {"attn_norm.weight", E, 0, CMP_TYPE_F32},
+            {"attn_q.weight", E, H * HD, CMP_TYPE_Q8_0},
+            {"attn_k.weight", E, HKV * HD, CMP_TYPE_Q8_0},
+            {"attn_v.weight", E, HKV * HD, CMP_TYPE_Q4_0},
+            {"attn_q.bias", H * HD, 0, CMP_TYPE_F32},
+            {"attn_k.bias", HKV * HD, 0, CMP_TYPE_F32},
+            {"attn_v.bias", HKV * HD, 0, CMP_TYPE_F32},
+            {"attn_output.weight", H * HD, E, CMP_TYPE_Q8_0},
+            {"ffn_norm.weight", E, 0, CMP_TYPE_F32},
+            {"ffn_gate.weight", E, FF, CMP_TYPE_Q4_0},
+            {"ffn_up.weight", E, FF, CMP_TYPE_Q4_0},
+            {"ffn_down.weight", FF, E, CMP_TYPE_F16},
+        };
+        for (size_t i = 0; i < sizeof per / sizeof per[0]; i++) {
+            char nm[48];
+            snprintf(nm, sizeof nm, "blk.%u.%s", l, per[i].suffix);
+            T(nm, per[i].k, per[i].rows, per[i].type);
+        }
+    }
+#undef T
+    void *data[4 + 12 * L] = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t rows = list[i].rows ? list[i].rows : 1;
+        size_t count = (size_t)list[i].k * rows;
+        bool norm = strstr(list[i].name, "norm") != NULL;
+        float scale = norm                           ? 0.2f
+                      : strstr(list[i].name, "bias") ? 1.0f
+                                                     : 2.0f / sqrtf((float)list[i].k);
+        float *f = t_random_floats(count, 500 + i, -scale, scale);
+        if (norm && f)
+            for (size_t j = 0; j < count; j++)
+                f[j] += 1.0f;
+        size_t bytes = cmp_row_bytes(list[i].type, list[i].k) * rows;
+        data[i] = malloc(bytes);
+        if (!f || !data[i] || !cmp_quantize(list[i].type, f, data[i], count)) {
+            t_fail_at(__FILE__, __LINE__, "making %s failed", list[i].name);
+            free(f);
+            goto done;
+        }
+        free(f);
+        uint64_t ne[2] = {list[i].k, rows};
+        cmp_gguf_add_tensor(w, list[i].name, (uint32_t)list[i].type, list[i].rows ? 2 : 1, ne,
+                            data[i], bytes);
+    }
+    char path[] = "/tmp/vkllm-qwen2-XXXXXX", err[256] = "";
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    CHECK_MSG(fd >= 0 && cmp_gguf_write_file(w, path, err, sizeof err), "write: %s", err);
+    eng_model *m = open_model(path, false);
+    if (m) {
+        const eng_hparams *hp = eng_model_hparams(m);
+        CHECK(hp->arch == ENG_ARCH_QWEN2 && hp->rope_neox && hp->rope_base == 1e6f);
+        CHECK(eng_model_layer(m, 1)->bq.data != NULL && !hp->tied_output);
+        CHECK(strcmp(eng_vocab_kind(eng_model_vocab(m)), "bpe/qwen2") == 0);
+        eng_model_close(m);
+        check_layers(path, 6);
+    }
+    remove(path);
+done:
+    for (uint32_t i = 0; i < n; i++)
+        free(data[i]);
+    cmp_gguf_writer_destroy(w);
+}
+
 /* The context limit and bad tokens: a status, a message, and the session unchanged. */
 static void test_session_limits(void)
 {
@@ -409,6 +546,7 @@ int main(int argc, char **argv)
         {"layers_f32", test_layers_f32, true},
         {"layers_q8_0", test_layers_q8_0, true},
         {"layers_iq4_nl", test_layers_iq4_nl, true},
+        {"layers_qwen2", test_layers_qwen2, true},
         {"session_limits", test_session_limits, true},
         {"bad_files", test_bad_files, false},
         {"upload_twice", test_too_large, true},

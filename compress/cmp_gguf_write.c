@@ -1,0 +1,202 @@
+/* GGUF v3 writer (see cmp_gguf_write.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmp_gguf.h"
+#include "cmp_gguf_write.h"
+
+#define ALIGNMENT 32
+
+typedef struct bytes {
+    uint8_t *p;
+    size_t n, cap;
+    bool failed;
+} bytes;
+
+typedef struct tensor_ref {
+    const void *data;
+    uint64_t bytes;
+} tensor_ref;
+
+struct cmp_gguf_writer {
+    bytes kv, info; /* serialized metadata and tensor infos */
+    uint64_t n_kv, n_tensors, data_bytes;
+    tensor_ref *tensors;
+};
+
+static void put(bytes *b, const void *src, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void put_u32(bytes *b, uint32_t v)
+{
+    put(b, &v, 4); /* GGUF is little-endian, as every target of this project */
+}
+
+static void put_u64(bytes *b, uint64_t v)
+{
+    put(b, &v, 8);
+}
+
+static void put_str(bytes *b, const char *s)
+{
+    size_t n = strlen(s);
+    put_u64(b, n);
+    put(b, s, n);
+}
+
+static bool key(cmp_gguf_writer *w, const char *k, cmp_gguf_type type)
+{
+    put_str(&w->kv, k);
+    put_u32(&w->kv, (uint32_t)type);
+    w->n_kv++;
+    return !w->kv.failed;
+}
+
+cmp_gguf_writer *cmp_gguf_writer_create(void)
+{
+    return calloc(1, sizeof(cmp_gguf_writer));
+}
+
+void cmp_gguf_writer_destroy(cmp_gguf_writer *w)
+{
+    if (!w)
+        return;
+    free(w->kv.p);
+    free(w->info.p);
+    free(w->tensors);
+    free(w);
+}
+
+bool cmp_gguf_set_u32(cmp_gguf_writer *w, const char *k, uint32_t v)
+{
+    key(w, k, CMP_GGUF_UINT32);
+    put_u32(&w->kv, v);
+    return !w->kv.failed;
+}
+
+bool cmp_gguf_set_f32(cmp_gguf_writer *w, const char *k, float v)
+{
+    key(w, k, CMP_GGUF_FLOAT32);
+    put(&w->kv, &v, 4);
+    return !w->kv.failed;
+}
+
+bool cmp_gguf_set_bool(cmp_gguf_writer *w, const char *k, bool v)
+{
+    uint8_t b = v;
+    key(w, k, CMP_GGUF_BOOL);
+    put(&w->kv, &b, 1);
+    return !w->kv.failed;
+}
+
+bool cmp_gguf_set_str(cmp_gguf_writer *w, const char *k, const char *v)
+{
+    key(w, k, CMP_GGUF_STRING);
+    put_str(&w->kv, v);
+    return !w->kv.failed;
+}
+
+static void array_head(cmp_gguf_writer *w, const char *k, cmp_gguf_type elem, uint64_t n)
+{
+    key(w, k, CMP_GGUF_ARRAY);
+    put_u32(&w->kv, (uint32_t)elem);
+    put_u64(&w->kv, n);
+}
+
+bool cmp_gguf_set_str_array(cmp_gguf_writer *w, const char *k, const char *const *v, uint64_t n)
+{
+    array_head(w, k, CMP_GGUF_STRING, n);
+    for (uint64_t i = 0; i < n; i++)
+        put_str(&w->kv, v[i]);
+    return !w->kv.failed;
+}
+
+bool cmp_gguf_set_f32_array(cmp_gguf_writer *w, const char *k, const float *v, uint64_t n)
+{
+    array_head(w, k, CMP_GGUF_FLOAT32, n);
+    put(&w->kv, v, n * 4);
+    return !w->kv.failed;
+}
+
+bool cmp_gguf_set_i32_array(cmp_gguf_writer *w, const char *k, const int32_t *v, uint64_t n)
+{
+    array_head(w, k, CMP_GGUF_INT32, n);
+    put(&w->kv, v, n * 4);
+    return !w->kv.failed;
+}
+
+bool cmp_gguf_add_tensor(cmp_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                         const uint64_t *ne, const void *data, uint64_t size)
+{
+    if (n_dims == 0 || n_dims > 4)
+        return false;
+    tensor_ref *t = realloc(w->tensors, sizeof *t * (w->n_tensors + 1));
+    if (!t) {
+        w->info.failed = true;
+        return false;
+    }
+    w->tensors = t;
+    t[w->n_tensors++] = (tensor_ref){data, size};
+    put_str(&w->info, name);
+    put_u32(&w->info, n_dims);
+    for (uint32_t i = 0; i < n_dims; i++)
+        put_u64(&w->info, ne[i]);
+    put_u32(&w->info, type);
+    put_u64(&w->info, w->data_bytes);
+    w->data_bytes += (size + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+    return !w->info.failed;
+}
+
+bool cmp_gguf_write_file(const cmp_gguf_writer *w, const char *path, char *err, size_t err_size)
+{
+    if (w->kv.failed || w->info.failed) {
+        snprintf(err, err_size, "out of memory while building %s", path);
+        return false;
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        snprintf(err, err_size, "cannot create %s: %s", path, strerror(errno));
+        return false;
+    }
+    bytes head = {0};
+    put(&head, "GGUF", 4);
+    put_u32(&head, 3);
+    put_u64(&head, w->n_tensors);
+    put_u64(&head, w->n_kv);
+    static const uint8_t zeros[ALIGNMENT] = {0};
+    size_t at = head.n + w->kv.n + w->info.n;
+    bool ok = !head.failed && fwrite(head.p, 1, head.n, f) == head.n &&
+              fwrite(w->kv.p, 1, w->kv.n, f) == w->kv.n &&
+              fwrite(w->info.p, 1, w->info.n, f) == w->info.n;
+    size_t pad = (ALIGNMENT - at % ALIGNMENT) % ALIGNMENT;
+    ok = ok && fwrite(zeros, 1, pad, f) == pad;
+    for (uint64_t i = 0; ok && i < w->n_tensors; i++) {
+        const tensor_ref *t = &w->tensors[i];
+        size_t tp = (ALIGNMENT - t->bytes % ALIGNMENT) % ALIGNMENT;
+        ok = fwrite(t->data, 1, t->bytes, f) == t->bytes && fwrite(zeros, 1, tp, f) == tp;
+    }
+    ok = (fclose(f) == 0) && ok;
+    free(head.p);
+    if (!ok)
+        snprintf(err, err_size, "writing %s failed: %s", path, strerror(errno));
+    return ok;
+}
