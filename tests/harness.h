@@ -67,6 +67,10 @@ float *t_random_floats(size_t n, uint64_t seed, float lo, float hi);
  * when it is not NULL; NULL after a recorded failure. */
 vkb_buffer *t_upload(vkb_arena *arena, const void *data, uint64_t bytes, uint64_t granule);
 
+/* The whole file at path, NUL-terminated, malloc'd; *len (when given) its size. NULL
+ * when it cannot be read. */
+char *t_read_file(const char *path, size_t *len);
+
 /* The shared test data folder (VKLLM_SHARED_DIR, set by ctest), or NULL. */
 const char *t_shared_dir(void);
 

@@ -94,18 +94,6 @@ static bool generate(eng_session *s, const eng_model *m, const int32_t *prompt, 
     return st == ENG_OK;
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 /* stories260K from BOS, greedy, 200 steps: llama2.c's run prints this text. */
 static void test_stories260k_golden(void)
 {
@@ -115,7 +103,7 @@ static void test_stories260k_golden(void)
     char path[1024], err[256] = "";
     snprintf(path, sizeof path, "%s/models/golden/stories260K.llama2c-run.t0.n200.txt",
              t_shared_dir());
-    const char *want = read_text(path);
+    char *want = t_read_file(path, NULL);
     eng_session *s = NULL;
     eng_session_params sp = {.n_ctx = 256};
     CHECK_MSG(eng_session_create(m, &sp, &s, err, sizeof err) == ENG_OK, "session: %s", err);
@@ -135,6 +123,7 @@ static void test_stories260k_golden(void)
     }
     CHECK_MSG(want != NULL, "cannot read %s", path);
     eng_session_destroy(s);
+    free(want);
     eng_model_close(m);
 }
 
@@ -169,7 +158,7 @@ static void test_q8_0_llamacpp_golden(void)
     char path[1024], err[256] = "";
     snprintf(path, sizeof path, "%s/models/golden/TinyStories-656K-Q8_0.llamacpp-greedy.json",
              t_shared_dir());
-    const char *json = read_text(path);
+    char *json = t_read_file(path, NULL);
     CHECK_MSG(json != NULL, "cannot read %s", path);
     eng_session *s = NULL;
     CHECK_MSG(eng_session_create(m, NULL, &s, err, sizeof err) == ENG_OK, "session: %s", err);
@@ -192,6 +181,7 @@ static void test_q8_0_llamacpp_golden(void)
     }
     CHECK_MSG(cases == 2, "%d golden cases read, want 2", cases);
     eng_session_destroy(s);
+    free(json);
     eng_model_close(m);
 }
 

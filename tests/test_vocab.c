@@ -8,27 +8,6 @@
 #include "eng_vocab.h"
 #include "harness.h"
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    }
-    return buf;
-}
-
 static eng_vocab *open_vocab(const char *path)
 {
     cmp_gguf *g = NULL;
@@ -65,9 +44,9 @@ static void check_vocab_file(const char *dir, const char *name)
     eng_vocab *v = open_vocab(path);
     size_t inp_len = 0, out_len = 0;
     snprintf(path, sizeof path, "%s/models/vocab/ggml-vocab-%s.gguf.inp", dir, name);
-    char *inp = read_file(path, &inp_len);
+    char *inp = t_read_file(path, &inp_len);
     snprintf(path, sizeof path, "%s/models/vocab/ggml-vocab-%s.gguf.out", dir, name);
-    char *out = read_file(path, &out_len);
+    char *out = t_read_file(path, &out_len);
     CHECK_MSG(inp && out, "%s: cannot read the .inp/.out files", name);
     if (!v || !inp || !out)
         goto done;
@@ -129,33 +108,18 @@ static const char *shared_or_skip(void)
     return dir;
 }
 
-static void test_llama_spm(void)
-{
-    const char *dir = shared_or_skip();
-    if (dir)
-        check_vocab_file(dir, "llama-spm");
-}
-
-static void test_llama_bpe(void)
-{
-    const char *dir = shared_or_skip();
-    if (dir)
-        check_vocab_file(dir, "llama-bpe");
-}
-
-static void test_gpt2(void)
-{
-    const char *dir = shared_or_skip();
-    if (dir)
-        check_vocab_file(dir, "gpt-2");
-}
-
-static void test_qwen2(void)
-{
-    const char *dir = shared_or_skip();
-    if (dir)
-        check_vocab_file(dir, "qwen2");
-}
+/* One test per vocabulary file. */
+#define VOCAB_TEST(fn, name)                                                                       \
+    static void fn(void)                                                                           \
+    {                                                                                              \
+        const char *dir = shared_or_skip();                                                        \
+        if (dir)                                                                                   \
+            check_vocab_file(dir, name);                                                           \
+    }
+VOCAB_TEST(test_llama_spm, "llama-spm")
+VOCAB_TEST(test_llama_bpe, "llama-bpe")
+VOCAB_TEST(test_gpt2, "gpt-2")
+VOCAB_TEST(test_qwen2, "qwen2")
 
 /* BOS from the metadata rules, control tokens only with parse_special, EOG. */
 static void test_special(void)
