@@ -26,7 +26,7 @@ static void test_lazy_creation(void)
         CHECK(strcmp(ca->name, "add_f32") == 0);
         CHECK(ca->binding_count == 3);
         CHECK(!ca->binding_writes[0] && !ca->binding_writes[1] && ca->binding_writes[2]);
-        CHECK(ca->push_size == 4);
+        CHECK(ca->push_size == 8);
         /* the default (256) shrinks to the device's limit; an explicit size is kept */
         const vkb_device_info *info = vkb_device_get_info(t_dev);
         uint32_t lim = info->max_workgroup_invocations < info->max_workgroup_size[0]
@@ -128,52 +128,54 @@ static void test_contract(void)
         return;
     }
     const vkb_device_info *info = vkb_device_get_info(t_dev);
-    uint32_t n = 1024;
+    uint32_t n = 1024, push[2] = {n, n}; /* add_f32: {n, bias length} */
     uint64_t elems[3] = {n, 1, 1};
     vkb_binding good[3] = {{f.a, 0, 4096}, {f.b, 0, 4096}, {f.out, 0, 4096}};
 
     /* not recording yet */
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, &n, 4, elems, NULL),
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, push, 8, elems, NULL),
                  VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_stream_submit(f.s), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_stream_wait(f.s), VKB_ERR_INVALID_ARGUMENT);
 
     CHECK_OK(vkb_stream_begin(f.s));
     /* binding count */
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 2, &n, 4, elems, NULL), VKB_ERR_CONTRACT);
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 2, push, 8, elems, NULL), VKB_ERR_CONTRACT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "3 bindings") != NULL);
     /* push size */
-    uint64_t big_push = 1;
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, &big_push, 8, elems, NULL),
+    uint64_t big_push[2] = {1, 1};
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, big_push, 16, elems, NULL),
                  VKB_ERR_CONTRACT);
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, NULL, 4, elems, NULL), VKB_ERR_CONTRACT);
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, NULL, 8, elems, NULL), VKB_ERR_CONTRACT);
     /* range past the end */
     vkb_binding past[3] = {{f.a, 0, 4097}, {f.b, 0, 4096}, {f.out, 0, 4096}};
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, past, 3, &n, 4, elems, NULL), VKB_ERR_CONTRACT);
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, past, 3, push, 8, elems, NULL), VKB_ERR_CONTRACT);
     vkb_binding after[3] = {{f.a, 4096, 0}, {f.b, 0, 4096}, {f.out, 0, 4096}};
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, after, 3, &n, 4, elems, NULL), VKB_ERR_CONTRACT);
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, after, 3, push, 8, elems, NULL), VKB_ERR_CONTRACT);
     /* no buffer */
     vkb_binding none[3] = {{NULL, 0, 0}, {f.b, 0, 4096}, {f.out, 0, 4096}};
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, none, 3, &n, 4, elems, NULL), VKB_ERR_CONTRACT);
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, none, 3, push, 8, elems, NULL), VKB_ERR_CONTRACT);
     /* misaligned offset */
     uint64_t bad_off = info->min_storage_buffer_offset_alignment > 4 ? 4 : 0;
     if (bad_off) {
         vkb_binding mis[3] = {{f.a, bad_off, 1024}, {f.b, 0, 4096}, {f.out, 0, 4096}};
-        CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, mis, 3, &n, 4, elems, NULL), VKB_ERR_CONTRACT);
+        CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, mis, 3, push, 8, elems, NULL),
+                     VKB_ERR_CONTRACT);
         CHECK(strstr(vkb_device_errmsg(t_dev), "alignment") != NULL);
     }
     /* a range across the parts of a split buffer */
     uint64_t p0_off, p0_size;
     vkb_buffer_part(f.split, 0, &p0_off, &p0_size);
     vkb_binding cross[3] = {{f.split, p0_size - 2048, 4096}, {f.b, 0, 4096}, {f.out, 0, 4096}};
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, cross, 3, &n, 4, elems, NULL), VKB_ERR_CONTRACT);
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, cross, 3, push, 8, elems, NULL), VKB_ERR_CONTRACT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "part") != NULL);
     /* each part on its own is fine */
     vkb_binding in_part[3] = {{f.split, p0_size, 4096}, {f.b, 0, 4096}, {f.out, 0, 4096}};
-    CHECK_OK(vkb_stream_dispatch(f.s, f.add, in_part, 3, &n, 4, elems, NULL));
+    CHECK_OK(vkb_stream_dispatch(f.s, f.add, in_part, 3, push, 8, elems, NULL));
     /* more workgroups than the device has, in a dimension that cannot be folded */
     uint64_t too_many[3] = {1, (uint64_t)info->max_workgroup_count[1] + 1, 1};
-    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, &n, 4, too_many, NULL), VKB_ERR_CONTRACT);
+    CHECK_STATUS(vkb_stream_dispatch(f.s, f.add, good, 3, push, 8, too_many, NULL),
+                 VKB_ERR_CONTRACT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "workgroups") != NULL);
     /* a stream copy that overlaps itself, or runs past the end */
     CHECK_STATUS(vkb_stream_copy(f.s, f.a, 0, f.a, 16, 64), VKB_ERR_CONTRACT);
@@ -184,7 +186,7 @@ static void test_contract(void)
     CHECK_STATUS(vkb_op_add(f.s, f.out, f.a, f.b, 0), VKB_ERR_INVALID_ARGUMENT);
 
     /* refused dispatches recorded nothing: the stream still runs clean */
-    CHECK_OK(vkb_stream_dispatch(f.s, f.add, good, 3, &n, 4, elems, "good"));
+    CHECK_OK(vkb_stream_dispatch(f.s, f.add, good, 3, push, 8, elems, "good"));
     CHECK_OK(vkb_stream_submit(f.s));
     CHECK_STATUS(vkb_stream_begin(f.s), VKB_ERR_INVALID_ARGUMENT); /* still running */
     CHECK_OK(vkb_stream_wait(f.s));
