@@ -1,5 +1,6 @@
 /* Opening a GGUF model: hyper-parameters with llama.cpp's defaults, every tensor checked,
  * then the weights uploaded once. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,56 @@ static eng_status find_weight(eng_model *m, const char *name, uint32_t k, uint32
     return ENG_OK;
 }
 
+/* The sizes a layer tensor's dimensions are given in. */
+typedef enum dim { DIM_NONE, DIM_EMBD, DIM_Q, DIM_KV, DIM_FF } dim;
+
+/* Every tensor of a layer: its name after "blk.N.", its k and rows (rows DIM_NONE: an f32
+ * vector), whether only qwen2 has it (the biases), and where it lives in
+ * eng_layer_weights and eng_dev_layer. Checking, sizing and uploading all read this. */
+static const struct layer_tensor {
+    const char *suffix;
+    dim k, rows;
+    bool bias;
+    size_t host, dev;
+} layer_tensors[] = {
+#define LT(suffix, k, rows, bias, field)                                                           \
+    {                                                                                              \
+        suffix, k, rows, bias, offsetof(eng_layer_weights, field), offsetof(eng_dev_layer, field)  \
+    }
+    LT("attn_norm.weight", DIM_EMBD, DIM_NONE, false, attn_norm),
+    LT("attn_q.weight", DIM_EMBD, DIM_Q, false, wq),
+    LT("attn_k.weight", DIM_EMBD, DIM_KV, false, wk),
+    LT("attn_v.weight", DIM_EMBD, DIM_KV, false, wv),
+    LT("attn_output.weight", DIM_Q, DIM_EMBD, false, wo),
+    LT("ffn_norm.weight", DIM_EMBD, DIM_NONE, false, ffn_norm),
+    LT("ffn_gate.weight", DIM_EMBD, DIM_FF, false, gate),
+    LT("ffn_up.weight", DIM_EMBD, DIM_FF, false, up),
+    LT("ffn_down.weight", DIM_FF, DIM_EMBD, false, down),
+    LT("attn_q.bias", DIM_Q, DIM_NONE, true, bq),
+    LT("attn_k.bias", DIM_KV, DIM_NONE, true, bk),
+    LT("attn_v.bias", DIM_KV, DIM_NONE, true, bv),
+#undef LT
+};
+#define N_LAYER_TENSORS (sizeof layer_tensors / sizeof layer_tensors[0])
+
+/* The size of d in the file, or on the device (where the FFN width is padded to 8). */
+static uint32_t dim_size(const eng_model *m, dim d, bool device)
+{
+    const eng_hparams *hp = &m->hp;
+    switch (d) {
+    case DIM_EMBD: return hp->n_embd;
+    case DIM_Q: return hp->n_head * hp->head_dim;
+    case DIM_KV: return hp->n_head_kv * hp->head_dim;
+    case DIM_FF: return device ? m->n_ff_pad : hp->n_ff;
+    default: return 0;
+    }
+}
+
+static eng_weight *layer_weight(const eng_model *m, uint32_t l, const struct layer_tensor *t)
+{
+    return (eng_weight *)((uint8_t *)&m->layers[l] + t->host);
+}
+
 static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
 {
     const eng_hparams *hp = &m->hp;
@@ -219,7 +270,7 @@ static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
         return eng_fail(err, err_size, ENG_ERR_FORMAT, "token_embd.weight has %llu rows",
                         (unsigned long long)embd->ne[1]);
     m->hp.n_vocab = (uint32_t)embd->ne[1];
-    uint32_t e = hp->n_embd, q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim;
+    uint32_t e = hp->n_embd;
     eng_status st;
     if ((st = find_weight(m, "token_embd.weight", e, hp->n_vocab, false, &m->token_embd, err,
                           err_size)) ||
@@ -232,48 +283,25 @@ static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers)
         return eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
-    bool bias = hp->arch == ENG_ARCH_QWEN2;
-    for (uint32_t l = 0; l < hp->n_layer; l++) {
-        eng_layer_weights *L = &m->layers[l];
-        struct {
-            const char *suffix;
-            uint32_t k, rows;
-            bool optional;
-            eng_weight *out;
-        } list[] = {
-            {"attn_norm.weight", e, 0, false, &L->attn_norm},
-            {"attn_q.weight", e, q, false, &L->wq},
-            {"attn_k.weight", e, kv, false, &L->wk},
-            {"attn_v.weight", e, kv, false, &L->wv},
-            {"attn_output.weight", q, e, false, &L->wo},
-            {"ffn_norm.weight", e, 0, false, &L->ffn_norm},
-            {"ffn_gate.weight", e, hp->n_ff, false, &L->gate},
-            {"ffn_up.weight", e, hp->n_ff, false, &L->up},
-            {"ffn_down.weight", hp->n_ff, e, false, &L->down},
-            {"attn_q.bias", q, 0, !bias, &L->bq},
-            {"attn_k.bias", kv, 0, !bias, &L->bk},
-            {"attn_v.bias", kv, 0, !bias, &L->bv},
-        };
-        for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
-            char name[96];
-            snprintf(name, sizeof name, "blk.%u.%s", l, list[i].suffix);
-            if ((st = find_weight(m, name, list[i].k, list[i].rows, list[i].optional, list[i].out,
-                                  err, err_size)))
-                return st;
-        }
-        if (hp->n_ff % 8 && L->down.type != CMP_TYPE_F32 && L->down.type != CMP_TYPE_F16 &&
-            L->down.type != CMP_TYPE_BF16)
-            return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
-                            "feed-forward width %u is not a multiple of 8", hp->n_ff);
-    }
-    /* the type most of the weight bytes are in, for reports */
+    bool qwen2 = hp->arch == ENG_ARCH_QWEN2;
+    /* the type most of the layers' matrix bytes are in, for reports */
     uint64_t by_type[64] = {0};
     for (uint32_t l = 0; l < hp->n_layer; l++) {
-        const eng_weight *w[] = {&m->layers[l].wq,  &m->layers[l].wk,   &m->layers[l].wv,
-                                 &m->layers[l].wo,  &m->layers[l].gate, &m->layers[l].up,
-                                 &m->layers[l].down};
-        for (size_t i = 0; i < 7; i++)
-            by_type[w[i]->type % 64] += w[i]->bytes;
+        for (size_t i = 0; i < N_LAYER_TENSORS; i++) {
+            const struct layer_tensor *t = &layer_tensors[i];
+            eng_weight *w = layer_weight(m, l, t);
+            char name[96];
+            snprintf(name, sizeof name, "blk.%u.%s", l, t->suffix);
+            if ((st = find_weight(m, name, dim_size(m, t->k, false), dim_size(m, t->rows, false),
+                                  t->bias && !qwen2, w, err, err_size)))
+                return st;
+            if (t->rows != DIM_NONE)
+                by_type[w->type % 64] += w->bytes;
+        }
+        cmp_type down = m->layers[l].down.type;
+        if (hp->n_ff % 8 && down != CMP_TYPE_F32 && down != CMP_TYPE_F16 && down != CMP_TYPE_BF16)
+            return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
+                            "feed-forward width %u is not a multiple of 8", hp->n_ff);
     }
     uint32_t best = m->token_embd.type % 64;
     for (uint32_t t = 0; t < 64; t++)
@@ -383,12 +411,42 @@ const char *eng_model_type_name(const eng_model *m)
 
 /* ---- upload ---- */
 
-/* Device rows and k of a weight: the FFN width padded to n_ff_pad. */
-static void device_shape(const eng_model *m, const eng_weight *w, bool ffn_out, bool ffn_in,
-                         uint32_t *rows, uint32_t *k)
+/* One weight's place on the device: its shape there (the FFN width padded), and where
+ * the result goes. */
+typedef struct placement {
+    const eng_weight *w; /* NULL: nothing to upload (an absent bias, a tied output) */
+    eng_dev_weight *dev;
+    bool matrix;
+    uint32_t k, rows;
+} placement;
+
+/* Every weight's placement, the top-level ones first; returns their count
+ * (3 + N_LAYER_TENSORS per layer). `out` NULL only counts. */
+static uint32_t placements(eng_model *m, placement *out)
 {
-    *rows = ffn_out ? m->n_ff_pad : w->rows;
-    *k = ffn_in ? m->n_ff_pad : w->k;
+    uint32_t n = 3 + (uint32_t)N_LAYER_TENSORS * m->hp.n_layer;
+    if (!out)
+        return n;
+    const eng_weight *e = &m->token_embd, *o = &m->output;
+    out[0] = (placement){e, &m->d_embd, true, e->k, e->rows};
+    out[1] = (placement){&m->output_norm, &m->d_output_norm, false, m->output_norm.k, 1};
+    out[2] = (placement){m->hp.tied_output ? NULL : o, &m->d_output, true, o->k, o->rows};
+    for (uint32_t l = 0, at = 3; l < m->hp.n_layer; l++)
+        for (size_t i = 0; i < N_LAYER_TENSORS; i++) {
+            const struct layer_tensor *t = &layer_tensors[i];
+            const eng_weight *w = layer_weight(m, l, t);
+            out[at++] = (placement){w->data ? w : NULL,
+                                    (eng_dev_weight *)((uint8_t *)&m->d_layers[l] + t->dev),
+                                    t->rows != DIM_NONE, dim_size(m, t->k, true),
+                                    t->rows != DIM_NONE ? dim_size(m, t->rows, true) : 1};
+        }
+    return n;
+}
+
+/* Device bytes of a placement. */
+static uint64_t placement_bytes(const placement *p)
+{
+    return p->matrix ? vkb_matrix_bytes(p->w->type, p->k, p->rows) : (uint64_t)p->k * 4;
 }
 
 typedef struct upload_job {
@@ -400,17 +458,17 @@ typedef struct upload_job {
     size_t err_size;
 } upload_job;
 
-static eng_status upload_weight(upload_job *j, const eng_weight *w, bool matrix, bool ffn_out,
-                                bool ffn_in, eng_dev_weight *out)
+static eng_status upload_weight(upload_job *j, const placement *p)
 {
     eng_model *m = j->m;
+    const eng_weight *w = p->w;
+    eng_dev_weight *out = p->dev;
     memset(out, 0, sizeof *out);
-    if (!w->data)
+    if (!w)
         return ENG_OK;
-    uint32_t rows, k;
-    device_shape(m, w, ffn_out, ffn_in, &rows, &k);
-    uint64_t bytes = matrix ? vkb_matrix_bytes(w->type, k, rows) : (uint64_t)w->k * 4;
-    uint64_t granule = matrix ? vkb_matrix_granule(w->type, k) : 0;
+    uint32_t rows = p->rows, k = p->k;
+    uint64_t bytes = placement_bytes(p);
+    uint64_t granule = p->matrix ? vkb_matrix_granule(w->type, k) : 0;
     vkb_status vs = vkb_buffer_alloc(m->weights, bytes, granule, &out->buffer);
     if (vs != VKB_OK)
         return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", w->name,
@@ -441,26 +499,6 @@ static eng_status upload_weight(upload_job *j, const eng_weight *w, bool matrix,
     return ENG_OK;
 }
 
-/* Bytes of device memory the weights need, padding included. */
-static uint64_t device_weight_bytes(const eng_model *m)
-{
-    uint64_t total = 0;
-    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
-        const eng_layer_weights *L = &m->layers[l];
-        const eng_weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        for (size_t i = 0; i < 7; i++) {
-            uint32_t rows, k;
-            device_shape(m, w[i], i == 4 || i == 5, i == 6, &rows, &k);
-            total += vkb_matrix_bytes(w[i]->type, k, rows);
-        }
-        total += 2ull * m->hp.n_embd * 4;
-    }
-    total += vkb_matrix_bytes(m->token_embd.type, m->token_embd.k, m->token_embd.rows);
-    if (!m->hp.tied_output)
-        total += vkb_matrix_bytes(m->output.type, m->output.k, m->output.rows);
-    return total;
-}
-
 /* The free bytes of the largest device-local heap under its budget. */
 static uint64_t device_free_bytes(vkb_device *dev, uint64_t *budget)
 {
@@ -489,51 +527,46 @@ eng_status eng_model_upload(eng_model *m, vkb_device *dev, eng_progress_fn progr
     if (m->dev)
         return eng_fail(err, err_size, ENG_ERR_ARGUMENT, "the model is already on a device");
     m->n_ff_pad = (m->hp.n_ff + 7) / 8 * 8;
-    uint64_t need = device_weight_bytes(m), budget, avail = device_free_bytes(dev, &budget);
-    if (need > avail)
-        return eng_fail(err, err_size, ENG_ERR_DEVICE_MEMORY,
-                        "the model's weights need %.1f MiB of device memory, but %s has %.1f "
-                        "MiB free (budget %.1f MiB): use a smaller or more compressed model",
-                        need / 1048576.0, vkb_device_get_info(dev)->name, avail / 1048576.0,
-                        budget / 1048576.0);
-    vkb_status vs = vkb_arena_create(dev, VKB_PURPOSE_WEIGHTS,
-                                     eng_arena_block(need, 12ull * m->hp.n_layer + 3), &m->weights);
     m->d_layers = calloc(m->hp.n_layer, sizeof *m->d_layers);
-    if (vs != VKB_OK || !m->d_layers) {
-        vkb_arena_destroy(m->weights);
-        m->weights = NULL;
-        return eng_fail(err, err_size, vs ? eng_from_vkb(vs) : ENG_ERR_HOST_MEMORY,
-                        "weights arena: %s", vs ? vkb_device_errmsg(dev) : "out of host memory");
+    uint32_t n = placements(m, NULL);
+    placement *list = malloc(sizeof *list * n);
+    if (!m->d_layers || !list) {
+        free(list);
+        free(m->d_layers);
+        m->d_layers = NULL;
+        return eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
+    }
+    placements(m, list);
+    uint64_t need = 0, budget, avail = device_free_bytes(dev, &budget);
+    for (uint32_t i = 0; i < n; i++)
+        need += list[i].w ? placement_bytes(&list[i]) : 0;
+    eng_status st = ENG_OK;
+    if (need > avail) {
+        st = eng_fail(err, err_size, ENG_ERR_DEVICE_MEMORY,
+                      "the model's weights need %.1f MiB of device memory, but %s has %.1f "
+                      "MiB free (budget %.1f MiB): use a smaller or more compressed model",
+                      need / 1048576.0, vkb_device_get_info(dev)->name, avail / 1048576.0,
+                      budget / 1048576.0);
+        goto fail;
+    }
+    vkb_status vs =
+        vkb_arena_create(dev, VKB_PURPOSE_WEIGHTS, eng_arena_block(need, n), &m->weights);
+    if (vs != VKB_OK) {
+        st = eng_fail(err, err_size, eng_from_vkb(vs), "weights arena: %s", vkb_device_errmsg(dev));
+        goto fail;
     }
     m->dev = dev;
     upload_job j = {m, progress, user, 0, m->weight_bytes, err, err_size};
-    eng_status st;
-    if ((st = upload_weight(&j, &m->token_embd, true, false, false, &m->d_embd)) ||
-        (st = upload_weight(&j, &m->output_norm, false, false, false, &m->d_output_norm)))
+    for (uint32_t i = 0; i < n && st == ENG_OK; i++)
+        st = upload_weight(&j, &list[i]);
+    if (st != ENG_OK)
         goto fail;
     if (m->hp.tied_output)
         m->d_output = m->d_embd;
-    else if ((st = upload_weight(&j, &m->output, true, false, false, &m->d_output)))
-        goto fail;
-    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
-        const eng_layer_weights *L = &m->layers[l];
-        eng_dev_layer *D = &m->d_layers[l];
-        if ((st = upload_weight(&j, &L->attn_norm, false, false, false, &D->attn_norm)) ||
-            (st = upload_weight(&j, &L->wq, true, false, false, &D->wq)) ||
-            (st = upload_weight(&j, &L->wk, true, false, false, &D->wk)) ||
-            (st = upload_weight(&j, &L->wv, true, false, false, &D->wv)) ||
-            (st = upload_weight(&j, &L->wo, true, false, false, &D->wo)) ||
-            (st = upload_weight(&j, &L->ffn_norm, false, false, false, &D->ffn_norm)) ||
-            (st = upload_weight(&j, &L->gate, true, true, false, &D->gate)) ||
-            (st = upload_weight(&j, &L->up, true, true, false, &D->up)) ||
-            (st = upload_weight(&j, &L->down, true, false, true, &D->down)) ||
-            (st = upload_weight(&j, &L->bq, false, false, false, &D->bq)) ||
-            (st = upload_weight(&j, &L->bk, false, false, false, &D->bk)) ||
-            (st = upload_weight(&j, &L->bv, false, false, false, &D->bv)))
-            goto fail;
-    }
+    free(list);
     return ENG_OK;
 fail:
+    free(list);
     vkb_arena_destroy(m->weights);
     m->weights = NULL;
     free(m->d_layers);
