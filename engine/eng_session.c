@@ -225,8 +225,9 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     return vs;
 }
 
-/* One chunk of at most n_batch tokens: record, submit once, wait. */
-static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n)
+/* One chunk of at most n_batch tokens: record, submit once, wait. Only the last chunk of
+ * an eval computes logits. */
+static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, bool logits)
 {
     const eng_model *m = s->m;
     const eng_hparams *hp = &m->hp;
@@ -245,10 +246,11 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n)
     for (uint32_t l = 0; l < hp->n_layer; l++)
         if ((vs = record_layer(s, l, n, s->n_past)) != VKB_OK)
             return vfail(s, vs, "recording the step");
-    if ((vs = vkb_stream_copy(st, s->x, (uint64_t)(n - 1) * e * 4, s->last, 0, (uint64_t)e * 4)) ||
-        (vs =
-             vkb_op_rms_norm(st, s->last_n, s->last, m->d_output_norm.buffer, e, 1, hp->rms_eps)) ||
-        (vs = vkb_op_matvec(st, &m->d_output.matrix, s->last_n, s->logits, 1)))
+    const eng_dev_weight *norm = &m->d_output_norm;
+    if (logits &&
+        ((vs = vkb_stream_copy(st, s->x, (uint64_t)(n - 1) * e * 4, s->last, 0, (uint64_t)e * 4)) ||
+         (vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)) ||
+         (vs = vkb_op_matvec(st, &m->d_output.matrix, s->last_n, s->logits, 1))))
         return vfail(s, vs, "recording the step");
     if ((vs = vkb_stream_submit(st)) || (vs = vkb_stream_wait(st)))
         return vfail(s, vs, "running the step");
@@ -272,7 +274,7 @@ eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n)
                          tokens[i], i, s->m->hp.n_vocab - 1);
     for (uint32_t done = 0; done < n;) {
         uint32_t c = n - done < s->n_batch ? n - done : s->n_batch;
-        eng_status st = eval_chunk(s, tokens + done, c);
+        eng_status st = eval_chunk(s, tokens + done, c, done + c == n);
         if (st != ENG_OK)
             return st;
         done += c;
