@@ -135,6 +135,19 @@ struct op_arg {
 
 /* Checks each argument (one part holding its bytes) and records `kernel` over `elems`
  * invocations in x with its default spec at workgroup `wg` (0 = 256 capped). */
+/* Checks each argument (one part holding its bytes) and binds it from offset 0. */
+static vkb_status bind_args(vkb_device *dev, const char *op, const struct op_arg *args,
+                            uint32_t nargs, vkb_binding *b)
+{
+    vkb_status st;
+    for (uint32_t i = 0; i < nargs; i++) {
+        if ((st = vkb_op_need_single_part(dev, op, args[i].what, args[i].buf, args[i].bytes)))
+            return st;
+        b[i] = (vkb_binding){args[i].buf, 0, args[i].bytes};
+    }
+    return VKB_OK;
+}
+
 static vkb_status dispatch_simple(vkb_stream *s, const char *op, const char *kernel,
                                   const struct op_arg *args, uint32_t nargs, const void *push,
                                   uint32_t push_size, uint64_t elems, uint32_t wg)
@@ -142,11 +155,8 @@ static vkb_status dispatch_simple(vkb_stream *s, const char *op, const char *ker
     vkb_device *dev = vkb_stream_device(s);
     vkb_status st;
     vkb_binding b[VKB_MAX_BINDINGS];
-    for (uint32_t i = 0; i < nargs; i++) {
-        if ((st = vkb_op_need_single_part(dev, op, args[i].what, args[i].buf, args[i].bytes)))
-            return st;
-        b[i] = (vkb_binding){args[i].buf, 0, args[i].bytes};
-    }
+    if ((st = bind_args(dev, op, args, nargs, b)) != VKB_OK)
+        return st;
     vkb_pipeline *p;
     if ((st = pipeline(dev, kernel, wg ? wg : vkb_op_wg_size(dev, 256, 0), &p)) != VKB_OK)
         return st;
@@ -387,11 +397,8 @@ vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buff
                           {"out", out, q_bytes}};
     vkb_status st;
     vkb_binding b[4];
-    for (uint32_t i = 0; i < 4; i++) {
-        if ((st = vkb_op_need_single_part(dev, "attention", a[i].what, a[i].buf, a[i].bytes)))
-            return st;
-        b[i] = (vkb_binding){a[i].buf, 0, a[i].bytes};
-    }
+    if ((st = bind_args(dev, "attention", a, 4, b)) != VKB_OK)
+        return st;
     char kernel[32];
     snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
     vkb_pipeline *p;
