@@ -12,6 +12,7 @@
 #include "cmp_gguf_write.h"
 #include "eng_model.h"
 #include "eng_ref.h"
+#include "eng_unicode.h"
 #include "harness.h"
 
 /* Layer outputs: max |gpu - ref| ≤ LAYER_BUDGET × rms(ref) per layer. The GPU computes
@@ -295,23 +296,12 @@ static void test_layers_qwen2(void)
     static char tok_text[V][16];
     const char *toks[V];
     int32_t types[V];
-    for (uint32_t b = 0; b < 256; b++) {
-        /* GPT-2's printable character for each byte */
-        uint32_t cp = b;
-        if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)) {
-            uint32_t k = 0;
-            for (uint32_t c = 0; c < b; c++)
-                k += !((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || c >= 174);
-            cp = 256 + k;
-        }
-        char *t = tok_text[b];
-        if (cp < 0x80) {
-            t[0] = (char)cp;
-        } else {
-            t[0] = (char)(0xC0 | cp >> 6);
-            t[1] = (char)(0x80 | (cp & 0x3F));
-        }
-        toks[b] = t;
+    /* GPT-2's table: printable Latin-1 bytes stand for themselves, the others for U+0100
+     * onwards in byte order */
+    for (uint32_t b = 0, next = 256; b < 256; b++) {
+        bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+        eng_utf8_encode(printable ? b : next++, tok_text[b]);
+        toks[b] = tok_text[b];
         types[b] = 1;
     }
     toks[256] = "<|endoftext|>";
