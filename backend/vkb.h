@@ -259,6 +259,9 @@ typedef struct vkb_memory_stats {
 /* Copies the current counters; refreshes the driver's budget when it has one. */
 vkb_status vkb_device_memory_stats(vkb_device *dev, vkb_memory_stats *out);
 
+/* Starts peak_allocated again from what is held now (to measure one piece of work). */
+void vkb_device_memory_reset_peak(vkb_device *dev);
+
 typedef struct vkb_arena vkb_arena;
 typedef struct vkb_buffer vkb_buffer;
 

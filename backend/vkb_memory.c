@@ -53,6 +53,14 @@ vkb_status vkb_device_memory_stats(vkb_device *dev, vkb_memory_stats *out)
     return VKB_OK;
 }
 
+void vkb_device_memory_reset_peak(vkb_device *dev)
+{
+    uint_fast64_t total = 0;
+    for (uint32_t h = 0; h < dev->info.heap_count; h++)
+        total += atomic_load(&dev->heap_allocated[h]);
+    atomic_store(&dev->peak_allocated, total);
+}
+
 /* Memory type preference: device-local (not host-visible where a choice exists) for
  * device arenas; host-visible and coherent (cached where possible) for staging. */
 static int type_score(uint32_t flags, vkb_purpose purpose)

@@ -16,8 +16,10 @@ typedef struct bytes {
 } bytes;
 
 typedef struct tensor_ref {
-    const void *data;
+    const void *data; /* or made by fill */
     uint64_t bytes;
+    cmp_gguf_fill_fn fill;
+    void *user;
 } tensor_ref;
 
 struct cmp_gguf_writer {
@@ -144,8 +146,8 @@ bool cmp_gguf_set_i32_array(cmp_gguf_writer *w, const char *k, const int32_t *v,
     return !w->kv.failed;
 }
 
-bool cmp_gguf_add_tensor(cmp_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
-                         const uint64_t *ne, const void *data, uint64_t size)
+static bool add_tensor(cmp_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                       const uint64_t *ne, tensor_ref ref)
 {
     if (n_dims == 0 || n_dims > 4)
         return false;
@@ -155,26 +157,34 @@ bool cmp_gguf_add_tensor(cmp_gguf_writer *w, const char *name, uint32_t type, ui
         return false;
     }
     w->tensors = t;
-    t[w->n_tensors++] = (tensor_ref){data, size};
+    t[w->n_tensors++] = ref;
     put_str(&w->info, name);
     put_u32(&w->info, n_dims);
     for (uint32_t i = 0; i < n_dims; i++)
         put_u64(&w->info, ne[i]);
     put_u32(&w->info, type);
     put_u64(&w->info, w->data_bytes);
-    w->data_bytes += (size + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+    w->data_bytes += (ref.bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
     return !w->info.failed;
 }
 
-bool cmp_gguf_write_file(const cmp_gguf_writer *w, const char *path, char *err, size_t err_size)
+bool cmp_gguf_add_tensor(cmp_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                         const uint64_t *ne, const void *data, uint64_t size)
+{
+    return add_tensor(w, name, type, n_dims, ne, (tensor_ref){data, size, NULL, NULL});
+}
+
+bool cmp_gguf_add_tensor_fill(cmp_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                              const uint64_t *ne, uint64_t size, cmp_gguf_fill_fn fill, void *user)
+{
+    return add_tensor(w, name, type, n_dims, ne, (tensor_ref){NULL, size, fill, user});
+}
+
+bool cmp_gguf_write_stream(const cmp_gguf_writer *w, FILE *f, const char *what, char *err,
+                           size_t err_size)
 {
     if (w->kv.failed || w->info.failed) {
-        snprintf(err, err_size, "out of memory while building %s", path);
-        return false;
-    }
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        snprintf(err, err_size, "cannot create %s: %s", path, strerror(errno));
+        snprintf(err, err_size, "out of memory while building %s", what);
         return false;
     }
     bytes head = {0};
@@ -189,14 +199,73 @@ bool cmp_gguf_write_file(const cmp_gguf_writer *w, const char *path, char *err, 
               fwrite(w->info.p, 1, w->info.n, f) == w->info.n;
     size_t pad = (ALIGNMENT - at % ALIGNMENT) % ALIGNMENT;
     ok = ok && fwrite(zeros, 1, pad, f) == pad;
-    for (uint64_t i = 0; ok && i < w->n_tensors; i++) {
-        const tensor_ref *t = &w->tensors[i];
-        size_t tp = (ALIGNMENT - t->bytes % ALIGNMENT) % ALIGNMENT;
-        ok = fwrite(t->data, 1, t->bytes, f) == t->bytes && fwrite(zeros, 1, tp, f) == tp;
-    }
-    ok = (fclose(f) == 0) && ok;
     free(head.p);
-    if (!ok)
+    if (!ok) {
+        snprintf(err, err_size, "writing %s failed: %s", what, strerror(errno));
+        return false;
+    }
+    /* one buffer, the size of the largest filled tensor */
+    uint64_t fill_max = 0;
+    for (uint64_t i = 0; i < w->n_tensors; i++)
+        if (w->tensors[i].fill && w->tensors[i].bytes > fill_max)
+            fill_max = w->tensors[i].bytes;
+    uint8_t *buf = NULL;
+    if (fill_max && !(buf = malloc(fill_max))) {
+        snprintf(err, err_size, "out of memory writing %s (%llu bytes for one tensor)", what,
+                 (unsigned long long)fill_max);
+        return false;
+    }
+    for (uint64_t i = 0; i < w->n_tensors; i++) {
+        const tensor_ref *t = &w->tensors[i];
+        const void *data = t->data;
+        if (t->fill) {
+            if (!t->fill(t->user, buf, t->bytes, err, err_size)) {
+                free(buf);
+                return false;
+            }
+            data = buf;
+        }
+        size_t tp = (ALIGNMENT - t->bytes % ALIGNMENT) % ALIGNMENT;
+        if (fwrite(data, 1, t->bytes, f) != t->bytes || fwrite(zeros, 1, tp, f) != tp) {
+            snprintf(err, err_size, "writing %s failed: %s", what, strerror(errno));
+            free(buf);
+            return false;
+        }
+    }
+    free(buf);
+    if (fflush(f) != 0) {
+        snprintf(err, err_size, "writing %s failed: %s", what, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+bool cmp_gguf_write_file(const cmp_gguf_writer *w, const char *path, char *err, size_t err_size)
+{
+    size_t n = strlen(path) + sizeof ".partial";
+    char *tmp = malloc(n);
+    if (!tmp) {
+        snprintf(err, err_size, "out of memory writing %s", path);
+        return false;
+    }
+    snprintf(tmp, n, "%s.partial", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, err_size, "cannot create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return false;
+    }
+    bool ok = cmp_gguf_write_stream(w, f, path, err, err_size);
+    if (fclose(f) != 0 && ok) {
         snprintf(err, err_size, "writing %s failed: %s", path, strerror(errno));
+        ok = false;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        snprintf(err, err_size, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        ok = false;
+    }
+    if (!ok)
+        remove(tmp);
+    free(tmp);
     return ok;
 }

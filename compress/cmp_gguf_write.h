@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,8 +33,24 @@ bool cmp_gguf_set_i32_array(cmp_gguf_writer *w, const char *key, const int32_t *
 bool cmp_gguf_add_tensor(cmp_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                          const uint64_t *ne, const void *data, uint64_t bytes);
 
-/* Writes the file; false with the reason in err. */
+/* Produces a tensor's bytes at write time into dst (`bytes` long); false with the reason
+ * in err stops the write. */
+typedef bool (*cmp_gguf_fill_fn)(void *user, void *dst, uint64_t bytes, char *err, size_t err_size);
+
+/* As cmp_gguf_add_tensor, with the bytes made by fill(user, ...) while the file is
+ * written, so a large model never has to be in memory whole (one tensor at a time). */
+bool cmp_gguf_add_tensor_fill(cmp_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                              const uint64_t *ne, uint64_t bytes, cmp_gguf_fill_fn fill,
+                              void *user);
+
+/* Writes the file: into PATH.partial, renamed to PATH once complete, so a failed write
+ * leaves any earlier file at PATH as it was. False with the reason in err. */
 bool cmp_gguf_write_file(const cmp_gguf_writer *w, const char *path, char *err, size_t err_size);
+
+/* Writes the file to an open stream (`what` names it in messages), e.g. an anonymous
+ * in-memory file. The stream is flushed, not closed. */
+bool cmp_gguf_write_stream(const cmp_gguf_writer *w, FILE *f, const char *what, char *err,
+                           size_t err_size);
 
 #ifdef __cplusplus
 }

@@ -1,388 +1,734 @@
-/* vkllm bench kernels: the weight kernels on model-sized matrices, against the device's
- * measured copy bandwidth (matvec) and FMA rate (matmul). */
+/* vkllm bench: prompt processing (pp) and generation (tg) speed of models, GGUF files or
+ * synthetic ones, over a matrix of settings, llama-bench style, on every device asked
+ * for, each first proven correct against the CPU reference. */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "bench.h"
+#include "eng_model.h"
+#include "eng_ref.h"
+#include "eng_synth.h"
 #include "tool.h"
-#include "vkb_ops.h"
+
+#ifndef VKLLM_BUILD_COMMIT
+#define VKLLM_BUILD_COMMIT "unknown"
+#endif
 
 static const char usage[] =
-    "usage: vkllm bench kernels [flags]\n"
+    "usage: vkllm bench [-m FILE | --synthetic PRESET:TYPE] ... [flags]\n"
+    "       vkllm bench kernels [flags]          (the weight kernels alone; --help there)\n"
+    "       vkllm bench compare A.json B.json ... (side by side; --help there)\n"
     "\n"
-    "Times the weight kernels on matrices the size of real models' and prints, per format\n"
-    "and shape, the median time, the weight bytes read per second and that as a share of\n"
-    "the device's copy bandwidth (measured in the same run). Decode speed is bounded by\n"
-    "that bandwidth divided by the weight bytes per token, so matvec near 100% is the goal.\n"
-    "matmul (prefill) reports GFLOP/s and its share of the device's measured f32 FMA rate.\n"
+    "Times prompt processing (ppN: N prompt tokens in one go) and generation (tgN: N tokens\n"
+    "one at a time) like llama-bench, for every combination of the lists given, and prints\n"
+    "a row per test: tokens/s (mean and standard deviation over the repetitions) and what\n"
+    "llama-bench lacks: for generation the bytes read per second (weights and KV cache per\n"
+    "token x tokens/s) and that as a share of the device's copy bandwidth measured in the\n"
+    "same run (the decode speed limit); the time to the first token for prompts; the peak\n"
+    "device memory; and the device's identity. Before timing, each device runs a real tiny\n"
+    "model and its logits must match the CPU reference: a device that fails is reported as\n"
+    "failing and not timed.\n"
     "\n"
-    "  --formats LIST   comma-separated, from f32,f16,bf16,q4_0,q4_1,q5_0,q5_1,q8_0,q4_K,\n"
-    "                   q5_K,q6_K,iq4_nl (default: all)\n"
-    "  --shapes LIST    ROWSxK matrices, comma-separated (default: 4096x4096,4096x11008,\n"
-    "                   11008x4096,4096x14336,14336x4096,4096x32000,4096x128256; ROWS\n"
-    "                   outputs of K inputs, as GGUF stores a weight)\n"
-    "  --reps N         timed repetitions per case, after 2 warm-ups (default 10)\n"
-    "  --matmul-n N     activation columns for matmul (default 512; 0 skips matmul)\n"
-    "  --no-baseline    skip the comparison with dequantizing to f32 and multiplying\n"
-    "  --device SEL     device index or part of its name (default: the fastest)\n"
-    "  --profile P      native, mobile or minimal: cap the device's capabilities\n"
-    "  --validation     Khronos validation layer on (slow; for debugging)\n"
+    "models (each may repeat; lists are comma-separated):\n"
+    "  -m, --model FILE          a GGUF model\n"
+    "  --synthetic PRESET:TYPE   a model made in memory with random weights, as\n"
+    "                            `vkllm synth` would write it (no file): e.g.\n"
+    "                            llama2-7b:Q4_0 (vkllm synth --list shows the presets)\n"
+    "  --seed N                  seed of synthetic weights and of the prompt tokens (1)\n"
     "\n"
-    "Example: vkllm bench kernels --formats q4_0,q4_K --shapes 4096x4096 --reps 20\n";
+    "tests (lists; every combination runs):\n"
+    "  -p, --n-prompt LIST       prompt lengths (default 512; 0 = none)\n"
+    "  -n, --n-gen LIST          generation lengths (default 128; 0 = none)\n"
+    "  -d, --n-depth LIST        tokens already in the context before the test (default 0)\n"
+    "  -b, --batch-size LIST     prompt tokens per GPU submission (default 512)\n"
+    "  -ctk, --cache-type-k LIST KV cache key type (default f16; only f16 so far)\n"
+    "  -ctv, --cache-type-v LIST KV cache value type (default f16; only f16 so far)\n"
+    "  -fa, --flash-attn LIST    fused attention: 1 (the only attention vkllm has so far)\n"
+    "  -r, --repetitions N       timed runs per test (default 5, at most 64)\n"
+    "  --no-warmup               skip the untimed warm-up (17 tokens) per session\n"
+    "\n"
+    "devices:\n"
+    "  --device LIST             indexes or name parts, or all (default: the fastest)\n"
+    "  --profile P               native, mobile or minimal: cap the capabilities\n"
+    "  --validation              Khronos validation layer on (slow; for debugging)\n"
+    "  --gate-model FILE         the gate's model (default: TinyStories-656K-Q8_0 from\n"
+    "                            ../shared/models or $VKLLM_SHARED_DIR/models, else a\n"
+    "                            synthetic tiny Q8_0 model)\n"
+    "\n"
+    "output:\n"
+    "  -o, --output FORMAT       md (default), csv, json or jsonl, to stdout; progress\n"
+    "                            and notes go to stderr\n"
+    "\n"
+    "Example: vkllm bench --synthetic llama2-7b:Q4_0,llama2-7b:Q4_K_M -p 512 -n 128 -o json\n";
 
-#define WARMUP 2
+#define MAX_LIST   16
+#define MAX_MODELS 32
 
-static const char *default_shapes =
-    "4096x4096,4096x11008,11008x4096,4096x14336,14336x4096,4096x32000,4096x128256";
-static const char *default_formats = "f32,f16,bf16,q4_0,q4_1,q5_0,q5_1,q8_0,q4_K,q5_K,q6_K,iq4_nl";
+typedef struct uint_list {
+    uint32_t v[MAX_LIST];
+    uint32_t n;
+} uint_list;
 
-/* One benchmark case's buffers. */
-struct bench {
-    vkb_device *dev;
-    vkb_arena *weights, *scratch;
-    vkb_stream *stream;
+typedef struct bench_opts {
+    char models[MAX_MODELS][TOOL_ITEM_MAX]; /* files, or "PRESET:TYPE" when synthetic[i] */
+    bool synthetic[MAX_MODELS];
+    uint32_t n_models;
+    uint_list n_prompt, n_gen, n_depth, n_batch, fa;
+    const char *devices;
+    const char *gate_model;
     int reps;
-    bool gpu_timed;
-};
+    bool warmup;
+    uint64_t seed;
+    bench_format fmt;
+    tool_gpu_opts gpu;
+} bench_opts;
 
-/* Median milliseconds of b->reps repetitions of rec; < 0 on failure (the device's
- * message says why). */
-static double time_median(struct bench *b, tool_record_fn rec, void *arg)
+static bool parse_uint_list(const char *flag, const char *s, uint32_t lo, uint32_t hi,
+                            uint_list *out)
 {
-    double median;
-    if (tool_time_reps(b->stream, b->gpu_timed, WARMUP, b->reps, rec, arg, &median, NULL) != 0)
-        return -1;
-    return median;
-}
-
-/* ---- the cases ---- */
-
-struct matrix_case {
-    vkb_matrix w, w_f32; /* w_f32: the baseline's dequantized copy */
-    vkb_buffer *x, *y, *ids;
-    uint32_t n;
-};
-
-static vkb_status rec_matvec(vkb_stream *s, void *arg)
-{
-    struct matrix_case *c = arg;
-    return vkb_op_matvec(s, &c->w, c->x, c->y, 1);
-}
-
-static vkb_status rec_matmul(vkb_stream *s, void *arg)
-{
-    struct matrix_case *c = arg;
-    return vkb_op_matmul(s, &c->w, c->x, c->y, c->n);
-}
-
-/* The naive way: every row dequantized to f32 in memory, then an f32 matvec. */
-static vkb_status rec_baseline(vkb_stream *s, void *arg)
-{
-    struct matrix_case *c = arg;
-    vkb_status st = vkb_op_get_rows(s, &c->w, c->ids, c->w.rows, c->w_f32.buffer);
-    return st != VKB_OK ? st : vkb_op_matvec(s, &c->w_f32, c->x, c->y, 1);
-}
-
-/* Weights that look like a model's: a pool of rows of random values quantized with
- * compress/, repeated down the matrix (quantizing gigabytes on the CPU would take
- * longer than the benchmark). */
-#define POOL_ROWS 64
-
-static vkb_status upload_weights(struct bench *b, vkb_matrix *w, cmp_type type, uint32_t rows,
-                                 uint32_t k)
-{
-    size_t rb = cmp_row_bytes(type, k);
-    float *f = malloc((size_t)k * sizeof *f);
-    uint8_t *pool = malloc(rb * POOL_ROWS);
-    vkb_status st = VKB_ERR_OUT_OF_HOST_MEMORY;
-    if (!f || !pool)
-        goto out;
-    uint64_t seed = 0x9e3779b97f4a7c15ull;
-    for (int r = 0; r < POOL_ROWS; r++) {
-        for (uint32_t i = 0; i < k; i++) {
-            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-            f[i] = (float)((double)(seed >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
-        }
-        cmp_quantize(type, f, pool + rb * r, k);
-    }
-    vkb_buffer *buf;
-    st = vkb_buffer_alloc(b->weights, vkb_matrix_bytes(type, k, rows), vkb_matrix_granule(type, k),
-                          &buf);
-    for (uint32_t r = 0; st == VKB_OK && r < rows; r += POOL_ROWS) {
-        uint32_t n = rows - r < POOL_ROWS ? rows - r : POOL_ROWS;
-        st = vkb_buffer_upload(b->dev, buf, (uint64_t)r * rb, pool, rb * n);
-    }
-    *w = (vkb_matrix){buf, type, rows, k};
-out:
-    free(f);
-    free(pool);
-    return st;
-}
-
-static vkb_buffer *alloc_zero(struct bench *b, uint64_t bytes, vkb_status *st)
-{
-    vkb_buffer *buf = NULL;
-    if (*st == VKB_OK)
-        *st = vkb_buffer_alloc(b->scratch, bytes, 0, &buf);
-    return buf;
-}
-
-struct yardsticks {
-    double copy_gbps, fma_gflops;
-};
-
-static void print_matrix_case(struct bench *b, const struct yardsticks *ys, cmp_type type,
-                              uint32_t rows, uint32_t k, uint32_t matmul_n, bool baseline)
-{
-    const char *tn = cmp_type_get(type)->name;
-    struct matrix_case c = {.n = matmul_n};
-    vkb_arena_reset(b->weights);
-    vkb_arena_reset(b->scratch);
-    vkb_status st = upload_weights(b, &c.w, type, rows, k);
-    double bytes = (double)cmp_row_bytes(type, k) * rows;
-    c.x = alloc_zero(b, (uint64_t)k * 4 * (matmul_n > 1 ? matmul_n : 1), &st);
-    c.y = alloc_zero(b, (uint64_t)rows * 4 * (matmul_n > 1 ? matmul_n : 1), &st);
-    double ms = st == VKB_OK ? time_median(b, rec_matvec, &c) : -1;
-    if (ms < 0) {
-        printf("%-7s %-7s %6ux%-7u  failed: %s\n", "matvec", tn, rows, k,
-               vkb_device_errmsg(b->dev));
-        return;
-    }
-    double gbps = bytes / (ms * 1e6);
-    printf("%-7s %-7s %6ux%-7u %9.1f MiB %10.3f %9.1f %7.1f%%", "matvec", tn, rows, k,
-           bytes / 1048576.0, ms, gbps, ys->copy_gbps > 0 ? 100.0 * gbps / ys->copy_gbps : 0.0);
-    if (baseline && type != CMP_TYPE_F32) {
-        vkb_status bst = VKB_OK;
-        uint32_t *ids = malloc((size_t)rows * 4);
-        c.ids = alloc_zero(b, (uint64_t)rows * 4, &bst);
-        vkb_buffer *f32 = alloc_zero(b, (uint64_t)rows * k * 4, &bst);
-        for (uint32_t i = 0; ids && i < rows; i++)
-            ids[i] = i;
-        if (!ids)
-            bst = VKB_ERR_OUT_OF_HOST_MEMORY;
-        if (bst == VKB_OK)
-            bst = vkb_buffer_upload(b->dev, c.ids, 0, ids, (uint64_t)rows * 4);
-        free(ids);
-        c.w_f32 = (vkb_matrix){f32, CMP_TYPE_F32, rows, k};
-        double bms = bst == VKB_OK ? time_median(b, rec_baseline, &c) : -1;
-        if (bms >= 0)
-            printf("  dequant+f32 %.3f ms (%.1fx slower)", bms, bms / ms);
-        else
-            printf("  dequant+f32: does not fit one binding");
-    }
-    printf("\n");
-    fflush(stdout);
-    if (matmul_n == 0)
-        return;
-    ms = time_median(b, rec_matmul, &c);
-    if (ms < 0) {
-        printf("%-7s %-7s %6ux%-7u  n=%u: %s\n", "matmul", tn, rows, k, matmul_n,
-               vkb_device_errmsg(b->dev));
-        return;
-    }
-    double gflops = 2.0 * rows * k * matmul_n / (ms * 1e6);
-    printf("%-7s %-7s %6ux%-7u %9s n=%-5u %10.3f %9.1f GFLOP/s %5.1f%% of FMA\n", "matmul", tn,
-           rows, k, "", matmul_n, ms, gflops,
-           ys->fma_gflops > 0 ? 100.0 * gflops / ys->fma_gflops : 0.0);
-    fflush(stdout);
-}
-
-/* The FMA-rate kernel over n invocations, and the operations it does. */
-struct fma_case {
-    vkb_buffer *out;
-    uint32_t n;
-    double flops;
-};
-
-static vkb_status rec_fma(vkb_stream *s, void *arg)
-{
-    struct fma_case *f = arg;
-    return vkb_op_fma_peak(s, f->out, f->n, &f->flops);
-}
-
-/* The f32 FMA rate, with enough invocations to run 20 ms or more. */
-static double measure_fma(struct bench *b)
-{
-    struct fma_case f = {NULL, 1u << 14, 0};
-    vkb_arena_reset(b->scratch);
-    if (vkb_buffer_alloc(b->scratch, (1u << 24) * 4ull, 0, &f.out) != VKB_OK)
-        return 0;
-    for (;;) {
-        double ms = time_median(b, rec_fma, &f);
-        if (ms < 0)
-            return 0;
-        if (ms >= 20 || f.n >= (1u << 24))
-            return f.flops / (ms * 1e6);
-        f.n *= ms < 2 ? 8 : 2;
-        if (f.n > (1u << 24))
-            f.n = 1u << 24;
-    }
-}
-
-/* "4096x11008" → rows, k. */
-static bool parse_shape(const char *s, uint32_t *rows, uint32_t *k)
-{
-    char *end;
-    unsigned long r = strtoul(s, &end, 10);
-    if (end == s || (*end != 'x' && *end != 'X'))
-        return false;
-    const char *ks = end + 1;
-    unsigned long kk = strtoul(ks, &end, 10);
-    if (end == ks || *end != '\0' || r == 0 || kk == 0 || r > 1u << 30 || kk > 1u << 30)
-        return false;
-    *rows = (uint32_t)r;
-    *k = (uint32_t)kk;
-    return true;
-}
-
-#define ITEM_MAX 64
-
-/* The next item of a comma-separated list into item (NUL-terminated), *list moved past
- * it and its comma. 0 at the end of the list, -1 for an item of ITEM_MAX bytes or more
- * (item then holds its start), 1 otherwise. */
-static int next_item(const char **list, char item[ITEM_MAX])
-{
-    const char *p = *list;
-    if (!*p)
-        return 0;
-    size_t n = strcspn(p, ",");
-    snprintf(item, ITEM_MAX, "%.*s", (int)(n < ITEM_MAX ? n : ITEM_MAX - 1), p);
-    *list = p + n + (p[n] == ',');
-    return n < ITEM_MAX ? 1 : -1;
-}
-
-/* Checks every item of the two lists before any work starts. */
-static bool check_lists(const char *formats, const char *shapes)
-{
-    char item[ITEM_MAX];
+    char item[TOOL_ITEM_MAX];
+    out->n = 0;
     int got;
-    while ((got = next_item(&formats, item)) != 0) {
-        const cmp_type_info *ti = got > 0 ? cmp_type_find(item) : NULL;
-        if (!ti || !vkb_op_type_supported(ti->type)) {
-            tool_error("bench: unknown format \"%s\" (formats: %s)", item, default_formats);
+    while ((got = tool_next_item(&s, item)) != 0) {
+        long v;
+        if (got < 0 || out->n == MAX_LIST || !tool_parse_long(flag, item, lo, hi, &v)) {
+            if (got < 0 || out->n == MAX_LIST)
+                tool_error("%s: at most %d values, each a number", flag, MAX_LIST);
             return false;
         }
+        out->v[out->n++] = (uint32_t)v;
     }
-    uint32_t r, k;
-    while ((got = next_item(&shapes, item)) != 0) {
-        if (got < 0 || !parse_shape(item, &r, &k)) {
-            tool_error("bench: bad shape \"%s\" (want ROWSxK, e.g. 4096x11008)", item);
-            return false;
-        }
+    if (out->n == 0) {
+        tool_error("%s needs at least one value", flag);
+        return false;
     }
     return true;
 }
 
-static int bench_kernels(int argc, char **argv)
+static bool check_kv_types(const char *flag, const char *list)
 {
-    tool_gpu_opts opts = {0};
-    const char *formats = default_formats, *shapes = default_shapes;
-    int reps = 10;
-    long matmul_n = 512;
-    bool baseline = true;
+    char item[TOOL_ITEM_MAX];
+    for (const char *p = list; tool_next_item(&p, item) != 0;)
+        if (strcmp(item, "f16") != 0) {
+            tool_error("%s %s: vkllm's KV cache is f16 only so far (compressed caches are "
+                       "being built)",
+                       flag, item);
+            return false;
+        }
+    return true;
+}
+
+static bool add_models(bench_opts *o, const char *list, bool synthetic)
+{
+    char item[TOOL_ITEM_MAX];
+    int got = 1;
+    while (synthetic ? (got = tool_next_item(&list, item)) != 0 : got-- > 0) {
+        if (got < 0 || (!synthetic && strlen(list) >= TOOL_ITEM_MAX)) {
+            tool_error("bench: the model name is too long");
+            return false;
+        }
+        if (o->n_models == MAX_MODELS) {
+            tool_error("bench: at most %d models", MAX_MODELS);
+            return false;
+        }
+        if (synthetic) {
+            /* checked here, so a typo fails before any work */
+            char *colon = strchr(item, ':');
+            if (colon)
+                *colon = '\0';
+            if (!colon || !eng_synth_preset_find(item) || !cmp_recipe_find(colon + 1)) {
+                tool_error("bench: --synthetic wants PRESET:TYPE such as llama2-7b:Q4_0; "
+                           "\"%s%s%s\" is not one (see vkllm synth --list and --help)",
+                           item, colon ? ":" : "", colon ? colon + 1 : "");
+                return false;
+            }
+            *colon = ':';
+        }
+        snprintf(o->models[o->n_models], TOOL_ITEM_MAX, "%s", synthetic ? item : list);
+        o->synthetic[o->n_models++] = synthetic;
+    }
+    return true;
+}
+
+/* Returns 0 to go on, 1 after --help, 2 on a bad flag. */
+static int parse_flags(int argc, char **argv, bench_opts *o)
+{
     for (int i = 1; i < argc; i++) {
-        int took = tool_parse_gpu_flag(argc, argv, &i, &opts);
+        int took = tool_parse_gpu_flag(argc, argv, &i, &o->gpu);
         if (took < 0)
             return 2;
         if (took)
             continue;
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+#define IS(s) (strcmp(a, s) == 0)
+#define NEEDS_VALUE                                                                                \
+    if (!val) {                                                                                    \
+        tool_error("bench: %s needs a value", a);                                                  \
+        return 2;                                                                                  \
+    }                                                                                              \
+    i++
+        if (IS("-h") || IS("--help")) {
             fputs(usage, stdout);
-            return 0;
-        } else if (strcmp(a, "--no-baseline") == 0) {
-            baseline = false;
-        } else if (!v && (strcmp(a, "--formats") == 0 || strcmp(a, "--shapes") == 0 ||
-                          strcmp(a, "--reps") == 0 || strcmp(a, "--matmul-n") == 0)) {
-            tool_error("bench: %s needs a value", a);
-            return 2;
-        } else if (strcmp(a, "--formats") == 0) {
-            formats = argv[++i];
-        } else if (strcmp(a, "--shapes") == 0) {
-            shapes = argv[++i];
-        } else if (strcmp(a, "--reps") == 0) {
-            reps = atoi(argv[++i]);
-            if (reps < 1 || reps > 1000) {
-                tool_error("bench: --reps %s: want 1 to 1000", argv[i]);
+            return 1;
+        } else if (IS("-m") || IS("--model")) {
+            NEEDS_VALUE;
+            if (!add_models(o, val, false))
                 return 2;
-            }
-        } else if (strcmp(a, "--matmul-n") == 0) {
-            char *end;
-            matmul_n = strtol(argv[++i], &end, 10);
-            if (*end || matmul_n < 0 || matmul_n > 65536) {
-                tool_error("bench: --matmul-n %s: want 0 to 65536", argv[i]);
+        } else if (IS("--synthetic")) {
+            NEEDS_VALUE;
+            if (!add_models(o, val, true))
+                return 2;
+        } else if (IS("-p") || IS("--n-prompt")) {
+            NEEDS_VALUE;
+            if (!parse_uint_list(a, val, 0, 1 << 20, &o->n_prompt))
+                return 2;
+        } else if (IS("-n") || IS("--n-gen")) {
+            NEEDS_VALUE;
+            if (!parse_uint_list(a, val, 0, 1 << 20, &o->n_gen))
+                return 2;
+        } else if (IS("-d") || IS("--n-depth")) {
+            NEEDS_VALUE;
+            if (!parse_uint_list(a, val, 0, 1 << 20, &o->n_depth))
+                return 2;
+        } else if (IS("-b") || IS("--batch-size")) {
+            NEEDS_VALUE;
+            if (!parse_uint_list(a, val, 1, 65535, &o->n_batch))
+                return 2;
+        } else if (IS("-fa") || IS("--flash-attn")) {
+            NEEDS_VALUE;
+            if (!parse_uint_list(a, val, 0, 1, &o->fa))
+                return 2;
+            for (uint32_t k = 0; k < o->fa.n; k++)
+                if (o->fa.v[k] == 0) {
+                    tool_error("bench: -fa 0: vkllm has only the fused attention kernel so far "
+                               "(the unfused path is being built)");
+                    return 2;
+                }
+        } else if (IS("-ctk") || IS("--cache-type-k")) {
+            NEEDS_VALUE;
+            if (!check_kv_types(a, val))
+                return 2;
+        } else if (IS("-ctv") || IS("--cache-type-v")) {
+            NEEDS_VALUE;
+            if (!check_kv_types(a, val))
+                return 2;
+        } else if (IS("-r") || IS("--repetitions")) {
+            NEEDS_VALUE;
+            long n;
+            if (!tool_parse_long(a, val, 1, BENCH_MAX_REPS, &n))
+                return 2;
+            o->reps = (int)n;
+        } else if (IS("--seed")) {
+            NEEDS_VALUE;
+            long n;
+            if (!tool_parse_long(a, val, 0, LONG_MAX, &n))
+                return 2;
+            o->seed = (uint64_t)n;
+        } else if (IS("--no-warmup")) {
+            o->warmup = false;
+        } else if (IS("--gate-model")) {
+            NEEDS_VALUE;
+            o->gate_model = val;
+        } else if (IS("-o") || IS("--output")) {
+            NEEDS_VALUE;
+            if (!bench_format_parse(val, &o->fmt)) {
+                tool_error("bench: -o takes md, csv, json or jsonl, not \"%s\"", val);
                 return 2;
             }
         } else {
-            tool_error("bench kernels: unknown flag %s\n\n%s", a, usage);
+            tool_error("bench: unknown flag \"%s\" (see vkllm bench --help)", a);
             return 2;
         }
+#undef IS
+#undef NEEDS_VALUE
     }
-    if (!check_lists(formats, shapes))
+    o->devices = o->gpu.device;
+    if (o->n_models == 0) {
+        tool_error("bench: give a model: -m FILE.gguf, or --synthetic PRESET:TYPE such as "
+                   "llama-1b:Q4_0 (see vkllm bench --help)");
         return 2;
-
-    vkb_context *ctx;
-    if (tool_open_context(&opts, &ctx) != 0)
-        return 1;
-    struct bench b = {.reps = reps};
-    int rc = 1;
-    if (tool_open_device(ctx, &opts, &b.dev) != 0)
-        goto out;
-    const vkb_device_info *info = vkb_device_get_info(b.dev);
-    b.gpu_timed = info->timestamp_valid_bits != 0;
-    if (vkb_arena_create(b.dev, VKB_PURPOSE_WEIGHTS, 0, &b.weights) != VKB_OK ||
-        vkb_arena_create(b.dev, VKB_PURPOSE_SCRATCH, 0, &b.scratch) != VKB_OK ||
-        vkb_stream_create(b.dev, 4096, &b.stream) != VKB_OK) {
-        tool_error("bench: %s", vkb_device_errmsg(b.dev));
-        goto out;
     }
+    return 0;
+}
 
-    printf("vkllm %s bench kernels\n", TOOL_VERSION);
-    printf("device: %s (%s, %s %s), %s profile\n", info->name, vkb_device_type_name(info->type),
-           info->driver_name, info->driver_info, vkb_profile_name(info->profile));
-    fprintf(stderr, "measuring copy bandwidth and FMA rate ...\n");
-    tool_bandwidth bw;
-    struct yardsticks ys = {0};
-    if (tool_measure_bandwidth(b.dev, 0, 10, &bw) == 0)
-        ys.copy_gbps = bw.gbps;
-    ys.fma_gflops = measure_fma(&b);
-    printf("copy bandwidth: %.1f GB/s (read + written, median of %d copies of %.0f MiB)\n",
-           ys.copy_gbps, bw.reps, bw.bytes_per_copy / 1048576.0);
-    printf("f32 FMA rate:   %.1f GFLOP/s\n", ys.fma_gflops);
-    printf("timing: %s, median of %d after %d warm-ups\n\n",
-           b.gpu_timed ? "GPU timestamps" : "host clock", reps, WARMUP);
-    printf("%-7s %-7s %14s %13s %10s %9s %8s\n", "kernel", "format", "rows x k", "weights",
-           "median ms", "GB/s", "of copy");
+/* ---- models ---- */
 
-    char fmt[ITEM_MAX], shape[ITEM_MAX];
-    for (const char *p = formats; next_item(&p, fmt) > 0;) {
-        cmp_type type = cmp_type_find(fmt)->type;
-        for (const char *q = shapes; next_item(&q, shape) > 0;) {
-            uint32_t rows, k;
-            parse_shape(shape, &rows, &k);
-            fprintf(stderr, "  %s %ux%u ...\n", fmt, rows, k);
-            print_matrix_case(&b, &ys, type, rows, k, (uint32_t)matmul_n, baseline);
+/* ../shared beside the checkout: $VKLLM_SHARED_DIR, ./../shared, or two folders above the
+ * executable (build/vkllm in a checkout). Writes the path of `rel` under it. */
+static bool find_shared(const char *rel, char *out, size_t size)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    const char *env = getenv("VKLLM_SHARED_DIR");
+    const char *bases[3] = {env, "../shared", NULL};
+    char from_exe[PATH_MAX + 16];
+    if (exe[0]) {
+        snprintf(from_exe, sizeof from_exe, "%s/../../shared", exe);
+        bases[2] = from_exe;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!bases[i] || !bases[i][0])
+            continue;
+        snprintf(out, size, "%s/%s", bases[i], rel);
+        if (access(out, R_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A synthetic model written into an anonymous in-memory file and opened from there. */
+static eng_model *open_synthetic(const char *spec, uint64_t seed, bool bar, char *name,
+                                 size_t name_size, char *err, size_t err_size)
+{
+    char preset[TOOL_ITEM_MAX];
+    snprintf(preset, sizeof preset, "%s", spec);
+    char *colon = strchr(preset, ':');
+    *colon = '\0';
+    eng_synth_params p = {.preset = eng_synth_preset_find(preset),
+                          .recipe = cmp_recipe_find(colon + 1),
+                          .seed = seed,
+                          .progress = bar ? tool_progress : NULL,
+                          .user = "making the synthetic model"};
+    snprintf(name, name_size, "%s %s (synthetic)", p.preset->name, p.recipe->name);
+    int fd = memfd_create("vkllm-synthetic", MFD_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(dup(fd), "wb") : NULL;
+    if (!f) {
+        snprintf(err, err_size, "cannot make an in-memory file for the synthetic model");
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    eng_status st = eng_synth_write_stream(&p, f, "the synthetic model", err, err_size);
+    fclose(f);
+    eng_model *m = NULL;
+    if (st == ENG_OK) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        m = eng_model_open(path, &st, err, err_size);
+    }
+    close(fd); /* the model's mapping keeps the memory */
+    return m;
+}
+
+static void format_params(uint64_t n, char *out, size_t size)
+{
+    if (n >= 1000000000)
+        snprintf(out, size, "%.2fB", n / 1e9);
+    else if (n >= 1000000)
+        snprintf(out, size, "%.1fM", n / 1e6);
+    else
+        snprintf(out, size, "%.0fK", n / 1e3);
+}
+
+static const char *file_type_name(const eng_model *m)
+{
+    uint32_t n;
+    const cmp_recipe *r = cmp_recipe_list(&n);
+    for (uint32_t i = 0; i < n; i++)
+        if (r[i].file_type == eng_model_hparams(m)->file_type)
+            return r[i].name;
+    return eng_model_type_name(m);
+}
+
+/* Weight bytes a decode step reads: every matrix, but only one row of the embedding
+ * (unless it is also the output matrix). */
+static double weight_bytes_per_token(const eng_model *m)
+{
+    const eng_weight *e = eng_model_token_embd(m);
+    double b = (double)eng_model_weight_bytes(m);
+    if (!eng_model_hparams(m)->tied_output)
+        b -= (double)e->bytes - (double)e->bytes / e->rows;
+    return b;
+}
+
+/* KV cache bytes attention reads for a token at position pos (f16 keys and values). */
+static double kv_bytes_at(const eng_hparams *hp, uint32_t pos)
+{
+    return 2.0 * hp->n_layer * hp->n_head_kv * hp->head_dim * 2.0 * (pos + 1.0);
+}
+
+/* ---- the correctness gate ---- */
+
+#define GATE_BUDGET 1e-2 /* max |GPU - CPU| over the logits, in units of their rms */
+
+static double logit_error(const float *gpu, const float *ref, uint32_t n)
+{
+    double ss = 0, worst = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        ss += (double)ref[i] * ref[i];
+        double d = fabs((double)gpu[i] - ref[i]);
+        if (!(d <= worst))
+            worst = isnan(d) ? INFINITY : d;
+    }
+    double rms = sqrt(ss / n);
+    return rms > 0 ? worst / rms : worst;
+}
+
+/* Runs the gate model on dev and compares logits with the CPU reference after a prompt
+ * (matrix-matrix path) and after each of three decode steps (matrix-vector path). */
+static bool run_gate(vkb_device *dev, const bench_opts *o, char *msg, size_t size)
+{
+    char path[PATH_MAX], name[160], err[512];
+    eng_model *m = NULL;
+    if (o->gate_model || find_shared("models/TinyStories-656K-Q8_0.gguf", path, sizeof path)) {
+        const char *p = o->gate_model ? o->gate_model : path;
+        eng_status st;
+        m = eng_model_open(p, &st, err, sizeof err);
+        const char *slash = strrchr(p, '/');
+        snprintf(name, sizeof name, "%.150s", slash ? slash + 1 : p);
+    } else {
+        m = open_synthetic("tiny:Q8_0", 1, false, name, sizeof name, err, sizeof err);
+    }
+    eng_session *s = NULL;
+    eng_ref *ref = NULL;
+    float *want = NULL;
+    bool ok = false;
+    if (!m) {
+        snprintf(msg, size, "FAIL: the gate model did not open: %.110s", err);
+        return false;
+    }
+    const eng_hparams *hp = eng_model_hparams(m);
+    eng_session_params sp = {.n_ctx = 64, .n_batch = 64};
+    if (eng_model_upload(m, dev, NULL, NULL, err, sizeof err) != ENG_OK ||
+        eng_session_create(m, &sp, &s, err, sizeof err) != ENG_OK ||
+        !(ref = eng_ref_create(m, 64, err, sizeof err))) {
+        snprintf(msg, size, "FAIL: %.60s: %.90s", name, err);
+        goto done;
+    }
+    if (!(want = malloc(sizeof *want * hp->n_vocab))) {
+        snprintf(msg, size, "FAIL: out of memory");
+        goto done;
+    }
+    int32_t tok[15];
+    for (int i = 0; i < 15; i++)
+        tok[i] = (int32_t)((1 + 37u * (uint32_t)i) % hp->n_vocab);
+    double worst = 0;
+    /* 12 prompt tokens (more than 8: the matrix-matrix kernels), then 3 decode steps */
+    for (int step = 0, at = 0; step < 4; step++) {
+        uint32_t n = step == 0 ? 12 : 1;
+        if (eng_session_eval(s, tok + at, n) != ENG_OK) {
+            snprintf(msg, size, "FAIL: %.60s: %.90s", name, eng_session_errmsg(s));
+            goto done;
         }
+        if (eng_ref_eval(ref, tok + at, n, want, NULL) != ENG_OK) {
+            snprintf(msg, size, "FAIL: %.80s: the CPU reference failed", name);
+            goto done;
+        }
+        double e = logit_error(eng_session_logits(s), want, hp->n_vocab);
+        worst = e > worst || isnan(e) ? e : worst;
+        at += (int)n;
     }
-    rc = 0;
-out:
-    vkb_stream_destroy(b.stream);
-    vkb_arena_destroy(b.scratch);
-    vkb_arena_destroy(b.weights);
-    vkb_device_close(b.dev);
-    if (opts.validation && tool_report_validation(ctx) > 0)
-        rc = 1;
+    ok = worst <= GATE_BUDGET;
+    snprintf(msg, size, "%s: %.80s, worst logit error %.2g x rms (budget %.0e)",
+             ok ? "pass" : "FAIL", name, worst, GATE_BUDGET);
+done:
+    free(want);
+    eng_ref_destroy(ref);
+    eng_session_destroy(s);
+    eng_model_close(m);
+    return ok;
+}
+
+/* ---- timing ---- */
+
+static void fill_device(vkb_device *dev, bench_device *d)
+{
+    const vkb_device_info *in = vkb_device_get_info(dev);
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "%s", in->name);
+    snprintf(d->vendor, sizeof d->vendor, "%s", in->vendor_name);
+    snprintf(d->type, sizeof d->type, "%s", vkb_device_type_name(in->type));
+    snprintf(d->driver, sizeof d->driver, "%.120s%s%.120s", in->driver_name,
+             in->driver_info[0] ? " " : "", in->driver_info);
+    snprintf(d->api, sizeof d->api, "%u.%u.%u", in->api_version >> 22,
+             (in->api_version >> 12) & 0x3ffu, in->api_version & 0xfffu);
+    snprintf(d->profile, sizeof d->profile, "%s", vkb_profile_name(in->profile));
+    d->subgroup_size = in->subgroup_size;
+    d->shared_memory_kib = in->max_shared_memory / 1024;
+    d->fp16 = in->shader_float16;
+    d->int_dot = in->int_dot_4x8_signed_accel || in->int_dot_8bit_signed_accel;
+    d->coopmat = in->coopmat_khr || in->coopmat_nv;
+}
+
+static void stats(bench_row *r, uint32_t n_tokens)
+{
+    double sum = 0, sum_ts = 0;
+    for (uint32_t i = 0; i < r->reps; i++) {
+        sum += r->samples_ns[i];
+        sum_ts += n_tokens * 1e9 / r->samples_ns[i];
+    }
+    r->avg_ns = sum / r->reps;
+    r->avg_ts = sum_ts / r->reps;
+    double v = 0, v_ts = 0;
+    for (uint32_t i = 0; i < r->reps; i++) {
+        double ts = n_tokens * 1e9 / r->samples_ns[i];
+        v += (r->samples_ns[i] - r->avg_ns) * (r->samples_ns[i] - r->avg_ns);
+        v_ts += (ts - r->avg_ts) * (ts - r->avg_ts);
+    }
+    r->stddev_ns = r->reps > 1 ? sqrt(v / (r->reps - 1)) : 0;
+    r->stddev_ts = r->reps > 1 ? sqrt(v_ts / (r->reps - 1)) : 0;
+}
+
+/* One test's repetitions into r. tok holds depth + max(n_prompt, n_gen) tokens. */
+static bool run_test(eng_session *s, const int32_t *tok, bench_row *r, int reps)
+{
+    for (int rep = 0; rep < reps; rep++) {
+        eng_session_reset(s);
+        if (r->n_depth && eng_session_eval(s, tok, r->n_depth) != ENG_OK)
+            return false;
+        double t0 = tool_now_s();
+        if (r->n_prompt) {
+            if (eng_session_eval(s, tok + r->n_depth, r->n_prompt) != ENG_OK)
+                return false;
+        } else {
+            for (uint32_t i = 0; i < r->n_gen; i++)
+                if (eng_session_eval(s, tok + r->n_depth + i, 1) != ENG_OK)
+                    return false;
+        }
+        r->samples_ns[rep] = (tool_now_s() - t0) * 1e9;
+    }
+    r->reps = (uint32_t)reps;
+    stats(r, r->n_prompt ? r->n_prompt : r->n_gen);
+    return true;
+}
+
+static void utc_now(char *out, size_t size)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+typedef struct bench_run {
+    const bench_opts *o;
+    FILE *out;
+    size_t rows;
+    bool failed;
+} bench_run;
+
+static void emit(bench_run *b, const bench_row *r)
+{
+    bench_write_row(b->out, b->o->fmt, r, b->rows++);
+    fflush(b->out);
+}
+
+/* Every test of one model on one device. */
+static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, const char *gate,
+                        uint32_t mi)
+{
+    const bench_opts *o = b->o;
+    char err[512], name[160];
+    bool bar = isatty(2);
+    eng_status st = ENG_OK;
+    eng_model *m;
+    if (o->synthetic[mi]) {
+        m = open_synthetic(o->models[mi], o->seed, bar, name, sizeof name, err, sizeof err);
+    } else {
+        m = eng_model_open(o->models[mi], &st, err, sizeof err);
+    }
+    if (!m || eng_model_upload(m, dev, bar ? tool_progress : NULL, "loading weights", err,
+                               sizeof err) != ENG_OK) {
+        tool_error("bench: %s: %s", o->models[mi], err);
+        eng_model_close(m);
+        b->failed = true;
+        return;
+    }
+    const eng_hparams *hp = eng_model_hparams(m);
+    bench_row base = {.dev = *bd, .gate_ok = true};
+    snprintf(base.gate, sizeof base.gate, "%s", gate);
+    snprintf(base.build_commit, sizeof base.build_commit, "%s", VKLLM_BUILD_COMMIT);
+    if (o->synthetic[mi]) {
+        snprintf(base.model_filename, sizeof base.model_filename, "synthetic:%s", o->models[mi]);
+        snprintf(base.model_type, sizeof base.model_type, "%.95s", name);
+    } else {
+        char params[32];
+        format_params(eng_model_param_count(m), params, sizeof params);
+        snprintf(base.model_filename, sizeof base.model_filename, "%s", o->models[mi]);
+        snprintf(base.model_type, sizeof base.model_type, "%s %s %s", hp->arch_name, params,
+                 file_type_name(m));
+    }
+    base.model_size = eng_model_weight_bytes(m);
+    base.model_n_params = eng_model_param_count(m);
+    snprintf(base.type_k, sizeof base.type_k, "f16");
+    snprintf(base.type_v, sizeof base.type_v, "f16");
+    base.flash_attn = 1;
+
+    /* the tokens: random ids, as llama-bench uses */
+    uint32_t need = 1, most = 17; /* the warm-up's tokens */
+    for (uint32_t d = 0; d < o->n_depth.n; d++)
+        for (uint32_t k = 0; k < o->n_prompt.n || k < o->n_gen.n; k++) {
+            uint32_t pp = k < o->n_prompt.n ? o->n_prompt.v[k] : 0;
+            uint32_t tg = k < o->n_gen.n ? o->n_gen.v[k] : 0;
+            uint32_t t = o->n_depth.v[d] + (pp > tg ? pp : tg);
+            most = t > most ? t : most;
+        }
+    need = most + 1;
+    int32_t *tok = malloc(sizeof *tok * need);
+    uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 1;
+    for (uint32_t i = 0; tok && i < need; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        tok[i] = (int32_t)(rng % hp->n_vocab);
+    }
+    double w_bytes = weight_bytes_per_token(m);
+    for (uint32_t bi = 0; tok && bi < o->n_batch.n; bi++) {
+        eng_session *s = NULL;
+        eng_session_params sp = {.n_ctx = (most + 255) / 256 * 256, .n_batch = o->n_batch.v[bi]};
+        vkb_device_memory_reset_peak(dev);
+        if (eng_session_create(m, &sp, &s, err, sizeof err) != ENG_OK) {
+            tool_error("bench: %s: %s", base.model_type, err);
+            b->failed = true;
+            break;
+        }
+        /* warm-up: pipelines are created on first use; 16 tokens take the matrix-matrix
+         * path (when a prompt test will), one more the matrix-vector path */
+        if (o->warmup) {
+            uint32_t longest = 0;
+            for (uint32_t k = 0; k < o->n_prompt.n; k++)
+                longest = o->n_prompt.v[k] > longest ? o->n_prompt.v[k] : longest;
+            uint32_t n = longest > 8 && o->n_batch.v[bi] > 8 ? 16 : 0;
+            if ((n && eng_session_eval(s, tok, n) != ENG_OK) ||
+                eng_session_eval(s, tok + n, 1) != ENG_OK) {
+                tool_error("bench: warm-up: %s", eng_session_errmsg(s));
+                b->failed = true;
+            }
+        }
+        for (uint32_t d = 0; !b->failed && d < o->n_depth.n; d++)
+            for (int kind = 0; kind < 2; kind++) {
+                const uint_list *l = kind == 0 ? &o->n_prompt : &o->n_gen;
+                for (uint32_t k = 0; k < l->n && !b->failed; k++) {
+                    if (l->v[k] == 0)
+                        continue;
+                    bench_row r = base;
+                    r.n_batch = o->n_batch.v[bi];
+                    r.n_depth = o->n_depth.v[d];
+                    *(kind == 0 ? &r.n_prompt : &r.n_gen) = l->v[k];
+                    utc_now(r.test_time, sizeof r.test_time);
+                    if (bar) {
+                        char t[64];
+                        bench_test_name(&r, t, sizeof t);
+                        fprintf(stderr, "\r%s: %s ...\033[K", base.model_type, t);
+                    }
+                    if (!run_test(s, tok, &r, o->reps)) {
+                        tool_error("bench: %s: %s", base.model_type, eng_session_errmsg(s));
+                        b->failed = true;
+                        break;
+                    }
+                    if (kind == 0) {
+                        r.ttft_ms = r.avg_ns / 1e6;
+                    } else {
+                        double kv = 0;
+                        for (uint32_t i = 0; i < r.n_gen; i++)
+                            kv += kv_bytes_at(hp, r.n_depth + i);
+                        r.decode_gbps = (w_bytes + kv / r.n_gen) * r.avg_ts / 1e9;
+                        r.bandwidth_pct =
+                            bd->copy_gbps > 0 ? 100.0 * r.decode_gbps / bd->copy_gbps : 0;
+                    }
+                    vkb_memory_stats ms;
+                    vkb_device_memory_stats(dev, &ms);
+                    r.peak_memory = ms.peak_allocated;
+                    if (bar)
+                        fprintf(stderr, "\r\033[K");
+                    emit(b, &r);
+                }
+            }
+        eng_session_destroy(s);
+    }
+    if (!tok) {
+        tool_error("bench: out of memory");
+        b->failed = true;
+    }
+    free(tok);
+    eng_model_close(m);
+}
+
+static void bench_device_sel(bench_run *b, vkb_context *ctx, const char *sel)
+{
+    const bench_opts *o = b->o;
+    tool_gpu_opts g = o->gpu;
+    g.device = sel;
+    vkb_device *dev;
+    if (tool_open_device(ctx, &g, &dev) != 0) {
+        b->failed = true;
+        return;
+    }
+    bench_device bd;
+    fill_device(dev, &bd);
+    bool bar = isatty(2);
+    if (bar)
+        fprintf(stderr, "%s: measuring copy bandwidth, then the correctness gate ...", bd.name);
+    tool_bandwidth bw;
+    if (tool_measure_bandwidth(dev, 0, 5, &bw) == 0)
+        bd.copy_gbps = bw.gbps;
+    bench_row gate = {.dev = bd};
+    snprintf(gate.build_commit, sizeof gate.build_commit, "%s", VKLLM_BUILD_COMMIT);
+    gate.gate_ok = run_gate(dev, o, gate.gate, sizeof gate.gate);
+    if (bar)
+        fprintf(stderr, "\r\033[K");
+    fprintf(stderr, "%s: copy %.1f GB/s; gate %s\n", bd.name, bd.copy_gbps, gate.gate);
+    if (!gate.gate_ok) {
+        utc_now(gate.test_time, sizeof gate.test_time);
+        emit(b, &gate);
+        b->failed = true;
+    } else {
+        for (uint32_t mi = 0; mi < o->n_models; mi++)
+            bench_model(b, dev, &bd, gate.gate, mi);
+    }
+    vkb_device_close(dev);
+}
+
+static int model_bench(int argc, char **argv)
+{
+    bench_opts o = {.reps = 5, .warmup = true, .seed = 1, .fmt = BENCH_MD};
+    o.n_prompt = (uint_list){{512}, 1};
+    o.n_gen = (uint_list){{128}, 1};
+    o.n_depth = (uint_list){{0}, 1};
+    o.n_batch = (uint_list){{512}, 1};
+    o.fa = (uint_list){{1}, 1};
+    int r = parse_flags(argc, argv, &o);
+    if (r)
+        return r == 1 ? 0 : 2;
+    vkb_context *ctx;
+    if (tool_open_context(&o.gpu, &ctx) != 0)
+        return 1;
+    bench_run b = {.o = &o, .out = stdout};
+    bench_write_begin(stdout, o.fmt);
+    if (o.devices && strcmp(o.devices, "all") == 0) {
+        for (uint32_t i = 0; i < vkb_context_device_count(ctx); i++) {
+            char sel[16];
+            snprintf(sel, sizeof sel, "%u", i);
+            bench_device_sel(&b, ctx, sel);
+        }
+    } else {
+        char sel[TOOL_ITEM_MAX];
+        const char *p = o.devices ? o.devices : "";
+        if (!*p)
+            bench_device_sel(&b, ctx, NULL);
+        while (tool_next_item(&p, sel) > 0)
+            bench_device_sel(&b, ctx, sel);
+    }
+    bench_write_end(stdout, o.fmt);
+    if (o.gpu.validation && tool_report_validation(ctx) > 0)
+        b.failed = true;
     vkb_context_destroy(ctx);
-    return rc;
+    return b.failed ? 1 : 0;
 }
 
 int cmd_bench(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "kernels") == 0)
         return bench_kernels(argc - 1, argv + 1);
-    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    tool_error("bench: say what to benchmark: vkllm bench kernels (see --help)");
-    return 2;
+    if (argc >= 2 && strcmp(argv[1], "compare") == 0)
+        return bench_compare(argc - 1, argv + 1);
+    return model_bench(argc, argv);
 }

@@ -60,32 +60,6 @@ typedef struct run_opts {
     eng_sampler_params sp;
 } run_opts;
 
-/* Parses a number flag's value into [lo, hi]; prints why and returns false when bad. */
-static bool parse_long(const char *flag, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || *end || end == s || errno || v < lo || v > hi) {
-        tool_error("%s needs a whole number from %ld to %ld, got \"%s\"", flag, lo, hi, s ? s : "");
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-static bool parse_float(const char *flag, const char *s, float lo, float hi, float *out)
-{
-    char *end;
-    float v = s ? strtof(s, &end) : 0.0f;
-    if (!s || *end || end == s || !(v >= lo && v <= hi)) {
-        tool_error("%s needs a number from %g to %g, got \"%s\"", flag, lo, hi, s ? s : "");
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
 /* Returns 0 to go on, 1 after --help, 2 on a bad flag. */
 static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
 {
@@ -117,37 +91,37 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
             TAKE(val);
             o->prompt_file = val;
         } else if (IS("-n") || IS("--n-predict")) {
-            TAKE(parse_long(a, val, -1, INT32_MAX, &o->n_predict));
+            TAKE(tool_parse_long(a, val, -1, INT32_MAX, &o->n_predict));
         } else if (IS("-c") || IS("--ctx")) {
-            TAKE(parse_long(a, val, 1, 1 << 20, &n));
+            TAKE(tool_parse_long(a, val, 1, 1 << 20, &n));
             o->n_ctx = (uint32_t)n;
         } else if (IS("-b") || IS("--batch")) {
-            TAKE(parse_long(a, val, 1, 65535, &n));
+            TAKE(tool_parse_long(a, val, 1, 65535, &n));
             o->n_batch = (uint32_t)n;
         } else if (IS("--keep")) {
-            TAKE(parse_long(a, val, 0, 1 << 20, &n));
+            TAKE(tool_parse_long(a, val, 0, 1 << 20, &n));
             o->keep = (uint32_t)n;
         } else if (IS("--context-full")) {
             TAKE(val && (strcmp(val, "error") == 0 || strcmp(val, "shift") == 0));
             o->shift = strcmp(val, "shift") == 0;
         } else if (IS("--temp")) {
-            TAKE(parse_float(a, val, 0.0f, 100.0f, &o->sp.temperature));
+            TAKE(tool_parse_float(a, val, 0.0f, 100.0f, &o->sp.temperature));
         } else if (IS("--greedy")) {
             o->sp.temperature = 0.0f;
         } else if (IS("--top-k")) {
-            TAKE(parse_long(a, val, 0, INT32_MAX, &n));
+            TAKE(tool_parse_long(a, val, 0, INT32_MAX, &n));
             o->sp.top_k = (int32_t)n;
         } else if (IS("--top-p")) {
-            TAKE(parse_float(a, val, 0.0f, 1.0f, &o->sp.top_p));
+            TAKE(tool_parse_float(a, val, 0.0f, 1.0f, &o->sp.top_p));
         } else if (IS("--min-p")) {
-            TAKE(parse_float(a, val, 0.0f, 1.0f, &o->sp.min_p));
+            TAKE(tool_parse_float(a, val, 0.0f, 1.0f, &o->sp.min_p));
         } else if (IS("--repeat-penalty")) {
-            TAKE(parse_float(a, val, 0.0f, 100.0f, &o->sp.repeat_penalty));
+            TAKE(tool_parse_float(a, val, 0.0f, 100.0f, &o->sp.repeat_penalty));
         } else if (IS("--repeat-last-n")) {
-            TAKE(parse_long(a, val, 0, INT32_MAX, &n));
+            TAKE(tool_parse_long(a, val, 0, INT32_MAX, &n));
             o->sp.repeat_last_n = (int32_t)n;
         } else if (IS("--seed")) {
-            TAKE(parse_long(a, val, 0, LONG_MAX, &n));
+            TAKE(tool_parse_long(a, val, 0, LONG_MAX, &n));
             o->sp.seed = (uint64_t)n;
             o->seed_given = true;
         } else if (IS("--print-ids")) {
@@ -178,50 +152,6 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         return 2;
     }
     return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static char *read_prompt_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tool_error("cannot open the prompt file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + n, 1, cap - n, f)) > 0;) {
-        n += got;
-        if (n == cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b)
-                free(buf);
-            buf = b;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        tool_error("out of memory reading %s", path);
-    *len = n;
-    return buf;
-}
-
-static void progress_bar(uint64_t done, uint64_t total, void *user)
-{
-    (void)user;
-    int width = 30, filled = total ? (int)((double)done / (double)total * width) : width;
-    fprintf(stderr, "\rloading weights [%.*s%*s] %3d%%  %.1f / %.1f MiB", filled,
-            "##############################", width - filled, "",
-            total ? (int)(100.0 * (double)done / (double)total) : 100, done / 1048576.0,
-            total / 1048576.0);
-    if (done >= total)
-        fputc('\n', stderr);
 }
 
 static void print_piece(const eng_vocab *v, int32_t id, bool special)
@@ -255,7 +185,7 @@ static int generate(const run_opts *o, vkb_device *dev)
     int rc = 1;
     char err[512] = "";
     eng_status st;
-    double t0 = now_s();
+    double t0 = tool_now_s();
     eng_model *m = eng_model_open(o->model, &st, err, sizeof err);
     eng_session *s = NULL;
     eng_sampler *smp = NULL;
@@ -272,7 +202,8 @@ static int generate(const run_opts *o, vkb_device *dev)
     const eng_hparams *hp = eng_model_hparams(m);
     const eng_vocab *v = eng_model_vocab(m);
     bool bar = !o->quiet && isatty(2);
-    if ((st = eng_model_upload(m, dev, bar ? progress_bar : NULL, NULL, err, sizeof err))) {
+    if ((st = eng_model_upload(m, dev, bar ? tool_progress : NULL, "loading weights", err,
+                               sizeof err))) {
         tool_error("%s", err);
         goto done;
     }
@@ -281,13 +212,13 @@ static int generate(const run_opts *o, vkb_device *dev)
         tool_error("%s", err);
         goto done;
     }
-    double t_load = now_s() - t0;
+    double t_load = tool_now_s() - t0;
     uint32_t n_ctx = eng_session_n_ctx(s);
 
     const char *prompt = o->prompt ? o->prompt : "";
     size_t prompt_len = strlen(prompt);
     if (o->prompt_file) {
-        if (!(file_prompt = read_prompt_file(o->prompt_file, &prompt_len)))
+        if (!(file_prompt = tool_read_text(o->prompt_file, &prompt_len)))
             goto done;
         prompt = file_prompt;
     }
@@ -335,18 +266,18 @@ static int generate(const run_opts *o, vkb_device *dev)
 
     fwrite(prompt, 1, prompt_len, stdout);
     fflush(stdout);
-    double tp = now_s();
+    double tp = tool_now_s();
     if ((st = eng_session_eval(s, hist, (uint32_t)n_prompt))) {
         tool_error("prefill: %s", eng_session_errmsg(s));
         goto done;
     }
-    double t_prefill = now_s() - tp, t_decode = 0;
+    double t_prefill = tool_now_s() - tp, t_decode = 0;
     size_t n_hist = (size_t)n_prompt, n_gen = 0, shifts = 0;
     const char *stop = "the requested number of tokens";
     for (;;) {
         if (o->n_predict >= 0 && n_gen >= (size_t)o->n_predict)
             break;
-        double td = now_s();
+        double td = tool_now_s();
         int32_t t = eng_sampler_sample(smp, eng_session_logits(s));
         if (t < 0) {
             tool_error("every logit is NaN or -inf: the model or the GPU produced garbage");
@@ -364,7 +295,7 @@ static int generate(const run_opts *o, vkb_device *dev)
             hist[n_hist++] = t;
         n_gen++;
         if (o->n_predict >= 0 && n_gen >= (size_t)o->n_predict) {
-            t_decode += now_s() - td;
+            t_decode += tool_now_s() - td;
             break;
         }
         if (eng_session_n_past(s) + 1 > n_ctx) {
@@ -390,7 +321,7 @@ static int generate(const run_opts *o, vkb_device *dev)
             tool_error("decode: %s", eng_session_errmsg(s));
             goto done;
         }
-        t_decode += now_s() - td;
+        t_decode += tool_now_s() - td;
     }
     fputc('\n', stdout);
     if (o->print_ids) {

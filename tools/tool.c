@@ -1,5 +1,6 @@
 #include "tool.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,9 +113,7 @@ unsigned tool_report_validation(vkb_context *ctx)
 
 static double now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+    return tool_now_s() * 1e3;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -171,4 +170,86 @@ int tool_time_reps(vkb_stream *s, bool gpu_timed, int warmup, int reps, tool_rec
     }
     free(ms);
     return rc;
+}
+
+bool tool_parse_long(const char *flag, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || *end || end == s || errno || v < lo || v > hi) {
+        tool_error("%s needs a whole number from %ld to %ld, got \"%s\"", flag, lo, hi, s ? s : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool tool_parse_float(const char *flag, const char *s, float lo, float hi, float *out)
+{
+    char *end;
+    float v = s ? strtof(s, &end) : 0.0f;
+    if (!s || *end || end == s || !(v >= lo && v <= hi)) {
+        tool_error("%s needs a number from %g to %g, got \"%s\"", flag, lo, hi, s ? s : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+double tool_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void tool_progress(uint64_t done, uint64_t total, void *label)
+{
+    int width = 30, filled = total ? (int)((double)done / (double)total * width) : width;
+    fprintf(stderr, "\r%s [%.*s%*s] %3d%%  %.1f / %.1f MiB", (const char *)label, filled,
+            "##############################", width - filled, "",
+            total ? (int)(100.0 * (double)done / (double)total) : 100, done / 1048576.0,
+            total / 1048576.0);
+    if (done >= total)
+        fputc('\n', stderr);
+}
+
+int tool_next_item(const char **list, char item[TOOL_ITEM_MAX])
+{
+    const char *p = *list;
+    if (!*p)
+        return 0;
+    size_t n = strcspn(p, ",");
+    snprintf(item, TOOL_ITEM_MAX, "%.*s", (int)(n < TOOL_ITEM_MAX ? n : TOOL_ITEM_MAX - 1), p);
+    *list = p + n + (p[n] == ',');
+    return n < TOOL_ITEM_MAX ? 1 : -1;
+}
+
+char *tool_read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tool_error("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + n, 1, cap - 1 - n, f)) > 0;) {
+        n += got;
+        if (n == cap - 1) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b)
+                free(buf);
+            buf = b;
+        }
+    }
+    fclose(f);
+    if (!buf) {
+        tool_error("out of memory reading %s", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
 }

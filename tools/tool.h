@@ -4,6 +4,7 @@
 #define TOOL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "vkb.h"
@@ -48,6 +49,27 @@ typedef vkb_status (*tool_record_fn)(vkb_stream *s, void *arg);
 int tool_time_reps(vkb_stream *s, bool gpu_timed, int warmup, int reps, tool_record_fn rec,
                    void *arg, double *median, double *best);
 
+/* Parses a number flag's value into [lo, hi]; prints why and returns false when bad. */
+bool tool_parse_long(const char *flag, const char *s, long lo, long hi, long *out);
+bool tool_parse_float(const char *flag, const char *s, float lo, float hi, float *out);
+
+#define TOOL_ITEM_MAX 512
+
+/* The next item of a comma-separated list into item (NUL-terminated), *list moved past
+ * it and its comma. 0 at the end of the list, -1 for an item of TOOL_ITEM_MAX bytes or
+ * more (item then holds its start), 1 otherwise. */
+int tool_next_item(const char **list, char item[TOOL_ITEM_MAX]);
+
+/* A whole file, NUL-terminated (*len excludes the NUL); NULL after printing why. */
+char *tool_read_text(const char *path, size_t *len);
+
+/* Seconds on the monotonic clock. */
+double tool_now_s(void);
+
+/* A progress bar on stderr: "LABEL [#####     ]  40%  1.0 / 2.5 MiB" (label: a const
+ * char *), finished with a newline when done reaches total. Fits eng_progress_fn. */
+void tool_progress(uint64_t done, uint64_t total, void *label);
+
 /* Prints "vkllm: " + message to stderr. */
 void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -69,5 +91,6 @@ int tool_measure_bandwidth(vkb_device *dev, unsigned long long bytes, int reps,
 int cmd_run(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 
 #endif /* TOOL_H */

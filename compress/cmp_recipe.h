@@ -1,0 +1,73 @@
+/* Quantization recipes: which type each tensor of a model gets for a file type such as
+ * Q4_0 or Q4_K_M, by the rules llama.cpp's quantizer applies to llama-family models, so
+ * files made here have the same tensor types as files made there.
+ *
+ * The rules (for a quantized recipe; F32/F16/BF16 recipes convert every matrix):
+ * - the output matrix (or the embedding when it doubles as the output) gets Q6_K, or Q8_0
+ *   when its rows do not fit 256-value blocks or the recipe is Q8_0;
+ * - Q4_K_M and Q5_K_M give Q6_K to attn_v and ffn_down of the layers use_more_bits picks
+ *   (the first and last eighth, and every third layer between);
+ * - Q4_K_S gives Q5_K to attn_v of the first 4 layers and ffn_down of the first eighth;
+ * - IQ4_NL gives Q5_K to attn_v when 4 or more query heads share a KV head, and to
+ *   ffn_down of the first eighth of the layers;
+ * - everything else gets the recipe's base type; norms and other vectors stay F32;
+ * - a row length that does not fit the chosen type's block falls back: Q4_K to Q5_0, Q5_K
+ *   to Q5_1, Q6_K to Q8_0, any 32-value type to F16. */
+#ifndef CMP_RECIPE_H
+#define CMP_RECIPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cmp_quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a tensor is in the model, for the rules above. */
+typedef enum cmp_role {
+    CMP_ROLE_TOKEN_EMBD,
+    CMP_ROLE_OUTPUT,
+    CMP_ROLE_ATTN_Q,
+    CMP_ROLE_ATTN_K,
+    CMP_ROLE_ATTN_V,
+    CMP_ROLE_ATTN_OUTPUT,
+    CMP_ROLE_FFN_GATE,
+    CMP_ROLE_FFN_UP,
+    CMP_ROLE_FFN_DOWN,
+    CMP_ROLE_VECTOR, /* norms, biases: never quantized */
+} cmp_role;
+
+typedef struct cmp_recipe {
+    const char *name;   /* as llama.cpp names the file type: "Q4_0", "Q4_K_M", ... */
+    cmp_type base;      /* the type of most matrices */
+    uint32_t file_type; /* general.file_type (llama_ftype) */
+} cmp_recipe;
+
+/* Looks a recipe up by name, ignoring case ("q4_k_m" works); NULL when unknown. */
+const cmp_recipe *cmp_recipe_find(const char *name);
+const cmp_recipe *cmp_recipe_list(uint32_t *count);
+
+/* The facts about the model the rules read. */
+typedef struct cmp_recipe_model {
+    uint32_t n_layer;
+    uint32_t n_gqa;   /* query heads per KV head */
+    bool tied_output; /* the embedding is also the output matrix */
+} cmp_recipe_model;
+
+/* The type for a tensor of `role` in `layer` (ignored for roles outside layers) whose
+ * rows hold row_len values, the shape fallback applied. With `pure` every matrix gets the
+ * base type (still with the fallback). */
+cmp_type cmp_recipe_type(const cmp_recipe *r, const cmp_recipe_model *model, cmp_role role,
+                         uint32_t layer, uint64_t row_len, bool pure);
+
+/* The type used instead of `type` when rows of row_len values do not fit its blocks;
+ * `type` itself when they do. */
+cmp_type cmp_type_fallback(cmp_type type, uint64_t row_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CMP_RECIPE_H */

@@ -1,0 +1,351 @@
+/* Synthetic models (see eng_synth.h). */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cmp_gguf_write.h"
+#include "eng_synth.h"
+
+/* Shapes from the models' published configurations. */
+static const eng_synth_preset presets[] = {
+    {"tiny", "a 2-layer toy (tests, the correctness gate)", 1024, 1024, 256, 2, 4, 2, 768, 10000.0f,
+     1e-5f, false},
+    {"smollm-135m", "SmolLM 135M", 49152, 2048, 576, 30, 9, 3, 1536, 10000.0f, 1e-5f, true},
+    {"qwen2-0.5b", "Qwen2 0.5B (as a llama: no QKV biases)", 151936, 32768, 896, 24, 14, 2, 4864,
+     1000000.0f, 1e-6f, true},
+    {"llama-1b", "TinyLlama 1.1B", 32000, 2048, 2048, 22, 32, 4, 5632, 10000.0f, 1e-5f, false},
+    {"llama2-7b", "Llama 2 7B", 32000, 4096, 4096, 32, 32, 32, 11008, 10000.0f, 1e-5f, false},
+    {"mistral-7b", "Mistral 7B v0.2", 32000, 32768, 4096, 32, 32, 8, 14336, 1000000.0f, 1e-5f,
+     false},
+    {"llama3-8b", "Llama 3 8B", 128256, 8192, 4096, 32, 32, 8, 14336, 500000.0f, 1e-5f, false},
+};
+
+#define N_PRESETS (sizeof presets / sizeof presets[0])
+
+const eng_synth_preset *eng_synth_presets(size_t *count)
+{
+    *count = N_PRESETS;
+    return presets;
+}
+
+const eng_synth_preset *eng_synth_preset_find(const char *name)
+{
+    for (size_t i = 0; i < N_PRESETS; i++)
+        if (strcasecmp(name, presets[i].name) == 0)
+            return &presets[i];
+    return NULL;
+}
+
+/* ---- the tensor list ---- */
+
+typedef struct synth_tensor {
+    char name[64];
+    cmp_role role;
+    uint32_t layer;
+    uint64_t rows, k; /* a vector: rows 1 */
+    cmp_type type;
+    uint64_t bytes;
+    uint64_t id; /* seeds its values */
+    struct synth *owner;
+} synth_tensor;
+
+typedef struct synth {
+    const eng_synth_params *p;
+    synth_tensor *t;
+    uint32_t n;
+    uint64_t done, total; /* bytes, for progress */
+} synth;
+
+static uint32_t tensor_count(const eng_synth_preset *ps)
+{
+    return 2 + !ps->tied_output + 9 * ps->n_layer;
+}
+
+static void add(synth *s, const char *name, cmp_role role, uint32_t layer, uint64_t rows,
+                uint64_t k)
+{
+    const eng_synth_preset *ps = s->p->preset;
+    cmp_recipe_model rm = {ps->n_layer, ps->n_head / ps->n_head_kv, ps->tied_output};
+    synth_tensor *t = &s->t[s->n];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->role = role;
+    t->layer = layer;
+    t->rows = rows;
+    t->k = k;
+    t->type = cmp_recipe_type(s->p->recipe, &rm, role, layer, k, s->p->pure);
+    t->bytes = rows * cmp_row_bytes(t->type, k);
+    t->id = s->n++;
+    s->total += t->bytes;
+}
+
+/* In llama.cpp's order. False when out of memory. */
+static bool build(synth *s, const eng_synth_params *p)
+{
+    const eng_synth_preset *ps = p->preset;
+    *s = (synth){.p = p};
+    s->t = calloc(tensor_count(ps), sizeof *s->t);
+    if (!s->t)
+        return false;
+    uint64_t e = ps->n_embd, hd = ps->n_embd / ps->n_head, kv = hd * ps->n_head_kv, f = ps->n_ff;
+    add(s, "token_embd.weight", CMP_ROLE_TOKEN_EMBD, 0, ps->n_vocab, e);
+    add(s, "output_norm.weight", CMP_ROLE_VECTOR, 0, 1, e);
+    if (!ps->tied_output)
+        add(s, "output.weight", CMP_ROLE_OUTPUT, 0, ps->n_vocab, e);
+    static const struct {
+        const char *name;
+        cmp_role role;
+    } per_layer[] = {
+        {"attn_norm", CMP_ROLE_VECTOR},        {"attn_q", CMP_ROLE_ATTN_Q},
+        {"attn_k", CMP_ROLE_ATTN_K},           {"attn_v", CMP_ROLE_ATTN_V},
+        {"attn_output", CMP_ROLE_ATTN_OUTPUT}, {"ffn_norm", CMP_ROLE_VECTOR},
+        {"ffn_gate", CMP_ROLE_FFN_GATE},       {"ffn_up", CMP_ROLE_FFN_UP},
+        {"ffn_down", CMP_ROLE_FFN_DOWN},
+    };
+    for (uint32_t l = 0; l < ps->n_layer; l++)
+        for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
+            uint64_t rows = 1, k = e;
+            switch (per_layer[i].role) {
+            case CMP_ROLE_ATTN_Q:
+            case CMP_ROLE_ATTN_OUTPUT: rows = e; break;
+            case CMP_ROLE_ATTN_K:
+            case CMP_ROLE_ATTN_V: rows = kv; break;
+            case CMP_ROLE_FFN_GATE:
+            case CMP_ROLE_FFN_UP: rows = f; break;
+            case CMP_ROLE_FFN_DOWN: rows = e, k = f; break;
+            default: break;
+            }
+            char name[64];
+            snprintf(name, sizeof name, "blk.%u.%s.weight", l, per_layer[i].name);
+            add(s, name, per_layer[i].role, l, rows, k);
+        }
+    return true;
+}
+
+uint64_t eng_synth_param_count(const eng_synth_preset *ps)
+{
+    uint64_t e = ps->n_embd, kv = e / ps->n_head * ps->n_head_kv, f = ps->n_ff;
+    uint64_t layer = 2 * e + 2 * e * e + 2 * kv * e + 3 * e * f;
+    return ps->n_vocab * e * (ps->tied_output ? 1 : 2) + e + ps->n_layer * layer;
+}
+
+uint64_t eng_synth_weight_bytes(const eng_synth_params *p)
+{
+    synth s;
+    if (!build(&s, p))
+        return 0;
+    free(s.t);
+    return s.total;
+}
+
+/* ---- values ---- */
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Row `row` of tensor `id`: near-Gaussian (the sum of four uniforms, unit variance)
+ * times sigma. Depends on nothing but the seed, the tensor and the row. */
+static void make_row(uint64_t seed, uint64_t id, uint64_t row, float sigma, float *x, uint64_t k)
+{
+    uint64_t st = seed ^ (id * 0xd1342543de82ef95ull) ^ (row * 0x9e3779b97f4a7c15ull);
+    splitmix64(&st);
+    const float scale = sigma * 1.7320508f / 65535.0f; /* sqrt(12 / 4): unit variance */
+    for (uint64_t i = 0; i < k; i++) {
+        uint64_t r = splitmix64(&st);
+        uint32_t u = (uint32_t)(r & 0xffff) + (uint32_t)((r >> 16) & 0xffff) +
+                     (uint32_t)((r >> 32) & 0xffff) + (uint32_t)(r >> 48);
+        x[i] = ((float)u - 2.0f * 65535.0f) * scale;
+    }
+}
+
+typedef struct fill_job {
+    const synth *s;
+    const synth_tensor *t;
+    uint8_t *dst;
+    uint64_t row_bytes;
+    atomic_uint_fast64_t next; /* the next row to take */
+    atomic_bool failed;
+} fill_job;
+
+#define ROWS_PER_TAKE 8
+
+static void *fill_worker(void *arg)
+{
+    fill_job *j = arg;
+    const synth_tensor *t = j->t;
+    float *x = malloc(sizeof *x * t->k);
+    if (!x) {
+        atomic_store(&j->failed, true);
+        return NULL;
+    }
+    float sigma = t->role == CMP_ROLE_TOKEN_EMBD ? 1.0f : 1.0f / sqrtf((float)t->k);
+    for (;;) {
+        uint64_t r0 = atomic_fetch_add(&j->next, ROWS_PER_TAKE);
+        if (r0 >= t->rows)
+            break;
+        uint64_t r1 = r0 + ROWS_PER_TAKE < t->rows ? r0 + ROWS_PER_TAKE : t->rows;
+        for (uint64_t r = r0; r < r1; r++) {
+            make_row(j->s->p->seed, t->id, r, sigma, x, t->k);
+            cmp_quantize(t->type, x, j->dst + r * j->row_bytes, t->k);
+        }
+    }
+    free(x);
+    return NULL;
+}
+
+static unsigned thread_count(const eng_synth_params *p)
+{
+    if (p->threads)
+        return p->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+}
+
+static bool fill_tensor(void *user, void *dst, uint64_t bytes, char *err, size_t err_size)
+{
+    const synth_tensor *t = user;
+    synth *s = t->owner;
+    if (t->role == CMP_ROLE_VECTOR) {
+        float *v = dst;
+        for (uint64_t i = 0; i < t->k; i++)
+            v[i] = 1.0f;
+    } else {
+        fill_job j = {.s = s, .t = t, .dst = dst, .row_bytes = bytes / t->rows};
+        atomic_init(&j.next, 0);
+        atomic_init(&j.failed, false);
+        unsigned n = thread_count(s->p);
+        pthread_t tid[256];
+        unsigned started = 0;
+        for (; started + 1 < n; started++)
+            if (pthread_create(&tid[started], NULL, fill_worker, &j) != 0)
+                break; /* fewer threads: the caller's share grows */
+        fill_worker(&j);
+        for (unsigned i = 0; i < started; i++)
+            pthread_join(tid[i], NULL);
+        if (atomic_load(&j.failed)) {
+            snprintf(err, err_size, "out of memory making %s", t->name);
+            return false;
+        }
+    }
+    s->done += bytes;
+    if (s->p->progress)
+        s->p->progress(s->done, s->total, s->p->user);
+    return true;
+}
+
+/* The vocabulary: <unk>, <s>, </s>, the 256 byte tokens, then made-up words "▁w<n>". */
+static bool set_vocab(cmp_gguf_writer *w, uint32_t n_vocab)
+{
+    char **tok = calloc(n_vocab, sizeof *tok);
+    float *score = calloc(n_vocab, sizeof *score);
+    int32_t *type = calloc(n_vocab, sizeof *type);
+    bool ok = tok && score && type;
+    for (uint32_t i = 0; ok && i < n_vocab; i++) {
+        char buf[32];
+        if (i == 0)
+            snprintf(buf, sizeof buf, "<unk>"), type[i] = 2;
+        else if (i == 1)
+            snprintf(buf, sizeof buf, "<s>"), type[i] = 3;
+        else if (i == 2)
+            snprintf(buf, sizeof buf, "</s>"), type[i] = 3;
+        else if (i < 3 + 256)
+            snprintf(buf, sizeof buf, "<0x%02X>", i - 3), type[i] = 6;
+        else
+            snprintf(buf, sizeof buf, "\xe2\x96\x81w%u", i), type[i] = 1;
+        score[i] = i < 3 + 256 ? 0.0f : -(float)i;
+        ok = (tok[i] = strdup(buf)) != NULL;
+    }
+    ok = ok && cmp_gguf_set_str(w, "tokenizer.ggml.model", "llama") &&
+         cmp_gguf_set_str_array(w, "tokenizer.ggml.tokens", (const char *const *)tok, n_vocab) &&
+         cmp_gguf_set_f32_array(w, "tokenizer.ggml.scores", score, n_vocab) &&
+         cmp_gguf_set_i32_array(w, "tokenizer.ggml.token_type", type, n_vocab) &&
+         cmp_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1) &&
+         cmp_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 2) &&
+         cmp_gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", 0) &&
+         cmp_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true) &&
+         cmp_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    for (uint32_t i = 0; tok && i < n_vocab; i++)
+        free(tok[i]);
+    free(tok);
+    free(score);
+    free(type);
+    return ok;
+}
+
+static bool set_metadata(cmp_gguf_writer *w, const eng_synth_params *p)
+{
+    const eng_synth_preset *ps = p->preset;
+    char name[160];
+    snprintf(name, sizeof name, "vkllm synthetic %s %s (random weights, seed %llu)", ps->name,
+             p->recipe->name, (unsigned long long)p->seed);
+    return cmp_gguf_set_str(w, "general.architecture", "llama") &&
+           cmp_gguf_set_str(w, "general.name", name) &&
+           cmp_gguf_set_u32(w, "general.file_type", p->recipe->file_type) &&
+           cmp_gguf_set_u32(w, "general.quantization_version", 2) &&
+           cmp_gguf_set_u32(w, "llama.vocab_size", ps->n_vocab) &&
+           cmp_gguf_set_u32(w, "llama.context_length", ps->n_ctx_train) &&
+           cmp_gguf_set_u32(w, "llama.embedding_length", ps->n_embd) &&
+           cmp_gguf_set_u32(w, "llama.block_count", ps->n_layer) &&
+           cmp_gguf_set_u32(w, "llama.feed_forward_length", ps->n_ff) &&
+           cmp_gguf_set_u32(w, "llama.rope.dimension_count", ps->n_embd / ps->n_head) &&
+           cmp_gguf_set_u32(w, "llama.attention.head_count", ps->n_head) &&
+           cmp_gguf_set_u32(w, "llama.attention.head_count_kv", ps->n_head_kv) &&
+           cmp_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", ps->rms_eps) &&
+           cmp_gguf_set_f32(w, "llama.rope.freq_base", ps->rope_base) && set_vocab(w, ps->n_vocab);
+}
+
+static eng_status write_model(const eng_synth_params *p, FILE *f, const char *path,
+                              const char *what, char *err, size_t err_size)
+{
+    if (!p->preset || !p->recipe) {
+        snprintf(err, err_size, "a synthetic model needs a preset and a type");
+        return ENG_ERR_ARGUMENT;
+    }
+    synth s;
+    cmp_gguf_writer *w = cmp_gguf_writer_create();
+    if (!w || !build(&s, p)) {
+        cmp_gguf_writer_destroy(w);
+        snprintf(err, err_size, "out of memory");
+        return ENG_ERR_HOST_MEMORY;
+    }
+    bool ok = set_metadata(w, p);
+    for (uint32_t i = 0; ok && i < s.n; i++) {
+        synth_tensor *t = &s.t[i];
+        t->owner = &s;
+        uint64_t ne[2] = {t->k, t->rows};
+        ok = cmp_gguf_add_tensor_fill(w, t->name, t->type, t->rows > 1 ? 2 : 1, ne, t->bytes,
+                                      fill_tensor, t);
+    }
+    eng_status st = ENG_OK;
+    if (!ok) {
+        snprintf(err, err_size, "out of memory");
+        st = ENG_ERR_HOST_MEMORY;
+    } else if (!(f ? cmp_gguf_write_stream(w, f, what, err, err_size)
+                   : cmp_gguf_write_file(w, path, err, err_size))) {
+        st = ENG_ERR_IO;
+    }
+    cmp_gguf_writer_destroy(w);
+    free(s.t);
+    return st;
+}
+
+eng_status eng_synth_write_file(const eng_synth_params *p, const char *path, char *err,
+                                size_t err_size)
+{
+    return write_model(p, NULL, path, path, err, err_size);
+}
+
+eng_status eng_synth_write_stream(const eng_synth_params *p, FILE *f, const char *what, char *err,
+                                  size_t err_size)
+{
+    return write_model(p, f, NULL, what, err, err_size);
+}

@@ -1,0 +1,360 @@
+/* vkllm bench kernels: the weight kernels on model-sized matrices, against the device's
+ * measured copy bandwidth (matvec) and FMA rate (matmul). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tool.h"
+#include "vkb_ops.h"
+
+static const char kernels_usage[] =
+    "usage: vkllm bench kernels [flags]\n"
+    "\n"
+    "Times the weight kernels on matrices the size of real models' and prints, per format\n"
+    "and shape, the median time, the weight bytes read per second and that as a share of\n"
+    "the device's copy bandwidth (measured in the same run). Decode speed is bounded by\n"
+    "that bandwidth divided by the weight bytes per token, so matvec near 100% is the goal.\n"
+    "matmul (prefill) reports GFLOP/s and its share of the device's measured f32 FMA rate.\n"
+    "\n"
+    "  --formats LIST   comma-separated, from f32,f16,bf16,q4_0,q4_1,q5_0,q5_1,q8_0,q4_K,\n"
+    "                   q5_K,q6_K,iq4_nl (default: all)\n"
+    "  --shapes LIST    ROWSxK matrices, comma-separated (default: 4096x4096,4096x11008,\n"
+    "                   11008x4096,4096x14336,14336x4096,4096x32000,4096x128256; ROWS\n"
+    "                   outputs of K inputs, as GGUF stores a weight)\n"
+    "  --reps N         timed repetitions per case, after 2 warm-ups (default 10)\n"
+    "  --matmul-n N     activation columns for matmul (default 512; 0 skips matmul)\n"
+    "  --no-baseline    skip the comparison with dequantizing to f32 and multiplying\n"
+    "  --device SEL     device index or part of its name (default: the fastest)\n"
+    "  --profile P      native, mobile or minimal: cap the device's capabilities\n"
+    "  --validation     Khronos validation layer on (slow; for debugging)\n"
+    "\n"
+    "Example: vkllm bench kernels --formats q4_0,q4_K --shapes 4096x4096 --reps 20\n";
+
+#define WARMUP 2
+
+static const char *default_shapes =
+    "4096x4096,4096x11008,11008x4096,4096x14336,14336x4096,4096x32000,4096x128256";
+static const char *default_formats = "f32,f16,bf16,q4_0,q4_1,q5_0,q5_1,q8_0,q4_K,q5_K,q6_K,iq4_nl";
+
+/* One benchmark case's buffers. */
+struct bench {
+    vkb_device *dev;
+    vkb_arena *weights, *scratch;
+    vkb_stream *stream;
+    int reps;
+    bool gpu_timed;
+};
+
+/* Median milliseconds of b->reps repetitions of rec; < 0 on failure (the device's
+ * message says why). */
+static double time_median(struct bench *b, tool_record_fn rec, void *arg)
+{
+    double median;
+    if (tool_time_reps(b->stream, b->gpu_timed, WARMUP, b->reps, rec, arg, &median, NULL) != 0)
+        return -1;
+    return median;
+}
+
+/* ---- the cases ---- */
+
+struct matrix_case {
+    vkb_matrix w, w_f32; /* w_f32: the baseline's dequantized copy */
+    vkb_buffer *x, *y, *ids;
+    uint32_t n;
+};
+
+static vkb_status rec_matvec(vkb_stream *s, void *arg)
+{
+    struct matrix_case *c = arg;
+    return vkb_op_matvec(s, &c->w, c->x, c->y, 1);
+}
+
+static vkb_status rec_matmul(vkb_stream *s, void *arg)
+{
+    struct matrix_case *c = arg;
+    return vkb_op_matmul(s, &c->w, c->x, c->y, c->n);
+}
+
+/* The naive way: every row dequantized to f32 in memory, then an f32 matvec. */
+static vkb_status rec_baseline(vkb_stream *s, void *arg)
+{
+    struct matrix_case *c = arg;
+    vkb_status st = vkb_op_get_rows(s, &c->w, c->ids, c->w.rows, c->w_f32.buffer);
+    return st != VKB_OK ? st : vkb_op_matvec(s, &c->w_f32, c->x, c->y, 1);
+}
+
+/* Weights that look like a model's: a pool of rows of random values quantized with
+ * compress/, repeated down the matrix (quantizing gigabytes on the CPU would take
+ * longer than the benchmark). */
+#define POOL_ROWS 64
+
+static vkb_status upload_weights(struct bench *b, vkb_matrix *w, cmp_type type, uint32_t rows,
+                                 uint32_t k)
+{
+    size_t rb = cmp_row_bytes(type, k);
+    float *f = malloc((size_t)k * sizeof *f);
+    uint8_t *pool = malloc(rb * POOL_ROWS);
+    vkb_status st = VKB_ERR_OUT_OF_HOST_MEMORY;
+    if (!f || !pool)
+        goto out;
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int r = 0; r < POOL_ROWS; r++) {
+        for (uint32_t i = 0; i < k; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            f[i] = (float)((double)(seed >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+        }
+        cmp_quantize(type, f, pool + rb * r, k);
+    }
+    vkb_buffer *buf;
+    st = vkb_buffer_alloc(b->weights, vkb_matrix_bytes(type, k, rows), vkb_matrix_granule(type, k),
+                          &buf);
+    for (uint32_t r = 0; st == VKB_OK && r < rows; r += POOL_ROWS) {
+        uint32_t n = rows - r < POOL_ROWS ? rows - r : POOL_ROWS;
+        st = vkb_buffer_upload(b->dev, buf, (uint64_t)r * rb, pool, rb * n);
+    }
+    *w = (vkb_matrix){buf, type, rows, k};
+out:
+    free(f);
+    free(pool);
+    return st;
+}
+
+static vkb_buffer *alloc_zero(struct bench *b, uint64_t bytes, vkb_status *st)
+{
+    vkb_buffer *buf = NULL;
+    if (*st == VKB_OK)
+        *st = vkb_buffer_alloc(b->scratch, bytes, 0, &buf);
+    return buf;
+}
+
+struct yardsticks {
+    double copy_gbps, fma_gflops;
+};
+
+static void print_matrix_case(struct bench *b, const struct yardsticks *ys, cmp_type type,
+                              uint32_t rows, uint32_t k, uint32_t matmul_n, bool baseline)
+{
+    const char *tn = cmp_type_get(type)->name;
+    struct matrix_case c = {.n = matmul_n};
+    vkb_arena_reset(b->weights);
+    vkb_arena_reset(b->scratch);
+    vkb_status st = upload_weights(b, &c.w, type, rows, k);
+    double bytes = (double)cmp_row_bytes(type, k) * rows;
+    c.x = alloc_zero(b, (uint64_t)k * 4 * (matmul_n > 1 ? matmul_n : 1), &st);
+    c.y = alloc_zero(b, (uint64_t)rows * 4 * (matmul_n > 1 ? matmul_n : 1), &st);
+    double ms = st == VKB_OK ? time_median(b, rec_matvec, &c) : -1;
+    if (ms < 0) {
+        printf("%-7s %-7s %6ux%-7u  failed: %s\n", "matvec", tn, rows, k,
+               vkb_device_errmsg(b->dev));
+        return;
+    }
+    double gbps = bytes / (ms * 1e6);
+    printf("%-7s %-7s %6ux%-7u %9.1f MiB %10.3f %9.1f %7.1f%%", "matvec", tn, rows, k,
+           bytes / 1048576.0, ms, gbps, ys->copy_gbps > 0 ? 100.0 * gbps / ys->copy_gbps : 0.0);
+    if (baseline && type != CMP_TYPE_F32) {
+        vkb_status bst = VKB_OK;
+        uint32_t *ids = malloc((size_t)rows * 4);
+        c.ids = alloc_zero(b, (uint64_t)rows * 4, &bst);
+        vkb_buffer *f32 = alloc_zero(b, (uint64_t)rows * k * 4, &bst);
+        for (uint32_t i = 0; ids && i < rows; i++)
+            ids[i] = i;
+        if (!ids)
+            bst = VKB_ERR_OUT_OF_HOST_MEMORY;
+        if (bst == VKB_OK)
+            bst = vkb_buffer_upload(b->dev, c.ids, 0, ids, (uint64_t)rows * 4);
+        free(ids);
+        c.w_f32 = (vkb_matrix){f32, CMP_TYPE_F32, rows, k};
+        double bms = bst == VKB_OK ? time_median(b, rec_baseline, &c) : -1;
+        if (bms >= 0)
+            printf("  dequant+f32 %.3f ms (%.1fx slower)", bms, bms / ms);
+        else
+            printf("  dequant+f32: does not fit one binding");
+    }
+    printf("\n");
+    fflush(stdout);
+    if (matmul_n == 0)
+        return;
+    ms = time_median(b, rec_matmul, &c);
+    if (ms < 0) {
+        printf("%-7s %-7s %6ux%-7u  n=%u: %s\n", "matmul", tn, rows, k, matmul_n,
+               vkb_device_errmsg(b->dev));
+        return;
+    }
+    double gflops = 2.0 * rows * k * matmul_n / (ms * 1e6);
+    printf("%-7s %-7s %6ux%-7u %9s n=%-5u %10.3f %9.1f GFLOP/s %5.1f%% of FMA\n", "matmul", tn,
+           rows, k, "", matmul_n, ms, gflops,
+           ys->fma_gflops > 0 ? 100.0 * gflops / ys->fma_gflops : 0.0);
+    fflush(stdout);
+}
+
+/* The FMA-rate kernel over n invocations, and the operations it does. */
+struct fma_case {
+    vkb_buffer *out;
+    uint32_t n;
+    double flops;
+};
+
+static vkb_status rec_fma(vkb_stream *s, void *arg)
+{
+    struct fma_case *f = arg;
+    return vkb_op_fma_peak(s, f->out, f->n, &f->flops);
+}
+
+/* The f32 FMA rate, with enough invocations to run 20 ms or more. */
+static double measure_fma(struct bench *b)
+{
+    struct fma_case f = {NULL, 1u << 14, 0};
+    vkb_arena_reset(b->scratch);
+    if (vkb_buffer_alloc(b->scratch, (1u << 24) * 4ull, 0, &f.out) != VKB_OK)
+        return 0;
+    for (;;) {
+        double ms = time_median(b, rec_fma, &f);
+        if (ms < 0)
+            return 0;
+        if (ms >= 20 || f.n >= (1u << 24))
+            return f.flops / (ms * 1e6);
+        f.n *= ms < 2 ? 8 : 2;
+        if (f.n > (1u << 24))
+            f.n = 1u << 24;
+    }
+}
+
+/* "4096x11008" → rows, k. */
+static bool parse_shape(const char *s, uint32_t *rows, uint32_t *k)
+{
+    char *end;
+    unsigned long r = strtoul(s, &end, 10);
+    if (end == s || (*end != 'x' && *end != 'X'))
+        return false;
+    const char *ks = end + 1;
+    unsigned long kk = strtoul(ks, &end, 10);
+    if (end == ks || *end != '\0' || r == 0 || kk == 0 || r > 1u << 30 || kk > 1u << 30)
+        return false;
+    *rows = (uint32_t)r;
+    *k = (uint32_t)kk;
+    return true;
+}
+
+/* Checks every item of the two lists before any work starts. */
+static bool check_lists(const char *formats, const char *shapes)
+{
+    char item[TOOL_ITEM_MAX];
+    int got;
+    while ((got = tool_next_item(&formats, item)) != 0) {
+        const cmp_type_info *ti = got > 0 ? cmp_type_find(item) : NULL;
+        if (!ti || !vkb_op_type_supported(ti->type)) {
+            tool_error("bench: unknown format \"%s\" (formats: %s)", item, default_formats);
+            return false;
+        }
+    }
+    uint32_t r, k;
+    while ((got = tool_next_item(&shapes, item)) != 0) {
+        if (got < 0 || !parse_shape(item, &r, &k)) {
+            tool_error("bench: bad shape \"%s\" (want ROWSxK, e.g. 4096x11008)", item);
+            return false;
+        }
+    }
+    return true;
+}
+
+int bench_kernels(int argc, char **argv)
+{
+    tool_gpu_opts opts = {0};
+    const char *formats = default_formats, *shapes = default_shapes;
+    int reps = 10;
+    long matmul_n = 512;
+    bool baseline = true;
+    for (int i = 1; i < argc; i++) {
+        int took = tool_parse_gpu_flag(argc, argv, &i, &opts);
+        if (took < 0)
+            return 2;
+        if (took)
+            continue;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(kernels_usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--no-baseline") == 0) {
+            baseline = false;
+        } else if (!v && (strcmp(a, "--formats") == 0 || strcmp(a, "--shapes") == 0 ||
+                          strcmp(a, "--reps") == 0 || strcmp(a, "--matmul-n") == 0)) {
+            tool_error("bench: %s needs a value", a);
+            return 2;
+        } else if (strcmp(a, "--formats") == 0) {
+            formats = argv[++i];
+        } else if (strcmp(a, "--shapes") == 0) {
+            shapes = argv[++i];
+        } else if (strcmp(a, "--reps") == 0) {
+            reps = atoi(argv[++i]);
+            if (reps < 1 || reps > 1000) {
+                tool_error("bench: --reps %s: want 1 to 1000", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(a, "--matmul-n") == 0) {
+            char *end;
+            matmul_n = strtol(argv[++i], &end, 10);
+            if (*end || matmul_n < 0 || matmul_n > 65536) {
+                tool_error("bench: --matmul-n %s: want 0 to 65536", argv[i]);
+                return 2;
+            }
+        } else {
+            tool_error("bench kernels: unknown flag %s\n\n%s", a, kernels_usage);
+            return 2;
+        }
+    }
+    if (!check_lists(formats, shapes))
+        return 2;
+
+    vkb_context *ctx;
+    if (tool_open_context(&opts, &ctx) != 0)
+        return 1;
+    struct bench b = {.reps = reps};
+    int rc = 1;
+    if (tool_open_device(ctx, &opts, &b.dev) != 0)
+        goto out;
+    const vkb_device_info *info = vkb_device_get_info(b.dev);
+    b.gpu_timed = info->timestamp_valid_bits != 0;
+    if (vkb_arena_create(b.dev, VKB_PURPOSE_WEIGHTS, 0, &b.weights) != VKB_OK ||
+        vkb_arena_create(b.dev, VKB_PURPOSE_SCRATCH, 0, &b.scratch) != VKB_OK ||
+        vkb_stream_create(b.dev, 4096, &b.stream) != VKB_OK) {
+        tool_error("bench: %s", vkb_device_errmsg(b.dev));
+        goto out;
+    }
+
+    printf("vkllm %s bench kernels\n", TOOL_VERSION);
+    printf("device: %s (%s, %s %s), %s profile\n", info->name, vkb_device_type_name(info->type),
+           info->driver_name, info->driver_info, vkb_profile_name(info->profile));
+    fprintf(stderr, "measuring copy bandwidth and FMA rate ...\n");
+    tool_bandwidth bw;
+    struct yardsticks ys = {0};
+    if (tool_measure_bandwidth(b.dev, 0, 10, &bw) == 0)
+        ys.copy_gbps = bw.gbps;
+    ys.fma_gflops = measure_fma(&b);
+    printf("copy bandwidth: %.1f GB/s (read + written, median of %d copies of %.0f MiB)\n",
+           ys.copy_gbps, bw.reps, bw.bytes_per_copy / 1048576.0);
+    printf("f32 FMA rate:   %.1f GFLOP/s\n", ys.fma_gflops);
+    printf("timing: %s, median of %d after %d warm-ups\n\n",
+           b.gpu_timed ? "GPU timestamps" : "host clock", reps, WARMUP);
+    printf("%-7s %-7s %14s %13s %10s %9s %8s\n", "kernel", "format", "rows x k", "weights",
+           "median ms", "GB/s", "of copy");
+
+    char fmt[TOOL_ITEM_MAX], shape[TOOL_ITEM_MAX];
+    for (const char *p = formats; tool_next_item(&p, fmt) > 0;) {
+        cmp_type type = cmp_type_find(fmt)->type;
+        for (const char *q = shapes; tool_next_item(&q, shape) > 0;) {
+            uint32_t rows, k;
+            parse_shape(shape, &rows, &k);
+            fprintf(stderr, "  %s %ux%u ...\n", fmt, rows, k);
+            print_matrix_case(&b, &ys, type, rows, k, (uint32_t)matmul_n, baseline);
+        }
+    }
+    rc = 0;
+out:
+    vkb_stream_destroy(b.stream);
+    vkb_arena_destroy(b.scratch);
+    vkb_arena_destroy(b.weights);
+    vkb_device_close(b.dev);
+    if (opts.validation && tool_report_validation(ctx) > 0)
+        rc = 1;
+    vkb_context_destroy(ctx);
+    return rc;
+}
