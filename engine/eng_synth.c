@@ -142,6 +142,19 @@ uint64_t eng_synth_weight_bytes(const eng_synth_params *p)
     return s.total;
 }
 
+bool eng_synth_type_counts(const eng_synth_params *p, uint32_t counts[ENG_SYNTH_TYPES])
+{
+    synth s;
+    memset(counts, 0, sizeof *counts * ENG_SYNTH_TYPES);
+    if (!build(&s, p))
+        return false;
+    for (uint32_t i = 0; i < s.n; i++)
+        if ((uint32_t)s.t[i].type < ENG_SYNTH_TYPES)
+            counts[s.t[i].type]++;
+    free(s.t);
+    return true;
+}
+
 /* ---- values ---- */
 
 static uint64_t splitmix64(uint64_t *state)

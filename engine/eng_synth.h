@@ -48,6 +48,11 @@ typedef struct eng_synth_params {
 uint64_t eng_synth_weight_bytes(const eng_synth_params *p);
 uint64_t eng_synth_param_count(const eng_synth_preset *preset);
 
+/* How many tensors get each type (indexed by cmp_type, ENG_SYNTH_TYPES entries), as
+ * llama.cpp's loader lists them ("q4_K: 193 tensors"). False when out of memory. */
+#define ENG_SYNTH_TYPES 64
+bool eng_synth_type_counts(const eng_synth_params *p, uint32_t counts[ENG_SYNTH_TYPES]);
+
 /* Writes the model to path (through path.partial, renamed when complete). */
 eng_status eng_synth_write_file(const eng_synth_params *p, const char *path, char *err,
                                 size_t err_size);

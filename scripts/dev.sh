@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # vkllm developer entry point: installs what is missing, builds, and runs.
 #
-#   scripts/dev.sh run    set up, build, run the main job (vkllm run on a test model)
+#   scripts/dev.sh run    set up, build, run the main job (devices, a story, a benchmark)
 #   scripts/dev.sh test   set up, build, run the whole test suite through ctest
 #   scripts/dev.sh build  set up and build only
 #
 # Environment:
 #   BUILD_DIR          build folder (default: build)
-#   VKLLM_MODEL=FILE   the model `run` uses (default ../shared/models/TinyStories-656K-Q8_0.gguf)
-#   VKLLM_PROMPT=TEXT  its prompt (default "Once upon a time")
+#   VKLLM_MODEL=FILE   a model to run and benchmark (default: a story from
+#                      ../shared/models/TinyStories-656K-Q8_0.gguf, then a benchmark of a
+#                      synthetic model)
+#   VKLLM_PROMPT=TEXT  the prompt (default "Once upon a time")
+#   VKLLM_BENCH=SPEC   the synthetic model benchmarked when VKLLM_MODEL is not set, as
+#                      PRESET:TYPE (default llama2-7b:Q4_0 pp512/tg128 on a GPU,
+#                      smollm-135m:Q4_0 pp128/tg32 on a CPU driver)
 #   VKLLM_SANITIZE=1   AddressSanitizer + UndefinedBehaviorSanitizer build
 #   VKLLM_SKIP_SETUP=1 do not touch system packages
 #   CI=true            -Werror, and a missing Vulkan device fails the tests
@@ -49,15 +54,25 @@ cmake --build "$build_dir" -j "$(nproc)"
 
 case "$mode" in
 run)
-    # The main job: the device list, then a story from the trained test model in
-    # ../shared (or VKLLM_MODEL / VKLLM_PROMPT), generated on the GPU.
-    "$build_dir/vkllm" devices
+    # The main job: the device list; a story generated on the GPU with the trained test
+    # model in ../shared (or VKLLM_MODEL / VKLLM_PROMPT); then `vkllm bench` on the best
+    # device: the given model, or else a synthetic one of real shapes.
+    vkllm="$build_dir/vkllm"
+    "$vkllm" devices
     model=${VKLLM_MODEL:-../shared/models/TinyStories-656K-Q8_0.gguf}
     if [ -f "$model" ]; then
-        "$build_dir/vkllm" run -m "$model" -p "${VKLLM_PROMPT:-Once upon a time}" -n 200
+        "$vkllm" run -m "$model" -p "${VKLLM_PROMPT:-Once upon a time}" -n 200
     else
         echo "dev.sh: $model not found; set VKLLM_MODEL=FILE.gguf to run a model" >&2
-        "$build_dir/vkllm" devices --bandwidth
+    fi
+    echo
+    if [ -n "${VKLLM_MODEL:-}" ]; then
+        "$vkllm" bench -m "$VKLLM_MODEL" -r 3
+    elif "$vkllm" devices --json | grep -Eq '"type": "(discrete|integrated)"'; then
+        "$vkllm" bench --synthetic "${VKLLM_BENCH:-llama2-7b:Q4_0}" -p 512 -n 128 -r 3
+    else
+        # a CPU driver (lavapipe): a small model, so the run takes a minute, not an hour
+        "$vkllm" bench --synthetic "${VKLLM_BENCH:-smollm-135m:Q4_0}" -p 128 -n 32 -r 2
     fi
     ;;
 test)

@@ -13,6 +13,7 @@
 #include "eng_model.h"
 #include "eng_ref.h"
 #include "eng_unicode.h"
+#include "eng_synth.h"
 #include "harness.h"
 
 /* Layer outputs: max |gpu - ref| ≤ LAYER_BUDGET × rms(ref) per layer. The GPU computes
@@ -286,6 +287,30 @@ static void test_layers_iq4_nl(void)
     check_layers("TinyStories-656K-Q2_K.gguf", 24);
 }
 
+/* Synthetic models (vkllm synth's tiny preset) in every recipe: the quantization mixes
+ * (Q6_K output and attn_v/ffn_down in the K mixes, Q5_K in IQ4_NL's) through the whole
+ * forward pass, against the CPU reference. Needs no ../shared. */
+static void test_layers_synthetic(void)
+{
+    static const char *recipes[] = {"Q4_0",   "Q4_1",   "Q5_0", "Q5_1",   "Q8_0", "Q4_K_S",
+                                    "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_NL", "F16",  "BF16"};
+    char path[] = "/tmp/vkllm-synth-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) {
+        eng_synth_params p = {.preset = eng_synth_preset_find("tiny"),
+                              .recipe = cmp_recipe_find(recipes[i]),
+                              .seed = 1 + i};
+        char err[256] = "";
+        CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s: %s", recipes[i],
+                  err);
+        printf("  %s:", recipes[i]);
+        check_layers(path, 2);
+    }
+    unlink(path);
+}
+
 /* A small qwen2 model made here (byte-level BPE vocabulary, QKV biases, neox rope,
  * frequency base 1e6, Q8_0/Q4_0/F16 weights with random values): every layer against
  * the CPU reference, as for the real llamas. */
@@ -527,6 +552,7 @@ int main(int argc, char **argv)
         {"layers_q8_0", test_layers_q8_0, true},
         {"layers_iq4_nl", test_layers_iq4_nl, true},
         {"layers_qwen2", test_layers_qwen2, true},
+        {"layers_synthetic", test_layers_synthetic, true},
         {"session_limits", test_session_limits, true},
         {"bad_files", test_bad_files, false},
         {"upload_twice", test_too_large, true},

@@ -111,11 +111,30 @@ int cmd_synth(int argc, char **argv)
         return 1;
     }
     uint64_t bytes = eng_synth_weight_bytes(&p), params = eng_synth_param_count(p.preset);
+    uint32_t counts[ENG_SYNTH_TYPES];
+    char types[256] = "";
+    if (eng_synth_type_counts(&p, counts))
+        for (uint32_t t = 0, at = 0; t < ENG_SYNTH_TYPES && at < sizeof types; t++)
+            if (counts[t]) {
+                const cmp_type_info *ti = cmp_type_get((cmp_type)t);
+                int n = snprintf(types + at, sizeof types - at, "%s%s: %u", at ? ", " : "",
+                                 ti ? ti->name : "?", counts[t]);
+                at += n > 0 ? (uint32_t)n : 0;
+            }
+    char size[32];
+    if (params >= 1000000000)
+        snprintf(size, sizeof size, "%.2f B", params / 1e9);
+    else
+        snprintf(size, sizeof size, "%.2f M", params / 1e6);
     fprintf(stderr,
-            "wrote %s: %s-shaped (%s), %s%s, %.3f B parameters, %.2f GiB of weights, "
-            "%.2f bits per weight, seed %llu, in %.1f s\n",
-            out, p.preset->name, p.preset->like, p.recipe->name, p.pure ? " (pure)" : "",
-            params / 1e9, bytes / 1073741824.0, 8.0 * (double)bytes / (double)params,
-            (unsigned long long)p.seed, tool_now_s() - t0);
+            "wrote %s\n"
+            "  shapes of  %s (preset %s)\n"
+            "  type       %s%s, seed %llu\n"
+            "  size       %s parameters, %.2f MiB, %.2f bits per weight\n"
+            "  tensors    %s\n"
+            "  time       %.1f s\n",
+            out, p.preset->like, p.preset->name, p.recipe->name, p.pure ? " (pure)" : "",
+            (unsigned long long)p.seed, size, bytes / 1048576.0,
+            8.0 * (double)bytes / (double)params, types, tool_now_s() - t0);
     return 0;
 }

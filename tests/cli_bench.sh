@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# cli_bench.sh VKLLM WORKDIR: vkllm synth and vkllm bench end to end.
+#   - synth writes a file that vkllm run generates from, and refuses to overwrite it;
+#   - bench on a synthetic model prints a row per test in every format, with figures;
+#   - bench compare reads its JSON and JSONL back into one table and draws a PNG;
+#   - a gate that fails means no timings and a non-zero status.
+set -u
+vkllm=$1 work=$2
+rm -rf "$work" && mkdir -p "$work" || exit 1
+fails=0
+fail() {
+    echo "cli_bench: FAIL: $*" >&2
+    fails=$((fails + 1))
+}
+# out FILE: the command's stdout in FILE, stderr shown; its status returned
+run() {
+    local to=$1
+    shift
+    "$@" >"$to" 2>"$work/stderr"
+    local st=$?
+    cat "$work/stderr" >&2
+    return $st
+}
+
+# synth
+run "$work/synth.out" "$vkllm" synth --preset tiny --type Q4_K_M -o "$work/tiny.gguf" --seed 3 ||
+    fail "synth failed"
+grep -Eq "tensors +f32: 5, q4_K: 13, q6_K: 3" "$work/stderr" || fail "synth's tensor types line"
+run "$work/synth.out" "$vkllm" synth --preset tiny --type Q4_0 -o "$work/tiny.gguf" &&
+    fail "synth overwrote a file without --force"
+grep -q "exists; pass --force" "$work/stderr" || fail "synth's refusal message"
+run "$work/synth.out" "$vkllm" synth --preset huge-42b --type Q4_0 -o "$work/x.gguf" &&
+    fail "synth took an unknown preset"
+run "$work/run.out" "$vkllm" run -m "$work/tiny.gguf" -p "hello" -n 8 --greedy --validation ||
+    fail "run on the synthetic file failed"
+grep -q "^hello" "$work/run.out" || fail "run did not print the prompt and generation"
+
+# bench: each format
+bench=("$vkllm" bench --synthetic tiny:Q4_0 -p 32 -n 8 -r 2 --validation)
+run "$work/b.md" "${bench[@]}" || fail "bench (md) failed"
+grep -Eq "^\| .* \| tiny Q4_0 \(synthetic\) \| .* \| pp32 \| [0-9.]+ ± [0-9.]+ \|" "$work/b.md" ||
+    fail "no pp32 row in the markdown"
+grep -Eq "^\| .* \| tg8 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ \| [0-9.]+% \|" "$work/b.md" ||
+    fail "no tg8 row with GB/s and % of the copy bandwidth in the markdown"
+grep -Eq "gate pass: .*worst logit error" "$work/stderr" || fail "the gate's verdict is not shown"
+run "$work/b.csv" "${bench[@]}" -o csv || fail "bench (csv) failed"
+[ "$(wc -l <"$work/b.csv")" = 3 ] || fail "csv: want a header and 2 rows"
+head -1 "$work/b.csv" | grep -q "^build_commit,.*,avg_ts,stddev_ts,.*bandwidth_pct" ||
+    fail "csv header"
+run "$work/b.json" "${bench[@]}" -o json || fail "bench (json) failed"
+run "$work/b.jsonl" "${bench[@]}" -o jsonl --profile minimal || fail "bench (jsonl) failed"
+[ "$(wc -l <"$work/b.jsonl")" = 2 ] || fail "jsonl: want 2 lines"
+
+# compare: both read back, one column each, a PNG written
+run "$work/cmp.md" "$vkllm" bench compare "$work/b.json" "$work/b.jsonl" --labels native,minimal \
+    -o "$work/chart.png" || fail "compare failed"
+grep -Eq "^\| tiny Q4_0 \(synthetic\) \| pp32 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ ± [0-9.]+ \|$" \
+    "$work/cmp.md" || fail "compare: no pp32 row with both runs"
+grep -Eq "^\| tiny Q4_0 \(synthetic\) \| tg8 \| [0-9.]+ ± [0-9.]+ \([0-9]+% of bw\) \| " \
+    "$work/cmp.md" || fail "compare: no tg8 row"
+[ "$(head -c 8 "$work/chart.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+    fail "compare: the chart is not a PNG"
+[ "$(wc -c <"$work/chart.png")" -gt 2000 ] || fail "compare: the chart is nearly empty"
+run "$work/cmp2.md" "$vkllm" bench compare "$work/b.md" --no-chart &&
+    fail "compare took a markdown file"
+
+# a failing gate: reported, nothing timed, status 1
+run "$work/gate.md" "$vkllm" bench --synthetic tiny:Q4_0 -p 32 -n 8 -r 2 \
+    --gate-model "$work/no-such-model.gguf" && fail "bench passed with a failing gate"
+grep -Eq "\| gate \| FAIL" "$work/gate.md" || fail "the failing gate has no row"
+grep -Eq "pp32|tg8" "$work/gate.md" && fail "a device that failed the gate was timed"
+
+cat "$work/b.md" "$work/cmp.md"
+[ $fails = 0 ] && echo "cli_bench: all checks passed"
+exit $((fails > 0))

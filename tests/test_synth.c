@@ -1,0 +1,221 @@
+/* Synthetic models and quantization recipes: llama.cpp's type mix (tensor counts of its
+ * Llama-2-7B files), the shape fallback, determinism across thread counts and seeds,
+ * files the engine opens with the preset's shapes, and the writer's all-or-nothing
+ * file replacement. The GPU forward pass of synthetic models is in test_model. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmp_gguf_write.h"
+#include "cmp_recipe.h"
+#include "eng_synth.h"
+#include "harness.h"
+
+static void counts_for(const char *preset, const char *recipe, bool pure,
+                       uint32_t counts[ENG_SYNTH_TYPES])
+{
+    eng_synth_params p = {
+        .preset = eng_synth_preset_find(preset), .recipe = cmp_recipe_find(recipe), .pure = pure};
+    CHECK(p.preset && p.recipe);
+    CHECK(eng_synth_type_counts(&p, counts));
+}
+
+/* llama.cpp's loader prints these for its Llama-2-7B files: Q4_0 "f32: 65, q4_0: 225,
+ * q6_K: 1"; Q4_K_M "f32: 65, q4_K: 193, q6_K: 33"; Q8_0 "f32: 65, q8_0: 226". */
+static void test_llama2_7b_mix(void)
+{
+    uint32_t c[ENG_SYNTH_TYPES];
+    counts_for("llama2-7b", "Q4_0", false, c);
+    CHECK_MSG(c[CMP_TYPE_F32] == 65 && c[CMP_TYPE_Q4_0] == 225 && c[CMP_TYPE_Q6_K] == 1,
+              "Q4_0: f32 %u q4_0 %u q6_K %u", c[CMP_TYPE_F32], c[CMP_TYPE_Q4_0], c[CMP_TYPE_Q6_K]);
+    counts_for("llama2-7b", "q4_k_m", false, c);
+    CHECK_MSG(c[CMP_TYPE_F32] == 65 && c[CMP_TYPE_Q4_K] == 193 && c[CMP_TYPE_Q6_K] == 33,
+              "Q4_K_M: f32 %u q4_K %u q6_K %u", c[CMP_TYPE_F32], c[CMP_TYPE_Q4_K],
+              c[CMP_TYPE_Q6_K]);
+    counts_for("llama2-7b", "Q8_0", false, c);
+    CHECK(c[CMP_TYPE_F32] == 65 && c[CMP_TYPE_Q8_0] == 226);
+    counts_for("llama2-7b", "Q4_0", true, c);
+    CHECK(c[CMP_TYPE_F32] == 65 && c[CMP_TYPE_Q4_0] == 226 && c[CMP_TYPE_Q6_K] == 0);
+}
+
+static void test_recipe_rules(void)
+{
+    const cmp_recipe *km = cmp_recipe_find("Q4_K_M");
+    CHECK(km && km->file_type == 15 && cmp_recipe_find("q4_k") == km);
+    CHECK(!cmp_recipe_find("Q3_K_M") && !cmp_recipe_find(""));
+    cmp_recipe_model m32 = {32, 1, false};
+    /* attn_v gets Q6_K in layers 0-3, 28-31 and every third from 6 */
+    static const uint32_t more[] = {0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31};
+    for (uint32_t l = 0, k = 0; l < 32; l++) {
+        bool want = k < 16 && more[k] == l;
+        k += want;
+        cmp_type t = cmp_recipe_type(km, &m32, CMP_ROLE_ATTN_V, l, 4096, false);
+        CHECK_MSG(t == (want ? CMP_TYPE_Q6_K : CMP_TYPE_Q4_K), "layer %u attn_v %d", l, t);
+        CHECK(cmp_recipe_type(km, &m32, CMP_ROLE_ATTN_Q, l, 4096, false) == CMP_TYPE_Q4_K);
+    }
+    /* the output: Q6_K; Q8_0 when its rows do not fit 256 or the recipe is Q8_0 */
+    CHECK(cmp_recipe_type(km, &m32, CMP_ROLE_OUTPUT, 0, 4096, false) == CMP_TYPE_Q6_K);
+    CHECK(cmp_recipe_type(km, &m32, CMP_ROLE_OUTPUT, 0, 896, false) == CMP_TYPE_Q8_0);
+    CHECK(cmp_recipe_type(cmp_recipe_find("Q8_0"), &m32, CMP_ROLE_OUTPUT, 0, 4096, false) ==
+          CMP_TYPE_Q8_0);
+    /* a tied embedding is the output; an untied one keeps the base type */
+    cmp_recipe_model tied = {24, 7, true};
+    CHECK(cmp_recipe_type(km, &tied, CMP_ROLE_TOKEN_EMBD, 0, 2048, false) == CMP_TYPE_Q6_K);
+    CHECK(cmp_recipe_type(km, &m32, CMP_ROLE_TOKEN_EMBD, 0, 4096, false) == CMP_TYPE_Q4_K);
+    /* the shape fallback */
+    CHECK(cmp_recipe_type(km, &m32, CMP_ROLE_ATTN_Q, 0, 896, false) == CMP_TYPE_Q5_0);
+    CHECK(cmp_type_fallback(CMP_TYPE_Q5_K, 896) == CMP_TYPE_Q5_1);
+    CHECK(cmp_type_fallback(CMP_TYPE_Q6_K, 896) == CMP_TYPE_Q8_0);
+    CHECK(cmp_type_fallback(CMP_TYPE_Q4_K, 100) == CMP_TYPE_F16);
+    CHECK(cmp_type_fallback(CMP_TYPE_Q4_0, 4096) == CMP_TYPE_Q4_0);
+    /* IQ4_NL: Q5_K attn_v with 4+ query heads per KV head, Q5_K early ffn_down */
+    const cmp_recipe *nl = cmp_recipe_find("IQ4_NL");
+    cmp_recipe_model gqa = {32, 4, false};
+    CHECK(cmp_recipe_type(nl, &gqa, CMP_ROLE_ATTN_V, 10, 4096, false) == CMP_TYPE_Q5_K);
+    CHECK(cmp_recipe_type(nl, &m32, CMP_ROLE_ATTN_V, 10, 4096, false) == CMP_TYPE_IQ4_NL);
+    CHECK(cmp_recipe_type(nl, &m32, CMP_ROLE_FFN_DOWN, 3, 11008, false) == CMP_TYPE_Q5_K);
+    CHECK(cmp_recipe_type(nl, &m32, CMP_ROLE_FFN_DOWN, 4, 11008, false) == CMP_TYPE_IQ4_NL);
+    /* vectors stay f32; F16 recipes convert every matrix, output included */
+    CHECK(cmp_recipe_type(km, &m32, CMP_ROLE_VECTOR, 0, 4096, false) == CMP_TYPE_F32);
+    CHECK(cmp_recipe_type(cmp_recipe_find("F16"), &m32, CMP_ROLE_OUTPUT, 0, 4096, false) ==
+          CMP_TYPE_F16);
+}
+
+static bool write_tiny(const char *path, const char *recipe, uint64_t seed, unsigned threads)
+{
+    eng_synth_params p = {.preset = eng_synth_preset_find("tiny"),
+                          .recipe = cmp_recipe_find(recipe),
+                          .seed = seed,
+                          .threads = threads};
+    char err[256] = "";
+    eng_status st = eng_synth_write_file(&p, path, err, sizeof err);
+    CHECK_MSG(st == ENG_OK, "synth %s: %s", recipe, err);
+    return st == ENG_OK;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+    size_t na, nb;
+    char *x = t_read_file(a, &na), *y = t_read_file(b, &nb);
+    bool same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static void test_deterministic(void)
+{
+    char dir[] = "/tmp/vkllm-synth-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char a[64], b[64], c[64];
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    snprintf(b, sizeof b, "%s/b.gguf", dir);
+    snprintf(c, sizeof c, "%s/c.gguf", dir);
+    if (write_tiny(a, "Q4_K_M", 7, 1) && write_tiny(b, "Q4_K_M", 7, 3) &&
+        write_tiny(c, "Q4_K_M", 8, 2)) {
+        CHECK_MSG(same_file(a, b), "one thread and three threads wrote different bytes");
+        CHECK_MSG(!same_file(a, c), "seeds 7 and 8 wrote the same bytes");
+    }
+    unlink(a), unlink(b), unlink(c), rmdir(dir);
+}
+
+/* The engine opens every preset-shaped file with the preset's hyper-parameters, and
+ * counts the bytes and parameters synth says it wrote. */
+static void test_engine_opens(void)
+{
+    char path[] = "/tmp/vkllm-synth-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    static const char *recipes[] = {"Q4_0", "Q4_K_M", "IQ4_NL", "BF16"};
+    for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) {
+        if (!write_tiny(path, recipes[i], 1, 0))
+            continue;
+        char err[256] = "";
+        eng_status st;
+        eng_model *m = eng_model_open(path, &st, err, sizeof err);
+        CHECK_MSG(m, "%s: %s", recipes[i], err);
+        if (!m)
+            continue;
+        const eng_synth_preset *ps = eng_synth_preset_find("tiny");
+        eng_synth_params p = {.preset = ps, .recipe = cmp_recipe_find(recipes[i])};
+        const eng_hparams *hp = eng_model_hparams(m);
+        CHECK(hp->n_embd == ps->n_embd && hp->n_layer == ps->n_layer && hp->n_head == ps->n_head &&
+              hp->n_head_kv == ps->n_head_kv && hp->n_ff == ps->n_ff &&
+              hp->n_vocab == ps->n_vocab && hp->rope_base == ps->rope_base &&
+              hp->rms_eps == ps->rms_eps);
+        CHECK(hp->file_type == cmp_recipe_find(recipes[i])->file_type);
+        CHECK_MSG(eng_model_weight_bytes(m) == eng_synth_weight_bytes(&p),
+                  "%s: engine counts %llu bytes, synth %llu", recipes[i],
+                  (unsigned long long)eng_model_weight_bytes(m),
+                  (unsigned long long)eng_synth_weight_bytes(&p));
+        CHECK(eng_model_param_count(m) == eng_synth_param_count(ps));
+        eng_model_close(m);
+    }
+    unlink(path);
+}
+
+static bool fail_fill(void *user, void *dst, uint64_t bytes, char *err, size_t err_size)
+{
+    (void)user, (void)dst, (void)bytes;
+    snprintf(err, err_size, "made to fail");
+    return false;
+}
+
+/* A failed write leaves the file that was there untouched, and no partial file. */
+static void test_write_all_or_nothing(void)
+{
+    char dir[] = "/tmp/vkllm-synth-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char path[64], partial[80];
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    snprintf(partial, sizeof partial, "%s.partial", path);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fputs("precious", f) >= 0 && fclose(f) == 0);
+    cmp_gguf_writer *w = cmp_gguf_writer_create();
+    uint64_t ne[1] = {8};
+    CHECK(cmp_gguf_set_str(w, "general.architecture", "llama"));
+    CHECK(cmp_gguf_add_tensor_fill(w, "x", CMP_TYPE_F32, 1, ne, 32, fail_fill, NULL));
+    char err[128] = "";
+    CHECK(!cmp_gguf_write_file(w, path, err, sizeof err));
+    CHECK_MSG(strstr(err, "made to fail"), "error: %s", err);
+    size_t n;
+    char *text = t_read_file(path, &n);
+    CHECK(text && n == 8 && memcmp(text, "precious", 8) == 0);
+    CHECK(access(partial, F_OK) != 0);
+    free(text);
+    cmp_gguf_writer_destroy(w);
+    unlink(path), rmdir(dir);
+}
+
+static void test_presets(void)
+{
+    size_t n;
+    const eng_synth_preset *ps = eng_synth_presets(&n);
+    CHECK(n >= 6);
+    static const char *wanted[] = {"tiny",      "llama-1b",   "llama2-7b",
+                                   "llama3-8b", "qwen2-0.5b", "mistral-7b"};
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++)
+        CHECK_MSG(eng_synth_preset_find(wanted[i]), "no preset %s", wanted[i]);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(ps[i].n_embd % ps[i].n_head == 0 && ps[i].n_head % ps[i].n_head_kv == 0);
+        eng_synth_params p = {.preset = &ps[i], .recipe = cmp_recipe_find("Q4_K_M")};
+        CHECK(eng_synth_weight_bytes(&p) > 0);
+    }
+    /* Llama 2 7B has 6.74 B parameters */
+    uint64_t params = eng_synth_param_count(eng_synth_preset_find("llama2-7b"));
+    CHECK_MSG(params == 6738415616ull, "llama2-7b: %llu parameters", (unsigned long long)params);
+}
+
+int main(int argc, char **argv)
+{
+    static const t_case cases[] = {
+        {"llama2_7b_mix", test_llama2_7b_mix, false},
+        {"recipe_rules", test_recipe_rules, false},
+        {"deterministic", test_deterministic, false},
+        {"engine_opens", test_engine_opens, false},
+        {"write_all_or_nothing", test_write_all_or_nothing, false},
+        {"presets", test_presets, false},
+    };
+    return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
+}
