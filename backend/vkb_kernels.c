@@ -105,6 +105,8 @@ static const struct vkb_kernel kernels[] = {
     ELTWISE("convert_f32_f16", OUT2, 12),
     ELTWISE("convert_f16_f32", OUT2, 12),
     ELTWISE("rope_f32", OUT4, 20),
+    ELTWISE("attention_scores", OUT3, 28),
+    ELTWISE("attention_values", OUT3, 28),
     ROWWISE("rms_norm_subgroup", 12, SG_OPS),
     ROWWISE("rms_norm_shared", 12, 0),
     ROWWISE("softmax_subgroup", 16, SG_OPS),

@@ -372,30 +372,43 @@ vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
 #define ATTN_MAX_HEAD_DIM 256 /* MAX_HEAD_DIM in shaders/attention.comp */
 #define ATTN_DIMS_PER_INV 4   /* DIMS_PER_INVOCATION there */
 
+struct attention_push {
+    uint32_t head_dim, heads, kv_heads, tokens, n_kv, pos0;
+    float scale;
+};
+
+static vkb_status check_attention(vkb_device *dev, const char *op, const vkb_attention_shape *sh,
+                                  uint32_t wg)
+{
+    if (!sh || sh->head_dim == 0 || sh->head_dim % 2 || sh->head_dim > ATTN_MAX_HEAD_DIM ||
+        sh->head_dim > ATTN_DIMS_PER_INV * wg || sh->heads == 0 || sh->kv_heads == 0 ||
+        sh->heads % sh->kv_heads || sh->tokens == 0 || sh->n_kv == 0 ||
+        (uint64_t)sh->pos0 + sh->tokens > sh->n_kv)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: head_dim %u (even, at most %u), %u heads over %u kv heads "
+                            "(a multiple), %u tokens from position %u, %u keys (at least pos0 + "
+                            "tokens)",
+                            op, sh ? sh->head_dim : 0, ATTN_MAX_HEAD_DIM, sh ? sh->heads : 0,
+                            sh ? sh->kv_heads : 0, sh ? sh->tokens : 0, sh ? sh->pos0 : 0,
+                            sh ? sh->n_kv : 0);
+    return VKB_OK;
+}
+
 vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
                             const vkb_buffer *k_cache, const vkb_buffer *v_cache,
                             const vkb_attention_shape *sh)
 {
     vkb_device *dev = vkb_stream_device(s);
     uint32_t wg = vkb_op_wg_size(dev, 64, 0);
-    if (!sh || sh->head_dim == 0 || sh->head_dim % 2 || sh->head_dim > ATTN_MAX_HEAD_DIM ||
-        sh->head_dim > ATTN_DIMS_PER_INV * wg || sh->heads == 0 || sh->kv_heads == 0 ||
-        sh->heads % sh->kv_heads || sh->tokens == 0 || sh->n_kv == 0 ||
-        (uint64_t)sh->pos0 + sh->tokens > sh->n_kv)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "attention: head_dim %u (even, at most %u), %u heads over %u kv heads "
-                            "(a multiple), %u tokens from position %u, %u keys (at least pos0 + "
-                            "tokens)",
-                            sh ? sh->head_dim : 0, ATTN_MAX_HEAD_DIM, sh ? sh->heads : 0,
-                            sh ? sh->kv_heads : 0, sh ? sh->tokens : 0, sh ? sh->pos0 : 0,
-                            sh ? sh->n_kv : 0);
+    vkb_status st;
+    if ((st = check_attention(dev, "attention", sh, wg)) != VKB_OK)
+        return st;
     uint64_t q_bytes = (uint64_t)sh->tokens * sh->heads * sh->head_dim * 4;
     uint64_t kv_bytes = (uint64_t)sh->n_kv * sh->kv_heads * sh->head_dim * 2;
     struct op_arg a[4] = {{"q", q, q_bytes},
                           {"k_cache", k_cache, kv_bytes},
                           {"v_cache", v_cache, kv_bytes},
                           {"out", out, q_bytes}};
-    vkb_status st;
     vkb_binding b[4];
     if ((st = bind_args(dev, "attention", a, 4, b)) != VKB_OK)
         return st;
@@ -404,12 +417,49 @@ vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buff
     vkb_pipeline *p;
     if ((st = pipeline(dev, kernel, wg, &p)) != VKB_OK)
         return st;
-    struct {
-        uint32_t head_dim, heads, kv_heads, tokens, n_kv, pos0;
-        float scale;
-    } push = {sh->head_dim, sh->heads, sh->kv_heads, sh->tokens, sh->n_kv, sh->pos0, sh->scale};
+    struct attention_push push = {sh->head_dim, sh->heads, sh->kv_heads, sh->tokens,
+                                  sh->n_kv,     sh->pos0,  sh->scale};
     uint64_t e[3] = {sh->heads, sh->tokens, 1};
     return vkb_stream_dispatch(s, p, b, 4, &push, sizeof push, e, "attention");
+}
+
+uint64_t vkb_attention_scores_bytes(const vkb_attention_shape *sh)
+{
+    return (uint64_t)sh->tokens * sh->heads * sh->n_kv * 4;
+}
+
+vkb_status vkb_op_attention_unfused(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+                                    const vkb_buffer *k_cache, const vkb_buffer *v_cache,
+                                    const vkb_buffer *scores, const vkb_attention_shape *sh)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    if ((st = check_attention(dev, "attention_unfused", sh, 1u << 20)) != VKB_OK)
+        return st;
+    uint64_t n_scores = (uint64_t)sh->tokens * sh->heads * sh->n_kv;
+    uint64_t n_out = (uint64_t)sh->tokens * sh->heads * sh->head_dim;
+    if (n_scores > UINT32_MAX)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "attention_unfused: %llu scores (tokens x heads x keys) is more "
+                            "than 2^32",
+                            (unsigned long long)n_scores);
+    uint64_t kv_bytes = (uint64_t)sh->n_kv * sh->kv_heads * sh->head_dim * 2;
+    struct attention_push push = {sh->head_dim, sh->heads, sh->kv_heads, sh->tokens,
+                                  sh->n_kv,     sh->pos0,  sh->scale};
+    struct op_arg a1[3] = {{"q", q, n_out * 4},
+                           {"k_cache", k_cache, kv_bytes},
+                           {"scores", scores, n_scores * 4}};
+    if ((st = dispatch_simple(s, "attention_scores", "attention_scores", a1, 3, &push,
+                              sizeof push, n_scores, 0)) != VKB_OK)
+        return st;
+    if ((st = vkb_op_softmax(s, scores, scores, NULL, 0, sh->n_kv, sh->tokens * sh->heads,
+                             1.0f)) != VKB_OK)
+        return st;
+    struct op_arg a2[3] = {{"scores", scores, n_scores * 4},
+                           {"v_cache", v_cache, kv_bytes},
+                           {"out", out, n_out * 4}};
+    return dispatch_simple(s, "attention_values", "attention_values", a2, 3, &push, sizeof push,
+                           n_out, 0);
 }
 
 #define FMA_ITERS 256 /* ITERS in shaders/fma_peak.comp */

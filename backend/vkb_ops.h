@@ -152,6 +152,16 @@ vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buff
                             const vkb_buffer *k_cache, const vkb_buffer *v_cache,
                             const vkb_attention_shape *shape);
 
+/* The same attention unfused, in three passes: the scores q·kᵀ·scale (masked keys -inf)
+ * written to `scores`, softmax over each row in place, then the product with the values.
+ * scores holds vkb_attention_scores_bytes(shape). The reference point of the fused
+ * kernel, and `vkllm bench -fa 0`; same arithmetic, so the same results within f32
+ * rounding. */
+vkb_status vkb_op_attention_unfused(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+                                    const vkb_buffer *k_cache, const vkb_buffer *v_cache,
+                                    const vkb_buffer *scores, const vkb_attention_shape *shape);
+uint64_t vkb_attention_scores_bytes(const vkb_attention_shape *shape);
+
 /* The variant the row ops (rms_norm, softmax, attention) use: "subgroup" or "shared". */
 const char *vkb_op_row_variant(const vkb_device *dev);
 

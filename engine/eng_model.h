@@ -107,6 +107,9 @@ typedef struct eng_session_params {
     uint32_t n_ctx;   /* positions the KV cache holds; 0 = the training context, at most 4096 */
     uint32_t n_batch; /* tokens per prefill chunk; 0 = 512 */
     bool capture;     /* keep each layer's output of the last chunk (tests; eng_session_capture) */
+    /* attention in three passes with the scores in memory (n_batch × heads × n_ctx
+     * floats of scratch) instead of the fused kernel: the reference point for speed */
+    bool unfused_attention;
 } eng_session_params;
 
 /* A KV cache (f16) and scratch for one conversation on the model's device. */

@@ -11,12 +11,13 @@ struct eng_session {
     eng_model *m;
     vkb_device *dev;
     uint32_t n_ctx, n_batch, n_past;
-    bool capture;
+    bool capture, unfused;
     vkb_arena *kv, *scratch, *staging;
     vkb_stream *stream;
     vkb_buffer **k_cache, **v_cache; /* per layer: n_ctx × kv width halves */
     /* scratch, sized for n_batch tokens */
     vkb_buffer *x, *xn, *q, *k, *v, *att, *o, *g, *u, *h, *last, *last_n, *freqs;
+    vkb_buffer *scores; /* unfused attention: n_batch × heads × n_ctx scores */
     /* host-visible: written before submit, read after wait */
     vkb_buffer *ids, *pos, *logits, *captured;
     uint32_t captured_tokens;
@@ -76,6 +77,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
     s->capture = p.capture;
+    s->unfused = p.unfused_attention;
     s->k_cache = calloc(hp->n_layer, sizeof *s->k_cache);
     s->v_cache = calloc(hp->n_layer, sizeof *s->v_cache);
     eng_status st = ENG_OK;
@@ -106,6 +108,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         {false, e * 4, &s->last},
         {false, e * 4, &s->last_n},
         {false, hp->n_rot / 2 * 4, &s->freqs},
+        {false, p.unfused_attention ? B * hp->n_head * p.n_ctx * 4 : 4, &s->scores},
         {true, B * 4, &s->ids},
         {true, B * 4, &s->pos},
         {true, (uint64_t)hp->n_vocab * 4, &s->logits},
@@ -208,7 +211,9 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
         (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)) ||
         (vs = vkb_op_store_f16(st, s->k_cache[l], (uint64_t)p0 * kvw, s->k, (uint64_t)n * kvw)) ||
         (vs = vkb_op_store_f16(st, s->v_cache[l], (uint64_t)p0 * kvw, s->v, (uint64_t)n * kvw)) ||
-        (vs = vkb_op_attention(st, s->att, s->q, s->k_cache[l], s->v_cache[l], &as)) ||
+        (vs = s->unfused ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
+                                                    s->scores, &as)
+                         : vkb_op_attention(st, s->att, s->q, s->k_cache[l], s->v_cache[l], &as)) ||
         (vs = mul(st, &L->wo, s->att, s->o, n)) ||
         (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))
         return vs;

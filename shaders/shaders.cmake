@@ -21,6 +21,10 @@ foreach(op rms_norm softmax attention)
     vkllm_shader(${op}_shared ${op}.comp)
 endforeach()
 
+# The unfused attention path: scores to memory, softmax, then the value product.
+vkllm_shader(attention_scores attention_unfused.comp DEFINES SCORES)
+vkllm_shader(attention_values attention_unfused.comp DEFINES VALUES)
+
 vkllm_shader(rope_f32 rope.comp)
 vkllm_shader(silu_mul_f32 eltwise.comp DEFINES OP_SILU_MUL)
 vkllm_shader(scale_f32 eltwise.comp DEFINES OP_SCALE)

@@ -51,6 +51,13 @@ run "$work/b.json" "${bench[@]}" -o json || fail "bench (json) failed"
 run "$work/b.jsonl" "${bench[@]}" -o jsonl --profile minimal || fail "bench (jsonl) failed"
 [ "$(wc -l <"$work/b.jsonl")" = 2 ] || fail "jsonl: want 2 lines"
 
+# depth (-d is the depth, as in llama-bench) and both attention paths: 2 x 2 x 2 rows
+run "$work/fa.jsonl" "$vkllm" bench --synthetic tiny:Q8_0 -p 16 -n 4 -d 0,32 -fa 0,1 -r 1 -o jsonl ||
+    fail "bench with depths and -fa 0,1 failed"
+[ "$(wc -l <"$work/fa.jsonl")" = 8 ] || fail "-d 0,32 -fa 0,1: want 8 rows"
+[ "$(grep -c '"flash_attn":0,.*"n_depth":32' "$work/fa.jsonl")" = 2 ] ||
+    fail "-fa 0 at depth 32: want a pp and a tg row"
+
 # compare: both read back, one column each, a PNG written
 run "$work/cmp.md" "$vkllm" bench compare "$work/b.json" "$work/b.jsonl" --labels native,minimal \
     -o "$work/chart.png" || fail "compare failed"

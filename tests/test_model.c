@@ -208,7 +208,7 @@ static double max_diff(const float *a, const float *b, size_t n)
 /* Every layer of the GPU forward pass against the CPU reference: a prefill chunk of 19
  * tokens (matmul), a second chunk of 5 (matvec with 5 columns), then single-token decode
  * steps; greedy tokens must agree throughout. */
-static void check_layers(const char *file, uint32_t decode_steps)
+static void check_layers(const char *file, uint32_t decode_steps, bool unfused)
 {
     eng_model *m = open_model(file, true);
     if (!m)
@@ -216,7 +216,8 @@ static void check_layers(const char *file, uint32_t decode_steps)
     const eng_hparams *hp = eng_model_hparams(m);
     char err[256] = "";
     eng_session *s = NULL;
-    eng_session_params sp = {.n_ctx = 128, .n_batch = 19, .capture = true};
+    eng_session_params sp = {
+        .n_ctx = 128, .n_batch = 19, .capture = true, .unfused_attention = unfused};
     eng_ref *ref = eng_ref_create(m, 128, err, sizeof err);
     CHECK_MSG(eng_session_create(m, &sp, &s, err, sizeof err) == ENG_OK, "session: %s", err);
     size_t e = hp->n_embd;
@@ -274,17 +275,24 @@ done:
 
 static void test_layers_f32(void)
 {
-    check_layers("stories260K.gguf", 8);
+    check_layers("stories260K.gguf", 8, false);
 }
 
 static void test_layers_q8_0(void)
 {
-    check_layers("TinyStories-656K-Q8_0.gguf", 8);
+    check_layers("TinyStories-656K-Q8_0.gguf", 8, false);
 }
 
 static void test_layers_iq4_nl(void)
 {
-    check_layers("TinyStories-656K-Q2_K.gguf", 24);
+    check_layers("TinyStories-656K-Q2_K.gguf", 24, false);
+}
+
+/* The unfused attention path (scores in memory, softmax, value product) in a whole
+ * model: the same budgets. */
+static void test_layers_unfused(void)
+{
+    check_layers("TinyStories-656K-Q8_0.gguf", 8, true);
 }
 
 /* Synthetic models (vkllm synth's tiny preset) in every recipe: the quantization mixes
@@ -306,7 +314,7 @@ static void test_layers_synthetic(void)
         CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s: %s", recipes[i],
                   err);
         printf("  %s:", recipes[i]);
-        check_layers(path, 2);
+        check_layers(path, 2, false);
     }
     unlink(path);
 }
@@ -421,7 +429,7 @@ static void test_layers_qwen2(void)
         CHECK(eng_model_layer(m, 1)->bq.data != NULL && !hp->tied_output);
         CHECK(strcmp(eng_vocab_kind(eng_model_vocab(m)), "bpe/qwen2") == 0);
         eng_model_close(m);
-        check_layers(path, 6);
+        check_layers(path, 6, false);
     }
     remove(path);
 done:
@@ -553,6 +561,7 @@ int main(int argc, char **argv)
         {"layers_iq4_nl", test_layers_iq4_nl, true},
         {"layers_qwen2", test_layers_qwen2, true},
         {"layers_synthetic", test_layers_synthetic, true},
+        {"layers_unfused", test_layers_unfused, true},
         {"session_limits", test_session_limits, true},
         {"bad_files", test_bad_files, false},
         {"upload_twice", test_too_large, true},

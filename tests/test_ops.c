@@ -310,11 +310,12 @@ done:
     teardown(&f);
 }
 
-/* Causal grouped-query attention over an f16 cache against the double reference, for
- * head sizes 2 to 256, several tiles of keys, queries in the middle of the cache and
- * cache positions beyond the last query (which must not be seen: they hold large
- * values). Budget: f32 dot products and sums of at most a few hundred terms with
- * exp at |x| ≤ 16 — 4e-5 relative plus 2e-6 absolute on outputs in [-1, 1]. */
+/* Causal grouped-query attention over an f16 cache against the double reference, fused
+ * and unfused (scores in memory), for head sizes 2 to 256, several tiles of keys,
+ * queries in the middle of the cache and cache positions beyond the last query (which
+ * must not be seen: they hold large values). Budget: f32 dot products and sums of at
+ * most a few hundred terms with exp at |x| ≤ 16 — 4e-5 relative plus 2e-6 absolute on
+ * outputs in [-1, 1]. */
 static void test_attention(void)
 {
     static const vkb_attention_shape shapes[] = {
@@ -333,11 +334,14 @@ static void test_attention(void)
         float *k = t_random_floats(kvn, 80 + c, -1.f, 1.f),
               *v = t_random_floats(kvn, 90 + c, -1.f, 1.f);
         uint16_t *kh = malloc(kvn * 2), *vh = malloc(kvn * 2);
-        float *got = malloc(qn * 4), *want = malloc(qn * 4);
+        float *got = malloc(qn * 4), *want = malloc(qn * 4), *got_u = malloc(qn * 4);
         begin(&f);
         vkb_buffer *bq = upload(&f, q, qn * 4), *bk = upload(&f, NULL, kvn * 2),
-                   *bv = upload(&f, NULL, kvn * 2), *bo = upload(&f, NULL, qn * 4);
-        if (!q || !k || !v || !kh || !vh || !got || !want || !bq || !bk || !bv || !bo) {
+                   *bv = upload(&f, NULL, kvn * 2), *bo = upload(&f, NULL, qn * 4),
+                   *bu = upload(&f, NULL, qn * 4),
+                   *bs = upload(&f, NULL, vkb_attention_scores_bytes(&sh));
+        if (!q || !k || !v || !kh || !vh || !got || !want || !got_u || !bq || !bk || !bv ||
+            !bo || !bu || !bs) {
             t_fail_at(__FILE__, __LINE__, "setup failed");
             goto next;
         }
@@ -349,14 +353,18 @@ static void test_attention(void)
         CHECK_OK(vkb_buffer_upload(t_dev, bk, 0, kh, kvn * 2));
         CHECK_OK(vkb_buffer_upload(t_dev, bv, 0, vh, kvn * 2));
         CHECK_OK(vkb_op_attention(f.stream, bo, bq, bk, bv, &sh));
+        CHECK_OK(vkb_op_attention_unfused(f.stream, bu, bq, bk, bv, bs, &sh));
         finish(&f, bo, got, qn * 4);
+        CHECK_OK(vkb_buffer_download(t_dev, bu, 0, got_u, qn * 4));
         CHECK(vkb_ref_attention(want, q, kh, vh, &sh));
-        char what[96];
+        char what[112];
         snprintf(what, sizeof what, "attention hd=%u heads=%u/%u tokens=%u pos0=%u n_kv=%u",
                  sh.head_dim, sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv);
         compare(what, got, want, qn, 4e-5, 2e-6);
+        strcat(what, " unfused");
+        compare(what, got_u, want, qn, 4e-5, 2e-6);
     next:
-        free(q), free(k), free(v), free(kh), free(vh), free(got), free(want);
+        free(q), free(k), free(v), free(kh), free(vh), free(got), free(got_u), free(want);
     }
     teardown(&f);
 }

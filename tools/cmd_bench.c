@@ -49,7 +49,8 @@ static const char usage[] =
     "  -b, --batch-size LIST     prompt tokens per GPU submission (default 512)\n"
     "  -ctk, --cache-type-k LIST KV cache key type (default f16; only f16 so far)\n"
     "  -ctv, --cache-type-v LIST KV cache value type (default f16; only f16 so far)\n"
-    "  -fa, --flash-attn LIST    fused attention: 1 (the only attention vkllm has so far)\n"
+    "  -fa, --flash-attn LIST    1: the fused attention kernel (default); 0: the unfused\n"
+    "                            path (scores in memory, softmax, value product)\n"
     "  -r, --repetitions N       timed runs per test (default 5, at most 64)\n"
     "  --no-warmup               skip the untimed warm-up (17 tokens) per session\n"
     "\n"
@@ -160,7 +161,8 @@ static bool add_models(bench_opts *o, const char *list, bool synthetic)
 static int parse_flags(int argc, char **argv, bench_opts *o)
 {
     for (int i = 1; i < argc; i++) {
-        int took = tool_parse_gpu_flag(argc, argv, &i, &o->gpu);
+        /* -d is the depth here, as in llama-bench, not the device */
+        int took = strcmp(argv[i], "-d") ? tool_parse_gpu_flag(argc, argv, &i, &o->gpu) : 0;
         if (took < 0)
             return 2;
         if (took)
@@ -204,12 +206,6 @@ static int parse_flags(int argc, char **argv, bench_opts *o)
             NEEDS_VALUE;
             if (!parse_uint_list(a, val, 0, 1, &o->fa))
                 return 2;
-            for (uint32_t k = 0; k < o->fa.n; k++)
-                if (o->fa.v[k] == 0) {
-                    tool_error("bench: -fa 0: vkllm has only the fused attention kernel so far "
-                               "(the unfused path is being built)");
-                    return 2;
-                }
         } else if (IS("-ctk") || IS("--cache-type-k")) {
             NEEDS_VALUE;
             if (!check_kv_types(a, val))
@@ -562,7 +558,6 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
     base.model_n_params = eng_model_param_count(m);
     snprintf(base.type_k, sizeof base.type_k, "f16");
     snprintf(base.type_v, sizeof base.type_v, "f16");
-    base.flash_attn = 1;
 
     /* the tokens: random ids, as llama-bench uses */
     uint32_t need = 1, most = 17; /* the warm-up's tokens */
@@ -581,9 +576,12 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
         tok[i] = (int32_t)(rng % hp->n_vocab);
     }
     double w_bytes = weight_bytes_per_token(m);
-    for (uint32_t bi = 0; tok && bi < o->n_batch.n; bi++) {
+    for (uint32_t run = 0; tok && run < o->n_batch.n * o->fa.n; run++) {
+        uint32_t bi = run / o->fa.n, fa = o->fa.v[run % o->fa.n];
         eng_session *s = NULL;
-        eng_session_params sp = {.n_ctx = (most + 255) / 256 * 256, .n_batch = o->n_batch.v[bi]};
+        eng_session_params sp = {.n_ctx = (most + 255) / 256 * 256,
+                                 .n_batch = o->n_batch.v[bi],
+                                 .unfused_attention = fa == 0};
         vkb_device_memory_reset_peak(dev);
         if (eng_session_create(m, &sp, &s, err, sizeof err) != ENG_OK) {
             tool_error("bench: %s: %s", base.model_type, err);
@@ -611,6 +609,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                         continue;
                     bench_row r = base;
                     r.n_batch = o->n_batch.v[bi];
+                    r.flash_attn = (int)fa;
                     r.n_depth = o->n_depth.v[d];
                     *(kind == 0 ? &r.n_prompt : &r.n_gen) = l->v[k];
                     utc_now(r.test_time, sizeof r.test_time);

@@ -207,7 +207,7 @@ static int generate(const run_opts *o, vkb_device *dev)
         tool_error("%s", err);
         goto done;
     }
-    eng_session_params spar = {o->n_ctx, o->n_batch, false};
+    eng_session_params spar = {.n_ctx = o->n_ctx, .n_batch = o->n_batch};
     if ((st = eng_session_create(m, &spar, &s, err, sizeof err))) {
         tool_error("%s", err);
         goto done;
