@@ -446,18 +446,16 @@ vkb_status vkb_op_attention_unfused(vkb_stream *s, const vkb_buffer *out, const 
     uint64_t kv_bytes = (uint64_t)sh->n_kv * sh->kv_heads * sh->head_dim * 2;
     struct attention_push push = {sh->head_dim, sh->heads, sh->kv_heads, sh->tokens,
                                   sh->n_kv,     sh->pos0,  sh->scale};
-    struct op_arg a1[3] = {{"q", q, n_out * 4},
-                           {"k_cache", k_cache, kv_bytes},
-                           {"scores", scores, n_scores * 4}};
-    if ((st = dispatch_simple(s, "attention_scores", "attention_scores", a1, 3, &push,
-                              sizeof push, n_scores, 0)) != VKB_OK)
+    struct op_arg a1[3] = {
+        {"q", q, n_out * 4}, {"k_cache", k_cache, kv_bytes}, {"scores", scores, n_scores * 4}};
+    if ((st = dispatch_simple(s, "attention_scores", "attention_scores", a1, 3, &push, sizeof push,
+                              n_scores, 0)) != VKB_OK)
         return st;
-    if ((st = vkb_op_softmax(s, scores, scores, NULL, 0, sh->n_kv, sh->tokens * sh->heads,
-                             1.0f)) != VKB_OK)
+    if ((st = vkb_op_softmax(s, scores, scores, NULL, 0, sh->n_kv, sh->tokens * sh->heads, 1.0f)) !=
+        VKB_OK)
         return st;
-    struct op_arg a2[3] = {{"scores", scores, n_scores * 4},
-                           {"v_cache", v_cache, kv_bytes},
-                           {"out", out, n_out * 4}};
+    struct op_arg a2[3] = {
+        {"scores", scores, n_scores * 4}, {"v_cache", v_cache, kv_bytes}, {"out", out, n_out * 4}};
     return dispatch_simple(s, "attention_values", "attention_values", a2, 3, &push, sizeof push,
                            n_out, 0);
 }

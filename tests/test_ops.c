@@ -340,8 +340,8 @@ static void test_attention(void)
                    *bv = upload(&f, NULL, kvn * 2), *bo = upload(&f, NULL, qn * 4),
                    *bu = upload(&f, NULL, qn * 4),
                    *bs = upload(&f, NULL, vkb_attention_scores_bytes(&sh));
-        if (!q || !k || !v || !kh || !vh || !got || !want || !got_u || !bq || !bk || !bv ||
-            !bo || !bu || !bs) {
+        if (!q || !k || !v || !kh || !vh || !got || !want || !got_u || !bq || !bk || !bv || !bo ||
+            !bu || !bs) {
             t_fail_at(__FILE__, __LINE__, "setup failed");
             goto next;
         }

@@ -12,7 +12,8 @@ struct command {
 static const struct command commands[] = {
     {"run", cmd_run, "generate text with a GGUF model: vkllm run -m MODEL.gguf -p \"Once upon\""},
     {"devices", cmd_devices, "list Vulkan devices and what they offer; --bandwidth measures GB/s"},
-    {"bench", cmd_bench, "model speed llama-bench style; bench kernels; bench compare A.json B.json"},
+    {"bench", cmd_bench,
+     "model speed llama-bench style; bench kernels; bench compare A.json B.json"},
     {"synth", cmd_synth, "write a GGUF model with random weights in a real model's shapes"},
 };
 
