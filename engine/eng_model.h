@@ -110,6 +110,9 @@ typedef struct eng_session_params {
     /* attention in three passes with the scores in memory (n_batch × heads × n_ctx
      * floats of scratch) instead of the fused kernel: the reference point for speed */
     bool unfused_attention;
+    /* logits for every token of an eval's last chunk, not only the last token
+     * (eng_session_logits_all; n_batch × n_vocab floats of host-visible memory) */
+    bool all_logits;
 } eng_session_params;
 
 /* A KV cache (f16) and scratch for one conversation on the model's device. */
@@ -124,6 +127,10 @@ void eng_session_destroy(eng_session *s);
 eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n);
 
 const float *eng_session_logits(const eng_session *s); /* n_vocab floats */
+/* With params.all_logits: [tokens][n_vocab] logits of the last eval's last chunk (an eval
+ * of at most n_batch tokens is one chunk: every token's logits); *tokens receives the
+ * chunk's length. NULL otherwise. Valid until the next eval. */
+const float *eng_session_logits_all(const eng_session *s, uint32_t *tokens);
 uint32_t eng_session_n_past(const eng_session *s);
 uint32_t eng_session_n_ctx(const eng_session *s);
 /* Forgets the conversation (positions restart at 0). */

@@ -11,7 +11,8 @@ struct eng_session {
     eng_model *m;
     vkb_device *dev;
     uint32_t n_ctx, n_batch, n_past;
-    bool capture, unfused;
+    bool capture, unfused, all_logits;
+    uint32_t logits_tokens; /* tokens with logits from the last chunk */
     vkb_arena *kv, *scratch, *staging;
     vkb_stream *stream;
     vkb_buffer **k_cache, **v_cache; /* per layer: n_ctx × kv width halves */
@@ -78,6 +79,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     s->n_batch = p.n_batch;
     s->capture = p.capture;
     s->unfused = p.unfused_attention;
+    s->all_logits = p.all_logits;
     s->k_cache = calloc(hp->n_layer, sizeof *s->k_cache);
     s->v_cache = calloc(hp->n_layer, sizeof *s->v_cache);
     eng_status st = ENG_OK;
@@ -111,7 +113,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         {false, p.unfused_attention ? B * hp->n_head * p.n_ctx * 4 : 4, &s->scores},
         {true, B * 4, &s->ids},
         {true, B * 4, &s->pos},
-        {true, (uint64_t)hp->n_vocab * 4, &s->logits},
+        {true, (p.all_logits ? B : 1) * hp->n_vocab * 4, &s->logits},
         {true, p.capture ? hp->n_layer * B * e * 4 : 4, &s->captured},
     };
     const size_t n_list = sizeof list / sizeof list[0];
@@ -252,7 +254,11 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
         if ((vs = record_layer(s, l, n, s->n_past)) != VKB_OK)
             return vfail(s, vs, "recording the step");
     const eng_dev_weight *norm = &m->d_output_norm;
-    if (logits &&
+    if (logits && s->all_logits &&
+        ((vs = vkb_op_rms_norm(st, s->xn, s->x, norm->buffer, e, n, hp->rms_eps)) ||
+         (vs = mul(st, &m->d_output, s->xn, s->logits, n))))
+        return vfail(s, vs, "recording the step");
+    if (logits && !s->all_logits &&
         ((vs = vkb_stream_copy(st, s->x, (uint64_t)(n - 1) * e * 4, s->last, 0, (uint64_t)e * 4)) ||
          (vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)) ||
          (vs = vkb_op_matvec(st, &m->d_output.matrix, s->last_n, s->logits, 1))))
@@ -261,6 +267,8 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
         return vfail(s, vs, "running the step");
     s->last_gpu_ms = vkb_stream_total_ms(st);
     s->captured_tokens = n;
+    if (logits)
+        s->logits_tokens = n;
     s->n_past += n;
     return ENG_OK;
 }
@@ -289,6 +297,17 @@ eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n)
 
 const float *eng_session_logits(const eng_session *s)
 {
+    const float *l = vkb_buffer_map(s->logits);
+    if (s->all_logits && s->logits_tokens)
+        l += (size_t)(s->logits_tokens - 1) * s->m->hp.n_vocab;
+    return l;
+}
+
+const float *eng_session_logits_all(const eng_session *s, uint32_t *tokens)
+{
+    if (!s->all_logits || !s->logits_tokens)
+        return NULL;
+    *tokens = s->logits_tokens;
     return vkb_buffer_map(s->logits);
 }
 
@@ -305,6 +324,7 @@ uint32_t eng_session_n_ctx(const eng_session *s)
 void eng_session_reset(eng_session *s)
 {
     s->n_past = 0;
+    s->logits_tokens = 0;
 }
 
 const char *eng_session_errmsg(const eng_session *s)

@@ -337,6 +337,11 @@ uint32_t eng_vocab_size(const eng_vocab *v)
     return v->n;
 }
 
+bool eng_vocab_adds_bos(const eng_vocab *v)
+{
+    return v->add_bos && v->bos >= 0;
+}
+
 int32_t eng_vocab_bos(const eng_vocab *v)
 {
     return v->bos;

@@ -34,6 +34,8 @@ void eng_vocab_destroy(eng_vocab *v);
 uint32_t eng_vocab_size(const eng_vocab *v);
 int32_t eng_vocab_bos(const eng_vocab *v); /* -1 when none */
 int32_t eng_vocab_eos(const eng_vocab *v);
+/* Whether tokenizing with add_special puts BOS first (the metadata's rule). */
+bool eng_vocab_adds_bos(const eng_vocab *v);
 /* True for tokens that end generation: EOS, end-of-turn and the like. */
 bool eng_vocab_is_eog(const eng_vocab *v, int32_t id);
 /* "spm" or "bpe/llama3", "bpe/qwen2", "bpe/gpt2" (for messages and statistics). */

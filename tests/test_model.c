@@ -288,6 +288,49 @@ static void test_layers_iq4_nl(void)
     check_layers("TinyStories-656K-Q2_K.gguf", 24, false);
 }
 
+/* all_logits: every token's logits of a chunk, each against the CPU reference's logits
+ * after that token (the reference run one token at a time). */
+static void test_all_logits(void)
+{
+    eng_model *m = open_model("TinyStories-656K-Q8_0.gguf", true);
+    if (!m)
+        return;
+    const eng_hparams *hp = eng_model_hparams(m);
+    char err[256] = "";
+    eng_session *s = NULL;
+    eng_session_params sp = {.n_ctx = 64, .n_batch = 19, .all_logits = true};
+    eng_ref *ref = eng_ref_create(m, 64, err, sizeof err);
+    float *want = malloc(sizeof *want * hp->n_vocab);
+    CHECK_MSG(eng_session_create(m, &sp, &s, err, sizeof err) == ENG_OK, "session: %s", err);
+    int32_t ids[24];
+    for (int i = 0; i < 24; i++)
+        ids[i] = (int32_t)((1 + 53u * (uint32_t)i) % hp->n_vocab);
+    if (!s || !ref || !want)
+        goto done;
+    /* 19 tokens (matmul), then 5 (matvec with 5 columns) */
+    for (uint32_t c = 0, at = 0; c < 2; c++) {
+        uint32_t len = c == 0 ? 19 : 5, got = 0;
+        CHECK(eng_session_eval(s, ids + at, len) == ENG_OK);
+        const float *all = eng_session_logits_all(s, &got);
+        CHECK(all && got == len);
+        if (!all || got != len)
+            break;
+        CHECK(eng_session_logits(s) == all + (size_t)(len - 1) * hp->n_vocab);
+        for (uint32_t i = 0; i < len; i++) {
+            CHECK(eng_ref_eval(ref, ids + at + i, 1, want, NULL) == ENG_OK);
+            double d =
+                max_diff(all + (size_t)i * hp->n_vocab, want, hp->n_vocab) / rms(want, hp->n_vocab);
+            CHECK_MSG(d <= LOGIT_BUDGET, "chunk %u token %u: max diff %.3g × rms", c, i, d);
+        }
+        at += len;
+    }
+done:
+    free(want);
+    eng_ref_destroy(ref);
+    eng_session_destroy(s);
+    eng_model_close(m);
+}
+
 /* The unfused attention path (scores in memory, softmax, value product) in a whole
  * model: the same budgets. */
 static void test_layers_unfused(void)
@@ -562,6 +605,7 @@ int main(int argc, char **argv)
         {"layers_qwen2", test_layers_qwen2, true},
         {"layers_synthetic", test_layers_synthetic, true},
         {"layers_unfused", test_layers_unfused, true},
+        {"all_logits", test_all_logits, true},
         {"session_limits", test_session_limits, true},
         {"bad_files", test_bad_files, false},
         {"upload_twice", test_too_large, true},

@@ -92,5 +92,6 @@ int cmd_run(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 #endif /* TOOL_H */

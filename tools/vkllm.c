@@ -14,6 +14,7 @@ static const struct command commands[] = {
     {"devices", cmd_devices, "list Vulkan devices and what they offer; --bandwidth measures GB/s"},
     {"bench", cmd_bench,
      "model speed llama-bench style; bench kernels; bench compare A.json B.json"},
+    {"perplexity", cmd_perplexity, "perplexity of a model on a text, as llama.cpp measures it"},
     {"synth", cmd_synth, "write a GGUF model with random weights in a real model's shapes"},
 };
 
