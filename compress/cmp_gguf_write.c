@@ -65,6 +65,12 @@ static void put_str(bytes *b, const char *s)
     put(b, s, n);
 }
 
+static void put_strn(bytes *b, const char *s, uint64_t n)
+{
+    put_u64(b, n);
+    put(b, s, n);
+}
+
 static bool key(cmp_gguf_writer *w, const char *k, cmp_gguf_type type)
 {
     put_str(&w->kv, k);
@@ -114,6 +120,36 @@ bool cmp_gguf_set_str(cmp_gguf_writer *w, const char *k, const char *v)
 {
     key(w, k, CMP_GGUF_STRING);
     put_str(&w->kv, v);
+    return !w->kv.failed;
+}
+
+bool cmp_gguf_copy_kv(cmp_gguf_writer *w, const cmp_gguf_kv *kv)
+{
+    const cmp_gguf_value *v = &kv->value;
+    put_strn(&w->kv, kv->key.ptr, kv->key.len);
+    put_u32(&w->kv, (uint32_t)v->type);
+    w->n_kv++;
+    switch (v->type) {
+    case CMP_GGUF_UINT8:
+    case CMP_GGUF_INT8:
+    case CMP_GGUF_BOOL: put(&w->kv, &(uint8_t){(uint8_t)v->u}, 1); break;
+    case CMP_GGUF_UINT16:
+    case CMP_GGUF_INT16: put(&w->kv, &(uint16_t){(uint16_t)v->u}, 2); break;
+    case CMP_GGUF_UINT32:
+    case CMP_GGUF_INT32: put_u32(&w->kv, (uint32_t)v->u); break;
+    case CMP_GGUF_UINT64:
+    case CMP_GGUF_INT64: put_u64(&w->kv, v->u); break;
+    case CMP_GGUF_FLOAT32: put(&w->kv, &(float){(float)v->f}, 4); break;
+    case CMP_GGUF_FLOAT64: put(&w->kv, &v->f, 8); break;
+    case CMP_GGUF_STRING: put_strn(&w->kv, v->s.ptr, v->s.len); break;
+    case CMP_GGUF_ARRAY:
+        /* the elements as the file stores them, nested arrays included */
+        put_u32(&w->kv, (uint32_t)v->arr.elem);
+        put_u64(&w->kv, v->arr.count);
+        put(&w->kv, v->arr.data, v->arr.bytes);
+        break;
+    default: w->kv.failed = true;
+    }
     return !w->kv.failed;
 }
 

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cmp_gguf.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -27,6 +29,9 @@ bool cmp_gguf_set_str(cmp_gguf_writer *w, const char *key, const char *v);
 bool cmp_gguf_set_str_array(cmp_gguf_writer *w, const char *key, const char *const *v, uint64_t n);
 bool cmp_gguf_set_f32_array(cmp_gguf_writer *w, const char *key, const float *v, uint64_t n);
 bool cmp_gguf_set_i32_array(cmp_gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+
+/* A metadata pair as a reader found it (cmp_gguf.h), copied value for value. */
+bool cmp_gguf_copy_kv(cmp_gguf_writer *w, const cmp_gguf_kv *kv);
 
 /* A tensor of ggml type `type` with n_dims (1 to 4) sizes ne (ne[0] contiguous) and
  * `bytes` bytes at data. */

@@ -1,5 +1,11 @@
 /* Quantization recipes (see cmp_recipe.h for the rules in words). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cmp_recipe.h"
 
@@ -96,4 +102,96 @@ cmp_type cmp_recipe_type(const cmp_recipe *r, const cmp_recipe_model *model, cmp
     if (!pure && is_quantized(r->base))
         t = mixed_type(r, model, role, layer, row_len);
     return cmp_type_fallback(t, row_len);
+}
+
+cmp_role cmp_role_of(const char *name, uint32_t n_dims, uint32_t *layer)
+{
+    static const struct {
+        const char *suffix;
+        cmp_role role;
+    } roles[] = {
+        {"attn_q.weight", CMP_ROLE_ATTN_Q},     {"attn_k.weight", CMP_ROLE_ATTN_K},
+        {"attn_v.weight", CMP_ROLE_ATTN_V},     {"attn_output.weight", CMP_ROLE_ATTN_OUTPUT},
+        {"ffn_gate.weight", CMP_ROLE_FFN_GATE}, {"ffn_up.weight", CMP_ROLE_FFN_UP},
+        {"ffn_down.weight", CMP_ROLE_FFN_DOWN},
+    };
+    *layer = 0;
+    if (n_dims < 2)
+        return CMP_ROLE_VECTOR;
+    if (strcmp(name, "token_embd.weight") == 0)
+        return CMP_ROLE_TOKEN_EMBD;
+    if (strcmp(name, "output.weight") == 0)
+        return CMP_ROLE_OUTPUT;
+    unsigned l;
+    int at = 0;
+    if (sscanf(name, "blk.%u.%n", &l, &at) == 1 && at > 0) {
+        *layer = l;
+        for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+            if (strcmp(name + at, roles[i].suffix) == 0)
+                return roles[i].role;
+    }
+    return CMP_ROLE_ATTN_Q;
+}
+
+typedef struct convert_job {
+    cmp_type from, to;
+    const uint8_t *src;
+    uint8_t *dst;
+    uint64_t rows, k, src_row, dst_row;
+    atomic_uint_fast64_t next;
+    atomic_bool failed;
+} convert_job;
+
+static void *convert_worker(void *arg)
+{
+    convert_job *j = arg;
+    float *x = malloc(sizeof *x * j->k);
+    if (!x) {
+        atomic_store(&j->failed, true);
+        return NULL;
+    }
+    for (;;) {
+        uint64_t r0 = atomic_fetch_add(&j->next, 16);
+        if (r0 >= j->rows)
+            break;
+        uint64_t r1 = r0 + 16 < j->rows ? r0 + 16 : j->rows;
+        for (uint64_t r = r0; r < r1; r++)
+            if (!cmp_dequantize(j->from, j->src + r * j->src_row, x, j->k) ||
+                !cmp_quantize(j->to, x, j->dst + r * j->dst_row, j->k))
+                atomic_store(&j->failed, true);
+    }
+    free(x);
+    return NULL;
+}
+
+bool cmp_convert_rows(cmp_type from, const void *src, cmp_type to, void *dst, uint64_t rows,
+                      uint64_t k, unsigned threads)
+{
+    convert_job j = {.from = from,
+                     .to = to,
+                     .src = src,
+                     .dst = dst,
+                     .rows = rows,
+                     .k = k,
+                     .src_row = cmp_row_bytes(from, k),
+                     .dst_row = cmp_row_bytes(to, k)};
+    if (!j.src_row || !j.dst_row)
+        return false;
+    atomic_init(&j.next, 0);
+    atomic_init(&j.failed, false);
+    if (!threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+    }
+    if (threads > 256)
+        threads = 256;
+    pthread_t tid[256];
+    unsigned started = 0;
+    for (; started + 1 < threads && (uint64_t)started * 16 < rows; started++)
+        if (pthread_create(&tid[started], NULL, convert_worker, &j) != 0)
+            break;
+    convert_worker(&j);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
+    return !atomic_load(&j.failed);
 }

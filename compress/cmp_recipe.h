@@ -62,6 +62,17 @@ typedef struct cmp_recipe_model {
 cmp_type cmp_recipe_type(const cmp_recipe *r, const cmp_recipe_model *model, cmp_role role,
                          uint32_t layer, uint64_t row_len, bool pure);
 
+/* What a llama-family GGUF tensor is, from its name ("blk.7.attn_v.weight": ATTN_V in
+ * layer 7); n_dims 1 is a vector. Unknown matrices are ATTN_Q-like (the base type). */
+cmp_role cmp_role_of(const char *name, uint32_t n_dims, uint32_t *layer);
+
+/* Converts rows of k values from one type to another (dequantized to f32, then quantized
+ * with the reference quantizer) on `threads` threads (0 = every CPU); rows are
+ * independent, so the bytes do not depend on the thread count. False for an unsupported
+ * type, a k that does not fit either type's blocks, or no memory. */
+bool cmp_convert_rows(cmp_type from, const void *src, cmp_type to, void *dst, uint64_t rows,
+                      uint64_t k, unsigned threads);
+
 /* The type used instead of `type` when rows of row_len values do not fit its blocks;
  * `type` itself when they do. */
 cmp_type cmp_type_fallback(cmp_type type, uint64_t row_len);

@@ -476,14 +476,15 @@ static eng_status upload_weight(upload_job *j, const placement *p)
     const void *src = w->data;
     void *padded = NULL;
     if (rows != w->rows || k != w->k) {
-        /* f32/f16/bf16 only (checked at open): rows of k values, zeros after the file's */
-        size_t vb = cmp_row_bytes(w->type, 1);
+        /* zero rows after the file's (any type), zeros after each row's k values (a longer
+         * k only for f32/f16/bf16, checked at open) */
+        size_t src_row = cmp_row_bytes(w->type, w->k), dst_row = cmp_row_bytes(w->type, k);
         padded = calloc(1, bytes);
         if (!padded)
             return eng_fail(j->err, j->err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
         for (uint32_t r = 0; r < w->rows; r++)
-            memcpy((uint8_t *)padded + (size_t)r * k * vb,
-                   (const uint8_t *)w->data + (size_t)r * w->k * vb, (size_t)w->k * vb);
+            memcpy((uint8_t *)padded + (size_t)r * dst_row,
+                   (const uint8_t *)w->data + (size_t)r * src_row, src_row);
         src = padded;
     }
     uint64_t src_bytes = padded ? bytes : w->bytes;

@@ -13,6 +13,7 @@
 #include "eng_model.h"
 #include "eng_ref.h"
 #include "eng_unicode.h"
+#include "cmp_quantize_model.h"
 #include "eng_synth.h"
 #include "harness.h"
 
@@ -286,6 +287,35 @@ static void test_layers_q8_0(void)
 static void test_layers_iq4_nl(void)
 {
     check_layers("TinyStories-656K-Q2_K.gguf", 24, false);
+}
+
+/* stories260K converted by vkllm quantize's library (Q8_0; Q4_K_M, which falls back to
+ * Q5_0 and Q8_0 for rows of 64; IQ4_NL): the forward pass against the CPU reference on
+ * the converted file. Its FFN width (172) is not a multiple of 8 and ffn_down falls back
+ * to F16: quantized gate/up rows and a float down matrix padded on the device. */
+static void test_layers_quantized(void)
+{
+    const char *dir = t_shared_dir();
+    if (!dir) {
+        t_skip("../shared not found (set VKLLM_SHARED_DIR); the model cases need it");
+        return;
+    }
+    char in[1024], out[] = "/tmp/vkllm-quant-XXXXXX";
+    snprintf(in, sizeof in, "%s/models/stories260K.gguf", dir);
+    int fd = mkstemp(out);
+    CHECK(fd >= 0);
+    close(fd);
+    static const char *types[] = {"Q8_0", "Q4_K_M", "IQ4_NL"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        cmp_quantize_params p = {.recipe = cmp_recipe_find(types[i])};
+        cmp_quantize_report rep;
+        char err[256] = "";
+        CHECK_MSG(cmp_quantize_model(in, out, &p, &rep, err, sizeof err), "%s: %s", types[i], err);
+        CHECK(rep.count[CMP_TYPE_F16] == 5); /* ffn_down: 172 fits no block */
+        printf("  %s:", types[i]);
+        check_layers(out, 8, false);
+    }
+    unlink(out);
 }
 
 /* all_logits: every token's logits of a chunk, each against the CPU reference's logits
@@ -606,6 +636,7 @@ int main(int argc, char **argv)
         {"layers_synthetic", test_layers_synthetic, true},
         {"layers_unfused", test_layers_unfused, true},
         {"all_logits", test_all_logits, true},
+        {"layers_quantized", test_layers_quantized, true},
         {"session_limits", test_session_limits, true},
         {"bad_files", test_bad_files, false},
         {"upload_twice", test_too_large, true},

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cmp_gguf_write.h"
+#include "cmp_quantize_model.h"
 #include "cmp_recipe.h"
 #include "eng_synth.h"
 #include "harness.h"
@@ -188,6 +189,75 @@ static void test_write_all_or_nothing(void)
     unlink(path), rmdir(dir);
 }
 
+/* vkllm quantize's library on stories260K: every metadata pair but the three it sets is
+ * copied value for value; vectors byte for byte; Q8_0 matrices are exactly the reference
+ * quantizer's bytes; ffn_down (rows of 172) falls back to F16. */
+static void test_quantize_model(void)
+{
+    const char *dir = t_shared_dir();
+    if (!dir) {
+        t_skip("../shared not found (set VKLLM_SHARED_DIR)");
+        return;
+    }
+    char in[1024], out[] = "/tmp/vkllm-quant-XXXXXX", err[256] = "";
+    snprintf(in, sizeof in, "%s/models/stories260K.gguf", dir);
+    int fd = mkstemp(out);
+    CHECK(fd >= 0);
+    close(fd);
+    cmp_quantize_params p = {.recipe = cmp_recipe_find("Q8_0"), .threads = 3};
+    cmp_quantize_report rep;
+    cmp_gguf *a = NULL, *b = NULL;
+    if (!cmp_quantize_model(in, out, &p, &rep, err, sizeof err) ||
+        cmp_gguf_open(in, &a, err, sizeof err) != CMP_GGUF_OK ||
+        cmp_gguf_open(out, &b, err, sizeof err) != CMP_GGUF_OK) {
+        t_fail_at(__FILE__, __LINE__, "%s", err);
+        goto done;
+    }
+    uint32_t ft = 0;
+    CHECK(cmp_gguf_get_u32(b, "general.file_type", &ft) == CMP_GGUF_OK && ft == 7);
+    CHECK(cmp_gguf_find(b, "general.quantization_version"));
+    CHECK(cmp_gguf_kv_count(b) == cmp_gguf_kv_count(a) + 2); /* the file had neither */
+    for (uint64_t i = 0; i < cmp_gguf_kv_count(a); i++) {
+        const cmp_gguf_kv *x = cmp_gguf_kv_at(a, i);
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)x->key.len, x->key.ptr);
+        const cmp_gguf_kv *y = cmp_gguf_find(b, key);
+        CHECK_MSG(y && y->value.type == x->value.type, "%s missing or retyped", key);
+        if (!y || y->value.type != x->value.type)
+            continue;
+        const cmp_gguf_value *u = &x->value, *v = &y->value;
+        bool same = u->type == CMP_GGUF_STRING
+                        ? u->s.len == v->s.len && memcmp(u->s.ptr, v->s.ptr, u->s.len) == 0
+                    : u->type == CMP_GGUF_ARRAY
+                        ? u->arr.count == v->arr.count && u->arr.bytes == v->arr.bytes &&
+                              memcmp(u->arr.data, v->arr.data, u->arr.bytes) == 0
+                        : u->u == v->u;
+        CHECK_MSG(same, "%s changed", key);
+    }
+    CHECK(rep.count[CMP_TYPE_Q8_0] == 32 && rep.count[CMP_TYPE_F16] == 5 &&
+          rep.count[CMP_TYPE_F32] == 11);
+    for (uint64_t i = 0; i < cmp_gguf_tensor_count(a); i++) {
+        const cmp_gguf_tensor *x = cmp_gguf_tensor_at(a, i);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)x->name.len, x->name.ptr);
+        const cmp_gguf_tensor *y = cmp_gguf_find_tensor(b, name);
+        CHECK_MSG(y, "%s missing", name);
+        if (!y)
+            continue;
+        uint64_t n = x->ne[0] * x->ne[1];
+        void *want = malloc(y->bytes);
+        CHECK(want && cmp_quantize((cmp_type)y->type, (const float *)x->data, want, n));
+        CHECK_MSG(want && memcmp(want, y->data, y->bytes) == 0,
+                  "%s (%s) is not the reference quantizer's bytes", name,
+                  cmp_ggml_type_name(y->type));
+        free(want);
+    }
+done:
+    cmp_gguf_close(a);
+    cmp_gguf_close(b);
+    unlink(out);
+}
+
 static void test_presets(void)
 {
     size_t n;
@@ -216,6 +286,7 @@ int main(int argc, char **argv)
         {"engine_opens", test_engine_opens, false},
         {"write_all_or_nothing", test_write_all_or_nothing, false},
         {"presets", test_presets, false},
+        {"quantize_model", test_quantize_model, false},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }
