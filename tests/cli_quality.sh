@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# cli_quality.sh VKLLM SHARED WORKDIR: vkllm quantize + vkllm perplexity --kl-save/--kl-base.
+#   - the F32 model against its own saved distributions: KL 0, the same top token always;
+#   - its Q8_0 conversion: KL divergence under 0.001 (the Compression issue's target) and a
+#     perplexity within 1% of F32's;
+#   - a base saved with another --ctx is refused.
+set -u
+vkllm=$1 shared=$2 work=$3
+model=$shared/models/stories260K.gguf text=$shared/data/tinystories-sample-unverified.txt
+if [ ! -e "$model" ] || [ ! -e "$text" ]; then
+    echo "cli_quality: skipped: $model or $text not found (../shared beside the checkout)"
+    exit 77
+fi
+rm -rf "$work" && mkdir -p "$work" || exit 1
+fails=0
+fail() {
+    echo "cli_quality: FAIL: $*" >&2
+    fails=$((fails + 1))
+}
+ppl=("$vkllm" perplexity -f "$text" -c 128 --chunks 24)
+"$vkllm" quantize "$model" "$work/q8_0.gguf" Q8_0 || fail "quantize"
+"${ppl[@]}" -m "$model" --kl-save "$work/base.kl" >"$work/f32.out" || fail "perplexity F32"
+"${ppl[@]}" -m "$model" --kl-base "$work/base.kl" >"$work/self.out" || fail "perplexity self"
+"${ppl[@]}" -m "$work/q8_0.gguf" --kl-base "$work/base.kl" >"$work/q8.out" || fail "perplexity Q8_0"
+cat "$work/f32.out" "$work/self.out" "$work/q8.out"
+grep -q "mean 0.000000 +/- 0.000000, max 0.000000; same top token 100.00%" "$work/self.out" ||
+    fail "the model against itself is not KL 0 with the same top token"
+kl=$(sed -n 's/^KL divergence from .*: mean \([0-9.]*\) .*/\1/p' "$work/q8.out")
+awk -v k="$kl" 'BEGIN { exit !(k != "" && k < 0.001) }' || fail "Q8_0 KL divergence $kl, want < 0.001"
+p32=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\) .*/\1/p' "$work/f32.out")
+p8=$(sed -n 's/^Final estimate: PPL = \([0-9.]*\) .*/\1/p' "$work/q8.out")
+awk -v a="$p32" -v b="$p8" 'BEGIN { exit !(a > 0 && b > 0 && (b - a) / a < 0.01 && (a - b) / a < 0.01) }' ||
+    fail "Q8_0 perplexity $p8 is not within 1% of F32's $p32"
+"$vkllm" perplexity -f "$text" -c 64 --chunks 4 -m "$model" --kl-base "$work/base.kl" \
+    >/dev/null 2>"$work/err" && fail "a base of another --ctx was taken"
+grep -q "was saved with a vocabulary of 512 and --ctx 128" "$work/err" || fail "the mismatch message"
+[ $fails = 0 ] && echo "cli_quality: all checks passed (Q8_0 KL $kl, PPL $p8 vs $p32)"
+exit $((fails > 0))
