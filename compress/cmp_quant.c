@@ -284,9 +284,11 @@ int cmp_iq4nl_nearest(float v)
 
 /* iq4_nl: try scales around max/level[0] and keep the one with the least squared error,
  * with d refit by least squares for the chosen levels (the idea of ggml's search). */
-static void q_iq4_nl(const float *x, cmp_block_iq4_nl *b, uint64_t nb)
+/* w: per-value importance (NULL: all equal), weighting the error the scale search
+ * minimizes. */
+static void q_iq4_nl(const float *x, cmp_block_iq4_nl *b, uint64_t nb, const float *w)
 {
-    for (uint64_t i = 0; i < nb; i++, x += 32) {
+    for (uint64_t i = 0; i < nb; i++, x += 32, w = w ? w + 32 : NULL) {
         float max = signed_absmax(x, 32);
         uint8_t best_q[32] = {0};
         float best_d = 0.0f, best_err = INFINITY;
@@ -301,9 +303,9 @@ static void q_iq4_nl(const float *x, cmp_block_iq4_nl *b, uint64_t nb)
             double sxy = 0, syy = 0;
             for (int j = 0; j < 32; j++) {
                 q[j] = (uint8_t)cmp_iq4nl_nearest(x[j] * id);
-                double l = cmp_iq4nl_values[q[j]];
-                sxy += (double)x[j] * l;
-                syy += l * l;
+                double l = cmp_iq4nl_values[q[j]], wj = w ? w[j] : 1.0;
+                sxy += wj * x[j] * l;
+                syy += wj * l * l;
             }
             float d = syy > 0 ? (float)(sxy / syy) : 0.0f;
             /* error with the stored (f16) scale, as the kernels will see it */
@@ -311,7 +313,7 @@ static void q_iq4_nl(const float *x, cmp_block_iq4_nl *b, uint64_t nb)
             double err = 0;
             for (int j = 0; j < 32; j++) {
                 double e = (double)x[j] - (double)dh * cmp_iq4nl_values[q[j]];
-                err += e * e;
+                err += (w ? w[j] : 1.0) * e * e;
             }
             if (err < best_err) {
                 best_err = (float)err;
@@ -323,6 +325,90 @@ static void q_iq4_nl(const float *x, cmp_block_iq4_nl *b, uint64_t nb)
         for (int j = 0; j < 16; j++)
             b[i].qs[j] = (uint8_t)(best_q[j] | best_q[j + 16] << 4);
     }
+}
+
+/* ---- importance-weighted quantization ------------------------------------------------ */
+
+/* The scale of a block of 32 with integer levels qmin..qmax minimizing the weighted error
+ * sum w (x - d q)^2, searched around the plain choice (the largest |x| on qmin) in 19
+ * steps, each with its least-squares scale, measured with the scale rounded to f16. */
+static float search_symmetric(const float *x, const float *w, int qmin, int qmax, int q_out[32])
+{
+    float max = signed_absmax(x, 32), best_d = 0.0f;
+    double best_err = INFINITY;
+    for (int j = 0; j < 32; j++)
+        q_out[j] = 0;
+    for (int step = -9; step <= 9 && max != 0.0f; step++) {
+        float id = ((float)qmin + 0.1f * (float)step) / max;
+        int q[32];
+        double sxy = 0, syy = 0;
+        for (int j = 0; j < 32; j++) {
+            q[j] = clamp_int((int)lroundf(x[j] * id), qmin, qmax);
+            sxy += (double)w[j] * x[j] * q[j];
+            syy += (double)w[j] * q[j] * q[j];
+        }
+        if (syy <= 0)
+            continue;
+        float d = (float)(sxy / syy), dh = cmp_f16_to_f32(cmp_f32_to_f16(d));
+        double err = 0;
+        for (int j = 0; j < 32; j++) {
+            double e = (double)x[j] - (double)dh * q[j];
+            err += (double)w[j] * e * e;
+        }
+        if (err < best_err) {
+            best_err = err;
+            best_d = d;
+            memcpy(q_out, q, sizeof q);
+        }
+    }
+    return best_d;
+}
+
+static void qw_q4_0(const float *x, cmp_block_q4_0 *b, uint64_t nb, const float *w)
+{
+    for (uint64_t i = 0; i < nb; i++, x += 32, w += 32) {
+        int q[32];
+        b[i].d = cmp_f32_to_f16(search_symmetric(x, w, -8, 7, q));
+        for (int j = 0; j < 16; j++)
+            b[i].qs[j] = (uint8_t)((q[j] + 8) | (q[j + 16] + 8) << 4);
+    }
+}
+
+static void qw_q5_0(const float *x, cmp_block_q5_0 *b, uint64_t nb, const float *w)
+{
+    for (uint64_t i = 0; i < nb; i++, x += 32, w += 32) {
+        int q[32];
+        b[i].d = cmp_f32_to_f16(search_symmetric(x, w, -16, 15, q));
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            int q0 = q[j] + 16, q1 = q[j + 16] + 16;
+            b[i].qs[j] = (uint8_t)((q0 & 0xf) | (q1 & 0xf) << 4);
+            qh |= (uint32_t)(q0 >> 4) << j | (uint32_t)(q1 >> 4) << (j + 16);
+        }
+        store_u32(b[i].qh, qh);
+    }
+}
+
+bool cmp_quantize_weighted(cmp_type type, const float *src, void *dst, uint64_t n,
+                           const float *weights)
+{
+    const cmp_type_info *t = cmp_type_get(type);
+    if (!t || n % t->block_size != 0)
+        return false;
+    if (!weights)
+        return cmp_quantize(type, src, dst, n);
+    uint64_t nb = n / t->block_size;
+    switch (type) {
+    case CMP_TYPE_Q4_0: qw_q4_0(src, dst, nb, weights); return true;
+    case CMP_TYPE_Q5_0: qw_q5_0(src, dst, nb, weights); return true;
+    case CMP_TYPE_IQ4_NL: q_iq4_nl(src, dst, nb, weights); return true;
+    default: return cmp_quantize(type, src, dst, n);
+    }
+}
+
+bool cmp_type_uses_weights(cmp_type type)
+{
+    return type == CMP_TYPE_Q4_0 || type == CMP_TYPE_Q5_0 || type == CMP_TYPE_IQ4_NL;
 }
 
 /* ---- dispatch ----------------------------------------------------------------------- */
@@ -379,7 +465,7 @@ bool cmp_quantize(cmp_type type, const float *src, void *dst, uint64_t n)
     case CMP_TYPE_Q5_0: q_q5_0(src, dst, nb); break;
     case CMP_TYPE_Q5_1: q_q5_1(src, dst, nb); break;
     case CMP_TYPE_Q8_0: q_q8_0(src, dst, nb); break;
-    case CMP_TYPE_IQ4_NL: q_iq4_nl(src, dst, nb); break;
+    case CMP_TYPE_IQ4_NL: q_iq4_nl(src, dst, nb, NULL); break;
     case CMP_TYPE_Q4_K: cmp_quantize_q4_k(src, dst, nb); break;
     case CMP_TYPE_Q5_K: cmp_quantize_q5_k(src, dst, nb); break;
     case CMP_TYPE_Q6_K: cmp_quantize_q6_k(src, dst, nb); break;

@@ -137,4 +137,14 @@ bool cmp_dequantize(cmp_type type, const void *src, float *dst, uint64_t n);
  * Returns false for an unsupported type or a bad count. Deterministic; thread-safe. */
 bool cmp_quantize(cmp_type type, const float *src, void *dst, uint64_t n);
 
+/* Importance-aware quantization: as cmp_quantize, but each block's scale minimizes the
+ * error weighted by `weights` (n values, one per value quantized; e.g. the mean square of
+ * the activations each weight column meets, times how large the value is), searched over
+ * 19 candidate scales with least-squares refinement. Q4_0, Q5_0 and IQ4_NL use the
+ * weights (cmp_type_uses_weights); other types quantize as cmp_quantize. weights NULL is
+ * cmp_quantize. */
+bool cmp_quantize_weighted(cmp_type type, const float *src, void *dst, uint64_t n,
+                           const float *weights);
+bool cmp_type_uses_weights(cmp_type type);
+
 #endif /* CMP_QUANT_H */

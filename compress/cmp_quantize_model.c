@@ -7,6 +7,7 @@
 
 typedef struct quant_job {
     const cmp_gguf_tensor *t;
+    float *importance; /* k values, or NULL */
     cmp_type to;
     uint64_t rows;
     const cmp_quantize_params *p;
@@ -20,7 +21,7 @@ static bool fill(void *user, void *dst, uint64_t bytes, char *err, size_t err_si
     if ((cmp_type)t->type == j->to) {
         memcpy(dst, t->data, bytes);
     } else if (!cmp_convert_rows((cmp_type)t->type, t->data, j->to, dst, j->rows, t->ne[0],
-                                 j->p->threads)) {
+                                 j->importance, j->p->threads)) {
         snprintf(err, err_size, "converting %.*s from %s to %s failed (out of memory?)",
                  (int)t->name.len, t->name.ptr, cmp_ggml_type_name(t->type),
                  cmp_ggml_type_name(j->to));
@@ -30,6 +31,30 @@ static bool fill(void *user, void *dst, uint64_t bytes, char *err, size_t err_si
     if (j->p->progress)
         j->p->progress(*j->done, j->total, j->p->user);
     return true;
+}
+
+/* The mean square activation per column from an imatrix file, or NULL (absent, or of
+ * another length: the caller quantizes without). */
+static float *importance_of(const cmp_gguf *im, const char *name, uint64_t k)
+{
+    char key[300];
+    snprintf(key, sizeof key, "%s.in_sum2", name);
+    const cmp_gguf_tensor *s2 = cmp_gguf_find_tensor(im, key);
+    snprintf(key, sizeof key, "%s.counts", name);
+    const cmp_gguf_tensor *cn = cmp_gguf_find_tensor(im, key);
+    if (!s2 || !cn || s2->type != CMP_TYPE_F32 || cn->type != CMP_TYPE_F32 || s2->ne[0] != k ||
+        s2->bytes != k * 4 || cn->bytes < 4)
+        return NULL;
+    float count, *v = malloc(sizeof *v * k);
+    memcpy(&count, cn->data, 4);
+    if (!v || !(count > 0)) {
+        free(v);
+        return NULL;
+    }
+    memcpy(v, s2->data, k * 4);
+    for (uint64_t i = 0; i < k; i++)
+        v[i] /= count;
+    return v;
 }
 
 /* <arch>.<key> as a u32, or def. */
@@ -89,7 +114,11 @@ bool cmp_quantize_model(const char *in, const char *out, const cmp_quantize_para
         }
         uint64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
         uint64_t bytes = to == (cmp_type)t->type ? t->bytes : rows * cmp_row_bytes(to, t->ne[0]);
-        jobs[i] = (quant_job){t, to, rows, p, &done, 0};
+        float *imp = NULL;
+        if (p->imatrix && to != (cmp_type)t->type && cmp_type_uses_weights(to) &&
+            (imp = importance_of(p->imatrix, name, t->ne[0])))
+            rep->weighted++;
+        jobs[i] = (quant_job){t, imp, to, rows, p, &done, 0};
         ok = cmp_gguf_add_tensor_fill(w, name, to, t->n_dims, t->ne, bytes, fill, &jobs[i]);
         rep->in_bytes += t->bytes;
         rep->out_bytes += bytes;
@@ -104,6 +133,8 @@ bool cmp_quantize_model(const char *in, const char *out, const cmp_quantize_para
         result = cmp_gguf_write_file(w, out, err, err_size);
 done:
     cmp_gguf_writer_destroy(w);
+    for (uint64_t i = 0; jobs && i < n_t; i++)
+        free(jobs[i].importance);
     free(jobs);
     cmp_gguf_close(g);
     return result;

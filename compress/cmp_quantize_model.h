@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cmp_gguf.h"
 #include "cmp_recipe.h"
 
 #ifdef __cplusplus
@@ -19,6 +20,9 @@ typedef struct cmp_quantize_params {
     const cmp_recipe *recipe;
     bool pure;        /* every matrix the recipe's base type */
     unsigned threads; /* 0 = every CPU */
+    /* importance statistics (vkllm imatrix; llama.cpp's GGUF imatrix format: per weight
+     * "<name>.in_sum2" and "<name>.counts"), or NULL */
+    const cmp_gguf *imatrix;
     void (*progress)(uint64_t done, uint64_t total, void *user); /* input bytes; may be NULL */
     void *user;
 } cmp_quantize_params;
@@ -28,6 +32,7 @@ typedef struct cmp_quantize_params {
 typedef struct cmp_quantize_report {
     uint64_t in_bytes, out_bytes;       /* of the tensors */
     uint32_t count[CMP_QUANTIZE_TYPES]; /* tensors of each output type */
+    uint32_t weighted;                  /* tensors quantized with importance weights */
 } cmp_quantize_report;
 
 /* False with the reason in err: unreadable input, a tensor type vkllm cannot read, out of

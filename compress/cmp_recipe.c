@@ -1,4 +1,5 @@
 /* Quantization recipes (see cmp_recipe.h for the rules in words). */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -138,6 +139,7 @@ typedef struct convert_job {
     const uint8_t *src;
     uint8_t *dst;
     uint64_t rows, k, src_row, dst_row;
+    const float *importance;
     atomic_uint_fast64_t next;
     atomic_bool failed;
 } convert_job;
@@ -145,7 +147,7 @@ typedef struct convert_job {
 static void *convert_worker(void *arg)
 {
     convert_job *j = arg;
-    float *x = malloc(sizeof *x * j->k);
+    float *x = malloc(sizeof *x * j->k * 2), *w = x ? x + j->k : NULL;
     if (!x) {
         atomic_store(&j->failed, true);
         return NULL;
@@ -155,17 +157,28 @@ static void *convert_worker(void *arg)
         if (r0 >= j->rows)
             break;
         uint64_t r1 = r0 + 16 < j->rows ? r0 + 16 : j->rows;
-        for (uint64_t r = r0; r < r1; r++)
-            if (!cmp_dequantize(j->from, j->src + r * j->src_row, x, j->k) ||
-                !cmp_quantize(j->to, x, j->dst + r * j->dst_row, j->k))
+        for (uint64_t r = r0; r < r1; r++) {
+            bool ok = cmp_dequantize(j->from, j->src + r * j->src_row, x, j->k);
+            if (ok && j->importance) {
+                double s2 = 0;
+                for (uint64_t c = 0; c < j->k; c++)
+                    s2 += (double)x[c] * x[c];
+                float sigma2 = (float)(s2 / (double)j->k);
+                for (uint64_t c = 0; c < j->k; c++)
+                    w[c] = j->importance[c] * sqrtf(sigma2 + x[c] * x[c]);
+            }
+            ok = ok && cmp_quantize_weighted(j->to, x, j->dst + r * j->dst_row, j->k,
+                                             j->importance ? w : NULL);
+            if (!ok)
                 atomic_store(&j->failed, true);
+        }
     }
     free(x);
     return NULL;
 }
 
 bool cmp_convert_rows(cmp_type from, const void *src, cmp_type to, void *dst, uint64_t rows,
-                      uint64_t k, unsigned threads)
+                      uint64_t k, const float *importance, unsigned threads)
 {
     convert_job j = {.from = from,
                      .to = to,
@@ -174,7 +187,8 @@ bool cmp_convert_rows(cmp_type from, const void *src, cmp_type to, void *dst, ui
                      .rows = rows,
                      .k = k,
                      .src_row = cmp_row_bytes(from, k),
-                     .dst_row = cmp_row_bytes(to, k)};
+                     .dst_row = cmp_row_bytes(to, k),
+                     .importance = importance};
     if (!j.src_row || !j.dst_row)
         return false;
     atomic_init(&j.next, 0);

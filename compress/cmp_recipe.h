@@ -67,11 +67,14 @@ cmp_type cmp_recipe_type(const cmp_recipe *r, const cmp_recipe_model *model, cmp
 cmp_role cmp_role_of(const char *name, uint32_t n_dims, uint32_t *layer);
 
 /* Converts rows of k values from one type to another (dequantized to f32, then quantized
- * with the reference quantizer) on `threads` threads (0 = every CPU); rows are
+ * with the reference quantizer; with `importance`, k values, one per column, e.g. the
+ * mean square of the activations the column meets, the importance-weighted quantizer
+ * with weights importance[j] * sqrt(mean x^2 of the row + x[j]^2), as llama.cpp's imatrix
+ * quantization weighs them) on `threads` threads (0 = every CPU); rows are
  * independent, so the bytes do not depend on the thread count. False for an unsupported
  * type, a k that does not fit either type's blocks, or no memory. */
 bool cmp_convert_rows(cmp_type from, const void *src, cmp_type to, void *dst, uint64_t rows,
-                      uint64_t k, unsigned threads);
+                      uint64_t k, const float *importance, unsigned threads);
 
 /* The type used instead of `type` when rows of row_len values do not fit its blocks;
  * `type` itself when they do. */

@@ -13,6 +13,8 @@ struct eng_ref {
     uint32_t n_ctx, n_past;
     uint16_t *k_cache, *v_cache; /* [layer][position][kv width] */
     float *freqs;
+    eng_ref_input_fn observe;
+    void *observe_user;
 };
 
 eng_ref *eng_ref_create(const eng_model *m, uint32_t n_ctx, char *err, size_t err_size)
@@ -51,8 +53,16 @@ uint32_t eng_ref_n_past(const eng_ref *r)
     return r->n_past;
 }
 
-static bool mul(const eng_weight *w, const float *x, float *y, uint32_t n)
+void eng_ref_observe_inputs(eng_ref *r, eng_ref_input_fn fn, void *user)
 {
+    r->observe = fn;
+    r->observe_user = user;
+}
+
+static bool mul(const eng_ref *r, const eng_weight *w, const float *x, float *y, uint32_t n)
+{
+    if (r->observe)
+        r->observe(r->observe_user, w, x, n);
     return vkb_ref_matmul(w->type, w->data, w->rows, w->k, x, y, n);
 }
 
@@ -93,7 +103,7 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const eng_layer_weights *L = &m->layers[l];
         vkb_ref_rms_norm(xn, x, L->attn_norm.data, e, n, hp->rms_eps);
-        if (!mul(&L->wq, xn, q, n) || !mul(&L->wk, xn, k, n) || !mul(&L->wv, xn, v, n))
+        if (!mul(r, &L->wq, xn, q, n) || !mul(r, &L->wk, xn, k, n) || !mul(r, &L->wv, xn, v, n))
             goto done;
         if (L->bq.data) {
             vkb_ref_add_bias(q, q, L->bq.data, qw, n);
@@ -108,21 +118,21 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
             kc[(size_t)r->n_past * kvw + i] = cmp_f32_to_f16(k[i]);
             vc[(size_t)r->n_past * kvw + i] = cmp_f32_to_f16(v[i]);
         }
-        if (!vkb_ref_attention(att, q, kc, vc, &as) || !mul(&L->wo, att, o, n))
+        if (!vkb_ref_attention(att, q, kc, vc, &as) || !mul(r, &L->wo, att, o, n))
             goto done;
         vkb_ref_add(x, x, o, N * e);
         vkb_ref_rms_norm(xn, x, L->ffn_norm.data, e, n, hp->rms_eps);
-        if (!mul(&L->gate, xn, g, n) || !mul(&L->up, xn, u, n))
+        if (!mul(r, &L->gate, xn, g, n) || !mul(r, &L->up, xn, u, n))
             goto done;
         vkb_ref_silu_mul(h, g, u, N * ff);
-        if (!mul(&L->down, h, o, n))
+        if (!mul(r, &L->down, h, o, n))
             goto done;
         vkb_ref_add(x, x, o, N * e);
         if (capture)
             memcpy(capture + (size_t)l * N * e, x, N * e * 4);
     }
     vkb_ref_rms_norm(xn, x + (N - 1) * e, m->output_norm.data, e, 1, hp->rms_eps);
-    if (!mul(&m->output, xn, logits, 1))
+    if (!mul(r, &m->output, xn, logits, 1))
         goto done;
     r->n_past += n;
     st = ENG_OK;

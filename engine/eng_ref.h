@@ -25,6 +25,11 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
 
 uint32_t eng_ref_n_past(const eng_ref *r);
 
+/* Called with the input of every weight product: x holds n rows of w->k values (what
+ * importance statistics are made of: vkllm imatrix). NULL turns it off. */
+typedef void (*eng_ref_input_fn)(void *user, const eng_weight *w, const float *x, uint32_t n);
+void eng_ref_observe_inputs(eng_ref *r, eng_ref_input_fn fn, void *user);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,6 +22,9 @@ static const char usage[] =
     "  TYPE          F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S, Q4_K_M (or Q4_K),\n"
     "                Q5_K_S, Q5_K_M (or Q5_K), Q6_K, IQ4_NL\n"
     "  --pure        every matrix gets TYPE itself: no mix\n"
+    "  --imatrix F   importance statistics from vkllm imatrix (or llama.cpp's GGUF\n"
+    "                imatrix): Q4_0, Q5_0 and IQ4_NL scales minimize the error weighted\n"
+    "                by them instead of plain rounding\n"
     "  --threads N   quantizing threads (default: every CPU)\n"
     "  --force       overwrite OUT if it exists (never IN)\n"
     "\n"
@@ -57,11 +60,12 @@ static int quantize(const char *in, const char *out, const cmp_quantize_params *
             "  type      %s%s\n"
             "  size      %.2f MiB -> %.2f MiB (%.1f%%)\n"
             "  tensors   %s\n"
+            "  imatrix   %u tensors quantized with importance weights\n"
             "  time      %.1f s\n",
             out, p->recipe->name, p->pure ? " (pure)" : "", rep.in_bytes / 1048576.0,
             rep.out_bytes / 1048576.0,
             rep.in_bytes ? 100.0 * (double)rep.out_bytes / (double)rep.in_bytes : 0.0, types,
-            tool_now_s() - t0);
+            rep.weighted, tool_now_s() - t0);
     return 0;
 }
 
@@ -70,6 +74,7 @@ int cmd_quantize(int argc, char **argv)
     const char *pos[3];
     int n_pos = 0;
     bool pure = false, force = false;
+    const char *imatrix = NULL;
     unsigned threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -81,6 +86,8 @@ int cmd_quantize(int argc, char **argv)
             pure = true;
         } else if (!strcmp(a, "--force")) {
             force = true;
+        } else if (!strcmp(a, "--imatrix") && i + 1 < argc) {
+            imatrix = argv[++i];
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if (!tool_parse_long(a, argv[++i], 1, 256, &n))
                 return 2;
@@ -113,10 +120,19 @@ int cmd_quantize(int argc, char **argv)
         tool_error("quantize: %s exists; pass --force to overwrite it", pos[1]);
         return 1;
     }
+    cmp_gguf *im = NULL;
+    char err[512];
+    if (imatrix && cmp_gguf_open(imatrix, &im, err, sizeof err) != CMP_GGUF_OK) {
+        tool_error("%s", err);
+        return 1;
+    }
     cmp_quantize_params p = {.recipe = r,
                              .pure = pure,
                              .threads = threads,
+                             .imatrix = im,
                              .progress = isatty(2) ? tool_progress : NULL,
                              .user = "quantizing"};
-    return quantize(pos[0], pos[1], &p);
+    int rc = quantize(pos[0], pos[1], &p);
+    cmp_gguf_close(im);
+    return rc;
 }

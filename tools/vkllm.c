@@ -14,6 +14,7 @@ static const struct command commands[] = {
     {"devices", cmd_devices, "list Vulkan devices and what they offer; --bandwidth measures GB/s"},
     {"bench", cmd_bench,
      "model speed llama-bench style; bench kernels; bench compare A.json B.json"},
+    {"imatrix", cmd_imatrix, "importance statistics for quantize --imatrix, from calibration text"},
     {"perplexity", cmd_perplexity, "perplexity of a model on a text, as llama.cpp measures it"},
     {"quantize", cmd_quantize, "convert a GGUF model to Q4_0, Q4_K_M, ... (llama.cpp's mixes)"},
     {"synth", cmd_synth, "write a GGUF model with random weights in a real model's shapes"},
