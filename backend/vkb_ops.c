@@ -375,6 +375,7 @@ vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
 struct attention_push {
     uint32_t head_dim, heads, kv_heads, tokens, n_kv, pos0;
     float scale;
+    uint32_t k_row_bytes, v_row_bytes;
 };
 
 static vkb_status check_attention(vkb_device *dev, const char *op, const vkb_attention_shape *sh,
@@ -394,33 +395,88 @@ static vkb_status check_attention(vkb_device *dev, const char *op, const vkb_att
     return VKB_OK;
 }
 
-vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
-                            const vkb_buffer *k_cache, const vkb_buffer *v_cache,
-                            const vkb_attention_shape *sh)
+bool vkb_kv_type_supported(cmp_type type)
+{
+    return type == CMP_TYPE_F16 || type == CMP_TYPE_Q8_0 || type == CMP_TYPE_Q4_0;
+}
+
+uint64_t vkb_kv_row_bytes(cmp_type type, uint32_t values)
+{
+    if (!vkb_kv_type_supported(type) || (type != CMP_TYPE_F16 && values % 64))
+        return 0;
+    return cmp_row_bytes(type, values);
+}
+
+vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, cmp_type type, uint32_t row0,
+                           const vkb_buffer *x, uint32_t rows, uint32_t row_len)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    uint64_t row_bytes = vkb_kv_row_bytes(type, row_len);
+    if (!row_bytes || rows == 0)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "kv_store: type %s with rows of %u values (f16, q8_0 or q4_0; the "
+                            "quantized ones need a multiple of 64), %u rows",
+                            cmp_type_get(type) ? cmp_type_get(type)->name : "?", row_len, rows);
+    if (type == CMP_TYPE_F16)
+        return vkb_op_store_f16(s, cache, (uint64_t)row0 * row_len, x, (uint64_t)rows * row_len);
+    struct op_arg a[2] = {{"x", x, (uint64_t)rows * row_len * 4},
+                          {"cache", cache, ((uint64_t)row0 + rows) * row_bytes}};
+    struct {
+        uint32_t row_len, rows, row0, row_bytes;
+    } push = {row_len, rows, row0, (uint32_t)row_bytes};
+    return dispatch_simple(s, "kv_store", type == CMP_TYPE_Q8_0 ? "kv_store_q8_0" : "kv_store_q4_0",
+                           a, 2, &push, sizeof push, (uint64_t)rows * (row_len / 64), 0);
+}
+
+vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+                               const vkb_buffer *k_cache, cmp_type k_type,
+                               const vkb_buffer *v_cache, cmp_type v_type,
+                               const vkb_attention_shape *sh)
 {
     vkb_device *dev = vkb_stream_device(s);
     uint32_t wg = vkb_op_wg_size(dev, 64, 0);
     vkb_status st;
     if ((st = check_attention(dev, "attention", sh, wg)) != VKB_OK)
         return st;
+    uint32_t kv_values = sh->kv_heads * sh->head_dim;
+    uint64_t k_row = vkb_kv_row_bytes(k_type, kv_values),
+             v_row = vkb_kv_row_bytes(v_type, kv_values);
+    if (!k_row || !v_row)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "attention: caches of %s keys and %s values with %u values per "
+                            "position (f16, q8_0 or q4_0; the quantized ones need a multiple of "
+                            "64)",
+                            cmp_type_get(k_type) ? cmp_type_get(k_type)->name : "?",
+                            cmp_type_get(v_type) ? cmp_type_get(v_type)->name : "?", kv_values);
     uint64_t q_bytes = (uint64_t)sh->tokens * sh->heads * sh->head_dim * 4;
-    uint64_t kv_bytes = (uint64_t)sh->n_kv * sh->kv_heads * sh->head_dim * 2;
     struct op_arg a[4] = {{"q", q, q_bytes},
-                          {"k_cache", k_cache, kv_bytes},
-                          {"v_cache", v_cache, kv_bytes},
+                          {"k_cache", k_cache, (uint64_t)sh->n_kv * k_row},
+                          {"v_cache", v_cache, (uint64_t)sh->n_kv * v_row},
                           {"out", out, q_bytes}};
     vkb_binding b[4];
     if ((st = bind_args(dev, "attention", a, 4, b)) != VKB_OK)
         return st;
-    char kernel[32];
-    snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
+    char kernel[48];
+    if (k_type == CMP_TYPE_F16 && v_type == CMP_TYPE_F16)
+        snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
+    else
+        snprintf(kernel, sizeof kernel, "attention_%s_%s_%s", cmp_type_get(k_type)->name,
+                 cmp_type_get(v_type)->name, vkb_op_row_variant(dev));
     vkb_pipeline *p;
     if ((st = pipeline(dev, kernel, wg, &p)) != VKB_OK)
         return st;
-    struct attention_push push = {sh->head_dim, sh->heads, sh->kv_heads, sh->tokens,
-                                  sh->n_kv,     sh->pos0,  sh->scale};
+    struct attention_push push = {sh->head_dim, sh->heads,       sh->kv_heads,
+                                  sh->tokens,   sh->n_kv,        sh->pos0,
+                                  sh->scale,    (uint32_t)k_row, (uint32_t)v_row};
     uint64_t e[3] = {sh->heads, sh->tokens, 1};
     return vkb_stream_dispatch(s, p, b, 4, &push, sizeof push, e, "attention");
+}
+
+vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+                            const vkb_buffer *k_cache, const vkb_buffer *v_cache,
+                            const vkb_attention_shape *sh)
+{
+    return vkb_op_attention_kv(s, out, q, k_cache, CMP_TYPE_F16, v_cache, CMP_TYPE_F16, sh);
 }
 
 uint64_t vkb_attention_scores_bytes(const vkb_attention_shape *sh)
@@ -444,8 +500,8 @@ vkb_status vkb_op_attention_unfused(vkb_stream *s, const vkb_buffer *out, const 
                             "than 2^32",
                             (unsigned long long)n_scores);
     uint64_t kv_bytes = (uint64_t)sh->n_kv * sh->kv_heads * sh->head_dim * 2;
-    struct attention_push push = {sh->head_dim, sh->heads, sh->kv_heads, sh->tokens,
-                                  sh->n_kv,     sh->pos0,  sh->scale};
+    struct attention_push push = {
+        sh->head_dim, sh->heads, sh->kv_heads, sh->tokens, sh->n_kv, sh->pos0, sh->scale, 0, 0};
     struct op_arg a1[3] = {
         {"q", q, n_out * 4}, {"k_cache", k_cache, kv_bytes}, {"scores", scores, n_scores * 4}};
     if ((st = dispatch_simple(s, "attention_scores", "attention_scores", a1, 3, &push, sizeof push,

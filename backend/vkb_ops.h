@@ -152,6 +152,24 @@ vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buff
                             const vkb_buffer *k_cache, const vkb_buffer *v_cache,
                             const vkb_attention_shape *shape);
 
+/* KV caches in other types: f16 (as above), or ggml's q8_0 / q4_0 blocks along each
+ * position's kv_heads x head_dim values (which must then be a multiple of 64). Rows of
+ * vkb_kv_row_bytes(type, values) bytes. */
+bool vkb_kv_type_supported(cmp_type type);
+uint64_t vkb_kv_row_bytes(cmp_type type, uint32_t values);
+
+/* Writes rows of f32 x ([rows][row_len]) into cache rows row0, row0 + 1, ... of a cache
+ * of `type`, quantizing on the way for q8_0 and q4_0 (the reference quantizers'
+ * arithmetic; the f16 scale may round one step apart on some drivers). */
+vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, cmp_type type, uint32_t row0,
+                           const vkb_buffer *x, uint32_t rows, uint32_t row_len);
+
+/* vkb_op_attention over caches of any supported types, dequantized as they are read. */
+vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+                               const vkb_buffer *k_cache, cmp_type k_type,
+                               const vkb_buffer *v_cache, cmp_type v_type,
+                               const vkb_attention_shape *shape);
+
 /* The same attention unfused, in three passes: the scores q·kᵀ·scale (masked keys -inf)
  * written to `scores`, softmax over each row in place, then the product with the values.
  * scores holds vkb_attention_scores_bytes(shape). The reference point of the fused

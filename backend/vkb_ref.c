@@ -58,18 +58,20 @@ void vkb_ref_add_bias(float *out, const float *x, const float *bias, uint32_t n,
             out[r * n + i] = x[r * n + i] + bias[i];
 }
 
-bool vkb_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
-                       const vkb_attention_shape *sh)
+bool vkb_ref_attention_kv(float *out, const float *q, const void *k_cache, cmp_type k_type,
+                          const void *v_cache, cmp_type v_type, const vkb_attention_shape *sh)
 {
     uint32_t hd = sh->head_dim, group = sh->heads / sh->kv_heads;
     uint64_t row = (uint64_t)sh->kv_heads * hd; /* values per cache position */
+    uint64_t k_row = cmp_row_bytes(k_type, row), v_row = cmp_row_bytes(v_type, row);
+    /* the cache dequantized, position by position */
+    float *kf = malloc(sizeof *kf * row * sh->n_kv), *vf = malloc(sizeof *vf * row * sh->n_kv);
     double *w = malloc(sizeof *w * sh->n_kv), *acc = malloc(sizeof *acc * hd);
-    if (!w || !acc) {
-        free(w);
-        free(acc);
-        return false;
-    }
-    for (uint32_t t = 0; t < sh->tokens; t++) {
+    bool ok = kf && vf && w && acc && k_row && v_row;
+    for (uint32_t j = 0; ok && j < sh->n_kv; j++)
+        ok = cmp_dequantize(k_type, (const uint8_t *)k_cache + j * k_row, kf + j * row, row) &&
+             cmp_dequantize(v_type, (const uint8_t *)v_cache + j * v_row, vf + j * row, row);
+    for (uint32_t t = 0; ok && t < sh->tokens; t++) {
         uint32_t limit = sh->pos0 + t + 1 < sh->n_kv ? sh->pos0 + t + 1 : sh->n_kv;
         for (uint32_t h = 0; h < sh->heads; h++) {
             const float *qh = q + ((uint64_t)t * sh->heads + h) * hd;
@@ -78,7 +80,7 @@ bool vkb_ref_attention(float *out, const float *q, const uint16_t *k_cache, cons
             for (uint32_t j = 0; j < limit; j++) {
                 double d = 0;
                 for (uint32_t i = 0; i < hd; i++)
-                    d += (double)qh[i] * cmp_f16_to_f32(k_cache[j * row + g_at + i]);
+                    d += (double)qh[i] * kf[j * row + g_at + i];
                 w[j] = d * sh->scale;
                 mx = w[j] > mx ? w[j] : mx;
             }
@@ -88,15 +90,23 @@ bool vkb_ref_attention(float *out, const float *q, const uint16_t *k_cache, cons
                 acc[i] = 0;
             for (uint32_t j = 0; j < limit; j++)
                 for (uint32_t i = 0; i < hd; i++)
-                    acc[i] += w[j] * cmp_f16_to_f32(v_cache[j * row + g_at + i]);
+                    acc[i] += w[j] * vf[j * row + g_at + i];
             float *o = out + ((uint64_t)t * sh->heads + h) * hd;
             for (uint32_t i = 0; i < hd; i++)
                 o[i] = (float)(acc[i] / sum);
         }
     }
+    free(kf);
+    free(vf);
     free(w);
     free(acc);
-    return true;
+    return ok;
+}
+
+bool vkb_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
+                       const vkb_attention_shape *sh)
+{
+    return vkb_ref_attention_kv(out, q, k_cache, CMP_TYPE_F16, v_cache, CMP_TYPE_F16, sh);
 }
 
 void vkb_ref_rms_norm(float *out, const float *x, const float *w, uint32_t n, uint32_t rows,

@@ -6,9 +6,18 @@
 //
 // Keys are visited in tiles of one key per invocation with an online softmax (running
 // maximum and sum), so any context length runs in fixed shared memory. q and out are f32
-// [tokens][heads][head_dim]; the caches hold [position][kv_heads][head_dim] halves, two
-// per 32-bit word. Invocation i accumulates output dimensions i, i + wg, i + 2wg, i + 3wg.
+// [tokens][heads][head_dim]; the caches hold [position][kv_heads][head_dim] values in
+// their stored type (K_TYPE, V_TYPE: f16, q8_0 or q4_0; vkb_kv.glsl), dequantized here as
+// they are read. Invocation i accumulates output dimensions i, i + wg, i + 2wg, i + 3wg.
 #include "vkb_index.glsl"
+#include "vkb_kv.glsl"
+
+#ifndef K_TYPE
+#define K_TYPE KV_F16
+#endif
+#ifndef V_TYPE
+#define V_TYPE KV_F16
+#endif
 
 layout(local_size_x_id = 0) in;
 
@@ -30,7 +39,12 @@ layout(push_constant) uniform Push {
     uint n_kv; // keys in the cache
     uint pos0; // position of query token 0
     float scale;
+    uint k_row_bytes; // bytes per cache position
+    uint v_row_bytes;
 } pc;
+
+KV_PAIR_FN(k_pair, kc, K_TYPE)
+KV_PAIR_FN(v_pair, vc, V_TYPE)
 
 shared vec2 qs[MAX_HEAD_DIM / 2];
 shared float ps[gl_WorkGroupSize.x];
@@ -47,7 +61,6 @@ void main()
     barrier();
 
     const uint limit = min(pc.n_kv, pc.pos0 + t + 1u);
-    const uint row_words = pc.kv_heads * half_dim; // words per cache position
     const float neg_inf = uintBitsToFloat(0xff800000u);
     float m = neg_inf, l = 0.0;
     float acc[DIMS_PER_INVOCATION];
@@ -58,12 +71,10 @@ void main()
         const uint j = base + lid;
         float s = neg_inf;
         if (j < limit) {
-            const uint k_at = j * row_words + g * half_dim;
+            const uint c0 = g * pc.head_dim;
             s = 0.0;
-            for (uint i = 0u; i < half_dim; i++) {
-                vec2 kv = unpackHalf2x16(kc[k_at + i]);
-                s += dot(kv, qs[i]);
-            }
+            for (uint i = 0u; i < half_dim; i++)
+                s += dot(k_pair(j, c0 + 2u * i, pc.k_row_bytes), qs[i]);
         }
         const float m_new = max(m, wg_max(s)); // key `base` is in range: finite
         const float p = j < limit ? exp(s - m_new) : 0.0;
@@ -76,10 +87,10 @@ void main()
             const uint d = lid + i * wg;
             if (d >= pc.head_dim)
                 break;
-            const uint v_at = base * row_words + g * half_dim + d / 2u;
+            const uint c = g * pc.head_dim + (d & ~1u);
             float a = acc[i] * corr;
             for (uint jj = 0u; jj < n; jj++)
-                a += ps[jj] * unpackHalf2x16(vc[v_at + jj * row_words])[d & 1u];
+                a += ps[jj] * v_pair(base + jj, c, pc.v_row_bytes)[d & 1u];
             acc[i] = a;
         }
         m = m_new;

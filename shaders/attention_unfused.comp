@@ -32,6 +32,8 @@ layout(push_constant) uniform Push {
     uint n_kv;
     uint pos0;
     float scale;
+    uint k_row_bytes; // the fused kernel's; f16 rows here
+    uint v_row_bytes;
 } pc;
 
 void main()

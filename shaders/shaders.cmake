@@ -21,6 +21,24 @@ foreach(op rms_norm softmax attention)
     vkllm_shader(${op}_shared ${op}.comp)
 endforeach()
 
+# Attention over compressed KV caches: every pair of key and value types (f16/f16 above).
+foreach(kt f16 q8_0 q4_0)
+    foreach(vt f16 q8_0 q4_0)
+        if(NOT (kt STREQUAL "f16" AND vt STREQUAL "f16"))
+            string(TOUPPER ${kt} KT)
+            string(TOUPPER ${vt} VT)
+            vkllm_shader(attention_${kt}_${vt}_subgroup attention.comp
+                         DEFINES USE_SUBGROUP K_TYPE=KV_${KT} V_TYPE=KV_${VT})
+            vkllm_shader(attention_${kt}_${vt}_shared attention.comp
+                         DEFINES K_TYPE=KV_${KT} V_TYPE=KV_${VT})
+        endif()
+    endforeach()
+endforeach()
+
+# Quantize-on-write into the KV cache.
+vkllm_shader(kv_store_q8_0 kv_store.comp DEFINES TYPE=KV_Q8_0)
+vkllm_shader(kv_store_q4_0 kv_store.comp DEFINES TYPE=KV_Q4_0)
+
 # The unfused attention path: scores to memory, softmax, then the value product.
 vkllm_shader(attention_scores attention_unfused.comp DEFINES SCORES)
 vkllm_shader(attention_values attention_unfused.comp DEFINES VALUES)

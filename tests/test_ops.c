@@ -369,6 +369,111 @@ static void test_attention(void)
     teardown(&f);
 }
 
+/* Counts blocks of a quantized cache row that differ from the CPU codec's by more than one
+ * step of the scale's f16 bits or of any value. */
+static uint64_t kv_block_mismatches(cmp_type type, const uint8_t *got, const uint8_t *want,
+                                    uint64_t blocks)
+{
+    uint64_t bad = 0, bb = cmp_type_get(type)->block_bytes;
+    for (uint64_t b = 0; b < blocks; b++, got += bb, want += bb) {
+        int dg = got[0] | got[1] << 8, dw = want[0] | want[1] << 8;
+        bool off = abs(dg - dw) > 1;
+        for (int j = 0; j < 32 && !off; j++) {
+            int a, c;
+            if (type == CMP_TYPE_Q8_0) {
+                a = (int8_t)got[2 + j], c = (int8_t)want[2 + j];
+            } else {
+                int sh = j < 16 ? 0 : 4;
+                a = got[2 + j % 16] >> sh & 15, c = want[2 + j % 16] >> sh & 15;
+            }
+            off = abs(a - c) > 1;
+        }
+        bad += off;
+    }
+    return bad;
+}
+
+/* Compressed KV caches: quantize-on-write (q8_0, q4_0) against the CPU codec (one step
+ * of difference at most), and attention over every pair of key and value types against
+ * the double reference reading the same cache bytes: same budget as above. */
+static void test_attention_kv(void)
+{
+    static const vkb_attention_shape shapes[] = {
+        {16, 8, 4, 5, 0, 5, 0},       {32, 6, 2, 7, 3, 12, 0},   {64, 4, 4, 3, 130, 140, 0},
+        {128, 32, 8, 1, 299, 300, 0}, {256, 2, 1, 2, 69, 71, 0},
+    };
+    static const cmp_type types[] = {CMP_TYPE_F16, CMP_TYPE_Q8_0, CMP_TYPE_Q4_0};
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+        for (int kt = 0; kt < 3; kt++)
+            for (int vt = 0; vt < 3; vt++) {
+                vkb_attention_shape sh = shapes[c];
+                sh.scale = 1.0f / sqrtf((float)sh.head_dim);
+                cmp_type ktype = types[kt], vtype = types[vt];
+                uint32_t row = sh.kv_heads * sh.head_dim;
+                uint64_t k_row = vkb_kv_row_bytes(ktype, row), v_row = vkb_kv_row_bytes(vtype, row);
+                size_t qn = (size_t)sh.tokens * sh.heads * sh.head_dim;
+                size_t kvn = (size_t)sh.n_kv * row;
+                float *q = t_random_floats(qn, 170 + c, -1.f, 1.f);
+                float *k = t_random_floats(kvn, 180 + c, -1.f, 1.f),
+                      *v = t_random_floats(kvn, 190 + c, -1.f, 1.f);
+                uint8_t *kc = malloc(sh.n_kv * k_row), *vc = malloc(sh.n_kv * v_row),
+                        *want_row = malloc(k_row > v_row ? k_row : v_row);
+                float *got = malloc(qn * 4), *want = malloc(qn * 4);
+                begin(&f);
+                size_t visible = (size_t)(sh.pos0 + sh.tokens) * row;
+                for (size_t i = visible; k && v && i < kvn; i++)
+                    k[i] = 300.f, v[i] = 1000.f; /* beyond the last query: must not be seen */
+                /* written in two pieces, as a prefill and a later chunk would be */
+                uint32_t split = sh.n_kv / 2;
+                size_t lo = (size_t)split * row;
+                vkb_buffer *bq = upload(&f, q, qn * 4), *bk = upload(&f, k, lo * 4),
+                           *bv = upload(&f, v, lo * 4), *bk2 = upload(&f, k + lo, (kvn - lo) * 4),
+                           *bv2 = upload(&f, v + lo, (kvn - lo) * 4),
+                           *bkc = upload(&f, NULL, sh.n_kv * k_row),
+                           *bvc = upload(&f, NULL, sh.n_kv * v_row), *bo = upload(&f, NULL, qn * 4);
+                if (!q || !k || !v || !kc || !vc || !want_row || !got || !want || !bq || !bk ||
+                    !bv || !bk2 || !bv2 || !bkc || !bvc || !bo) {
+                    t_fail_at(__FILE__, __LINE__, "setup failed");
+                    goto next;
+                }
+                CHECK_OK(vkb_op_kv_store(f.stream, bkc, ktype, 0, bk, split, row));
+                CHECK_OK(vkb_op_kv_store(f.stream, bvc, vtype, 0, bv, split, row));
+                CHECK_OK(vkb_op_kv_store(f.stream, bkc, ktype, split, bk2, sh.n_kv - split, row));
+                CHECK_OK(vkb_op_kv_store(f.stream, bvc, vtype, split, bv2, sh.n_kv - split, row));
+                CHECK_OK(vkb_op_attention_kv(f.stream, bo, bq, bkc, ktype, bvc, vtype, &sh));
+                finish(&f, bo, got, qn * 4);
+                CHECK_OK(vkb_buffer_download(t_dev, bkc, 0, kc, sh.n_kv * k_row));
+                CHECK_OK(vkb_buffer_download(t_dev, bvc, 0, vc, sh.n_kv * v_row));
+                char what[128];
+                snprintf(what, sizeof what,
+                         "attention %s keys, %s values, hd=%u heads=%u/%u tokens=%u pos0=%u "
+                         "n_kv=%u",
+                         cmp_type_get(ktype)->name, cmp_type_get(vtype)->name, sh.head_dim,
+                         sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv);
+                for (int which = 0; which < 2; which++) {
+                    cmp_type t = which ? vtype : ktype;
+                    const float *src = which ? v : k;
+                    const uint8_t *cache = which ? vc : kc;
+                    uint64_t rb = which ? v_row : k_row, bad = 0;
+                    for (uint32_t j = 0; t != CMP_TYPE_F16 && j < sh.n_kv; j++) {
+                        CHECK(cmp_quantize(t, src + (size_t)j * row, want_row, row));
+                        bad += kv_block_mismatches(t, cache + j * rb, want_row, row / 32);
+                    }
+                    CHECK_MSG(bad == 0, "%s: %llu %s blocks more than a step from the codec", what,
+                              (unsigned long long)bad, which ? "value" : "key");
+                }
+                CHECK(vkb_ref_attention_kv(want, q, kc, ktype, vc, vtype, &sh));
+                compare(what, got, want, qn, 4e-5, 2e-6);
+            next:
+                free(q), free(k), free(v), free(kc), free(vc), free(want_row), free(got),
+                    free(want);
+            }
+    teardown(&f);
+}
+
 /* Bad arguments: a status and a message naming the problem. */
 static void test_op_errors(void)
 {
@@ -402,6 +507,7 @@ int main(int argc, char **argv)
         {"eltwise", test_eltwise, true},
         {"bias_store", test_bias_and_store, true},
         {"attention", test_attention, true},
+        {"attention_kv", test_attention_kv, true},
         {"errors", test_op_errors, true},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
