@@ -47,4 +47,7 @@ uint64_t eng_arena_block(uint64_t bytes, uint64_t count);
 /* The eng_status for a failed backend call. */
 eng_status eng_from_vkb(vkb_status st);
 
+/* The cmp_type a KV cache type stores. */
+cmp_type kv_cmp_type(eng_kv_type t);
+
 #endif /* ENG_INTERNAL_H */

@@ -103,6 +103,14 @@ eng_status eng_model_upload(eng_model *m, vkb_device *dev, eng_progress_fn progr
 
 typedef struct eng_session eng_session;
 
+/* KV cache types: f16, or ggml's q8_0 / q4_0 blocks along each position's keys or values
+ * (quantized on write, read by the attention kernel as they are; the model's
+ * kv_heads x head_dim must be a multiple of 64 for them). */
+typedef enum eng_kv_type { ENG_KV_F16 = 0, ENG_KV_Q8_0, ENG_KV_Q4_0 } eng_kv_type;
+
+const char *eng_kv_type_name(eng_kv_type t);                /* "f16", "q8_0", "q4_0" */
+bool eng_kv_type_parse(const char *name, eng_kv_type *out); /* false for other names */
+
 typedef struct eng_session_params {
     uint32_t n_ctx;   /* positions the KV cache holds; 0 = the training context, at most 4096 */
     uint32_t n_batch; /* tokens per prefill chunk; 0 = 512 */
@@ -113,7 +121,17 @@ typedef struct eng_session_params {
     /* logits for every token of an eval's last chunk, not only the last token
      * (eng_session_logits_all; n_batch × n_vocab floats of host-visible memory) */
     bool all_logits;
+    eng_kv_type kv_k, kv_v; /* the cache types of keys and values (default f16) */
 } eng_session_params;
+
+/* What the KV cache holds, for reports. */
+typedef struct eng_kv_info {
+    eng_kv_type k, v;
+    uint64_t bytes;            /* device bytes of all layers' keys and values */
+    double bits_per_value;     /* averaged over keys and values, scales included */
+    uint32_t tokens, capacity; /* positions held now, and at most */
+} eng_kv_info;
+void eng_session_kv_info(const eng_session *s, eng_kv_info *out);
 
 /* A KV cache (f16) and scratch for one conversation on the model's device. */
 eng_status eng_session_create(eng_model *m, const eng_session_params *params, eng_session **out,

@@ -11,7 +11,9 @@
 struct eng_ref {
     const eng_model *m;
     uint32_t n_ctx, n_past;
-    uint16_t *k_cache, *v_cache; /* [layer][position][kv width] */
+    uint8_t *k_cache, *v_cache; /* [layer][position][kv width] in the cache types */
+    cmp_type k_type, v_type;
+    uint64_t k_row, v_row; /* bytes per position */
     float *freqs;
     eng_ref_input_fn observe;
     void *observe_user;
@@ -25,8 +27,11 @@ eng_ref *eng_ref_create(const eng_model *m, uint32_t n_ctx, char *err, size_t er
     if (r) {
         r->m = m;
         r->n_ctx = n_ctx;
+        /* two bytes per value: f16, and more than q8_0 or q4_0 need */
         r->k_cache = malloc(cache * 2);
         r->v_cache = malloc(cache * 2);
+        r->k_type = r->v_type = CMP_TYPE_F16;
+        r->k_row = r->v_row = (uint64_t)hp->n_head_kv * hp->head_dim * 2;
         r->freqs = malloc(sizeof *r->freqs * (hp->n_rot / 2 + 1));
     }
     if (!r || !r->k_cache || !r->v_cache || !r->freqs) {
@@ -51,6 +56,18 @@ void eng_ref_destroy(eng_ref *r)
 uint32_t eng_ref_n_past(const eng_ref *r)
 {
     return r->n_past;
+}
+
+eng_status eng_ref_set_kv_types(eng_ref *r, eng_kv_type k, eng_kv_type v)
+{
+    uint32_t values = r->m->hp.n_head_kv * r->m->hp.head_dim;
+    uint64_t kr = vkb_kv_row_bytes(kv_cmp_type(k), values),
+             vr = vkb_kv_row_bytes(kv_cmp_type(v), values);
+    if (!kr || !vr || r->n_past)
+        return ENG_ERR_ARGUMENT;
+    r->k_type = kv_cmp_type(k), r->v_type = kv_cmp_type(v);
+    r->k_row = kr, r->v_row = vr;
+    return ENG_OK;
 }
 
 void eng_ref_observe_inputs(eng_ref *r, eng_ref_input_fn fn, void *user)
@@ -112,13 +129,16 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
         }
         vkb_ref_rope(q, q, pos, r->freqs, &rq);
         vkb_ref_rope(k, k, pos, r->freqs, &rk);
-        size_t layer_at = (size_t)l * r->n_ctx * kvw;
-        uint16_t *kc = r->k_cache + layer_at, *vc = r->v_cache + layer_at;
-        for (size_t i = 0; i < N * kvw; i++) {
-            kc[(size_t)r->n_past * kvw + i] = cmp_f32_to_f16(k[i]);
-            vc[(size_t)r->n_past * kvw + i] = cmp_f32_to_f16(v[i]);
-        }
-        if (!vkb_ref_attention(att, q, kc, vc, &as) || !mul(r, &L->wo, att, o, n))
+        /* quantize-on-write with the CPU codec, as the GPU's kernel does */
+        uint8_t *kc = r->k_cache + (size_t)l * r->n_ctx * r->k_row,
+                *vc = r->v_cache + (size_t)l * r->n_ctx * r->v_row;
+        for (uint32_t t = 0; t < n; t++)
+            if (!cmp_quantize(r->k_type, k + (size_t)t * kvw, kc + (r->n_past + t) * r->k_row,
+                              kvw) ||
+                !cmp_quantize(r->v_type, v + (size_t)t * kvw, vc + (r->n_past + t) * r->v_row, kvw))
+                goto done;
+        if (!vkb_ref_attention_kv(att, q, kc, r->k_type, vc, r->v_type, &as) ||
+            !mul(r, &L->wo, att, o, n))
             goto done;
         vkb_ref_add(x, x, o, N * e);
         vkb_ref_rms_norm(xn, x, L->ffn_norm.data, e, n, hp->rms_eps);

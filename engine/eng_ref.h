@@ -25,6 +25,9 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
 
 uint32_t eng_ref_n_past(const eng_ref *r);
 
+/* The KV cache types to mirror a session's (default f16), before the first eval. */
+eng_status eng_ref_set_kv_types(eng_ref *r, eng_kv_type k, eng_kv_type v);
+
 /* Called with the input of every weight product: x holds n rows of w->k values (what
  * importance statistics are made of: vkllm imatrix). NULL turns it off. */
 typedef void (*eng_ref_input_fn)(void *user, const eng_weight *w, const float *x, uint32_t n);

@@ -15,7 +15,9 @@ struct eng_session {
     uint32_t logits_tokens; /* tokens with logits from the last chunk */
     vkb_arena *kv, *scratch, *staging;
     vkb_stream *stream;
-    vkb_buffer **k_cache, **v_cache; /* per layer: n_ctx × kv width halves */
+    vkb_buffer **k_cache, **v_cache; /* per layer: n_ctx rows of the kv width */
+    eng_kv_type kv_k, kv_v;
+    uint64_t k_bytes, v_bytes; /* of one layer's cache */
     /* scratch, sized for n_batch tokens */
     vkb_buffer *x, *xn, *q, *k, *v, *att, *o, *g, *u, *h, *last, *last_n, *freqs;
     vkb_buffer *scores; /* unfused attention: n_batch × heads × n_ctx scores */
@@ -42,6 +44,38 @@ static eng_status vfail(eng_session *s, vkb_status vs, const char *what)
 {
     return sfail(s, eng_from_vkb(vs), "%s: %s (%s)", what, vkb_device_errmsg(s->dev),
                  vkb_status_name(vs));
+}
+
+const char *eng_kv_type_name(eng_kv_type t)
+{
+    return t == ENG_KV_Q8_0 ? "q8_0" : t == ENG_KV_Q4_0 ? "q4_0" : t == ENG_KV_F16 ? "f16" : "?";
+}
+
+bool eng_kv_type_parse(const char *name, eng_kv_type *out)
+{
+    for (int t = ENG_KV_F16; t <= ENG_KV_Q4_0; t++)
+        if (strcmp(name, eng_kv_type_name((eng_kv_type)t)) == 0) {
+            *out = (eng_kv_type)t;
+            return true;
+        }
+    return false;
+}
+
+cmp_type kv_cmp_type(eng_kv_type t)
+{
+    return t == ENG_KV_Q8_0 ? CMP_TYPE_Q8_0 : t == ENG_KV_Q4_0 ? CMP_TYPE_Q4_0 : CMP_TYPE_F16;
+}
+
+void eng_session_kv_info(const eng_session *s, eng_kv_info *out)
+{
+    const eng_hparams *hp = &s->m->hp;
+    uint64_t values = (uint64_t)s->n_ctx * hp->n_head_kv * hp->head_dim;
+    out->k = s->kv_k;
+    out->v = s->kv_v;
+    out->bytes = (uint64_t)hp->n_layer * (s->k_bytes + s->v_bytes);
+    out->bits_per_value = values ? 8.0 * (double)(s->k_bytes + s->v_bytes) / (2.0 * values) : 0;
+    out->tokens = s->n_past;
+    out->capacity = s->n_ctx;
 }
 
 static eng_status alloc(eng_session *s, vkb_arena *arena, uint64_t bytes, vkb_buffer **out,
@@ -89,7 +123,27 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         goto done;
     }
     uint64_t kv_row = (uint64_t)hp->n_head_kv * hp->head_dim;
-    uint64_t cache_bytes = ((uint64_t)p.n_ctx * kv_row + 1) / 2 * 4;
+    s->kv_k = p.kv_k;
+    s->kv_v = p.kv_v;
+    uint64_t k_row = vkb_kv_row_bytes(kv_cmp_type(p.kv_k), (uint32_t)kv_row),
+             v_row = vkb_kv_row_bytes(kv_cmp_type(p.kv_v), (uint32_t)kv_row);
+    if (!k_row || !v_row || p.kv_k > ENG_KV_Q4_0 || p.kv_v > ENG_KV_Q4_0) {
+        st = sfail(s, ENG_ERR_UNSUPPORTED,
+                   "a %s key / %s value cache needs %llu values per position to be a multiple "
+                   "of 64 (kv heads x head size); use f16",
+                   eng_kv_type_name(p.kv_k), eng_kv_type_name(p.kv_v), (unsigned long long)kv_row);
+        goto done;
+    }
+    if (p.unfused_attention && (p.kv_k != ENG_KV_F16 || p.kv_v != ENG_KV_F16)) {
+        st = sfail(s, ENG_ERR_UNSUPPORTED,
+                   "the unfused attention path reads f16 caches only (asked: %s keys, %s values)",
+                   eng_kv_type_name(p.kv_k), eng_kv_type_name(p.kv_v));
+        goto done;
+    }
+    /* whole words per layer */
+    s->k_bytes = ((uint64_t)p.n_ctx * k_row + 3) / 4 * 4;
+    s->v_bytes = ((uint64_t)p.n_ctx * v_row + 3) / 4 * 4;
+    uint64_t cache_bytes = s->k_bytes > s->v_bytes ? s->k_bytes : s->v_bytes;
     uint64_t B = p.n_batch, e = hp->n_embd, qw = (uint64_t)hp->n_head * hp->head_dim,
              ff = m->n_ff_pad;
     struct {
@@ -132,12 +186,13 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         goto done;
     }
     for (uint32_t l = 0; l < hp->n_layer && st == ENG_OK; l++) {
-        if ((st = alloc(s, s->kv, cache_bytes, &s->k_cache[l], "KV cache")) == ENG_OK)
-            st = alloc(s, s->kv, cache_bytes, &s->v_cache[l], "KV cache");
+        if ((st = alloc(s, s->kv, s->k_bytes, &s->k_cache[l], "KV cache")) == ENG_OK)
+            st = alloc(s, s->kv, s->v_bytes, &s->v_cache[l], "KV cache");
     }
     if (st != ENG_OK) {
         sfail(s, st, "the KV cache for %u positions (%.1f MiB) does not fit: %s", p.n_ctx,
-              2.0 * hp->n_layer * cache_bytes / 1048576.0, vkb_device_errmsg(s->dev));
+              (double)hp->n_layer * (s->k_bytes + s->v_bytes) / 1048576.0,
+              vkb_device_errmsg(s->dev));
         goto done;
     }
     for (size_t i = 0; i < n_list && st == ENG_OK; i++)
@@ -211,11 +266,13 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
         return vs;
     if ((vs = vkb_op_rope(st, s->q, s->q, s->pos, s->freqs, &rq)) ||
         (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)) ||
-        (vs = vkb_op_store_f16(st, s->k_cache[l], (uint64_t)p0 * kvw, s->k, (uint64_t)n * kvw)) ||
-        (vs = vkb_op_store_f16(st, s->v_cache[l], (uint64_t)p0 * kvw, s->v, (uint64_t)n * kvw)) ||
-        (vs = s->unfused ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
-                                                    s->scores, &as)
-                         : vkb_op_attention(st, s->att, s->q, s->k_cache[l], s->v_cache[l], &as)) ||
+        (vs = vkb_op_kv_store(st, s->k_cache[l], kv_cmp_type(s->kv_k), p0, s->k, n, kvw)) ||
+        (vs = vkb_op_kv_store(st, s->v_cache[l], kv_cmp_type(s->kv_v), p0, s->v, n, kvw)) ||
+        (vs = s->unfused
+                  ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
+                                             s->scores, &as)
+                  : vkb_op_attention_kv(st, s->att, s->q, s->k_cache[l], kv_cmp_type(s->kv_k),
+                                        s->v_cache[l], kv_cmp_type(s->kv_v), &as)) ||
         (vs = mul(st, &L->wo, s->att, s->o, n)) ||
         (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))
         return vs;

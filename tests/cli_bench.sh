@@ -58,6 +58,12 @@ run "$work/fa.jsonl" "$vkllm" bench --synthetic tiny:Q8_0 -p 16 -n 4 -d 0,32 -fa
 [ "$(grep -c '"flash_attn":0,.*"n_depth":32' "$work/fa.jsonl")" = 2 ] ||
     fail "-fa 0 at depth 32: want a pp and a tg row"
 
+# compressed KV caches: q8_0 keys with q4_0 values, recorded in the rows
+run "$work/kv.jsonl" "$vkllm" bench --synthetic tiny:Q8_0 -p 16 -n 4 -ctk q8_0 -ctv q4_0 -r 1 \
+    -o jsonl || fail "bench with -ctk q8_0 -ctv q4_0 failed"
+[ "$(grep -c '"type_k":"q8_0","type_v":"q4_0"' "$work/kv.jsonl")" = 2 ] ||
+    fail "-ctk q8_0 -ctv q4_0: want 2 rows with those types"
+
 # compare: both read back, one column each, a PNG written
 run "$work/cmp.md" "$vkllm" bench compare "$work/b.json" "$work/b.jsonl" --labels native,minimal \
     -o "$work/chart.png" || fail "compare failed"

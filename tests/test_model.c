@@ -209,7 +209,8 @@ static double max_diff(const float *a, const float *b, size_t n)
 /* Every layer of the GPU forward pass against the CPU reference: a prefill chunk of 19
  * tokens (matmul), a second chunk of 5 (matvec with 5 columns), then single-token decode
  * steps; greedy tokens must agree throughout. */
-static void check_layers(const char *file, uint32_t decode_steps, bool unfused)
+static void check_layers_kv(const char *file, uint32_t decode_steps, bool unfused,
+                            eng_kv_type kv_k, eng_kv_type kv_v)
 {
     eng_model *m = open_model(file, true);
     if (!m)
@@ -217,9 +218,14 @@ static void check_layers(const char *file, uint32_t decode_steps, bool unfused)
     const eng_hparams *hp = eng_model_hparams(m);
     char err[256] = "";
     eng_session *s = NULL;
-    eng_session_params sp = {
-        .n_ctx = 128, .n_batch = 19, .capture = true, .unfused_attention = unfused};
+    eng_session_params sp = {.n_ctx = 128,
+                             .n_batch = 19,
+                             .capture = true,
+                             .unfused_attention = unfused,
+                             .kv_k = kv_k,
+                             .kv_v = kv_v};
     eng_ref *ref = eng_ref_create(m, 128, err, sizeof err);
+    CHECK(!ref || eng_ref_set_kv_types(ref, kv_k, kv_v) == ENG_OK);
     CHECK_MSG(eng_session_create(m, &sp, &s, err, sizeof err) == ENG_OK, "session: %s", err);
     size_t e = hp->n_embd;
     float *cap = malloc(sizeof *cap * hp->n_layer * 24 * e);
@@ -272,6 +278,24 @@ done:
     eng_ref_destroy(ref);
     eng_session_destroy(s);
     eng_model_close(m);
+}
+
+static void check_layers(const char *file, uint32_t decode_steps, bool unfused)
+{
+    check_layers_kv(file, decode_steps, unfused, ENG_KV_F16, ENG_KV_F16);
+}
+
+/* Compressed KV caches through whole models: the GPU quantizes keys and values on write
+ * and attention reads them as they are; the CPU reference quantizes with the codec. */
+static void test_layers_kv(void)
+{
+    static const eng_kv_type pairs[][2] = {
+        {ENG_KV_Q8_0, ENG_KV_Q8_0}, {ENG_KV_Q4_0, ENG_KV_Q4_0}, {ENG_KV_Q8_0, ENG_KV_Q4_0}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        printf("  %s keys, %s values:", eng_kv_type_name(pairs[i][0]),
+               eng_kv_type_name(pairs[i][1]));
+        check_layers_kv("TinyStories-656K-Q8_0.gguf", 8, false, pairs[i][0], pairs[i][1]);
+    }
 }
 
 static void test_layers_f32(void)
@@ -635,6 +659,7 @@ int main(int argc, char **argv)
         {"layers_qwen2", test_layers_qwen2, true},
         {"layers_synthetic", test_layers_synthetic, true},
         {"layers_unfused", test_layers_unfused, true},
+        {"layers_kv", test_layers_kv, true},
         {"all_logits", test_all_logits, true},
         {"layers_quantized", test_layers_quantized, true},
         {"session_limits", test_session_limits, true},

@@ -187,7 +187,7 @@ static void row_md(FILE *out, const bench_row *r)
     char size[32], params[32], test[64], mem[32];
     bench_test_name(r, test, sizeof test);
     if (!r->gate_ok) {
-        fprintf(out, "| %s | - | - | - | Vulkan | - | - | gate | %s | - | - | - | - |\n",
+        fprintf(out, "| %s | - | - | - | Vulkan | - | - | - | gate | %s | - | - | - | - |\n",
                 r->dev.name, r->gate);
         return;
     }
@@ -197,8 +197,9 @@ static void row_md(FILE *out, const bench_row *r)
         snprintf(params, sizeof params, "%.2f B", r->model_n_params / 1e9);
     else
         snprintf(params, sizeof params, "%.2f M", r->model_n_params / 1e6);
-    fprintf(out, "| %s | %s | %s | %s | Vulkan | %d | %u | %s | %.2f ± %.2f | ", r->dev.name,
-            r->model_type, size, params, r->flash_attn, r->n_batch, test, r->avg_ts, r->stddev_ts);
+    fprintf(out, "| %s | %s | %s | %s | Vulkan | %d | %u | %s/%s | %s | %.2f ± %.2f | ",
+            r->dev.name, r->model_type, size, params, r->flash_attn, r->n_batch, r->type_k,
+            r->type_v, test, r->avg_ts, r->stddev_ts);
     if (r->n_gen)
         fprintf(out, "%.1f | %.1f%% | - | %s |\n", r->decode_gbps, r->bandwidth_pct, mem);
     else
@@ -208,10 +209,10 @@ static void row_md(FILE *out, const bench_row *r)
 void bench_write_begin(FILE *f, bench_format fmt)
 {
     if (fmt == BENCH_MD) {
-        fputs("| device | model | size | params | backend | fa | n_batch | test | t/s | GB/s | "
-              "% of copy bw | TTFT ms | peak mem |\n"
-              "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-              "---: |\n",
+        fputs("| device | model | size | params | backend | fa | n_batch | kv k/v | test | t/s | "
+              "GB/s | % of copy bw | TTFT ms | peak mem |\n"
+              "| --- | --- | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | "
+              "---: | ---: |\n",
               f);
     } else if (fmt == BENCH_CSV) {
         for (size_t i = 0; i < N_FIELDS; i++)

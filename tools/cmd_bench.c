@@ -47,8 +47,8 @@ static const char usage[] =
     "  -n, --n-gen LIST          generation lengths (default 128; 0 = none)\n"
     "  -d, --n-depth LIST        tokens already in the context before the test (default 0)\n"
     "  -b, --batch-size LIST     prompt tokens per GPU submission (default 512)\n"
-    "  -ctk, --cache-type-k LIST KV cache key type (default f16; only f16 so far)\n"
-    "  -ctv, --cache-type-v LIST KV cache value type (default f16; only f16 so far)\n"
+    "  -ctk, --cache-type-k LIST KV cache key types: f16 (default), q8_0, q4_0\n"
+    "  -ctv, --cache-type-v LIST KV cache value types: f16 (default), q8_0, q4_0\n"
     "  -fa, --flash-attn LIST    1: the fused attention kernel (default); 0: the unfused\n"
     "                            path (scores in memory, softmax, value product)\n"
     "  -r, --repetitions N       timed runs per test (default 5, at most 64)\n"
@@ -80,7 +80,7 @@ typedef struct bench_opts {
     char models[MAX_MODELS][TOOL_ITEM_MAX]; /* files, or "PRESET:TYPE" when synthetic[i] */
     bool synthetic[MAX_MODELS];
     uint32_t n_models;
-    uint_list n_prompt, n_gen, n_depth, n_batch, fa;
+    uint_list n_prompt, n_gen, n_depth, n_batch, fa, type_k, type_v;
     const char *devices;
     const char *gate_model;
     int reps;
@@ -112,17 +112,20 @@ static bool parse_uint_list(const char *flag, const char *s, uint32_t lo, uint32
     return true;
 }
 
-static bool check_kv_types(const char *flag, const char *list)
+/* A list of KV cache types into out (eng_kv_type values). */
+static bool parse_kv_types(const char *flag, const char *list, uint_list *out)
 {
     char item[TOOL_ITEM_MAX];
-    for (const char *p = list; tool_next_item(&p, item) != 0;)
-        if (strcmp(item, "f16") != 0) {
-            tool_error("%s %s: vkllm's KV cache is f16 only so far (compressed caches are "
-                       "being built)",
-                       flag, item);
+    out->n = 0;
+    for (const char *p = list; tool_next_item(&p, item) != 0;) {
+        eng_kv_type t;
+        if (!eng_kv_type_parse(item, &t) || out->n == MAX_LIST) {
+            tool_error("%s: \"%s\": the KV cache types are f16, q8_0 and q4_0", flag, item);
             return false;
         }
-    return true;
+        out->v[out->n++] = (uint32_t)t;
+    }
+    return out->n > 0;
 }
 
 static bool add_models(bench_opts *o, const char *list, bool synthetic)
@@ -208,11 +211,11 @@ static int parse_flags(int argc, char **argv, bench_opts *o)
                 return 2;
         } else if (IS("-ctk") || IS("--cache-type-k")) {
             NEEDS_VALUE;
-            if (!check_kv_types(a, val))
+            if (!parse_kv_types(a, val, &o->type_k))
                 return 2;
         } else if (IS("-ctv") || IS("--cache-type-v")) {
             NEEDS_VALUE;
-            if (!check_kv_types(a, val))
+            if (!parse_kv_types(a, val, &o->type_v))
                 return 2;
         } else if (IS("-r") || IS("--repetitions")) {
             NEEDS_VALUE;
@@ -347,10 +350,13 @@ static double weight_bytes_per_token(const eng_model *m)
     return b;
 }
 
-/* KV cache bytes attention reads for a token at position pos (f16 keys and values). */
-static double kv_bytes_at(const eng_hparams *hp, uint32_t pos)
+/* KV cache bytes attention reads for a token at position pos: every layer's keys and
+ * values of positions 0..pos, in the session's cache types. */
+static double kv_bytes_at(const eng_session *s, uint32_t pos)
 {
-    return 2.0 * hp->n_layer * hp->n_head_kv * hp->head_dim * 2.0 * (pos + 1.0);
+    eng_kv_info kv;
+    eng_session_kv_info(s, &kv);
+    return (double)kv.bytes / kv.capacity * (pos + 1.0);
 }
 
 /* ---- the correctness gate ---- */
@@ -556,8 +562,6 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
     }
     base.model_size = eng_model_weight_bytes(m);
     base.model_n_params = eng_model_param_count(m);
-    snprintf(base.type_k, sizeof base.type_k, "f16");
-    snprintf(base.type_v, sizeof base.type_v, "f16");
 
     /* the tokens: random ids, as llama-bench uses */
     uint32_t need = 1, most = 17; /* the warm-up's tokens */
@@ -576,17 +580,26 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
         tok[i] = (int32_t)(rng % hp->n_vocab);
     }
     double w_bytes = weight_bytes_per_token(m);
-    for (uint32_t run = 0; tok && run < o->n_batch.n * o->fa.n; run++) {
-        uint32_t bi = run / o->fa.n, fa = o->fa.v[run % o->fa.n];
+    uint32_t runs = o->n_batch.n * o->fa.n * o->type_k.n * o->type_v.n;
+    for (uint32_t run = 0; tok && run < runs; run++) {
+        uint32_t at = run, tv = o->type_v.v[at % o->type_v.n];
+        at /= o->type_v.n;
+        uint32_t tk = o->type_k.v[at % o->type_k.n];
+        at /= o->type_k.n;
+        uint32_t fa = o->fa.v[at % o->fa.n], bi = at / o->fa.n;
         eng_session *s = NULL;
         eng_session_params sp = {.n_ctx = (most + 255) / 256 * 256,
                                  .n_batch = o->n_batch.v[bi],
-                                 .unfused_attention = fa == 0};
+                                 .unfused_attention = fa == 0,
+                                 .kv_k = (eng_kv_type)tk,
+                                 .kv_v = (eng_kv_type)tv};
         vkb_device_memory_reset_peak(dev);
         if (eng_session_create(m, &sp, &s, err, sizeof err) != ENG_OK) {
-            tool_error("bench: %s: %s", base.model_type, err);
+            /* a combination the model or the path cannot take: said, and skipped */
+            tool_error("bench: %s, -fa %u, %s keys, %s values: %s", base.model_type, fa,
+                       eng_kv_type_name(sp.kv_k), eng_kv_type_name(sp.kv_v), err);
             b->failed = true;
-            break;
+            continue;
         }
         /* warm-up: pipelines are created on first use; 16 tokens take the matrix-matrix
          * path (when a prompt test will), one more the matrix-vector path */
@@ -610,6 +623,8 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                     bench_row r = base;
                     r.n_batch = o->n_batch.v[bi];
                     r.flash_attn = (int)fa;
+                    snprintf(r.type_k, sizeof r.type_k, "%s", eng_kv_type_name(sp.kv_k));
+                    snprintf(r.type_v, sizeof r.type_v, "%s", eng_kv_type_name(sp.kv_v));
                     r.n_depth = o->n_depth.v[d];
                     *(kind == 0 ? &r.n_prompt : &r.n_gen) = l->v[k];
                     utc_now(r.test_time, sizeof r.test_time);
@@ -628,7 +643,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                     } else {
                         double kv = 0;
                         for (uint32_t i = 0; i < r.n_gen; i++)
-                            kv += kv_bytes_at(hp, r.n_depth + i);
+                            kv += kv_bytes_at(s, r.n_depth + i);
                         r.decode_gbps = (w_bytes + kv / r.n_gen) * r.avg_ts / 1e9;
                         r.bandwidth_pct =
                             bd->copy_gbps > 0 ? 100.0 * r.decode_gbps / bd->copy_gbps : 0;
@@ -694,6 +709,8 @@ static int model_bench(int argc, char **argv)
     o.n_depth = (uint_list){{0}, 1};
     o.n_batch = (uint_list){{512}, 1};
     o.fa = (uint_list){{1}, 1};
+    o.type_k = (uint_list){{ENG_KV_F16}, 1};
+    o.type_v = (uint_list){{ENG_KV_F16}, 1};
     int r = parse_flags(argc, argv, &o);
     if (r)
         return r == 1 ? 0 : 2;

@@ -27,7 +27,7 @@ static const char usage[] =
     "                       in the text are needed)\n"
     "  -b, --batch N        tokens per GPU submission (default: --ctx, at most 512)\n"
     "  --chunks N           score at most N chunks (default: all)\n"
-    "  --unfused-attention  the unfused attention path (scores in memory)\n"
+    "  --unfused-attention  the unfused attention path (scores in memory)\n" TOOL_KV_HELP
     "  --kl-save FILE       save every scored token's distribution (n_vocab floats each)\n"
     "  --kl-base FILE       compare with distributions saved by --kl-save from another\n"
     "                       model (or setting) on the same text and --ctx: mean KL\n"
@@ -41,6 +41,7 @@ typedef struct ppl_opts {
     const char *model, *file, *kl_save, *kl_base;
     uint32_t n_ctx, n_batch, max_chunks;
     bool unfused;
+    eng_kv_type kv_k, kv_v;
 } ppl_opts;
 
 /* log softmax(logits) into lp (double arithmetic); returns the index of the largest. */
@@ -116,6 +117,8 @@ static int parse(int argc, char **argv, ppl_opts *o, tool_gpu_opts *gpu)
 {
     for (int i = 1; i < argc; i++) {
         int took = tool_parse_gpu_flag(argc, argv, &i, gpu);
+        if (took == 0)
+            took = tool_parse_kv_flag(argc, argv, &i, &o->kv_k, &o->kv_v);
         if (took < 0)
             return 2;
         if (took)
@@ -189,7 +192,9 @@ static int run(const ppl_opts *o, vkb_device *dev)
     eng_session_params sp = {.n_ctx = o->n_ctx,
                              .n_batch = o->n_batch,
                              .unfused_attention = o->unfused,
-                             .all_logits = true};
+                             .all_logits = true,
+                             .kv_k = o->kv_k,
+                             .kv_v = o->kv_v};
     if (!text)
         goto done;
     if (eng_model_upload(m, dev, bar ? tool_progress : NULL, "loading weights", err, sizeof err) !=

@@ -28,7 +28,7 @@ static const char usage[] =
     "  --context-full MODE   when the context fills: error (stop with an error; default)\n"
     "                        or shift (keep the first --keep tokens and the newer half of\n"
     "                        the rest, recompute, go on)\n"
-    "  --keep N              tokens kept at the start on a shift (default 1: BOS)\n"
+    "  --keep N              tokens kept at the start on a shift (default 1: BOS)\n" TOOL_KV_HELP
     "\n"
     "sampling (llama.cpp's defaults; applied in this order):\n"
     "  --repeat-penalty X    divide the logits of recent tokens by X (default 1 = off)\n"
@@ -56,6 +56,7 @@ typedef struct run_opts {
     const char *model, *prompt, *prompt_file;
     long n_predict;
     uint32_t n_ctx, n_batch, keep;
+    eng_kv_type kv_k, kv_v;
     bool shift, print_ids, special, parse_special, quiet, seed_given;
     eng_sampler_params sp;
 } run_opts;
@@ -67,6 +68,8 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
         int g = tool_parse_gpu_flag(argc, argv, &i, gpu);
+        if (g == 0)
+            g = tool_parse_kv_flag(argc, argv, &i, &o->kv_k, &o->kv_v);
         if (g < 0)
             return 2;
         if (g > 0)
@@ -207,7 +210,8 @@ static int generate(const run_opts *o, vkb_device *dev)
         tool_error("%s", err);
         goto done;
     }
-    eng_session_params spar = {.n_ctx = o->n_ctx, .n_batch = o->n_batch};
+    eng_session_params spar = {
+        .n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_k = o->kv_k, .kv_v = o->kv_v};
     if ((st = eng_session_create(m, &spar, &s, err, sizeof err))) {
         tool_error("%s", err);
         goto done;
@@ -329,6 +333,8 @@ static int generate(const run_opts *o, vkb_device *dev)
         print_ids("generated ids", hist + n_prompt, n_hist - (size_t)n_prompt);
     }
     if (!o->quiet) {
+        eng_kv_info kv;
+        eng_session_kv_info(s, &kv);
         vkb_memory_stats ms;
         vkb_device_memory_stats(dev, &ms);
         const vkb_device_info *info = vkb_device_get_info(dev);
@@ -338,7 +344,8 @@ static int generate(const run_opts *o, vkb_device *dev)
                 "load     %.3f s\n"
                 "prefill  %lld tokens in %.3f s: %.1f tokens/s\n"
                 "decode   %zu tokens in %.3f s: %.1f tokens/s\n"
-                "memory   weights %.1f MiB, KV cache %.1f MiB (%u positions, f16), scratch "
+                "memory   weights %.1f MiB, KV cache %.1f MiB (%u positions, %s keys, %s "
+                "values, %.2f bits per value), scratch "
                 "%.1f MiB, staging %.1f MiB (upload ring, host-visible inputs and logits)\n"
                 "stopped  %s; seed %llu%s\n",
                 hp->name[0] ? hp->name : o->model, hp->arch_name, hp->n_layer,
@@ -348,7 +355,8 @@ static int generate(const run_opts *o, vkb_device *dev)
                 t_prefill > 0 ? (double)n_prompt / t_prefill : 0.0, n_gen, t_decode,
                 t_decode > 0 ? (double)n_gen / t_decode : 0.0,
                 ms.by_purpose[VKB_PURPOSE_WEIGHTS] / 1048576.0,
-                ms.by_purpose[VKB_PURPOSE_KV] / 1048576.0, n_ctx,
+                ms.by_purpose[VKB_PURPOSE_KV] / 1048576.0, n_ctx, eng_kv_type_name(kv.k),
+                eng_kv_type_name(kv.v), kv.bits_per_value,
                 ms.by_purpose[VKB_PURPOSE_SCRATCH] / 1048576.0,
                 ms.by_purpose[VKB_PURPOSE_STAGING] / 1048576.0, stop, (unsigned long long)sp.seed,
                 shifts ? "; context shifted" : "");

@@ -253,3 +253,24 @@ char *tool_read_text(const char *path, size_t *len)
     *len = n;
     return buf;
 }
+
+int tool_parse_kv_flag(int argc, char **argv, int *i, eng_kv_type *k, eng_kv_type *v)
+{
+    const char *a = argv[*i];
+    bool both = strcmp(a, "--kv-type") == 0, ko = strcmp(a, "--kv-type-k") == 0,
+         vo = strcmp(a, "--kv-type-v") == 0;
+    if (!both && !ko && !vo)
+        return 0;
+    eng_kv_type t;
+    if (*i + 1 >= argc || !eng_kv_type_parse(argv[*i + 1], &t)) {
+        tool_error("%s takes f16, q8_0 or q4_0%s%s%s", a, *i + 1 < argc ? ", not \"" : "",
+                   *i + 1 < argc ? argv[*i + 1] : "", *i + 1 < argc ? "\"" : "");
+        return -1;
+    }
+    ++*i;
+    if (both || ko)
+        *k = t;
+    if (both || vo)
+        *v = t;
+    return 1;
+}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "eng_model.h"
 #include "vkb.h"
 
 #define TOOL_NAME    "vkllm"
@@ -27,6 +28,17 @@ int tool_parse_gpu_flag(int argc, char **argv, int *i, tool_gpu_opts *opts);
 /* The per-user pipeline cache folder: $VKLLM_CACHE_DIR, else $XDG_CACHE_HOME/vkllm, else
  * ~/.cache/vkllm; NULL when none can be named. Static storage. */
 const char *tool_cache_dir(void);
+
+/* Parses --kv-type T (keys and values), --kv-type-k T and --kv-type-v T at argv[*i]
+ * (T: f16, q8_0, q4_0). Returns 1 when it took the flag, 0 when the flag is not one of
+ * them, -1 on a bad value (after printing why). */
+int tool_parse_kv_flag(int argc, char **argv, int *i, eng_kv_type *k, eng_kv_type *v);
+
+/* Help text for those flags. */
+#define TOOL_KV_HELP                                                                               \
+    "  --kv-type T           KV cache type of keys and values: f16 (default), q8_0 (8.5\n"         \
+    "                        bits per value, about half the memory) or q4_0 (4.5 bits)\n"          \
+    "  --kv-type-k T, --kv-type-v T   the same for keys or values alone\n"
 
 /* Creates the context (prints the one-line reason and returns non-zero on failure). */
 int tool_open_context(const tool_gpu_opts *opts, vkb_context **ctx);
