@@ -57,7 +57,7 @@ static uint64_t attention_shared(const uint32_t *spec)
  * memory: the query (MAX_HEAD_DIM floats), the tile's weights and the reduction. */
 #define ATTENTION(n, sg)                                                                           \
     {                                                                                              \
-        .name = n, OUT4, .push_size = 36, .spec_count = 1, .spec_defaults = {64},                  \
+        .name = n, OUT4, .push_size = 40, .spec_count = 1, .spec_defaults = {64},                  \
         .group_per_elem = true, .needs_subgroup_ops = sg, .shared_bytes = attention_shared         \
     }
 
@@ -105,8 +105,9 @@ static const struct vkb_kernel kernels[] = {
     ELTWISE("convert_f32_f16", OUT2, 12),
     ELTWISE("convert_f16_f32", OUT2, 12),
     ELTWISE("rope_f32", OUT4, 20),
-    ELTWISE("attention_scores", OUT3, 36),
-    ELTWISE("attention_values", OUT3, 36),
+    ELTWISE("attention_scores", OUT3, 40),
+    ELTWISE("attention_values", OUT3, 40),
+    ELTWISE("attention_merge", OUT2, 12),
     ELTWISE("kv_store_q8_0", OUT2, 16),
     ELTWISE("kv_store_q4_0", OUT2, 16),
     ROWWISE("rms_norm_subgroup", 12, SG_OPS),

@@ -375,7 +375,7 @@ vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
 struct attention_push {
     uint32_t head_dim, heads, kv_heads, tokens, n_kv, pos0;
     float scale;
-    uint32_t k_row_bytes, v_row_bytes;
+    uint32_t k_row_bytes, v_row_bytes, split_len;
 };
 
 static vkb_status check_attention(vkb_device *dev, const char *op, const vkb_attention_shape *sh,
@@ -428,9 +428,10 @@ vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, cmp_type type
                            a, 2, &push, sizeof push, (uint64_t)rows * (row_len / 64), 0);
 }
 
-vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
                                const vkb_buffer *k_cache, cmp_type k_type,
                                const vkb_buffer *v_cache, cmp_type v_type,
+                               const vkb_buffer *partials, uint32_t splits,
                                const vkb_attention_shape *sh)
 {
     vkb_device *dev = vkb_stream_device(s);
@@ -448,11 +449,16 @@ vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
                             "64)",
                             cmp_type_get(k_type) ? cmp_type_get(k_type)->name : "?",
                             cmp_type_get(v_type) ? cmp_type_get(v_type)->name : "?", kv_values);
+    if (splits > 1 && (!partials || splits > 1024))
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "attention: %u splits (at most 1024, with a partials buffer)", splits);
     uint64_t q_bytes = (uint64_t)sh->tokens * sh->heads * sh->head_dim * 4;
+    uint64_t part_bytes = vkb_attention_partials_bytes(sh, splits);
     struct op_arg a[4] = {{"q", q, q_bytes},
                           {"k_cache", k_cache, (uint64_t)sh->n_kv * k_row},
                           {"v_cache", v_cache, (uint64_t)sh->n_kv * v_row},
-                          {"out", out, q_bytes}};
+                          {splits > 1 ? "partials" : "out", splits > 1 ? partials : out,
+                           splits > 1 ? part_bytes : q_bytes}};
     vkb_binding b[4];
     if ((st = bind_args(dev, "attention", a, 4, b)) != VKB_OK)
         return st;
@@ -465,11 +471,52 @@ vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     vkb_pipeline *p;
     if ((st = pipeline(dev, kernel, wg, &p)) != VKB_OK)
         return st;
-    struct attention_push push = {sh->head_dim, sh->heads,       sh->kv_heads,
-                                  sh->tokens,   sh->n_kv,        sh->pos0,
-                                  sh->scale,    (uint32_t)k_row, (uint32_t)v_row};
-    uint64_t e[3] = {sh->heads, sh->tokens, 1};
-    return vkb_stream_dispatch(s, p, b, 4, &push, sizeof push, e, "attention");
+    uint32_t split_len = splits > 1 ? (sh->n_kv + splits - 1) / splits : 0;
+    struct attention_push push = {sh->head_dim,    sh->heads, sh->kv_heads, sh->tokens,
+                                  sh->n_kv,        sh->pos0,  sh->scale,    (uint32_t)k_row,
+                                  (uint32_t)v_row, split_len};
+    uint64_t e[3] = {sh->heads, sh->tokens, splits > 1 ? splits : 1};
+    if ((st = vkb_stream_dispatch(s, p, b, 4, &push, sizeof push, e, "attention")) != VKB_OK ||
+        splits <= 1)
+        return st;
+    struct op_arg m[2] = {{"partials", partials, part_bytes}, {"out", out, q_bytes}};
+    uint32_t mpush[3] = {sh->head_dim, sh->tokens * sh->heads, splits};
+    return dispatch_simple(s, "attention_merge", "attention_merge", m, 2, mpush, sizeof mpush,
+                           (uint64_t)sh->tokens * sh->heads * sh->head_dim, 0);
+}
+
+vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+                               const vkb_buffer *k_cache, cmp_type k_type,
+                               const vkb_buffer *v_cache, cmp_type v_type,
+                               const vkb_attention_shape *sh)
+{
+    return attention_kv(s, out, q, k_cache, k_type, v_cache, v_type, NULL, 1, sh);
+}
+
+vkb_status vkb_op_attention_split(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+                                  const vkb_buffer *k_cache, cmp_type k_type,
+                                  const vkb_buffer *v_cache, cmp_type v_type,
+                                  const vkb_buffer *partials, uint32_t splits,
+                                  const vkb_attention_shape *sh)
+{
+    return attention_kv(s, out, q, k_cache, k_type, v_cache, v_type, partials, splits, sh);
+}
+
+uint64_t vkb_attention_partials_bytes(const vkb_attention_shape *sh, uint32_t splits)
+{
+    return (uint64_t)sh->tokens * sh->heads * (splits ? splits : 1) * (sh->head_dim + 2) * 4;
+}
+
+uint32_t vkb_attention_splits(const vkb_device *dev, const vkb_attention_shape *sh)
+{
+    /* CPU drivers run workgroups on a few threads: nothing to gain. Elsewhere, enough
+     * workgroups to fill a large GPU (a few hundred), each with at least 256 keys. */
+    if (dev->info.type == VKB_DEVICE_CPU || sh->n_kv < 512)
+        return 1;
+    uint32_t rows = sh->heads * sh->tokens, want = rows >= 256 ? 1 : (256 + rows - 1) / rows;
+    uint32_t most = sh->n_kv / 256;
+    want = want < most ? want : most;
+    return want > 64 ? 64 : want < 1 ? 1 : want;
 }
 
 vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
@@ -501,7 +548,7 @@ vkb_status vkb_op_attention_unfused(vkb_stream *s, const vkb_buffer *out, const 
                             (unsigned long long)n_scores);
     uint64_t kv_bytes = (uint64_t)sh->n_kv * sh->kv_heads * sh->head_dim * 2;
     struct attention_push push = {
-        sh->head_dim, sh->heads, sh->kv_heads, sh->tokens, sh->n_kv, sh->pos0, sh->scale, 0, 0};
+        sh->head_dim, sh->heads, sh->kv_heads, sh->tokens, sh->n_kv, sh->pos0, sh->scale, 0, 0, 0};
     struct op_arg a1[3] = {
         {"q", q, n_out * 4}, {"k_cache", k_cache, kv_bytes}, {"scores", scores, n_scores * 4}};
     if ((st = dispatch_simple(s, "attention_scores", "attention_scores", a1, 3, &push, sizeof push,

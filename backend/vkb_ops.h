@@ -170,6 +170,19 @@ vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
                                const vkb_buffer *v_cache, cmp_type v_type,
                                const vkb_attention_shape *shape);
 
+/* Split-K attention for long caches and few queries (decode): the keys are cut into
+ * `splits` ranges, each workgroup leaves its range's partial softmax result in
+ * `partials` (vkb_attention_partials_bytes), and a second pass merges them, so one query
+ * row's attention uses many workgroups. splits 1 is vkb_op_attention_kv.
+ * vkb_attention_splits suggests a count for the device and shape. */
+vkb_status vkb_op_attention_split(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+                                  const vkb_buffer *k_cache, cmp_type k_type,
+                                  const vkb_buffer *v_cache, cmp_type v_type,
+                                  const vkb_buffer *partials, uint32_t splits,
+                                  const vkb_attention_shape *shape);
+uint64_t vkb_attention_partials_bytes(const vkb_attention_shape *shape, uint32_t splits);
+uint32_t vkb_attention_splits(const vkb_device *dev, const vkb_attention_shape *shape);
+
 /* The same attention unfused, in three passes: the scores q·kᵀ·scale (masked keys -inf)
  * written to `scores`, softmax over each row in place, then the product with the values.
  * scores holds vkb_attention_scores_bytes(shape). The reference point of the fused

@@ -122,6 +122,9 @@ typedef struct eng_session_params {
      * (eng_session_logits_all; n_batch × n_vocab floats of host-visible memory) */
     bool all_logits;
     eng_kv_type kv_k, kv_v; /* the cache types of keys and values (default f16) */
+    /* split-K attention: 0 = as the device suits (decode over long caches on GPUs),
+     * N = always N splits (tests) */
+    uint32_t attention_splits;
 } eng_session_params;
 
 /* What the KV cache holds, for reports. */

@@ -20,7 +20,9 @@ struct eng_session {
     uint64_t k_bytes, v_bytes; /* of one layer's cache */
     /* scratch, sized for n_batch tokens */
     vkb_buffer *x, *xn, *q, *k, *v, *att, *o, *g, *u, *h, *last, *last_n, *freqs;
-    vkb_buffer *scores; /* unfused attention: n_batch × heads × n_ctx scores */
+    vkb_buffer *scores;   /* unfused attention: n_batch × heads × n_ctx scores */
+    vkb_buffer *partials; /* split-K attention's partial results */
+    uint32_t splits;      /* forced split count, 0 = the device's choice */
     /* host-visible: written before submit, read after wait */
     vkb_buffer *ids, *pos, *logits, *captured;
     uint32_t captured_tokens;
@@ -78,6 +80,19 @@ void eng_session_kv_info(const eng_session *s, eng_kv_info *out)
     out->capacity = s->n_ctx;
 }
 
+/* Split-K attention leaves (head_dim + 2) floats per query row and split; the automatic
+ * choice keeps rows x splits under 512 (vkb_attention_splits), a forced one is sized for
+ * the batch. CPU drivers never split. */
+static uint64_t partials_bytes(vkb_device *dev, const eng_hparams *hp, const eng_session_params *p)
+{
+    uint64_t per_row = (uint64_t)(hp->head_dim + 2) * 4;
+    if (p->attention_splits > 1)
+        return (uint64_t)p->n_batch * hp->n_head * p->attention_splits * per_row;
+    if (vkb_device_get_info(dev)->type == VKB_DEVICE_CPU)
+        return 4;
+    return 512 * per_row;
+}
+
 static eng_status alloc(eng_session *s, vkb_arena *arena, uint64_t bytes, vkb_buffer **out,
                         const char *what)
 {
@@ -114,6 +129,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     s->capture = p.capture;
     s->unfused = p.unfused_attention;
     s->all_logits = p.all_logits;
+    s->splits = p.attention_splits;
     s->k_cache = calloc(hp->n_layer, sizeof *s->k_cache);
     s->v_cache = calloc(hp->n_layer, sizeof *s->v_cache);
     eng_status st = ENG_OK;
@@ -165,6 +181,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         {false, e * 4, &s->last_n},
         {false, hp->n_rot / 2 * 4, &s->freqs},
         {false, p.unfused_attention ? B * hp->n_head * p.n_ctx * 4 : 4, &s->scores},
+        {false, partials_bytes(s->dev, hp, &p), &s->partials},
         {true, B * 4, &s->ids},
         {true, B * 4, &s->pos},
         {true, (p.all_logits ? B : 1) * hp->n_vocab * 4, &s->logits},
@@ -268,11 +285,12 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
         (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)) ||
         (vs = vkb_op_kv_store(st, s->k_cache[l], kv_cmp_type(s->kv_k), p0, s->k, n, kvw)) ||
         (vs = vkb_op_kv_store(st, s->v_cache[l], kv_cmp_type(s->kv_v), p0, s->v, n, kvw)) ||
-        (vs = s->unfused
-                  ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
-                                             s->scores, &as)
-                  : vkb_op_attention_kv(st, s->att, s->q, s->k_cache[l], kv_cmp_type(s->kv_k),
-                                        s->v_cache[l], kv_cmp_type(s->kv_v), &as)) ||
+        (vs = s->unfused ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
+                                                    s->scores, &as)
+                         : vkb_op_attention_split(
+                               st, s->att, s->q, s->k_cache[l], kv_cmp_type(s->kv_k), s->v_cache[l],
+                               kv_cmp_type(s->kv_v), s->partials,
+                               s->splits ? s->splits : vkb_attention_splits(s->dev, &as), &as)) ||
         (vs = mul(st, &L->wo, s->att, s->o, n)) ||
         (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))
         return vs;

@@ -41,6 +41,7 @@ layout(push_constant) uniform Push {
     float scale;
     uint k_row_bytes; // bytes per cache position
     uint v_row_bytes;
+    uint split_len; // 0: all keys; else keys per split (workgroup z), partial results out
 } pc;
 
 KV_PAIR_FN(k_pair, kc, K_TYPE)
@@ -67,22 +68,26 @@ void main()
     for (uint i = 0u; i < DIMS_PER_INVOCATION; i++)
         acc[i] = 0.0;
 
-    for (uint base = 0u; base < limit; base += wg) {
+    // the keys of this workgroup: all, or its split's (split-K decode: one query row's
+    // keys spread over many workgroups, merged by attention_merge.comp)
+    const uint k0 = pc.split_len == 0u ? 0u : gl_WorkGroupID.z * pc.split_len;
+    const uint k1 = pc.split_len == 0u ? limit : min(limit, k0 + pc.split_len);
+    for (uint base = k0; base < k1; base += wg) {
         const uint j = base + lid;
         float s = neg_inf;
-        if (j < limit) {
+        if (j < k1) {
             const uint c0 = g * pc.head_dim;
             s = 0.0;
             for (uint i = 0u; i < half_dim; i++)
                 s += dot(k_pair(j, c0 + 2u * i, pc.k_row_bytes), qs[i]);
         }
         const float m_new = max(m, wg_max(s)); // key `base` is in range: finite
-        const float p = j < limit ? exp(s - m_new) : 0.0;
+        const float p = j < k1 ? exp(s - m_new) : 0.0;
         const float corr = exp(m - m_new);
         l = l * corr + wg_sum(p);
         ps[lid] = p; // the previous tile's reads of ps ended at its last barrier
         barrier();
-        const uint n = min(wg, limit - base);
+        const uint n = min(wg, k1 - base);
         for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
             const uint d = lid + i * wg;
             if (d >= pc.head_dim)
@@ -97,6 +102,21 @@ void main()
         barrier(); // every invocation has read ps before the next tile writes it
     }
 
+    if (pc.split_len != 0u) {
+        // partial: running maximum, sum of weights, unnormalized accumulator
+        const uint at = ((t * pc.heads + h) * gl_NumWorkGroups.z + gl_WorkGroupID.z) *
+                        (pc.head_dim + 2u);
+        if (lid == 0u) {
+            dst[at] = m;
+            dst[at + 1u] = l;
+        }
+        for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
+            const uint d = lid + i * wg;
+            if (d < pc.head_dim)
+                dst[at + 2u + d] = acc[i];
+        }
+        return;
+    }
     const float inv = 1.0 / l;
     for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
         const uint d = lid + i * wg;

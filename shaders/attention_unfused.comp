@@ -34,6 +34,7 @@ layout(push_constant) uniform Push {
     float scale;
     uint k_row_bytes; // the fused kernel's; f16 rows here
     uint v_row_bytes;
+    uint split_len;
 } pc;
 
 void main()

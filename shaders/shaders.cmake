@@ -35,6 +35,9 @@ foreach(kt f16 q8_0 q4_0)
     endforeach()
 endforeach()
 
+# Split-K attention's merge of the partial results.
+vkllm_shader(attention_merge attention_merge.comp)
+
 # Quantize-on-write into the KV cache.
 vkllm_shader(kv_store_q8_0 kv_store.comp DEFINES TYPE=KV_Q8_0)
 vkllm_shader(kv_store_q4_0 kv_store.comp DEFINES TYPE=KV_Q4_0)

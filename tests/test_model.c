@@ -209,8 +209,10 @@ static double max_diff(const float *a, const float *b, size_t n)
 /* Every layer of the GPU forward pass against the CPU reference: a prefill chunk of 19
  * tokens (matmul), a second chunk of 5 (matvec with 5 columns), then single-token decode
  * steps; greedy tokens must agree throughout. */
-static void check_layers_kv(const char *file, uint32_t decode_steps, bool unfused,
-                            eng_kv_type kv_k, eng_kv_type kv_v)
+static uint32_t layers_splits; /* attention_splits of the sessions check_layers makes */
+
+static void check_layers_kv(const char *file, uint32_t decode_steps, bool unfused, eng_kv_type kv_k,
+                            eng_kv_type kv_v)
 {
     eng_model *m = open_model(file, true);
     if (!m)
@@ -223,7 +225,8 @@ static void check_layers_kv(const char *file, uint32_t decode_steps, bool unfuse
                              .capture = true,
                              .unfused_attention = unfused,
                              .kv_k = kv_k,
-                             .kv_v = kv_v};
+                             .kv_v = kv_v,
+                             .attention_splits = layers_splits};
     eng_ref *ref = eng_ref_create(m, 128, err, sizeof err);
     CHECK(!ref || eng_ref_set_kv_types(ref, kv_k, kv_v) == ENG_OK);
     CHECK_MSG(eng_session_create(m, &sp, &s, err, sizeof err) == ENG_OK, "session: %s", err);
@@ -296,6 +299,16 @@ static void test_layers_kv(void)
                eng_kv_type_name(pairs[i][1]));
         check_layers_kv("TinyStories-656K-Q8_0.gguf", 8, false, pairs[i][0], pairs[i][1]);
     }
+}
+
+/* Split-K attention through a whole model (forced: lavapipe would not split), with a
+ * q4_0 cache too. */
+static void test_layers_split(void)
+{
+    layers_splits = 5;
+    check_layers_kv("TinyStories-656K-Q8_0.gguf", 8, false, ENG_KV_F16, ENG_KV_F16);
+    check_layers_kv("TinyStories-656K-Q8_0.gguf", 8, false, ENG_KV_Q4_0, ENG_KV_Q8_0);
+    layers_splits = 0;
 }
 
 static void test_layers_f32(void)
@@ -660,6 +673,7 @@ int main(int argc, char **argv)
         {"layers_synthetic", test_layers_synthetic, true},
         {"layers_unfused", test_layers_unfused, true},
         {"layers_kv", test_layers_kv, true},
+        {"layers_split", test_layers_split, true},
         {"all_logits", test_all_logits, true},
         {"layers_quantized", test_layers_quantized, true},
         {"session_limits", test_session_limits, true},

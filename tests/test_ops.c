@@ -395,7 +395,10 @@ static uint64_t kv_block_mismatches(cmp_type type, const uint8_t *got, const uin
 
 /* Compressed KV caches: quantize-on-write (q8_0, q4_0) against the CPU codec (one step
  * of difference at most), and attention over every pair of key and value types against
- * the double reference reading the same cache bytes: same budget as above. */
+ * the double reference reading the same cache bytes, in one pass and split-K (7 splits:
+ * some empty for short caches, some ending before the causal limit): same budget as
+ * above. */
+#define SPLITS 7
 static void test_attention_kv(void)
 {
     static const vkb_attention_shape shapes[] = {
@@ -421,7 +424,7 @@ static void test_attention_kv(void)
                       *v = t_random_floats(kvn, 190 + c, -1.f, 1.f);
                 uint8_t *kc = malloc(sh.n_kv * k_row), *vc = malloc(sh.n_kv * v_row),
                         *want_row = malloc(k_row > v_row ? k_row : v_row);
-                float *got = malloc(qn * 4), *want = malloc(qn * 4);
+                float *got = malloc(qn * 4), *want = malloc(qn * 4), *got_split = malloc(qn * 4);
                 begin(&f);
                 size_t visible = (size_t)(sh.pos0 + sh.tokens) * row;
                 for (size_t i = visible; k && v && i < kvn; i++)
@@ -433,9 +436,11 @@ static void test_attention_kv(void)
                            *bv = upload(&f, v, lo * 4), *bk2 = upload(&f, k + lo, (kvn - lo) * 4),
                            *bv2 = upload(&f, v + lo, (kvn - lo) * 4),
                            *bkc = upload(&f, NULL, sh.n_kv * k_row),
+                           *bsplit = upload(&f, NULL, qn * 4),
+                           *bpart = upload(&f, NULL, vkb_attention_partials_bytes(&sh, SPLITS)),
                            *bvc = upload(&f, NULL, sh.n_kv * v_row), *bo = upload(&f, NULL, qn * 4);
                 if (!q || !k || !v || !kc || !vc || !want_row || !got || !want || !bq || !bk ||
-                    !bv || !bk2 || !bv2 || !bkc || !bvc || !bo) {
+                    !bv || !bk2 || !bv2 || !bkc || !bvc || !bo || !bsplit || !bpart) {
                     t_fail_at(__FILE__, __LINE__, "setup failed");
                     goto next;
                 }
@@ -444,10 +449,13 @@ static void test_attention_kv(void)
                 CHECK_OK(vkb_op_kv_store(f.stream, bkc, ktype, split, bk2, sh.n_kv - split, row));
                 CHECK_OK(vkb_op_kv_store(f.stream, bvc, vtype, split, bv2, sh.n_kv - split, row));
                 CHECK_OK(vkb_op_attention_kv(f.stream, bo, bq, bkc, ktype, bvc, vtype, &sh));
+                CHECK_OK(vkb_op_attention_split(f.stream, bsplit, bq, bkc, ktype, bvc, vtype, bpart,
+                                                SPLITS, &sh));
                 finish(&f, bo, got, qn * 4);
+                CHECK_OK(vkb_buffer_download(t_dev, bsplit, 0, got_split, qn * 4));
                 CHECK_OK(vkb_buffer_download(t_dev, bkc, 0, kc, sh.n_kv * k_row));
                 CHECK_OK(vkb_buffer_download(t_dev, bvc, 0, vc, sh.n_kv * v_row));
-                char what[128];
+                char what[144];
                 snprintf(what, sizeof what,
                          "attention %s keys, %s values, hd=%u heads=%u/%u tokens=%u pos0=%u "
                          "n_kv=%u",
@@ -467,9 +475,11 @@ static void test_attention_kv(void)
                 }
                 CHECK(vkb_ref_attention_kv(want, q, kc, ktype, vc, vtype, &sh));
                 compare(what, got, want, qn, 4e-5, 2e-6);
+                strcat(what, " split");
+                compare(what, got_split, want, qn, 4e-5, 2e-6);
             next:
                 free(q), free(k), free(v), free(kc), free(vc), free(want_row), free(got),
-                    free(want);
+                    free(got_split), free(want);
             }
     teardown(&f);
 }
