@@ -5,6 +5,8 @@
 #     perplexity within 1% of F32's;
 #   - importance-aware Q4_0 (vkllm imatrix + quantize --imatrix) at least 5% below plain
 #     Q4_0's KL divergence (the issue's "measurably better");
+#   - pruning: Wanda below magnitude at 50%; FFN channel removal runs, better ranked by
+#     activations;
 #   - a base saved with another --ctx is refused.
 set -u
 vkllm=$1 shared=$2 work=$3
@@ -48,6 +50,26 @@ k4=$(sed -n 's/^KL divergence from .*: mean \([0-9.]*\) .*/\1/p' "$work/q4.out")
 k4im=$(sed -n 's/^KL divergence from .*: mean \([0-9.]*\) .*/\1/p' "$work/q4im.out")
 awk -v a="$k4" -v b="$k4im" 'BEGIN { exit !(a > 0 && b > 0 && b < 0.95 * a) }' ||
     fail "importance-aware Q4_0 KL $k4im is not 5% below plain Q4_0's $k4"
+# pruning: at 50% sparsity Wanda (activation-aware) loses less than magnitude; removing a
+# quarter of the FFN channels rewrites feed_forward_length (172 -> 128) and still runs,
+# better when the channels are ranked with the activation statistics
+klof() { sed -n 's/^KL divergence from .*: mean \([0-9.]*\) .*/\1/p' "$1"; }
+"$vkllm" prune "$model" "$work/mag.gguf" --sparsity 0.5 >"$work/mag.txt" || fail "prune magnitude"
+"$vkllm" prune "$model" "$work/wanda.gguf" --sparsity 0.5 --method wanda --imatrix "$work/m.imatrix" \
+    >"$work/wanda.txt" || fail "prune wanda"
+grep -Eq "^blk.0.ffn_down.weight +11008 +50.00%$" "$work/wanda.txt" || fail "per-tensor report"
+"$vkllm" prune "$model" "$work/ffn.gguf" --ffn-remove 0.25 2>"$work/err" >/dev/null ||
+    fail "prune --ffn-remove"
+grep -q "ffn       172 -> 128 channels per layer" "$work/err" || fail "FFN channels not 172 -> 128"
+"$vkllm" prune "$model" "$work/ffn-im.gguf" --ffn-remove 0.25 --imatrix "$work/m.imatrix" \
+    >/dev/null || fail "prune --ffn-remove --imatrix"
+for f in mag wanda ffn ffn-im; do
+    "${ppl[@]}" -m "$work/$f.gguf" --kl-base "$work/base.kl" >"$work/$f.out" || fail "ppl $f"
+done
+awk -v a="$(klof "$work/mag.out")" -v b="$(klof "$work/wanda.out")" \
+    'BEGIN { exit !(a > 0 && b > 0 && b < a) }' || fail "Wanda is not below magnitude pruning"
+awk -v a="$(klof "$work/ffn.out")" -v b="$(klof "$work/ffn-im.out")" \
+    'BEGIN { exit !(a > 0 && b > 0 && b < a) }' || fail "ranking FFN channels by activations did not help"
 "$vkllm" perplexity -f "$text" -c 64 --chunks 4 -m "$model" --kl-base "$work/base.kl" \
     >/dev/null 2>"$work/err" && fail "a base of another --ctx was taken"
 grep -q "was saved with a vocabulary of 512 and --ctx 128" "$work/err" || fail "the mismatch message"

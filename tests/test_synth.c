@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cmp_gguf_write.h"
+#include "cmp_prune.h"
 #include "cmp_quantize_model.h"
 #include "cmp_recipe.h"
 #include "eng_synth.h"
@@ -289,6 +290,24 @@ static void test_weighted_quantize(void)
     free(x), free(imp), free(back), free(q);
 }
 
+/* Pruning a row zeroes exactly the requested count, the lowest scores first. */
+static void test_prune_rows(void)
+{
+    float w[2][8] = {{0.5f, -0.1f, 0.3f, -0.9f, 0.05f, 0.7f, -0.2f, 0.4f},
+                     {1, 1, 1, 1, 1, 1, 1, 1}};
+    float norm[8] = {1, 1, 1, 1, 1, 1, 1, 100};
+    /* magnitude, half of each row: -0.1, 0.05, -0.2, 0.3 go; ties (row 2) cut to the count */
+    float a[2][8];
+    memcpy(a, w, sizeof a);
+    CHECK(cmp_prune_rows(&a[0][0], 2, 8, 0.5f, NULL) == 8);
+    CHECK(a[0][1] == 0 && a[0][4] == 0 && a[0][6] == 0 && a[0][2] == 0);
+    CHECK(a[0][0] == 0.5f && a[0][3] == -0.9f && a[0][5] == 0.7f && a[0][7] == 0.4f);
+    /* Wanda: column 7's activations are large, so 0.4 there outranks 0.5 elsewhere */
+    memcpy(a, w, sizeof a);
+    cmp_prune_rows(&a[0][0], 1, 8, 0.75f, norm);
+    CHECK(a[0][7] == 0.4f && a[0][3] == -0.9f && a[0][0] == 0 && a[0][5] == 0);
+}
+
 static void test_presets(void)
 {
     size_t n;
@@ -319,6 +338,7 @@ int main(int argc, char **argv)
         {"presets", test_presets, false},
         {"quantize_model", test_quantize_model, false},
         {"weighted_quantize", test_weighted_quantize, false},
+        {"prune_rows", test_prune_rows, false},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -1,0 +1,336 @@
+/* Pruning (see cmp_prune.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmp_gguf_write.h"
+#include "cmp_prune.h"
+#include "cmp_recipe.h"
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+uint64_t cmp_prune_rows(float *w, uint64_t rows, uint64_t k, float sparsity, const float *act_norm)
+{
+    uint64_t cut = (uint64_t)((double)sparsity * (double)k), zeros = 0;
+    float *score = malloc(sizeof *score * k), *sorted = malloc(sizeof *sorted * k);
+    for (uint64_t r = 0; score && sorted && cut && r < rows; r++) {
+        float *row = w + r * k;
+        for (uint64_t c = 0; c < k; c++)
+            score[c] = fabsf(row[c]) * (act_norm ? act_norm[c] : 1.0f);
+        memcpy(sorted, score, sizeof *score * k);
+        qsort(sorted, k, sizeof *sorted, cmp_float);
+        float threshold = sorted[cut - 1];
+        /* the lowest `cut` scores; ties at the threshold are cut until the count is met */
+        uint64_t made = 0;
+        for (uint64_t c = 0; c < k && made < cut; c++)
+            if (score[c] < threshold)
+                row[c] = 0.0f, made++;
+        for (uint64_t c = 0; c < k && made < cut; c++)
+            if (score[c] == threshold && row[c] != 0.0f)
+                row[c] = 0.0f, made++;
+    }
+    for (uint64_t i = 0; i < rows * k; i++)
+        zeros += w[i] == 0.0f;
+    free(score);
+    free(sorted);
+    return zeros;
+}
+
+/* sqrt(mean x^2) per column from an imatrix, or NULL. */
+static float *act_norm_of(const cmp_gguf *im, const char *name, uint64_t k)
+{
+    if (!im)
+        return NULL;
+    char key[300];
+    snprintf(key, sizeof key, "%s.in_sum2", name);
+    const cmp_gguf_tensor *s2 = cmp_gguf_find_tensor(im, key);
+    snprintf(key, sizeof key, "%s.counts", name);
+    const cmp_gguf_tensor *cn = cmp_gguf_find_tensor(im, key);
+    float count;
+    if (!s2 || !cn || s2->type != 0 || cn->type != 0 || s2->ne[0] != k || cn->bytes < 4)
+        return NULL;
+    memcpy(&count, cn->data, 4);
+    float *v = count > 0 ? malloc(sizeof *v * k) : NULL;
+    for (uint64_t i = 0; v && i < k; i++) {
+        float x;
+        memcpy(&x, (const uint8_t *)s2->data + i * 4, 4);
+        v[i] = sqrtf(x / count);
+    }
+    return v;
+}
+
+static float *dequantize_all(const cmp_gguf_tensor *t)
+{
+    uint64_t n = t->ne[0] * t->ne[1];
+    float *f = malloc(sizeof *f * n);
+    if (f && !cmp_dequantize((cmp_type)t->type, t->data, f, n)) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+typedef struct prune_job {
+    const cmp_gguf_tensor *t;
+    char name[64];
+    cmp_role role;
+    cmp_type to;
+    uint64_t rows, k;     /* after structured pruning */
+    const uint32_t *keep; /* kept FFN channels of this layer, or NULL */
+    uint32_t n_keep;
+    const cmp_prune_params *p;
+    cmp_prune_report *rep;
+    uint64_t *done, total;
+} prune_job;
+
+static bool fill(void *user, void *dst, uint64_t bytes, char *err, size_t err_size)
+{
+    prune_job *j = user;
+    const cmp_gguf_tensor *t = j->t;
+    (void)bytes;
+    float *src = dequantize_all(t), *w = malloc(sizeof *w * j->rows * j->k);
+    float *norm = NULL;
+    bool ok = src && w;
+    uint64_t k0 = t->ne[0];
+    if (ok) {
+        /* structured: gate/up keep rows, down keeps columns */
+        for (uint64_t r = 0; r < j->rows; r++)
+            for (uint64_t c = 0; c < j->k; c++) {
+                uint64_t sr = r, sc = c;
+                if (j->keep && (j->role == CMP_ROLE_FFN_GATE || j->role == CMP_ROLE_FFN_UP))
+                    sr = j->keep[r];
+                if (j->keep && j->role == CMP_ROLE_FFN_DOWN)
+                    sc = j->keep[c];
+                w[r * j->k + c] = src[sr * k0 + sc];
+            }
+        if (j->p->method == CMP_PRUNE_WANDA) {
+            float *full = act_norm_of(j->p->imatrix, j->name, k0);
+            if (full && j->keep && j->role == CMP_ROLE_FFN_DOWN) {
+                norm = malloc(sizeof *norm * j->k);
+                for (uint64_t c = 0; norm && c < j->k; c++)
+                    norm[c] = full[j->keep[c]];
+                free(full);
+            } else {
+                norm = full;
+            }
+        }
+        uint64_t zeros = cmp_prune_rows(w, j->rows, j->k, j->p->sparsity, norm);
+        cmp_prune_report *rep = j->rep;
+        if (rep->n_tensors < CMP_PRUNE_MAX_REPORT) {
+            cmp_prune_tensor_report *tr = &rep->tensors[rep->n_tensors++];
+            snprintf(tr->name, sizeof tr->name, "%s", j->name);
+            tr->values = j->rows * j->k;
+            tr->zeros = zeros;
+        }
+        ok = cmp_convert_rows(CMP_TYPE_F32, w, j->to, dst, j->rows, j->k, NULL, j->p->threads);
+    }
+    if (!ok)
+        snprintf(err, err_size, "pruning %s failed (out of memory?)", j->name);
+    free(src);
+    free(w);
+    free(norm);
+    *j->done += t->bytes;
+    if (ok && j->p->progress)
+        j->p->progress(*j->done, j->total, j->p->user);
+    return ok;
+}
+
+static bool copy_fill(void *user, void *dst, uint64_t bytes, char *err, size_t err_size)
+{
+    prune_job *j = user;
+    (void)err, (void)err_size;
+    memcpy(dst, j->t->data, bytes);
+    *j->done += bytes;
+    if (j->p->progress)
+        j->p->progress(*j->done, j->total, j->p->user);
+    return true;
+}
+
+static double col_norm(const float *w, uint64_t rows, uint64_t k, uint64_t c)
+{
+    double s = 0;
+    for (uint64_t r = 0; r < rows; r++)
+        s += (double)w[r * k + c] * w[r * k + c];
+    return sqrt(s);
+}
+
+static double row_norm(const float *w, uint64_t k, uint64_t r)
+{
+    double s = 0;
+    for (uint64_t c = 0; c < k; c++)
+        s += (double)w[r * k + c] * w[r * k + c];
+    return sqrt(s);
+}
+
+typedef struct ranked {
+    double score;
+    uint32_t index;
+} ranked;
+
+static int by_score_desc(const void *a, const void *b)
+{
+    double x = ((const ranked *)a)->score, y = ((const ranked *)b)->score;
+    return x > y ? -1 : x < y;
+}
+
+static int by_index(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The FFN channels layer l keeps: the n_keep with the highest importance, in order. The
+ * importance of channel j: the activation norm of down's input j (imatrix) times the norm
+ * of down's column j; without statistics |gate_j| |up_j| |down column j|. */
+static bool rank_channels(const cmp_gguf *g, const cmp_gguf *im, uint32_t l, uint32_t n_ff,
+                          uint32_t n_keep, uint32_t *keep, char *err, size_t err_size)
+{
+    char name[3][64];
+    static const char *parts[3] = {"ffn_gate", "ffn_up", "ffn_down"};
+    const cmp_gguf_tensor *t[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name[i], sizeof name[i], "blk.%u.%s.weight", l, parts[i]);
+        t[i] = cmp_gguf_find_tensor(g, name[i]);
+        if (!t[i] || t[i]->n_dims != 2) {
+            snprintf(err, err_size,
+                     "%s is missing: structured FFN pruning needs gate, up and "
+                     "down matrices",
+                     name[i]);
+            return false;
+        }
+    }
+    float *down = dequantize_all(t[2]);
+    float *norm = act_norm_of(im, name[2], n_ff);
+    float *gate = norm ? NULL : dequantize_all(t[0]), *up = norm ? NULL : dequantize_all(t[1]);
+    ranked *r = malloc(sizeof *r * n_ff);
+    bool ok = down && r && (norm || (gate && up));
+    for (uint32_t j = 0; ok && j < n_ff; j++) {
+        double s = col_norm(down, t[2]->ne[1], n_ff, j);
+        s *= norm ? norm[j] : row_norm(gate, t[0]->ne[0], j) * row_norm(up, t[1]->ne[0], j);
+        r[j] = (ranked){s, j};
+    }
+    if (ok) {
+        qsort(r, n_ff, sizeof *r, by_score_desc);
+        for (uint32_t j = 0; j < n_keep; j++)
+            keep[j] = r[j].index;
+        qsort(keep, n_keep, sizeof *keep, by_index);
+    } else {
+        snprintf(err, err_size, "out of memory ranking the FFN channels of layer %u", l);
+    }
+    free(down), free(norm), free(gate), free(up), free(r);
+    return ok;
+}
+
+static uint32_t arch_u32(const cmp_gguf *g, const char *arch, const char *key, uint32_t def)
+{
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    uint32_t v;
+    return cmp_gguf_get_u32(g, k, &v) == CMP_GGUF_OK ? v : def;
+}
+
+bool cmp_prune_model(const char *in, const char *out, const cmp_prune_params *p,
+                     cmp_prune_report *rep, char *err, size_t err_size)
+{
+    memset(rep, 0, sizeof *rep);
+    err[0] = '\0';
+    if (!(p->sparsity >= 0 && p->sparsity <= 0.99f) ||
+        !(p->ffn_remove >= 0 && p->ffn_remove <= 0.9f)) {
+        snprintf(err, err_size,
+                 "sparsity %.3g (0 to 0.99) or FFN removal %.3g (0 to 0.9) out "
+                 "of range",
+                 p->sparsity, p->ffn_remove);
+        return false;
+    }
+    if (p->method == CMP_PRUNE_WANDA && !p->imatrix) {
+        snprintf(err, err_size, "Wanda needs activation statistics: pass an imatrix");
+        return false;
+    }
+    cmp_gguf *g;
+    if (cmp_gguf_open(in, &g, err, err_size) != CMP_GGUF_OK)
+        return false;
+    char arch[64] = "llama", ff_key[96];
+    cmp_gguf_str s;
+    if (cmp_gguf_get_str(g, "general.architecture", &s) == CMP_GGUF_OK)
+        snprintf(arch, sizeof arch, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
+    snprintf(ff_key, sizeof ff_key, "%s.feed_forward_length", arch);
+    uint32_t n_layer = arch_u32(g, arch, "block_count", 0),
+             n_ff = arch_u32(g, arch, "feed_forward_length", 0);
+    uint32_t n_keep = n_ff;
+    if (p->ffn_remove > 0) {
+        n_keep = (uint32_t)((double)n_ff * (1.0 - p->ffn_remove)) / 32 * 32;
+        n_keep = n_keep < 32 ? 32 : n_keep;
+    }
+    rep->n_ff_before = n_ff, rep->n_ff_after = n_keep;
+    uint64_t n_t = cmp_gguf_tensor_count(g), done = 0;
+    prune_job *jobs = calloc(n_t ? n_t : 1, sizeof *jobs);
+    uint32_t *keep = n_keep < n_ff ? malloc(sizeof *keep * (uint64_t)n_layer * n_keep) : NULL;
+    cmp_gguf_writer *w = cmp_gguf_writer_create();
+    bool ok = jobs && w && (n_keep == n_ff || keep), result = false;
+    if (!ok)
+        snprintf(err, err_size, "out of memory");
+    for (uint32_t l = 0; ok && keep && l < n_layer; l++)
+        ok = rank_channels(g, p->imatrix, l, n_ff, n_keep, keep + (uint64_t)l * n_keep, err,
+                           err_size);
+    for (uint64_t i = 0; ok && i < cmp_gguf_kv_count(g); i++) {
+        const cmp_gguf_kv *kv = cmp_gguf_kv_at(g, i);
+        if (cmp_gguf_str_eq(kv->key, "general.alignment"))
+            continue;
+        if (keep && cmp_gguf_str_eq(kv->key, ff_key))
+            ok = cmp_gguf_set_u32(w, ff_key, n_keep);
+        else
+            ok = cmp_gguf_copy_kv(w, kv);
+    }
+    for (uint64_t i = 0; ok && i < n_t; i++) {
+        const cmp_gguf_tensor *t = cmp_gguf_tensor_at(g, i);
+        prune_job *j = &jobs[i];
+        snprintf(j->name, sizeof j->name, "%.*s", (int)(t->name.len < 63 ? t->name.len : 63),
+                 t->name.ptr);
+        uint32_t layer;
+        j->t = t, j->p = p, j->rep = rep, j->done = &done;
+        j->role = cmp_role_of(j->name, t->n_dims, &layer);
+        j->rows = t->ne[1], j->k = t->ne[0];
+        bool layer_matrix = j->role >= CMP_ROLE_ATTN_Q && j->role <= CMP_ROLE_FFN_DOWN &&
+                            strncmp(j->name, "blk.", 4) == 0;
+        bool ffn = j->role == CMP_ROLE_FFN_GATE || j->role == CMP_ROLE_FFN_UP ||
+                   j->role == CMP_ROLE_FFN_DOWN;
+        if (keep && ffn && layer < n_layer) {
+            j->keep = keep + (uint64_t)layer * n_keep;
+            j->n_keep = n_keep;
+            if (j->role == CMP_ROLE_FFN_DOWN)
+                j->k = n_keep;
+            else
+                j->rows = n_keep;
+        }
+        bool prune = layer_matrix && (p->sparsity > 0 || j->keep);
+        if (prune && !cmp_type_get((cmp_type)t->type)) {
+            snprintf(err, err_size, "%s: tensor %s has type %s, which vkllm cannot read", in,
+                     j->name, cmp_ggml_type_name(t->type));
+            ok = false;
+            break;
+        }
+        j->to = prune ? cmp_type_fallback((cmp_type)t->type, j->k) : (cmp_type)t->type;
+        uint64_t ne[4] = {j->k, j->rows, t->ne[2], t->ne[3]};
+        uint64_t bytes = prune ? j->rows * cmp_row_bytes(j->to, j->k) : t->bytes;
+        ok = cmp_gguf_add_tensor_fill(w, j->name, j->to, t->n_dims, prune ? ne : t->ne, bytes,
+                                      prune ? fill : copy_fill, j);
+        rep->in_bytes += t->bytes;
+        rep->out_bytes += bytes;
+    }
+    for (uint64_t i = 0; i < n_t; i++)
+        jobs[i].total = rep->in_bytes;
+    if (ok)
+        result = cmp_gguf_write_file(w, out, err, err_size);
+    else if (!err[0])
+        snprintf(err, err_size, "out of memory");
+    cmp_gguf_writer_destroy(w);
+    free(jobs);
+    free(keep);
+    cmp_gguf_close(g);
+    return result;
+}
