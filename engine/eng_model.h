@@ -125,6 +125,8 @@ typedef struct eng_session_params {
     /* split-K attention: 0 = as the device suits (decode over long caches on GPUs),
      * N = always N splits (tests) */
     uint32_t attention_splits;
+    /* GPU time per op of every step (timestamps around each dispatch; eng_session_stats) */
+    bool profile;
 } eng_session_params;
 
 /* What the KV cache holds, for reports. */
@@ -135,6 +137,36 @@ typedef struct eng_kv_info {
     uint32_t tokens, capacity; /* positions held now, and at most */
 } eng_kv_info;
 void eng_session_kv_info(const eng_session *s, eng_kv_info *out);
+
+/* Statistics kept as plain counters while the session runs; eng_session_stats copies
+ * them under a lock, so another thread (a metrics server, a viewer) may read them while
+ * the session evaluates. An eval of one token counts as decode, of more as prefill. */
+#define ENG_STATS_OPS     32
+#define ENG_STATS_HISTORY 128
+
+typedef struct eng_op_stat {
+    char name[32];
+    double ms;      /* GPU time of the last step in this op */
+    uint32_t calls; /* dispatches of it in the last step */
+} eng_op_stat;
+
+typedef struct eng_stats {
+    uint64_t prefill_tokens, decode_tokens; /* since the session was made */
+    double prefill_seconds, decode_seconds; /* host wall time in eval */
+    uint64_t evals;
+    double last_prefill_tps, last_decode_tps; /* of the last eval of each kind */
+    uint32_t history_count;                   /* the newest last */
+    struct {
+        double at;  /* seconds since the session was made */
+        double tps; /* tokens/s of that eval */
+        bool decode;
+    } history[ENG_STATS_HISTORY];
+    double last_step_gpu_ms; /* 0 without timestamps */
+    uint32_t op_count;       /* with params.profile */
+    eng_op_stat ops[ENG_STATS_OPS];
+    eng_kv_info kv;
+} eng_stats;
+void eng_session_stats(eng_session *s, eng_stats *out);
 
 /* A KV cache (f16) and scratch for one conversation on the model's device. */
 eng_status eng_session_create(eng_model *m, const eng_session_params *params, eng_session **out,

@@ -1,7 +1,9 @@
 /* A session: the f16 KV cache, scratch activations, and the forward pass as a sequence
  * of backend ops recorded into one stream per chunk of tokens. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +25,9 @@ struct eng_session {
     vkb_buffer *scores;   /* unfused attention: n_batch × heads × n_ctx scores */
     vkb_buffer *partials; /* split-K attention's partial results */
     uint32_t splits;      /* forced split count, 0 = the device's choice */
+    pthread_mutex_t stats_lock;
+    eng_stats stats; /* updated after each eval under stats_lock */
+    double born;     /* monotonic seconds at creation */
     /* host-visible: written before submit, read after wait */
     vkb_buffer *ids, *pos, *logits, *captured;
     uint32_t captured_tokens;
@@ -46,6 +51,63 @@ static eng_status vfail(eng_session *s, vkb_status vs, const char *what)
 {
     return sfail(s, eng_from_vkb(vs), "%s: %s (%s)", what, vkb_device_errmsg(s->dev),
                  vkb_status_name(vs));
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* After an eval: the counters, the history and the last step's GPU time per op. */
+static void record_stats(eng_session *s, uint32_t n, double seconds)
+{
+    pthread_mutex_lock(&s->stats_lock);
+    eng_stats *st = &s->stats;
+    bool decode = n == 1;
+    double tps = seconds > 0 ? n / seconds : 0;
+    if (decode) {
+        st->decode_tokens += n, st->decode_seconds += seconds, st->last_decode_tps = tps;
+    } else {
+        st->prefill_tokens += n, st->prefill_seconds += seconds, st->last_prefill_tps = tps;
+    }
+    st->evals++;
+    if (st->history_count == ENG_STATS_HISTORY) {
+        memmove(st->history, st->history + 1, sizeof st->history[0] * (ENG_STATS_HISTORY - 1));
+        st->history_count--;
+    }
+    st->history[st->history_count].at = now_s() - s->born;
+    st->history[st->history_count].tps = tps;
+    st->history[st->history_count].decode = decode;
+    st->history_count++;
+    st->last_step_gpu_ms = s->last_gpu_ms;
+    eng_session_kv_info(s, &st->kv);
+    st->op_count = 0;
+    for (uint32_t i = 0; i < vkb_stream_timing_count(s->stream); i++) {
+        vkb_timing t = vkb_stream_timing(s->stream, i);
+        const char *name = t.label ? t.label : "?";
+        uint32_t k = 0;
+        while (k < st->op_count && strcmp(st->ops[k].name, name) != 0)
+            k++;
+        if (k == st->op_count) {
+            if (k == ENG_STATS_OPS)
+                continue;
+            snprintf(st->ops[k].name, sizeof st->ops[k].name, "%s", name);
+            st->ops[k].ms = 0, st->ops[k].calls = 0;
+            st->op_count++;
+        }
+        st->ops[k].ms += t.ms;
+        st->ops[k].calls++;
+    }
+    pthread_mutex_unlock(&s->stats_lock);
+}
+
+void eng_session_stats(eng_session *s, eng_stats *out)
+{
+    pthread_mutex_lock(&s->stats_lock);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->stats_lock);
 }
 
 const char *eng_kv_type_name(eng_kv_type t)
@@ -130,6 +192,8 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     s->unfused = p.unfused_attention;
     s->all_logits = p.all_logits;
     s->splits = p.attention_splits;
+    pthread_mutex_init(&s->stats_lock, NULL);
+    s->born = now_s();
     s->k_cache = calloc(hp->n_layer, sizeof *s->k_cache);
     s->v_cache = calloc(hp->n_layer, sizeof *s->v_cache);
     eng_status st = ENG_OK;
@@ -198,7 +262,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
                                &s->scratch)) ||
         (vs = vkb_arena_create(s->dev, VKB_PURPOSE_STAGING, eng_arena_block(sizes[1], n_list),
                                &s->staging)) ||
-        (vs = vkb_stream_create(s->dev, 0, &s->stream))) {
+        (vs = vkb_stream_create(s->dev, p.profile ? 24 * hp->n_layer + 16 : 0, &s->stream))) {
         st = vfail(s, vs, "creating the session");
         goto done;
     }
@@ -248,6 +312,7 @@ void eng_session_destroy(eng_session *s)
     vkb_arena_destroy(s->kv);
     free(s->k_cache);
     free(s->v_cache);
+    pthread_mutex_destroy(&s->stats_lock);
     free(s);
 }
 
@@ -360,6 +425,7 @@ eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->m->hp.n_vocab)
             return sfail(s, ENG_ERR_ARGUMENT, "token %d at %u is not in the vocabulary (0 to %u)",
                          tokens[i], i, s->m->hp.n_vocab - 1);
+    double t0 = now_s();
     for (uint32_t done = 0; done < n;) {
         uint32_t c = n - done < s->n_batch ? n - done : s->n_batch;
         eng_status st = eval_chunk(s, tokens + done, c, done + c == n);
@@ -367,6 +433,7 @@ eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n)
             return st;
         done += c;
     }
+    record_stats(s, n, now_s() - t0);
     return ENG_OK;
 }
 
@@ -400,6 +467,9 @@ void eng_session_reset(eng_session *s)
 {
     s->n_past = 0;
     s->logits_tokens = 0;
+    pthread_mutex_lock(&s->stats_lock);
+    s->stats.kv.tokens = 0;
+    pthread_mutex_unlock(&s->stats_lock);
 }
 
 const char *eng_session_errmsg(const eng_session *s)

@@ -11,7 +11,7 @@ packages=(
     libvulkan-dev libvulkan-volk-dev vulkan-tools
     glslc glslang-tools spirv-tools
     mesa-vulkan-drivers vulkan-validationlayers
-    libglfw3-dev libstb-dev libcjson-dev xvfb
+    libglfw3-dev libstb-dev libcjson-dev libmicrohttpd-dev xvfb
     clang libclang-rt-14-dev
 )
 suite_file=/etc/apt/sources.list.d/vkllm-bookworm-backports.sources

@@ -8,6 +8,7 @@
 
 #include "eng_model.h"
 #include "eng_sampler.h"
+#include "metrics.h"
 #include "tool.h"
 
 static const char usage[] =
@@ -45,6 +46,10 @@ static const char usage[] =
     "  --special             print control tokens (e.g. <|im_end|>) as text\n"
     "  --no-parse-special    treat control-token text in the prompt as plain text\n"
     "  --quiet               no statistics at the end, no progress bar\n"
+    "  --metrics-port N      serve statistics in the Prometheus text format at\n"
+    "                        http://127.0.0.1:N/metrics while running (0: any free port,\n"
+    "                        printed); --metrics-host ADDR to listen elsewhere\n"
+    "  --profile-ops         GPU time per op every step (timestamps; for the metrics)\n"
     "\n"
     "  --device SEL          device index or part of its name (default: the fastest)\n"
     "  --profile P           native, mobile or minimal: cap the device's capabilities\n"
@@ -57,6 +62,9 @@ typedef struct run_opts {
     long n_predict;
     uint32_t n_ctx, n_batch, keep;
     eng_kv_type kv_k, kv_v;
+    long metrics_port; /* -1: no endpoint */
+    const char *metrics_host;
+    bool profile_ops;
     bool shift, print_ids, special, parse_special, quiet, seed_given;
     eng_sampler_params sp;
 } run_opts;
@@ -98,6 +106,14 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         } else if (IS("-c") || IS("--ctx")) {
             TAKE(tool_parse_long(a, val, 1, 1 << 20, &n));
             o->n_ctx = (uint32_t)n;
+        } else if (IS("--metrics-port")) {
+            TAKE(tool_parse_long(a, val, 0, 65535, &o->metrics_port));
+        } else if (IS("--metrics-host")) {
+            TAKE(val);
+            o->metrics_host = val;
+        } else if (IS("--profile-ops")) {
+            o->profile_ops = true;
+            continue;
         } else if (IS("-b") || IS("--batch")) {
             TAKE(tool_parse_long(a, val, 1, 65535, &n));
             o->n_batch = (uint32_t)n;
@@ -192,6 +208,7 @@ static int generate(const run_opts *o, vkb_device *dev)
     eng_model *m = eng_model_open(o->model, &st, err, sizeof err);
     eng_session *s = NULL;
     eng_sampler *smp = NULL;
+    tool_metrics *metrics = NULL;
     int32_t *hist = NULL;
     char *file_prompt = NULL;
     if (!m) {
@@ -210,11 +227,24 @@ static int generate(const run_opts *o, vkb_device *dev)
         tool_error("%s", err);
         goto done;
     }
-    eng_session_params spar = {
-        .n_ctx = o->n_ctx, .n_batch = o->n_batch, .kv_k = o->kv_k, .kv_v = o->kv_v};
+    eng_session_params spar = {.n_ctx = o->n_ctx,
+                               .n_batch = o->n_batch,
+                               .kv_k = o->kv_k,
+                               .kv_v = o->kv_v,
+                               .profile = o->profile_ops};
     if ((st = eng_session_create(m, &spar, &s, err, sizeof err))) {
         tool_error("%s", err);
         goto done;
+    }
+    if (o->metrics_port >= 0) {
+        if (!(metrics = tool_metrics_start(o->metrics_host, (uint16_t)o->metrics_port, dev, err,
+                                           sizeof err))) {
+            tool_error("%s", err);
+            goto done;
+        }
+        tool_metrics_attach(metrics, s);
+        fprintf(stderr, "metrics: http://%s:%u/metrics\n", o->metrics_host,
+                tool_metrics_port(metrics));
     }
     double t_load = tool_now_s() - t0;
     uint32_t n_ctx = eng_session_n_ctx(s);
@@ -363,6 +393,8 @@ static int generate(const run_opts *o, vkb_device *dev)
     }
     rc = 0;
 done:
+    tool_metrics_attach(metrics, NULL);
+    tool_metrics_stop(metrics);
     free(file_prompt);
     free(hist);
     eng_sampler_destroy(smp);
@@ -373,7 +405,11 @@ done:
 
 int cmd_run(int argc, char **argv)
 {
-    run_opts o = {.n_predict = 128, .keep = 1, .parse_special = true};
+    run_opts o = {.n_predict = 128,
+                  .keep = 1,
+                  .parse_special = true,
+                  .metrics_port = -1,
+                  .metrics_host = "127.0.0.1"};
     o.sp = eng_sampler_params_default();
     tool_gpu_opts gpu = {0};
     int r = parse_flags(argc, argv, &o, &gpu);
