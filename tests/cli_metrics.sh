@@ -10,7 +10,7 @@ if [ ! -e "$model" ]; then
     exit 77
 fi
 log=$(mktemp) && trap 'kill $pid 2>/dev/null; rm -f "$log"' EXIT
-"$vkllm" run -m "$model" -n -1 --ctx 128 --context-full shift --metrics-port 0 --profile-ops \
+"$vkllm" run -m "$model" -n -1 --ignore-eos --ctx 128 --context-full shift --metrics-port 0 --profile-ops \
     --quiet --validation >/dev/null 2>"$log" &
 pid=$!
 port=

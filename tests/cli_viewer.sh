@@ -13,7 +13,7 @@ if ! command -v xvfb-run >/dev/null; then
     exit 1
 fi
 rm -rf "$work" && mkdir -p "$work" || exit 1
-"$vkllm" run -m "$model" -n -1 --ctx 2048 --metrics-port 0 --quiet >/dev/null 2>"$work/log" &
+"$vkllm" run -m "$model" -n -1 --ignore-eos --ctx 2048 --metrics-port 0 --quiet >/dev/null 2>"$work/log" &
 pid=$!
 trap 'kill $pid 2>/dev/null' EXIT
 port=

@@ -40,6 +40,7 @@ static const char usage[] =
     "  --temp X              temperature (default 0.8; 0 = greedy)\n"
     "  --greedy              same as --temp 0: always the most likely token\n"
     "  --seed N              random seed (default: from the clock; printed at the end)\n"
+    "  --ignore-eos          go on past the end-of-text token (benchmarks, demos)\n"
     "\n"
     "output:\n"
     "  --print-ids           after the text, print the prompt's and the generated token ids\n"
@@ -63,6 +64,7 @@ typedef struct run_opts {
     uint32_t n_ctx, n_batch, keep;
     eng_kv_type kv_k, kv_v;
     long metrics_port; /* -1: no endpoint */
+    bool ignore_eos;
     const char *metrics_host;
     bool profile_ops;
     bool shift, print_ids, special, parse_special, quiet, seed_given;
@@ -111,6 +113,9 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         } else if (IS("--metrics-host")) {
             TAKE(val);
             o->metrics_host = val;
+        } else if (IS("--ignore-eos")) {
+            o->ignore_eos = true;
+            continue;
         } else if (IS("--profile-ops")) {
             o->profile_ops = true;
             continue;
@@ -317,7 +322,7 @@ static int generate(const run_opts *o, vkb_device *dev)
             tool_error("every logit is NaN or -inf: the model or the GPU produced garbage");
             goto done;
         }
-        if (eng_vocab_is_eog(v, t)) {
+        if (eng_vocab_is_eog(v, t) && !o->ignore_eos) {
             stop = "end of text";
             if (o->special)
                 print_piece(v, t, true);

@@ -39,8 +39,9 @@ static const char usage[] =
     "vkllm run --metrics-port PORT; add --profile-ops for the per-op bars).\n"
     "\n"
     "  --connect HOST:PORT   the endpoint (default 127.0.0.1:9464)\n"
-    "  --screenshot FILE     draw one frame after the first answer (or after 5 s without\n"
-    "                        one), write it as PNG and exit\n";
+    "  --screenshot FILE     draw one frame after two answers (or after 5 s without),\n"
+    "                        write it as PNG and exit\n"
+    "  --after S             with --screenshot: wait S seconds first (a longer chart)\n";
 
 /* ---- what the endpoint says ---- */
 
@@ -372,6 +373,7 @@ int main(int argc, char **argv)
 {
     viewer v = {.host = "127.0.0.1", .port = 9464};
     const char *shot = NULL;
+    double after = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(usage, stdout);
@@ -386,6 +388,8 @@ int main(int argc, char **argv)
             v.port = atoi(colon + 1);
         } else if (!strcmp(argv[i], "--screenshot") && i + 1 < argc) {
             shot = argv[++i];
+        } else if (!strcmp(argv[i], "--after") && i + 1 < argc) {
+            after = atof(argv[++i]);
         } else {
             fprintf(stderr, "vkllm-viewer: unknown flag \"%s\" (see --help)\n", argv[i]);
             return 2;
@@ -418,7 +422,7 @@ int main(int argc, char **argv)
         }
         draw(&v, VIEWER_WIDTH, VIEWER_HEIGHT);
         /* a screenshot waits for two answers (the chart needs a pair), at most 5 s */
-        if (shot && (answers >= 2 || t - start > 5.0)) {
+        if (shot && t - start >= after && (answers >= 2 || t - start > after + 5.0)) {
             glFinish();
             if (!screenshot(shot)) {
                 fprintf(stderr, "vkllm-viewer: cannot write %s\n", shot);
