@@ -53,4 +53,9 @@ wait $pid 2>/dev/null
 xvfb-run -a "$viewer" --connect "127.0.0.1:$port" --screenshot "$work/alone.png" 2>"$work/alone" ||
     { echo "cli_viewer: FAIL: the viewer failed without an engine"; exit 1; }
 grep -q "(disconnected)" "$work/alone" || { echo "cli_viewer: FAIL: not disconnected"; exit 1; }
+# the viewer inside vkllm run (--view): a frame of a connected window, the generation whole
+xvfb-run -a "$vkllm" run -m "$model" -n 200 --ignore-eos --greedy --view-screenshot "$work/in.png" \
+    >"$work/in.out" 2>"$work/in.err" || { cat "$work/in.err"; echo "cli_viewer: FAIL: run --view"; exit 1; }
+grep -q "wrote $work/in.png (connected)" "$work/in.err" || { cat "$work/in.err"; echo "cli_viewer: FAIL: no connected frame"; exit 1; }
+grep -q "^decode   200 tokens" "$work/in.err" || { echo "cli_viewer: FAIL: the generation did not finish"; exit 1; }
 echo "cli_viewer: all checks passed"

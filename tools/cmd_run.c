@@ -1,5 +1,7 @@
 /* vkllm run: generate text from a GGUF model on the GPU, streaming it as it comes. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include "eng_sampler.h"
 #include "metrics.h"
 #include "tool.h"
+#include "viewer.h"
 
 static const char usage[] =
     "usage: vkllm run -m MODEL.gguf [-p PROMPT | -f FILE] [flags]\n"
@@ -51,6 +54,8 @@ static const char usage[] =
     "                        http://127.0.0.1:N/metrics while running (0: any free port,\n"
     "                        printed); --metrics-host ADDR to listen elsewhere\n"
     "  --profile-ops         GPU time per op every step (timestamps; for the metrics)\n"
+    "  --view                open the live viewer (vkllm-viewer) in this process; closing\n"
+    "                        it stops the generation\n"
     "\n"
     "  --device SEL          device index or part of its name (default: the fastest)\n"
     "  --profile P           native, mobile or minimal: cap the device's capabilities\n"
@@ -64,7 +69,10 @@ typedef struct run_opts {
     uint32_t n_ctx, n_batch, keep;
     eng_kv_type kv_k, kv_v;
     long metrics_port; /* -1: no endpoint */
-    bool ignore_eos;
+    bool ignore_eos, view;
+    const char *view_screenshot;
+    tool_metrics *metrics; /* started by cmd_run; generate attaches its session */
+    atomic_bool stop;      /* the viewer window was closed */
     const char *metrics_host;
     bool profile_ops;
     bool shift, print_ids, special, parse_special, quiet, seed_given;
@@ -113,6 +121,13 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         } else if (IS("--metrics-host")) {
             TAKE(val);
             o->metrics_host = val;
+        } else if (IS("--view")) {
+            o->view = true;
+            continue;
+        } else if (IS("--view-screenshot")) {
+            TAKE(val);
+            o->view = true;
+            o->view_screenshot = val;
         } else if (IS("--ignore-eos")) {
             o->ignore_eos = true;
             continue;
@@ -213,7 +228,6 @@ static int generate(const run_opts *o, vkb_device *dev)
     eng_model *m = eng_model_open(o->model, &st, err, sizeof err);
     eng_session *s = NULL;
     eng_sampler *smp = NULL;
-    tool_metrics *metrics = NULL;
     int32_t *hist = NULL;
     char *file_prompt = NULL;
     if (!m) {
@@ -241,16 +255,7 @@ static int generate(const run_opts *o, vkb_device *dev)
         tool_error("%s", err);
         goto done;
     }
-    if (o->metrics_port >= 0) {
-        if (!(metrics = tool_metrics_start(o->metrics_host, (uint16_t)o->metrics_port, dev, err,
-                                           sizeof err))) {
-            tool_error("%s", err);
-            goto done;
-        }
-        tool_metrics_attach(metrics, s);
-        fprintf(stderr, "metrics: http://%s:%u/metrics\n", o->metrics_host,
-                tool_metrics_port(metrics));
-    }
+    tool_metrics_attach(o->metrics, s);
     double t_load = tool_now_s() - t0;
     uint32_t n_ctx = eng_session_n_ctx(s);
 
@@ -316,6 +321,10 @@ static int generate(const run_opts *o, vkb_device *dev)
     for (;;) {
         if (o->n_predict >= 0 && n_gen >= (size_t)o->n_predict)
             break;
+        if (atomic_load(&((run_opts *)o)->stop)) {
+            stop = "the viewer was closed";
+            break;
+        }
         double td = tool_now_s();
         int32_t t = eng_sampler_sample(smp, eng_session_logits(s));
         if (t < 0) {
@@ -398,14 +407,45 @@ static int generate(const run_opts *o, vkb_device *dev)
     }
     rc = 0;
 done:
-    tool_metrics_attach(metrics, NULL);
-    tool_metrics_stop(metrics);
+    tool_metrics_attach(o->metrics, NULL);
     free(file_prompt);
     free(hist);
     eng_sampler_destroy(smp);
     eng_session_destroy(s);
     eng_model_close(m);
     return rc;
+}
+
+typedef struct gen_thread {
+    run_opts *o;
+    vkb_device *dev;
+    int rc;
+} gen_thread;
+
+static void *gen_main(void *arg)
+{
+    gen_thread *g = arg;
+    g->rc = generate(g->o, g->dev);
+    return NULL;
+}
+
+/* The generation on a thread, the viewer on this one (GLFW wants the main thread). */
+static int generate_with_viewer(run_opts *o, vkb_device *dev)
+{
+    gen_thread g = {o, dev, 1};
+    pthread_t tid;
+    if (pthread_create(&tid, NULL, gen_main, &g) != 0) {
+        tool_error("cannot start the generation thread");
+        return 1;
+    }
+    viewer_options vo = {.host = o->metrics_host,
+                         .port = tool_metrics_port(o->metrics),
+                         .screenshot = o->view_screenshot};
+    int vrc = viewer_run(&vo);
+    if (!o->view_screenshot)
+        atomic_store(&o->stop, true); /* the window was closed */
+    pthread_join(tid, NULL);
+    return g.rc ? g.rc : vrc;
 }
 
 int cmd_run(int argc, char **argv)
@@ -425,8 +465,22 @@ int cmd_run(int argc, char **argv)
     int rc = tool_open_context(&gpu, &ctx);
     if (rc == 0)
         rc = tool_open_device(ctx, &gpu, &dev);
-    if (rc == 0)
+    if (rc == 0 && (o.metrics_port >= 0 || o.view)) {
+        char err[256];
+        uint16_t port = o.metrics_port >= 0 ? (uint16_t)o.metrics_port : 0;
+        if (!(o.metrics = tool_metrics_start(o.metrics_host, port, dev, err, sizeof err))) {
+            tool_error("%s", err);
+            rc = 1;
+        } else {
+            fprintf(stderr, "metrics: http://%s:%u/metrics\n", o.metrics_host,
+                    tool_metrics_port(o.metrics));
+        }
+    }
+    if (rc == 0 && o.view)
+        rc = generate_with_viewer(&o, dev);
+    else if (rc == 0)
         rc = generate(&o, dev);
+    tool_metrics_stop(o.metrics);
     vkb_device_close(dev);
     if (ctx && tool_report_validation(ctx) && rc == 0)
         rc = 1;

@@ -24,14 +24,16 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wcast-qual"
+#define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_easy_font.h>
 #include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop
 
+#include "viewer.h"
 #include "viewer_layout.h"
 
-static const char usage[] =
+static const char usage_text[] =
     "usage: vkllm-viewer [--connect HOST:PORT] [--screenshot FILE.png]\n"
     "\n"
     "Shows a running vkllm's device memory (by purpose, against the heap's budget), KV\n"
@@ -265,8 +267,8 @@ static void draw(const viewer *v, int w, int h)
     glClear(GL_COLOR_BUFFER_BIT);
     char line[256], a[32], b[32], c[32], d[32], e[32];
     color(VIEWER_TEXT);
-    snprintf(line, sizeof line, "vkllm  %s  %s:%d  %s", s->connected ? s->device : "", v->host,
-             v->port, s->connected ? "connected" : "disconnected - retrying");
+    snprintf(line, sizeof line, "vkllm  %.100s  %.60s:%d  %s", s->connected ? s->device : "",
+             v->host, v->port, s->connected ? "connected" : "disconnected - retrying");
     text(20, 16, line);
 
     /* memory */
@@ -369,32 +371,17 @@ static bool screenshot(const char *path)
     return ok;
 }
 
-int main(int argc, char **argv)
+const char *viewer_usage(void)
 {
-    viewer v = {.host = "127.0.0.1", .port = 9464};
-    const char *shot = NULL;
-    double after = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--connect") && i + 1 < argc) {
-            const char *hp = argv[++i], *colon = strrchr(hp, ':');
-            if (!colon || colon - hp >= (long)sizeof v.host || atoi(colon + 1) <= 0) {
-                fprintf(stderr, "vkllm-viewer: --connect wants HOST:PORT, not \"%s\"\n", hp);
-                return 2;
-            }
-            snprintf(v.host, sizeof v.host, "%.*s", (int)(colon - hp), hp);
-            v.port = atoi(colon + 1);
-        } else if (!strcmp(argv[i], "--screenshot") && i + 1 < argc) {
-            shot = argv[++i];
-        } else if (!strcmp(argv[i], "--after") && i + 1 < argc) {
-            after = atof(argv[++i]);
-        } else {
-            fprintf(stderr, "vkllm-viewer: unknown flag \"%s\" (see --help)\n", argv[i]);
-            return 2;
-        }
-    }
+    return usage_text;
+}
+
+int viewer_run(const viewer_options *o)
+{
+    viewer v = {.port = o->port};
+    snprintf(v.host, sizeof v.host, "%s", o->host);
+    const char *shot = o->screenshot;
+    double after = o->after;
     if (!glfwInit()) {
         fprintf(stderr, "vkllm-viewer: no display (GLFW could not start); set DISPLAY or run "
                         "under xvfb-run\n");
