@@ -17,10 +17,10 @@ static uint64_t matvec_shared(const uint32_t *spec)
     return 4ull * spec[0] * spec[1] * spec[2];
 }
 
-/* attention.comp: qs[MAX_HEAD_DIM = 256] + ps[wg] + reduce_buf[wg] floats */
+/* attention.comp: qs[G_MAX = 4][MAX_HEAD_DIM = 256] + ps[G_MAX][wg] + reduce_buf[wg] floats */
 static uint64_t attention_shared(const uint32_t *spec)
 {
-    return 4ull * (256 + 2 * spec[0]);
+    return 4ull * (4 * 256 + 5 * spec[0]);
 }
 
 /* Bindings: inputs first, outputs last. */
@@ -53,8 +53,9 @@ static uint64_t attention_shared(const uint32_t *spec)
         .shared_bytes_per_invocation = 4                                                           \
     }
 
-/* attention.comp: one workgroup per (head, token); x counts heads, y tokens. Shared
- * memory: the query (MAX_HEAD_DIM floats), the tile's weights and the reduction. */
+/* attention.comp: one workgroup per (KV head and up to 4 of its query heads, token,
+ * split); x counts kv heads x chunks of their groups, y tokens, z splits. Shared memory:
+ * the queries (MAX_HEAD_DIM floats each), the tile's weights and the reduction. */
 #define ATTENTION(n, sg)                                                                           \
     {                                                                                              \
         .name = n, OUT4, .push_size = 40, .spec_count = 1, .spec_defaults = {64},                  \

@@ -475,7 +475,9 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     struct attention_push push = {sh->head_dim,    sh->heads, sh->kv_heads, sh->tokens,
                                   sh->n_kv,        sh->pos0,  sh->scale,    (uint32_t)k_row,
                                   (uint32_t)v_row, split_len};
-    uint64_t e[3] = {sh->heads, sh->tokens, splits > 1 ? splits : 1};
+    /* a workgroup per KV head and chunk of up to 4 of its query heads (G_MAX) */
+    uint32_t group = sh->heads / sh->kv_heads, chunks = (group + 3) / 4;
+    uint64_t e[3] = {(uint64_t)sh->kv_heads * chunks, sh->tokens, splits > 1 ? splits : 1};
     if ((st = vkb_stream_dispatch(s, p, b, 4, &push, sizeof push, e, "attention")) != VKB_OK ||
         splits <= 1)
         return st;
