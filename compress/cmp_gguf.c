@@ -777,3 +777,14 @@ bool cmp_gguf_array_array(const cmp_gguf_value *arr, uint64_t i, cmp_gguf_value 
     out->arr.offsets = NULL;
     return true;
 }
+
+uint32_t cmp_gguf_arch_u32(const cmp_gguf *g, const char *key, uint32_t def)
+{
+    cmp_gguf_str arch;
+    char k[160];
+    uint32_t v;
+    if (cmp_gguf_get_str(g, "general.architecture", &arch) != CMP_GGUF_OK || arch.len > 64)
+        return def;
+    snprintf(k, sizeof k, "%.*s.%s", (int)arch.len, arch.ptr, key);
+    return cmp_gguf_get_u32(g, k, &v) == CMP_GGUF_OK ? v : def;
+}

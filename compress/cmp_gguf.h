@@ -117,6 +117,8 @@ const cmp_gguf_tensor *cmp_gguf_find_tensor(const cmp_gguf *g, const char *name)
  * (else CMP_GGUF_ERR_TYPE); floats accept FLOAT32 and FLOAT64. */
 cmp_gguf_status cmp_gguf_get_u64(const cmp_gguf *g, const char *key, uint64_t *out);
 cmp_gguf_status cmp_gguf_get_u32(const cmp_gguf *g, const char *key, uint32_t *out);
+/* "<general.architecture>.<key>" as a u32 ("llama.block_count"), or def when absent. */
+uint32_t cmp_gguf_arch_u32(const cmp_gguf *g, const char *key, uint32_t def);
 cmp_gguf_status cmp_gguf_get_f32(const cmp_gguf *g, const char *key, float *out);
 cmp_gguf_status cmp_gguf_get_bool(const cmp_gguf *g, const char *key, bool *out);
 cmp_gguf_status cmp_gguf_get_str(const cmp_gguf *g, const char *key, cmp_gguf_str *out);

@@ -226,14 +226,6 @@ static bool rank_channels(const cmp_gguf *g, const cmp_gguf *im, uint32_t l, uin
     return ok;
 }
 
-static uint32_t arch_u32(const cmp_gguf *g, const char *arch, const char *key, uint32_t def)
-{
-    char k[128];
-    snprintf(k, sizeof k, "%s.%s", arch, key);
-    uint32_t v;
-    return cmp_gguf_get_u32(g, k, &v) == CMP_GGUF_OK ? v : def;
-}
-
 bool cmp_prune_model(const char *in, const char *out, const cmp_prune_params *p,
                      cmp_prune_report *rep, char *err, size_t err_size)
 {
@@ -259,8 +251,8 @@ bool cmp_prune_model(const char *in, const char *out, const cmp_prune_params *p,
     if (cmp_gguf_get_str(g, "general.architecture", &s) == CMP_GGUF_OK)
         snprintf(arch, sizeof arch, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
     snprintf(ff_key, sizeof ff_key, "%s.feed_forward_length", arch);
-    uint32_t n_layer = arch_u32(g, arch, "block_count", 0),
-             n_ff = arch_u32(g, arch, "feed_forward_length", 0);
+    uint32_t n_layer = cmp_gguf_arch_u32(g, "block_count", 0),
+             n_ff = cmp_gguf_arch_u32(g, "feed_forward_length", 0);
     uint32_t n_keep = n_ff;
     if (p->ffn_remove > 0) {
         n_keep = (uint32_t)((double)n_ff * (1.0 - p->ffn_remove)) / 32 * 32;

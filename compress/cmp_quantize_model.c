@@ -57,15 +57,6 @@ static float *importance_of(const cmp_gguf *im, const char *name, uint64_t k)
     return v;
 }
 
-/* <arch>.<key> as a u32, or def. */
-static uint32_t arch_u32(const cmp_gguf *g, const char *arch, const char *key, uint32_t def)
-{
-    char k[128];
-    snprintf(k, sizeof k, "%s.%s", arch, key);
-    uint32_t v;
-    return cmp_gguf_get_u32(g, k, &v) == CMP_GGUF_OK ? v : def;
-}
-
 bool cmp_quantize_model(const char *in, const char *out, const cmp_quantize_params *p,
                         cmp_quantize_report *rep, char *err, size_t err_size)
 {
@@ -73,13 +64,10 @@ bool cmp_quantize_model(const char *in, const char *out, const cmp_quantize_para
     memset(rep, 0, sizeof *rep);
     if (cmp_gguf_open(in, &g, err, err_size) != CMP_GGUF_OK)
         return false;
-    char arch[64] = "llama";
-    cmp_gguf_str s;
-    if (cmp_gguf_get_str(g, "general.architecture", &s) == CMP_GGUF_OK)
-        snprintf(arch, sizeof arch, "%.*s", (int)(s.len < 63 ? s.len : 63), s.ptr);
-    uint32_t n_head = arch_u32(g, arch, "attention.head_count", 1);
-    uint32_t n_head_kv = arch_u32(g, arch, "attention.head_count_kv", n_head);
-    cmp_recipe_model rm = {arch_u32(g, arch, "block_count", 1), n_head_kv ? n_head / n_head_kv : 1,
+    uint32_t n_head = cmp_gguf_arch_u32(g, "attention.head_count", 1);
+    uint32_t n_head_kv = cmp_gguf_arch_u32(g, "attention.head_count_kv", n_head);
+    cmp_recipe_model rm = {cmp_gguf_arch_u32(g, "block_count", 1),
+                           n_head_kv ? n_head / n_head_kv : 1,
                            !cmp_gguf_find_tensor(g, "output.weight")};
     uint64_t n_t = cmp_gguf_tensor_count(g), done = 0;
     quant_job *jobs = calloc(n_t ? n_t : 1, sizeof *jobs);

@@ -6,19 +6,7 @@
 
 #include <cJSON.h>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wconversion"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wcast-qual"
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBI_WRITE_NO_STDIO_UNUSED
-#include <stb/stb_easy_font.h>
-#include <stb/stb_image_write.h>
-#pragma GCC diagnostic pop
+#include "stb_quiet.h"
 
 #include "bench.h"
 #include "tool.h"
