@@ -100,6 +100,13 @@ static void render(tool_metrics *m, text *t)
     for (uint32_t h = 0; h < ms.heap_count; h++)
         put(t, "vkllm_heap_size_bytes{heap=\"%u\"} %llu\n", h,
             (unsigned long long)ms.heaps[h].size);
+    help(t, "vkllm_heap_device_local", "gauge", "1 for a device-local heap (VRAM), else 0.");
+    for (uint32_t h = 0; h < ms.heap_count && h < info->heap_count; h++)
+        put(t, "vkllm_heap_device_local{heap=\"%u\"} %d\n", h, info->heaps[h].device_local ? 1 : 0);
+    help(t, "vkllm_heap_allocated_bytes", "gauge", "Memory vkllm holds on each heap.");
+    for (uint32_t h = 0; h < ms.heap_count; h++)
+        put(t, "vkllm_heap_allocated_bytes{heap=\"%u\"} %llu\n", h,
+            (unsigned long long)ms.heaps[h].allocated);
     help(t, "vkllm_heap_budget_bytes", "gauge",
          "Memory budget of each heap; source: driver (VK_EXT_memory_budget) or vkllm (its own "
          "accounting).");

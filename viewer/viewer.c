@@ -43,9 +43,12 @@ static const char usage_text[] =
 typedef struct snapshot {
     bool connected;
     char device[160];
-    double mem[PURPOSES]; /* weights, kv, scratch, staging */
-    double budget, heap_usage;
+    double mem[PURPOSES];      /* weights, kv, scratch, staging */
+    double budget, heap_usage; /* of the main heap */
     char budget_source[16];
+    int n_heaps, main_heap;
+    double heap_budget[VIEWER_HEAPS], heap_used[VIEWER_HEAPS], heap_mine[VIEWER_HEAPS];
+    bool heap_local[VIEWER_HEAPS];
     double kv_tokens, kv_capacity, kv_bits, kv_bytes;
     char kv_types[48];
     double tps_decode, tps_prefill, tokens_decode, tokens_prefill;
@@ -149,8 +152,24 @@ static void parse(viewer *v, const char *t)
     static const char *purposes[PURPOSES] = {"\"weights\"", "\"kv\"", "\"scratch\"", "\"staging\""};
     for (int p = 0; p < PURPOSES; p++)
         sample(t, "vkllm_memory_bytes", purposes[p], &s->mem[p]);
-    sample(t, "vkllm_heap_budget_bytes", "heap=\"0\"", &s->budget);
-    sample(t, "vkllm_heap_usage_bytes", "heap=\"0\"", &s->heap_usage);
+    /* every heap; the main one is the device-local heap vkllm holds the most on */
+    for (int h = 0; h < VIEWER_HEAPS; h++) {
+        char want[32];
+        double local = 0;
+        snprintf(want, sizeof want, "heap=\"%d\"", h);
+        if (!sample(t, "vkllm_heap_budget_bytes", want, &s->heap_budget[h]))
+            break;
+        sample(t, "vkllm_heap_usage_bytes", want, &s->heap_used[h]);
+        sample(t, "vkllm_heap_allocated_bytes", want, &s->heap_mine[h]);
+        sample(t, "vkllm_heap_device_local", want, &local);
+        s->heap_local[h] = local > 0;
+        s->n_heaps = h + 1;
+        if (s->heap_local[h] &&
+            (!s->heap_local[s->main_heap] || s->heap_mine[h] > s->heap_mine[s->main_heap]))
+            s->main_heap = h;
+    }
+    s->budget = s->heap_budget[s->main_heap];
+    s->heap_usage = s->heap_used[s->main_heap];
     label(t, "vkllm_heap_budget_bytes", "source", s->budget_source, sizeof s->budget_source);
     sample(t, "vkllm_kv_cache_tokens", "", &s->kv_tokens);
     sample(t, "vkllm_kv_cache_capacity_tokens", "", &s->kv_capacity);
@@ -284,12 +303,32 @@ static void draw(const viewer *v, int w, int h)
         x += len;
     }
     color(VIEWER_TEXT);
-    snprintf(line, sizeof line, "vkllm holds %.1f%% of the budget; the heap is %.1f%% used",
-             s->budget > 0 ? 100 * used / s->budget : 0,
+    snprintf(line, sizeof line, "heap %d: vkllm holds %.1f%% of the budget; %.1f%% is used",
+             s->main_heap, s->budget > 0 ? 100 * used / s->budget : 0,
              s->budget > 0 ? 100 * s->heap_usage / s->budget : 0);
     text(VIEWER_MEM_X, VIEWER_MEM_Y + VIEWER_MEM_H + 8, line);
 
+    /* every heap: all processes' usage (grey) and vkllm's share (blue) of the budget */
+    for (int hp = 0; hp < s->n_heaps; hp++) {
+        double y = VIEWER_HEAPS_Y + hp * VIEWER_HEAP_DY, bw = VIEWER_MEM_W - 420;
+        double bud = s->heap_budget[hp] > 0 ? s->heap_budget[hp] : 1;
+        fmt_bytes(s->heap_mine[hp], a, sizeof a), fmt_bytes(s->heap_budget[hp], b, sizeof b);
+        color(VIEWER_TEXT);
+        snprintf(line, sizeof line, "heap %d %s: %s of %s", hp,
+                 s->heap_local[hp] ? "(device)" : "(host)  ", a, b);
+        text(VIEWER_HEAPS_X, y - 2, line);
+        color(VIEWER_TRACK);
+        rect(VIEWER_HEAPS_X + 420, y, bw, VIEWER_HEAP_H);
+        color(VIEWER_USAGE);
+        rect(VIEWER_HEAPS_X + 420, y, bw * (s->heap_used[hp] > bud ? 1 : s->heap_used[hp] / bud),
+             VIEWER_HEAP_H);
+        color(VIEWER_WEIGHTS);
+        rect(VIEWER_HEAPS_X + 420, y, bw * (s->heap_mine[hp] > bud ? 1 : s->heap_mine[hp] / bud),
+             VIEWER_HEAP_H);
+    }
+
     /* KV cache */
+    color(VIEWER_TEXT);
     fmt_bytes(s->kv_bytes, a, sizeof a);
     snprintf(line, sizeof line, "KV cache: %.0f of %.0f positions, %s, %.2f bits per value, %s",
              s->kv_tokens, s->kv_capacity, s->kv_types, s->kv_bits, a);
