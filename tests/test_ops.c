@@ -410,6 +410,9 @@ static void test_attention_kv(void)
         /* groups of more than 4 query heads take several workgroups: 7 (Qwen2-0.5B), 16 */
         {64, 14, 2, 3, 5, 9, 0},
         {64, 16, 1, 2, 40, 42, 0},
+        /* caches of 1000 and 4097 positions (decode rows at the end of a long context) */
+        {128, 4, 4, 2, 998, 1000, 0},
+        {64, 8, 2, 1, 4096, 4097, 0},
     };
     static const cmp_type types[] = {CMP_TYPE_F16, CMP_TYPE_Q8_0, CMP_TYPE_Q4_0};
     struct fixture f;
