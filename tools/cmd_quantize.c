@@ -59,13 +59,13 @@ static int quantize(const char *in, const char *out, const cmp_quantize_params *
             "wrote %s\n"
             "  type      %s%s\n"
             "  size      %.2f MiB -> %.2f MiB (%.1f%%)\n"
-            "  tensors   %s\n"
-            "  imatrix   %u tensors quantized with importance weights\n"
-            "  time      %.1f s\n",
+            "  tensors   %s\n",
             out, p->recipe->name, p->pure ? " (pure)" : "", rep.in_bytes / 1048576.0,
             rep.out_bytes / 1048576.0,
-            rep.in_bytes ? 100.0 * (double)rep.out_bytes / (double)rep.in_bytes : 0.0, types,
-            rep.weighted, tool_now_s() - t0);
+            rep.in_bytes ? 100.0 * (double)rep.out_bytes / (double)rep.in_bytes : 0.0, types);
+    if (p->imatrix)
+        fprintf(stderr, "  imatrix   %u tensors quantized with importance weights\n", rep.weighted);
+    fprintf(stderr, "  time      %.1f s\n", tool_now_s() - t0);
     return 0;
 }
 
