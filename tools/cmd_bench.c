@@ -53,6 +53,9 @@ static const char usage[] =
     "                            path (scores in memory, softmax, value product)\n"
     "  -r, --repetitions N       timed runs per test (default 5, at most 64)\n"
     "  --no-warmup               skip the untimed warm-up (17 tokens) per session\n"
+    "  --profile-ops             after each generation test, print (stderr) the GPU time\n"
+    "                            per token of every op, and for the weight products the\n"
+    "                            GB/s they reach and their share of the copy bandwidth\n"
     "\n"
     "devices:\n"
     "  --device LIST             indexes or name parts, or all (default: the fastest)\n"
@@ -84,7 +87,7 @@ typedef struct bench_opts {
     const char *devices;
     const char *gate_model;
     int reps;
-    bool warmup;
+    bool warmup, profile;
     uint64_t seed;
     bench_format fmt;
     tool_gpu_opts gpu;
@@ -229,6 +232,8 @@ static int parse_flags(int argc, char **argv, bench_opts *o)
             if (!tool_parse_long(a, val, 0, LONG_MAX, &n))
                 return 2;
             o->seed = (uint64_t)n;
+        } else if (IS("--profile-ops")) {
+            o->profile = true;
         } else if (IS("--no-warmup")) {
             o->warmup = false;
         } else if (IS("--gate-model")) {
@@ -525,6 +530,35 @@ static void emit(bench_run *b, const bench_row *r)
     fflush(b->out);
 }
 
+/* The last decode step's GPU time per op (--profile-ops): where a token's time goes, and
+ * how close the weight products (matvec) come to the copy bandwidth. */
+static void print_profile(eng_session *s, const bench_row *r, double weight_bytes, double copy_gbps)
+{
+    eng_stats st;
+    eng_session_stats(s, &st);
+    char test[64];
+    bench_test_name(r, test, sizeof test);
+    fprintf(stderr, "\nprofile of %s %s, last decode step (GPU timestamps): %.3f ms\n",
+            r->model_type, test, st.last_step_gpu_ms);
+    fprintf(stderr, "  %-14s %9s %7s %10s\n", "op", "ms", "share", "dispatches");
+    double total = 0;
+    for (uint32_t i = 0; i < st.op_count; i++)
+        total += st.ops[i].ms;
+    for (uint32_t i = 0; i < st.op_count; i++) {
+        const eng_op_stat *op = &st.ops[i];
+        fprintf(stderr, "  %-14s %9.3f %6.1f%% %10u", op->name, op->ms,
+                total > 0 ? 100.0 * op->ms / total : 0.0, op->calls);
+        if (strcmp(op->name, "matvec") == 0 && op->ms > 0) {
+            double gbps = weight_bytes / (op->ms * 1e-3) / 1e9;
+            fprintf(stderr, "   %.1f GB/s of weights, %.1f%% of copy bandwidth", gbps,
+                    copy_gbps > 0 ? 100.0 * gbps / copy_gbps : 0.0);
+        }
+        fputc('\n', stderr);
+    }
+    if (!st.op_count)
+        fprintf(stderr, "  (the device has no timestamps)\n");
+}
+
 /* Every test of one model on one device. */
 static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, const char *gate,
                         uint32_t mi)
@@ -592,7 +626,8 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                                  .n_batch = o->n_batch.v[bi],
                                  .unfused_attention = fa == 0,
                                  .kv_k = (eng_kv_type)tk,
-                                 .kv_v = (eng_kv_type)tv};
+                                 .kv_v = (eng_kv_type)tv,
+                                 .profile = o->profile};
         vkb_device_memory_reset_peak(dev);
         if (eng_session_create(m, &sp, &s, err, sizeof err) != ENG_OK) {
             /* a combination the model or the path cannot take: said, and skipped */
@@ -654,6 +689,8 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                     if (bar)
                         fprintf(stderr, "\r\033[K");
                     emit(b, &r);
+                    if (o->profile && kind == 1)
+                        print_profile(s, &r, w_bytes, bd->copy_gbps);
                 }
             }
         eng_session_destroy(s);
