@@ -45,6 +45,26 @@ void main()
     for (uint i = 0u; i < ROWS * NCOLS; i++)
         acc[i] = 0.0;
 
+#ifdef DEQUANT32
+    // K-quant sub-blocks of 32 values: each invocation decodes a sub-block's scale and
+    // minimum once for its 32 values (neighbouring invocations, neighbouring 16 bytes)
+    const uint units32 = pc.k / 32u;
+    for (uint u = lid; u < units32; u += gl_WorkGroupSize.x) {
+        for (uint r = 0u; r < ROWS; r++) {
+            if (first + r < pc.rows) {
+                vec4 v[8];
+                dequant32((first + r) * pc.row_bytes, u * 32u, v);
+                for (uint c = 0u; c < NCOLS; c++) {
+                    uint xi = (c * pc.x_stride + u * 32u) / 4u;
+                    float s = 0.0;
+                    for (uint i = 0u; i < 8u; i++)
+                        s += dot(v[i], x4[xi + i]);
+                    acc[r * NCOLS + c] += s;
+                }
+            }
+        }
+    }
+#else
     const uint units = pc.k / 8u;
     for (uint u = lid; u < units; u += gl_WorkGroupSize.x) {
         vec4 xa[NCOLS], xb[NCOLS];
@@ -62,6 +82,7 @@ void main()
             }
         }
     }
+#endif
 
     const uint wg = gl_WorkGroupSize.x;
 #ifdef USE_SUBGROUP

@@ -240,6 +240,37 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
     scale_add8(lo, hi, d1, -m1, a, b);
 }
 
+// The 32 values of the sub-block starting at k0 (a multiple of 32), its scale and minimum
+// decoded once: v[0..7] hold them four at a time. Same values as dequant8.
+#define DEQUANT32
+void dequant32(uint rb, uint k0, out vec4 v[8])
+{
+    uint j = k0 % 256u, c = j / 64u, p = j % 64u, sub = 2u * c + p / 32u;
+#if defined(FORMAT_Q4_K)
+    uint blk = rb + (k0 / 256u) * block_q4_k_size;
+    uint scales = blk + block_q4_k_scales, qs = blk + block_q4_k_qs;
+#else
+    uint blk = rb + (k0 / 256u) * block_q5_k_size;
+    uint scales = blk + block_q5_k_scales, qs = blk + block_q5_k_qs;
+#endif
+    float d = wq_f16(blk), dmin = wq_f16(blk + 2u);
+    uint sc, m;
+    scale_min_k4(scales, sub, sc, m);
+    precise float d1 = d * float(sc);
+    precise float m1 = dmin * float(m);
+    for (uint g = 0u; g < 4u; g++) {
+        uvec4 lo, hi;
+        fields8(qs + 32u * c + 8u * g, p >= 32u ? 4u : 0u, 0xfu, lo, hi);
+#if defined(FORMAT_Q5_K)
+        uvec4 hlo, hhi;
+        fields8(blk + block_q5_k_qh + 8u * g, sub, 1u, hlo, hhi);
+        lo |= hlo << 4;
+        hi |= hhi << 4;
+#endif
+        scale_add8(lo, hi, d1, -m1, v[2u * g], v[2u * g + 1u]);
+    }
+}
+
 #elif defined(FORMAT_Q6_K)
 #define QK 256u
 // Each half of 128 values: quarter q of it takes the low (q < 2) or high nibbles of
