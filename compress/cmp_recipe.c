@@ -134,63 +134,42 @@ cmp_role cmp_role_of(const char *name, uint32_t n_dims, uint32_t *layer)
     return CMP_ROLE_ATTN_Q;
 }
 
-typedef struct convert_job {
-    cmp_type from, to;
-    const uint8_t *src;
-    uint8_t *dst;
-    uint64_t rows, k, src_row, dst_row;
-    const float *importance;
-    atomic_uint_fast64_t next;
+typedef struct parallel_job {
+    uint64_t rows;
+    size_t scratch_bytes;
+    cmp_row_fn row;
+    void *user;
+    atomic_uint_fast64_t next; /* the next row to take */
     atomic_bool failed;
-} convert_job;
+} parallel_job;
 
-static void *convert_worker(void *arg)
+#define ROWS_PER_TAKE 16
+
+static void *parallel_worker(void *arg)
 {
-    convert_job *j = arg;
-    float *x = malloc(sizeof *x * j->k * 2), *w = x ? x + j->k : NULL;
-    if (!x) {
+    parallel_job *j = arg;
+    void *scratch = j->scratch_bytes ? malloc(j->scratch_bytes) : NULL;
+    if (j->scratch_bytes && !scratch) {
         atomic_store(&j->failed, true);
         return NULL;
     }
     for (;;) {
-        uint64_t r0 = atomic_fetch_add(&j->next, 16);
+        uint64_t r0 = atomic_fetch_add(&j->next, ROWS_PER_TAKE);
         if (r0 >= j->rows)
             break;
-        uint64_t r1 = r0 + 16 < j->rows ? r0 + 16 : j->rows;
-        for (uint64_t r = r0; r < r1; r++) {
-            bool ok = cmp_dequantize(j->from, j->src + r * j->src_row, x, j->k);
-            if (ok && j->importance) {
-                double s2 = 0;
-                for (uint64_t c = 0; c < j->k; c++)
-                    s2 += (double)x[c] * x[c];
-                float sigma2 = (float)(s2 / (double)j->k);
-                for (uint64_t c = 0; c < j->k; c++)
-                    w[c] = j->importance[c] * sqrtf(sigma2 + x[c] * x[c]);
-            }
-            ok = ok && cmp_quantize_weighted(j->to, x, j->dst + r * j->dst_row, j->k,
-                                             j->importance ? w : NULL);
-            if (!ok)
+        uint64_t r1 = r0 + ROWS_PER_TAKE < j->rows ? r0 + ROWS_PER_TAKE : j->rows;
+        for (uint64_t r = r0; r < r1; r++)
+            if (!j->row(j->user, r, scratch))
                 atomic_store(&j->failed, true);
-        }
     }
-    free(x);
+    free(scratch);
     return NULL;
 }
 
-bool cmp_convert_rows(cmp_type from, const void *src, cmp_type to, void *dst, uint64_t rows,
-                      uint64_t k, const float *importance, unsigned threads)
+bool cmp_parallel_rows(uint64_t rows, unsigned threads, size_t scratch_bytes, cmp_row_fn row,
+                       void *user)
 {
-    convert_job j = {.from = from,
-                     .to = to,
-                     .src = src,
-                     .dst = dst,
-                     .rows = rows,
-                     .k = k,
-                     .src_row = cmp_row_bytes(from, k),
-                     .dst_row = cmp_row_bytes(to, k),
-                     .importance = importance};
-    if (!j.src_row || !j.dst_row)
-        return false;
+    parallel_job j = {.rows = rows, .scratch_bytes = scratch_bytes, .row = row, .user = user};
     atomic_init(&j.next, 0);
     atomic_init(&j.failed, false);
     if (!threads) {
@@ -201,11 +180,54 @@ bool cmp_convert_rows(cmp_type from, const void *src, cmp_type to, void *dst, ui
         threads = 256;
     pthread_t tid[256];
     unsigned started = 0;
-    for (; started + 1 < threads && (uint64_t)started * 16 < rows; started++)
-        if (pthread_create(&tid[started], NULL, convert_worker, &j) != 0)
-            break;
-    convert_worker(&j);
+    for (; started + 1 < threads && (uint64_t)started * ROWS_PER_TAKE < rows; started++)
+        if (pthread_create(&tid[started], NULL, parallel_worker, &j) != 0)
+            break; /* fewer threads: the caller's share grows */
+    parallel_worker(&j);
     for (unsigned i = 0; i < started; i++)
         pthread_join(tid[i], NULL);
     return !atomic_load(&j.failed);
+}
+
+typedef struct convert_job {
+    cmp_type from, to;
+    const uint8_t *src;
+    uint8_t *dst;
+    uint64_t k, src_row, dst_row;
+    const float *importance;
+} convert_job;
+
+/* One row: dequantized into scratch (2k floats: the values, then their weights),
+ * quantized into dst. */
+static bool convert_row(void *user, uint64_t r, void *scratch)
+{
+    const convert_job *j = user;
+    float *x = scratch, *w = x + j->k;
+    if (!cmp_dequantize(j->from, j->src + r * j->src_row, x, j->k))
+        return false;
+    if (j->importance) {
+        double s2 = 0;
+        for (uint64_t c = 0; c < j->k; c++)
+            s2 += (double)x[c] * x[c];
+        float sigma2 = (float)(s2 / (double)j->k);
+        for (uint64_t c = 0; c < j->k; c++)
+            w[c] = j->importance[c] * sqrtf(sigma2 + x[c] * x[c]);
+    }
+    return cmp_quantize_weighted(j->to, x, j->dst + r * j->dst_row, j->k, j->importance ? w : NULL);
+}
+
+bool cmp_convert_rows(cmp_type from, const void *src, cmp_type to, void *dst, uint64_t rows,
+                      uint64_t k, const float *importance, unsigned threads)
+{
+    convert_job j = {.from = from,
+                     .to = to,
+                     .src = src,
+                     .dst = dst,
+                     .k = k,
+                     .src_row = cmp_row_bytes(from, k),
+                     .dst_row = cmp_row_bytes(to, k),
+                     .importance = importance};
+    if (!j.src_row || !j.dst_row)
+        return false;
+    return cmp_parallel_rows(rows, threads, sizeof(float) * k * 2, convert_row, &j);
 }

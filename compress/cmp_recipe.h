@@ -17,6 +17,7 @@
 #define CMP_RECIPE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cmp_quant.h"
@@ -65,6 +66,14 @@ cmp_type cmp_recipe_type(const cmp_recipe *r, const cmp_recipe_model *model, cmp
 /* What a llama-family GGUF tensor is, from its name ("blk.7.attn_v.weight": ATTN_V in
  * layer 7); n_dims 1 is a vector. Unknown matrices are ATTN_Q-like (the base type). */
 cmp_role cmp_role_of(const char *name, uint32_t n_dims, uint32_t *layer);
+
+/* Calls row(user, r, scratch) for every r in [0, rows) on `threads` threads (0 = every
+ * online CPU, at most 256), each thread with its own scratch of scratch_bytes; rows are
+ * handed out 16 at a time. False when a call returned false or memory ran out (the other
+ * rows are still done). */
+typedef bool (*cmp_row_fn)(void *user, uint64_t r, void *scratch);
+bool cmp_parallel_rows(uint64_t rows, unsigned threads, size_t scratch_bytes, cmp_row_fn row,
+                       void *user);
 
 /* Converts rows of k values from one type to another (dequantized to f32, then quantized
  * with the reference quantizer; with `importance`, k values, one per column, e.g. the

@@ -1,12 +1,9 @@
 /* Synthetic models (see eng_synth.h). */
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "cmp_gguf_write.h"
 #include "eng_synth.h"
@@ -181,46 +178,19 @@ static void make_row(uint64_t seed, uint64_t id, uint64_t row, float sigma, floa
 }
 
 typedef struct fill_job {
-    const synth *s;
+    uint64_t seed;
     const synth_tensor *t;
     uint8_t *dst;
     uint64_t row_bytes;
-    atomic_uint_fast64_t next; /* the next row to take */
-    atomic_bool failed;
+    float sigma;
 } fill_job;
 
-#define ROWS_PER_TAKE 8
-
-static void *fill_worker(void *arg)
+/* One row: made in scratch (k floats), quantized into dst. */
+static bool fill_row(void *user, uint64_t r, void *scratch)
 {
-    fill_job *j = arg;
-    const synth_tensor *t = j->t;
-    float *x = malloc(sizeof *x * t->k);
-    if (!x) {
-        atomic_store(&j->failed, true);
-        return NULL;
-    }
-    float sigma = t->role == CMP_ROLE_TOKEN_EMBD ? 1.0f : 1.0f / sqrtf((float)t->k);
-    for (;;) {
-        uint64_t r0 = atomic_fetch_add(&j->next, ROWS_PER_TAKE);
-        if (r0 >= t->rows)
-            break;
-        uint64_t r1 = r0 + ROWS_PER_TAKE < t->rows ? r0 + ROWS_PER_TAKE : t->rows;
-        for (uint64_t r = r0; r < r1; r++) {
-            make_row(j->s->p->seed, t->id, r, sigma, x, t->k);
-            cmp_quantize(t->type, x, j->dst + r * j->row_bytes, t->k);
-        }
-    }
-    free(x);
-    return NULL;
-}
-
-static unsigned thread_count(const eng_synth_params *p)
-{
-    if (p->threads)
-        return p->threads;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+    const fill_job *j = user;
+    make_row(j->seed, j->t->id, r, j->sigma, scratch, j->t->k);
+    return cmp_quantize(j->t->type, scratch, j->dst + r * j->row_bytes, j->t->k);
 }
 
 static bool fill_tensor(void *user, void *dst, uint64_t bytes, char *err, size_t err_size)
@@ -232,19 +202,12 @@ static bool fill_tensor(void *user, void *dst, uint64_t bytes, char *err, size_t
         for (uint64_t i = 0; i < t->k; i++)
             v[i] = 1.0f;
     } else {
-        fill_job j = {.s = s, .t = t, .dst = dst, .row_bytes = bytes / t->rows};
-        atomic_init(&j.next, 0);
-        atomic_init(&j.failed, false);
-        unsigned n = thread_count(s->p);
-        pthread_t tid[256];
-        unsigned started = 0;
-        for (; started + 1 < n; started++)
-            if (pthread_create(&tid[started], NULL, fill_worker, &j) != 0)
-                break; /* fewer threads: the caller's share grows */
-        fill_worker(&j);
-        for (unsigned i = 0; i < started; i++)
-            pthread_join(tid[i], NULL);
-        if (atomic_load(&j.failed)) {
+        fill_job j = {.seed = s->p->seed,
+                      .t = t,
+                      .dst = dst,
+                      .row_bytes = bytes / t->rows,
+                      .sigma = t->role == CMP_ROLE_TOKEN_EMBD ? 1.0f : 1.0f / sqrtf((float)t->k)};
+        if (!cmp_parallel_rows(t->rows, s->p->threads, sizeof(float) * t->k, fill_row, &j)) {
             snprintf(err, err_size, "out of memory making %s", t->name);
             return false;
         }
