@@ -6,6 +6,7 @@
 
 #include "cmp_gguf_write.h"
 #include "cmp_prune.h"
+#include "cmp_quantize_model.h"
 #include "cmp_recipe.h"
 
 static int cmp_float(const void *a, const void *b)
@@ -44,23 +45,9 @@ uint64_t cmp_prune_rows(float *w, uint64_t rows, uint64_t k, float sparsity, con
 /* sqrt(mean x^2) per column from an imatrix, or NULL. */
 static float *act_norm_of(const cmp_gguf *im, const char *name, uint64_t k)
 {
-    if (!im)
-        return NULL;
-    char key[300];
-    snprintf(key, sizeof key, "%s.in_sum2", name);
-    const cmp_gguf_tensor *s2 = cmp_gguf_find_tensor(im, key);
-    snprintf(key, sizeof key, "%s.counts", name);
-    const cmp_gguf_tensor *cn = cmp_gguf_find_tensor(im, key);
-    float count;
-    if (!s2 || !cn || s2->type != 0 || cn->type != 0 || s2->ne[0] != k || cn->bytes < 4)
-        return NULL;
-    memcpy(&count, cn->data, 4);
-    float *v = count > 0 ? malloc(sizeof *v * k) : NULL;
-    for (uint64_t i = 0; v && i < k; i++) {
-        float x;
-        memcpy(&x, (const uint8_t *)s2->data + i * 4, 4);
-        v[i] = sqrtf(x / count);
-    }
+    float *v = cmp_imatrix_mean_square(im, name, k);
+    for (uint64_t i = 0; v && i < k; i++)
+        v[i] = sqrtf(v[i]);
     return v;
 }
 

@@ -33,15 +33,15 @@ static bool fill(void *user, void *dst, uint64_t bytes, char *err, size_t err_si
     return true;
 }
 
-/* The mean square activation per column from an imatrix file, or NULL (absent, or of
- * another length: the caller quantizes without). */
-static float *importance_of(const cmp_gguf *im, const char *name, uint64_t k)
+float *cmp_imatrix_mean_square(const cmp_gguf *imatrix, const char *weight, uint64_t k)
 {
+    if (!imatrix)
+        return NULL;
     char key[300];
-    snprintf(key, sizeof key, "%s.in_sum2", name);
-    const cmp_gguf_tensor *s2 = cmp_gguf_find_tensor(im, key);
-    snprintf(key, sizeof key, "%s.counts", name);
-    const cmp_gguf_tensor *cn = cmp_gguf_find_tensor(im, key);
+    snprintf(key, sizeof key, "%s.in_sum2", weight);
+    const cmp_gguf_tensor *s2 = cmp_gguf_find_tensor(imatrix, key);
+    snprintf(key, sizeof key, "%s.counts", weight);
+    const cmp_gguf_tensor *cn = cmp_gguf_find_tensor(imatrix, key);
     if (!s2 || !cn || s2->type != CMP_TYPE_F32 || cn->type != CMP_TYPE_F32 || s2->ne[0] != k ||
         s2->bytes != k * 4 || cn->bytes < 4)
         return NULL;
@@ -104,7 +104,7 @@ bool cmp_quantize_model(const char *in, const char *out, const cmp_quantize_para
         uint64_t bytes = to == (cmp_type)t->type ? t->bytes : rows * cmp_row_bytes(to, t->ne[0]);
         float *imp = NULL;
         if (p->imatrix && to != (cmp_type)t->type && cmp_type_uses_weights(to) &&
-            (imp = importance_of(p->imatrix, name, t->ne[0])))
+            (imp = cmp_imatrix_mean_square(p->imatrix, name, t->ne[0])))
             rep->weighted++;
         jobs[i] = (quant_job){t, imp, to, rows, p, &done, 0};
         ok = cmp_gguf_add_tensor_fill(w, name, to, t->n_dims, t->ne, bytes, fill, &jobs[i]);

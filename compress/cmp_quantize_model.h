@@ -35,6 +35,11 @@ typedef struct cmp_quantize_report {
     uint32_t weighted;                  /* tensors quantized with importance weights */
 } cmp_quantize_report;
 
+/* The mean square activation of each of a weight's k input columns from an imatrix
+ * (<weight>.in_sum2 / <weight>.counts), malloc'd; NULL when imatrix is NULL, the weight
+ * is absent or of another length, or memory ran out. */
+float *cmp_imatrix_mean_square(const cmp_gguf *imatrix, const char *weight, uint64_t k);
+
 /* False with the reason in err: unreadable input, a tensor type vkllm cannot read, out of
  * memory, or a failed write (OUT then keeps what it held). */
 bool cmp_quantize_model(const char *in, const char *out, const cmp_quantize_params *p,
