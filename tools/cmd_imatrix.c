@@ -152,10 +152,8 @@ int cmd_imatrix(int argc, char **argv)
         tool_error("imatrix: needs -m MODEL.gguf, -f TEXT and -o OUT.imatrix (see --help)");
         return 2;
     }
-    if (!force && access(out, F_OK) == 0) {
-        tool_error("imatrix: %s exists; pass --force to overwrite it", out);
+    if (!tool_output_ok("imatrix", NULL, out, force))
         return 1;
-    }
     char err[512] = "";
     eng_status st;
     eng_model *m = eng_model_open(model, &st, err, sizeof err);

@@ -2,7 +2,6 @@
  * important FFN channels removed. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmp_prune.h"
@@ -86,16 +85,8 @@ int cmd_prune(int argc, char **argv)
         tool_error("prune: needs IN.gguf OUT.gguf and --sparsity or --ffn-remove (see --help)");
         return 2;
     }
-    struct stat a, b;
-    if (strcmp(pos[0], pos[1]) == 0 || (stat(pos[0], &a) == 0 && stat(pos[1], &b) == 0 &&
-                                        a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
-        tool_error("prune: %s is the input; write the output somewhere else", pos[1]);
+    if (!tool_output_ok("prune", pos[0], pos[1], force))
         return 1;
-    }
-    if (!force && access(pos[1], F_OK) == 0) {
-        tool_error("prune: %s exists; pass --force to overwrite it", pos[1]);
-        return 1;
-    }
     char err[512];
     cmp_gguf *im = NULL;
     if (imatrix && cmp_gguf_open(imatrix, &im, err, sizeof err) != CMP_GGUF_OK) {

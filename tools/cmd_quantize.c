@@ -2,7 +2,6 @@
  * written to the GGUF specification with the input's metadata. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmp_gguf.h"
@@ -29,13 +28,6 @@ static const char usage[] =
     "  --force       overwrite OUT if it exists (never IN)\n"
     "\n"
     "Example: vkllm quantize model-f16.gguf model-q4_k_m.gguf Q4_K_M\n";
-
-static bool same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
-}
 
 static int quantize(const char *in, const char *out, const cmp_quantize_params *p)
 {
@@ -111,15 +103,8 @@ int cmd_quantize(int argc, char **argv)
         tool_error("quantize: unknown type \"%s\" (see --help)", pos[2]);
         return 2;
     }
-    if (same_file(pos[0], pos[1]) || strcmp(pos[0], pos[1]) == 0) {
-        tool_error("quantize: %s is the input; write the output somewhere else", pos[1]);
+    if (!tool_output_ok("quantize", pos[0], pos[1], force))
         return 1;
-    }
-    struct stat st;
-    if (!force && stat(pos[1], &st) == 0) {
-        tool_error("quantize: %s exists; pass --force to overwrite it", pos[1]);
-        return 1;
-    }
     cmp_gguf *im = NULL;
     char err[512];
     if (imatrix && cmp_gguf_open(imatrix, &im, err, sizeof err) != CMP_GGUF_OK) {

@@ -2,7 +2,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "eng_synth.h"
@@ -94,11 +93,8 @@ int cmd_synth(int argc, char **argv)
         tool_error("synth: needs --preset, --type and -o (see vkllm synth --help)");
         return 2;
     }
-    struct stat stbuf;
-    if (!force && stat(out, &stbuf) == 0) {
-        tool_error("synth: %s exists; pass --force to overwrite it", out);
+    if (!tool_output_ok("synth", NULL, out, force))
         return 1;
-    }
     bool bar = isatty(2);
     p.progress = bar ? tool_progress : NULL;
     p.user = "writing";

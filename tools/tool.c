@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 void tool_error(const char *fmt, ...)
@@ -273,4 +274,20 @@ int tool_parse_kv_flag(int argc, char **argv, int *i, eng_kv_type *k, eng_kv_typ
     if (both || vo)
         *v = t;
     return 1;
+}
+
+bool tool_output_ok(const char *cmd, const char *in, const char *out, bool force)
+{
+    struct stat a, b;
+    bool exists = stat(out, &b) == 0;
+    if (in && (strcmp(in, out) == 0 ||
+               (exists && stat(in, &a) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino))) {
+        tool_error("%s: %s is the input; write the output somewhere else", cmd, out);
+        return false;
+    }
+    if (exists && !force) {
+        tool_error("%s: %s exists; pass --force to overwrite it", cmd, out);
+        return false;
+    }
+    return true;
 }

@@ -75,6 +75,11 @@ int tool_next_item(const char **list, char item[TOOL_ITEM_MAX]);
 /* A whole file, NUL-terminated (*len excludes the NUL); NULL after printing why. */
 char *tool_read_text(const char *path, size_t *len);
 
+/* Whether a command may write `out`: never over its input `in` (the same path or file;
+ * NULL when there is none), and over an existing file only with force. Prints
+ * "CMD: OUT is the input; ..." or "CMD: OUT exists; pass --force ..." when not. */
+bool tool_output_ok(const char *cmd, const char *in, const char *out, bool force);
+
 /* Seconds on the monotonic clock. */
 double tool_now_s(void);
 
