@@ -214,23 +214,38 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 #define QK 256u
 // 64 values per 32 bytes of qs: the first 32 from the low nibbles (sub-block 2c), the next
 // 32 from the high nibbles (sub-block 2c+1); q5_K adds bit `sub-block` of qh[l] as 16.
-void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+// The sub-block holding value k0: its block's offset, the offset of its 32 quant bytes
+// (qs + 32c), the nibble shift, its sub-block index and its scale d1 and minimum m1.
+void k4_sub_block(uint rb, uint k0, out uint blk, out uint qbytes, out uint shift,
+                  out uint sub, out float d1, out float m1)
 {
-    uint j = k0 % 256u, c = j / 64u, p = j % 64u, l = p % 32u, sub = 2u * c + p / 32u;
+    uint j = k0 % 256u, c = j / 64u, p = j % 64u;
+    sub = 2u * c + p / 32u;
 #if defined(FORMAT_Q4_K)
-    uint blk = rb + (k0 / 256u) * block_q4_k_size;
-    uint scales = blk + block_q4_k_scales, qs = blk + block_q4_k_qs;
+    blk = rb + (k0 / 256u) * block_q4_k_size;
+    uint scales = blk + block_q4_k_scales;
+    qbytes = blk + block_q4_k_qs + 32u * c;
 #else
-    uint blk = rb + (k0 / 256u) * block_q5_k_size;
-    uint scales = blk + block_q5_k_scales, qs = blk + block_q5_k_qs;
+    blk = rb + (k0 / 256u) * block_q5_k_size;
+    uint scales = blk + block_q5_k_scales;
+    qbytes = blk + block_q5_k_qs + 32u * c;
 #endif
+    shift = p >= 32u ? 4u : 0u;
     float d = wq_f16(blk), dmin = wq_f16(blk + 2u); // d and dmin lead both layouts
     uint sc, m;
     scale_min_k4(scales, sub, sc, m);
-    precise float d1 = d * float(sc);
-    precise float m1 = dmin * float(m);
+    precise float pd = d * float(sc);
+    precise float pm = dmin * float(m);
+    d1 = pd;
+    m1 = pm;
+}
+
+// Values l .. l+7 of a sub-block (l a multiple of 8) with its scale and minimum.
+void k4_values8(uint blk, uint qbytes, uint shift, uint sub, uint l, float d1, float m1,
+                out vec4 a, out vec4 b)
+{
     uvec4 lo, hi;
-    fields8(qs + 32u * c + l, p >= 32u ? 4u : 0u, 0xfu, lo, hi);
+    fields8(qbytes + l, shift, 0xfu, lo, hi);
 #if defined(FORMAT_Q5_K)
     uvec4 hlo, hhi;
     fields8(blk + block_q5_k_qh + l, sub, 1u, hlo, hhi);
@@ -240,35 +255,24 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
     scale_add8(lo, hi, d1, -m1, a, b);
 }
 
+void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
+{
+    uint blk, qbytes, shift, sub;
+    float d1, m1;
+    k4_sub_block(rb, k0, blk, qbytes, shift, sub, d1, m1);
+    k4_values8(blk, qbytes, shift, sub, k0 % 32u, d1, m1, a, b);
+}
+
 // The 32 values of the sub-block starting at k0 (a multiple of 32), its scale and minimum
 // decoded once: v[0..7] hold them four at a time. Same values as dequant8.
 #define DEQUANT32
 void dequant32(uint rb, uint k0, out vec4 v[8])
 {
-    uint j = k0 % 256u, c = j / 64u, p = j % 64u, sub = 2u * c + p / 32u;
-#if defined(FORMAT_Q4_K)
-    uint blk = rb + (k0 / 256u) * block_q4_k_size;
-    uint scales = blk + block_q4_k_scales, qs = blk + block_q4_k_qs;
-#else
-    uint blk = rb + (k0 / 256u) * block_q5_k_size;
-    uint scales = blk + block_q5_k_scales, qs = blk + block_q5_k_qs;
-#endif
-    float d = wq_f16(blk), dmin = wq_f16(blk + 2u);
-    uint sc, m;
-    scale_min_k4(scales, sub, sc, m);
-    precise float d1 = d * float(sc);
-    precise float m1 = dmin * float(m);
-    for (uint g = 0u; g < 4u; g++) {
-        uvec4 lo, hi;
-        fields8(qs + 32u * c + 8u * g, p >= 32u ? 4u : 0u, 0xfu, lo, hi);
-#if defined(FORMAT_Q5_K)
-        uvec4 hlo, hhi;
-        fields8(blk + block_q5_k_qh + 8u * g, sub, 1u, hlo, hhi);
-        lo |= hlo << 4;
-        hi |= hhi << 4;
-#endif
-        scale_add8(lo, hi, d1, -m1, v[2u * g], v[2u * g + 1u]);
-    }
+    uint blk, qbytes, shift, sub;
+    float d1, m1;
+    k4_sub_block(rb, k0, blk, qbytes, shift, sub, d1, m1);
+    for (uint g = 0u; g < 4u; g++)
+        k4_values8(blk, qbytes, shift, sub, 8u * g, d1, m1, v[2u * g], v[2u * g + 1u]);
 }
 
 #elif defined(FORMAT_Q6_K)
