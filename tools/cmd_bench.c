@@ -355,13 +355,14 @@ static double weight_bytes_per_token(const eng_model *m)
     return b;
 }
 
-/* KV cache bytes attention reads for a token at position pos: every layer's keys and
- * values of positions 0..pos, in the session's cache types. */
-static double kv_bytes_at(const eng_session *s, uint32_t pos)
+/* KV cache bytes attention reads per generated token, averaged over n_gen tokens after
+ * `depth`: the token at position p reads every layer's keys and values of positions
+ * 0..p, in the session's cache types (on average depth + (n_gen + 1) / 2 positions). */
+static double kv_bytes_per_token(const eng_session *s, uint32_t depth, uint32_t n_gen)
 {
     eng_kv_info kv;
     eng_session_kv_info(s, &kv);
-    return (double)kv.bytes / kv.capacity * (pos + 1.0);
+    return (double)kv.bytes / kv.capacity * (depth + (n_gen + 1.0) / 2.0);
 }
 
 /* ---- the correctness gate ---- */
@@ -676,10 +677,8 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                     if (kind == 0) {
                         r.ttft_ms = r.avg_ns / 1e6;
                     } else {
-                        double kv = 0;
-                        for (uint32_t i = 0; i < r.n_gen; i++)
-                            kv += kv_bytes_at(s, r.n_depth + i);
-                        r.decode_gbps = (w_bytes + kv / r.n_gen) * r.avg_ts / 1e9;
+                        double kv = kv_bytes_per_token(s, r.n_depth, r.n_gen);
+                        r.decode_gbps = (w_bytes + kv) * r.avg_ts / 1e9;
                         r.bandwidth_pct =
                             bd->copy_gbps > 0 ? 100.0 * r.decode_gbps / bd->copy_gbps : 0;
                     }
