@@ -13,28 +13,19 @@ log=$(mktemp) && trap 'kill $pid 2>/dev/null; rm -f "$log"' EXIT
 "$vkllm" run -m "$model" -n -1 --ignore-eos --ctx 128 --context-full shift --metrics-port 0 --profile-ops \
     --quiet --validation >/dev/null 2>"$log" &
 pid=$!
-port=
-for _ in $(seq 100); do
-    port=$(sed -n 's|^metrics: http://127.0.0.1:\([0-9]*\)/metrics$|\1|p' "$log")
-    [ -n "$port" ] && break
-    sleep 0.2
-done
+. "$(dirname "$0")/metrics_lib.sh"
+port=$(metrics_port "$log")
 [ -n "$port" ] || { cat "$log"; echo "cli_metrics: FAIL: no metrics address printed"; exit 1; }
-get() { # path -> the response (status line, headers, body)
-    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
-    printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$1" >&3
-    cat <&3
-    exec 3<&-
-}
+get() { http_get "$port" "$1"; }
 fails=0
 fail() {
     echo "cli_metrics: FAIL: $*" >&2
     fails=$((fails + 1))
 }
 sleep 1
-first=$(get /metrics | tr -d '\r')
+first=$(get /metrics)
 sleep 2
-second=$(get /metrics | tr -d '\r')
+second=$(get /metrics)
 printf '%s\n' "$second"
 body=$(printf '%s\n' "$second" | sed '1,/^$/d')
 printf '%s\n' "$second" | head -1 | grep -q "^HTTP/1.[01] 200" || fail "status of /metrics"

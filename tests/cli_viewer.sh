@@ -16,19 +16,10 @@ rm -rf "$work" && mkdir -p "$work" || exit 1
 "$vkllm" run -m "$model" -n -1 --ignore-eos --ctx 2048 --metrics-port 0 --quiet >/dev/null 2>"$work/log" &
 pid=$!
 trap 'kill $pid 2>/dev/null' EXIT
-port=
-for _ in $(seq 100); do
-    port=$(sed -n 's|^metrics: http://127.0.0.1:\([0-9]*\)/metrics$|\1|p' "$work/log")
-    [ -n "$port" ] && break
-    sleep 0.2
-done
+. "$(dirname "$0")/metrics_lib.sh"
+port=$(metrics_port "$work/log")
 [ -n "$port" ] || { cat "$work/log"; echo "cli_viewer: FAIL: no metrics address"; exit 1; }
-scrape() {
-    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
-    printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
-    tr -d '\r' <&3
-    exec 3<&-
-}
+scrape() { http_get "$port" /metrics; }
 val() { printf '%s\n' "$1" | awk -v k="$2" 'index($0, k) == 1 { print $NF; exit }'; }
 sleep 1
 before=$(scrape)
