@@ -378,11 +378,13 @@ struct attention_push {
     uint32_t k_row_bytes, v_row_bytes, split_len;
 };
 
+/* The shape checks of both attention paths; head_dim_limit: the largest head the kernel
+ * takes (the fused one: ATTN_DIMS_PER_INV values per invocation of its workgroup). */
 static vkb_status check_attention(vkb_device *dev, const char *op, const vkb_attention_shape *sh,
-                                  uint32_t wg)
+                                  uint32_t head_dim_limit)
 {
     if (!sh || sh->head_dim == 0 || sh->head_dim % 2 || sh->head_dim > ATTN_MAX_HEAD_DIM ||
-        sh->head_dim > ATTN_DIMS_PER_INV * wg || sh->heads == 0 || sh->kv_heads == 0 ||
+        sh->head_dim > head_dim_limit || sh->heads == 0 || sh->kv_heads == 0 ||
         sh->heads % sh->kv_heads || sh->tokens == 0 || sh->n_kv == 0 ||
         (uint64_t)sh->pos0 + sh->tokens > sh->n_kv)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
@@ -437,7 +439,7 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     vkb_device *dev = vkb_stream_device(s);
     uint32_t wg = vkb_op_wg_size(dev, 64, 0);
     vkb_status st;
-    if ((st = check_attention(dev, "attention", sh, wg)) != VKB_OK)
+    if ((st = check_attention(dev, "attention", sh, ATTN_DIMS_PER_INV * wg)) != VKB_OK)
         return st;
     uint32_t kv_values = sh->kv_heads * sh->head_dim;
     uint64_t k_row = vkb_kv_row_bytes(k_type, kv_values),
@@ -539,7 +541,7 @@ vkb_status vkb_op_attention_unfused(vkb_stream *s, const vkb_buffer *out, const 
 {
     vkb_device *dev = vkb_stream_device(s);
     vkb_status st;
-    if ((st = check_attention(dev, "attention_unfused", sh, 1u << 20)) != VKB_OK)
+    if ((st = check_attention(dev, "attention_unfused", sh, ATTN_MAX_HEAD_DIM)) != VKB_OK)
         return st;
     uint64_t n_scores = (uint64_t)sh->tokens * sh->heads * sh->n_kv;
     uint64_t n_out = (uint64_t)sh->tokens * sh->heads * sh->head_dim;
