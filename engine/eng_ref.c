@@ -58,6 +58,11 @@ uint32_t eng_ref_n_past(const eng_ref *r)
     return r->n_past;
 }
 
+void eng_ref_reset(eng_ref *r)
+{
+    r->n_past = 0;
+}
+
 eng_status eng_ref_set_kv_types(eng_ref *r, eng_kv_type k, eng_kv_type v)
 {
     uint32_t values = r->m->hp.n_head_kv * r->m->hp.head_dim;

@@ -24,6 +24,8 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
                         float *capture);
 
 uint32_t eng_ref_n_past(const eng_ref *r);
+/* Forgets the conversation (positions restart at 0); the KV types and observer stay. */
+void eng_ref_reset(eng_ref *r);
 
 /* The KV cache types to mirror a session's (default f16), before the first eval. */
 eng_status eng_ref_set_kv_types(eng_ref *r, eng_kv_type k, eng_kv_type v);

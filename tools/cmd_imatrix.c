@@ -166,9 +166,10 @@ int cmd_imatrix(int argc, char **argv)
     char *text = tool_read_text(file, &len);
     int32_t *tok = text ? malloc(sizeof *tok * (len + 3)) : NULL;
     eng_ref *ref = eng_ref_create(m, n_ctx, err, sizeof err);
+    float *logits = malloc(sizeof *logits * eng_model_hparams(m)->n_vocab);
     stats sts = {0};
     const eng_vocab *v = eng_model_vocab(m);
-    if (!text || !tok || !ref) {
+    if (!text || !tok || !ref || !logits) {
         tool_error("%s", err[0] ? err : "out of memory");
         goto done;
     }
@@ -188,22 +189,14 @@ int cmd_imatrix(int argc, char **argv)
         int32_t *chunk = tok + c * n_ctx;
         if (eng_vocab_adds_bos(v))
             chunk[0] = eng_vocab_bos(v);
-        eng_ref_destroy(ref); /* a fresh context per chunk */
-        if (!(ref = eng_ref_create(m, n_ctx, err, sizeof err))) {
-            tool_error("%s", err);
-            goto done;
-        }
-        eng_ref_observe_inputs(ref, observe, &sts);
-        float *logits = malloc(sizeof *logits * eng_model_hparams(m)->n_vocab);
-        for (uint32_t at = 0; logits && at < n_ctx; at += 32) {
+        eng_ref_reset(ref); /* a fresh context per chunk */
+        for (uint32_t at = 0; at < n_ctx; at += 32) {
             uint32_t n = n_ctx - at < 32 ? n_ctx - at : 32;
             if (eng_ref_eval(ref, chunk + at, n, logits, NULL) != ENG_OK) {
-                free(logits);
                 tool_error("the reference forward pass failed (out of memory?)");
                 goto done;
             }
         }
-        free(logits);
         if (sts.failed) {
             tool_error("out of memory");
             goto done;
@@ -224,6 +217,7 @@ done:
         free(sts.slot[i].sum2);
     free(sts.slot);
     eng_ref_destroy(ref);
+    free(logits);
     free(tok);
     free(text);
     eng_model_close(m);
