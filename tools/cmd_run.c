@@ -219,7 +219,7 @@ static void print_ids(const char *what, const int32_t *ids, size_t n)
 }
 
 /* The whole run once the device is open; returns the exit status. */
-static int generate(const run_opts *o, vkb_device *dev)
+static int generate(run_opts *o, vkb_device *dev)
 {
     int rc = 1;
     char err[512] = "";
@@ -321,7 +321,7 @@ static int generate(const run_opts *o, vkb_device *dev)
     for (;;) {
         if (o->n_predict >= 0 && n_gen >= (size_t)o->n_predict)
             break;
-        if (atomic_load(&((run_opts *)o)->stop)) {
+        if (atomic_load(&o->stop)) {
             stop = "the viewer was closed";
             break;
         }
