@@ -9,6 +9,7 @@
 
 #include "vkb.h"
 #include "vkb_compat.h"
+#include "vkb_ops.h"
 
 #define VKB_ERRMSG_SIZE   1024
 #define VKB_KEPT_MESSAGES 64
@@ -208,6 +209,17 @@ void vkb_cmd_barrier(vkb_device *dev, VkCommandBuffer cmd, VkPipelineStageFlags 
 
 /* The device a stream records for. */
 vkb_device *vkb_stream_device(const vkb_stream *s);
+
+/* Where the parts of a KV cache with a valid layout lie (vkb_kv_layout). */
+typedef struct vkb_kv_geometry {
+    uint32_t ring_rows; /* KIVI: rows of the f16 window ring; 0 otherwise */
+    uint64_t store;     /* byte offset of the rows or groups (after the ring) */
+    uint64_t stride;    /* bytes per position, or per group of positions (KIVI keys) */
+    uint32_t bits;      /* KIVI: bits per value */
+} vkb_kv_geometry;
+bool vkb_kv_geometry_of(const vkb_kv_layout *l, vkb_kv_geometry *g, char *why, size_t why_size);
+/* Bytes from the start of the cache that its first n positions occupy. */
+uint64_t vkb_kv_span(const vkb_kv_layout *l, const vkb_kv_geometry *g, uint32_t n);
 
 void vkb_pipelines_free(vkb_device *dev);
 void vkb_streams_free(vkb_device *dev);

@@ -55,10 +55,11 @@ static uint64_t attention_shared(const uint32_t *spec)
 
 /* attention.comp: one workgroup per (KV head and up to 4 of its query heads, token,
  * split); x counts kv heads x chunks of their groups, y tokens, z splits. Shared memory:
- * the queries (MAX_HEAD_DIM floats each), the tile's weights and the reduction. */
+ * the queries (MAX_HEAD_DIM floats each), the tile's weights and the reduction. Spec
+ * {workgroup, key cache type, value cache type} (vkb_kv_type, 0 = f16). */
 #define ATTENTION(n, sg)                                                                           \
     {                                                                                              \
-        .name = n, OUT4, .push_size = 40, .spec_count = 1, .spec_defaults = {64},                  \
+        .name = n, OUT4, .push_size = 52, .spec_count = 3, .spec_defaults = {64, 0, 0},            \
         .group_per_elem = true, .needs_subgroup_ops = sg, .shared_bytes = attention_shared         \
     }
 
@@ -106,28 +107,20 @@ static const struct vkb_kernel kernels[] = {
     ELTWISE("convert_f32_f16", OUT2, 12),
     ELTWISE("convert_f16_f32", OUT2, 12),
     ELTWISE("rope_f32", OUT4, 20),
-    ELTWISE("attention_scores", OUT3, 40),
-    ELTWISE("attention_values", OUT3, 40),
+    ELTWISE("attention_scores", OUT3, 52),
+    ELTWISE("attention_values", OUT3, 52),
     ELTWISE("attention_merge", OUT2, 12),
     ELTWISE("kv_store_q8_0", OUT2, 16),
     ELTWISE("kv_store_q4_0", OUT2, 16),
+    ELTWISE("kv_fold_keys", OUT2, 32),
+    ELTWISE("kv_fold_values", OUT2, 32),
+    ELTWISE("kv_window", OUT2, 32),
     ROWWISE("rms_norm_subgroup", 12, SG_OPS),
     ROWWISE("rms_norm_shared", 12, 0),
     ROWWISE("softmax_subgroup", 16, SG_OPS),
     ROWWISE("softmax_shared", 16, 0),
     ATTENTION("attention_subgroup", SG_OPS),
     ATTENTION("attention_shared", 0),
-#define ATTENTION_KV(k, v)                                                                         \
-    ATTENTION("attention_" k "_" v "_subgroup", SG_OPS),                                           \
-        ATTENTION("attention_" k "_" v "_shared", 0)
-    ATTENTION_KV("f16", "q8_0"),
-    ATTENTION_KV("f16", "q4_0"),
-    ATTENTION_KV("q8_0", "f16"),
-    ATTENTION_KV("q8_0", "q8_0"),
-    ATTENTION_KV("q8_0", "q4_0"),
-    ATTENTION_KV("q4_0", "f16"),
-    ATTENTION_KV("q4_0", "q8_0"),
-    ATTENTION_KV("q4_0", "q4_0"),
     WEIGHT_KERNELS("f32"),
     WEIGHT_KERNELS("f16"),
     WEIGHT_KERNELS("bf16"),

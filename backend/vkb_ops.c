@@ -376,6 +376,7 @@ struct attention_push {
     uint32_t head_dim, heads, kv_heads, tokens, n_kv, pos0;
     float scale;
     uint32_t k_row_bytes, v_row_bytes, split_len;
+    uint32_t kv_nq, ring_rows, group; /* KIVI: positions quantized, window ring, group size */
 };
 
 /* The shape checks of both attention paths; head_dim_limit: the largest head the kernel
@@ -397,42 +398,173 @@ static vkb_status check_attention(vkb_device *dev, const char *op, const vkb_att
     return VKB_OK;
 }
 
-bool vkb_kv_type_supported(cmp_type type)
+const char *vkb_kv_type_name(vkb_kv_type t)
 {
-    return type == CMP_TYPE_F16 || type == CMP_TYPE_Q8_0 || type == CMP_TYPE_Q4_0;
+    static const char *names[VKB_KV_TYPE_COUNT] = {"f16", "q8_0", "q4_0", "kivi4", "kivi2"};
+    return (unsigned)t < VKB_KV_TYPE_COUNT ? names[t] : "?";
 }
 
-uint64_t vkb_kv_row_bytes(cmp_type type, uint32_t values)
+static bool kv_is_kivi(vkb_kv_type t)
 {
-    if (!vkb_kv_type_supported(type) || (type != CMP_TYPE_F16 && values % 64))
+    return t == VKB_KV_KIVI4 || t == VKB_KV_KIVI2;
+}
+
+bool vkb_kv_geometry_of(const vkb_kv_layout *l, vkb_kv_geometry *g, char *why, size_t why_size)
+{
+    char tmp[8];
+    if (!why)
+        why = tmp, why_size = sizeof tmp;
+    *g = (vkb_kv_geometry){0};
+    if (!l || (unsigned)l->type >= VKB_KV_TYPE_COUNT || l->values == 0 || l->values % 2 ||
+        l->n_ctx == 0) {
+        snprintf(why, why_size,
+                 "a KV cache needs a known type, an even number of values per "
+                 "position and at least one position");
+        return false;
+    }
+    const char *name = vkb_kv_type_name(l->type);
+    if (l->type == VKB_KV_F16) {
+        g->stride = (uint64_t)l->values * 2;
+        return true;
+    }
+    if (!kv_is_kivi(l->type)) {
+        if (l->values % 64) {
+            snprintf(why, why_size,
+                     "a %s cache needs the values per position (kv heads x head size, here %u) "
+                     "to be a multiple of 64",
+                     name, l->values);
+            return false;
+        }
+        g->stride =
+            cmp_row_bytes(l->type == VKB_KV_Q8_0 ? CMP_TYPE_Q8_0 : CMP_TYPE_Q4_0, l->values);
+        return true;
+    }
+    if (l->group < 32 || l->group > 256 || l->group % 32 || l->window % l->group) {
+        snprintf(why, why_size,
+                 "a %s cache needs a group size of 32 to 256 in steps of 32 (got %u) and a "
+                 "window that is a multiple of it (got %u)",
+                 name, l->group, l->window);
+        return false;
+    }
+    if (!l->keys && l->values % l->group) {
+        snprintf(why, why_size,
+                 "a %s value cache groups each position's values: %u values per position (kv "
+                 "heads x head size) are not a multiple of the group size %u",
+                 name, l->values, l->group);
+        return false;
+    }
+    g->bits = l->type == VKB_KV_KIVI4 ? 4 : 2;
+    uint64_t ring = (uint64_t)l->window + l->group;
+    g->ring_rows = (uint32_t)(ring < l->n_ctx ? ring : l->n_ctx);
+    g->store = (uint64_t)g->ring_rows * l->values * 2;
+    g->stride = l->keys ? (uint64_t)l->values * (4 + l->group * g->bits / 8)
+                        : (uint64_t)l->values / l->group * 4 + (uint64_t)l->values * g->bits / 8;
+    return true;
+}
+
+uint32_t vkb_kv_quantized(const vkb_kv_layout *l, uint32_t n)
+{
+    if (!kv_is_kivi(l->type))
+        return n;
+    return n > l->window && l->group ? (n - l->window) / l->group * l->group : 0;
+}
+
+uint64_t vkb_kv_span(const vkb_kv_layout *l, const vkb_kv_geometry *g, uint32_t n)
+{
+    uint64_t units = vkb_kv_quantized(l, n);
+    if (kv_is_kivi(l->type) && l->keys)
+        units /= l->group;
+    return (g->store + units * g->stride + 3) / 4 * 4;
+}
+
+uint64_t vkb_kv_bytes(const vkb_kv_layout *l, char *why, size_t why_size)
+{
+    vkb_kv_geometry g;
+    if (!vkb_kv_geometry_of(l, &g, why, why_size))
         return 0;
-    return cmp_row_bytes(type, values);
+    uint64_t span = vkb_kv_span(l, &g, l->n_ctx);
+    return span ? span : 4;
 }
 
-vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, cmp_type type, uint32_t row0,
-                           const vkb_buffer *x, uint32_t rows, uint32_t row_len)
+/* Checks a cache argument: a valid layout of `values` per position whose buffer holds its
+ * first n positions; fills the geometry. */
+static vkb_status check_kv(vkb_device *dev, const char *op, const char *what,
+                           const vkb_kv_layout *l, uint32_t values, uint32_t n, vkb_kv_geometry *g)
+{
+    char why[200];
+    if (!vkb_kv_geometry_of(l, g, why, sizeof why))
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: %s: %s", op, what, why);
+    if (l->values != values || n > l->n_ctx)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: %s: a layout of %u values per position and %u positions, used "
+                            "for %u values and %u positions",
+                            op, what, l->values, l->n_ctx, values, n);
+    return VKB_OK;
+}
+
+/* The KIVI fold and window kernels' push constants (shaders/kv_kivi.comp). */
+struct kivi_push {
+    uint32_t values, group, bits, ring_rows;
+    uint32_t p0, x_rows; /* x holds positions p0 .. p0 + x_rows */
+    uint32_t f0, f1;     /* the positions this dispatch handles */
+};
+
+static vkb_status kivi_store(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *l,
+                             const vkb_kv_geometry *g, uint32_t row0, const vkb_buffer *x,
+                             uint32_t rows)
+{
+    uint32_t q0 = vkb_kv_quantized(l, row0), q1 = vkb_kv_quantized(l, row0 + rows);
+    uint64_t bytes = vkb_kv_span(l, g, row0 + rows);
+    struct op_arg a[2] = {{"x", x, (uint64_t)rows * l->values * 4}, {"cache", cache, bytes}};
+    struct kivi_push push = {l->values, l->group, g->bits, g->ring_rows, row0, rows, q0, q1};
+    vkb_status st;
+    /* what leaves the window (from the ring and from x) into the store, then the window */
+    if (q1 > q0) {
+        uint64_t n = l->keys ? (uint64_t)(q1 - q0) / l->group * l->values
+                             : (uint64_t)(q1 - q0) * (l->values / l->group);
+        if ((st = dispatch_simple(s, "kv_store", l->keys ? "kv_fold_keys" : "kv_fold_values", a, 2,
+                                  &push, sizeof push, n, 64)) != VKB_OK)
+            return st;
+    }
+    push.f0 = q1 > row0 ? q1 : row0;
+    push.f1 = row0 + rows;
+    if (push.f1 <= push.f0)
+        return VKB_OK;
+    return dispatch_simple(s, "kv_store", "kv_window", a, 2, &push, sizeof push,
+                           (uint64_t)(push.f1 - push.f0) * (l->values / 2), 0);
+}
+
+vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *l,
+                           uint32_t row0, const vkb_buffer *x, uint32_t rows)
 {
     vkb_device *dev = vkb_stream_device(s);
-    uint64_t row_bytes = vkb_kv_row_bytes(type, row_len);
-    if (!row_bytes || rows == 0)
+    vkb_kv_geometry g;
+    vkb_status st;
+    if ((st = check_kv(dev, "kv_store", "cache", l, l ? l->values : 0, 0, &g)) != VKB_OK)
+        return st;
+    if (rows == 0 || (uint64_t)row0 + rows > l->n_ctx)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "kv_store: type %s with rows of %u values (f16, q8_0 or q4_0; the "
-                            "quantized ones need a multiple of 64), %u rows",
-                            cmp_type_get(type) ? cmp_type_get(type)->name : "?", row_len, rows);
-    if (type == CMP_TYPE_F16)
-        return vkb_op_store_f16(s, cache, (uint64_t)row0 * row_len, x, (uint64_t)rows * row_len);
-    struct op_arg a[2] = {{"x", x, (uint64_t)rows * row_len * 4},
-                          {"cache", cache, ((uint64_t)row0 + rows) * row_bytes}};
+                            "kv_store: %u rows from position %u do not fit a cache of %u "
+                            "positions",
+                            rows, row0, l->n_ctx);
+    if (kv_is_kivi(l->type))
+        return kivi_store(s, cache, l, &g, row0, x, rows);
+    if (l->type == VKB_KV_F16)
+        return vkb_op_store_f16(s, cache, (uint64_t)row0 * l->values, x,
+                                (uint64_t)rows * l->values);
+    struct op_arg a[2] = {{"x", x, (uint64_t)rows * l->values * 4},
+                          {"cache", cache, ((uint64_t)row0 + rows) * g.stride}};
     struct {
         uint32_t row_len, rows, row0, row_bytes;
-    } push = {row_len, rows, row0, (uint32_t)row_bytes};
-    return dispatch_simple(s, "kv_store", type == CMP_TYPE_Q8_0 ? "kv_store_q8_0" : "kv_store_q4_0",
-                           a, 2, &push, sizeof push, (uint64_t)rows * (row_len / 64), 0);
+    } push = {l->values, rows, row0, (uint32_t)g.stride};
+    return dispatch_simple(s, "kv_store",
+                           l->type == VKB_KV_Q8_0 ? "kv_store_q8_0" : "kv_store_q4_0", a, 2, &push,
+                           sizeof push, (uint64_t)rows * (l->values / 64), 0);
 }
 
 static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
-                               const vkb_buffer *k_cache, cmp_type k_type,
-                               const vkb_buffer *v_cache, cmp_type v_type,
+                               const vkb_buffer *k_cache, const vkb_kv_layout *kl,
+                               const vkb_buffer *v_cache, const vkb_kv_layout *vl,
                                const vkb_buffer *partials, uint32_t splits,
                                const vkb_attention_shape *sh)
 {
@@ -442,41 +574,54 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     if ((st = check_attention(dev, "attention", sh, ATTN_DIMS_PER_INV * wg)) != VKB_OK)
         return st;
     uint32_t kv_values = sh->kv_heads * sh->head_dim;
-    uint64_t k_row = vkb_kv_row_bytes(k_type, kv_values),
-             v_row = vkb_kv_row_bytes(v_type, kv_values);
-    if (!k_row || !v_row)
+    vkb_kv_geometry kg, vg;
+    if ((st = check_kv(dev, "attention", "key cache", kl, kv_values, sh->n_kv, &kg)) ||
+        (st = check_kv(dev, "attention", "value cache", vl, kv_values, sh->n_kv, &vg)))
+        return st;
+    const vkb_kv_layout *kivi = kg.bits ? kl : vg.bits ? vl : NULL;
+    if (kg.bits && vg.bits && (kl->group != vl->group || kl->window != vl->window))
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "attention: caches of %s keys and %s values with %u values per "
-                            "position (f16, q8_0 or q4_0; the quantized ones need a multiple of "
-                            "64)",
-                            cmp_type_get(k_type) ? cmp_type_get(k_type)->name : "?",
-                            cmp_type_get(v_type) ? cmp_type_get(v_type)->name : "?", kv_values);
+                            "attention: KIVI keys and values with different groups (%u, %u) or "
+                            "windows (%u, %u)",
+                            kl->group, vl->group, kl->window, vl->window);
+    if ((kg.bits && !kl->keys) || (vg.bits && vl->keys))
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "attention: a KIVI key cache must be grouped per channel and a value "
+                            "cache per position");
     if (splits > 1 && (!partials || splits > 1024))
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "attention: %u splits (at most 1024, with a partials buffer)", splits);
     uint64_t q_bytes = (uint64_t)sh->tokens * sh->heads * sh->head_dim * 4;
     uint64_t part_bytes = vkb_attention_partials_bytes(sh, splits);
     struct op_arg a[4] = {{"q", q, q_bytes},
-                          {"k_cache", k_cache, (uint64_t)sh->n_kv * k_row},
-                          {"v_cache", v_cache, (uint64_t)sh->n_kv * v_row},
+                          {"k_cache", k_cache, vkb_kv_span(kl, &kg, sh->n_kv)},
+                          {"v_cache", v_cache, vkb_kv_span(vl, &vg, sh->n_kv)},
                           {splits > 1 ? "partials" : "out", splits > 1 ? partials : out,
                            splits > 1 ? part_bytes : q_bytes}};
     vkb_binding b[4];
     if ((st = bind_args(dev, "attention", a, 4, b)) != VKB_OK)
         return st;
-    char kernel[48];
-    if (k_type == CMP_TYPE_F16 && v_type == CMP_TYPE_F16)
-        snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
-    else
-        snprintf(kernel, sizeof kernel, "attention_%s_%s_%s", cmp_type_get(k_type)->name,
-                 cmp_type_get(v_type)->name, vkb_op_row_variant(dev));
+    char kernel[32];
+    snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
+    /* the cache types are specialization constants 1 and 2 (0 = f16, the default) */
+    vkb_spec spec = {.count = 3, .values = {wg, kl->type, vl->type}};
     vkb_pipeline *p;
-    if ((st = pipeline(dev, kernel, wg, &p)) != VKB_OK)
+    if ((st = vkb_pipeline_get(dev, kernel, &spec, &p)) != VKB_OK)
         return st;
     uint32_t split_len = splits > 1 ? (sh->n_kv + splits - 1) / splits : 0;
-    struct attention_push push = {sh->head_dim,    sh->heads, sh->kv_heads, sh->tokens,
-                                  sh->n_kv,        sh->pos0,  sh->scale,    (uint32_t)k_row,
-                                  (uint32_t)v_row, split_len};
+    struct attention_push push = {sh->head_dim,
+                                  sh->heads,
+                                  sh->kv_heads,
+                                  sh->tokens,
+                                  sh->n_kv,
+                                  sh->pos0,
+                                  sh->scale,
+                                  (uint32_t)kg.stride,
+                                  (uint32_t)vg.stride,
+                                  split_len,
+                                  kivi ? vkb_kv_quantized(kivi, sh->n_kv) : sh->n_kv,
+                                  kivi ? (kg.bits ? kg.ring_rows : vg.ring_rows) : 1,
+                                  kivi ? kivi->group : 32};
     /* a workgroup per KV head and chunk of up to 4 of its query heads (G_MAX) */
     uint32_t group = sh->heads / sh->kv_heads, chunks = (group + 3) / 4;
     uint64_t e[3] = {(uint64_t)sh->kv_heads * chunks, sh->tokens, splits > 1 ? splits : 1};
@@ -490,20 +635,20 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
 }
 
 vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
-                               const vkb_buffer *k_cache, cmp_type k_type,
-                               const vkb_buffer *v_cache, cmp_type v_type,
+                               const vkb_buffer *k_cache, const vkb_kv_layout *kl,
+                               const vkb_buffer *v_cache, const vkb_kv_layout *vl,
                                const vkb_attention_shape *sh)
 {
-    return attention_kv(s, out, q, k_cache, k_type, v_cache, v_type, NULL, 1, sh);
+    return attention_kv(s, out, q, k_cache, kl, v_cache, vl, NULL, 1, sh);
 }
 
 vkb_status vkb_op_attention_split(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
-                                  const vkb_buffer *k_cache, cmp_type k_type,
-                                  const vkb_buffer *v_cache, cmp_type v_type,
+                                  const vkb_buffer *k_cache, const vkb_kv_layout *kl,
+                                  const vkb_buffer *v_cache, const vkb_kv_layout *vl,
                                   const vkb_buffer *partials, uint32_t splits,
                                   const vkb_attention_shape *sh)
 {
-    return attention_kv(s, out, q, k_cache, k_type, v_cache, v_type, partials, splits, sh);
+    return attention_kv(s, out, q, k_cache, kl, v_cache, vl, partials, splits, sh);
 }
 
 uint64_t vkb_attention_partials_bytes(const vkb_attention_shape *sh, uint32_t splits)
@@ -527,7 +672,9 @@ vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buff
                             const vkb_buffer *k_cache, const vkb_buffer *v_cache,
                             const vkb_attention_shape *sh)
 {
-    return vkb_op_attention_kv(s, out, q, k_cache, CMP_TYPE_F16, v_cache, CMP_TYPE_F16, sh);
+    uint32_t values = sh ? sh->kv_heads * sh->head_dim : 0, n = sh ? sh->n_kv : 0;
+    vkb_kv_layout l = {VKB_KV_F16, false, values, n, 0, 0};
+    return vkb_op_attention_kv(s, out, q, k_cache, &l, v_cache, &l, sh);
 }
 
 uint64_t vkb_attention_scores_bytes(const vkb_attention_shape *sh)
@@ -551,8 +698,19 @@ vkb_status vkb_op_attention_unfused(vkb_stream *s, const vkb_buffer *out, const 
                             "than 2^32",
                             (unsigned long long)n_scores);
     uint64_t kv_bytes = (uint64_t)sh->n_kv * sh->kv_heads * sh->head_dim * 2;
-    struct attention_push push = {
-        sh->head_dim, sh->heads, sh->kv_heads, sh->tokens, sh->n_kv, sh->pos0, sh->scale, 0, 0, 0};
+    struct attention_push push = {sh->head_dim,
+                                  sh->heads,
+                                  sh->kv_heads,
+                                  sh->tokens,
+                                  sh->n_kv,
+                                  sh->pos0,
+                                  sh->scale,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0};
     struct op_arg a1[3] = {
         {"q", q, n_out * 4}, {"k_cache", k_cache, kv_bytes}, {"scores", scores, n_scores * 4}};
     if ((st = dispatch_simple(s, "attention_scores", "attention_scores", a1, 3, &push, sizeof push,

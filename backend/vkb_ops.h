@@ -152,22 +152,59 @@ vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buff
                             const vkb_buffer *k_cache, const vkb_buffer *v_cache,
                             const vkb_attention_shape *shape);
 
-/* KV caches in other types: f16 (as above), or ggml's q8_0 / q4_0 blocks along each
- * position's kv_heads x head_dim values (which must then be a multiple of 64). Rows of
- * vkb_kv_row_bytes(type, values) bytes. */
-bool vkb_kv_type_supported(cmp_type type);
-uint64_t vkb_kv_row_bytes(cmp_type type, uint32_t values);
+/* KV caches in other types. Each of keys and values has its layout:
+ *   f16, q8_0, q4_0: one row per position of its kv_heads x head_dim values, f16 or
+ *     ggml's q8_0 / q4_0 blocks of 32 (quantized rows need a multiple of 64 values);
+ *   kivi4, kivi2: KIVI's asymmetric 4- / 2-bit groups (compress/cmp_kivi.h). The newest
+ *     positions stay in an f16 window, a ring of window + group rows at the start of the
+ *     buffer; once more than `window` positions are newer than the quantized ones, the
+ *     oldest `group` of the window are folded into the quantized store after it. Keys are
+ *     grouped per channel along `group` positions (a block per group of positions: the
+ *     scale words of every channel, then each channel's packed values); values per
+ *     position along `group` channels (a row per position: its scale words, then its
+ *     packed values). After n positions, vkb_kv_quantized(layout, n) of them are in the
+ *     store: (n - window) rounded down to a multiple of group, or none.
+ * A KIVI cache is written in order: each vkb_op_kv_store appends at row0 = the positions
+ * already written (0 starts over). */
+typedef enum vkb_kv_type {
+    VKB_KV_F16,
+    VKB_KV_Q8_0,
+    VKB_KV_Q4_0,
+    VKB_KV_KIVI4,
+    VKB_KV_KIVI2,
+    VKB_KV_TYPE_COUNT
+} vkb_kv_type;
 
-/* Writes rows of f32 x ([rows][row_len]) into cache rows row0, row0 + 1, ... of a cache
- * of `type`, quantizing on the way for q8_0 and q4_0 (the reference quantizers'
- * arithmetic; the f16 scale may round one step apart on some drivers). */
-vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, cmp_type type, uint32_t row0,
-                           const vkb_buffer *x, uint32_t rows, uint32_t row_len);
+typedef struct vkb_kv_layout {
+    vkb_kv_type type;
+    bool keys;       /* KIVI: grouped per channel along positions (keys) or per position */
+    uint32_t values; /* per position: kv heads x head size, even */
+    uint32_t n_ctx;  /* positions it holds */
+    uint32_t group;  /* KIVI: values per scale and minimum, a multiple of 32, at most 256
+                      * (per position: values must be a multiple of it) */
+    uint32_t window; /* KIVI: positions kept in f16 at least (a multiple of group) */
+} vkb_kv_layout;
 
-/* vkb_op_attention over caches of any supported types, dequantized as they are read. */
+const char *vkb_kv_type_name(vkb_kv_type t); /* "f16", "q8_0", "q4_0", "kivi4", "kivi2" */
+/* Device bytes of a cache with this layout; 0 (and the reason in why) when the layout is
+ * not valid. why may be NULL. */
+uint64_t vkb_kv_bytes(const vkb_kv_layout *layout, char *why, size_t why_size);
+/* Positions of the first n held quantized (n for f16, q8_0, q4_0). */
+uint32_t vkb_kv_quantized(const vkb_kv_layout *layout, uint32_t n);
+
+/* Writes rows of f32 x ([rows][values]) into positions row0, row0 + 1, ... of a cache,
+ * quantizing on the way (q8_0, q4_0: the reference quantizers' arithmetic; KIVI: folds
+ * what leaves the window, then writes the window; the f16 scales may round one step
+ * apart on some drivers). */
+vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *layout,
+                           uint32_t row0, const vkb_buffer *x, uint32_t rows);
+
+/* vkb_op_attention over caches of any layouts (shape.n_kv positions written; the layouts'
+ * values equal to kv_heads x head_dim; two KIVI layouts share group and window),
+ * dequantized as they are read. */
 vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
-                               const vkb_buffer *k_cache, cmp_type k_type,
-                               const vkb_buffer *v_cache, cmp_type v_type,
+                               const vkb_buffer *k_cache, const vkb_kv_layout *k_layout,
+                               const vkb_buffer *v_cache, const vkb_kv_layout *v_layout,
                                const vkb_attention_shape *shape);
 
 /* Split-K attention for long caches and few queries (decode): the keys are cut into
@@ -176,8 +213,8 @@ vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
  * row's attention uses many workgroups. splits 1 is vkb_op_attention_kv.
  * vkb_attention_splits suggests a count for the device and shape. */
 vkb_status vkb_op_attention_split(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
-                                  const vkb_buffer *k_cache, cmp_type k_type,
-                                  const vkb_buffer *v_cache, cmp_type v_type,
+                                  const vkb_buffer *k_cache, const vkb_kv_layout *k_layout,
+                                  const vkb_buffer *v_cache, const vkb_kv_layout *v_layout,
                                   const vkb_buffer *partials, uint32_t splits,
                                   const vkb_attention_shape *shape);
 uint64_t vkb_attention_partials_bytes(const vkb_attention_shape *shape, uint32_t splits);

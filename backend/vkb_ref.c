@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "cmp_half.h"
+#include "cmp_kivi.h"
+#include "vkb_internal.h"
 #include "vkb_ref.h"
 
 bool vkb_ref_matmul(cmp_type type, const void *w, uint32_t rows, uint32_t k, const float *x,
@@ -58,19 +60,111 @@ void vkb_ref_add_bias(float *out, const float *x, const float *bias, uint32_t n,
             out[r * n + i] = x[r * n + i] + bias[i];
 }
 
-bool vkb_ref_attention_kv(float *out, const float *q, const void *k_cache, cmp_type k_type,
-                          const void *v_cache, cmp_type v_type, const vkb_attention_shape *sh)
+/* Value c of position p while storing x (positions p0 ...) into a KIVI cache: from x,
+ * or for older positions from the f16 window ring. */
+static float kivi_source(const vkb_kv_layout *l, const vkb_kv_geometry *g, const uint16_t *ring,
+                         uint32_t p0, const float *x, uint32_t p, uint32_t c)
+{
+    if (p >= p0)
+        return x[(size_t)(p - p0) * l->values + c];
+    return cmp_f16_to_f32(ring[(size_t)(p % g->ring_rows) * l->values + c]);
+}
+
+static bool kivi_store(const vkb_kv_layout *l, const vkb_kv_geometry *g, void *cache, uint32_t row0,
+                       const float *x, uint32_t rows)
+{
+    uint32_t *words = cache, G = l->group, n = l->values;
+    uint16_t *ring = cache;
+    uint32_t q0 = vkb_kv_quantized(l, row0), q1 = vkb_kv_quantized(l, row0 + rows);
+    uint64_t store = g->store / 4, stride = g->stride / 4, per = G * g->bits / 32;
+    float *tmp = malloc(sizeof *tmp * G);
+    if (!tmp)
+        return false;
+    for (uint32_t p = q0; l->keys && p < q1; p += G)
+        for (uint32_t c = 0; c < n; c++) {
+            uint32_t *blk = words + store + (uint64_t)(p / G) * stride;
+            for (uint32_t i = 0; i < G; i++)
+                tmp[i] = kivi_source(l, g, ring, row0, x, p + i, c);
+            cmp_kivi_quantize(tmp, 1, G, g->bits, blk + c, blk + n + c * per);
+        }
+    for (uint32_t p = q0; !l->keys && p < q1; p++)
+        for (uint32_t c = 0; c < n; c += G) {
+            uint32_t *row = words + store + (uint64_t)p * stride;
+            for (uint32_t i = 0; i < G; i++)
+                tmp[i] = kivi_source(l, g, ring, row0, x, p, c + i);
+            cmp_kivi_quantize(tmp, 1, G, g->bits, row + c / G, row + n / G + c / G * per);
+        }
+    free(tmp);
+    for (uint32_t p = q1 > row0 ? q1 : row0; p < row0 + rows; p++)
+        for (uint32_t c = 0; c < n; c++)
+            ring[(size_t)(p % g->ring_rows) * n + c] =
+                cmp_f32_to_f16(x[(size_t)(p - row0) * n + c]);
+    return true;
+}
+
+static cmp_type kv_block_type(vkb_kv_type t)
+{
+    return t == VKB_KV_Q8_0 ? CMP_TYPE_Q8_0 : t == VKB_KV_Q4_0 ? CMP_TYPE_Q4_0 : CMP_TYPE_F16;
+}
+
+bool vkb_ref_kv_store(const vkb_kv_layout *l, void *cache, uint32_t row0, const float *x,
+                      uint32_t rows)
+{
+    vkb_kv_geometry g;
+    if (!vkb_kv_geometry_of(l, &g, NULL, 0) || (uint64_t)row0 + rows > l->n_ctx)
+        return false;
+    if (g.bits)
+        return kivi_store(l, &g, cache, row0, x, rows);
+    for (uint32_t r = 0; r < rows; r++)
+        if (!cmp_quantize(kv_block_type(l->type), x + (size_t)r * l->values,
+                          (uint8_t *)cache + (uint64_t)(row0 + r) * g.stride, l->values))
+            return false;
+    return true;
+}
+
+bool vkb_ref_kv_read(const vkb_kv_layout *l, const void *cache, uint32_t n, float *out)
+{
+    vkb_kv_geometry g;
+    if (!vkb_kv_geometry_of(l, &g, NULL, 0) || n > l->n_ctx)
+        return false;
+    uint32_t nq = vkb_kv_quantized(l, n), G = l->group, v = l->values;
+    const uint32_t *words = cache;
+    const uint16_t *ring = cache;
+    uint64_t store = g.store / 4, stride = g.stride / 4, per = G * g.bits / 32;
+    for (uint32_t p = 0; p < n; p++) {
+        float *o = out + (size_t)p * v;
+        if (!g.bits) {
+            if (!cmp_dequantize(kv_block_type(l->type), (const uint8_t *)cache + p * g.stride, o,
+                                v))
+                return false;
+        } else if (p >= nq) {
+            for (uint32_t c = 0; c < v; c++)
+                o[c] = cmp_f16_to_f32(ring[(size_t)(p % g.ring_rows) * v + c]);
+        } else if (l->keys) {
+            const uint32_t *blk = words + store + (uint64_t)(p / G) * stride;
+            for (uint32_t c = 0; c < v; c++)
+                o[c] = cmp_kivi_value(blk[c], blk + v + c * per, p % G, g.bits);
+        } else {
+            const uint32_t *row = words + store + (uint64_t)p * stride;
+            for (uint32_t c = 0; c < v; c++)
+                o[c] = cmp_kivi_value(row[c / G], row + v / G + c / G * per, c % G, g.bits);
+        }
+    }
+    return true;
+}
+
+bool vkb_ref_attention_kv(float *out, const float *q, const void *k_cache, const vkb_kv_layout *kl,
+                          const void *v_cache, const vkb_kv_layout *vl,
+                          const vkb_attention_shape *sh)
 {
     uint32_t hd = sh->head_dim, group = sh->heads / sh->kv_heads;
     uint64_t row = (uint64_t)sh->kv_heads * hd; /* values per cache position */
-    uint64_t k_row = cmp_row_bytes(k_type, row), v_row = cmp_row_bytes(v_type, row);
     /* the cache dequantized, position by position */
     float *kf = malloc(sizeof *kf * row * sh->n_kv), *vf = malloc(sizeof *vf * row * sh->n_kv);
     double *w = malloc(sizeof *w * sh->n_kv), *acc = malloc(sizeof *acc * hd);
-    bool ok = kf && vf && w && acc && k_row && v_row;
-    for (uint32_t j = 0; ok && j < sh->n_kv; j++)
-        ok = cmp_dequantize(k_type, (const uint8_t *)k_cache + j * k_row, kf + j * row, row) &&
-             cmp_dequantize(v_type, (const uint8_t *)v_cache + j * v_row, vf + j * row, row);
+    bool ok = kf && vf && w && acc && kl->values == row && vl->values == row &&
+              vkb_ref_kv_read(kl, k_cache, sh->n_kv, kf) &&
+              vkb_ref_kv_read(vl, v_cache, sh->n_kv, vf);
     for (uint32_t t = 0; ok && t < sh->tokens; t++) {
         uint32_t limit = sh->pos0 + t + 1 < sh->n_kv ? sh->pos0 + t + 1 : sh->n_kv;
         for (uint32_t h = 0; h < sh->heads; h++) {
@@ -106,7 +200,8 @@ bool vkb_ref_attention_kv(float *out, const float *q, const void *k_cache, cmp_t
 bool vkb_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                        const vkb_attention_shape *sh)
 {
-    return vkb_ref_attention_kv(out, q, k_cache, CMP_TYPE_F16, v_cache, CMP_TYPE_F16, sh);
+    vkb_kv_layout l = {VKB_KV_F16, false, sh->kv_heads * sh->head_dim, sh->n_kv, 0, 0};
+    return vkb_ref_attention_kv(out, q, k_cache, &l, v_cache, &l, sh);
 }
 
 void vkb_ref_rms_norm(float *out, const float *x, const float *w, uint32_t n, uint32_t rows,

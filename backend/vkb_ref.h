@@ -28,10 +28,18 @@ void vkb_ref_add_bias(float *out, const float *x, const float *bias, uint32_t n,
 /* k_cache, v_cache: IEEE binary16 bits. False when out of host memory. */
 bool vkb_ref_attention(float *out, const float *q, const uint16_t *k_cache, const uint16_t *v_cache,
                        const vkb_attention_shape *shape);
-/* Over caches of any type (rows of kv_heads x head_dim values as cmp_row_bytes lays them
- * out): each position dequantized with the CPU codec, then as above. */
-bool vkb_ref_attention_kv(float *out, const float *q, const void *k_cache, cmp_type k_type,
-                          const void *v_cache, cmp_type v_type, const vkb_attention_shape *shape);
+/* vkb_op_kv_store on host memory (vkb_kv_bytes(layout) bytes, 4-aligned): the same
+ * bytes, but for the rounding of a scale or value by one step on some drivers. False for
+ * an invalid layout or rows past its end; out of host memory. */
+bool vkb_ref_kv_store(const vkb_kv_layout *layout, void *cache, uint32_t row0, const float *x,
+                      uint32_t rows);
+/* The first n positions of a cache dequantized: out[n][layout values]. */
+bool vkb_ref_kv_read(const vkb_kv_layout *layout, const void *cache, uint32_t n, float *out);
+/* Over caches of any layouts (vkb_op_attention_kv): each position dequantized with the
+ * CPU codec (vkb_ref_kv_read), then as above. */
+bool vkb_ref_attention_kv(float *out, const float *q, const void *k_cache,
+                          const vkb_kv_layout *k_layout, const void *v_cache,
+                          const vkb_kv_layout *v_layout, const vkb_attention_shape *shape);
 void vkb_ref_rms_norm(float *out, const float *x, const float *w, uint32_t n, uint32_t rows,
                       float eps);
 void vkb_ref_softmax(float *out, const float *x, const float *mask, uint32_t mask_rows, uint32_t n,

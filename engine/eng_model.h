@@ -103,12 +103,26 @@ eng_status eng_model_upload(eng_model *m, vkb_device *dev, eng_progress_fn progr
 
 typedef struct eng_session eng_session;
 
-/* KV cache types: f16, or ggml's q8_0 / q4_0 blocks along each position's keys or values
- * (quantized on write, read by the attention kernel as they are; the model's
- * kv_heads x head_dim must be a multiple of 64 for them). */
-typedef enum eng_kv_type { ENG_KV_F16 = 0, ENG_KV_Q8_0, ENG_KV_Q4_0 } eng_kv_type;
+/* KV cache types (quantized on write, read by the attention kernel as they are stored):
+ * f16; ggml's q8_0 / q4_0 blocks along each position's keys or values (the model's
+ * kv_heads x head_dim must be a multiple of 64); KIVI's asymmetric 4- and 2-bit groups
+ * (keys per channel along `group` positions, values per position along `group` channels,
+ * the newest `window` positions in f16; vkb_ops.h). */
+typedef enum eng_kv_type {
+    ENG_KV_F16 = 0,
+    ENG_KV_Q8_0,
+    ENG_KV_Q4_0,
+    ENG_KV_KIVI4,
+    ENG_KV_KIVI2,
+    ENG_KV_TYPE_COUNT
+} eng_kv_type;
 
-const char *eng_kv_type_name(eng_kv_type t);                /* "f16", "q8_0", "q4_0" */
+#define ENG_KV_GROUP_DEFAULT  64
+#define ENG_KV_WINDOW_DEFAULT 128
+#define ENG_KV_WINDOW_NONE    UINT32_MAX
+
+/* "f16", "q8_0", "q4_0", "kivi4", "kivi2" */
+const char *eng_kv_type_name(eng_kv_type t);
 bool eng_kv_type_parse(const char *name, eng_kv_type *out); /* false for other names */
 
 typedef struct eng_session_params {
@@ -122,6 +136,10 @@ typedef struct eng_session_params {
      * (eng_session_logits_all; n_batch × n_vocab floats of host-visible memory) */
     bool all_logits;
     eng_kv_type kv_k, kv_v; /* the cache types of keys and values (default f16) */
+    /* KIVI caches: values per scale (0 = ENG_KV_GROUP_DEFAULT; a multiple of 32 up to
+     * 256) and positions kept in f16 (0 = ENG_KV_WINDOW_DEFAULT; a multiple of group;
+     * ENG_KV_WINDOW_NONE: none) */
+    uint32_t kv_group, kv_window;
     /* split-K attention: 0 = as the device suits (decode over long caches on GPUs),
      * N = always N splits (tests) */
     uint32_t attention_splits;
@@ -132,6 +150,7 @@ typedef struct eng_session_params {
 /* What the KV cache holds, for reports. */
 typedef struct eng_kv_info {
     eng_kv_type k, v;
+    uint32_t group, window;    /* KIVI caches' (0 otherwise) */
     uint64_t bytes;            /* device bytes of all layers' keys and values */
     double bits_per_value;     /* averaged over keys and values, scales included */
     uint32_t tokens, capacity; /* positions held now, and at most */

@@ -11,9 +11,9 @@
 struct eng_ref {
     const eng_model *m;
     uint32_t n_ctx, n_past;
-    uint8_t *k_cache, *v_cache; /* [layer][position][kv width] in the cache types */
-    cmp_type k_type, v_type;
-    uint64_t k_row, v_row; /* bytes per position */
+    uint8_t *k_cache, *v_cache; /* [layer][k_bytes or v_bytes] in the cache layouts */
+    vkb_kv_layout k_layout, v_layout;
+    uint64_t k_bytes, v_bytes; /* per layer, multiples of 4 */
     float *freqs;
     eng_ref_input_fn observe;
     void *observe_user;
@@ -23,18 +23,12 @@ eng_ref *eng_ref_create(const eng_model *m, uint32_t n_ctx, char *err, size_t er
 {
     const eng_hparams *hp = &m->hp;
     eng_ref *r = calloc(1, sizeof *r);
-    size_t cache = (size_t)hp->n_layer * n_ctx * hp->n_head_kv * hp->head_dim;
     if (r) {
         r->m = m;
         r->n_ctx = n_ctx;
-        /* two bytes per value: f16, and more than q8_0 or q4_0 need */
-        r->k_cache = malloc(cache * 2);
-        r->v_cache = malloc(cache * 2);
-        r->k_type = r->v_type = CMP_TYPE_F16;
-        r->k_row = r->v_row = (uint64_t)hp->n_head_kv * hp->head_dim * 2;
         r->freqs = malloc(sizeof *r->freqs * (hp->n_rot / 2 + 1));
     }
-    if (!r || !r->k_cache || !r->v_cache || !r->freqs) {
+    if (!r || !r->freqs || eng_ref_set_kv_types(r, ENG_KV_F16, ENG_KV_F16, 0, 0) != ENG_OK) {
         eng_ref_destroy(r);
         eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory for the reference");
         return NULL;
@@ -63,15 +57,26 @@ void eng_ref_reset(eng_ref *r)
     r->n_past = 0;
 }
 
-eng_status eng_ref_set_kv_types(eng_ref *r, eng_kv_type k, eng_kv_type v)
+eng_status eng_ref_set_kv_types(eng_ref *r, eng_kv_type k, eng_kv_type v, uint32_t group,
+                                uint32_t window)
 {
-    uint32_t values = r->m->hp.n_head_kv * r->m->hp.head_dim;
-    uint64_t kr = vkb_kv_row_bytes(kv_cmp_type(k), values),
-             vr = vkb_kv_row_bytes(kv_cmp_type(v), values);
-    if (!kr || !vr || r->n_past)
+    vkb_kv_layout kl, vl;
+    if (r->n_past ||
+        eng_kv_layouts(&r->m->hp, r->n_ctx, k, v, group, window, &kl, &vl, NULL, 0) != ENG_OK)
         return ENG_ERR_ARGUMENT;
-    r->k_type = kv_cmp_type(k), r->v_type = kv_cmp_type(v);
-    r->k_row = kr, r->v_row = vr;
+    uint64_t kb = vkb_kv_bytes(&kl, NULL, 0), vb = vkb_kv_bytes(&vl, NULL, 0);
+    size_t layers = r->m->hp.n_layer;
+    uint8_t *kc = malloc(layers * kb), *vc = malloc(layers * vb);
+    if (!kc || !vc) {
+        free(kc);
+        free(vc);
+        return ENG_ERR_HOST_MEMORY;
+    }
+    free(r->k_cache);
+    free(r->v_cache);
+    r->k_cache = kc, r->v_cache = vc;
+    r->k_layout = kl, r->v_layout = vl;
+    r->k_bytes = kb, r->v_bytes = vb;
     return ENG_OK;
 }
 
@@ -135,14 +140,12 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
         vkb_ref_rope(q, q, pos, r->freqs, &rq);
         vkb_ref_rope(k, k, pos, r->freqs, &rk);
         /* quantize-on-write with the CPU codec, as the GPU's kernel does */
-        uint8_t *kc = r->k_cache + (size_t)l * r->n_ctx * r->k_row,
-                *vc = r->v_cache + (size_t)l * r->n_ctx * r->v_row;
-        for (uint32_t t = 0; t < n; t++)
-            if (!cmp_quantize(r->k_type, k + (size_t)t * kvw, kc + (r->n_past + t) * r->k_row,
-                              kvw) ||
-                !cmp_quantize(r->v_type, v + (size_t)t * kvw, vc + (r->n_past + t) * r->v_row, kvw))
-                goto done;
-        if (!vkb_ref_attention_kv(att, q, kc, r->k_type, vc, r->v_type, &as) ||
+        uint8_t *kc = r->k_cache + (size_t)l * r->k_bytes,
+                *vc = r->v_cache + (size_t)l * r->v_bytes;
+        if (!vkb_ref_kv_store(&r->k_layout, kc, r->n_past, k, n) ||
+            !vkb_ref_kv_store(&r->v_layout, vc, r->n_past, v, n))
+            goto done;
+        if (!vkb_ref_attention_kv(att, q, kc, &r->k_layout, vc, &r->v_layout, &as) ||
             !mul(r, &L->wo, att, o, n))
             goto done;
         vkb_ref_add(x, x, o, N * e);

@@ -27,8 +27,10 @@ uint32_t eng_ref_n_past(const eng_ref *r);
 /* Forgets the conversation (positions restart at 0); the KV types and observer stay. */
 void eng_ref_reset(eng_ref *r);
 
-/* The KV cache types to mirror a session's (default f16), before the first eval. */
-eng_status eng_ref_set_kv_types(eng_ref *r, eng_kv_type k, eng_kv_type v);
+/* The KV cache types to mirror a session's (default f16; group and window as in
+ * eng_session_params), before the first eval. */
+eng_status eng_ref_set_kv_types(eng_ref *r, eng_kv_type k, eng_kv_type v, uint32_t group,
+                                uint32_t window);
 
 /* Called with the input of every weight product: x holds n rows of w->k values (what
  * importance statistics are made of: vkllm imatrix). NULL turns it off. */

@@ -19,6 +19,7 @@ struct eng_session {
     vkb_stream *stream;
     vkb_buffer **k_cache, **v_cache; /* per layer: n_ctx rows of the kv width */
     eng_kv_type kv_k, kv_v;
+    vkb_kv_layout k_layout, v_layout;
     uint64_t k_bytes, v_bytes; /* of one layer's cache */
     /* scratch, sized for n_batch tokens */
     vkb_buffer *x, *xn, *q, *k, *v, *att, *o, *g, *u, *h, *last, *last_n, *freqs;
@@ -112,12 +113,12 @@ void eng_session_stats(eng_session *s, eng_stats *out)
 
 const char *eng_kv_type_name(eng_kv_type t)
 {
-    return t == ENG_KV_Q8_0 ? "q8_0" : t == ENG_KV_Q4_0 ? "q4_0" : t == ENG_KV_F16 ? "f16" : "?";
+    return (unsigned)t < ENG_KV_TYPE_COUNT ? vkb_kv_type_name((vkb_kv_type)t) : "?";
 }
 
 bool eng_kv_type_parse(const char *name, eng_kv_type *out)
 {
-    for (int t = ENG_KV_F16; t <= ENG_KV_Q4_0; t++)
+    for (int t = ENG_KV_F16; t < ENG_KV_TYPE_COUNT; t++)
         if (strcmp(name, eng_kv_type_name((eng_kv_type)t)) == 0) {
             *out = (eng_kv_type)t;
             return true;
@@ -125,9 +126,25 @@ bool eng_kv_type_parse(const char *name, eng_kv_type *out)
     return false;
 }
 
-cmp_type kv_cmp_type(eng_kv_type t)
+eng_status eng_kv_layouts(const eng_hparams *hp, uint32_t n_ctx, eng_kv_type k, eng_kv_type v,
+                          uint32_t group, uint32_t window, vkb_kv_layout *kl, vkb_kv_layout *vl,
+                          char *err, size_t err_size)
 {
-    return t == ENG_KV_Q8_0 ? CMP_TYPE_Q8_0 : t == ENG_KV_Q4_0 ? CMP_TYPE_Q4_0 : CMP_TYPE_F16;
+    /* eng_kv_type and vkb_kv_type list the same types in the same order */
+    _Static_assert((int)ENG_KV_KIVI2 == (int)VKB_KV_KIVI2 &&
+                       (int)ENG_KV_TYPE_COUNT == (int)VKB_KV_TYPE_COUNT,
+                   "eng_kv_type mirrors vkb_kv_type");
+    group = group ? group : ENG_KV_GROUP_DEFAULT;
+    window = window == ENG_KV_WINDOW_NONE ? 0 : window ? window : ENG_KV_WINDOW_DEFAULT;
+    uint32_t values = hp->n_head_kv * hp->head_dim;
+    *kl = (vkb_kv_layout){(vkb_kv_type)k, true, values, n_ctx, group, window};
+    *vl = (vkb_kv_layout){(vkb_kv_type)v, false, values, n_ctx, group, window};
+    char why[200];
+    if ((unsigned)k >= ENG_KV_TYPE_COUNT || (unsigned)v >= ENG_KV_TYPE_COUNT ||
+        !vkb_kv_bytes(kl, why, sizeof why) || !vkb_kv_bytes(vl, why, sizeof why))
+        return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED, "%s key / %s value cache: %s",
+                        eng_kv_type_name(k), eng_kv_type_name(v), why);
+    return ENG_OK;
 }
 
 void eng_session_kv_info(const eng_session *s, eng_kv_info *out)
@@ -136,6 +153,9 @@ void eng_session_kv_info(const eng_session *s, eng_kv_info *out)
     uint64_t values = (uint64_t)s->n_ctx * hp->n_head_kv * hp->head_dim;
     out->k = s->kv_k;
     out->v = s->kv_v;
+    bool kivi = s->kv_k >= ENG_KV_KIVI4 || s->kv_v >= ENG_KV_KIVI4;
+    out->group = kivi ? s->k_layout.group : 0;
+    out->window = kivi ? s->k_layout.window : 0;
     out->bytes = (uint64_t)hp->n_layer * (s->k_bytes + s->v_bytes);
     out->bits_per_value = values ? 8.0 * (double)(s->k_bytes + s->v_bytes) / (2.0 * values) : 0;
     out->tokens = s->n_past;
@@ -205,24 +225,17 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     uint64_t kv_row = (uint64_t)hp->n_head_kv * hp->head_dim;
     s->kv_k = p.kv_k;
     s->kv_v = p.kv_v;
-    uint64_t k_row = vkb_kv_row_bytes(kv_cmp_type(p.kv_k), (uint32_t)kv_row),
-             v_row = vkb_kv_row_bytes(kv_cmp_type(p.kv_v), (uint32_t)kv_row);
-    if (!k_row || !v_row || p.kv_k > ENG_KV_Q4_0 || p.kv_v > ENG_KV_Q4_0) {
-        st = sfail(s, ENG_ERR_UNSUPPORTED,
-                   "a %s key / %s value cache needs %llu values per position to be a multiple "
-                   "of 64 (kv heads x head size); use f16",
-                   eng_kv_type_name(p.kv_k), eng_kv_type_name(p.kv_v), (unsigned long long)kv_row);
+    if ((st = eng_kv_layouts(hp, p.n_ctx, p.kv_k, p.kv_v, p.kv_group, p.kv_window, &s->k_layout,
+                             &s->v_layout, s->err, sizeof s->err)) != ENG_OK)
         goto done;
-    }
     if (p.unfused_attention && (p.kv_k != ENG_KV_F16 || p.kv_v != ENG_KV_F16)) {
         st = sfail(s, ENG_ERR_UNSUPPORTED,
                    "the unfused attention path reads f16 caches only (asked: %s keys, %s values)",
                    eng_kv_type_name(p.kv_k), eng_kv_type_name(p.kv_v));
         goto done;
     }
-    /* whole words per layer */
-    s->k_bytes = ((uint64_t)p.n_ctx * k_row + 3) / 4 * 4;
-    s->v_bytes = ((uint64_t)p.n_ctx * v_row + 3) / 4 * 4;
+    s->k_bytes = vkb_kv_bytes(&s->k_layout, NULL, 0);
+    s->v_bytes = vkb_kv_bytes(&s->v_layout, NULL, 0);
     uint64_t cache_bytes = s->k_bytes > s->v_bytes ? s->k_bytes : s->v_bytes;
     uint64_t B = p.n_batch, e = hp->n_embd, qw = (uint64_t)hp->n_head * hp->head_dim,
              ff = m->n_ff_pad;
@@ -348,13 +361,13 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
         return vs;
     if ((vs = vkb_op_rope(st, s->q, s->q, s->pos, s->freqs, &rq)) ||
         (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)) ||
-        (vs = vkb_op_kv_store(st, s->k_cache[l], kv_cmp_type(s->kv_k), p0, s->k, n, kvw)) ||
-        (vs = vkb_op_kv_store(st, s->v_cache[l], kv_cmp_type(s->kv_v), p0, s->v, n, kvw)) ||
+        (vs = vkb_op_kv_store(st, s->k_cache[l], &s->k_layout, p0, s->k, n)) ||
+        (vs = vkb_op_kv_store(st, s->v_cache[l], &s->v_layout, p0, s->v, n)) ||
         (vs = s->unfused ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
                                                     s->scores, &as)
                          : vkb_op_attention_split(
-                               st, s->att, s->q, s->k_cache[l], kv_cmp_type(s->kv_k), s->v_cache[l],
-                               kv_cmp_type(s->kv_v), s->partials,
+                               st, s->att, s->q, s->k_cache[l], &s->k_layout, s->v_cache[l],
+                               &s->v_layout, s->partials,
                                s->splits ? s->splits : vkb_attention_splits(s->dev, &as), &as)) ||
         (vs = mul(st, &L->wo, s->att, s->o, n)) ||
         (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))

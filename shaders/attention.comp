@@ -9,21 +9,16 @@
 // Keys are visited in tiles of one key per invocation with an online softmax (running
 // maximum and sum), so any context length runs in fixed shared memory. q and out are f32
 // [tokens][heads][head_dim]; the caches hold [position][kv_heads][head_dim] values in
-// their stored type (K_TYPE, V_TYPE: f16, q8_0 or q4_0; vkb_kv.glsl), dequantized here as
-// they are read. Invocation i accumulates output dimensions i, i + wg, i + 2wg, i + 3wg
+// their stored type (K_TYPE, V_TYPE, specialization constants: f16, q8_0, q4_0, kivi4 or
+// kivi2; vkb_kv.glsl), dequantized here as they are read. Invocation i accumulates output dimensions i, i + wg, i + 2wg, i + 3wg
 // of each of the workgroup's heads. Groups of more than G_MAX heads take several
 // workgroups (x = kv head x chunks of the group).
 #include "vkb_index.glsl"
 #include "vkb_kv.glsl"
 
-#ifndef K_TYPE
-#define K_TYPE KV_F16
-#endif
-#ifndef V_TYPE
-#define V_TYPE KV_F16
-#endif
-
 layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint K_TYPE = KV_F16;
+layout(constant_id = 2) const uint V_TYPE = KV_F16;
 
 #include "vkb_reduce.glsl" // after the workgroup size: it sizes shared memory by it
 
@@ -46,10 +41,13 @@ layout(push_constant) uniform Push {
     uint k_row_bytes; // bytes per cache position
     uint v_row_bytes;
     uint split_len; // 0: all keys; else keys per split (workgroup z), partial results out
+    uint kv_nq;     // KIVI: positions in the quantized store; the rest in the f16 window
+    uint ring_rows; // KIVI: rows of the window ring
+    uint group;     // KIVI: values per scale
 } pc;
 
-KV_PAIR_FN(k_pair, kc, K_TYPE)
-KV_PAIR_FN(v_pair, vc, V_TYPE)
+KV_PAIR_FN(k_pair, kc, K_TYPE, true)
+KV_PAIR_FN(v_pair, vc, V_TYPE, false)
 
 #define G_MAX 4u
 

@@ -59,7 +59,7 @@ void main()
         precise float d = mx / -8.0;
 #endif
         precise float id = d != 0.0 ? 1.0 / d : 0.0;
-        const uint dh = packHalf2x16(vec2(d, 0.0)) & 0xffffu;
+        const uint dh = kv_half_rne(d);
         put_byte(off, dh);
         put_byte(off + 1u, dh >> 8u);
 #if TYPE == KV_Q8_0

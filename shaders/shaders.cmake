@@ -21,26 +21,16 @@ foreach(op rms_norm softmax attention)
     vkllm_shader(${op}_shared ${op}.comp)
 endforeach()
 
-# Attention over compressed KV caches: every pair of key and value types (f16/f16 above).
-foreach(kt f16 q8_0 q4_0)
-    foreach(vt f16 q8_0 q4_0)
-        if(NOT (kt STREQUAL "f16" AND vt STREQUAL "f16"))
-            string(TOUPPER ${kt} KT)
-            string(TOUPPER ${vt} VT)
-            vkllm_shader(attention_${kt}_${vt}_subgroup attention.comp
-                         DEFINES USE_SUBGROUP K_TYPE=KV_${KT} V_TYPE=KV_${VT})
-            vkllm_shader(attention_${kt}_${vt}_shared attention.comp
-                         DEFINES K_TYPE=KV_${KT} V_TYPE=KV_${VT})
-        endif()
-    endforeach()
-endforeach()
-
 # Split-K attention's merge of the partial results.
 vkllm_shader(attention_merge attention_merge.comp)
 
 # Quantize-on-write into the KV cache.
 vkllm_shader(kv_store_q8_0 kv_store.comp DEFINES TYPE=KV_Q8_0)
 vkllm_shader(kv_store_q4_0 kv_store.comp DEFINES TYPE=KV_Q4_0)
+# KIVI caches: what leaves the f16 window folded into the store, and the window's rows.
+vkllm_shader(kv_fold_keys kv_kivi.comp DEFINES FOLD_KEYS)
+vkllm_shader(kv_fold_values kv_kivi.comp DEFINES FOLD_VALUES)
+vkllm_shader(kv_window kv_kivi.comp DEFINES WINDOW)
 
 # The unfused attention path: scores to memory, softmax, then the value product.
 vkllm_shader(attention_scores attention_unfused.comp DEFINES SCORES)

@@ -7,6 +7,10 @@
 #     Q4_0's KL divergence (the issue's "measurably better");
 #   - pruning: Wanda below magnitude at 50%; FFN channel removal runs, better ranked by
 #     activations;
+#   - KV caches (TinyStories-656K, whose 64 values per position q4_0 takes): q8_0 under
+#     0.01 KL against the f16 cache (the KV issue's target); kivi4 (per-channel keys, no f16
+#     window) below q4_0 at the same 4.5 bits per value; kivi4 with its window below
+#     without; kivi2 runs;
 #   - a base saved with another --ctx is refused.
 set -u
 vkllm=$1 shared=$2 work=$3
@@ -73,6 +77,21 @@ awk -v a="$(klof "$work/ffn.out")" -v b="$(klof "$work/ffn-im.out")" \
 "$vkllm" perplexity -f "$text" -c 64 --chunks 4 -m "$model" --kl-base "$work/base.kl" \
     >/dev/null 2>"$work/err" && fail "a base of another --ctx was taken"
 grep -q "was saved with a vocabulary of 512 and --ctx 128" "$work/err" || fail "the mismatch message"
+kvm=$shared/models/TinyStories-656K-Q8_0.gguf
+kvp=("$vkllm" perplexity -f "$text" -c 256 --chunks 8 -m "$kvm")
+"${kvp[@]}" --kl-save "$work/kv.kl" >/dev/null || fail "perplexity f16 cache"
+for c in "q8_0" "q4_0" "kivi4 --kv-window 0" "kivi4" "kivi2"; do
+    # shellcheck disable=SC2086 # the type and its flags
+    "${kvp[@]}" --kl-base "$work/kv.kl" --kv-type $c >"$work/kv-${c// /_}.out" ||
+        fail "perplexity --kv-type $c"
+done
+kvq8=$(klof "$work/kv-q8_0.out") kvq4=$(klof "$work/kv-q4_0.out")
+kvk4=$(klof "$work/kv-kivi4_--kv-window_0.out") kvk4w=$(klof "$work/kv-kivi4.out")
+awk -v a="$kvq8" 'BEGIN { exit !(a >= 0 && a < 0.01) }' || fail "q8_0 cache KL $kvq8 not under 0.01"
+awk -v a="$kvq4" -v b="$kvk4" 'BEGIN { exit !(a > 0 && b > 0 && b < a) }' ||
+    fail "kivi4 cache KL $kvk4 not below q4_0's $kvq4"
+awk -v a="$kvk4" -v b="$kvk4w" 'BEGIN { exit !(b > 0 && b < a) }' ||
+    fail "kivi4 with an f16 window (KL $kvk4w) not below without ($kvk4)"
 [ $fails = 0 ] &&
-    echo "cli_quality: all checks passed (Q8_0 KL $kl, PPL $p8 vs $p32; Q4_0 KL $k4, with imatrix $k4im)"
+    echo "cli_quality: all checks passed (Q8_0 KL $kl, PPL $p8 vs $p32; Q4_0 KL $k4, with imatrix $k4im; KV caches KL: q8_0 $kvq8, q4_0 $kvq4, kivi4 $kvk4, with window $kvk4w)"
 exit $((fails > 0))

@@ -210,6 +210,7 @@ static double max_diff(const float *a, const float *b, size_t n)
  * tokens (matmul), a second chunk of 5 (matvec with 5 columns), then single-token decode
  * steps; greedy tokens must agree throughout. */
 static uint32_t layers_splits; /* attention_splits of the sessions check_layers makes */
+static uint32_t layers_kv_group, layers_kv_window; /* and their KIVI group and window */
 
 static void check_layers_kv(const char *file, uint32_t decode_steps, bool unfused, eng_kv_type kv_k,
                             eng_kv_type kv_v)
@@ -226,9 +227,12 @@ static void check_layers_kv(const char *file, uint32_t decode_steps, bool unfuse
                              .unfused_attention = unfused,
                              .kv_k = kv_k,
                              .kv_v = kv_v,
-                             .attention_splits = layers_splits};
+                             .attention_splits = layers_splits,
+                             .kv_group = layers_kv_group,
+                             .kv_window = layers_kv_window};
     eng_ref *ref = eng_ref_create(m, 128, err, sizeof err);
-    CHECK(!ref || eng_ref_set_kv_types(ref, kv_k, kv_v) == ENG_OK);
+    CHECK(!ref ||
+          eng_ref_set_kv_types(ref, kv_k, kv_v, layers_kv_group, layers_kv_window) == ENG_OK);
     CHECK_MSG(eng_session_create(m, &sp, &s, err, sizeof err) == ENG_OK, "session: %s", err);
     size_t e = hp->n_embd;
     float *cap = malloc(sizeof *cap * hp->n_layer * 24 * e);
@@ -299,6 +303,30 @@ static void test_layers_kv(void)
                eng_kv_type_name(pairs[i][1]));
         check_layers_kv("TinyStories-656K-Q8_0.gguf", 8, false, pairs[i][0], pairs[i][1]);
     }
+}
+
+/* KIVI caches through a whole model: groups of 32 and no f16 window beyond the group
+ * being filled, so 72 positions fold twice (during decode steps, from the window ring and
+ * the step's own row); and the default window of 128, which this short run never leaves
+ * (the cache is then f16). Split-K too. */
+static void test_layers_kivi(void)
+{
+    static const eng_kv_type pairs[][2] = {
+        {ENG_KV_KIVI4, ENG_KV_KIVI4}, {ENG_KV_KIVI2, ENG_KV_KIVI2}, {ENG_KV_KIVI4, ENG_KV_KIVI2}};
+    layers_kv_group = 32;
+    layers_kv_window = ENG_KV_WINDOW_NONE;
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        printf("  %s keys, %s values, group 32, no window:", eng_kv_type_name(pairs[i][0]),
+               eng_kv_type_name(pairs[i][1]));
+        check_layers_kv("TinyStories-656K-Q8_0.gguf", 48, false, pairs[i][0], pairs[i][1]);
+    }
+    layers_splits = 3;
+    printf("  kivi4 keys, kivi2 values, split-K:");
+    check_layers_kv("TinyStories-656K-Q8_0.gguf", 48, false, ENG_KV_KIVI4, ENG_KV_KIVI2);
+    layers_splits = 0;
+    layers_kv_group = layers_kv_window = 0;
+    printf("  kivi2 keys and values, default group and window:");
+    check_layers_kv("TinyStories-656K-Q8_0.gguf", 8, false, ENG_KV_KIVI2, ENG_KV_KIVI2);
 }
 
 /* Split-K attention through a whole model (forced: lavapipe would not split), with a
@@ -672,6 +700,7 @@ int main(int argc, char **argv)
         {"layers_qwen2", test_layers_qwen2, true},
         {"layers_synthetic", test_layers_synthetic, true},
         {"layers_unfused", test_layers_unfused, true},
+        {"layers_kivi", test_layers_kivi, true},
         {"layers_kv", test_layers_kv, true},
         {"layers_split", test_layers_split, true},
         {"all_logits", test_all_logits, true},

@@ -393,11 +393,35 @@ static uint64_t kv_block_mismatches(cmp_type type, const uint8_t *got, const uin
     return bad;
 }
 
-/* Compressed KV caches: quantize-on-write (q8_0, q4_0) against the CPU codec (one step
- * of difference at most), and attention over every pair of key and value types against
+/* Writes positions 0 .. n of x ([n][values] on the device) into a cache in pieces, as a
+ * prefill and later chunks and decode steps would: half, then 1, 3, 17, 64, 1, ... rows,
+ * each through `piece` (a copy, so every store's x starts at offset 0). The same pieces
+ * into the host cache with the reference. */
+static void store_pieces(struct fixture *f, const vkb_buffer *cache, void *host_cache,
+                         const vkb_kv_layout *l, const vkb_buffer *x, const float *host_x,
+                         const vkb_buffer *piece, uint32_t n)
+{
+    static const uint32_t steps[] = {1, 3, 17, 64};
+    uint32_t at = 0, step = 0;
+    while (at < n) {
+        uint32_t rows = at == 0 ? (n / 2 ? n / 2 : n) : steps[step++ % 4];
+        rows = rows < n - at ? rows : n - at;
+        uint64_t bytes = (uint64_t)rows * l->values * 4;
+        CHECK_OK(vkb_stream_copy(f->stream, x, (uint64_t)at * l->values * 4, piece, 0, bytes));
+        CHECK_OK(vkb_op_kv_store(f->stream, cache, l, at, piece, rows));
+        CHECK(vkb_ref_kv_store(l, host_cache, at, host_x + (size_t)at * l->values, rows));
+        at += rows;
+    }
+}
+
+/* Compressed KV caches: quantize-on-write against the CPU codec (q8_0, q4_0: no block
+ * more than one step of its scale or of a value apart; KIVI: the caches read back
+ * through the reference equal but for at most 0.5% of values, none more than two steps
+ * of the coarsest group apart), and attention over pairs of key and value types against
  * the double reference reading the same cache bytes, in one pass and split-K (7 splits:
  * some empty for short caches, some ending before the causal limit): same budget as
- * above. */
+ * above. KIVI caches vary group (32, 64) and window (0, 1 or 2 groups) with the shape, so
+ * short caches stay in the window and long ones fold many times, wrapping the ring. */
 #define SPLITS 7
 static void test_attention_kv(void)
 {
@@ -414,83 +438,172 @@ static void test_attention_kv(void)
         {128, 4, 4, 2, 998, 1000, 0},
         {64, 8, 2, 1, 4096, 4097, 0},
     };
-    static const cmp_type types[] = {CMP_TYPE_F16, CMP_TYPE_Q8_0, CMP_TYPE_Q4_0};
+    static const vkb_kv_type pairs[][2] = {
+        {VKB_KV_F16, VKB_KV_F16},     {VKB_KV_F16, VKB_KV_Q8_0},    {VKB_KV_F16, VKB_KV_Q4_0},
+        {VKB_KV_Q8_0, VKB_KV_F16},    {VKB_KV_Q8_0, VKB_KV_Q8_0},   {VKB_KV_Q8_0, VKB_KV_Q4_0},
+        {VKB_KV_Q4_0, VKB_KV_F16},    {VKB_KV_Q4_0, VKB_KV_Q8_0},   {VKB_KV_Q4_0, VKB_KV_Q4_0},
+        {VKB_KV_KIVI4, VKB_KV_KIVI4}, {VKB_KV_KIVI2, VKB_KV_KIVI2}, {VKB_KV_KIVI4, VKB_KV_KIVI2},
+        {VKB_KV_KIVI2, VKB_KV_F16},   {VKB_KV_Q8_0, VKB_KV_KIVI4},
+    };
     struct fixture f;
     if (!setup(&f))
         return;
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
-        for (int kt = 0; kt < 3; kt++)
-            for (int vt = 0; vt < 3; vt++) {
-                vkb_attention_shape sh = shapes[c];
-                sh.scale = 1.0f / sqrtf((float)sh.head_dim);
-                cmp_type ktype = types[kt], vtype = types[vt];
-                uint32_t row = sh.kv_heads * sh.head_dim;
-                uint64_t k_row = vkb_kv_row_bytes(ktype, row), v_row = vkb_kv_row_bytes(vtype, row);
-                size_t qn = (size_t)sh.tokens * sh.heads * sh.head_dim;
-                size_t kvn = (size_t)sh.n_kv * row;
-                float *q = t_random_floats(qn, 170 + c, -1.f, 1.f);
-                float *k = t_random_floats(kvn, 180 + c, -1.f, 1.f),
-                      *v = t_random_floats(kvn, 190 + c, -1.f, 1.f);
-                uint8_t *kc = malloc(sh.n_kv * k_row), *vc = malloc(sh.n_kv * v_row),
-                        *want_row = malloc(k_row > v_row ? k_row : v_row);
-                float *got = malloc(qn * 4), *want = malloc(qn * 4), *got_split = malloc(qn * 4);
-                begin(&f);
-                size_t visible = (size_t)(sh.pos0 + sh.tokens) * row;
-                for (size_t i = visible; k && v && i < kvn; i++)
-                    k[i] = 300.f, v[i] = 1000.f; /* beyond the last query: must not be seen */
-                /* written in two pieces, as a prefill and a later chunk would be */
-                uint32_t split = sh.n_kv / 2;
-                size_t lo = (size_t)split * row;
-                vkb_buffer *bq = upload(&f, q, qn * 4), *bk = upload(&f, k, lo * 4),
-                           *bv = upload(&f, v, lo * 4), *bk2 = upload(&f, k + lo, (kvn - lo) * 4),
-                           *bv2 = upload(&f, v + lo, (kvn - lo) * 4),
-                           *bkc = upload(&f, NULL, sh.n_kv * k_row),
-                           *bsplit = upload(&f, NULL, qn * 4),
-                           *bpart = upload(&f, NULL, vkb_attention_partials_bytes(&sh, SPLITS)),
-                           *bvc = upload(&f, NULL, sh.n_kv * v_row), *bo = upload(&f, NULL, qn * 4);
-                if (!q || !k || !v || !kc || !vc || !want_row || !got || !want || !bq || !bk ||
-                    !bv || !bk2 || !bv2 || !bkc || !bvc || !bo || !bsplit || !bpart) {
-                    t_fail_at(__FILE__, __LINE__, "setup failed");
-                    goto next;
-                }
-                CHECK_OK(vkb_op_kv_store(f.stream, bkc, ktype, 0, bk, split, row));
-                CHECK_OK(vkb_op_kv_store(f.stream, bvc, vtype, 0, bv, split, row));
-                CHECK_OK(vkb_op_kv_store(f.stream, bkc, ktype, split, bk2, sh.n_kv - split, row));
-                CHECK_OK(vkb_op_kv_store(f.stream, bvc, vtype, split, bv2, sh.n_kv - split, row));
-                CHECK_OK(vkb_op_attention_kv(f.stream, bo, bq, bkc, ktype, bvc, vtype, &sh));
-                CHECK_OK(vkb_op_attention_split(f.stream, bsplit, bq, bkc, ktype, bvc, vtype, bpart,
-                                                SPLITS, &sh));
-                finish(&f, bo, got, qn * 4);
-                CHECK_OK(vkb_buffer_download(t_dev, bsplit, 0, got_split, qn * 4));
-                CHECK_OK(vkb_buffer_download(t_dev, bkc, 0, kc, sh.n_kv * k_row));
-                CHECK_OK(vkb_buffer_download(t_dev, bvc, 0, vc, sh.n_kv * v_row));
-                char what[144];
-                snprintf(what, sizeof what,
-                         "attention %s keys, %s values, hd=%u heads=%u/%u tokens=%u pos0=%u "
-                         "n_kv=%u",
-                         cmp_type_get(ktype)->name, cmp_type_get(vtype)->name, sh.head_dim,
-                         sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv);
-                for (int which = 0; which < 2; which++) {
-                    cmp_type t = which ? vtype : ktype;
-                    const float *src = which ? v : k;
-                    const uint8_t *cache = which ? vc : kc;
-                    uint64_t rb = which ? v_row : k_row, bad = 0;
-                    for (uint32_t j = 0; t != CMP_TYPE_F16 && j < sh.n_kv; j++) {
-                        CHECK(cmp_quantize(t, src + (size_t)j * row, want_row, row));
-                        bad += kv_block_mismatches(t, cache + j * rb, want_row, row / 32);
-                    }
-                    CHECK_MSG(bad == 0, "%s: %llu %s blocks more than a step from the codec", what,
-                              (unsigned long long)bad, which ? "value" : "key");
-                }
-                CHECK(vkb_ref_attention_kv(want, q, kc, ktype, vc, vtype, &sh));
-                compare(what, got, want, qn, 4e-5, 2e-6);
-                strcat(what, " split");
-                compare(what, got_split, want, qn, 4e-5, 2e-6);
-            next:
-                free(q), free(k), free(v), free(kc), free(vc), free(want_row), free(got),
-                    free(got_split), free(want);
+        for (size_t pi = 0; pi < sizeof pairs / sizeof pairs[0]; pi++) {
+            vkb_attention_shape sh = shapes[c];
+            sh.scale = 1.0f / sqrtf((float)sh.head_dim);
+            uint32_t row = sh.kv_heads * sh.head_dim, group = c % 2 ? 32 : 64;
+            vkb_kv_layout kl = {pairs[pi][0], true, row, sh.n_kv, group, (uint32_t)(c % 3) * group};
+            vkb_kv_layout vl = kl;
+            vl.type = pairs[pi][1], vl.keys = false;
+            uint64_t k_bytes = vkb_kv_bytes(&kl, NULL, 0), v_bytes = vkb_kv_bytes(&vl, NULL, 0);
+            size_t qn = (size_t)sh.tokens * sh.heads * sh.head_dim;
+            size_t kvn = (size_t)sh.n_kv * row;
+            float *q = t_random_floats(qn, 170 + c, -1.f, 1.f);
+            float *k = t_random_floats(kvn, 180 + c, -1.f, 1.f),
+                  *v = t_random_floats(kvn, 190 + c, -1.f, 1.f);
+            uint8_t *kc = malloc(k_bytes), *vc = malloc(v_bytes), *kc_ref = malloc(k_bytes),
+                    *vc_ref = malloc(v_bytes);
+            float *got = malloc(qn * 4), *want = malloc(qn * 4), *got_split = malloc(qn * 4),
+                  *read = malloc(kvn * 4), *read_ref = malloc(kvn * 4);
+            begin(&f);
+            size_t visible = (size_t)(sh.pos0 + sh.tokens) * row;
+            for (size_t i = visible; k && v && i < kvn; i++)
+                k[i] = 300.f, v[i] = 1000.f; /* beyond the last query: must not be seen */
+            vkb_buffer *bq = upload(&f, q, qn * 4), *bk = upload(&f, k, kvn * 4),
+                       *bv = upload(&f, v, kvn * 4), *bpiece = upload(&f, NULL, kvn * 4),
+                       *bkc = upload(&f, NULL, k_bytes), *bvc = upload(&f, NULL, v_bytes),
+                       *bsplit = upload(&f, NULL, qn * 4),
+                       *bpart = upload(&f, NULL, vkb_attention_partials_bytes(&sh, SPLITS)),
+                       *bo = upload(&f, NULL, qn * 4);
+            if (!q || !k || !v || !kc || !vc || !kc_ref || !vc_ref || !got || !want || !got_split ||
+                !read || !read_ref || !k_bytes || !v_bytes || !bq || !bk || !bv || !bpiece ||
+                !bkc || !bvc || !bo || !bsplit || !bpart) {
+                t_fail_at(__FILE__, __LINE__, "setup failed");
+                goto next;
             }
+            store_pieces(&f, bkc, kc_ref, &kl, bk, k, bpiece, sh.n_kv);
+            store_pieces(&f, bvc, vc_ref, &vl, bv, v, bpiece, sh.n_kv);
+            CHECK_OK(vkb_op_attention_kv(f.stream, bo, bq, bkc, &kl, bvc, &vl, &sh));
+            CHECK_OK(vkb_op_attention_split(f.stream, bsplit, bq, bkc, &kl, bvc, &vl, bpart, SPLITS,
+                                            &sh));
+            finish(&f, bo, got, qn * 4);
+            CHECK_OK(vkb_buffer_download(t_dev, bsplit, 0, got_split, qn * 4));
+            CHECK_OK(vkb_buffer_download(t_dev, bkc, 0, kc, k_bytes));
+            CHECK_OK(vkb_buffer_download(t_dev, bvc, 0, vc, v_bytes));
+            char what[160];
+            snprintf(what, sizeof what,
+                     "attention %s keys, %s values (group %u, window %u), hd=%u heads=%u/%u "
+                     "tokens=%u pos0=%u n_kv=%u",
+                     vkb_kv_type_name(kl.type), vkb_kv_type_name(vl.type), kl.group, kl.window,
+                     sh.head_dim, sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv);
+            for (int which = 0; which < 2; which++) {
+                const vkb_kv_layout *l = which ? &vl : &kl;
+                const uint8_t *cache = which ? vc : kc, *ref = which ? vc_ref : kc_ref;
+                const char *side = which ? "value" : "key";
+                if (l->type == VKB_KV_Q8_0 || l->type == VKB_KV_Q4_0) {
+                    cmp_type t = l->type == VKB_KV_Q8_0 ? CMP_TYPE_Q8_0 : CMP_TYPE_Q4_0;
+                    uint64_t rb = cmp_row_bytes(t, row), bad = 0;
+                    for (uint32_t j = 0; j < sh.n_kv; j++)
+                        bad += kv_block_mismatches(t, cache + j * rb, ref + j * rb, row / 32);
+                    CHECK_MSG(bad == 0, "%s: %llu %s blocks more than a step from the codec", what,
+                              (unsigned long long)bad, side);
+                    continue;
+                }
+                /* f16 and KIVI: both caches dequantized */
+                CHECK(vkb_ref_kv_read(l, cache, sh.n_kv, read));
+                CHECK(vkb_ref_kv_read(l, ref, sh.n_kv, read_ref));
+                double step = l->type == VKB_KV_KIVI2 ? 1000.0 * 2 / 3 : 1000.0 * 2 / 15;
+                size_t differ = 0, far = 0;
+                for (size_t i = 0; i < kvn; i++) {
+                    double d = fabs((double)read[i] - read_ref[i]);
+                    differ += d > 1e-6 * (1 + fabs(read_ref[i]));
+                    far += d > 2 * step;
+                }
+                CHECK_MSG(differ * 200 <= kvn && far == 0,
+                          "%s: %zu of %zu %s values differ from the reference store, %zu by "
+                          "more than two steps",
+                          what, differ, kvn, side, far);
+            }
+            CHECK(vkb_ref_attention_kv(want, q, kc, &kl, vc, &vl, &sh));
+            compare(what, got, want, qn, 4e-5, 2e-6);
+            strcat(what, " split");
+            compare(what, got_split, want, qn, 4e-5, 2e-6);
+        next:
+            free(q), free(k), free(v), free(kc), free(vc), free(kc_ref), free(vc_ref), free(got),
+                free(got_split), free(want), free(read), free(read_ref);
+        }
     teardown(&f);
+}
+
+/* KIVI's quantization error: per channel for keys, per position for values, against the
+ * values written (at most half a step of the group's scale beyond f16's rounding of the
+ * minimum), and the window exact to f16. Also: a cache whose keys have an outlier channel
+ * (100x the others) loses far less with per-channel keys than q4_0's per-position
+ * blocks do, which is why KIVI groups keys that way. */
+static void test_kivi_error(void)
+{
+    const uint32_t values = 128, n = 600;
+    float *x = t_random_floats((size_t)n * values, 77, -1.f, 1.f);
+    float *read = malloc(sizeof *read * n * values);
+    for (uint32_t p = 0; x && p < n; p++)
+        x[(size_t)p * values + 5] = 100.f + x[(size_t)p * values + 5]; /* an outlier channel */
+    for (int bits = 0; bits < 2 && x && read; bits++)
+        for (int keys = 0; keys < 2; keys++) {
+            vkb_kv_layout l = {bits ? VKB_KV_KIVI2 : VKB_KV_KIVI4, keys, values, n, 64, 128};
+            uint8_t *cache = malloc(vkb_kv_bytes(&l, NULL, 0));
+            CHECK(cache && vkb_ref_kv_store(&l, cache, 0, x, 300));
+            CHECK(cache && vkb_ref_kv_store(&l, cache, 300, x + 300 * values, n - 300));
+            CHECK(cache && vkb_ref_kv_read(&l, cache, n, read));
+            uint32_t nq = vkb_kv_quantized(&l, n), top = bits ? 3 : 15;
+            CHECK(nq == (n - 128) / 64 * 64);
+            double worst = 0, worst_window = 0, sum_sq = 0;
+            for (uint32_t p = 0; p < n; p++)
+                for (uint32_t c = 0; c < values; c++) {
+                    double want = x[(size_t)p * values + c], got = read[(size_t)p * values + c];
+                    double err = fabs(got - want);
+                    if (p >= nq) {
+                        worst_window = err > worst_window ? err : worst_window;
+                        continue;
+                    }
+                    /* the group's range: along positions (keys) or channels (values) */
+                    double mn = INFINITY, mx = -INFINITY;
+                    for (uint32_t i = 0; i < 64; i++) {
+                        float v = keys ? x[(size_t)(p / 64 * 64 + i) * values + c]
+                                       : x[(size_t)p * values + c / 64 * 64 + i];
+                        mn = v < mn ? v : mn, mx = v > mx ? v : mx;
+                    }
+                    double budget = (mx - mn) / top * (0.5 + 1e-3) + (mx - mn) * 0x1p-10 +
+                                    fabs(mn) * 0x1p-11 * 2;
+                    worst = err / budget > worst ? err / budget : worst;
+                    if (c != 5)
+                        sum_sq += err * err;
+                }
+            CHECK_MSG(worst <= 1.0, "kivi%d %s: an error of %.3f of its budget", bits ? 2 : 4,
+                      keys ? "keys" : "values", worst);
+            CHECK_MSG(worst_window <= 100.0 * 0x1p-11, "the f16 window is off by %g", worst_window);
+            if (keys && !bits) {
+                /* q4_0 of the same keys, per position, on the other channels */
+                double q4_sq = 0;
+                float *row = malloc(sizeof *row * values);
+                uint8_t blk[18 * 4];
+                for (uint32_t p = 0; row && p < nq; p++) {
+                    CHECK(cmp_quantize(CMP_TYPE_Q4_0, x + (size_t)p * values, blk, values));
+                    CHECK(cmp_dequantize(CMP_TYPE_Q4_0, blk, row, values));
+                    for (uint32_t c = 0; c < values; c++)
+                        if (c != 5)
+                            q4_sq += (row[c] - x[(size_t)p * values + c]) *
+                                     (row[c] - x[(size_t)p * values + c]);
+                }
+                free(row);
+                CHECK_MSG(sum_sq * 10 < q4_sq,
+                          "kivi4 keys: squared error %g, q4_0 per position %g (outlier channel)",
+                          sum_sq, q4_sq);
+            }
+            free(cache);
+        }
+    free(x);
+    free(read);
 }
 
 /* Bad arguments: a status and a message naming the problem. */
@@ -527,6 +640,7 @@ int main(int argc, char **argv)
         {"bias_store", test_bias_and_store, true},
         {"attention", test_attention, true},
         {"attention_kv", test_attention_kv, true},
+        {"kivi_error", test_kivi_error, false},
         {"errors", test_op_errors, true},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

@@ -47,8 +47,11 @@ static const char usage[] =
     "  -n, --n-gen LIST          generation lengths (default 128; 0 = none)\n"
     "  -d, --n-depth LIST        tokens already in the context before the test (default 0)\n"
     "  -b, --batch-size LIST     prompt tokens per GPU submission (default 512)\n"
-    "  -ctk, --cache-type-k LIST KV cache key types: f16 (default), q8_0, q4_0\n"
-    "  -ctv, --cache-type-v LIST KV cache value types: f16 (default), q8_0, q4_0\n"
+    "  -ctk, --cache-type-k LIST KV cache key types: f16 (default), q8_0, q4_0, kivi4,\n"
+    "                            kivi2\n"
+    "  -ctv, --cache-type-v LIST KV cache value types: the same\n"
+    "  --kv-group N, --kv-window N   the kivi caches' group size and f16 window (as\n"
+    "                            in `vkllm run`; defaults 64 and 128)\n"
     "  -fa, --flash-attn LIST    1: the fused attention kernel (default); 0: the unfused\n"
     "                            path (scores in memory, softmax, value product)\n"
     "  -r, --repetitions N       timed runs per test (default 5, at most 64)\n"
@@ -84,6 +87,7 @@ typedef struct bench_opts {
     bool synthetic[MAX_MODELS];
     uint32_t n_models;
     uint_list n_prompt, n_gen, n_depth, n_batch, fa, type_k, type_v;
+    tool_kv_opts kv; /* group and window of kivi caches */
     const char *devices;
     const char *gate_model;
     int reps;
@@ -123,7 +127,8 @@ static bool parse_kv_types(const char *flag, const char *list, uint_list *out)
     for (const char *p = list; tool_next_item(&p, item) != 0;) {
         eng_kv_type t;
         if (!eng_kv_type_parse(item, &t) || out->n == MAX_LIST) {
-            tool_error("%s: \"%s\": the KV cache types are f16, q8_0 and q4_0", flag, item);
+            tool_error("%s: \"%s\": the KV cache types are f16, q8_0, q4_0, kivi4 and kivi2", flag,
+                       item);
             return false;
         }
         out->v[out->n++] = (uint32_t)t;
@@ -219,6 +224,9 @@ static int parse_flags(int argc, char **argv, bench_opts *o)
         } else if (IS("-ctv") || IS("--cache-type-v")) {
             NEEDS_VALUE;
             if (!parse_kv_types(a, val, &o->type_v))
+                return 2;
+        } else if (IS("--kv-group") || IS("--kv-window")) {
+            if (tool_parse_kv_flag(argc, argv, &i, &o->kv) <= 0)
                 return 2;
         } else if (IS("-r") || IS("--repetitions")) {
             NEEDS_VALUE;
@@ -628,6 +636,8 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                                  .unfused_attention = fa == 0,
                                  .kv_k = (eng_kv_type)tk,
                                  .kv_v = (eng_kv_type)tv,
+                                 .kv_group = o->kv.group,
+                                 .kv_window = o->kv.window,
                                  .profile = o->profile};
         vkb_device_memory_reset_peak(dev);
         if (eng_session_create(m, &sp, &s, err, sizeof err) != ENG_OK) {

@@ -41,7 +41,7 @@ typedef struct ppl_opts {
     const char *model, *file, *kl_save, *kl_base;
     uint32_t n_ctx, n_batch, max_chunks;
     bool unfused;
-    eng_kv_type kv_k, kv_v;
+    tool_kv_opts kv;
 } ppl_opts;
 
 /* log softmax(logits) into lp (double arithmetic); returns the index of the largest. */
@@ -118,7 +118,7 @@ static int parse(int argc, char **argv, ppl_opts *o, tool_gpu_opts *gpu)
     for (int i = 1; i < argc; i++) {
         int took = tool_parse_gpu_flag(argc, argv, &i, gpu);
         if (took == 0)
-            took = tool_parse_kv_flag(argc, argv, &i, &o->kv_k, &o->kv_v);
+            took = tool_parse_kv_flag(argc, argv, &i, &o->kv);
         if (took < 0)
             return 2;
         if (took)
@@ -193,8 +193,10 @@ static int run(const ppl_opts *o, vkb_device *dev)
                              .n_batch = o->n_batch,
                              .unfused_attention = o->unfused,
                              .all_logits = true,
-                             .kv_k = o->kv_k,
-                             .kv_v = o->kv_v};
+                             .kv_k = o->kv.k,
+                             .kv_v = o->kv.v,
+                             .kv_group = o->kv.group,
+                             .kv_window = o->kv.window};
     if (!text)
         goto done;
     if (eng_model_upload(m, dev, bar ? tool_progress : NULL, "loading weights", err, sizeof err) !=

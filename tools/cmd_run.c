@@ -67,7 +67,7 @@ typedef struct run_opts {
     const char *model, *prompt, *prompt_file;
     long n_predict;
     uint32_t n_ctx, n_batch, keep;
-    eng_kv_type kv_k, kv_v;
+    tool_kv_opts kv;
     long metrics_port; /* -1: no endpoint */
     bool ignore_eos, view;
     const char *view_screenshot;
@@ -87,7 +87,7 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         long n;
         int g = tool_parse_gpu_flag(argc, argv, &i, gpu);
         if (g == 0)
-            g = tool_parse_kv_flag(argc, argv, &i, &o->kv_k, &o->kv_v);
+            g = tool_parse_kv_flag(argc, argv, &i, &o->kv);
         if (g < 0)
             return 2;
         if (g > 0)
@@ -248,8 +248,10 @@ static int generate(run_opts *o, vkb_device *dev)
     }
     eng_session_params spar = {.n_ctx = o->n_ctx,
                                .n_batch = o->n_batch,
-                               .kv_k = o->kv_k,
-                               .kv_v = o->kv_v,
+                               .kv_k = o->kv.k,
+                               .kv_v = o->kv.v,
+                               .kv_group = o->kv.group,
+                               .kv_window = o->kv.window,
                                .profile = o->profile_ops};
     if ((st = eng_session_create(m, &spar, &s, err, sizeof err))) {
         tool_error("%s", err);
@@ -382,6 +384,9 @@ static int generate(run_opts *o, vkb_device *dev)
         vkb_memory_stats ms;
         vkb_device_memory_stats(dev, &ms);
         const vkb_device_info *info = vkb_device_get_info(dev);
+        char kivi[64] = "";
+        if (kv.group)
+            snprintf(kivi, sizeof kivi, ", group %u, f16 window %u", kv.group, kv.window);
         fprintf(stderr,
                 "\nmodel    %s (%s, %u layers, %.2f M parameters, %s, %.1f MiB)\n"
                 "device   %s (%s, %s)\n"
@@ -389,7 +394,7 @@ static int generate(run_opts *o, vkb_device *dev)
                 "prefill  %lld tokens in %.3f s: %.1f tokens/s\n"
                 "decode   %zu tokens in %.3f s: %.1f tokens/s\n"
                 "memory   weights %.1f MiB, KV cache %.1f MiB (%u positions, %s keys, %s "
-                "values, %.2f bits per value), scratch "
+                "values%s, %.2f bits per value), scratch "
                 "%.1f MiB, staging %.1f MiB (upload ring, host-visible inputs and logits)\n"
                 "stopped  %s; seed %llu%s\n",
                 hp->name[0] ? hp->name : o->model, hp->arch_name, hp->n_layer,
@@ -400,7 +405,7 @@ static int generate(run_opts *o, vkb_device *dev)
                 t_decode > 0 ? (double)n_gen / t_decode : 0.0,
                 ms.by_purpose[VKB_PURPOSE_WEIGHTS] / 1048576.0,
                 ms.by_purpose[VKB_PURPOSE_KV] / 1048576.0, n_ctx, eng_kv_type_name(kv.k),
-                eng_kv_type_name(kv.v), kv.bits_per_value,
+                eng_kv_type_name(kv.v), kivi, kv.bits_per_value,
                 ms.by_purpose[VKB_PURPOSE_SCRATCH] / 1048576.0,
                 ms.by_purpose[VKB_PURPOSE_STAGING] / 1048576.0, stop, (unsigned long long)sp.seed,
                 shifts ? "; context shifted" : "");

@@ -255,24 +255,36 @@ char *tool_read_text(const char *path, size_t *len)
     return buf;
 }
 
-int tool_parse_kv_flag(int argc, char **argv, int *i, eng_kv_type *k, eng_kv_type *v)
+int tool_parse_kv_flag(int argc, char **argv, int *i, tool_kv_opts *kv)
 {
-    const char *a = argv[*i];
+    const char *a = argv[*i], *val = *i + 1 < argc ? argv[*i + 1] : NULL;
+    bool group = strcmp(a, "--kv-group") == 0, window = strcmp(a, "--kv-window") == 0;
+    if (group || window) {
+        long n;
+        if (!val || !tool_parse_long(a, val, group ? 32 : 0, group ? 256 : 1 << 20, &n))
+            return -1;
+        ++*i;
+        if (group)
+            kv->group = (uint32_t)n;
+        else
+            kv->window = n ? (uint32_t)n : ENG_KV_WINDOW_NONE;
+        return 1;
+    }
     bool both = strcmp(a, "--kv-type") == 0, ko = strcmp(a, "--kv-type-k") == 0,
          vo = strcmp(a, "--kv-type-v") == 0;
     if (!both && !ko && !vo)
         return 0;
     eng_kv_type t;
-    if (*i + 1 >= argc || !eng_kv_type_parse(argv[*i + 1], &t)) {
-        tool_error("%s takes f16, q8_0 or q4_0%s%s%s", a, *i + 1 < argc ? ", not \"" : "",
-                   *i + 1 < argc ? argv[*i + 1] : "", *i + 1 < argc ? "\"" : "");
+    if (!val || !eng_kv_type_parse(val, &t)) {
+        tool_error("%s takes f16, q8_0, q4_0, kivi4 or kivi2%s%s%s", a, val ? ", not \"" : "",
+                   val ? val : "", val ? "\"" : "");
         return -1;
     }
     ++*i;
     if (both || ko)
-        *k = t;
+        kv->k = t;
     if (both || vo)
-        *v = t;
+        kv->v = t;
     return 1;
 }
 

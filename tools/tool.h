@@ -29,16 +29,29 @@ int tool_parse_gpu_flag(int argc, char **argv, int *i, tool_gpu_opts *opts);
  * ~/.cache/vkllm; NULL when none can be named. Static storage. */
 const char *tool_cache_dir(void);
 
-/* Parses --kv-type T (keys and values), --kv-type-k T and --kv-type-v T at argv[*i]
- * (T: f16, q8_0, q4_0). Returns 1 when it took the flag, 0 when the flag is not one of
- * them, -1 on a bad value (after printing why). */
-int tool_parse_kv_flag(int argc, char **argv, int *i, eng_kv_type *k, eng_kv_type *v);
+/* The KV cache flags: types of keys and values, and the KIVI group and window (as in
+ * eng_session_params: 0 = the defaults). */
+typedef struct tool_kv_opts {
+    eng_kv_type k, v;
+    uint32_t group, window;
+} tool_kv_opts;
+
+/* Parses --kv-type T (keys and values), --kv-type-k T, --kv-type-v T, --kv-group N and
+ * --kv-window N at argv[*i]. Returns 1 when it took the flag, 0 when the flag is not one
+ * of them, -1 on a bad value (after printing why). */
+int tool_parse_kv_flag(int argc, char **argv, int *i, tool_kv_opts *kv);
 
 /* Help text for those flags. */
 #define TOOL_KV_HELP                                                                               \
     "  --kv-type T           KV cache type of keys and values: f16 (default), q8_0 (8.5\n"         \
-    "                        bits per value, about half the memory) or q4_0 (4.5 bits)\n"          \
-    "  --kv-type-k T, --kv-type-v T   the same for keys or values alone\n"
+    "                        bits per value, about half the memory), q4_0 (4.5 bits), or\n"        \
+    "                        KIVI's asymmetric kivi4 / kivi2 (keys per channel, values per\n"      \
+    "                        token; 4.5 / 2.5 bits at the default group, newest tokens f16)\n"     \
+    "  --kv-type-k T, --kv-type-v T   the same for keys or values alone\n"                         \
+    "  --kv-group N          kivi4/kivi2: values per scale and minimum, 32 to 256 in steps\n"      \
+    "                        of 32 (default 64)\n"                                                 \
+    "  --kv-window N         kivi4/kivi2: newest tokens kept in f16, a multiple of the group\n"    \
+    "                        (default 128; 0: only the group being filled)\n"
 
 /* Creates the context (prints the one-line reason and returns non-zero on failure). */
 int tool_open_context(const tool_gpu_opts *opts, vkb_context **ctx);
