@@ -61,6 +61,8 @@ void bench_write_end(FILE *f, bench_format fmt);
 
 /* vkllm bench kernels: the weight kernels alone. */
 int bench_kernels(int argc, char **argv);
+/* vkllm bench attention (bench_attention.c). */
+int bench_attention(int argc, char **argv);
 
 /* vkllm bench compare A.json B.json ...: one side-by-side table, and a PNG bar chart. */
 int bench_compare(int argc, char **argv);

@@ -23,6 +23,7 @@
 static const char usage[] =
     "usage: vkllm bench [-m FILE | --synthetic PRESET:TYPE] ... [flags]\n"
     "       vkllm bench kernels [flags]          (the weight kernels alone; --help there)\n"
+    "       vkllm bench attention [flags]        (decode attention by KV cache type)\n"
     "       vkllm bench compare A.json B.json ... (side by side; --help there)\n"
     "\n"
     "Times prompt processing (ppN: N prompt tokens in one go) and generation (tgN: N tokens\n"
@@ -790,6 +791,8 @@ int cmd_bench(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "kernels") == 0)
         return bench_kernels(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "attention") == 0)
+        return bench_attention(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "compare") == 0)
         return bench_compare(argc - 1, argv + 1);
     return model_bench(argc, argv);
