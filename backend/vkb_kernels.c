@@ -17,10 +17,10 @@ static uint64_t matvec_shared(const uint32_t *spec)
     return 4ull * spec[0] * spec[1] * spec[2];
 }
 
-/* attention.comp: qs[G_MAX = 4][MAX_HEAD_DIM = 256] + ps[G_MAX][wg] + reduce_buf[wg] floats */
+/* attention.comp: qs[R_MAX = 8][MAX_HEAD_DIM = 256] + ps[R_MAX][wg] + reduce_buf[wg] floats */
 static uint64_t attention_shared(const uint32_t *spec)
 {
-    return 4ull * (4 * 256 + 5 * spec[0]);
+    return 4ull * (8 * 256 + 9 * spec[0]);
 }
 
 /* Bindings: inputs first, outputs last. */
@@ -53,8 +53,9 @@ static uint64_t attention_shared(const uint32_t *spec)
         .shared_bytes_per_invocation = 4                                                           \
     }
 
-/* attention.comp: one workgroup per (KV head and up to 4 of its query heads, token,
- * split); x counts kv heads x chunks of their groups, y tokens, z splits. Shared memory:
+/* attention.comp: one workgroup per (up to 8 query rows sharing a KV head: heads of its
+ * group, then tokens; split); x counts kv heads x chunks of their groups, y tiles of
+ * tokens, z splits. Shared memory:
  * the queries (MAX_HEAD_DIM floats each), the tile's weights and the reduction. Spec
  * {workgroup, key cache type, value cache type} (vkb_kv_type, 0 = f16). */
 #define ATTENTION(n, sg)                                                                           \

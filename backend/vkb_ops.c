@@ -371,6 +371,7 @@ vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
 
 #define ATTN_MAX_HEAD_DIM 256 /* MAX_HEAD_DIM in shaders/attention.comp */
 #define ATTN_DIMS_PER_INV 4   /* DIMS_PER_INVOCATION there */
+#define ATTN_ROWS         8   /* R_MAX there: query rows per workgroup */
 
 struct attention_push {
     uint32_t head_dim, heads, kv_heads, tokens, n_kv, pos0;
@@ -622,9 +623,12 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
                                   kivi ? vkb_kv_quantized(kivi, sh->n_kv) : sh->n_kv,
                                   kivi ? (kg.bits ? kg.ring_rows : vg.ring_rows) : 1,
                                   kivi ? kivi->group : 32};
-    /* a workgroup per KV head and chunk of up to 4 of its query heads (G_MAX) */
-    uint32_t group = sh->heads / sh->kv_heads, chunks = (group + 3) / 4;
-    uint64_t e[3] = {(uint64_t)sh->kv_heads * chunks, sh->tokens, splits > 1 ? splits : 1};
+    /* a workgroup per ATTN_ROWS query rows sharing a KV head: heads of its group, then
+     * consecutive tokens (R_MAX in shaders/attention.comp) */
+    uint32_t group = sh->heads / sh->kv_heads;
+    uint32_t nh = group < ATTN_ROWS ? group : ATTN_ROWS, tq = ATTN_ROWS / nh;
+    uint64_t e[3] = {(uint64_t)sh->kv_heads * ((group + nh - 1) / nh), (sh->tokens + tq - 1) / tq,
+                     splits > 1 ? splits : 1};
     if ((st = vkb_stream_dispatch(s, p, b, 4, &push, sizeof push, e, "attention")) != VKB_OK ||
         splits <= 1)
         return st;

@@ -1,18 +1,21 @@
 #version 450
-// Causal attention over a KV cache, one workgroup per (KV head, query token) and up to
-// G_MAX of the query heads that share that KV head (grouped-query attention: each key and
-// value is read once for all of them):
+// Causal attention over a KV cache:
 //
 //   out[t][h] = sum_j softmax_j(q[t][h] · k[j][g] · scale) · v[j][g],  g = h / (heads / kv_heads),
 //   over the keys j < min(n_kv, pos0 + t + 1)
 //
+// A workgroup serves up to R_MAX query rows that share a KV head: the query heads of its
+// group (grouped-query attention) and, when the group has fewer than R_MAX heads,
+// consecutive tokens (prefill tiles of query rows). Each key and value it reads, and
+// dequantizes, serves all of its rows. x counts kv heads x chunks of their groups, y tiles
+// of tokens, z splits of the keys (split-K decode).
+//
 // Keys are visited in tiles of one key per invocation with an online softmax (running
-// maximum and sum), so any context length runs in fixed shared memory. q and out are f32
-// [tokens][heads][head_dim]; the caches hold [position][kv_heads][head_dim] values in
-// their stored type (K_TYPE, V_TYPE, specialization constants: f16, q8_0, q4_0, kivi4 or
-// kivi2; vkb_kv.glsl), dequantized here as they are read. Invocation i accumulates output dimensions i, i + wg, i + 2wg, i + 3wg
-// of each of the workgroup's heads. Groups of more than G_MAX heads take several
-// workgroups (x = kv head x chunks of the group).
+// maximum and sum per row), so any context length runs in fixed shared memory. q and out
+// are f32 [tokens][heads][head_dim]; the caches hold [position][kv_heads][head_dim] values
+// in their stored type (K_TYPE, V_TYPE, specialization constants: f16, q8_0, q4_0, kivi4
+// or kivi2; vkb_kv.glsl), dequantized here as they are read. Invocation i accumulates
+// output dimensions i, i + wg, i + 2wg, i + 3wg of each row.
 #include "vkb_index.glsl"
 #include "vkb_kv.glsl"
 
@@ -49,65 +52,77 @@ layout(push_constant) uniform Push {
 KV_PAIR_FN(k_pair, kc, K_TYPE, true)
 KV_PAIR_FN(v_pair, vc, V_TYPE, false)
 
-#define G_MAX 4u
+#define R_MAX 8u // query rows per workgroup
 
-shared vec2 qs[G_MAX * (MAX_HEAD_DIM / 2)];
-shared float ps[G_MAX * gl_WorkGroupSize.x];
+shared vec2 qs[R_MAX * (MAX_HEAD_DIM / 2)];
+shared float ps[R_MAX * gl_WorkGroupSize.x];
 
 void main()
 {
+    // rows: nh heads sharing KV head g (all of the group, or R_MAX of it) x nt tokens;
+    // row r is head h0 + r % nh at token t0 + r / nh
     const uint group = pc.heads / pc.kv_heads;
-    const uint chunks = (group + G_MAX - 1u) / G_MAX;
+    const uint nh_max = min(group, R_MAX), tq = R_MAX / nh_max;
+    const uint chunks = (group + nh_max - 1u) / nh_max;
     const uint g = gl_WorkGroupID.x / chunks;
-    const uint h0 = g * group + (gl_WorkGroupID.x % chunks) * G_MAX;
-    const uint nh = min(G_MAX, g * group + group - h0); // heads of this workgroup
-    const uint t = gl_WorkGroupID.y;
+    const uint h0 = g * group + (gl_WorkGroupID.x % chunks) * nh_max;
+    const uint nh = min(nh_max, g * group + group - h0);
+    const uint t0 = gl_WorkGroupID.y * tq;
+    const uint nt = min(tq, pc.tokens - t0), rows = nh * nt;
     const uint lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
     const uint half_dim = pc.head_dim / 2u;
-    for (uint hh = 0u; hh < nh; hh++) {
-        const uint q_at = (t * pc.heads + h0 + hh) * pc.head_dim;
+    for (uint r = 0u; r < rows; r++) {
+        const uint q_at = ((t0 + r / nh) * pc.heads + h0 + r % nh) * pc.head_dim;
         for (uint i = lid; i < half_dim; i += wg)
-            qs[hh * (MAX_HEAD_DIM / 2u) + i] =
+            qs[r * (MAX_HEAD_DIM / 2u) + i] =
                 vec2(q[q_at + 2u * i], q[q_at + 2u * i + 1u]) * pc.scale;
     }
     barrier();
 
-    const uint limit = min(pc.n_kv, pc.pos0 + t + 1u);
     const float neg_inf = uintBitsToFloat(0xff800000u);
-    float m[G_MAX], l[G_MAX], corr[G_MAX];
-    float acc[G_MAX][DIMS_PER_INVOCATION];
-    for (uint hh = 0u; hh < G_MAX; hh++) {
-        m[hh] = neg_inf;
-        l[hh] = 0.0;
-        corr[hh] = 1.0;
+    float m[R_MAX], l[R_MAX], corr[R_MAX];
+    float acc[R_MAX][DIMS_PER_INVOCATION];
+    for (uint r = 0u; r < R_MAX; r++) {
+        m[r] = neg_inf;
+        l[r] = 0.0;
+        corr[r] = 1.0;
         for (uint i = 0u; i < DIMS_PER_INVOCATION; i++)
-            acc[hh][i] = 0.0;
+            acc[r][i] = 0.0;
     }
 
     // the keys of this workgroup: all, or its split's (split-K decode: one query row's
-    // keys spread over many workgroups, merged by attention_merge.comp)
+    // keys spread over many workgroups, merged by attention_merge.comp); each row stops
+    // at its own causal limit
     const uint k0 = pc.split_len == 0u ? 0u : gl_WorkGroupID.z * pc.split_len;
-    const uint k1 = pc.split_len == 0u ? limit : min(limit, k0 + pc.split_len);
+    const uint k_end = pc.split_len == 0u ? pc.n_kv : min(pc.n_kv, k0 + pc.split_len);
+    const uint k1 = min(k_end, pc.pos0 + t0 + nt); // the last token's limit: the furthest
     const uint c0 = g * pc.head_dim;
     for (uint base = k0; base < k1; base += wg) {
         const uint j = base + lid;
-        float s[G_MAX];
-        for (uint hh = 0u; hh < G_MAX; hh++)
-            s[hh] = j < k1 ? 0.0 : neg_inf;
+        float s[R_MAX];
+        for (uint r = 0u; r < R_MAX; r++)
+            s[r] = neg_inf;
         if (j < k1) {
+            for (uint r = 0u; r < rows; r++)
+                s[r] = 0.0;
             for (uint i = 0u; i < half_dim; i++) {
                 const vec2 kv = k_pair(j, c0 + 2u * i, pc.k_row_bytes);
-                for (uint hh = 0u; hh < nh; hh++)
-                    s[hh] += dot(kv, qs[hh * (MAX_HEAD_DIM / 2u) + i]);
+                for (uint r = 0u; r < rows; r++)
+                    s[r] += dot(kv, qs[r * (MAX_HEAD_DIM / 2u) + i]);
             }
+            for (uint r = 0u; r < rows; r++)
+                if (j >= min(k_end, pc.pos0 + t0 + r / nh + 1u))
+                    s[r] = neg_inf; // after this row's token
         }
-        for (uint hh = 0u; hh < nh; hh++) { // nh is the same for the whole workgroup
-            const float m_new = max(m[hh], wg_max(s[hh])); // key `base` is in range: finite
-            const float p = j < k1 ? exp(s[hh] - m_new) : 0.0;
-            corr[hh] = exp(m[hh] - m_new);
-            l[hh] = l[hh] * corr[hh] + wg_sum(p);
-            m[hh] = m_new;
-            ps[hh * wg + lid] = p; // the previous tile's reads of ps ended at its last barrier
+        for (uint r = 0u; r < rows; r++) { // rows is the same for the whole workgroup
+            const float m_new = max(m[r], wg_max(s[r]));
+            // a row whose keys have not started (its limit is before this split) adds nothing
+            const bool live = m_new != neg_inf;
+            const float p = live && s[r] != neg_inf ? exp(s[r] - m_new) : 0.0;
+            corr[r] = live ? exp(m[r] - m_new) : 1.0;
+            l[r] = l[r] * corr[r] + wg_sum(p);
+            m[r] = m_new;
+            ps[r * wg + lid] = p; // the previous tile's reads of ps ended at its last barrier
         }
         barrier();
         const uint n = min(wg, k1 - base);
@@ -116,42 +131,42 @@ void main()
             if (d >= pc.head_dim)
                 break;
             const uint c = c0 + (d & ~1u);
-            float a[G_MAX];
-            for (uint hh = 0u; hh < G_MAX; hh++)
-                a[hh] = acc[hh][i] * corr[hh];
+            float a[R_MAX];
+            for (uint r = 0u; r < R_MAX; r++)
+                a[r] = acc[r][i] * corr[r];
             for (uint jj = 0u; jj < n; jj++) {
                 const float v = v_pair(base + jj, c, pc.v_row_bytes)[d & 1u];
-                for (uint hh = 0u; hh < nh; hh++)
-                    a[hh] += ps[hh * wg + jj] * v;
+                for (uint r = 0u; r < rows; r++)
+                    a[r] += ps[r * wg + jj] * v;
             }
-            for (uint hh = 0u; hh < G_MAX; hh++)
-                acc[hh][i] = a[hh];
+            for (uint r = 0u; r < R_MAX; r++)
+                acc[r][i] = a[r];
         }
         barrier(); // every invocation has read ps before the next tile writes it
     }
 
-    for (uint hh = 0u; hh < nh; hh++) {
-        const uint h = h0 + hh;
+    for (uint r = 0u; r < rows; r++) {
+        const uint h = h0 + r % nh, t = t0 + r / nh;
         if (pc.split_len != 0u) {
             // partial: running maximum, sum of weights, unnormalized accumulator
             const uint at = ((t * pc.heads + h) * gl_NumWorkGroups.z + gl_WorkGroupID.z) *
                             (pc.head_dim + 2u);
             if (lid == 0u) {
-                dst[at] = m[hh];
-                dst[at + 1u] = l[hh];
+                dst[at] = m[r];
+                dst[at + 1u] = l[r];
             }
             for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
                 const uint d = lid + i * wg;
                 if (d < pc.head_dim)
-                    dst[at + 2u + d] = acc[hh][i];
+                    dst[at + 2u + d] = acc[r][i];
             }
         } else {
-            const float inv = 1.0 / l[hh];
+            const float inv = 1.0 / l[r];
             const uint q_at = (t * pc.heads + h) * pc.head_dim;
             for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
                 const uint d = lid + i * wg;
                 if (d < pc.head_dim)
-                    dst[q_at + d] = acc[hh][i] * inv;
+                    dst[q_at + d] = acc[r][i] * inv;
             }
         }
     }

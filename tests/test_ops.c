@@ -437,6 +437,10 @@ static void test_attention_kv(void)
         /* caches of 1000 and 4097 positions (decode rows at the end of a long context) */
         {128, 4, 4, 2, 998, 1000, 0},
         {64, 8, 2, 1, 4096, 4097, 0},
+        /* prefill tiles of query rows: 8 tokens per workgroup without GQA (19: a partial
+         * tile), 4 with groups of 2, each row with its own causal limit */
+        {64, 8, 8, 19, 0, 19, 0},
+        {32, 4, 2, 13, 5, 18, 0},
     };
     static const vkb_kv_type pairs[][2] = {
         {VKB_KV_F16, VKB_KV_F16},     {VKB_KV_F16, VKB_KV_Q8_0},    {VKB_KV_F16, VKB_KV_Q4_0},

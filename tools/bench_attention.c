@@ -26,6 +26,8 @@ static const char attention_usage[] =
     "                   Mistral 7B; 32x32x128 is Llama 2 7B)\n"
     "  --kv-group N, --kv-window N   the kivi caches' group size and f16 window (as in\n"
     "                   `vkllm run`; defaults 64 and 128)\n"
+    "  --tokens N       new tokens per step (default 1: decode; N > 1: the last N of a\n"
+    "                   prefill chunk, each seeing the keys up to its own position)\n"
     "  --splits N       split-K workgroups per query row (default: as the device suits)\n"
     "  --reps N         timed repetitions per case, after 2 warm-ups (default 10)\n"
     "  --no-unfused     skip the unfused reference\n"
@@ -97,7 +99,7 @@ static vkb_status fill(vkb_device *dev, vkb_stream *st, struct attn_case *c, vkb
 
 struct attn_opts {
     const char *ctx, *types;
-    uint32_t heads, kv_heads, head_dim, splits;
+    uint32_t heads, kv_heads, head_dim, splits, tokens;
     tool_kv_opts kv;
     int reps;
     bool unfused;
@@ -110,8 +112,14 @@ static bool run_ctx(vkb_device *dev, vkb_stream *st, const struct attn_opts *o, 
     const vkb_device_info *info = vkb_device_get_info(dev);
     bool gpu_timed = info->timestamp_valid_bits != 0;
     uint32_t values = o->kv_heads * o->head_dim;
-    vkb_attention_shape sh = {
-        o->head_dim, o->heads, o->kv_heads, 1, ctx - 1, ctx, 1.0f / sqrtf((float)o->head_dim)};
+    uint32_t tokens = o->tokens < ctx ? o->tokens : ctx;
+    vkb_attention_shape sh = {o->head_dim,
+                              o->heads,
+                              o->kv_heads,
+                              tokens,
+                              ctx - tokens,
+                              ctx,
+                              1.0f / sqrtf((float)o->head_dim)};
     uint32_t splits = o->splits ? o->splits : vkb_attention_splits(dev, &sh);
     double f16_ms = 0;
     char item[TOOL_ITEM_MAX];
@@ -144,7 +152,7 @@ static bool run_ctx(vkb_device *dev, vkb_stream *st, const struct attn_opts *o, 
         vkb_buffer *x = NULL;
         float *host = malloc((size_t)FILL_ROWS * values * 4);
         uint64_t kb = vkb_kv_bytes(&kl, NULL, 0), vb = vkb_kv_bytes(&vl, NULL, 0);
-        uint64_t q_bytes = (uint64_t)o->heads * o->head_dim * 4;
+        uint64_t q_bytes = (uint64_t)tokens * o->heads * o->head_dim * 4;
         vkb_status s =
             host ? vkb_arena_create(dev, VKB_PURPOSE_KV, 0, &arena) : VKB_ERR_OUT_OF_HOST_MEMORY;
         if (s == VKB_OK && (s = vkb_buffer_alloc(arena, kb, 0, &c.k)) == VKB_OK &&
@@ -159,8 +167,14 @@ static bool run_ctx(vkb_device *dev, vkb_stream *st, const struct attn_opts *o, 
             s = fill(dev, st, &c, x, host, ctx);
         if (s == VKB_OK) {
             uint64_t seed = 7;
-            random_fill(host, (size_t)o->heads * o->head_dim, &seed);
-            s = vkb_buffer_upload(dev, c.q, 0, host, q_bytes);
+            float *qh = malloc(q_bytes);
+            if (qh) {
+                random_fill(qh, q_bytes / 4, &seed);
+                s = vkb_buffer_upload(dev, c.q, 0, qh, q_bytes);
+            } else {
+                s = VKB_ERR_OUT_OF_HOST_MEMORY;
+            }
+            free(qh);
         }
         free(host);
         double ms = -1;
@@ -211,6 +225,7 @@ int bench_attention(int argc, char **argv)
                           .kv_heads = 8,
                           .head_dim = 128,
                           .reps = 10,
+                          .tokens = 1,
                           .unfused = true};
     for (int i = 1; i < argc; i++) {
         int took = tool_parse_gpu_flag(argc, argv, &i, &gpu);
@@ -248,6 +263,10 @@ int bench_attention(int argc, char **argv)
             if (!tool_parse_long(a, argv[++i], 1, 1024, &n))
                 return 2;
             o.splits = (uint32_t)n;
+        } else if (!strcmp(a, "--tokens")) {
+            if (!tool_parse_long(a, argv[++i], 1, 4096, &n))
+                return 2;
+            o.tokens = (uint32_t)n;
         } else if (!strcmp(a, "--reps")) {
             if (!tool_parse_long(a, argv[++i], 1, 1000, &n))
                 return 2;
@@ -293,8 +312,8 @@ int bench_attention(int argc, char **argv)
     tool_bandwidth bw;
     double copy = tool_measure_bandwidth(dev, 0, 10, &bw) == 0 ? bw.gbps : 0;
     printf("copy bandwidth: %.1f GB/s; shape %u query heads over %u KV heads of %u; one "
-           "layer, one token\n",
-           copy, o.heads, o.kv_heads, o.head_dim);
+           "layer, %u new token%s\n",
+           copy, o.heads, o.kv_heads, o.head_dim, o.tokens, o.tokens == 1 ? "" : "s");
     printf("timing: %s, median of %d after %d warm-ups\n\n",
            info->timestamp_valid_bits ? "GPU timestamps" : "host clock", o.reps, WARMUP);
     printf("%-9s %6s %-7s %13s %6s %10s %9s %8s\n", "op", "ctx", "cache", "K+V read", "bits",
