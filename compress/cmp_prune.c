@@ -67,9 +67,10 @@ typedef struct prune_job {
     char name[64];
     cmp_role role;
     cmp_type to;
-    uint64_t rows, k;     /* after structured pruning */
-    const uint32_t *keep; /* kept FFN channels of this layer, or NULL */
-    uint32_t n_keep;
+    uint64_t rows, k; /* after structured pruning */
+    /* structured: the source row of each kept row and the source column of each kept
+     * column (NULL: all); a vector (a bias) is one row */
+    const uint32_t *keep_rows, *keep_cols;
     const cmp_prune_params *p;
     cmp_prune_report *rep;
     uint64_t *done, total;
@@ -84,31 +85,29 @@ static bool fill(void *user, void *dst, uint64_t bytes, char *err, size_t err_si
     float *norm = NULL;
     bool ok = src && w;
     uint64_t k0 = t->ne[0];
+    bool vector = t->n_dims == 1;
     if (ok) {
-        /* structured: gate/up keep rows, down keeps columns */
         for (uint64_t r = 0; r < j->rows; r++)
             for (uint64_t c = 0; c < j->k; c++) {
-                uint64_t sr = r, sc = c;
-                if (j->keep && (j->role == CMP_ROLE_FFN_GATE || j->role == CMP_ROLE_FFN_UP))
-                    sr = j->keep[r];
-                if (j->keep && j->role == CMP_ROLE_FFN_DOWN)
-                    sc = j->keep[c];
+                uint64_t sr = j->keep_rows ? j->keep_rows[r] : r;
+                uint64_t sc = j->keep_cols ? j->keep_cols[c] : c;
                 w[r * j->k + c] = src[sr * k0 + sc];
             }
-        if (j->p->method == CMP_PRUNE_WANDA) {
+        if (j->p->method == CMP_PRUNE_WANDA && !vector) {
             float *full = act_norm_of(j->p->imatrix, j->name, k0);
-            if (full && j->keep && j->role == CMP_ROLE_FFN_DOWN) {
+            if (full && j->keep_cols) {
                 norm = malloc(sizeof *norm * j->k);
                 for (uint64_t c = 0; norm && c < j->k; c++)
-                    norm[c] = full[j->keep[c]];
+                    norm[c] = full[j->keep_cols[c]];
                 free(full);
             } else {
                 norm = full;
             }
         }
-        uint64_t zeros = cmp_prune_rows(w, j->rows, j->k, j->p->sparsity, norm);
+        /* biases are only cut down, never sparsified */
+        uint64_t zeros = vector ? 0 : cmp_prune_rows(w, j->rows, j->k, j->p->sparsity, norm);
         cmp_prune_report *rep = j->rep;
-        if (rep->n_tensors < CMP_PRUNE_MAX_REPORT) {
+        if (!vector && rep->n_tensors < CMP_PRUNE_MAX_REPORT) {
             cmp_prune_tensor_report *tr = &rep->tensors[rep->n_tensors++];
             snprintf(tr->name, sizeof tr->name, "%s", j->name);
             tr->values = j->rows * j->k;
@@ -213,17 +212,74 @@ static bool rank_channels(const cmp_gguf *g, const cmp_gguf *im, uint32_t l, uin
     return ok;
 }
 
+/* The KV head groups layer l keeps (a KV head and the query heads sharing it): the
+ * n_keep with the highest importance, in order. The importance of a group: over the
+ * channels of its query heads' attention output c, the activation norm of attn_output's
+ * input c (imatrix) times the norm of attn_output's column c; without statistics, the
+ * norm of the value row feeding channel c instead of the activation norm. */
+static bool rank_heads(const cmp_gguf *g, const cmp_gguf *im, uint32_t l, uint32_t n_head,
+                       uint32_t n_head_kv, uint32_t head_dim, uint32_t n_keep, uint32_t *keep,
+                       char *err, size_t err_size)
+{
+    char on[64], vn[64];
+    snprintf(on, sizeof on, "blk.%u.attn_output.weight", l);
+    snprintf(vn, sizeof vn, "blk.%u.attn_v.weight", l);
+    const cmp_gguf_tensor *o = cmp_gguf_find_tensor(g, on), *v = cmp_gguf_find_tensor(g, vn);
+    uint64_t qw = (uint64_t)n_head * head_dim;
+    if (!o || !v || o->n_dims != 2 || v->n_dims != 2 || o->ne[0] != qw ||
+        v->ne[1] != (uint64_t)n_head_kv * head_dim) {
+        snprintf(err, err_size,
+                 "%s or %s is missing or not %llu wide: head pruning needs the attention "
+                 "value and output matrices",
+                 vn, on, (unsigned long long)qw);
+        return false;
+    }
+    float *wo = dequantize_all(o), *norm = act_norm_of(im, on, qw);
+    float *wv = norm ? NULL : dequantize_all(v);
+    ranked *r = malloc(sizeof *r * n_head_kv);
+    bool ok = wo && r && (norm || wv);
+    uint32_t group = n_head / n_head_kv;
+    for (uint32_t kv = 0; ok && kv < n_head_kv; kv++) {
+        double s = 0;
+        for (uint32_t h = kv * group; h < (kv + 1) * group; h++)
+            for (uint32_t i = 0; i < head_dim; i++) {
+                uint64_t c = (uint64_t)h * head_dim + i;
+                double a = norm ? norm[c] : row_norm(wv, v->ne[0], (uint64_t)kv * head_dim + i);
+                s += a * col_norm(wo, o->ne[1], qw, c);
+            }
+        r[kv] = (ranked){s, kv};
+    }
+    if (ok) {
+        qsort(r, n_head_kv, sizeof *r, by_score_desc);
+        for (uint32_t j = 0; j < n_keep; j++)
+            keep[j] = r[j].index;
+        qsort(keep, n_keep, sizeof *keep, by_index);
+    } else {
+        snprintf(err, err_size, "out of memory ranking the attention heads of layer %u", l);
+    }
+    free(wo), free(norm), free(wv), free(r);
+    return ok;
+}
+
+/* Source indices of the values a structurally pruned layer keeps (ffn: channels; heads:
+ * query channels and KV channels from the kept groups). */
+typedef struct layer_keep {
+    uint32_t *ffn;    /* n_ff kept channels, or NULL */
+    uint32_t *q, *kv; /* kept query / KV channels, or NULL */
+} layer_keep;
+
 bool cmp_prune_model(const char *in, const char *out, const cmp_prune_params *p,
                      cmp_prune_report *rep, char *err, size_t err_size)
 {
     memset(rep, 0, sizeof *rep);
     err[0] = '\0';
     if (!(p->sparsity >= 0 && p->sparsity <= 0.99f) ||
-        !(p->ffn_remove >= 0 && p->ffn_remove <= 0.9f)) {
+        !(p->ffn_remove >= 0 && p->ffn_remove <= 0.9f) ||
+        !(p->heads_remove >= 0 && p->heads_remove <= 0.9f)) {
         snprintf(err, err_size,
-                 "sparsity %.3g (0 to 0.99) or FFN removal %.3g (0 to 0.9) out "
-                 "of range",
-                 p->sparsity, p->ffn_remove);
+                 "sparsity %.3g (0 to 0.99), FFN removal %.3g or head removal %.3g (0 to 0.9) "
+                 "out of range",
+                 p->sparsity, p->ffn_remove, p->heads_remove);
         return false;
     }
     if (p->method == CMP_PRUNE_WANDA && !p->imatrix) {
@@ -246,25 +302,88 @@ bool cmp_prune_model(const char *in, const char *out, const cmp_prune_params *p,
         n_keep = n_keep < 32 ? 32 : n_keep;
     }
     rep->n_ff_before = n_ff, rep->n_ff_after = n_keep;
+    /* heads: whole KV groups, the same count in every layer, at least one kept */
+    uint32_t n_head = cmp_gguf_arch_u32(g, "attention.head_count", 0);
+    uint32_t n_head_kv = cmp_gguf_arch_u32(g, "attention.head_count_kv", n_head);
+    uint32_t n_embd = cmp_gguf_arch_u32(g, "embedding_length", 0);
+    uint32_t head_dim = cmp_gguf_arch_u32(g, "attention.key_length", n_head ? n_embd / n_head : 0);
+    uint32_t kv_keep = n_head_kv;
+    if (p->heads_remove > 0) {
+        if (!n_head || !n_head_kv || n_head % n_head_kv || !head_dim) {
+            snprintf(err, err_size,
+                     "%s: head pruning needs %s.attention.head_count (%u), head_count_kv (%u) "
+                     "and a head size",
+                     in, arch, n_head, n_head_kv);
+            cmp_gguf_close(g);
+            return false;
+        }
+        kv_keep = (uint32_t)((double)n_head_kv * (1.0 - p->heads_remove));
+        kv_keep = kv_keep < 1 ? 1 : kv_keep;
+    }
+    uint32_t group = n_head_kv ? n_head / n_head_kv : 1;
+    rep->n_head_before = n_head, rep->n_head_kv_before = n_head_kv;
+    rep->n_head_after = kv_keep * group, rep->n_head_kv_after = kv_keep;
+    bool heads = kv_keep < n_head_kv;
     uint64_t n_t = cmp_gguf_tensor_count(g), done = 0;
     prune_job *jobs = calloc(n_t ? n_t : 1, sizeof *jobs);
-    uint32_t *keep = n_keep < n_ff ? malloc(sizeof *keep * (uint64_t)n_layer * n_keep) : NULL;
+    layer_keep *keep = calloc(n_layer ? n_layer : 1, sizeof *keep);
+    uint32_t *groups = heads ? malloc(sizeof *groups * kv_keep) : NULL;
     cmp_gguf_writer *w = cmp_gguf_writer_create();
-    bool ok = jobs && w && (n_keep == n_ff || keep), result = false;
+    bool ok = jobs && w && keep && (!heads || groups), result = false;
     if (!ok)
         snprintf(err, err_size, "out of memory");
-    for (uint32_t l = 0; ok && keep && l < n_layer; l++)
-        ok = rank_channels(g, p->imatrix, l, n_ff, n_keep, keep + (uint64_t)l * n_keep, err,
-                           err_size);
+    for (uint32_t l = 0; ok && l < n_layer; l++) {
+        layer_keep *lk = &keep[l];
+        if (n_keep < n_ff) {
+            ok = (lk->ffn = malloc(sizeof *lk->ffn * n_keep)) != NULL &&
+                 rank_channels(g, p->imatrix, l, n_ff, n_keep, lk->ffn, err, err_size);
+        }
+        if (ok && heads) {
+            ok = (lk->q = malloc(sizeof *lk->q * (uint64_t)kv_keep * group * head_dim)) &&
+                 (lk->kv = malloc(sizeof *lk->kv * (uint64_t)kv_keep * head_dim)) &&
+                 rank_heads(g, p->imatrix, l, n_head, n_head_kv, head_dim, kv_keep, groups, err,
+                            err_size);
+            for (uint32_t i = 0; ok && i < kv_keep; i++)
+                for (uint32_t d = 0; d < head_dim; d++) {
+                    lk->kv[i * head_dim + d] = groups[i] * head_dim + d;
+                    for (uint32_t h = 0; h < group; h++)
+                        lk->q[(i * group + h) * head_dim + d] =
+                            (groups[i] * group + h) * head_dim + d;
+                }
+        }
+        if (!ok && !err[0])
+            snprintf(err, err_size, "out of memory");
+    }
+    /* metadata: the new sizes; the head size written out, since n_embd / n_head no
+     * longer gives it */
+    char key[96];
+    static const char *head_keys[4] = {"attention.head_count", "attention.head_count_kv",
+                                       "attention.key_length", "attention.value_length"};
+    uint32_t head_vals[4] = {kv_keep * group, kv_keep, head_dim, head_dim};
+    bool head_written[4] = {false, false, false, false};
     for (uint64_t i = 0; ok && i < cmp_gguf_kv_count(g); i++) {
         const cmp_gguf_kv *kv = cmp_gguf_kv_at(g, i);
         if (cmp_gguf_str_eq(kv->key, "general.alignment"))
             continue;
-        if (keep && cmp_gguf_str_eq(kv->key, ff_key))
+        int hk = -1;
+        for (int k = 0; heads && k < 4; k++) {
+            snprintf(key, sizeof key, "%s.%s", arch, head_keys[k]);
+            hk = cmp_gguf_str_eq(kv->key, key) ? k : hk;
+        }
+        if (n_keep < n_ff && cmp_gguf_str_eq(kv->key, ff_key))
             ok = cmp_gguf_set_u32(w, ff_key, n_keep);
-        else
+        else if (hk >= 0) {
+            snprintf(key, sizeof key, "%s.%s", arch, head_keys[hk]);
+            ok = cmp_gguf_set_u32(w, key, head_vals[hk]);
+            head_written[hk] = true;
+        } else
             ok = cmp_gguf_copy_kv(w, kv);
     }
+    for (int k = 0; ok && heads && k < 4; k++)
+        if (!head_written[k]) {
+            snprintf(key, sizeof key, "%s.%s", arch, head_keys[k]);
+            ok = cmp_gguf_set_u32(w, key, head_vals[k]);
+        }
     for (uint64_t i = 0; ok && i < n_t; i++) {
         const cmp_gguf_tensor *t = cmp_gguf_tensor_at(g, i);
         prune_job *j = &jobs[i];
@@ -273,20 +392,30 @@ bool cmp_prune_model(const char *in, const char *out, const cmp_prune_params *p,
         uint32_t layer;
         j->t = t, j->p = p, j->rep = rep, j->done = &done;
         j->role = cmp_role_of(j->name, t->n_dims, &layer);
-        j->rows = t->ne[1], j->k = t->ne[0];
+        j->rows = t->n_dims == 1 ? 1 : t->ne[1], j->k = t->ne[0];
         bool layer_matrix = j->role >= CMP_ROLE_ATTN_Q && j->role <= CMP_ROLE_FFN_DOWN &&
                             strncmp(j->name, "blk.", 4) == 0;
-        bool ffn = j->role == CMP_ROLE_FFN_GATE || j->role == CMP_ROLE_FFN_UP ||
-                   j->role == CMP_ROLE_FFN_DOWN;
-        if (keep && ffn && layer < n_layer) {
-            j->keep = keep + (uint64_t)layer * n_keep;
-            j->n_keep = n_keep;
-            if (j->role == CMP_ROLE_FFN_DOWN)
-                j->k = n_keep;
-            else
-                j->rows = n_keep;
-        }
-        bool prune = layer_matrix && (p->sparsity > 0 || j->keep);
+        const layer_keep *lk =
+            layer < n_layer && strncmp(j->name, "blk.", 4) == 0 ? &keep[layer] : NULL;
+        uint64_t n_q = (uint64_t)kv_keep * group * head_dim, n_kv = (uint64_t)kv_keep * head_dim;
+        if (lk && lk->ffn && (j->role == CMP_ROLE_FFN_GATE || j->role == CMP_ROLE_FFN_UP))
+            j->keep_rows = lk->ffn, j->rows = n_keep;
+        else if (lk && lk->ffn && j->role == CMP_ROLE_FFN_DOWN)
+            j->keep_cols = lk->ffn, j->k = n_keep;
+        else if (lk && lk->q && j->role == CMP_ROLE_ATTN_Q)
+            j->keep_rows = lk->q, j->rows = n_q;
+        else if (lk && lk->q && (j->role == CMP_ROLE_ATTN_K || j->role == CMP_ROLE_ATTN_V))
+            j->keep_rows = lk->kv, j->rows = n_kv;
+        else if (lk && lk->q && j->role == CMP_ROLE_ATTN_OUTPUT)
+            j->keep_cols = lk->q, j->k = n_q;
+        /* the biases of q, k and v (Qwen2) follow their matrices' rows */
+        bool bias = lk && lk->q && t->n_dims == 1 && strstr(j->name, ".bias");
+        if (bias && strstr(j->name, ".attn_q."))
+            j->keep_cols = lk->q, j->k = n_q;
+        else if (bias && (strstr(j->name, ".attn_k.") || strstr(j->name, ".attn_v.")))
+            j->keep_cols = lk->kv, j->k = n_kv;
+        bool cut = j->keep_rows || j->keep_cols;
+        bool prune = (layer_matrix && (p->sparsity > 0 || cut)) || (!layer_matrix && cut);
         if (prune && !cmp_type_get((cmp_type)t->type)) {
             snprintf(err, err_size, "%s: tensor %s has type %s, which vkllm cannot read", in,
                      j->name, cmp_ggml_type_name(t->type));
@@ -294,7 +423,7 @@ bool cmp_prune_model(const char *in, const char *out, const cmp_prune_params *p,
             break;
         }
         j->to = prune ? cmp_type_fallback((cmp_type)t->type, j->k) : (cmp_type)t->type;
-        uint64_t ne[4] = {j->k, j->rows, t->ne[2], t->ne[3]};
+        uint64_t ne[4] = {j->k, t->n_dims == 1 ? 1 : j->rows, t->ne[2], t->ne[3]};
         uint64_t bytes = prune ? j->rows * cmp_row_bytes(j->to, j->k) : t->bytes;
         ok = cmp_gguf_add_tensor_fill(w, j->name, j->to, t->n_dims, prune ? ne : t->ne, bytes,
                                       prune ? fill : copy_fill, j);
@@ -309,7 +438,10 @@ bool cmp_prune_model(const char *in, const char *out, const cmp_prune_params *p,
         snprintf(err, err_size, "out of memory");
     cmp_gguf_writer_destroy(w);
     free(jobs);
+    for (uint32_t l = 0; keep && l < n_layer; l++)
+        free(keep[l].ffn), free(keep[l].q), free(keep[l].kv);
     free(keep);
+    free(groups);
     cmp_gguf_close(g);
     return result;
 }

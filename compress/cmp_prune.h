@@ -1,8 +1,11 @@
 /* Pruning a GGUF model: unstructured (zeroing the least important weights of each output
  * row: by magnitude |w|, or Wanda's |w| x the input column's activation norm) and
  * structured (removing whole FFN channels: rows of gate and up, columns of down, the same
- * count in every layer, feed_forward_length rewritten), written as a new GGUF file that
- * the engine runs: a structurally pruned model is smaller and faster.
+ * count in every layer, feed_forward_length rewritten; or whole attention heads: a KV
+ * head with the query heads sharing it, their rows of q, k, v (and biases) and columns of
+ * the attention output, head_count, head_count_kv, key_length and value_length written),
+ * as a new GGUF file that the engine runs: a structurally pruned model is smaller and
+ * faster.
  *
  * Only the layers' matrices are pruned (attention q/k/v/output, FFN gate/up/down); the
  * embedding, the output matrix and norms are copied. Pruned matrices are written in their
@@ -28,6 +31,9 @@ typedef struct cmp_prune_params {
     float sparsity;          /* fraction of each output row's weights set to zero, 0..0.99 */
     float ffn_remove;        /* fraction of FFN channels removed (rounded to keep a multiple
                                 of 32 channels), 0..0.9 */
+    float heads_remove;      /* fraction of attention heads removed: whole KV head groups
+                                (a KV head and its query heads), the same number in every
+                                layer, rounded down, at least one group kept; 0..0.9 */
     const cmp_gguf *imatrix; /* activation statistics (vkllm imatrix): needed by Wanda, and
                                 used to rank FFN channels when present */
     unsigned threads;
@@ -44,6 +50,7 @@ typedef struct cmp_prune_tensor_report {
 
 typedef struct cmp_prune_report {
     uint32_t n_ff_before, n_ff_after;
+    uint32_t n_head_before, n_head_after, n_head_kv_before, n_head_kv_after;
     uint64_t in_bytes, out_bytes;
     uint32_t n_tensors; /* pruned matrices reported, at most CMP_PRUNE_MAX_REPORT */
     cmp_prune_tensor_report tensors[CMP_PRUNE_MAX_REPORT];

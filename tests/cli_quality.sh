@@ -5,8 +5,8 @@
 #     perplexity within 1% of F32's;
 #   - importance-aware Q4_0 (vkllm imatrix + quantize --imatrix) at least 5% below plain
 #     Q4_0's KL divergence (the issue's "measurably better");
-#   - pruning: Wanda below magnitude at 50%; FFN channel removal runs, better ranked by
-#     activations;
+#   - pruning: Wanda below magnitude at 50%; FFN channel and attention head removal run,
+#     better ranked by activations;
 #   - KV caches (TinyStories-656K, whose 64 values per position q4_0 takes): q8_0 under
 #     0.01 KL against the f16 cache (the KV issue's target); kivi4 (per-channel keys, no f16
 #     window) below q4_0 at the same 4.5 bits per value; kivi4 with its window below
@@ -67,13 +67,21 @@ grep -Eq "^blk.0.ffn_down.weight +11008 +50.00%$" "$work/wanda.txt" || fail "per
 grep -q "ffn       172 -> 128 channels per layer" "$work/err" || fail "FFN channels not 172 -> 128"
 "$vkllm" prune "$model" "$work/ffn-im.gguf" --ffn-remove 0.25 --imatrix "$work/m.imatrix" \
     >/dev/null || fail "prune --ffn-remove --imatrix"
-for f in mag wanda ffn ffn-im; do
+"$vkllm" prune "$model" "$work/heads.gguf" --heads-remove 0.25 2>"$work/err" >/dev/null ||
+    fail "prune --heads-remove"
+grep -q "heads     8 -> 6 query heads, 4 -> 3 KV heads per layer" "$work/err" ||
+    fail "heads not 8/4 -> 6/3"
+"$vkllm" prune "$model" "$work/heads-im.gguf" --heads-remove 0.25 --imatrix "$work/m.imatrix" \
+    >/dev/null || fail "prune --heads-remove --imatrix"
+for f in mag wanda ffn ffn-im heads heads-im; do
     "${ppl[@]}" -m "$work/$f.gguf" --kl-base "$work/base.kl" >"$work/$f.out" || fail "ppl $f"
 done
 awk -v a="$(klof "$work/mag.out")" -v b="$(klof "$work/wanda.out")" \
     'BEGIN { exit !(a > 0 && b > 0 && b < a) }' || fail "Wanda is not below magnitude pruning"
 awk -v a="$(klof "$work/ffn.out")" -v b="$(klof "$work/ffn-im.out")" \
     'BEGIN { exit !(a > 0 && b > 0 && b < a) }' || fail "ranking FFN channels by activations did not help"
+awk -v a="$(klof "$work/heads.out")" -v b="$(klof "$work/heads-im.out")" \
+    'BEGIN { exit !(a > 0 && b > 0 && b < a) }' || fail "ranking heads by activations did not help"
 "$vkllm" perplexity -f "$text" -c 64 --chunks 4 -m "$model" --kl-base "$work/base.kl" \
     >/dev/null 2>"$work/err" && fail "a base of another --ctx was taken"
 grep -q "was saved with a vocabulary of 512 and --ctx 128" "$work/err" || fail "the mismatch message"

@@ -308,6 +308,116 @@ static void test_prune_rows(void)
     CHECK(a[0][7] == 0.4f && a[0][3] == -0.9f && a[0][0] == 0 && a[0][5] == 0);
 }
 
+/* Removing attention heads: whole KV groups, the same count per layer; the kept q, k, v
+ * rows and attention-output columns are the originals' of the kept groups, byte for byte
+ * (F32), everything else untouched; head counts and the head size written; the engine
+ * opens the result. */
+static const float *tensor_f32(const cmp_gguf *g, const char *fmt, uint32_t l, uint64_t *rows,
+                               uint64_t *k)
+{
+    char name[64];
+    snprintf(name, sizeof name, fmt, l);
+    const cmp_gguf_tensor *t = cmp_gguf_find_tensor(g, name);
+    CHECK_MSG(t && t->type == CMP_TYPE_F32, "%s missing or not F32", name);
+    if (!t)
+        return NULL;
+    *rows = t->n_dims == 1 ? 1 : t->ne[1], *k = t->ne[0];
+    return (const float *)t->data;
+}
+
+static void test_prune_heads(void)
+{
+    char dir[] = "/tmp/vkllm-prune-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char a[64], b[64], err[256] = "";
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    snprintf(b, sizeof b, "%s/b.gguf", dir);
+    const eng_synth_preset *ps = eng_synth_preset_find("tiny");
+    uint32_t hd = ps->n_embd / ps->n_head, group = ps->n_head / ps->n_head_kv;
+    cmp_prune_params p = {.heads_remove = 0.5f, .threads = 1};
+    cmp_prune_report *rep = malloc(sizeof *rep);
+    cmp_gguf *ga = NULL, *gb = NULL;
+    if (!rep || !write_tiny(a, "F32", 3, 1))
+        goto done;
+    CHECK_MSG(cmp_prune_model(a, b, &p, rep, err, sizeof err), "%s", err);
+    CHECK(rep->n_head_before == ps->n_head && rep->n_head_kv_before == ps->n_head_kv);
+    uint32_t kv_keep = ps->n_head_kv / 2;
+    CHECK(rep->n_head_kv_after == kv_keep && rep->n_head_after == kv_keep * group);
+    if (cmp_gguf_open(a, &ga, err, sizeof err) != CMP_GGUF_OK ||
+        cmp_gguf_open(b, &gb, err, sizeof err) != CMP_GGUF_OK) {
+        t_fail_at(__FILE__, __LINE__, "%s", err);
+        goto done;
+    }
+    CHECK(cmp_gguf_arch_u32(gb, "attention.head_count", 0) == kv_keep * group);
+    CHECK(cmp_gguf_arch_u32(gb, "attention.head_count_kv", 0) == kv_keep);
+    CHECK(cmp_gguf_arch_u32(gb, "attention.key_length", 0) == hd);
+    CHECK(cmp_gguf_arch_u32(gb, "attention.value_length", 0) == hd);
+    CHECK(cmp_gguf_tensor_count(ga) == cmp_gguf_tensor_count(gb));
+    for (uint32_t l = 0; l < ps->n_layer; l++) {
+        uint64_t ra, ka, rb, kb;
+        /* which groups were kept: find each kept k head among the original ones */
+        const float *ka_w = tensor_f32(ga, "blk.%u.attn_k.weight", l, &ra, &ka);
+        const float *kb_w = tensor_f32(gb, "blk.%u.attn_k.weight", l, &rb, &kb);
+        if (!ka_w || !kb_w)
+            break;
+        CHECK(rb == (uint64_t)kv_keep * hd && kb == ka);
+        uint32_t kept[8];
+        for (uint32_t i = 0; i < kv_keep && i < 8; i++) {
+            kept[i] = UINT32_MAX;
+            for (uint32_t g = 0; g < ps->n_head_kv; g++)
+                if (!memcmp(kb_w + (uint64_t)i * hd * kb, ka_w + (uint64_t)g * hd * ka,
+                            sizeof(float) * hd * ka))
+                    kept[i] = g;
+            CHECK_MSG(kept[i] != UINT32_MAX && (i == 0 || kept[i] > kept[i - 1]),
+                      "layer %u: kept k head %u is no original group, or out of order", l, i);
+            if (kept[i] == UINT32_MAX)
+                goto done;
+        }
+        const float *va = tensor_f32(ga, "blk.%u.attn_v.weight", l, &ra, &ka);
+        const float *vb = tensor_f32(gb, "blk.%u.attn_v.weight", l, &rb, &kb);
+        const float *qa = tensor_f32(ga, "blk.%u.attn_q.weight", l, &ra, &ka);
+        const float *qb = tensor_f32(gb, "blk.%u.attn_q.weight", l, &rb, &kb);
+        CHECK(qa && qb && va && vb && rb == (uint64_t)kv_keep * group * hd);
+        for (uint32_t i = 0; qa && qb && va && vb && i < kv_keep; i++) {
+            CHECK(!memcmp(vb + (uint64_t)i * hd * kb, va + (uint64_t)kept[i] * hd * ka,
+                          sizeof(float) * hd * ka));
+            CHECK(!memcmp(qb + (uint64_t)i * group * hd * kb,
+                          qa + (uint64_t)kept[i] * group * hd * ka,
+                          sizeof(float) * group * hd * ka));
+        }
+        const float *oa = tensor_f32(ga, "blk.%u.attn_output.weight", l, &ra, &ka);
+        const float *ob = tensor_f32(gb, "blk.%u.attn_output.weight", l, &rb, &kb);
+        CHECK(oa && ob && rb == ra && kb == (uint64_t)kv_keep * group * hd);
+        for (uint64_t r = 0; oa && ob && r < rb; r++)
+            for (uint64_t c = 0; c < kb; c++) {
+                uint64_t src = (uint64_t)kept[c / (group * hd)] * group * hd + c % (group * hd);
+                if (ob[r * kb + c] != oa[r * ka + src]) {
+                    t_fail_at(__FILE__, __LINE__,
+                              "layer %u: output column %llu is not the kept "
+                              "head's",
+                              l, (unsigned long long)c);
+                    goto done;
+                }
+            }
+        const float *da = tensor_f32(ga, "blk.%u.ffn_down.weight", l, &ra, &ka);
+        const float *db = tensor_f32(gb, "blk.%u.ffn_down.weight", l, &rb, &kb);
+        CHECK(da && db && ra == rb && ka == kb && !memcmp(da, db, sizeof(float) * ra * ka));
+    }
+    eng_status st;
+    eng_model *m = eng_model_open(b, &st, err, sizeof err);
+    CHECK_MSG(m, "the engine refused the pruned model: %s", err);
+    if (m) {
+        const eng_hparams *hp = eng_model_hparams(m);
+        CHECK(hp->n_head == kv_keep * group && hp->n_head_kv == kv_keep && hp->head_dim == hd);
+        eng_model_close(m);
+    }
+done:
+    cmp_gguf_close(ga);
+    cmp_gguf_close(gb);
+    free(rep);
+    unlink(a), unlink(b), rmdir(dir);
+}
+
 static void test_presets(void)
 {
     size_t n;
@@ -333,6 +443,7 @@ int main(int argc, char **argv)
         {"llama2_7b_mix", test_llama2_7b_mix, false},
         {"recipe_rules", test_recipe_rules, false},
         {"deterministic", test_deterministic, false},
+        {"prune_heads", test_prune_heads, false},
         {"engine_opens", test_engine_opens, false},
         {"write_all_or_nothing", test_write_all_or_nothing, false},
         {"presets", test_presets, false},

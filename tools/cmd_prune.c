@@ -1,5 +1,5 @@
 /* vkllm prune: a GGUF model with its least important weights zeroed, or its least
- * important FFN channels removed. */
+ * important FFN channels or attention heads removed. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,7 +8,8 @@
 #include "tool.h"
 
 static const char usage[] =
-    "usage: vkllm prune IN.gguf OUT.gguf [--sparsity S] [--ffn-remove F] [flags]\n"
+    "usage: vkllm prune IN.gguf OUT.gguf [--sparsity S] [--ffn-remove F] [--heads-remove F]\n"
+    "                   [flags]\n"
     "\n"
     "Prunes the matrices of a llama-family model's layers and writes a new GGUF file:\n"
     "\n"
@@ -22,6 +23,12 @@ static const char usage[] =
     "                     is a multiple of 32), ranked by the down matrix's column norm times\n"
     "                     the channel's activation norm (--imatrix) or the gate and up row\n"
     "                     norms; feed_forward_length is rewritten: a smaller, faster model\n"
+    "  --heads-remove F   structured: remove the fraction F (0 to 0.9, rounded down to whole\n"
+    "                     groups, one kept at least) of the KV heads in every layer with the\n"
+    "                     query heads sharing them (rows of q, k, v and their biases, columns\n"
+    "                     of the attention output), ranked by the attention output's column\n"
+    "                     norms times the head's output activation norms (--imatrix) or the\n"
+    "                     value rows' norms; head counts and the head size are written\n"
     "  --imatrix FILE     activation statistics from vkllm imatrix\n"
     "  --threads N        quantizing threads (default: every CPU)\n"
     "  --force            overwrite OUT (never IN)\n"
@@ -55,6 +62,9 @@ int cmd_prune(int argc, char **argv)
         } else if (!strcmp(a, "--ffn-remove")) {
             if (!tool_parse_float(a, argv[++i], 0.0f, 0.9f, &p.ffn_remove))
                 return 2;
+        } else if (!strcmp(a, "--heads-remove")) {
+            if (!tool_parse_float(a, argv[++i], 0.0f, 0.9f, &p.heads_remove))
+                return 2;
         } else if (!strcmp(a, "--method")) {
             i++;
             if (!strcmp(val, "magnitude"))
@@ -81,8 +91,9 @@ int cmd_prune(int argc, char **argv)
             pos[n_pos++] = a;
         }
     }
-    if (n_pos != 2 || (p.sparsity == 0 && p.ffn_remove == 0)) {
-        tool_error("prune: needs IN.gguf OUT.gguf and --sparsity or --ffn-remove (see --help)");
+    if (n_pos != 2 || (p.sparsity == 0 && p.ffn_remove == 0 && p.heads_remove == 0)) {
+        tool_error("prune: needs IN.gguf OUT.gguf and --sparsity, --ffn-remove or "
+                   "--heads-remove (see --help)");
         return 2;
     }
     if (!tool_output_ok("prune", pos[0], pos[1], force))
@@ -116,11 +127,13 @@ int cmd_prune(int argc, char **argv)
                 "wrote %s\n"
                 "  pruned    %u matrices, %.2f%% of their weights zero (%s)\n"
                 "  ffn       %u -> %u channels per layer\n"
+                "  heads     %u -> %u query heads, %u -> %u KV heads per layer\n"
                 "  size      %.2f MiB -> %.2f MiB\n"
                 "  time      %.1f s\n",
                 pos[1], rep->n_tensors, values ? 100.0 * (double)zeros / (double)values : 0.0,
                 p.method == CMP_PRUNE_WANDA ? "wanda" : "magnitude", rep->n_ff_before,
-                rep->n_ff_after, rep->in_bytes / 1048576.0, rep->out_bytes / 1048576.0,
+                rep->n_ff_after, rep->n_head_before, rep->n_head_after, rep->n_head_kv_before,
+                rep->n_head_kv_after, rep->in_bytes / 1048576.0, rep->out_bytes / 1048576.0,
                 tool_now_s() - t0);
         rc = 0;
     }
