@@ -13,6 +13,9 @@
 typedef struct eng_dev_weight {
     vkb_buffer *buffer;
     vkb_matrix matrix;
+    vkb_buffer *b_buffer; /* a factorized matrix: matrix is A, b B (eng_weight) */
+    vkb_matrix b;
+    uint32_t rank;
 } eng_dev_weight;
 
 typedef struct eng_dev_layer {

@@ -210,6 +210,41 @@ static eng_status find_weight(eng_model *m, const char *name, uint32_t k, uint32
     return ENG_OK;
 }
 
+/* A matrix `name` ("blk.N.X.weight") stored as low-rank factors blk.N.X.lr_a.weight
+ * ([k, rank]) and lr_b.weight ([rank, rows]). */
+static eng_status find_factors(eng_model *m, const char *name, uint32_t k, uint32_t rows,
+                               eng_weight *out, char *err, size_t err_size)
+{
+    char an[112], bn[112];
+    size_t base = strlen(name) - strlen(".weight");
+    snprintf(an, sizeof an, "%.*s.lr_a.weight", (int)base, name);
+    snprintf(bn, sizeof bn, "%.*s.lr_b.weight", (int)base, name);
+    const cmp_gguf_tensor *a = cmp_gguf_find_tensor(m->gguf, an);
+    const cmp_gguf_tensor *b = cmp_gguf_find_tensor(m->gguf, bn);
+    if (!a || !b)
+        return eng_fail(err, err_size, ENG_ERR_FORMAT,
+                        "tensor %s is missing (nor are %s and %s "
+                        "there, its low-rank factors)",
+                        name, an, bn);
+    uint32_t rank = (uint32_t)a->ne[1];
+    if (rank == 0 || a->ne[1] > UINT32_MAX)
+        return eng_fail(err, err_size, ENG_ERR_FORMAT, "%s has %llu rows", an,
+                        (unsigned long long)a->ne[1]);
+    eng_weight fb;
+    eng_status st;
+    if ((st = find_weight(m, an, k, rank, false, out, err, err_size)) ||
+        (st = find_weight(m, bn, rank, rows, false, &fb, err, err_size)))
+        return st;
+    /* the product's shape; A's tensor, and B's alongside (parameters: both factors') */
+    snprintf(out->name, sizeof out->name, "%s", name);
+    out->rows = rows;
+    out->rank = rank;
+    out->b_type = fb.type;
+    out->b_data = fb.data;
+    out->b_bytes = fb.bytes;
+    return ENG_OK;
+}
+
 /* The sizes a layer tensor's dimensions are given in. */
 typedef enum dim { DIM_NONE, DIM_EMBD, DIM_Q, DIM_KV, DIM_FF } dim;
 
@@ -292,11 +327,16 @@ static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
             eng_weight *w = layer_weight(m, l, t);
             char name[96];
             snprintf(name, sizeof name, "blk.%u.%s", l, t->suffix);
-            if ((st = find_weight(m, name, dim_size(m, t->k, false), dim_size(m, t->rows, false),
-                                  t->bias && !qwen2, w, err, err_size)))
+            uint32_t k = dim_size(m, t->k, false), rows = dim_size(m, t->rows, false);
+            bool factorized = t->rows != DIM_NONE && !cmp_gguf_find_tensor(m->gguf, name);
+            if (factorized)
+                st = find_factors(m, name, k, rows, w, err, err_size);
+            else
+                st = find_weight(m, name, k, rows, t->bias && !qwen2, w, err, err_size);
+            if (st)
                 return st;
             if (t->rows != DIM_NONE)
-                by_type[w->type % 64] += w->bytes;
+                by_type[w->type % 64] += w->bytes + w->b_bytes;
         }
         cmp_type down = m->layers[l].down.type;
         if (hp->n_ff % 8 && down != CMP_TYPE_F32 && down != CMP_TYPE_F16 && down != CMP_TYPE_BF16)
@@ -443,10 +483,14 @@ static uint32_t placements(eng_model *m, placement *out)
     return n;
 }
 
-/* Device bytes of a placement. */
+/* Device bytes of a placement (a factorized matrix: both factors). */
 static uint64_t placement_bytes(const placement *p)
 {
-    return p->matrix ? vkb_matrix_bytes(p->w->type, p->k, p->rows) : (uint64_t)p->k * 4;
+    const eng_weight *w = p->w;
+    if (p->matrix && w->rank)
+        return vkb_matrix_bytes(w->type, p->k, w->rank) +
+               vkb_matrix_bytes(w->b_type, w->rank, p->rows);
+    return p->matrix ? vkb_matrix_bytes(w->type, p->k, p->rows) : (uint64_t)p->k * 4;
 }
 
 typedef struct upload_job {
@@ -458,45 +502,67 @@ typedef struct upload_job {
     size_t err_size;
 } upload_job;
 
-static eng_status upload_weight(upload_job *j, const placement *p)
+/* Uploads rows x k values of `type` from data (file_rows x file_k as the file holds
+ * them: zero rows after, and zeros after each row's values for f32/f16/bf16, checked at
+ * open) into a new buffer. */
+static eng_status upload_rows(upload_job *j, const char *name, cmp_type type, const void *data,
+                              uint64_t data_bytes, uint32_t file_rows, uint32_t file_k,
+                              uint32_t rows, uint32_t k, bool matrix, vkb_buffer **buf)
 {
     eng_model *m = j->m;
+    uint64_t bytes = matrix ? vkb_matrix_bytes(type, k, rows) : (uint64_t)k * 4;
+    uint64_t granule = matrix ? vkb_matrix_granule(type, k) : 0;
+    vkb_status vs = vkb_buffer_alloc(m->weights, bytes, granule, buf);
+    if (vs != VKB_OK)
+        return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", name,
+                        vkb_device_errmsg(m->dev));
+    const void *src = data;
+    void *padded = NULL;
+    if (rows != file_rows || k != file_k) {
+        size_t src_row = cmp_row_bytes(type, file_k), dst_row = cmp_row_bytes(type, k);
+        padded = calloc(1, bytes);
+        if (!padded)
+            return eng_fail(j->err, j->err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
+        for (uint32_t r = 0; r < file_rows; r++)
+            memcpy((uint8_t *)padded + (size_t)r * dst_row,
+                   (const uint8_t *)data + (size_t)r * src_row, src_row);
+        src = padded;
+    }
+    vs = vkb_buffer_upload(m->dev, *buf, 0, src, padded ? bytes : data_bytes);
+    free(padded);
+    if (vs != VKB_OK)
+        return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", name,
+                        vkb_device_errmsg(m->dev));
+    j->done += data_bytes;
+    if (j->progress)
+        j->progress(j->done, j->total, j->user);
+    return ENG_OK;
+}
+
+static eng_status upload_weight(upload_job *j, const placement *p)
+{
     const eng_weight *w = p->w;
     eng_dev_weight *out = p->dev;
     memset(out, 0, sizeof *out);
     if (!w)
         return ENG_OK;
-    uint32_t rows = p->rows, k = p->k;
-    uint64_t bytes = placement_bytes(p);
-    uint64_t granule = p->matrix ? vkb_matrix_granule(w->type, k) : 0;
-    vkb_status vs = vkb_buffer_alloc(m->weights, bytes, granule, &out->buffer);
-    if (vs != VKB_OK)
-        return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", w->name,
-                        vkb_device_errmsg(m->dev));
-    const void *src = w->data;
-    void *padded = NULL;
-    if (rows != w->rows || k != w->k) {
-        /* zero rows after the file's (any type), zeros after each row's k values (a longer
-         * k only for f32/f16/bf16, checked at open) */
-        size_t src_row = cmp_row_bytes(w->type, w->k), dst_row = cmp_row_bytes(w->type, k);
-        padded = calloc(1, bytes);
-        if (!padded)
-            return eng_fail(j->err, j->err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
-        for (uint32_t r = 0; r < w->rows; r++)
-            memcpy((uint8_t *)padded + (size_t)r * dst_row,
-                   (const uint8_t *)w->data + (size_t)r * src_row, src_row);
-        src = padded;
+    eng_status st;
+    if (p->matrix && w->rank) {
+        /* A: rank rows of k (k padded like the matrix's), B: rows (padded) of rank */
+        if ((st = upload_rows(j, w->name, w->type, w->data, w->bytes, w->rank, w->k, w->rank, p->k,
+                              true, &out->buffer)) ||
+            (st = upload_rows(j, w->name, w->b_type, w->b_data, w->b_bytes, w->rows, w->rank,
+                              p->rows, w->rank, true, &out->b_buffer)))
+            return st;
+        out->matrix = (vkb_matrix){out->buffer, w->type, w->rank, p->k};
+        out->b = (vkb_matrix){out->b_buffer, w->b_type, p->rows, w->rank};
+        out->rank = w->rank;
+        return ENG_OK;
     }
-    uint64_t src_bytes = padded ? bytes : w->bytes;
-    vs = vkb_buffer_upload(m->dev, out->buffer, 0, src, src_bytes);
-    free(padded);
-    if (vs != VKB_OK)
-        return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", w->name,
-                        vkb_device_errmsg(m->dev));
-    out->matrix = (vkb_matrix){out->buffer, w->type, rows, k};
-    j->done += w->bytes;
-    if (j->progress)
-        j->progress(j->done, j->total, j->user);
+    if ((st = upload_rows(j, w->name, w->type, w->data, w->bytes, w->rows, w->k, p->rows, p->k,
+                          p->matrix, &out->buffer)))
+        return st;
+    out->matrix = (vkb_matrix){out->buffer, w->type, p->rows, p->k};
     return ENG_OK;
 }
 

@@ -64,6 +64,13 @@ typedef struct eng_weight {
     uint32_t rows, k;
     const void *data; /* in the file's read-only mapping */
     uint64_t bytes;
+    /* a low-rank factorized matrix (blk.N.X.lr_a.weight and lr_b.weight, vkllm factorize):
+     * rows x k is the product's shape; type, data and bytes are A's (rank rows of k), the
+     * b_ fields B's (rows rows of rank); y = B (A x). rank 0: a plain matrix */
+    uint32_t rank;
+    cmp_type b_type;
+    const void *b_data;
+    uint64_t b_bytes;
 } eng_weight;
 
 typedef struct eng_layer_weights {

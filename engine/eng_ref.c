@@ -90,7 +90,14 @@ static bool mul(const eng_ref *r, const eng_weight *w, const float *x, float *y,
 {
     if (r->observe)
         r->observe(r->observe_user, w, x, n);
-    return vkb_ref_matmul(w->type, w->data, w->rows, w->k, x, y, n);
+    if (!w->rank)
+        return vkb_ref_matmul(w->type, w->data, w->rows, w->k, x, y, n);
+    /* factorized: B (A x) */
+    float *inner = malloc(sizeof *inner * (size_t)n * w->rank);
+    bool ok = inner && vkb_ref_matmul(w->type, w->data, w->rank, w->k, x, inner, n) &&
+              vkb_ref_matmul(w->b_type, w->b_data, w->rows, w->rank, inner, y, n);
+    free(inner);
+    return ok;
 }
 
 eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *logits,

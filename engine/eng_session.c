@@ -25,6 +25,7 @@ struct eng_session {
     vkb_buffer *x, *xn, *q, *k, *v, *att, *o, *g, *u, *h, *last, *last_n, *freqs;
     vkb_buffer *scores;   /* unfused attention: n_batch × heads × n_ctx scores */
     vkb_buffer *partials; /* split-K attention's partial results */
+    vkb_buffer *lowrank;  /* factorized matrices' inner products: n_batch × largest rank */
     uint32_t splits;      /* forced split count, 0 = the device's choice */
     pthread_mutex_t stats_lock;
     eng_stats stats; /* updated after each eval under stats_lock */
@@ -162,6 +163,20 @@ void eng_session_kv_info(const eng_session *s, eng_kv_info *out)
     out->capacity = s->n_ctx;
 }
 
+/* The largest rank of the model's factorized matrices (0: none). */
+static uint32_t max_rank(const eng_model *m)
+{
+    uint32_t r = 0;
+    for (uint32_t l = 0; l < m->hp.n_layer; l++) {
+        const eng_dev_weight *w[] = {&m->d_layers[l].wq,  &m->d_layers[l].wk,   &m->d_layers[l].wv,
+                                     &m->d_layers[l].wo,  &m->d_layers[l].gate, &m->d_layers[l].up,
+                                     &m->d_layers[l].down};
+        for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+            r = w[i]->rank > r ? w[i]->rank : r;
+    }
+    return r;
+}
+
 /* Split-K attention leaves (head_dim + 2) floats per query row and split; the automatic
  * choice keeps rows x splits under 512 (vkb_attention_splits), a forced one is sized for
  * the batch. CPU drivers never split. */
@@ -259,6 +274,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         {false, hp->n_rot / 2 * 4, &s->freqs},
         {false, p.unfused_attention ? B * hp->n_head * p.n_ctx * 4 : 4, &s->scores},
         {false, partials_bytes(s->dev, hp, &p), &s->partials},
+        {false, B * max_rank(m) * 4 + 4, &s->lowrank},
         {true, B * 4, &s->ids},
         {true, B * 4, &s->pos},
         {true, (p.all_logits ? B : 1) * hp->n_vocab * 4, &s->logits},
@@ -330,10 +346,22 @@ void eng_session_destroy(eng_session *s)
 }
 
 /* y = W·x for n columns: matvec up to 8 columns, matmul beyond. */
-static vkb_status mul(vkb_stream *st, const eng_dev_weight *w, const vkb_buffer *x,
+static vkb_status product(vkb_stream *st, const vkb_matrix *w, const vkb_buffer *x,
+                          const vkb_buffer *y, uint32_t n)
+{
+    return n <= 8 ? vkb_op_matvec(st, w, x, y, n) : vkb_op_matmul(st, w, x, y, n);
+}
+
+/* y = W x for n columns; a factorized W as B (A x), through the session's scratch. */
+static vkb_status mul(eng_session *s, const eng_dev_weight *w, const vkb_buffer *x,
                       const vkb_buffer *y, uint32_t n)
 {
-    return n <= 8 ? vkb_op_matvec(st, &w->matrix, x, y, n) : vkb_op_matmul(st, &w->matrix, x, y, n);
+    vkb_status vs;
+    if (!w->rank)
+        return product(s->stream, &w->matrix, x, y, n);
+    if ((vs = product(s->stream, &w->matrix, x, s->lowrank, n)) != VKB_OK)
+        return vs;
+    return product(s->stream, &w->b, s->lowrank, y, n);
 }
 
 /* Records one layer for n tokens from position p0. */
@@ -352,8 +380,8 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     vkb_status vs;
     /* attention block */
     if ((vs = vkb_op_rms_norm(st, s->xn, s->x, L->attn_norm.buffer, e, n, hp->rms_eps)) ||
-        (vs = mul(st, &L->wq, s->xn, s->q, n)) || (vs = mul(st, &L->wk, s->xn, s->k, n)) ||
-        (vs = mul(st, &L->wv, s->xn, s->v, n)))
+        (vs = mul(s, &L->wq, s->xn, s->q, n)) || (vs = mul(s, &L->wk, s->xn, s->k, n)) ||
+        (vs = mul(s, &L->wv, s->xn, s->v, n)))
         return vs;
     if (L->bq.buffer && ((vs = vkb_op_add_bias(st, s->q, s->q, L->bq.buffer, qw, n)) ||
                          (vs = vkb_op_add_bias(st, s->k, s->k, L->bk.buffer, kvw, n)) ||
@@ -369,14 +397,14 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
                                st, s->att, s->q, s->k_cache[l], &s->k_layout, s->v_cache[l],
                                &s->v_layout, s->partials,
                                s->splits ? s->splits : vkb_attention_splits(s->dev, &as), &as)) ||
-        (vs = mul(st, &L->wo, s->att, s->o, n)) ||
+        (vs = mul(s, &L->wo, s->att, s->o, n)) ||
         (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))
         return vs;
     /* feed-forward block */
     if ((vs = vkb_op_rms_norm(st, s->xn, s->x, L->ffn_norm.buffer, e, n, hp->rms_eps)) ||
-        (vs = mul(st, &L->gate, s->xn, s->g, n)) || (vs = mul(st, &L->up, s->xn, s->u, n)) ||
+        (vs = mul(s, &L->gate, s->xn, s->g, n)) || (vs = mul(s, &L->up, s->xn, s->u, n)) ||
         (vs = vkb_op_silu_mul(st, s->h, s->g, s->u, ff)) ||
-        (vs = mul(st, &L->down, s->h, s->o, n)) ||
+        (vs = mul(s, &L->down, s->h, s->o, n)) ||
         (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))
         return vs;
     if (s->capture)
@@ -409,7 +437,7 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
     const eng_dev_weight *norm = &m->d_output_norm;
     if (logits && s->all_logits &&
         ((vs = vkb_op_rms_norm(st, s->xn, s->x, norm->buffer, e, n, hp->rms_eps)) ||
-         (vs = mul(st, &m->d_output, s->xn, s->logits, n))))
+         (vs = mul(s, &m->d_output, s->xn, s->logits, n))))
         return vfail(s, vs, "recording the step");
     if (logits && !s->all_logits &&
         ((vs = vkb_stream_copy(st, s->x, (uint64_t)(n - 1) * e * 4, s->last, 0, (uint64_t)e * 4)) ||

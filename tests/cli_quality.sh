@@ -85,7 +85,16 @@ awk -v a="$(klof "$work/heads.out")" -v b="$(klof "$work/heads-im.out")" \
 "$vkllm" perplexity -f "$text" -c 64 --chunks 4 -m "$model" --kl-base "$work/base.kl" \
     >/dev/null 2>"$work/err" && fail "a base of another --ctx was taken"
 grep -q "was saved with a vocabulary of 512 and --ctx 128" "$work/err" || fail "the mismatch message"
+# low-rank factors: written, run by the engine (perplexity), reported per matrix
 kvm=$shared/models/TinyStories-656K-Q8_0.gguf
+"$vkllm" factorize "$kvm" "$work/lr.gguf" --rank-ratio 0.5 >"$work/lr.txt" 2>"$work/err" ||
+    fail "factorize"
+grep -q "factorized 6 of 6 matrices" "$work/err" || fail "factorize: not 6 of 6 matrices"
+grep -Eq "^blk.1.ffn_down.weight +128x384 +64 +[0-9.]+%$" "$work/lr.txt" ||
+    fail "factorize: per-matrix report"
+"$vkllm" perplexity -f "$text" -c 256 --chunks 4 -m "$work/lr.gguf" >"$work/lr.out" 2>&1 ||
+    fail "perplexity of a factorized model"
+grep -q "Final estimate: PPL = " "$work/lr.out" || fail "no perplexity for the factorized model"
 kvp=("$vkllm" perplexity -f "$text" -c 256 --chunks 8 -m "$kvm")
 "${kvp[@]}" --kl-save "$work/kv.kl" >/dev/null || fail "perplexity f16 cache"
 for c in "q8_0" "q4_0" "kivi4 --kv-window 0" "kivi4" "kivi2"; do

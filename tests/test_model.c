@@ -13,6 +13,7 @@
 #include "eng_model.h"
 #include "eng_ref.h"
 #include "eng_unicode.h"
+#include "cmp_lowrank.h"
 #include "cmp_quantize_model.h"
 #include "eng_synth.h"
 #include "harness.h"
@@ -383,6 +384,45 @@ static void test_layers_quantized(void)
     unlink(out);
 }
 
+/* Low-rank factorized matrices (vkllm factorize) run as two products on the GPU (matmul
+ * for the prefill chunk, matvec for decode) and in the CPU reference: the same forward
+ * pass within the usual budgets. F32 factors (stories260K) and Q8_0 ones (656K). */
+static void test_layers_lowrank(void)
+{
+    const char *dir = t_shared_dir();
+    if (!dir) {
+        t_skip("../shared not found (set VKLLM_SHARED_DIR); the model cases need it");
+        return;
+    }
+    static const struct {
+        const char *file, *tensors;
+        float ratio;
+    } cases[] = {
+        {"stories260K.gguf", "ffn_gate,ffn_up,ffn_down", 0.5f},
+        {"TinyStories-656K-Q8_0.gguf", "ffn_gate,ffn_up,ffn_down,attn_q,attn_output", 0.25f},
+    };
+    char in[1024], out[] = "/tmp/vkllm-lowrank-XXXXXX";
+    int fd = mkstemp(out);
+    CHECK(fd >= 0);
+    close(fd);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(in, sizeof in, "%s/models/%s", dir, cases[i].file);
+        cmp_lowrank_params p = {.rank_ratio = cases[i].ratio, .tensors = cases[i].tensors};
+        cmp_lowrank_report *rep = malloc(sizeof *rep);
+        char err[256] = "";
+        CHECK_MSG(rep && cmp_lowrank_model(in, out, &p, rep, err, sizeof err), "%s: %s",
+                  cases[i].file, err);
+        uint32_t factorized = 0;
+        for (uint32_t t = 0; rep && t < rep->n_tensors; t++)
+            factorized += rep->tensors[t].rank != 0;
+        CHECK_MSG(factorized > 0, "%s: nothing factorized", cases[i].file);
+        free(rep);
+        printf("  %s, %u matrices factorized:", cases[i].file, factorized);
+        check_layers(out, 8, false);
+    }
+    unlink(out);
+}
+
 /* all_logits: every token's logits of a chunk, each against the CPU reference's logits
  * after that token (the reference run one token at a time). */
 static void test_all_logits(void)
@@ -705,6 +745,7 @@ int main(int argc, char **argv)
         {"layers_split", test_layers_split, true},
         {"all_logits", test_all_logits, true},
         {"layers_quantized", test_layers_quantized, true},
+        {"layers_lowrank", test_layers_lowrank, true},
         {"session_limits", test_session_limits, true},
         {"bad_files", test_bad_files, false},
         {"upload_twice", test_too_large, true},

@@ -2,11 +2,13 @@
  * Llama-2-7B files), the shape fallback, determinism across thread counts and seeds,
  * files the engine opens with the preset's shapes, and the writer's all-or-nothing
  * file replacement. The GPU forward pass of synthetic models is in test_model. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cmp_gguf_write.h"
+#include "cmp_lowrank.h"
 #include "cmp_prune.h"
 #include "cmp_quantize_model.h"
 #include "cmp_recipe.h"
@@ -418,6 +420,56 @@ done:
     unlink(a), unlink(b), rmdir(dir);
 }
 
+/* The truncated SVD: a matrix of rank 5 comes back from 5 factors (to f32 rounding);
+ * singular values of a matrix with known ones (orthogonal rows scaled 9, 4, 1, 0.5);
+ * the product of the factors keeps the largest part of a random matrix first. */
+static void test_svd(void)
+{
+    enum { R = 70, K = 50 };
+    float *w = malloc(sizeof *w * R * K), *a = malloc(sizeof *a * K * K),
+          *b = malloc(sizeof *b * R * K);
+    float *u = t_random_floats(R * 5, 11, -1.f, 1.f), *v = t_random_floats(5 * K, 12, -1.f, 1.f);
+    double s[K];
+    if (!w || !a || !b || !u || !v) {
+        t_fail_at(__FILE__, __LINE__, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < K; j++) {
+            double d = 0;
+            for (int x = 0; x < 5; x++)
+                d += (double)u[i * 5 + x] * v[x * K + j];
+            w[i * K + j] = (float)d;
+        }
+    CHECK(cmp_svd_factors(w, R, K, 5, 1, a, b, s));
+    double worst = 0, scale = 0;
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < K; j++) {
+            double d = 0;
+            for (int x = 0; x < 5; x++)
+                d += (double)b[i * 5 + x] * a[x * K + j];
+            worst = fabs(d - w[i * K + j]) > worst ? fabs(d - w[i * K + j]) : worst;
+            scale = fabs(w[i * K + j]) > scale ? fabs(w[i * K + j]) : scale;
+        }
+    CHECK_MSG(worst <= 1e-5 * scale, "rank-5 matrix from 5 factors: worst error %g of %g", worst,
+              scale);
+    CHECK(s[0] >= s[1] && s[1] >= s[2] && s[2] >= s[3] && s[3] >= s[4] && s[4] > 0);
+    /* rows of a scaled orthogonal basis: e_0 9, e_1 4, e_2 1, e_3 0.5 (and a rotation) */
+    static const double sv[4] = {9, 4, 1, 0.5};
+    memset(w, 0, sizeof *w * R * K);
+    for (int i = 0; i < 4; i++) {
+        w[(2 * i + 1) * K + 3 * i] = (float)(sv[i] * 0.6);
+        w[(2 * i + 1) * K + 3 * i + 1] = (float)(sv[i] * 0.8);
+    }
+    CHECK(cmp_svd_factors(w, R, K, 4, 2, a, b, s));
+    for (int i = 0; i < 4; i++)
+        CHECK_MSG(fabs(s[i] - sv[i]) < 1e-5 * sv[0], "singular value %d: %g, want %g", i, s[i],
+                  sv[i]);
+    CHECK(!cmp_svd_factors(w, R, K, 0, 1, a, b, s) && !cmp_svd_factors(w, R, K, K + 1, 1, a, b, s));
+done:
+    free(w), free(a), free(b), free(u), free(v);
+}
+
 static void test_presets(void)
 {
     size_t n;
@@ -444,6 +496,7 @@ int main(int argc, char **argv)
         {"recipe_rules", test_recipe_rules, false},
         {"deterministic", test_deterministic, false},
         {"prune_heads", test_prune_heads, false},
+        {"svd", test_svd, false},
         {"engine_opens", test_engine_opens, false},
         {"write_all_or_nothing", test_write_all_or_nothing, false},
         {"presets", test_presets, false},

@@ -126,5 +126,6 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_imatrix(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_factorize(int argc, char **argv);
 
 #endif /* TOOL_H */

@@ -16,7 +16,8 @@ static const struct command commands[] = {
      "model speed llama-bench style; bench kernels; bench compare A.json B.json"},
     {"imatrix", cmd_imatrix, "importance statistics for quantize --imatrix, from calibration text"},
     {"perplexity", cmd_perplexity, "perplexity of a model on a text, as llama.cpp measures it"},
-    {"prune", cmd_prune, "zero the least important weights, or remove FFN channels"},
+    {"prune", cmd_prune, "zero the least important weights, or remove FFN channels or heads"},
+    {"factorize", cmd_factorize, "replace matrices by low-rank factors (truncated SVD)"},
     {"quantize", cmd_quantize, "convert a GGUF model to Q4_0, Q4_K_M, ... (llama.cpp's mixes)"},
     {"synth", cmd_synth, "write a GGUF model with random weights in a real model's shapes"},
 };
