@@ -380,6 +380,18 @@ struct attention_push {
     uint32_t kv_nq, ring_rows, group; /* KIVI: positions quantized, window ring, group size */
 };
 
+/* The shape's part of the push constants (the rest zero). */
+static struct attention_push attention_push_of(const vkb_attention_shape *sh)
+{
+    return (struct attention_push){.head_dim = sh->head_dim,
+                                   .heads = sh->heads,
+                                   .kv_heads = sh->kv_heads,
+                                   .tokens = sh->tokens,
+                                   .n_kv = sh->n_kv,
+                                   .pos0 = sh->pos0,
+                                   .scale = sh->scale};
+}
+
 /* The shape checks of both attention paths; head_dim_limit: the largest head the kernel
  * takes (the fused one: ATTN_DIMS_PER_INV values per invocation of its workgroup). */
 static vkb_status check_attention(vkb_device *dev, const char *op, const vkb_attention_shape *sh,
@@ -610,19 +622,13 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     if ((st = vkb_pipeline_get(dev, kernel, &spec, &p)) != VKB_OK)
         return st;
     uint32_t split_len = splits > 1 ? (sh->n_kv + splits - 1) / splits : 0;
-    struct attention_push push = {sh->head_dim,
-                                  sh->heads,
-                                  sh->kv_heads,
-                                  sh->tokens,
-                                  sh->n_kv,
-                                  sh->pos0,
-                                  sh->scale,
-                                  (uint32_t)kg.stride,
-                                  (uint32_t)vg.stride,
-                                  split_len,
-                                  kivi ? vkb_kv_quantized(kivi, sh->n_kv) : sh->n_kv,
-                                  kivi ? (kg.bits ? kg.ring_rows : vg.ring_rows) : 1,
-                                  kivi ? kivi->group : 32};
+    struct attention_push push = attention_push_of(sh);
+    push.k_row_bytes = (uint32_t)kg.stride;
+    push.v_row_bytes = (uint32_t)vg.stride;
+    push.split_len = split_len;
+    push.kv_nq = kivi ? vkb_kv_quantized(kivi, sh->n_kv) : sh->n_kv;
+    push.ring_rows = kivi ? (kg.bits ? kg.ring_rows : vg.ring_rows) : 1;
+    push.group = kivi ? kivi->group : 32;
     /* a workgroup per ATTN_ROWS query rows sharing a KV head: heads of its group, then
      * consecutive tokens (R_MAX in shaders/attention.comp) */
     uint32_t group = sh->heads / sh->kv_heads;
@@ -702,19 +708,7 @@ vkb_status vkb_op_attention_unfused(vkb_stream *s, const vkb_buffer *out, const 
                             "than 2^32",
                             (unsigned long long)n_scores);
     uint64_t kv_bytes = (uint64_t)sh->n_kv * sh->kv_heads * sh->head_dim * 2;
-    struct attention_push push = {sh->head_dim,
-                                  sh->heads,
-                                  sh->kv_heads,
-                                  sh->tokens,
-                                  sh->n_kv,
-                                  sh->pos0,
-                                  sh->scale,
-                                  0,
-                                  0,
-                                  0,
-                                  0,
-                                  0,
-                                  0};
+    struct attention_push push = attention_push_of(sh);
     struct op_arg a1[3] = {
         {"q", q, n_out * 4}, {"k_cache", k_cache, kv_bytes}, {"scores", scores, n_scores * 4}};
     if ((st = dispatch_simple(s, "attention_scores", "attention_scores", a1, 3, &push, sizeof push,

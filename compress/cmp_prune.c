@@ -170,6 +170,15 @@ static int by_index(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The indices of the n_keep highest scores of r (n of them, reordered), ascending. */
+static void keep_best(ranked *r, uint32_t n, uint32_t n_keep, uint32_t *keep)
+{
+    qsort(r, n, sizeof *r, by_score_desc);
+    for (uint32_t j = 0; j < n_keep; j++)
+        keep[j] = r[j].index;
+    qsort(keep, n_keep, sizeof *keep, by_index);
+}
+
 /* The FFN channels layer l keeps: the n_keep with the highest importance, in order. The
  * importance of channel j: the activation norm of down's input j (imatrix) times the norm
  * of down's column j; without statistics |gate_j| |up_j| |down column j|. */
@@ -200,14 +209,10 @@ static bool rank_channels(const cmp_gguf *g, const cmp_gguf *im, uint32_t l, uin
         s *= norm ? norm[j] : row_norm(gate, t[0]->ne[0], j) * row_norm(up, t[1]->ne[0], j);
         r[j] = (ranked){s, j};
     }
-    if (ok) {
-        qsort(r, n_ff, sizeof *r, by_score_desc);
-        for (uint32_t j = 0; j < n_keep; j++)
-            keep[j] = r[j].index;
-        qsort(keep, n_keep, sizeof *keep, by_index);
-    } else {
+    if (ok)
+        keep_best(r, n_ff, n_keep, keep);
+    else
         snprintf(err, err_size, "out of memory ranking the FFN channels of layer %u", l);
-    }
     free(down), free(norm), free(gate), free(up), free(r);
     return ok;
 }
@@ -249,14 +254,10 @@ static bool rank_heads(const cmp_gguf *g, const cmp_gguf *im, uint32_t l, uint32
             }
         r[kv] = (ranked){s, kv};
     }
-    if (ok) {
-        qsort(r, n_head_kv, sizeof *r, by_score_desc);
-        for (uint32_t j = 0; j < n_keep; j++)
-            keep[j] = r[j].index;
-        qsort(keep, n_keep, sizeof *keep, by_index);
-    } else {
+    if (ok)
+        keep_best(r, n_head_kv, n_keep, keep);
+    else
         snprintf(err, err_size, "out of memory ranking the attention heads of layer %u", l);
-    }
     free(wo), free(norm), free(wv), free(r);
     return ok;
 }
