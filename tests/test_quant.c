@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmp_gguf.h"
 #include "cmp_half.h"
 #include "cmp_quant.h"
 #include "harness.h"
@@ -192,12 +193,55 @@ static void test_round_trip_error(void)
     free(q);
 }
 
+/* llama.cpp's own Q8_0 output: TinyStories-656K-Q8_0.gguf was written by llama.cpp's
+ * quantizer. Q8_0 of its dequantized values must give its bytes back (d = max|x| / 127 is
+ * the stored d again, every q comes back), so every row of every Q8_0 tensor requantized
+ * by compress/ equals the file's byte for byte. (Its IQ4_NL sibling is not such a fixed
+ * point: the scale search ran on the original values.) */
+static void test_llamacpp_q8_0(void)
+{
+    const char *dir = t_shared_dir();
+    if (!dir) {
+        t_skip("../shared not found (set VKLLM_SHARED_DIR); this case reads a llama.cpp file");
+        return;
+    }
+    char path[1024], err[256] = "";
+    snprintf(path, sizeof path, "%s/models/TinyStories-656K-Q8_0.gguf", dir);
+    cmp_gguf *g = NULL;
+    if (cmp_gguf_open(path, &g, err, sizeof err) != CMP_GGUF_OK) {
+        t_fail_at(__FILE__, __LINE__, "%s", err);
+        return;
+    }
+    uint64_t tensors = 0, rows = 0, differ = 0;
+    for (uint64_t i = 0; i < cmp_gguf_tensor_count(g); i++) {
+        const cmp_gguf_tensor *t = cmp_gguf_tensor_at(g, i);
+        if (t->type != CMP_TYPE_Q8_0)
+            continue;
+        uint64_t k = t->ne[0], rb = cmp_row_bytes(CMP_TYPE_Q8_0, k);
+        float *f = malloc(sizeof *f * k);
+        uint8_t *q = malloc(rb);
+        for (uint64_t r = 0; f && q && r < t->ne[1]; r++) {
+            const uint8_t *src = (const uint8_t *)t->data + r * rb;
+            CHECK(cmp_dequantize(CMP_TYPE_Q8_0, src, f, k) && cmp_quantize(CMP_TYPE_Q8_0, f, q, k));
+            differ += memcmp(q, src, rb) != 0;
+            rows++;
+        }
+        free(f);
+        free(q);
+        tensors++;
+    }
+    CHECK_MSG(tensors == 15 && differ == 0, "%llu of %llu rows in %llu Q8_0 tensors differ",
+              (unsigned long long)differ, (unsigned long long)rows, (unsigned long long)tensors);
+    cmp_gguf_close(g);
+}
+
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
         {"type_table", test_type_table, false},
         {"golden_blocks", test_golden_blocks, false},
         {"round_trip_error", test_round_trip_error, false},
+        {"llamacpp_q8_0", test_llamacpp_q8_0, false},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }
