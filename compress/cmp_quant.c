@@ -402,13 +402,17 @@ bool cmp_quantize_weighted(cmp_type type, const float *src, void *dst, uint64_t 
     case CMP_TYPE_Q4_0: qw_q4_0(src, dst, nb, weights); return true;
     case CMP_TYPE_Q5_0: qw_q5_0(src, dst, nb, weights); return true;
     case CMP_TYPE_IQ4_NL: q_iq4_nl(src, dst, nb, weights); return true;
+    case CMP_TYPE_Q4_K: cmp_quantize_q4_k(src, dst, nb, weights); return true;
+    case CMP_TYPE_Q5_K: cmp_quantize_q5_k(src, dst, nb, weights); return true;
+    case CMP_TYPE_Q6_K: cmp_quantize_q6_k(src, dst, nb, weights); return true;
     default: return cmp_quantize(type, src, dst, n);
     }
 }
 
 bool cmp_type_uses_weights(cmp_type type)
 {
-    return type == CMP_TYPE_Q4_0 || type == CMP_TYPE_Q5_0 || type == CMP_TYPE_IQ4_NL;
+    return type == CMP_TYPE_Q4_0 || type == CMP_TYPE_Q5_0 || type == CMP_TYPE_IQ4_NL ||
+           type == CMP_TYPE_Q4_K || type == CMP_TYPE_Q5_K || type == CMP_TYPE_Q6_K;
 }
 
 /* ---- dispatch ----------------------------------------------------------------------- */
@@ -466,9 +470,9 @@ bool cmp_quantize(cmp_type type, const float *src, void *dst, uint64_t n)
     case CMP_TYPE_Q5_1: q_q5_1(src, dst, nb); break;
     case CMP_TYPE_Q8_0: q_q8_0(src, dst, nb); break;
     case CMP_TYPE_IQ4_NL: q_iq4_nl(src, dst, nb, NULL); break;
-    case CMP_TYPE_Q4_K: cmp_quantize_q4_k(src, dst, nb); break;
-    case CMP_TYPE_Q5_K: cmp_quantize_q5_k(src, dst, nb); break;
-    case CMP_TYPE_Q6_K: cmp_quantize_q6_k(src, dst, nb); break;
+    case CMP_TYPE_Q4_K: cmp_quantize_q4_k(src, dst, nb, NULL); break;
+    case CMP_TYPE_Q5_K: cmp_quantize_q5_k(src, dst, nb, NULL); break;
+    case CMP_TYPE_Q6_K: cmp_quantize_q6_k(src, dst, nb, NULL); break;
     }
     return true;
 }

@@ -140,9 +140,10 @@ bool cmp_quantize(cmp_type type, const float *src, void *dst, uint64_t n);
 /* Importance-aware quantization: as cmp_quantize, but each block's scale minimizes the
  * error weighted by `weights` (n values, one per value quantized; e.g. the mean square of
  * the activations each weight column meets, times how large the value is), searched over
- * 19 candidate scales with least-squares refinement. Q4_0, Q5_0 and IQ4_NL use the
- * weights (cmp_type_uses_weights); other types quantize as cmp_quantize. weights NULL is
- * cmp_quantize. */
+ * 19 candidate scales with least-squares refinement (Q4_0, Q5_0, IQ4_NL), or each
+ * sub-block's scale and minimum fitted by weighted least squares (Q4_K, Q5_K; Q6_K's
+ * scales). Those types use the weights (cmp_type_uses_weights); other types quantize as
+ * cmp_quantize. weights NULL is cmp_quantize. */
 bool cmp_quantize_weighted(cmp_type type, const float *src, void *dst, uint64_t n,
                            const float *weights);
 bool cmp_type_uses_weights(cmp_type type);

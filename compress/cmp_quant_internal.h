@@ -8,9 +8,10 @@
 void cmp_dequantize_q4_k(const cmp_block_q4_k *b, float *y, uint64_t nb);
 void cmp_dequantize_q5_k(const cmp_block_q5_k *b, float *y, uint64_t nb);
 void cmp_dequantize_q6_k(const cmp_block_q6_k *b, float *y, uint64_t nb);
-void cmp_quantize_q4_k(const float *x, cmp_block_q4_k *b, uint64_t nb);
-void cmp_quantize_q5_k(const float *x, cmp_block_q5_k *b, uint64_t nb);
-void cmp_quantize_q6_k(const float *x, cmp_block_q6_k *b, uint64_t nb);
+/* w: per-value importance (NULL: unweighted) */
+void cmp_quantize_q4_k(const float *x, cmp_block_q4_k *b, uint64_t nb, const float *w);
+void cmp_quantize_q5_k(const float *x, cmp_block_q5_k *b, uint64_t nb, const float *w);
+void cmp_quantize_q6_k(const float *x, cmp_block_q6_k *b, uint64_t nb, const float *w);
 
 /* Index of the IQ4_NL level nearest to v. */
 int cmp_iq4nl_nearest(float v);

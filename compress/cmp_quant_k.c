@@ -92,8 +92,10 @@ static int clamp_int(int v, int lo, int hi)
 
 /* Fits x ≈ s·q − o with q in [0, nmax] for one sub-block: start from min/max, then
  * alternate rounding and a least-squares refit of (s, o), keeping the best. o ≥ 0 (the
- * minimum is clipped at zero, as K-quants store it unsigned). */
-static void fit_scale_min(const float *x, int n, int nmax, float *s_out, float *o_out)
+ * minimum is clipped at zero, as K-quants store it unsigned). With weights (importance
+ * per value, NULL: all 1) the error and the refit are weighted. */
+static void fit_scale_min(const float *x, const float *w, int n, int nmax, float *s_out,
+                          float *o_out)
 {
     float lo = x[0], hi = x[0];
     for (int j = 1; j < n; j++) {
@@ -106,26 +108,27 @@ static void fit_scale_min(const float *x, int n, int nmax, float *s_out, float *
     float best_s = s, best_o = o;
     double best_err = INFINITY;
     for (int iter = 0; iter < 4 && s > 0; iter++) {
-        double sq = 0, sqq = 0, sx = 0, sqx = 0, err = 0;
+        double sw = 0, sq = 0, sqq = 0, sx = 0, sqx = 0, err = 0;
         for (int j = 0; j < n; j++) {
             int q = clamp_int((int)lrintf((x[j] + o) / s), 0, nmax);
-            double e = (double)s * q - o - x[j];
-            err += e * e;
-            sq += q;
-            sqq += (double)q * q;
-            sx += x[j];
-            sqx += (double)q * x[j];
+            double e = (double)s * q - o - x[j], wj = w ? w[j] : 1.0;
+            err += wj * e * e;
+            sw += wj;
+            sq += wj * q;
+            sqq += wj * (double)q * q;
+            sx += wj * x[j];
+            sqx += wj * (double)q * x[j];
         }
         if (err < best_err) {
             best_err = err;
             best_s = s;
             best_o = o;
         }
-        double det = n * sqq - sq * sq;
+        double det = sw * sqq - sq * sq;
         if (det <= 0)
             break;
-        double ns = (n * sqx - sq * sx) / det;
-        double no = -(sx - ns * sq) / n;
+        double ns = (sw * sqx - sq * sx) / det;
+        double no = -(sx - ns * sq) / sw;
         if (ns <= 0 || no < 0)
             break;
         s = (float)ns;
@@ -137,13 +140,13 @@ static void fit_scale_min(const float *x, int n, int nmax, float *s_out, float *
 
 /* Shared by q4_K (nmax 15) and q5_K (nmax 31): sub-block scales and minimums quantized
  * to 6 bits against the super-block's largest, then values requantized with the stored
- * (f16, 6-bit) scales. */
-static void quantize_k_sub(const float *x, int nmax, uint16_t *d_out, uint16_t *dmin_out,
-                           uint8_t scales[12], uint8_t q[256])
+ * (f16, 6-bit) scales. w: per-value importance or NULL. */
+static void quantize_k_sub(const float *x, const float *w, int nmax, uint16_t *d_out,
+                           uint16_t *dmin_out, uint8_t scales[12], uint8_t q[256])
 {
     float s[8], o[8], max_s = 0, max_o = 0;
     for (int j = 0; j < 8; j++) {
-        fit_scale_min(x + 32 * j, 32, nmax, &s[j], &o[j]);
+        fit_scale_min(x + 32 * j, w ? w + 32 * j : NULL, 32, nmax, &s[j], &o[j]);
         max_s = s[j] > max_s ? s[j] : max_s;
         max_o = o[j] > max_o ? o[j] : max_o;
     }
@@ -164,22 +167,22 @@ static void quantize_k_sub(const float *x, int nmax, uint16_t *d_out, uint16_t *
     }
 }
 
-void cmp_quantize_q4_k(const float *x, cmp_block_q4_k *b, uint64_t nb)
+void cmp_quantize_q4_k(const float *x, cmp_block_q4_k *b, uint64_t nb, const float *w)
 {
-    for (uint64_t i = 0; i < nb; i++, x += 256) {
+    for (uint64_t i = 0; i < nb; i++, x += 256, w = w ? w + 256 : NULL) {
         uint8_t q[256];
-        quantize_k_sub(x, 15, &b[i].d, &b[i].dmin, b[i].scales, q);
+        quantize_k_sub(x, w, 15, &b[i].d, &b[i].dmin, b[i].scales, q);
         for (int k = 0; k < 4; k++)
             for (int l = 0; l < 32; l++)
                 b[i].qs[32 * k + l] = (uint8_t)(q[64 * k + l] | q[64 * k + 32 + l] << 4);
     }
 }
 
-void cmp_quantize_q5_k(const float *x, cmp_block_q5_k *b, uint64_t nb)
+void cmp_quantize_q5_k(const float *x, cmp_block_q5_k *b, uint64_t nb, const float *w)
 {
-    for (uint64_t i = 0; i < nb; i++, x += 256) {
+    for (uint64_t i = 0; i < nb; i++, x += 256, w = w ? w + 256 : NULL) {
         uint8_t q[256];
-        quantize_k_sub(x, 31, &b[i].d, &b[i].dmin, b[i].scales, q);
+        quantize_k_sub(x, w, 31, &b[i].d, &b[i].dmin, b[i].scales, q);
         memset(b[i].qh, 0, sizeof b[i].qh);
         for (int k = 0; k < 4; k++) {
             for (int l = 0; l < 32; l++) {
@@ -192,10 +195,11 @@ void cmp_quantize_q5_k(const float *x, cmp_block_q5_k *b, uint64_t nb)
 }
 
 /* q6_K: each 16-value sub-block gets s = (value of largest magnitude) / −32, refit by
- * least squares; the 16 scales are quantized to int8 against the largest. */
-void cmp_quantize_q6_k(const float *x, cmp_block_q6_k *b, uint64_t nb)
+ * least squares (weighted by w, per-value importance, when not NULL); the 16 scales are
+ * quantized to int8 against the largest. */
+void cmp_quantize_q6_k(const float *x, cmp_block_q6_k *b, uint64_t nb, const float *w)
 {
-    for (uint64_t i = 0; i < nb; i++, x += 256) {
+    for (uint64_t i = 0; i < nb; i++, x += 256, w = w ? w + 256 : NULL) {
         float s[16], max_s = 0, amax_s = 0;
         for (int j = 0; j < 16; j++) {
             const float *v = x + 16 * j;
@@ -212,8 +216,9 @@ void cmp_quantize_q6_k(const float *x, cmp_block_q6_k *b, uint64_t nb)
                 double sqx = 0, sqq = 0;
                 for (int l = 0; l < 16; l++) {
                     int q = clamp_int((int)lrintf(v[l] / sj), -32, 31);
-                    sqx += (double)q * v[l];
-                    sqq += (double)q * q;
+                    double wl = w ? w[16 * j + l] : 1.0;
+                    sqx += wl * q * v[l];
+                    sqq += wl * q * q;
                 }
                 if (sqq > 0)
                     sj = (float)(sqx / sqq);

@@ -264,17 +264,18 @@ done:
 /* Importance-weighted quantization lowers the weighted error against plain rounding on
  * random blocks with skewed random importances, for the types that use weights: measured
  * 27% lower for Q4_0, 25% for Q5_0, 6.5% for IQ4_NL (whose plain quantizer already
- * searches its scale); at least 3% is required. */
+ * searches its scale), 12% for Q4_K, 8% for Q5_K and Q6_K; at least 3% is required. */
 static void test_weighted_quantize(void)
 {
     const uint64_t n = 32 * 512;
     float *x = t_random_floats(n, 11, -1.f, 1.f), *imp = t_random_floats(n, 12, 0.f, 1.f);
     float *back = malloc(sizeof *back * n);
     uint8_t *q = malloc(n * 2);
-    static const cmp_type types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q5_0, CMP_TYPE_IQ4_NL};
+    static const cmp_type types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q5_0, CMP_TYPE_IQ4_NL,
+                                     CMP_TYPE_Q4_K, CMP_TYPE_Q5_K, CMP_TYPE_Q6_K};
     for (uint64_t i = 0; imp && i < n; i++)
         imp[i] = imp[i] * imp[i] * imp[i] * 10.0f; /* skewed: a few columns matter */
-    for (size_t t = 0; x && imp && back && q && t < 3; t++) {
+    for (size_t t = 0; x && imp && back && q && t < sizeof types / sizeof types[0]; t++) {
         double err[2];
         for (int weighted = 0; weighted < 2; weighted++) {
             CHECK(cmp_quantize_weighted(types[t], x, q, n, weighted ? imp : NULL));

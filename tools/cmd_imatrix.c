@@ -164,16 +164,18 @@ int cmd_imatrix(int argc, char **argv)
     int rc = 1;
     size_t len = 0;
     char *text = tool_read_text(file, &len);
-    int32_t *tok = text ? malloc(sizeof *tok * (len + 3)) : NULL;
+    int32_t *tok = NULL;
     eng_ref *ref = eng_ref_create(m, n_ctx, err, sizeof err);
     float *logits = malloc(sizeof *logits * eng_model_hparams(m)->n_vocab);
     stats sts = {0};
     const eng_vocab *v = eng_model_vocab(m);
+    int64_t n_tok = 0;
+    if (text)
+        tok = tool_tokenize(v, text, len, &n_tok);
     if (!text || !tok || !ref || !logits) {
         tool_error("%s", err[0] ? err : "out of memory");
         goto done;
     }
-    int64_t n_tok = eng_tokenize(v, text, len, true, false, tok, len + 3);
     uint64_t chunks = n_tok > 0 ? (uint64_t)n_tok / n_ctx : 0;
     if (max_chunks && max_chunks < chunks)
         chunks = max_chunks;

@@ -205,12 +205,9 @@ static int run(const ppl_opts *o, vkb_device *dev)
         tool_error("%s", err);
         goto done;
     }
-    /* a text has at most a token per byte, plus BOS and EOS */
-    size_t cap = len + 3;
     double t0 = tool_now_s();
-    int64_t n_tok =
-        (tok = malloc(sizeof *tok * cap)) ? eng_tokenize(v, text, len, true, false, tok, cap) : -1;
-    if (n_tok < 0 || (size_t)n_tok > cap) {
+    int64_t n_tok = 0;
+    if (!(tok = tool_tokenize(v, text, len, &n_tok))) {
         tool_error("out of memory tokenizing %s", o->file);
         goto done;
     }

@@ -255,6 +255,24 @@ char *tool_read_text(const char *path, size_t *len)
     return buf;
 }
 
+int32_t *tool_tokenize(const eng_vocab *v, const char *text, size_t len, int64_t *n)
+{
+    size_t cap = len + 3; /* a token per byte, the space prefix, BOS, EOS: the usual most */
+    for (int pass = 0; pass < 2; pass++) {
+        int32_t *tok = malloc(sizeof *tok * cap);
+        int64_t got = tok ? eng_tokenize(v, text, len, true, false, tok, cap) : -1;
+        if (got >= 0 && (size_t)got <= cap) {
+            *n = got;
+            return tok;
+        }
+        free(tok);
+        if (got < 0)
+            break;
+        cap = (size_t)got;
+    }
+    return NULL;
+}
+
 int tool_parse_kv_flag(int argc, char **argv, int *i, tool_kv_opts *kv)
 {
     const char *a = argv[*i], *val = *i + 1 < argc ? argv[*i + 1] : NULL;
