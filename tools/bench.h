@@ -29,6 +29,7 @@ typedef struct bench_row {
     uint64_t model_size, model_n_params;
     uint32_t n_batch;
     char type_k[8], type_v[8];
+    uint32_t kv_group, kv_window; /* of kivi caches (0 otherwise) */
     int flash_attn;
     uint32_t n_prompt, n_gen, n_depth;
     char test_time[32]; /* ISO 8601, UTC */

@@ -69,6 +69,8 @@ static const struct field {
     F("n_ubatch", K_U32, n_batch),
     F("type_k", K_STR, type_k),
     F("type_v", K_STR, type_v),
+    F("kv_group", K_U32, kv_group),
+    F("kv_window", K_U32, kv_window),
     {"n_gpu_layers", K_CONST, 0, "99"},
     F("flash_attn", K_INT, flash_attn),
     F("n_prompt", K_U32, n_prompt),
@@ -197,9 +199,12 @@ static void row_md(FILE *out, const bench_row *r)
         snprintf(params, sizeof params, "%.2f B", r->model_n_params / 1e9);
     else
         snprintf(params, sizeof params, "%.2f M", r->model_n_params / 1e6);
-    fprintf(out, "| %s | %s | %s | %s | Vulkan | %d | %u | %s/%s | %s | %.2f ± %.2f | ",
+    char kivi[32] = "";
+    if (r->kv_group)
+        snprintf(kivi, sizeof kivi, " g%u w%u", r->kv_group, r->kv_window);
+    fprintf(out, "| %s | %s | %s | %s | Vulkan | %d | %u | %s/%s%s | %s | %.2f ± %.2f | ",
             r->dev.name, r->model_type, size, params, r->flash_attn, r->n_batch, r->type_k,
-            r->type_v, test, r->avg_ts, r->stddev_ts);
+            r->type_v, kivi, test, r->avg_ts, r->stddev_ts);
     if (r->n_gen)
         fprintf(out, "%.1f | %.1f%% | - | %s |\n", r->decode_gbps, r->bandwidth_pct, mem);
     else

@@ -672,6 +672,9 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                     r.flash_attn = (int)fa;
                     snprintf(r.type_k, sizeof r.type_k, "%s", eng_kv_type_name(sp.kv_k));
                     snprintf(r.type_v, sizeof r.type_v, "%s", eng_kv_type_name(sp.kv_v));
+                    eng_kv_info kvi;
+                    eng_session_kv_info(s, &kvi);
+                    r.kv_group = kvi.group, r.kv_window = kvi.window;
                     r.n_depth = o->n_depth.v[d];
                     *(kind == 0 ? &r.n_prompt : &r.n_gen) = l->v[k];
                     utc_now(r.test_time, sizeof r.test_time);
