@@ -441,6 +441,10 @@ static void test_attention_kv(void)
          * tile), 4 with groups of 2, each row with its own causal limit */
         {64, 8, 8, 19, 0, 19, 0},
         {32, 4, 2, 13, 5, 18, 0},
+        /* the other head sizes models use: 80 (Phi-2-like), 96 (Phi-3), 8 (stories260K) */
+        {80, 8, 4, 3, 20, 23, 0},
+        {96, 12, 2, 1, 199, 200, 0},
+        {8, 8, 8, 4, 60, 64, 0},
     };
     static const vkb_kv_type pairs[][2] = {
         {VKB_KV_F16, VKB_KV_F16},     {VKB_KV_F16, VKB_KV_Q8_0},    {VKB_KV_F16, VKB_KV_Q4_0},
