@@ -462,7 +462,8 @@ bool vkb_kv_geometry_of(const vkb_kv_layout *l, vkb_kv_geometry *g, char *why, s
     if (!l->keys && l->values % l->group) {
         snprintf(why, why_size,
                  "a %s value cache groups each position's values: %u values per position (kv "
-                 "heads x head size) are not a multiple of the group size %u",
+                 "heads x head size) are not a multiple of the group size %u (use a group "
+                 "that divides them)",
                  name, l->values, l->group);
         return false;
     }
