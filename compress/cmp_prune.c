@@ -318,8 +318,9 @@ bool cmp_prune_model(const char *in, const char *out, const cmp_prune_params *p,
             cmp_gguf_close(g);
             return false;
         }
-        kv_keep = (uint32_t)((double)n_head_kv * (1.0 - p->heads_remove));
-        kv_keep = kv_keep < 1 ? 1 : kv_keep;
+        /* the removed count rounds down (a fraction of a group stays) */
+        uint32_t drop = (uint32_t)((double)n_head_kv * p->heads_remove + 1e-9);
+        kv_keep = drop < n_head_kv ? n_head_kv - drop : 1;
     }
     uint32_t group = n_head_kv ? n_head / n_head_kv : 1;
     rep->n_head_before = n_head, rep->n_head_kv_before = n_head_kv;

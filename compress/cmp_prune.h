@@ -33,7 +33,8 @@ typedef struct cmp_prune_params {
                                 of 32 channels), 0..0.9 */
     float heads_remove;      /* fraction of attention heads removed: whole KV head groups
                                 (a KV head and its query heads), the same number in every
-                                layer, rounded down, at least one group kept; 0..0.9 */
+                                layer; the removed count rounds down, at least one group
+                                stays; 0..0.9 */
     const cmp_gguf *imatrix; /* activation statistics (vkllm imatrix): needed by Wanda, and
                                 used to rank FFN channels when present */
     unsigned threads;
