@@ -15,7 +15,7 @@
 // are f32 [tokens][heads][head_dim]; the caches hold [position][kv_heads][head_dim] values
 // in their stored type (K_TYPE, V_TYPE, specialization constants: f16, q8_0, q4_0, kivi4
 // or kivi2; vkb_kv.glsl), dequantized here as they are read. Invocation i accumulates
-// output dimensions i, i + wg, i + 2wg, i + 3wg of each row.
+// output dimensions 2i, 2i + 1, 2(i + wg) and 2(i + wg) + 1 of each row.
 #include "vkb_index.glsl"
 #include "vkb_kv.glsl"
 
@@ -155,21 +155,28 @@ void main()
         }
         barrier();
         const uint n = min(wg, k1 - base);
-        for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
-            const uint d = lid + i * wg;
+        // each invocation takes pairs of output dimensions (both values of a cache read)
+        for (uint i = 0u; i < DIMS_PER_INVOCATION / 2u; i++) {
+            const uint d = 2u * (lid + i * wg);
             if (d >= pc.head_dim)
                 break;
-            const uint c = c0 + (d & ~1u);
-            float a[R_MAX];
-            for (uint r = 0u; r < R_MAX; r++)
-                a[r] = acc[r][i] * corr[r];
-            for (uint jj = 0u; jj < n; jj++) {
-                const float v = v_pair(base + jj, c, pc.v_row_bytes)[d & 1u];
-                for (uint r = 0u; r < rows; r++)
-                    a[r] += ps[r * wg + jj] * v;
+            float a0[R_MAX], a1[R_MAX];
+            for (uint r = 0u; r < R_MAX; r++) {
+                a0[r] = acc[r][2u * i] * corr[r];
+                a1[r] = acc[r][2u * i + 1u] * corr[r];
             }
-            for (uint r = 0u; r < R_MAX; r++)
-                acc[r][i] = a[r];
+            for (uint jj = 0u; jj < n; jj++) {
+                const vec2 v = v_pair(base + jj, c0 + d, pc.v_row_bytes);
+                for (uint r = 0u; r < rows; r++) {
+                    const float p = ps[r * wg + jj];
+                    a0[r] += p * v.x;
+                    a1[r] += p * v.y;
+                }
+            }
+            for (uint r = 0u; r < R_MAX; r++) {
+                acc[r][2u * i] = a0[r];
+                acc[r][2u * i + 1u] = a1[r];
+            }
         }
         barrier(); // every invocation has read ps before the next tile writes it
     }
@@ -185,7 +192,7 @@ void main()
                 dst[at + 1u] = l[r];
             }
             for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
-                const uint d = lid + i * wg;
+                const uint d = 2u * (lid + (i >> 1u) * wg) + (i & 1u);
                 if (d < pc.head_dim)
                     dst[at + 2u + d] = acc[r][i];
             }
@@ -193,7 +200,7 @@ void main()
             const float inv = 1.0 / l[r];
             const uint q_at = (t * pc.heads + h) * pc.head_dim;
             for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
-                const uint d = lid + i * wg;
+                const uint d = 2u * (lid + (i >> 1u) * wg) + (i & 1u);
                 if (d < pc.head_dim)
                     dst[q_at + d] = acc[r][i] * inv;
             }
