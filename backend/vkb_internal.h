@@ -218,6 +218,8 @@ typedef struct vkb_kv_geometry {
     uint32_t bits;      /* KIVI: bits per value */
 } vkb_kv_geometry;
 bool vkb_kv_geometry_of(const vkb_kv_layout *l, vkb_kv_geometry *g, char *why, size_t why_size);
+/* The block format of a q8_0 / q4_0 cache's rows (CMP_TYPE_F16 for f16 and KIVI). */
+cmp_type vkb_kv_block_type(vkb_kv_type t);
 /* Bytes from the start of the cache that its first n positions occupy. */
 uint64_t vkb_kv_span(const vkb_kv_layout *l, const vkb_kv_geometry *g, uint32_t n);
 

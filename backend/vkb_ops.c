@@ -417,6 +417,11 @@ const char *vkb_kv_type_name(vkb_kv_type t)
     return (unsigned)t < VKB_KV_TYPE_COUNT ? names[t] : "?";
 }
 
+cmp_type vkb_kv_block_type(vkb_kv_type t)
+{
+    return t == VKB_KV_Q8_0 ? CMP_TYPE_Q8_0 : t == VKB_KV_Q4_0 ? CMP_TYPE_Q4_0 : CMP_TYPE_F16;
+}
+
 static bool kv_is_kivi(vkb_kv_type t)
 {
     return t == VKB_KV_KIVI4 || t == VKB_KV_KIVI2;
@@ -448,8 +453,7 @@ bool vkb_kv_geometry_of(const vkb_kv_layout *l, vkb_kv_geometry *g, char *why, s
                      name, l->values);
             return false;
         }
-        g->stride =
-            cmp_row_bytes(l->type == VKB_KV_Q8_0 ? CMP_TYPE_Q8_0 : CMP_TYPE_Q4_0, l->values);
+        g->stride = cmp_row_bytes(vkb_kv_block_type(l->type), l->values);
         return true;
     }
     if (l->group < 32 || l->group > 256 || l->group % 32 || l->window % l->group) {

@@ -102,11 +102,6 @@ static bool kivi_store(const vkb_kv_layout *l, const vkb_kv_geometry *g, void *c
     return true;
 }
 
-static cmp_type kv_block_type(vkb_kv_type t)
-{
-    return t == VKB_KV_Q8_0 ? CMP_TYPE_Q8_0 : t == VKB_KV_Q4_0 ? CMP_TYPE_Q4_0 : CMP_TYPE_F16;
-}
-
 bool vkb_ref_kv_store(const vkb_kv_layout *l, void *cache, uint32_t row0, const float *x,
                       uint32_t rows)
 {
@@ -116,7 +111,7 @@ bool vkb_ref_kv_store(const vkb_kv_layout *l, void *cache, uint32_t row0, const 
     if (g.bits)
         return kivi_store(l, &g, cache, row0, x, rows);
     for (uint32_t r = 0; r < rows; r++)
-        if (!cmp_quantize(kv_block_type(l->type), x + (size_t)r * l->values,
+        if (!cmp_quantize(vkb_kv_block_type(l->type), x + (size_t)r * l->values,
                           (uint8_t *)cache + (uint64_t)(row0 + r) * g.stride, l->values))
             return false;
     return true;
@@ -134,8 +129,8 @@ bool vkb_ref_kv_read(const vkb_kv_layout *l, const void *cache, uint32_t n, floa
     for (uint32_t p = 0; p < n; p++) {
         float *o = out + (size_t)p * v;
         if (!g.bits) {
-            if (!cmp_dequantize(kv_block_type(l->type), (const uint8_t *)cache + p * g.stride, o,
-                                v))
+            if (!cmp_dequantize(vkb_kv_block_type(l->type), (const uint8_t *)cache + p * g.stride,
+                                o, v))
                 return false;
         } else if (p >= nq) {
             for (uint32_t c = 0; c < v; c++)

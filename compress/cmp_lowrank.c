@@ -211,7 +211,6 @@ typedef struct lr_job {
     void *a_bytes, *b_bytes; /* quantized factors */
     uint64_t a_size, b_size;
     double energy;
-    bool failed;
     _Atomic uint64_t *done;
     uint64_t total;
 } lr_job;
@@ -275,7 +274,6 @@ static bool factorize(void *user, uint64_t i, void *scratch)
              cmp_convert_rows(CMP_TYPE_F32, b, j->b_type, j->b_bytes, rows, r, NULL, 1);
     }
     free(w), free(a), free(b), free(s);
-    j->failed = !ok;
     uint64_t done = atomic_fetch_add(j->done, 1) + 1;
     if (p->progress)
         p->progress(done, j->total, p->user);

@@ -50,11 +50,4 @@ uint64_t eng_arena_block(uint64_t bytes, uint64_t count);
 /* The eng_status for a failed backend call. */
 eng_status eng_from_vkb(vkb_status st);
 
-/* The backend layouts of a model's key and value caches of n_ctx positions (group and
- * window as in eng_session_params); ENG_ERR_UNSUPPORTED with the reason in err when the
- * model's shape does not take them. */
-eng_status eng_kv_layouts(const eng_hparams *hp, uint32_t n_ctx, eng_kv_type k, eng_kv_type v,
-                          uint32_t group, uint32_t window, vkb_kv_layout *k_layout,
-                          vkb_kv_layout *v_layout, char *err, size_t err_size);
-
 #endif /* ENG_INTERNAL_H */

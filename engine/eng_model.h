@@ -20,6 +20,7 @@
 #include "cmp_quant.h"
 #include "eng_vocab.h"
 #include "vkb.h"
+#include "vkb_ops.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -131,6 +132,13 @@ typedef enum eng_kv_type {
 /* "f16", "q8_0", "q4_0", "kivi4", "kivi2" */
 const char *eng_kv_type_name(eng_kv_type t);
 bool eng_kv_type_parse(const char *name, eng_kv_type *out); /* false for other names */
+
+/* The backend layouts of key and value caches of n_ctx positions of `values` (kv heads x
+ * head size) each, group and window as in eng_session_params (0: the defaults);
+ * ENG_ERR_UNSUPPORTED with the reason in err when that shape does not take them. */
+eng_status eng_kv_layouts(uint32_t values, uint32_t n_ctx, eng_kv_type k, eng_kv_type v,
+                          uint32_t group, uint32_t window, vkb_kv_layout *k_layout,
+                          vkb_kv_layout *v_layout, char *err, size_t err_size);
 
 typedef struct eng_session_params {
     uint32_t n_ctx;   /* positions the KV cache holds; 0 = the training context, at most 4096 */

@@ -61,8 +61,8 @@ eng_status eng_ref_set_kv_types(eng_ref *r, eng_kv_type k, eng_kv_type v, uint32
                                 uint32_t window)
 {
     vkb_kv_layout kl, vl;
-    if (r->n_past ||
-        eng_kv_layouts(&r->m->hp, r->n_ctx, k, v, group, window, &kl, &vl, NULL, 0) != ENG_OK)
+    if (r->n_past || eng_kv_layouts(r->m->hp.n_head_kv * r->m->hp.head_dim, r->n_ctx, k, v, group,
+                                    window, &kl, &vl, NULL, 0) != ENG_OK)
         return ENG_ERR_ARGUMENT;
     uint64_t kb = vkb_kv_bytes(&kl, NULL, 0), vb = vkb_kv_bytes(&vl, NULL, 0);
     size_t layers = r->m->hp.n_layer;

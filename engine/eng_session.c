@@ -17,10 +17,9 @@ struct eng_session {
     uint32_t logits_tokens; /* tokens with logits from the last chunk */
     vkb_arena *kv, *scratch, *staging;
     vkb_stream *stream;
-    vkb_buffer **k_cache, **v_cache; /* per layer: n_ctx rows of the kv width */
-    eng_kv_type kv_k, kv_v;
-    vkb_kv_layout k_layout, v_layout;
-    uint64_t k_bytes, v_bytes; /* of one layer's cache */
+    vkb_buffer **k_cache, **v_cache;  /* per layer: n_ctx rows of the kv width */
+    vkb_kv_layout k_layout, v_layout; /* types: eng_kv_type mirrors vkb_kv_type */
+    uint64_t k_bytes, v_bytes;        /* of one layer's cache */
     /* scratch, sized for n_batch tokens */
     vkb_buffer *x, *xn, *q, *k, *v, *att, *o, *g, *u, *h, *last, *last_n, *freqs;
     vkb_buffer *scores;   /* unfused attention: n_batch × heads × n_ctx scores */
@@ -127,7 +126,7 @@ bool eng_kv_type_parse(const char *name, eng_kv_type *out)
     return false;
 }
 
-eng_status eng_kv_layouts(const eng_hparams *hp, uint32_t n_ctx, eng_kv_type k, eng_kv_type v,
+eng_status eng_kv_layouts(uint32_t values, uint32_t n_ctx, eng_kv_type k, eng_kv_type v,
                           uint32_t group, uint32_t window, vkb_kv_layout *kl, vkb_kv_layout *vl,
                           char *err, size_t err_size)
 {
@@ -137,7 +136,6 @@ eng_status eng_kv_layouts(const eng_hparams *hp, uint32_t n_ctx, eng_kv_type k, 
                    "eng_kv_type mirrors vkb_kv_type");
     group = group ? group : ENG_KV_GROUP_DEFAULT;
     window = window == ENG_KV_WINDOW_NONE ? 0 : window ? window : ENG_KV_WINDOW_DEFAULT;
-    uint32_t values = hp->n_head_kv * hp->head_dim;
     *kl = (vkb_kv_layout){(vkb_kv_type)k, true, values, n_ctx, group, window};
     *vl = (vkb_kv_layout){(vkb_kv_type)v, false, values, n_ctx, group, window};
     char why[200];
@@ -152,9 +150,9 @@ void eng_session_kv_info(const eng_session *s, eng_kv_info *out)
 {
     const eng_hparams *hp = &s->m->hp;
     uint64_t values = (uint64_t)s->n_ctx * hp->n_head_kv * hp->head_dim;
-    out->k = s->kv_k;
-    out->v = s->kv_v;
-    bool kivi = s->kv_k >= ENG_KV_KIVI4 || s->kv_v >= ENG_KV_KIVI4;
+    out->k = (eng_kv_type)s->k_layout.type;
+    out->v = (eng_kv_type)s->v_layout.type;
+    bool kivi = out->k >= ENG_KV_KIVI4 || out->v >= ENG_KV_KIVI4;
     out->group = kivi ? s->k_layout.group : 0;
     out->window = kivi ? s->k_layout.window : 0;
     out->bytes = (uint64_t)hp->n_layer * (s->k_bytes + s->v_bytes);
@@ -238,10 +236,8 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         goto done;
     }
     uint64_t kv_row = (uint64_t)hp->n_head_kv * hp->head_dim;
-    s->kv_k = p.kv_k;
-    s->kv_v = p.kv_v;
-    if ((st = eng_kv_layouts(hp, p.n_ctx, p.kv_k, p.kv_v, p.kv_group, p.kv_window, &s->k_layout,
-                             &s->v_layout, s->err, sizeof s->err)) != ENG_OK)
+    if ((st = eng_kv_layouts((uint32_t)kv_row, p.n_ctx, p.kv_k, p.kv_v, p.kv_group, p.kv_window,
+                             &s->k_layout, &s->v_layout, s->err, sizeof s->err)) != ENG_OK)
         goto done;
     if (p.unfused_attention && (p.kv_k != ENG_KV_F16 || p.kv_v != ENG_KV_F16)) {
         st = sfail(s, ENG_ERR_UNSUPPORTED,

@@ -57,16 +57,6 @@ static vkb_status rec_attention(vkb_stream *s, void *arg)
                                   c->splits, &c->sh);
 }
 
-static bool parse_type(const char *name, vkb_kv_type *out)
-{
-    for (int t = 0; t < VKB_KV_TYPE_COUNT; t++)
-        if (!strcmp(name, vkb_kv_type_name((vkb_kv_type)t))) {
-            *out = (vkb_kv_type)t;
-            return true;
-        }
-    return false;
-}
-
 static void random_fill(float *x, size_t n, uint64_t *seed)
 {
     for (size_t i = 0; i < n; i++) {
@@ -127,31 +117,25 @@ static bool run_ctx(vkb_device *dev, vkb_stream *st, const struct attn_opts *o, 
     for (int pass = 0;; pass++) {
         /* the unfused reference first, then each type */
         bool unfused = pass == 0;
-        vkb_kv_type t = VKB_KV_F16;
+        eng_kv_type t = ENG_KV_F16;
         if (unfused && !o->unfused)
             continue;
         if (!unfused) {
             if (tool_next_item(&p, item) <= 0)
                 break;
-            parse_type(item, &t);
+            eng_kv_type_parse(item, &t); /* checked before any work */
         }
         struct attn_case c = {.sh = sh, .splits = splits, .unfused = unfused};
-        uint32_t group = o->kv.group ? o->kv.group : ENG_KV_GROUP_DEFAULT;
-        uint32_t window = o->kv.window == ENG_KV_WINDOW_NONE ? 0
-                          : o->kv.window                     ? o->kv.window
-                                                             : ENG_KV_WINDOW_DEFAULT;
-        vkb_kv_layout kl = {t, true, values, ctx, group, window}, vl = kl;
-        vl.keys = false;
         char why[256];
-        if (!vkb_kv_bytes(&kl, why, sizeof why) || !vkb_kv_bytes(&vl, why, sizeof why)) {
-            printf("%-9s %6u %-7s  %s\n", "attention", ctx, vkb_kv_type_name(t), why);
+        if (eng_kv_layouts(values, ctx, t, t, o->kv.group, o->kv.window, &c.kl, &c.vl, why,
+                           sizeof why) != ENG_OK) {
+            printf("%-9s %6u %-7s  %s\n", "attention", ctx, eng_kv_type_name(t), why);
             continue;
         }
-        c.kl = kl, c.vl = vl;
         vkb_arena *arena = NULL;
         vkb_buffer *x = NULL;
         float *host = malloc((size_t)FILL_ROWS * values * 4);
-        uint64_t kb = vkb_kv_bytes(&kl, NULL, 0), vb = vkb_kv_bytes(&vl, NULL, 0);
+        uint64_t kb = vkb_kv_bytes(&c.kl, NULL, 0), vb = vkb_kv_bytes(&c.vl, NULL, 0);
         uint64_t q_bytes = (uint64_t)tokens * o->heads * o->head_dim * 4;
         vkb_status s =
             host ? vkb_arena_create(dev, VKB_PURPOSE_KV, 0, &arena) : VKB_ERR_OUT_OF_HOST_MEMORY;
@@ -183,20 +167,20 @@ static bool run_ctx(vkb_device *dev, vkb_stream *st, const struct attn_opts *o, 
             ms = -1;
         if (ms < 0) {
             printf("%-9s %6u %-7s  failed: %s\n", "attention", ctx,
-                   unfused ? "unfused" : vkb_kv_type_name(t), vkb_device_errmsg(dev));
+                   unfused ? "unfused" : eng_kv_type_name(t), vkb_device_errmsg(dev));
             vkb_arena_destroy(arena);
             return false;
         }
         /* bytes a step reads: both caches' first ctx positions */
         double bytes = (double)(kb + vb);
         double gbps = bytes / (ms * 1e6);
-        if (!unfused && t == VKB_KV_F16)
+        if (!unfused && t == ENG_KV_F16)
             f16_ms = ms;
         printf("%-9s %6u %-7s %9.2f MiB %6.2f %10.3f %9.1f %7.1f%%", "attention", ctx,
-               unfused ? "unfused" : vkb_kv_type_name(t), bytes / 1048576.0,
+               unfused ? "unfused" : eng_kv_type_name(t), bytes / 1048576.0,
                8.0 * bytes / (2.0 * ctx * values), ms, gbps,
                copy_gbps > 0 ? 100.0 * gbps / copy_gbps : 0.0);
-        if (!unfused && t != VKB_KV_F16 && f16_ms > 0)
+        if (!unfused && t != ENG_KV_F16 && f16_ms > 0)
             printf("  %.2fx f16's speed", f16_ms / ms);
         printf("\n");
         fflush(stdout);
@@ -278,8 +262,8 @@ int bench_attention(int argc, char **argv)
     }
     char item[TOOL_ITEM_MAX];
     for (const char *p = o.types; tool_next_item(&p, item) != 0;) {
-        vkb_kv_type t;
-        if (!parse_type(item, &t)) {
+        eng_kv_type t;
+        if (!eng_kv_type_parse(item, &t)) {
             tool_error("bench attention: \"%s\": the KV cache types are f16, q8_0, q4_0, kivi4 "
                        "and kivi2",
                        item);

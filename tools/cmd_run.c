@@ -269,22 +269,10 @@ static int generate(run_opts *o, vkb_device *dev)
         prompt = file_prompt;
     }
     /* the history: the prompt, then what is generated; it never holds more than the
-     * context and one token (a full context stops or shifts). A prompt has at most a
-     * token per byte, the space prefix, BOS and EOS; if a tokenizer ever gave more, the
-     * buffer grows and the prompt is tokenized again. */
-    size_t prompt_cap = prompt_len + 3;
-    hist = malloc(sizeof *hist * (prompt_cap + n_ctx + 1));
-    int64_t n_prompt =
-        hist ? eng_tokenize(v, prompt, prompt_len, true, o->parse_special, hist, prompt_cap) : -1;
-    if (n_prompt > (int64_t)prompt_cap) {
-        prompt_cap = (size_t)n_prompt;
-        int32_t *h = realloc(hist, sizeof *hist * (prompt_cap + n_ctx + 1));
-        if (h)
-            hist = h;
-        n_prompt =
-            h ? eng_tokenize(v, prompt, prompt_len, true, o->parse_special, hist, prompt_cap) : -1;
-    }
-    if (n_prompt < 0) {
+     * context and one token (a full context stops or shifts) */
+    int64_t n_prompt = 0;
+    hist = tool_tokenize(v, prompt, prompt_len, o->parse_special, n_ctx + 1, &n_prompt);
+    if (!hist) {
         tool_error("out of memory tokenizing the prompt");
         goto done;
     }
@@ -298,7 +286,7 @@ static int generate(run_opts *o, vkb_device *dev)
                    (long long)n_prompt, n_ctx, hp->n_ctx_train);
         goto done;
     }
-    size_t hist_cap = prompt_cap + n_ctx + 1;
+    size_t hist_cap = (size_t)n_prompt + n_ctx + 1;
     eng_sampler_params sp = o->sp;
     if (!o->seed_given)
         sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);

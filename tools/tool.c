@@ -255,12 +255,13 @@ char *tool_read_text(const char *path, size_t *len)
     return buf;
 }
 
-int32_t *tool_tokenize(const eng_vocab *v, const char *text, size_t len, int64_t *n)
+int32_t *tool_tokenize(const eng_vocab *v, const char *text, size_t len, bool parse_special,
+                       size_t extra, int64_t *n)
 {
     size_t cap = len + 3; /* a token per byte, the space prefix, BOS, EOS: the usual most */
     for (int pass = 0; pass < 2; pass++) {
-        int32_t *tok = malloc(sizeof *tok * cap);
-        int64_t got = tok ? eng_tokenize(v, text, len, true, false, tok, cap) : -1;
+        int32_t *tok = malloc(sizeof *tok * (cap + extra));
+        int64_t got = tok ? eng_tokenize(v, text, len, true, parse_special, tok, cap) : -1;
         if (got >= 0 && (size_t)got <= cap) {
             *n = got;
             return tok;
@@ -279,7 +280,11 @@ int tool_parse_kv_flag(int argc, char **argv, int *i, tool_kv_opts *kv)
     bool group = strcmp(a, "--kv-group") == 0, window = strcmp(a, "--kv-window") == 0;
     if (group || window) {
         long n;
-        if (!val || !tool_parse_long(a, val, group ? 32 : 0, group ? 256 : 1 << 20, &n))
+        if (!val) {
+            tool_error("%s takes a number", a);
+            return -1;
+        }
+        if (!tool_parse_long(a, val, group ? 32 : 0, group ? 256 : 1 << 20, &n))
             return -1;
         ++*i;
         if (group)
