@@ -295,6 +295,12 @@ vkb_status vkb_device_open(vkb_context *ctx, const vkb_device_config *config, vk
     dev->info = ctx->infos[config->index];
     dev->physical = ctx->physical[config->index];
     vkb_device_info_apply_profile(&dev->info, config->profile);
+    const char *tune = getenv("VKLLM_MATVEC");
+    if (tune && *tune && !vkb_matvec_tuning_parse(tune, &dev->matvec_tuning))
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "VKLLM_MATVEC=%s: want WGxROWS, with s after it for the staged "
+                            "kernel (e.g. 128x2s)",
+                            tune);
     uint32_t ts_bits;
     if (!vkb_compute_queue(dev->physical, &dev->queue_family, &ts_bits))
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED, "%s has no compute queue", dev->info.name);

@@ -43,6 +43,7 @@ struct vkb_kernel {
     bool group_per_elem;
     bool flatten_x;                       /* kernel folds gl_WorkGroupID.y into its x index */
     uint32_t needs_subgroup_ops;          /* VKB_SUBGROUP_* the kernel uses */
+    bool needs_int_dot;                   /* OpSDot on packed 4x8-bit integers */
     uint32_t shared_bytes_per_invocation; /* shared memory the kernel declares ... */
     uint64_t (*shared_bytes)(const uint32_t *spec); /* ... or this, when it is not per invocation */
 };
@@ -106,6 +107,7 @@ struct vkb_device {
     VkQueue queue;
     uint32_t queue_family;
     bool lost;
+    vkb_matvec_tuning matvec_tuning; /* wg 0: the built-in choice */
 
     VkPipelineCache pipeline_cache;
     char *pipeline_cache_path;

@@ -72,6 +72,28 @@ static uint64_t attention_shared(const uint32_t *spec)
         .shared_bytes = matvec_shared                                                              \
     }
 
+/* matvec.comp STAGED: red[] and the stage, ROWS x (a chunk of at most 32 bytes per
+ * invocation + 8) bytes (vkb_op_matvec_plan keeps the same bound). */
+static uint64_t matvec_staged_shared(const uint32_t *spec)
+{
+    return matvec_shared(spec) + (uint64_t)spec[1] * (32ull * spec[0] + 8);
+}
+
+#define MATVEC_STAGED(n)                                                                           \
+    {                                                                                              \
+        .name = n, OUT3, .push_size = 24, .spec_count = 3, .spec_defaults = {64, 1, 1},            \
+        .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = SG_OPS,                     \
+        .shared_bytes = matvec_staged_shared                                                       \
+    }
+
+/* matvec.comp INT_DOT: x as quantize_q8.comp's blocks. */
+#define MATVEC_INT_DOT(n)                                                                          \
+    {                                                                                              \
+        .name = n, OUT3, .push_size = 24, .spec_count = 3, .spec_defaults = {64, 1, 1},            \
+        .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = SG_OPS,                     \
+        .needs_int_dot = true, .shared_bytes = matvec_shared                                       \
+    }
+
 /* matmul.comp: spec {workgroup, TM, TN, TK}; x counts rows, y columns. */
 #define MATMUL(n)                                                                                  \
     {                                                                                              \
@@ -89,6 +111,7 @@ static uint64_t attention_shared(const uint32_t *spec)
 #define WEIGHT_KERNELS(fmt)                                                                        \
     MATVEC("matvec_" fmt "_subgroup", SG_OPS), MATVEC("matvec_" fmt "_shared", 0),                 \
         MATMUL("matmul_" fmt), GET_ROWS("get_rows_" fmt)
+#define QUANT_WEIGHT_KERNELS(fmt) WEIGHT_KERNELS(fmt), MATVEC_STAGED("matvec_" fmt "_staged")
 
 static const struct vkb_kernel kernels[] = {
     ELTWISE("copy_vec4", OUT2, 4),
@@ -104,6 +127,14 @@ static const struct vkb_kernel kernels[] = {
      .elems_per_invocation = 1,
      .flatten_x = true},
     ELTWISE("silu_mul_f32", OUT3, 12),
+    {.name = "quantize_q8", /* eight invocations per block of 32 values */
+     OUT2,
+     .push_size = 8,
+     .spec_count = 1,
+     .spec_defaults = {64},
+     .elems_per_invocation = 1,
+     .flatten_x = true,
+     .shared_bytes_per_invocation = 8},
     ELTWISE("scale_f32", OUT2, 12),
     ELTWISE("convert_f32_f16", OUT2, 12),
     ELTWISE("convert_f16_f32", OUT2, 12),
@@ -125,15 +156,17 @@ static const struct vkb_kernel kernels[] = {
     WEIGHT_KERNELS("f32"),
     WEIGHT_KERNELS("f16"),
     WEIGHT_KERNELS("bf16"),
-    WEIGHT_KERNELS("q4_0"),
-    WEIGHT_KERNELS("q4_1"),
-    WEIGHT_KERNELS("q5_0"),
-    WEIGHT_KERNELS("q5_1"),
-    WEIGHT_KERNELS("q8_0"),
-    WEIGHT_KERNELS("q4_k"),
-    WEIGHT_KERNELS("q5_k"),
-    WEIGHT_KERNELS("q6_k"),
-    WEIGHT_KERNELS("iq4_nl"),
+    QUANT_WEIGHT_KERNELS("q4_0"),
+    MATVEC_INT_DOT("matvec_q4_0_int_dot"),
+    QUANT_WEIGHT_KERNELS("q4_1"),
+    QUANT_WEIGHT_KERNELS("q5_0"),
+    QUANT_WEIGHT_KERNELS("q5_1"),
+    QUANT_WEIGHT_KERNELS("q8_0"),
+    MATVEC_INT_DOT("matvec_q8_0_int_dot"),
+    QUANT_WEIGHT_KERNELS("q4_k"),
+    QUANT_WEIGHT_KERNELS("q5_k"),
+    QUANT_WEIGHT_KERNELS("q6_k"),
+    QUANT_WEIGHT_KERNELS("iq4_nl"),
 };
 
 const struct vkb_kernel *vkb_kernel_find(const char *name)

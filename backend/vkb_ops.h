@@ -81,6 +81,44 @@ vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer 
                            uint32_t n_ids, const vkb_buffer *out);
 
 /* Kernel names the ops pick on this device: "matvec_q4_k_subgroup", "matmul_q8_0" ... */
+/* How matvec runs on a device: workgroup size, rows per workgroup, and whether quantized
+ * rows are staged through shared memory (coalesced wide loads, then decoded there; needs
+ * subgroup arithmetic and a workgroup size that is a multiple of 16). The built-in choice
+ * depends on the device type; VKLLM_MATVEC=WGxROWS[s] in the environment (s: staged),
+ * read when the device opens, or vkb_op_matvec_tune replaces it (tests, tuning sweeps). */
+typedef struct vkb_matvec_tuning {
+    uint32_t wg, rows;
+    bool staged;
+    int int_dot; /* 1: x as 8-bit blocks, dotted in integers (q4_0, q8_0); -1: never; 0: where
+                  * the device accelerates 4x8-bit dot products */
+} vkb_matvec_tuning;
+
+/* Integer-dot-product matvec (decode): activations quantized to blocks of 32 signed bytes
+ * with a scale (and the scaled sum of the bytes), weight integers dotted with them four at
+ * a time. On GPUs that accelerate it (NVIDIA, AMD, Intel) it needs a seventh of the
+ * instructions per weight of decoding to floats, which on an H100 is what limits a 4-bit
+ * matvec; the price is x's 8-bit rounding (vkb_ref_quantize_q8 is the CPU twin).
+ *
+ * vkb_op_matvec_int_dot: whether matvec of `type` should take this path on this device.
+ * vkb_q8_bytes: bytes of ncols columns of k values so quantized.
+ * vkb_op_quantize_q8: xq = x quantized, ncols columns of k (a multiple of 32) values.
+ * vkb_op_matvec_q8: y = W·x from xq, for the types vkb_op_matvec_int_dot accepts when
+ * forced (q4_0, q8_0) and 1 to 8 columns. */
+bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type);
+uint64_t vkb_q8_bytes(uint32_t k, uint32_t ncols);
+vkb_status vkb_op_quantize_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buffer *x, uint32_t k,
+                              uint32_t ncols);
+vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                            const vkb_buffer *y, uint32_t ncols);
+
+/* t NULL or t->wg 0: back to the built-in choice. Checked when matvec runs. */
+void vkb_op_matvec_tune(vkb_device *dev, const vkb_matvec_tuning *t);
+/* Parses "WGxROWS" with optional letters after it: s staged, i integer dot products on,
+ * f off (floats); false if it is not that. */
+bool vkb_matvec_tuning_parse(const char *text, vkb_matvec_tuning *t);
+/* The choice matvec makes for `type` and `ncols` columns; *variant names the SPIR-V. */
+vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint32_t ncols);
+
 const char *vkb_op_matvec_variant(const vkb_device *dev, cmp_type type);
 const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type);
 

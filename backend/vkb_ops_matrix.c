@@ -48,25 +48,68 @@ uint64_t vkb_matrix_bytes(cmp_type type, uint32_t k, uint32_t rows)
 
 /* ---- per-device choices ---- */
 
-struct matvec_plan {
-    uint32_t wg, rows;
-};
+static bool is_float_format(cmp_type type)
+{
+    return type == CMP_TYPE_F32 || type == CMP_TYPE_F16 || type == CMP_TYPE_BF16;
+}
+
+void vkb_op_matvec_tune(vkb_device *dev, const vkb_matvec_tuning *t)
+{
+    dev->matvec_tuning = t ? *t : (vkb_matvec_tuning){0};
+}
+
+bool vkb_matvec_tuning_parse(const char *text, vkb_matvec_tuning *t)
+{
+    unsigned wg, rows;
+    int used = 0;
+    if (!text || sscanf(text, "%ux%u%n", &wg, &rows, &used) != 2 || wg == 0 || rows == 0 ||
+        rows > 16)
+        return false;
+    *t = (vkb_matvec_tuning){wg, rows, false, 0};
+    for (const char *c = text + used; *c; c++) {
+        if (*c == 's')
+            t->staged = true;
+        else if (*c == 'i' || *c == 'f')
+            t->int_dot = *c == 'i' ? 1 : -1;
+        else
+            return false;
+    }
+    return true;
+}
 
 /* Decode is bandwidth-bound: enough invocations in flight per row to cover memory
  * latency on GPUs; on a CPU driver one workgroup runs on one thread, so a subgroup-wide
- * workgroup taking several rows shares each load of x among them. */
-static struct matvec_plan matvec_plan(const vkb_device *dev, uint32_t ncols)
+ * workgroup taking several rows shares each load of x among them, and staging rows
+ * through shared memory would only add copies. */
+vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint32_t ncols)
 {
     uint32_t sg = dev->info.subgroup_size ? dev->info.subgroup_size : 32;
-    struct matvec_plan p;
+    vkb_matvec_tuning p;
     switch (dev->info.type) {
-    case VKB_DEVICE_CPU: p = (struct matvec_plan){sg < 8 ? 8 : sg, 4}; break;
-    case VKB_DEVICE_DISCRETE: p = (struct matvec_plan){128, 2}; break;
-    default: p = (struct matvec_plan){64, 1}; break;
+    case VKB_DEVICE_CPU: p = (vkb_matvec_tuning){sg < 8 ? 8 : sg, 4, false, 0}; break;
+    case VKB_DEVICE_DISCRETE: p = (vkb_matvec_tuning){128, 2, false, 0}; break;
+    default: p = (vkb_matvec_tuning){64, 1, false, 0}; break;
     }
     if (dev->info.profile == VKB_PROFILE_MOBILE)
-        p = (struct matvec_plan){64, 1};
-    p.wg = vkb_op_wg_size(dev, p.wg, 4 * p.rows * ncols); /* matvec.comp's red[] */
+        p = (vkb_matvec_tuning){64, 1, false, 0};
+    /* staged rows pay off where the decode per byte is cheap next to the loads: Q4_K/Q5_K
+     * (their scale decoded once per 32 values) ran 1.4-1.6x faster staged on an H100; the
+     * 18- and 34-byte blocks and Q6_K did not (docs/benchmarks.md) */
+    if (dev->info.type != VKB_DEVICE_CPU)
+        p.staged = type == CMP_TYPE_Q4_K || type == CMP_TYPE_Q5_K;
+    if (dev->matvec_tuning.wg)
+        p = dev->matvec_tuning;
+    /* staged: needs subgroup sums, whole blocks per chunk and a 16-byte aligned chunk */
+    p.staged = p.staged && !is_float_format(type) && vkb_op_use_subgroups(dev) && p.wg % 16 == 0;
+    uint32_t stage = p.staged ? p.rows * (p.wg * 32 + 8) : 0; /* ≥ matvec.comp's wq[] */
+    uint32_t red = 4 * p.rows * ncols;                        /* matvec.comp's red[] */
+    p.wg = vkb_op_wg_size(dev, p.wg, red);
+    while (p.staged && p.wg > 16 && (uint64_t)p.wg * red + stage > dev->info.max_shared_memory) {
+        p.wg /= 2;
+        stage = p.rows * (p.wg * 32 + 8);
+    }
+    p.staged =
+        p.staged && p.wg % 16 == 0 && (uint64_t)p.wg * red + stage <= dev->info.max_shared_memory;
     return p;
 }
 
@@ -86,15 +129,69 @@ static struct matmul_plan matmul_plan(const vkb_device *dev)
     return (struct matmul_plan){64, 32, 32, 32};
 }
 
-const char *vkb_op_matvec_variant(const vkb_device *dev, cmp_type type)
+static const char *matvec_variant(const vkb_device *dev, cmp_type type, bool staged)
 {
     static _Thread_local char name[40];
     const char *f = format_name(type);
     if (!f)
         return NULL;
     snprintf(name, sizeof name, "matvec_%s_%s", f,
-             vkb_op_use_subgroups(dev) ? "subgroup" : "shared");
+             staged                      ? "staged"
+             : vkb_op_use_subgroups(dev) ? "subgroup"
+                                         : "shared");
     return name;
+}
+
+bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type)
+{
+    const vkb_device_info *info = &dev->info;
+    if ((type != CMP_TYPE_Q4_0 && type != CMP_TYPE_Q8_0) || !info->int_dot ||
+        !vkb_op_use_subgroups(dev) || dev->matvec_tuning.int_dot < 0)
+        return false;
+    return dev->matvec_tuning.int_dot > 0 || info->int_dot_4x8_signed_accel;
+}
+
+uint64_t vkb_q8_bytes(uint32_t k, uint32_t ncols)
+{
+    return (uint64_t)ncols * (k / 32) * 40;
+}
+
+vkb_status vkb_op_quantize_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buffer *x, uint32_t k,
+                              uint32_t ncols)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    if (k == 0 || k % 32 || ncols == 0 || (uint64_t)k * ncols > UINT32_MAX)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "quantize_q8: %u columns of %u values (k must be a positive multiple "
+                            "of 32)",
+                            ncols, k);
+    uint64_t n = (uint64_t)k * ncols, blocks = n / 32;
+    if ((st = vkb_op_need_single_part(dev, "quantize_q8", "x", x, n * 4)) != VKB_OK ||
+        (st = vkb_op_need_single_part(dev, "quantize_q8", "xq", xq, blocks * 40)) != VKB_OK)
+        return st;
+    vkb_spec spec = {.count = 1, .values = {vkb_op_wg_size(dev, 64, 8) / 8 * 8}};
+    vkb_pipeline *p;
+    if ((st = vkb_pipeline_get(dev, "quantize_q8", &spec, &p)) != VKB_OK)
+        return st;
+    vkb_binding b[2] = {{x, 0, n * 4}, {xq, 0, blocks * 40}};
+    uint32_t push[2] = {k, (uint32_t)blocks};
+    uint64_t elems[3] = {blocks * 8, 1, 1}; /* eight invocations per block */
+    return vkb_stream_dispatch(s, p, b, 2, push, sizeof push, elems, "quantize_q8");
+}
+
+static const char *int_dot_variant(cmp_type type)
+{
+    static _Thread_local char name[40];
+    snprintf(name, sizeof name, "matvec_%s_int_dot", format_name(type));
+    return name;
+}
+
+const char *vkb_op_matvec_variant(const vkb_device *dev, cmp_type type)
+{
+    if (vkb_op_matvec_int_dot(dev, type))
+        return int_dot_variant(type);
+    return matvec_variant(dev, type, vkb_op_matvec_plan(dev, type, 1).staged);
 }
 
 const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type)
@@ -222,6 +319,22 @@ static vkb_status check_columns(vkb_device *dev, const char *op, const vkb_matri
     return VKB_OK;
 }
 
+/* One matvec dispatch per part of w: variant `name` with the plan's workgroup and rows,
+ * x (floats or 8-bit blocks) bound as `in`, ncols columns of y. */
+static vkb_status run_matvec(vkb_stream *s, const vkb_matrix *w, const char *name,
+                             vkb_matvec_tuning plan, vkb_binding in, const vkb_buffer *y,
+                             uint32_t ncols)
+{
+    vkb_spec spec = {.count = 3, .values = {plan.wg, plan.rows, ncols}};
+    vkb_pipeline *p;
+    vkb_status st = vkb_pipeline_get(vkb_stream_device(s), name, &spec, &p);
+    if (st != VKB_OK)
+        return st;
+    vkb_binding io[2] = {in, {y, 0, (uint64_t)ncols * w->rows * 4}};
+    uint32_t extra[2] = {w->k, w->rows}; /* x_stride (floats; unused for blocks), y_stride */
+    return dispatch_parts(s, "matvec", w, p, io, extra, 2, 0, 1);
+}
+
 vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                          const vkb_buffer *y, uint32_t ncols)
 {
@@ -234,14 +347,30 @@ vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
                             "matvec: %u columns (1 to 8; use matmul for more)", ncols);
     if ((st = check_columns(dev, "matvec", w, x, y, ncols)) != VKB_OK)
         return st;
-    struct matvec_plan plan = matvec_plan(dev, ncols);
-    vkb_spec spec = {.count = 3, .values = {plan.wg, plan.rows, ncols}};
-    vkb_pipeline *p;
-    if ((st = vkb_pipeline_get(dev, vkb_op_matvec_variant(dev, w->type), &spec, &p)) != VKB_OK)
+    vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
+    vkb_binding in = {x, 0, (uint64_t)ncols * w->k * 4};
+    return run_matvec(s, w, matvec_variant(dev, w->type, plan.staged), plan, in, y, ncols);
+}
+
+vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                            const vkb_buffer *y, uint32_t ncols)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st;
+    if ((st = check_matrix(dev, "matvec_q8", w)) != VKB_OK)
         return st;
-    vkb_binding io[2] = {{x, 0, (uint64_t)ncols * w->k * 4}, {y, 0, (uint64_t)ncols * w->rows * 4}};
-    uint32_t extra[2] = {w->k, w->rows}; /* x_stride, y_stride */
-    return dispatch_parts(s, "matvec", w, p, io, extra, 2, 0, 1);
+    if (w->type != CMP_TYPE_Q4_0 && w->type != CMP_TYPE_Q8_0)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "matvec_q8: reads q4_0 and q8_0 weights, not %s", format_name(w->type));
+    if (ncols < 1 || ncols > 8)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "matvec_q8: %u columns (1 to 8)", ncols);
+    uint64_t xq_bytes = vkb_q8_bytes(w->k, ncols);
+    if ((st = vkb_op_need_single_part(dev, "matvec_q8", "xq", xq, xq_bytes)) != VKB_OK ||
+        (st = vkb_op_need_single_part(dev, "matvec_q8", "out", y, (uint64_t)ncols * w->rows * 4)))
+        return st;
+    vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
+    vkb_binding in = {xq, 0, xq_bytes};
+    return run_matvec(s, w, int_dot_variant(w->type), plan, in, y, ncols);
 }
 
 vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
@@ -282,7 +411,7 @@ vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer 
             VKB_OK ||
         (st = vkb_op_need_single_part(dev, "get_rows", "out", out, out_bytes)) != VKB_OK)
         return st;
-    vkb_spec spec = {.count = 1, .values = {vkb_op_wg_size(dev, 64, 0)}};
+    vkb_spec spec = {.count = 1, .values = {vkb_op_wg_size(dev, 64, 8) / 8 * 8}};
     char name[40];
     snprintf(name, sizeof name, "get_rows_%s", format_name(w->type));
     vkb_pipeline *p;

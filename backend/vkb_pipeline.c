@@ -52,6 +52,11 @@ static vkb_status check_spec(vkb_device *dev, const struct vkb_kernel *k, const 
                             "kernel %s needs subgroup operations 0x%x; %s (%s profile) offers 0x%x",
                             k->name, k->needs_subgroup_ops, info->name,
                             vkb_profile_name(info->profile), info->subgroup_ops);
+    if (k->needs_int_dot && !info->int_dot)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "kernel %s needs integer dot products (VK_KHR_shader_integer_dot_"
+                            "product); %s (%s profile) has none",
+                            k->name, info->name, vkb_profile_name(info->profile));
     if (wg == 0 || wg > info->max_workgroup_size[0] || wg > info->max_workgroup_invocations)
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
                             "kernel %s: workgroup of %u exceeds the device's limit (%u)", k->name,

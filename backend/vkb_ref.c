@@ -34,6 +34,55 @@ bool vkb_ref_matmul(cmp_type type, const void *w, uint32_t rows, uint32_t k, con
     return true;
 }
 
+/* x / d rounded to nearest, ties to even, as quantize_q8.comp decides it: exact
+ * comparisons with the midpoints (q ± ½)·d (d has 11 significant bits). */
+static int q8_nearest(float x, float d, float id)
+{
+    float q = rintf(x * id);
+    float hi = (q + 0.5f) * d, lo = (q - 0.5f) * d;
+    if (x > hi || (x == hi && fmodf(q, 2.0f) != 0.0f))
+        q += 1.0f;
+    else if (x < lo || (x == lo && fmodf(q, 2.0f) != 0.0f))
+        q -= 1.0f;
+    return q > 127.0f ? 127 : q < -127.0f ? -127 : (int)q;
+}
+
+void vkb_ref_quantize_q8(const float *x, uint32_t k, uint32_t ncols, uint32_t *xq)
+{
+    for (size_t b = 0, n = (size_t)ncols * (k / 32); b < n; b++) {
+        const float *v = x + 32 * b;
+        uint32_t *o = xq + 10 * b;
+        float amax = 0.0f;
+        for (int i = 0; i < 32; i++)
+            amax = fmaxf(amax, fabsf(v[i]));
+        float d = cmp_f16_to_f32(cmp_f32_to_f16(amax * (1.0f / 127.0f)));
+        float id = d > 0.0f ? 1.0f / d : 0.0f;
+        int sum = 0;
+        memset(o, 0, 32);
+        for (int i = 0; i < 32; i++) {
+            int q = d > 0.0f ? q8_nearest(v[i], d, id) : 0;
+            sum += q;
+            o[i / 4] |= (uint32_t)(q & 255) << (8 * (i % 4));
+        }
+        float s = d * (float)sum;
+        memcpy(&o[8], &d, 4);
+        memcpy(&o[9], &s, 4);
+    }
+}
+
+void vkb_ref_dequantize_q8(const uint32_t *xq, uint32_t k, uint32_t ncols, float *x)
+{
+    for (size_t b = 0, n = (size_t)ncols * (k / 32); b < n; b++) {
+        const uint32_t *o = xq + 10 * b;
+        float d;
+        memcpy(&d, &o[8], 4);
+        for (int i = 0; i < 32; i++) {
+            int q = (int)((o[i / 4] >> (8 * (i % 4))) & 255);
+            x[32 * b + i] = (float)(q >= 128 ? q - 256 : q) * d;
+        }
+    }
+}
+
 bool vkb_ref_get_rows(cmp_type type, const void *w, uint32_t rows, uint32_t k, const uint32_t *ids,
                       uint32_t n_ids, float *out)
 {

@@ -19,6 +19,13 @@ extern "C" {
 bool vkb_ref_matmul(cmp_type type, const void *w, uint32_t rows, uint32_t k, const float *x,
                     float *out, uint32_t n);
 
+/* vkb_op_quantize_q8 on the host: ncols columns of k (a multiple of 32) values into
+ * vkb_q8_bytes(k, ncols) bytes, the same bytes as the GPU's on any driver (the kernel
+ * uses only exact or correctly rounded steps). vkb_ref_dequantize_q8: the values those
+ * blocks stand for (q · d), so vkb_ref_matmul of them is the int-dot matvec's result. */
+void vkb_ref_quantize_q8(const float *x, uint32_t k, uint32_t ncols, uint32_t *xq);
+void vkb_ref_dequantize_q8(const uint32_t *xq, uint32_t k, uint32_t ncols, float *x);
+
 /* out[i] = W[ids[i]] dequantized; ids ≥ rows leave their row of out as it was. */
 bool vkb_ref_get_rows(cmp_type type, const void *w, uint32_t rows, uint32_t k, const uint32_t *ids,
                       uint32_t n_ids, float *out);

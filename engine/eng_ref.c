@@ -17,6 +17,7 @@ struct eng_ref {
     float *freqs;
     eng_ref_input_fn observe;
     void *observe_user;
+    const vkb_device *mirror; /* eng_ref_mirror_device */
 };
 
 eng_ref *eng_ref_create(const eng_model *m, uint32_t n_ctx, char *err, size_t err_size)
@@ -86,16 +87,41 @@ void eng_ref_observe_inputs(eng_ref *r, eng_ref_input_fn fn, void *user)
     r->observe_user = user;
 }
 
+void eng_ref_mirror_device(eng_ref *r, const vkb_device *dev)
+{
+    r->mirror = dev;
+}
+
+/* One product as the session runs it: x through 8-bit blocks where the mirrored device's
+ * matvec reads them (eng_session.c's product). */
+static bool product(const eng_ref *r, cmp_type type, const void *w, uint32_t rows, uint32_t k,
+                    const float *x, float *y, uint32_t n)
+{
+    if (!r->mirror || n > 8 || k % 32 || !vkb_op_matvec_int_dot(r->mirror, type))
+        return vkb_ref_matmul(type, w, rows, k, x, y, n);
+    uint32_t *xq = malloc(vkb_q8_bytes(k, n));
+    float *xr = malloc(sizeof *xr * (size_t)k * n);
+    bool ok = xq && xr;
+    if (ok) {
+        vkb_ref_quantize_q8(x, k, n, xq);
+        vkb_ref_dequantize_q8(xq, k, n, xr);
+        ok = vkb_ref_matmul(type, w, rows, k, xr, y, n);
+    }
+    free(xq);
+    free(xr);
+    return ok;
+}
+
 static bool mul(const eng_ref *r, const eng_weight *w, const float *x, float *y, uint32_t n)
 {
     if (r->observe)
         r->observe(r->observe_user, w, x, n);
     if (!w->rank)
-        return vkb_ref_matmul(w->type, w->data, w->rows, w->k, x, y, n);
+        return product(r, w->type, w->data, w->rows, w->k, x, y, n);
     /* factorized: B (A x) */
     float *inner = malloc(sizeof *inner * (size_t)n * w->rank);
-    bool ok = inner && vkb_ref_matmul(w->type, w->data, w->rank, w->k, x, inner, n) &&
-              vkb_ref_matmul(w->b_type, w->b_data, w->rows, w->rank, inner, y, n);
+    bool ok = inner && product(r, w->type, w->data, w->rank, w->k, x, inner, n) &&
+              product(r, w->b_type, w->b_data, w->rows, w->rank, inner, y, n);
     free(inner);
     return ok;
 }

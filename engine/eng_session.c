@@ -25,7 +25,12 @@ struct eng_session {
     vkb_buffer *scores;   /* unfused attention: n_batch × heads × n_ctx scores */
     vkb_buffer *partials; /* split-K attention's partial results */
     vkb_buffer *lowrank;  /* factorized matrices' inner products: n_batch × largest rank */
-    uint32_t splits;      /* forced split count, 0 = the device's choice */
+    /* the integer-dot-product matvec's input: xq_of quantized (k values, n columns); the
+     * recording sets xq_of to NULL where any input buffer is about to be rewritten */
+    vkb_buffer *xq;
+    const vkb_buffer *xq_of;
+    uint32_t xq_k, xq_n;
+    uint32_t splits; /* forced split count, 0 = the device's choice */
     pthread_mutex_t stats_lock;
     eng_stats stats; /* updated after each eval under stats_lock */
     double born;     /* monotonic seconds at creation */
@@ -175,6 +180,16 @@ static uint32_t max_rank(const eng_model *m)
     return r;
 }
 
+/* The longest input of a weight product: what the 8-bit copy of an input must hold. */
+static uint32_t q8_width(const eng_model *m)
+{
+    uint32_t w = m->hp.n_embd, qw = m->hp.n_head * m->hp.head_dim, r = max_rank(m);
+    w = qw > w ? qw : w;
+    w = m->n_ff_pad > w ? m->n_ff_pad : w;
+    w = r > w ? r : w;
+    return (w + 31) / 32 * 32;
+}
+
 /* Split-K attention leaves (head_dim + 2) floats per query row and split; the automatic
  * choice keeps rows x splits under 512 (vkb_attention_splits), a forced one is sized for
  * the batch. CPU drivers never split. */
@@ -271,6 +286,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         {false, p.unfused_attention ? B * hp->n_head * p.n_ctx * 4 : 4, &s->scores},
         {false, partials_bytes(s->dev, hp, &p), &s->partials},
         {false, B * max_rank(m) * 4 + 4, &s->lowrank},
+        {false, vkb_q8_bytes(q8_width(m), B < 8 ? (uint32_t)B : 8) + 4, &s->xq},
         {true, B * 4, &s->ids},
         {true, B * 4, &s->pos},
         {true, (p.all_logits ? B : 1) * hp->n_vocab * 4, &s->logits},
@@ -341,11 +357,25 @@ void eng_session_destroy(eng_session *s)
     free(s);
 }
 
-/* y = W·x for n columns: matvec up to 8 columns, matmul beyond. */
-static vkb_status product(vkb_stream *st, const vkb_matrix *w, const vkb_buffer *x,
+/* y = W·x for n columns: matvec up to 8 columns, matmul beyond. Where the device dots
+ * integers faster, matvec reads x quantized to 8-bit blocks, quantized once per input. */
+static vkb_status product(eng_session *s, const vkb_matrix *w, const vkb_buffer *x,
                           const vkb_buffer *y, uint32_t n)
 {
-    return n <= 8 ? vkb_op_matvec(st, w, x, y, n) : vkb_op_matmul(st, w, x, y, n);
+    vkb_stream *st = s->stream;
+    if (n > 8)
+        return vkb_op_matmul(st, w, x, y, n);
+    if (!vkb_op_matvec_int_dot(s->dev, w->type) || w->k % 32)
+        return vkb_op_matvec(st, w, x, y, n);
+    if (s->xq_of != x || s->xq_k != w->k || s->xq_n != n) {
+        vkb_status vs = vkb_op_quantize_q8(st, s->xq, x, w->k, n);
+        if (vs != VKB_OK)
+            return vs;
+        s->xq_of = x;
+        s->xq_k = w->k;
+        s->xq_n = n;
+    }
+    return vkb_op_matvec_q8(st, w, s->xq, y, n);
 }
 
 /* y = W x for n columns; a factorized W as B (A x), through the session's scratch. */
@@ -354,10 +384,12 @@ static vkb_status mul(eng_session *s, const eng_dev_weight *w, const vkb_buffer 
 {
     vkb_status vs;
     if (!w->rank)
-        return product(s->stream, &w->matrix, x, y, n);
-    if ((vs = product(s->stream, &w->matrix, x, s->lowrank, n)) != VKB_OK)
+        return product(s, &w->matrix, x, y, n);
+    if ((vs = product(s, &w->matrix, x, s->lowrank, n)) != VKB_OK)
         return vs;
-    return product(s->stream, &w->b, s->lowrank, y, n);
+    if (s->xq_of == s->lowrank)
+        s->xq_of = NULL; /* rewritten */
+    return product(s, &w->b, s->lowrank, y, n);
 }
 
 /* Records one layer for n tokens from position p0. */
@@ -375,6 +407,7 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
         hp->head_dim, hp->n_head, hp->n_head_kv, n, p0, p0 + n, 1.0f / sqrtf((float)hp->head_dim)};
     vkb_status vs;
     /* attention block */
+    s->xq_of = NULL; /* xn and att are rewritten below */
     if ((vs = vkb_op_rms_norm(st, s->xn, s->x, L->attn_norm.buffer, e, n, hp->rms_eps)) ||
         (vs = mul(s, &L->wq, s->xn, s->q, n)) || (vs = mul(s, &L->wk, s->xn, s->k, n)) ||
         (vs = mul(s, &L->wv, s->xn, s->v, n)))
@@ -397,6 +430,7 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
         (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))
         return vs;
     /* feed-forward block */
+    s->xq_of = NULL; /* xn and h are rewritten below */
     if ((vs = vkb_op_rms_norm(st, s->xn, s->x, L->ffn_norm.buffer, e, n, hp->rms_eps)) ||
         (vs = mul(s, &L->gate, s->xn, s->g, n)) || (vs = mul(s, &L->up, s->xn, s->u, n)) ||
         (vs = vkb_op_silu_mul(st, s->h, s->g, s->u, ff)) ||
@@ -431,6 +465,7 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
         if ((vs = record_layer(s, l, n, s->n_past)) != VKB_OK)
             return vfail(s, vs, "recording the step");
     const eng_dev_weight *norm = &m->d_output_norm;
+    s->xq_of = NULL; /* xn or last_n is rewritten below */
     if (logits && s->all_logits &&
         ((vs = vkb_op_rms_norm(st, s->xn, s->x, norm->buffer, e, n, hp->rms_eps)) ||
          (vs = mul(s, &m->d_output, s->xn, s->logits, n))))
@@ -438,7 +473,7 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
     if (logits && !s->all_logits &&
         ((vs = vkb_stream_copy(st, s->x, (uint64_t)(n - 1) * e * 4, s->last, 0, (uint64_t)e * 4)) ||
          (vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)) ||
-         (vs = vkb_op_matvec(st, &m->d_output.matrix, s->last_n, s->logits, 1))))
+         (vs = product(s, &m->d_output.matrix, s->last_n, s->logits, 1))))
         return vfail(s, vs, "recording the step");
     if ((vs = vkb_stream_submit(st)) || (vs = vkb_stream_wait(st)))
         return vfail(s, vs, "running the step");

@@ -19,8 +19,42 @@ const uint ACCS = ROWS * NCOLS;
 // accumulator a at red[a * WG + i].
 shared float red[ACCS * gl_WorkGroupSize.x];
 
+#include "vkb_blocks.glsl"
+
+#ifdef STAGED
+// Quantized formats on GPUs: a workgroup copies a chunk of each of its rows into shared
+// memory with coalesced loads (16 bytes per invocation where rows and chunks are 16-byte
+// aligned, else 4), then decodes from there. Blocks of 18 or 34 bytes read in place cost
+// several unaligned word loads per 8 values; staged, every weight byte is one part of a
+// full-width load. Units of work: 8 values (a sub-block of 32 for Q4_K/Q5_K, whose scale
+// is decoded once), UPT per invocation per chunk.
+#if defined(FORMAT_Q4_K) || defined(FORMAT_Q5_K)
+const uint UNIT = 32u, UPT = 1u;
+#else
+const uint UNIT = 8u, UPT = 2u;
+#endif
+const uint CHUNK = gl_WorkGroupSize.x * UNIT * UPT; // values of a row per stage (QK | CHUNK)
+const uint CHUNK_BYTES = CHUNK / QK * BLOCK_BYTES;
+const uint ROW_WORDS = CHUNK_BYTES / 4u + 2u; // + a leading half word and a tail word
+shared uint wq[ROWS * ROW_WORDS];             // vkb_quant.glsl reads these words
+// Binding offsets of weight parts are multiples of 256 (backend/vkb_memory.c).
+layout(std430, binding = 0) readonly buffer Weights { uint wsrc[]; };
+layout(std430, binding = 0) readonly buffer Weights4 { uvec4 wsrc4[]; };
+#else
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
+#endif
+#ifdef INT_DOT
+// x quantized to 8-bit blocks by quantize_q8.comp: 10 words per 32 values (the bytes, d,
+// s = d * sum); each weight block's integers are dotted with them four at a time.
+#extension GL_EXT_spirv_intrinsics : require
+layout(std430, binding = 1) readonly buffer XQ { uint xq[]; };
+// OpSDot (SPV_KHR_integer_dot_product) on two words of four signed bytes each; fmt 0 is
+// PackedVectorFormat4x8Bit
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018],
+                  id = 4450) int dot4x8(int a, int b, spirv_literal int fmt);
+#else
 layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };
+#endif
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
 
 layout(push_constant) uniform Push {
@@ -34,6 +68,46 @@ layout(push_constant) uniform Push {
 
 #include "vkb_quant.glsl"
 
+#ifdef INT_DOT
+// The block of the row at byte `off` (even) dotted with x's block (xw, xd, xs). Blocks of
+// 18 and 34 bytes start at a word or half a word: the words are read from the aligned
+// word below either way, and the integers picked out without a divergent branch.
+uint pick(uint lo, uint hi, bool whole)
+{
+    return whole ? hi : (lo >> 16) | (hi << 16);
+}
+
+float block_dot(uint off, const uint xw[8], float xd, float xs)
+{
+    const uint w0 = off >> 2;
+    const bool half_start = (off & 2u) != 0u; // the integers start at the next word
+    const uint first_word = wq[w0];
+    const float d = unpackHalf2x16(half_start ? first_word >> 16 : first_word).x;
+    int sum = 0;
+#if defined(FORMAT_Q4_0)
+    uint prev = first_word;
+    for (uint i = 0u; i < 4u; i++) {
+        const uint next = wq[w0 + 1u + i];
+        const uint q = pick(prev, next, half_start); // values 4i..4i+3 low, +16 high
+        prev = next;
+        sum += dot4x8(int(q & 0x0f0f0f0fu), int(xw[i]), 0);
+        sum += dot4x8(int((q >> 4) & 0x0f0f0f0fu), int(xw[4u + i]), 0);
+    }
+    return d * (xd * float(sum) - 8.0 * xs);
+#elif defined(FORMAT_Q8_0)
+    uint prev = first_word;
+    for (uint i = 0u; i < 8u; i++) {
+        const uint next = wq[w0 + 1u + i];
+        sum += dot4x8(int(pick(prev, next, half_start)), int(xw[i]), 0);
+        prev = next;
+    }
+    return d * xd * float(sum);
+#else
+#error "INT_DOT reads q4_0 and q8_0"
+#endif
+}
+#endif
+
 void main()
 {
     const uint first = flat_group_id() * ROWS;
@@ -45,7 +119,84 @@ void main()
     for (uint i = 0u; i < ROWS * NCOLS; i++)
         acc[i] = 0.0;
 
+#if defined(INT_DOT)
+    const uint nb = pc.k / 32u;
+    for (uint b = lid; b < nb; b += gl_WorkGroupSize.x) {
+        for (uint c = 0u; c < NCOLS; c++) {
+            const uint xb = 10u * (c * nb + b);
+            uint xw[8];
+            for (uint j = 0u; j < 8u; j++)
+                xw[j] = xq[xb + j];
+            const float xd = uintBitsToFloat(xq[xb + 8u]), xs = uintBitsToFloat(xq[xb + 9u]);
+            for (uint r = 0u; r < ROWS; r++)
+                if (first + r < pc.rows)
+                    acc[r * NCOLS + c] +=
+                        block_dot((first + r) * pc.row_bytes + b * BLOCK_BYTES, xw, xd, xs);
+        }
+    }
+#elif defined(STAGED)
+    const bool wide = ((pc.row_bytes | CHUNK_BYTES) & 15u) == 0u;
+    const uint n_words = wsrc.length();
+    for (uint k0 = 0u; k0 < pc.k; k0 += CHUNK) {
+        const uint bytes = (min(CHUNK, pc.k - k0) / QK) * BLOCK_BYTES; // of each row
+        const uint chunk_at = (k0 / QK) * BLOCK_BYTES;
+        barrier(); // the previous chunk has been read
+        if (wide) {
+            const uint nv = bytes / 16u;
+            for (uint i = lid; i < ROWS * nv; i += gl_WorkGroupSize.x) {
+                uint r = i / nv, j = i - r * nv;
+                if (first + r < pc.rows) {
+                    uvec4 v = wsrc4[((first + r) * pc.row_bytes + chunk_at) / 16u + j];
+                    uint o = r * ROW_WORDS + 4u * j;
+                    wq[o] = v.x;
+                    wq[o + 1u] = v.y;
+                    wq[o + 2u] = v.z;
+                    wq[o + 3u] = v.w;
+                }
+            }
+        } else {
+            const uint nw = (bytes + 2u + 3u) / 4u; // a row may start at a half word
+            for (uint i = lid; i < ROWS * nw; i += gl_WorkGroupSize.x) {
+                uint r = i / nw, j = i - r * nw;
+                uint w = ((first + r) * pc.row_bytes + chunk_at) / 4u + j;
+                if (first + r < pc.rows && w < n_words)
+                    wq[r * ROW_WORDS + j] = wsrc[w];
+            }
+        }
+        barrier();
+        for (uint u = lid; u * UNIT < CHUNK && k0 + u * UNIT < pc.k; u += gl_WorkGroupSize.x) {
+#ifndef DEQUANT32
+            vec4 xa[NCOLS], xb[NCOLS];
+            for (uint c = 0u; c < NCOLS; c++) {
+                uint xi = (c * pc.x_stride + k0 + u * 8u) / 4u;
+                xa[c] = x4[xi];
+                xb[c] = x4[xi + 1u];
+            }
+#endif
+            for (uint r = 0u; r < ROWS; r++) {
+                if (first + r >= pc.rows)
+                    break;
+                uint rb = r * ROW_WORDS * 4u + (((first + r) * pc.row_bytes + chunk_at) & 3u);
 #ifdef DEQUANT32
+                vec4 v[8];
+                dequant32(rb, u * 32u, v);
+                for (uint c = 0u; c < NCOLS; c++) {
+                    uint xi = (c * pc.x_stride + k0 + u * 32u) / 4u;
+                    float s = 0.0;
+                    for (uint i = 0u; i < 8u; i++)
+                        s += dot(v[i], x4[xi + i]);
+                    acc[r * NCOLS + c] += s;
+                }
+#else
+                vec4 a, b;
+                dequant8(rb, u * 8u, a, b);
+                for (uint c = 0u; c < NCOLS; c++)
+                    acc[r * NCOLS + c] += dot(a, xa[c]) + dot(b, xb[c]);
+#endif
+            }
+        }
+    }
+#elif defined(DEQUANT32)
     // K-quant sub-blocks of 32 values: each invocation decodes a sub-block's scale and
     // minimum once for its 32 values (neighbouring invocations, neighbouring 16 bytes)
     const uint units32 = pc.k / 32u;

@@ -11,9 +11,18 @@ foreach(fmt ${VKLLM_WEIGHT_FORMATS})
     string(TOUPPER ${fmt} FMT)
     vkllm_shader(matvec_${fmt}_subgroup matvec.comp DEFINES FORMAT_${FMT} USE_SUBGROUP)
     vkllm_shader(matvec_${fmt}_shared matvec.comp DEFINES FORMAT_${FMT})
+    if(fmt MATCHES "^(q4_0|q8_0)$")
+        vkllm_shader(matvec_${fmt}_int_dot matvec.comp DEFINES FORMAT_${FMT} USE_SUBGROUP INT_DOT)
+    endif()
+    if(NOT fmt MATCHES "^(f32|f16|bf16)$")
+        vkllm_shader(matvec_${fmt}_staged matvec.comp DEFINES FORMAT_${FMT} USE_SUBGROUP STAGED)
+    endif()
     vkllm_shader(matmul_${fmt} matmul.comp DEFINES FORMAT_${FMT})
     vkllm_shader(get_rows_${fmt} get_rows.comp DEFINES FORMAT_${FMT})
 endforeach()
+
+# Activations to 8-bit blocks for the integer-dot-product matvec.
+vkllm_shader(quantize_q8 quantize_q8.comp)
 
 # Row-wise ops reduce across a workgroup: a subgroup variant and a shared-memory one.
 foreach(op rms_norm softmax attention)

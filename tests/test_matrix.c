@@ -337,6 +337,144 @@ static void test_matvec(void)
     teardown(&f);
 }
 
+/* The staged matvec (rows copied to shared memory with wide loads, then decoded there),
+ * forced on for every quantized format: bit-exact like the in-place kernel, with a small
+ * workgroup and an odd row count (many chunks, partial last chunks, rows starting on a
+ * half word) and with the default-sized one. */
+static void test_matvec_staged(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    static const vkb_matvec_tuning tunings[] = {{16, 3, true, -1}, {64, 2, true, -1}};
+    for (size_t u = 0; u < 2; u++) {
+        vkb_op_matvec_tune(t_dev, &tunings[u]);
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            cmp_type t = all_types[ti];
+            if (t == CMP_TYPE_F32 || t == CMP_TYPE_F16 || t == CMP_TYPE_BF16)
+                continue;
+            if (vkb_op_matvec_plan(t_dev, t, 1).staged != true) {
+                t_skip("the device cannot run the staged matvec (subgroup arithmetic)");
+                goto done;
+            }
+            uint32_t kb = k_for(t, 1);
+            const struct shape shapes[] = {
+                {1, kb, 1}, {7, 3 * kb, 1}, {33, k_for(t, 4096), 1}, {5, 11008, 3}};
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+                check_exact(&f, OP_MATVEC, t, shapes[i], 7000 + 100 * u + 10 * ti + i);
+        }
+    }
+done:
+    vkb_op_matvec_tune(t_dev, NULL);
+    teardown(&f);
+}
+
+/* Integer-dot-product matvec, forced on (lavapipe has the instructions but does not
+ * accelerate them). First x's 8-bit blocks: the GPU's bit for bit vkb_ref_quantize_q8's
+ * (quantize_q8.comp uses only exact or correctly rounded steps). Then the product of the GPU's own
+ * blocks against the f64 product of the values they stand for (vkb_ref_dequantize_q8): only f32
+ * rounding left, the accum_budget over sum |w · x'|; and against the exact-x product: within the
+ * blocks' rounding, sum |w| · d / 2 per block, plus that. */
+static void test_matvec_int_dot(void)
+{
+    if (!vkb_device_get_info(t_dev)->int_dot) {
+        t_skip("the device has no integer dot products");
+        return;
+    }
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    vkb_matvec_tuning tune = vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1);
+    tune.int_dot = 1;
+    vkb_op_matvec_tune(t_dev, &tune);
+    static const cmp_type types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q8_0};
+    static const struct shape shapes[] = {{1, 32, 1},    {7, 96, 3},    {4097, 512, 1},
+                                          {7, 11008, 2}, {3, 14336, 1}, {33, 4096, 8},
+                                          {65, 256, 5}};
+    for (size_t ti = 0; ti < 2; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            cmp_type t = types[ti];
+            struct shape sh = shapes[si];
+            uint64_t seed = 5000 + 100 * ti + si;
+            uint8_t *w = quantized_weights(t, sh.rows, sh.k, seed);
+            float *x = t_random_floats((size_t)sh.k * sh.n, seed + 1, -1.0f, 1.0f);
+            uint64_t qb = vkb_q8_bytes(sh.k, sh.n);
+            uint32_t *got_q = malloc(qb), *want_q = malloc(qb);
+            size_t outn = (size_t)sh.rows * sh.n;
+            float *got = malloc(outn * 4), *want = malloc(outn * 4), *exact = malloc(outn * 4);
+            float *xr = malloc((size_t)sh.k * sh.n * 4), *row = malloc((size_t)sh.k * 4);
+            vkb_matrix m;
+            if (!w || !x || !got_q || !want_q || !got || !want || !exact || !xr || !row ||
+                !upload_matrix(&f, &m, t, w, sh.rows, sh.k)) {
+                t_fail_at(__FILE__, __LINE__, "setup failed");
+                goto next;
+            }
+            vkb_buffer *bx = t_upload(f.scratch, x, (uint64_t)sh.k * sh.n * 4, 0);
+            vkb_buffer *bq = t_upload(f.scratch, NULL, qb, 0);
+            vkb_buffer *bo = t_upload(f.scratch, NULL, outn * 4, 0);
+            if (!bx || !bq || !bo)
+                goto next;
+            CHECK_OK(vkb_stream_begin(f.stream));
+            CHECK_OK(vkb_op_quantize_q8(f.stream, bq, bx, sh.k, sh.n));
+            CHECK_OK(vkb_op_matvec_q8(f.stream, &m, bq, bo, sh.n));
+            CHECK_OK(vkb_stream_submit(f.stream));
+            CHECK_OK(vkb_stream_wait(f.stream));
+            CHECK_OK(vkb_buffer_download(t_dev, bq, 0, got_q, qb));
+            CHECK_OK(vkb_buffer_download(t_dev, bo, 0, got, outn * 4));
+            vkb_ref_quantize_q8(x, sh.k, sh.n, want_q);
+            size_t bad_q = 0, blocks = (size_t)sh.n * sh.k / 32;
+            for (size_t b = 0; b < blocks; b++) {
+                for (int i = 0; i < 32; i++) {
+                    int g = (int8_t)(uint8_t)(got_q[10 * b + i / 4] >> (8 * (i % 4)));
+                    int r = (int8_t)(uint8_t)(want_q[10 * b + i / 4] >> (8 * (i % 4)));
+                    bad_q += g != r;
+                }
+                bad_q += got_q[10 * b + 8] != want_q[10 * b + 8];
+                bad_q += got_q[10 * b + 9] != want_q[10 * b + 9];
+            }
+            CHECK_MSG(bad_q == 0, "quantize_q8 %u x %u: %zu values off", sh.k, sh.n, bad_q);
+            vkb_ref_dequantize_q8(got_q, sh.k, sh.n, xr);
+            CHECK(vkb_ref_matmul(t, w, sh.rows, sh.k, xr, want, sh.n));
+            CHECK(vkb_ref_matmul(t, w, sh.rows, sh.k, x, exact, sh.n));
+            size_t bad = 0, bad_exact = 0;
+            for (uint32_t r = 0; r < sh.rows; r++) {
+                cmp_dequantize(t, w + cmp_row_bytes(t, sh.k) * r, row, sh.k);
+                for (uint32_t c = 0; c < sh.n; c++) {
+                    double sum_abs = 0, rounding = 0;
+                    for (uint32_t i = 0; i < sh.k; i++) {
+                        size_t xi = (size_t)c * sh.k + i;
+                        sum_abs += fabs((double)row[i] * xr[xi]);
+                        float d;
+                        memcpy(&d, &got_q[10 * (xi / 32) + 8], 4);
+                        rounding += fabs((double)row[i]) * d * 0.5;
+                    }
+                    size_t o = (size_t)c * sh.rows + r;
+                    double budget = 4.0 * accum_budget(OP_MATVEC, sh.k, sum_abs);
+                    bad += !(fabs((double)got[o] - want[o]) <= budget);
+                    bad_exact += !(fabs((double)got[o] - exact[o]) <= rounding * 1.01 + budget);
+                }
+            }
+            CHECK_MSG(bad == 0, "matvec_q8 %s rows=%u k=%u n=%u: %zu outputs outside the budget",
+                      tname(t), sh.rows, sh.k, sh.n, bad);
+            CHECK_MSG(bad_exact == 0,
+                      "matvec_q8 %s rows=%u k=%u n=%u: %zu outputs further from W·x than x's "
+                      "rounding allows",
+                      tname(t), sh.rows, sh.k, sh.n, bad_exact);
+        next:
+            free(w);
+            free(x);
+            free(got_q);
+            free(want_q);
+            free(got);
+            free(want);
+            free(exact);
+            free(xr);
+            free(row);
+        }
+    vkb_op_matvec_tune(t_dev, NULL);
+    teardown(&f);
+}
+
 static void test_matmul(void)
 {
     struct fixture f;
@@ -498,8 +636,12 @@ static void test_matrix_errors(void)
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
-        {"get_rows", test_get_rows, true},    {"matvec", test_matvec, true},
-        {"matmul", test_matmul, true},        {"split_matrix", test_split_matrix, true},
+        {"get_rows", test_get_rows, true},
+        {"matvec", test_matvec, true},
+        {"matvec_staged", test_matvec_staged, true},
+        {"matvec_int_dot", test_matvec_int_dot, true},
+        {"matmul", test_matmul, true},
+        {"split_matrix", test_split_matrix, true},
         {"errors", test_matrix_errors, true},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

@@ -422,6 +422,7 @@ static bool run_gate(vkb_device *dev, const bench_opts *o, char *msg, size_t siz
         snprintf(msg, size, "FAIL: %.60s: %.90s", name, err);
         goto done;
     }
+    eng_ref_mirror_device(ref, dev); /* 8-bit activations where dev's matvec uses them */
     if (!(want = malloc(sizeof *want * hp->n_vocab))) {
         snprintf(msg, size, "FAIL: out of memory");
         goto done;

@@ -12,6 +12,8 @@
 #ifndef VKB_QUANT_GLSL
 #define VKB_QUANT_GLSL
 
+#include "vkb_blocks.glsl"
+
 // ---- reading bytes from uint words -------------------------------------------------------
 
 uint wq_u8(uint off)
@@ -44,34 +46,6 @@ int s8_of(uint w, uint i)
 {
     return bitfieldExtract(int(w), int(8u * i), 8);
 }
-
-// ---- block layouts (compress/cmp_quant.h) ------------------------------------------------
-
-// cmp_block_q4_0 { f16 d; u8 qs[16]; }: x = (q - 8) * d, nibbles: x[j] low, x[j+16] high
-const uint block_q4_0_size = 18u, block_q4_0_d = 0u, block_q4_0_qs = 2u;
-// cmp_block_q4_1 { f16 d; f16 m; u8 qs[16]; }: x = q * d + m
-const uint block_q4_1_size = 20u, block_q4_1_d = 0u, block_q4_1_m = 2u, block_q4_1_qs = 4u;
-// cmp_block_q5_0 { f16 d; u8 qh[4]; u8 qs[16]; }: x = (q - 16) * d, bit j of qh for x[j]
-const uint block_q5_0_size = 22u, block_q5_0_d = 0u, block_q5_0_qh = 2u, block_q5_0_qs = 6u;
-// cmp_block_q5_1 { f16 d; f16 m; u8 qh[4]; u8 qs[16]; }: x = q * d + m
-const uint block_q5_1_size = 24u, block_q5_1_d = 0u, block_q5_1_m = 2u, block_q5_1_qh = 4u,
-           block_q5_1_qs = 8u;
-// cmp_block_q8_0 { f16 d; i8 qs[32]; }: x = q * d
-const uint block_q8_0_size = 34u, block_q8_0_d = 0u, block_q8_0_qs = 2u;
-// cmp_block_iq4_nl { f16 d; u8 qs[16]; }: x = d * iq4nl_values[q]
-const uint block_iq4_nl_size = 18u, block_iq4_nl_d = 0u, block_iq4_nl_qs = 2u;
-// cmp_block_q4_k { f16 d; f16 dmin; u8 scales[12]; u8 qs[128]; }
-const uint block_q4_k_size = 144u, block_q4_k_d = 0u, block_q4_k_dmin = 2u,
-           block_q4_k_scales = 4u, block_q4_k_qs = 16u;
-// cmp_block_q5_k { f16 d; f16 dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]; }
-const uint block_q5_k_size = 176u, block_q5_k_d = 0u, block_q5_k_dmin = 2u,
-           block_q5_k_scales = 4u, block_q5_k_qh = 16u, block_q5_k_qs = 48u;
-// cmp_block_q6_k { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d; }
-const uint block_q6_k_size = 210u, block_q6_k_ql = 0u, block_q6_k_qh = 128u,
-           block_q6_k_scales = 192u, block_q6_k_d = 208u;
-
-const float iq4nl_values[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0,
-                                         -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
 
 // ---- shared pieces -----------------------------------------------------------------------
 
@@ -114,7 +88,6 @@ void scale_min_k4(uint scales_off, uint j, out uint sc, out uint m)
 // QK is the block size in values; the kernels need K to be a multiple of it.
 
 #if defined(FORMAT_F32)
-#define QK 8u
 void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 {
     uint i = (rb >> 2) + k0;
@@ -123,7 +96,6 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 }
 
 #elif defined(FORMAT_F16) || defined(FORMAT_BF16)
-#define QK 8u
 // two halves of a word, the low one first
 vec2 half2(uint w)
 {
@@ -141,7 +113,6 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 }
 
 #elif defined(FORMAT_Q8_0)
-#define QK 32u
 void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 {
     uint blk = rb + (k0 / 32u) * block_q8_0_size;
@@ -153,7 +124,6 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 }
 
 #elif defined(FORMAT_Q4_0) || defined(FORMAT_IQ4_NL)
-#define QK 32u
 void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 {
     uint j = k0 % 32u;
@@ -171,7 +141,6 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 }
 
 #elif defined(FORMAT_Q4_1)
-#define QK 32u
 void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 {
     uint j = k0 % 32u;
@@ -183,7 +152,6 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 }
 
 #elif defined(FORMAT_Q5_0) || defined(FORMAT_Q5_1)
-#define QK 32u
 void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 {
     uint j = k0 % 32u;
@@ -211,7 +179,6 @@ void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)
 }
 
 #elif defined(FORMAT_Q4_K) || defined(FORMAT_Q5_K)
-#define QK 256u
 // 64 values per 32 bytes of qs: the first 32 from the low nibbles (sub-block 2c), the next
 // 32 from the high nibbles (sub-block 2c+1); q5_K adds bit `sub-block` of qh[l] as 16.
 // The sub-block holding value k0: its block's offset, the offset of its 32 quant bytes
@@ -276,7 +243,6 @@ void dequant32(uint rb, uint k0, out vec4 v[8])
 }
 
 #elif defined(FORMAT_Q6_K)
-#define QK 256u
 // Each half of 128 values: quarter q of it takes the low (q < 2) or high nibbles of
 // ql[32*(q&1) + l] and bits 2q, 2q+1 of qh[l]; scale index l/16 + 2q.
 void dequant8(uint rb, uint k0, out vec4 a, out vec4 b)

@@ -1,0 +1,64 @@
+#!/bin/sh
+# Correctness and speed on a real GPU in one go: the device's identity, the GPU test
+# binaries (validation layer on), then the benchmarks whose figures docs/benchmarks.md
+# records. Every step has a time limit so that a hang costs minutes, not the session.
+#
+#   scripts/gpu-check.sh [BUILD_DIR] [STEPS]
+#
+# BUILD_DIR holds vkllm and tests/ (default build); STEPS is a comma-separated subset of
+# info,tests,kernels,model,profile,attention (default all). Logs go to $OUT (default
+# ./gpu-check-out), one file per step; the summary lines go to stdout.
+set -u
+B=${1:-build}
+STEPS=${2:-info,tests,kernels,model,profile,attention}
+OUT=${OUT:-gpu-check-out}
+mkdir -p "$OUT"
+V="$B/vkllm"
+
+want() { case ",$STEPS," in *",$1,"*) return 0 ;; esac; return 1; }
+step() { echo "== $1 ($(date +%T))"; }
+
+if want info; then
+    step info
+    { vulkaninfo --summary 2>&1 | sed -n '/^Devices:/,$p'; "$V" devices --bandwidth; } \
+        >"$OUT/info.txt" 2>&1
+    grep -E "deviceName|driverInfo|apiVersion|copy bandwidth" "$OUT/info.txt"
+fi
+
+if want tests; then
+    step tests
+    : >"$OUT/tests.txt"
+    for t in test_pipelines test_kernels test_matrix test_ops test_memory test_model; do
+        VKLLM_TEST_REQUIRE_DEVICE=1 timeout 150 "$B/tests/$t" >>"$OUT/tests.txt" 2>&1
+        echo "$t: exit $? ($(grep -c ' FAIL' "$OUT/tests.txt") FAIL lines so far)"
+    done
+    grep -E "FAIL|passed," "$OUT/tests.txt" | head -40
+fi
+
+if want kernels; then
+    step kernels
+    timeout 200 "$V" bench kernels --reps 20 --no-baseline \
+        --formats f16,q8_0,q4_0,q4_K,q6_K,iq4_nl >"$OUT/kernels.txt" 2>&1
+    grep -E "matvec|matmul|bandwidth" "$OUT/kernels.txt" | head -60
+fi
+
+if want model; then
+    step model
+    timeout 300 "$V" bench --synthetic llama2-7b:Q4_0,llama2-7b:Q4_K_M,llama2-7b:Q8_0 \
+        -p 512 -n 128 -r 3 >"$OUT/model.txt" 2>&1
+    cat "$OUT/model.txt" | grep -v "^\s*$" | tail -20
+fi
+
+if want profile; then
+    step profile
+    timeout 120 "$V" bench --synthetic llama2-7b:Q4_0 -p 0 -n 32 -r 1 --profile-ops \
+        >"$OUT/profile.txt" 2>&1
+    tail -45 "$OUT/profile.txt"
+fi
+
+if want attention; then
+    step attention
+    timeout 200 "$V" bench attention --ctx 1024,4096,16384,32768 >"$OUT/attention.txt" 2>&1
+    grep -E "attention|unfused" "$OUT/attention.txt" | head -40
+fi
+step done
