@@ -50,6 +50,11 @@ struct vkb_kernel {
 
 const struct vkb_kernel *vkb_kernel_find(const char *name);
 
+/* Shared memory of matvec.comp: red[ROWS x NCOLS x workgroup] floats, and when STAGED
+ * the stage, ROWS x (a chunk of at most 32 bytes per invocation + 8) bytes. The kernel
+ * table's contract and vkb_op_matvec_plan's choice both use it. */
+uint64_t vkb_matvec_shared_bytes(uint32_t wg, uint32_t rows, uint32_t ncols, bool staged);
+
 struct vkb_pipeline {
     const struct vkb_kernel *kernel;
     vkb_spec spec;

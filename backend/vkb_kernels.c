@@ -11,10 +11,16 @@ static uint64_t matmul_shared(const uint32_t *spec)
     return 4ull * spec[3] * (spec[1] + spec[2]);
 }
 
-/* matvec.comp: red[ROWS * NCOLS * workgroup] floats */
+uint64_t vkb_matvec_shared_bytes(uint32_t wg, uint32_t rows, uint32_t ncols, bool staged)
+{
+    uint64_t red = 4ull * wg * rows * ncols;
+    return staged ? red + (uint64_t)rows * (32ull * wg + 8) : red;
+}
+
+/* matvec.comp: spec {workgroup, ROWS, NCOLS} */
 static uint64_t matvec_shared(const uint32_t *spec)
 {
-    return 4ull * spec[0] * spec[1] * spec[2];
+    return vkb_matvec_shared_bytes(spec[0], spec[1], spec[2], false);
 }
 
 /* attention.comp: qs[R_MAX = 8][MAX_HEAD_DIM = 256] + ps[R_MAX][wg] + reduce_buf[wg] floats */
@@ -72,11 +78,9 @@ static uint64_t attention_shared(const uint32_t *spec)
         .shared_bytes = matvec_shared                                                              \
     }
 
-/* matvec.comp STAGED: red[] and the stage, ROWS x (a chunk of at most 32 bytes per
- * invocation + 8) bytes (vkb_op_matvec_plan keeps the same bound). */
 static uint64_t matvec_staged_shared(const uint32_t *spec)
 {
-    return matvec_shared(spec) + (uint64_t)spec[1] * (32ull * spec[0] + 8);
+    return vkb_matvec_shared_bytes(spec[0], spec[1], spec[2], true);
 }
 
 #define MATVEC_STAGED(n)                                                                           \

@@ -101,15 +101,13 @@ vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint3
         p = dev->matvec_tuning;
     /* staged: needs subgroup sums, whole blocks per chunk and a 16-byte aligned chunk */
     p.staged = p.staged && !is_float_format(type) && vkb_op_use_subgroups(dev) && p.wg % 16 == 0;
-    uint32_t stage = p.staged ? p.rows * (p.wg * 32 + 8) : 0; /* ≥ matvec.comp's wq[] */
-    uint32_t red = 4 * p.rows * ncols;                        /* matvec.comp's red[] */
+    uint32_t red = 4 * p.rows * ncols; /* matvec.comp's red[], per invocation */
     p.wg = vkb_op_wg_size(dev, p.wg, red);
-    while (p.staged && p.wg > 16 && (uint64_t)p.wg * red + stage > dev->info.max_shared_memory) {
+    uint32_t limit = dev->info.max_shared_memory;
+    while (p.staged && p.wg > 16 && vkb_matvec_shared_bytes(p.wg, p.rows, ncols, true) > limit)
         p.wg /= 2;
-        stage = p.rows * (p.wg * 32 + 8);
-    }
     p.staged =
-        p.staged && p.wg % 16 == 0 && (uint64_t)p.wg * red + stage <= dev->info.max_shared_memory;
+        p.staged && p.wg % 16 == 0 && vkb_matvec_shared_bytes(p.wg, p.rows, ncols, true) <= limit;
     return p;
 }
 
