@@ -17,7 +17,7 @@ uint64_t vkb_matvec_shared_bytes(uint32_t wg, uint32_t rows, uint32_t ncols, boo
     return staged ? red + (uint64_t)rows * (32ull * wg + 8) : red;
 }
 
-/* matvec.comp: spec {workgroup, ROWS, NCOLS} */
+/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC} */
 static uint64_t matvec_shared(const uint32_t *spec)
 {
     return vkb_matvec_shared_bytes(spec[0], spec[1], spec[2], false);
@@ -30,9 +30,10 @@ static uint64_t attention_shared(const uint32_t *spec)
 }
 
 /* Bindings: inputs first, outputs last. */
-#define OUT2 .binding_count = 2, .writes = {false, true}
-#define OUT3 .binding_count = 3, .writes = {false, false, true}
-#define OUT4 .binding_count = 4, .writes = {false, false, false, true}
+#define OUT2   .binding_count = 2, .writes = {false, true}
+#define OUT3   .binding_count = 3, .writes = {false, false, true}
+#define OUT4   .binding_count = 4, .writes = {false, false, false, true}
+#define OUT4_2 .binding_count = 4, .writes = {false, false, true, true}
 
 #define SG_OPS (VKB_SUBGROUP_BASIC | VKB_SUBGROUP_ARITHMETIC)
 
@@ -59,6 +60,22 @@ static uint64_t attention_shared(const uint32_t *spec)
         .shared_bytes_per_invocation = 4                                                           \
     }
 
+/* quantize_q8.comp: eight invocations per block of 32 values, a max and a sum each in
+ * shared memory. */
+#define QUANTIZE_Q8(n, bindings)                                                                   \
+    {                                                                                              \
+        .name = n, bindings, .push_size = 8, .spec_count = 1, .spec_defaults = {64},               \
+        .elems_per_invocation = 1, .flatten_x = true, .shared_bytes_per_invocation = 8             \
+    }
+
+/* rms_norm.comp Q8: the row kernel with the 8-bit blocks (vkb_q8.glsl) as a 4th binding. */
+#define ROWWISE_Q8(n, sg)                                                                          \
+    {                                                                                              \
+        .name = n, OUT4_2, .push_size = 12, .spec_count = 1, .spec_defaults = {256},               \
+        .group_per_elem = true, .flatten_x = true, .needs_subgroup_ops = sg,                       \
+        .shared_bytes_per_invocation = 12                                                          \
+    }
+
 /* attention.comp: one workgroup per (up to 8 query rows sharing a KV head: heads of its
  * group, then tokens; split); x counts kv heads x chunks of their groups, y tiles of
  * tokens, z splits. Shared memory:
@@ -70,10 +87,10 @@ static uint64_t attention_shared(const uint32_t *spec)
         .group_per_elem = true, .needs_subgroup_ops = sg, .shared_bytes = attention_shared         \
     }
 
-/* matvec.comp: spec {workgroup, ROWS, NCOLS}; x counts rows. */
+/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC}; x counts rows. */
 #define MATVEC(n, sg)                                                                              \
     {                                                                                              \
-        .name = n, OUT3, .push_size = 24, .spec_count = 3, .spec_defaults = {64, 1, 1},            \
+        .name = n, OUT3, .push_size = 24, .spec_count = 4, .spec_defaults = {64, 1, 1, 0},         \
         .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = sg,                         \
         .shared_bytes = matvec_shared                                                              \
     }
@@ -85,7 +102,7 @@ static uint64_t matvec_staged_shared(const uint32_t *spec)
 
 #define MATVEC_STAGED(n)                                                                           \
     {                                                                                              \
-        .name = n, OUT3, .push_size = 24, .spec_count = 3, .spec_defaults = {64, 1, 1},            \
+        .name = n, OUT3, .push_size = 24, .spec_count = 4, .spec_defaults = {64, 1, 1, 0},         \
         .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = SG_OPS,                     \
         .shared_bytes = matvec_staged_shared                                                       \
     }
@@ -93,7 +110,7 @@ static uint64_t matvec_staged_shared(const uint32_t *spec)
 /* matvec.comp INT_DOT: x as quantize_q8.comp's blocks. */
 #define MATVEC_INT_DOT(n)                                                                          \
     {                                                                                              \
-        .name = n, OUT3, .push_size = 24, .spec_count = 3, .spec_defaults = {64, 1, 1},            \
+        .name = n, OUT3, .push_size = 24, .spec_count = 4, .spec_defaults = {64, 1, 1, 0},         \
         .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = SG_OPS,                     \
         .needs_int_dot = true, .shared_bytes = matvec_shared                                       \
     }
@@ -131,14 +148,8 @@ static const struct vkb_kernel kernels[] = {
      .elems_per_invocation = 1,
      .flatten_x = true},
     ELTWISE("silu_mul_f32", OUT3, 12),
-    {.name = "quantize_q8", /* eight invocations per block of 32 values */
-     OUT2,
-     .push_size = 8,
-     .spec_count = 1,
-     .spec_defaults = {64},
-     .elems_per_invocation = 1,
-     .flatten_x = true,
-     .shared_bytes_per_invocation = 8},
+    QUANTIZE_Q8("quantize_q8", OUT2),
+    QUANTIZE_Q8("silu_mul_q8", OUT4_2), /* quantize_q8.comp SILU_MUL */
     ELTWISE("scale_f32", OUT2, 12),
     ELTWISE("convert_f32_f16", OUT2, 12),
     ELTWISE("convert_f16_f32", OUT2, 12),
@@ -153,6 +164,8 @@ static const struct vkb_kernel kernels[] = {
     ELTWISE("kv_window", OUT2, 32),
     ROWWISE("rms_norm_subgroup", 12, SG_OPS),
     ROWWISE("rms_norm_shared", 12, 0),
+    ROWWISE_Q8("rms_norm_q8_subgroup", SG_OPS),
+    ROWWISE_Q8("rms_norm_q8_shared", 0),
     ROWWISE("softmax_subgroup", 16, SG_OPS),
     ROWWISE("softmax_shared", 16, 0),
     ATTENTION("attention_subgroup", SG_OPS),

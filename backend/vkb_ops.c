@@ -133,8 +133,6 @@ struct op_arg {
     uint64_t bytes;
 };
 
-/* Checks each argument (one part holding its bytes) and records `kernel` over `elems`
- * invocations in x with its default spec at workgroup `wg` (0 = 256 capped). */
 /* Checks each argument (one part holding its bytes) and binds it from offset 0. */
 static vkb_status bind_args(vkb_device *dev, const char *op, const struct op_arg *args,
                             uint32_t nargs, vkb_binding *b)
@@ -148,6 +146,8 @@ static vkb_status bind_args(vkb_device *dev, const char *op, const struct op_arg
     return VKB_OK;
 }
 
+/* Checks each argument (one part holding its bytes) and records `kernel` over `elems`
+ * invocations in x with its default spec at workgroup `wg` (0 = 256 capped). */
 static vkb_status dispatch_simple(vkb_stream *s, const char *op, const char *kernel,
                                   const struct op_arg *args, uint32_t nargs, const void *push,
                                   uint32_t push_size, uint64_t elems, uint32_t wg)
@@ -188,24 +188,98 @@ static vkb_status check_rows(vkb_device *dev, const char *op, uint32_t n, uint32
     return VKB_OK;
 }
 
-vkb_status vkb_op_rms_norm(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
-                           const vkb_buffer *w, uint32_t n, uint32_t rows, float eps)
+/* The workgroup of quantize_q8.comp and its fusions: a multiple of 8 (a block's eight). */
+static uint32_t q8_wg(const vkb_device *dev, uint32_t want)
+{
+    return vkb_op_wg_size(dev, want, 8) / 8 * 8;
+}
+
+static vkb_status check_q8(vkb_device *dev, const char *op, uint32_t k, uint32_t ncols)
+{
+    if (k == 0 || k % 32 || ncols == 0 || (uint64_t)k * ncols > UINT32_MAX)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: %u columns of %u values (k must be a positive multiple of 32)", op,
+                            ncols, k);
+    return VKB_OK;
+}
+
+/* rms_norm.comp; with xq (the Q8 variant) out is also quantized into it. */
+static vkb_status rms_norm(vkb_stream *s, const char *op, const vkb_buffer *out,
+                           const vkb_buffer *xq, const vkb_buffer *x, const vkb_buffer *w,
+                           uint32_t n, uint32_t rows, float eps)
 {
     vkb_device *dev = vkb_stream_device(s);
     vkb_status st;
-    if ((st = check_rows(dev, "rms_norm", n, rows)) != VKB_OK)
+    if ((st = check_rows(dev, op, n, rows)) != VKB_OK ||
+        (xq && (st = check_q8(dev, op, n, rows)) != VKB_OK))
         return st;
     if (!(eps >= 0.0f))
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "rms_norm: eps %g is negative", eps);
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: eps %g is negative", op, eps);
     uint64_t bytes = (uint64_t)n * rows * 4;
-    struct op_arg a[3] = {{"x", x, bytes}, {"w", w, (uint64_t)n * 4}, {"out", out, bytes}};
+    struct op_arg a[4] = {{"x", x, bytes},
+                          {"w", w, (uint64_t)n * 4},
+                          {"out", out, bytes},
+                          {"xq", xq, vkb_q8_bytes(n, rows)}};
     struct {
         uint32_t n, rows;
         float eps;
     } push = {n, rows, eps};
     char kernel[32];
-    snprintf(kernel, sizeof kernel, "rms_norm_%s", vkb_op_row_variant(dev));
-    return dispatch_simple(s, "rms_norm", kernel, a, 3, &push, sizeof push, rows, row_wg(dev, n));
+    snprintf(kernel, sizeof kernel, "%s_%s", op, vkb_op_row_variant(dev));
+    /* the same workgroup with and without xq, so out is the same bits */
+    uint32_t wg = row_wg(dev, n);
+    if (xq && wg % 8)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "%s: rows of %u values take a workgroup of %u, not a multiple of 8", op,
+                            n, wg);
+    return dispatch_simple(s, op, kernel, a, xq ? 4 : 3, &push, sizeof push, rows, wg);
+}
+
+vkb_status vkb_op_rms_norm(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                           const vkb_buffer *w, uint32_t n, uint32_t rows, float eps)
+{
+    return rms_norm(s, "rms_norm", out, NULL, x, w, n, rows, eps);
+}
+
+vkb_status vkb_op_rms_norm_q8(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *xq,
+                              const vkb_buffer *x, const vkb_buffer *w, uint32_t n, uint32_t rows,
+                              float eps)
+{
+    if (!xq)
+        return vkb_dev_fail(vkb_stream_device(s), VKB_ERR_INVALID_ARGUMENT,
+                            "rms_norm_q8: xq is NULL");
+    return rms_norm(s, "rms_norm_q8", out, xq, x, w, n, rows, eps);
+}
+
+/* quantize_q8.comp's variants: args end with xq; k values per column, ncols columns. */
+static vkb_status quantize_q8(vkb_stream *s, const char *op, struct op_arg *a, uint32_t nargs,
+                              uint32_t k, uint32_t ncols)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st = check_q8(dev, op, k, ncols);
+    if (st != VKB_OK)
+        return st;
+    uint64_t n = (uint64_t)k * ncols;
+    for (uint32_t i = 0; i + 1 < nargs; i++)
+        a[i].bytes = n * 4;
+    a[nargs - 1].bytes = vkb_q8_bytes(k, ncols);
+    uint32_t push[2] = {k, (uint32_t)(n / 32)};
+    return dispatch_simple(s, op, op, a, nargs, push, sizeof push, n / 4, q8_wg(dev, 64));
+}
+
+vkb_status vkb_op_quantize_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buffer *x, uint32_t k,
+                              uint32_t ncols)
+{
+    struct op_arg a[2] = {{"x", x, 0}, {"xq", xq, 0}};
+    return quantize_q8(s, "quantize_q8", a, 2, k, ncols);
+}
+
+vkb_status vkb_op_silu_mul_q8(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *xq,
+                              const vkb_buffer *gate, const vkb_buffer *up, uint32_t k,
+                              uint32_t ncols)
+{
+    struct op_arg a[4] = {{"gate", gate, 0}, {"up", up, 0}, {"out", out, 0}, {"xq", xq, 0}};
+    return quantize_q8(s, "silu_mul_q8", a, 4, k, ncols);
 }
 
 vkb_status vkb_op_softmax(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,

@@ -70,6 +70,10 @@ bool vkb_op_type_supported(cmp_type type);
  * of w->k floats, y ncols columns of w->rows floats, each column after the previous. */
 vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                          const vkb_buffer *y, uint32_t ncols);
+/* y[c][r] += sum_k W[r][k] · x[c][k]: a residual add fused into the product (the sum is
+ * rounded once, as vkb_op_add of the product would round it). */
+vkb_status vkb_op_matvec_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                             const vkb_buffer *y, uint32_t ncols);
 
 /* out[c][r] = sum_k W[r][k] · x[c][k] for c < n: prefill; same layouts as matvec. */
 vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
@@ -84,7 +88,7 @@ vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer 
 /* How matvec runs on a device: workgroup size, rows per workgroup, and whether quantized
  * rows are staged through shared memory (coalesced wide loads, then decoded there; needs
  * subgroup arithmetic and a workgroup size that is a multiple of 16). The built-in choice
- * depends on the device type; VKLLM_MATVEC=WGxROWS[s] in the environment (s: staged),
+ * depends on the device type; VKLLM_MATVEC=WGxROWS[s][i|f] in the environment,
  * read when the device opens, or vkb_op_matvec_tune replaces it (tests, tuning sweeps). */
 typedef struct vkb_matvec_tuning {
     uint32_t wg, rows;
@@ -102,14 +106,25 @@ typedef struct vkb_matvec_tuning {
  * vkb_op_matvec_int_dot: whether matvec of `type` should take this path on this device.
  * vkb_q8_bytes: bytes of ncols columns of k values so quantized.
  * vkb_op_quantize_q8: xq = x quantized, ncols columns of k (a multiple of 32) values.
+ * vkb_op_silu_mul_q8: out = silu(gate) · up as vkb_op_silu_mul, and xq = out quantized.
+ * vkb_op_rms_norm_q8: out as vkb_op_rms_norm (the same bits), and xq = out quantized
+ * (n a multiple of 32).
  * vkb_op_matvec_q8: y = W·x from xq, for the types vkb_op_matvec_int_dot accepts when
- * forced (q4_0, q8_0) and 1 to 8 columns. */
+ * forced (q4_0, q8_0) and 1 to 8 columns; vkb_op_matvec_q8_add: y += W·x. */
 bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type);
 uint64_t vkb_q8_bytes(uint32_t k, uint32_t ncols);
 vkb_status vkb_op_quantize_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buffer *x, uint32_t k,
                               uint32_t ncols);
+vkb_status vkb_op_silu_mul_q8(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *xq,
+                              const vkb_buffer *gate, const vkb_buffer *up, uint32_t k,
+                              uint32_t ncols);
+vkb_status vkb_op_rms_norm_q8(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *xq,
+                              const vkb_buffer *x, const vkb_buffer *w, uint32_t n, uint32_t rows,
+                              float eps);
 vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                             const vkb_buffer *y, uint32_t ncols);
+vkb_status vkb_op_matvec_q8_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                                const vkb_buffer *y, uint32_t ncols);
 
 /* t NULL or t->wg 0: back to the built-in choice. Checked when matvec runs. */
 void vkb_op_matvec_tune(vkb_device *dev, const vkb_matvec_tuning *t);

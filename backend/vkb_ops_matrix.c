@@ -67,12 +67,13 @@ bool vkb_matvec_tuning_parse(const char *text, vkb_matvec_tuning *t)
         return false;
     *t = (vkb_matvec_tuning){wg, rows, false, 0};
     for (const char *c = text + used; *c; c++) {
-        if (*c == 's')
+        if (*c == 's') {
             t->staged = true;
-        else if (*c == 'i' || *c == 'f')
+        } else if (*c == 'i' || *c == 'f') {
             t->int_dot = *c == 'i' ? 1 : -1;
-        else
+        } else {
             return false;
+        }
     }
     return true;
 }
@@ -152,30 +153,6 @@ bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type)
 uint64_t vkb_q8_bytes(uint32_t k, uint32_t ncols)
 {
     return (uint64_t)ncols * (k / 32) * 40;
-}
-
-vkb_status vkb_op_quantize_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buffer *x, uint32_t k,
-                              uint32_t ncols)
-{
-    vkb_device *dev = vkb_stream_device(s);
-    vkb_status st;
-    if (k == 0 || k % 32 || ncols == 0 || (uint64_t)k * ncols > UINT32_MAX)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "quantize_q8: %u columns of %u values (k must be a positive multiple "
-                            "of 32)",
-                            ncols, k);
-    uint64_t n = (uint64_t)k * ncols, blocks = n / 32;
-    if ((st = vkb_op_need_single_part(dev, "quantize_q8", "x", x, n * 4)) != VKB_OK ||
-        (st = vkb_op_need_single_part(dev, "quantize_q8", "xq", xq, blocks * 40)) != VKB_OK)
-        return st;
-    vkb_spec spec = {.count = 1, .values = {vkb_op_wg_size(dev, 64, 8) / 8 * 8}};
-    vkb_pipeline *p;
-    if ((st = vkb_pipeline_get(dev, "quantize_q8", &spec, &p)) != VKB_OK)
-        return st;
-    vkb_binding b[2] = {{x, 0, n * 4}, {xq, 0, blocks * 40}};
-    uint32_t push[2] = {k, (uint32_t)blocks};
-    uint64_t elems[3] = {blocks * 8, 1, 1}; /* eight invocations per block */
-    return vkb_stream_dispatch(s, p, b, 2, push, sizeof push, elems, "quantize_q8");
 }
 
 static const char *int_dot_variant(cmp_type type)
@@ -321,9 +298,9 @@ static vkb_status check_columns(vkb_device *dev, const char *op, const vkb_matri
  * x (floats or 8-bit blocks) bound as `in`, ncols columns of y. */
 static vkb_status run_matvec(vkb_stream *s, const vkb_matrix *w, const char *name,
                              vkb_matvec_tuning plan, vkb_binding in, const vkb_buffer *y,
-                             uint32_t ncols)
+                             uint32_t ncols, bool accumulate)
 {
-    vkb_spec spec = {.count = 3, .values = {plan.wg, plan.rows, ncols}};
+    vkb_spec spec = {.count = 4, .values = {plan.wg, plan.rows, ncols, accumulate}};
     vkb_pipeline *p;
     vkb_status st = vkb_pipeline_get(vkb_stream_device(s), name, &spec, &p);
     if (st != VKB_OK)
@@ -333,8 +310,8 @@ static vkb_status run_matvec(vkb_stream *s, const vkb_matrix *w, const char *nam
     return dispatch_parts(s, "matvec", w, p, io, extra, 2, 0, 1);
 }
 
-vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
-                         const vkb_buffer *y, uint32_t ncols)
+static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                         const vkb_buffer *y, uint32_t ncols, bool accumulate)
 {
     vkb_device *dev = vkb_stream_device(s);
     vkb_status st;
@@ -347,11 +324,24 @@ vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
         return st;
     vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
     vkb_binding in = {x, 0, (uint64_t)ncols * w->k * 4};
-    return run_matvec(s, w, matvec_variant(dev, w->type, plan.staged), plan, in, y, ncols);
+    return run_matvec(s, w, matvec_variant(dev, w->type, plan.staged), plan, in, y, ncols,
+                      accumulate);
 }
 
-vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
-                            const vkb_buffer *y, uint32_t ncols)
+vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                         const vkb_buffer *y, uint32_t ncols)
+{
+    return matvec(s, w, x, y, ncols, false);
+}
+
+vkb_status vkb_op_matvec_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                             const vkb_buffer *y, uint32_t ncols)
+{
+    return matvec(s, w, x, y, ncols, true);
+}
+
+static vkb_status matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                            const vkb_buffer *y, uint32_t ncols, bool accumulate)
 {
     vkb_device *dev = vkb_stream_device(s);
     vkb_status st;
@@ -368,7 +358,19 @@ vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer
         return st;
     vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
     vkb_binding in = {xq, 0, xq_bytes};
-    return run_matvec(s, w, int_dot_variant(w->type), plan, in, y, ncols);
+    return run_matvec(s, w, int_dot_variant(w->type), plan, in, y, ncols, accumulate);
+}
+
+vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                            const vkb_buffer *y, uint32_t ncols)
+{
+    return matvec_q8(s, w, xq, y, ncols, false);
+}
+
+vkb_status vkb_op_matvec_q8_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                                const vkb_buffer *y, uint32_t ncols)
+{
+    return matvec_q8(s, w, xq, y, ncols, true);
 }
 
 vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,

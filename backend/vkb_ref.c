@@ -49,9 +49,11 @@ static int q8_nearest(float x, float d, float id)
 
 void vkb_ref_quantize_q8(const float *x, uint32_t k, uint32_t ncols, uint32_t *xq)
 {
-    for (size_t b = 0, n = (size_t)ncols * (k / 32); b < n; b++) {
+    size_t n = (size_t)ncols * (k / 32);
+    uint32_t *ds = xq + 8 * n; /* d and s of each block follow all the bytes */
+    for (size_t b = 0; b < n; b++) {
         const float *v = x + 32 * b;
-        uint32_t *o = xq + 10 * b;
+        uint32_t *o = xq + 8 * b;
         float amax = 0.0f;
         for (int i = 0; i < 32; i++)
             amax = fmaxf(amax, fabsf(v[i]));
@@ -65,17 +67,18 @@ void vkb_ref_quantize_q8(const float *x, uint32_t k, uint32_t ncols, uint32_t *x
             o[i / 4] |= (uint32_t)(q & 255) << (8 * (i % 4));
         }
         float s = d * (float)sum;
-        memcpy(&o[8], &d, 4);
-        memcpy(&o[9], &s, 4);
+        memcpy(&ds[2 * b], &d, 4);
+        memcpy(&ds[2 * b + 1], &s, 4);
     }
 }
 
 void vkb_ref_dequantize_q8(const uint32_t *xq, uint32_t k, uint32_t ncols, float *x)
 {
-    for (size_t b = 0, n = (size_t)ncols * (k / 32); b < n; b++) {
-        const uint32_t *o = xq + 10 * b;
+    size_t n = (size_t)ncols * (k / 32);
+    for (size_t b = 0; b < n; b++) {
+        const uint32_t *o = xq + 8 * b;
         float d;
-        memcpy(&d, &o[8], 4);
+        memcpy(&d, &xq[8 * n + 2 * b], 4);
         for (int i = 0; i < 32; i++) {
             int q = (int)((o[i / 4] >> (8 * (i % 4))) & 255);
             x[32 * b + i] = (float)(q >= 128 ? q - 256 : q) * d;

@@ -195,8 +195,11 @@ typedef struct eng_stats {
         double tps; /* tokens/s of that eval */
         bool decode;
     } history[ENG_STATS_HISTORY];
-    double last_step_gpu_ms; /* 0 without timestamps */
-    uint32_t op_count;       /* with params.profile */
+    double last_step_gpu_ms;       /* 0 without timestamps */
+    double last_step_record_ms;    /* host time recording the last step's commands */
+    bool last_step_recorded_ahead; /* ... while the GPU ran the step before it */
+    double last_step_wait_ms;      /* host time from its submission to its end */
+    uint32_t op_count;             /* with params.profile */
     eng_op_stat ops[ENG_STATS_OPS];
     eng_kv_info kv;
 } eng_stats;

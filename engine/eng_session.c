@@ -16,7 +16,15 @@ struct eng_session {
     bool capture, unfused, all_logits;
     uint32_t logits_tokens; /* tokens with logits from the last chunk */
     vkb_arena *kv, *scratch, *staging;
-    vkb_stream *stream;
+    /* Two command streams: while the GPU runs a decode step from one, the next decode step
+     * (one token at the next position) is recorded into the other, so that the host's
+     * recording time leaves the critical path; a later eval of exactly that step submits
+     * it, anything else records afresh. `stream` is the one being recorded, `ran` the one
+     * submitted last. */
+    vkb_stream *streams[2], *stream, *ran;
+    bool pre_ready; /* `stream` holds the recorded decode step at position pre_p0 */
+    uint32_t pre_p0;
+    double pre_ms;                    /* host time that recording took */
     vkb_buffer **k_cache, **v_cache;  /* per layer: n_ctx rows of the kv width */
     vkb_kv_layout k_layout, v_layout; /* types: eng_kv_type mirrors vkb_kv_type */
     uint64_t k_bytes, v_bytes;        /* of one layer's cache */
@@ -37,7 +45,8 @@ struct eng_session {
     /* host-visible: written before submit, read after wait */
     vkb_buffer *ids, *pos, *logits, *captured;
     uint32_t captured_tokens;
-    double last_gpu_ms;
+    double last_gpu_ms, last_record_ms, last_wait_ms;
+    bool last_record_ahead; /* the last step was recorded while the one before ran */
     char err[512];
 };
 
@@ -88,10 +97,13 @@ static void record_stats(eng_session *s, uint32_t n, double seconds)
     st->history[st->history_count].decode = decode;
     st->history_count++;
     st->last_step_gpu_ms = s->last_gpu_ms;
+    st->last_step_record_ms = s->last_record_ms;
+    st->last_step_recorded_ahead = s->last_record_ahead;
+    st->last_step_wait_ms = s->last_wait_ms;
     eng_session_kv_info(s, &st->kv);
     st->op_count = 0;
-    for (uint32_t i = 0; i < vkb_stream_timing_count(s->stream); i++) {
-        vkb_timing t = vkb_stream_timing(s->stream, i);
+    for (uint32_t i = 0; s->ran && i < vkb_stream_timing_count(s->ran); i++) {
+        vkb_timing t = vkb_stream_timing(s->ran, i);
         const char *name = t.label ? t.label : "?";
         uint32_t k = 0;
         while (k < st->op_count && strcmp(st->ops[k].name, name) != 0)
@@ -303,10 +315,12 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
                                &s->scratch)) ||
         (vs = vkb_arena_create(s->dev, VKB_PURPOSE_STAGING, eng_arena_block(sizes[1], n_list),
                                &s->staging)) ||
-        (vs = vkb_stream_create(s->dev, p.profile ? 24 * hp->n_layer + 16 : 0, &s->stream))) {
+        (vs = vkb_stream_create(s->dev, p.profile ? 24 * hp->n_layer + 16 : 0, &s->streams[0])) ||
+        (vs = vkb_stream_create(s->dev, p.profile ? 24 * hp->n_layer + 16 : 0, &s->streams[1]))) {
         st = vfail(s, vs, "creating the session");
         goto done;
     }
+    s->stream = s->streams[0];
     for (uint32_t l = 0; l < hp->n_layer && st == ENG_OK; l++) {
         if ((st = alloc(s, s->kv, s->k_bytes, &s->k_cache[l], "KV cache")) == ENG_OK)
             st = alloc(s, s->kv, s->v_bytes, &s->v_cache[l], "KV cache");
@@ -346,8 +360,9 @@ void eng_session_destroy(eng_session *s)
 {
     if (!s)
         return;
-    if (s->stream)
-        vkb_stream_destroy(s->stream);
+    for (int i = 0; i < 2; i++)
+        if (s->streams[i])
+            vkb_stream_destroy(s->streams[i]);
     vkb_arena_destroy(s->staging);
     vkb_arena_destroy(s->scratch);
     vkb_arena_destroy(s->kv);
@@ -357,16 +372,24 @@ void eng_session_destroy(eng_session *s)
     free(s);
 }
 
-/* y = W·x for n columns: matvec up to 8 columns, matmul beyond. Where the device dots
- * integers faster, matvec reads x quantized to 8-bit blocks, quantized once per input. */
+/* Whether a product of W with n columns reads its input as 8-bit blocks: matvec sizes,
+ * where the device dots integers faster. */
+static bool takes_q8(const eng_session *s, const vkb_matrix *w, uint32_t n)
+{
+    return n <= 8 && w->k % 32 == 0 && vkb_op_matvec_int_dot(s->dev, w->type);
+}
+
+/* y = W·x for n columns (add: y += W·x, matvec sizes only): matvec up to 8 columns,
+ * matmul beyond. Where the device dots integers faster, matvec reads x quantized to 8-bit
+ * blocks, quantized once per input (or by the op that wrote x, which sets xq_of). */
 static vkb_status product(eng_session *s, const vkb_matrix *w, const vkb_buffer *x,
-                          const vkb_buffer *y, uint32_t n)
+                          const vkb_buffer *y, uint32_t n, bool add)
 {
     vkb_stream *st = s->stream;
     if (n > 8)
         return vkb_op_matmul(st, w, x, y, n);
-    if (!vkb_op_matvec_int_dot(s->dev, w->type) || w->k % 32)
-        return vkb_op_matvec(st, w, x, y, n);
+    if (!takes_q8(s, w, n))
+        return add ? vkb_op_matvec_add(st, w, x, y, n) : vkb_op_matvec(st, w, x, y, n);
     if (s->xq_of != x || s->xq_k != w->k || s->xq_n != n) {
         vkb_status vs = vkb_op_quantize_q8(st, s->xq, x, w->k, n);
         if (vs != VKB_OK)
@@ -375,7 +398,7 @@ static vkb_status product(eng_session *s, const vkb_matrix *w, const vkb_buffer 
         s->xq_k = w->k;
         s->xq_n = n;
     }
-    return vkb_op_matvec_q8(st, w, s->xq, y, n);
+    return add ? vkb_op_matvec_q8_add(st, w, s->xq, y, n) : vkb_op_matvec_q8(st, w, s->xq, y, n);
 }
 
 /* y = W x for n columns; a factorized W as B (A x), through the session's scratch. */
@@ -384,12 +407,44 @@ static vkb_status mul(eng_session *s, const eng_dev_weight *w, const vkb_buffer 
 {
     vkb_status vs;
     if (!w->rank)
-        return product(s, &w->matrix, x, y, n);
-    if ((vs = product(s, &w->matrix, x, s->lowrank, n)) != VKB_OK)
+        return product(s, &w->matrix, x, y, n, false);
+    if ((vs = product(s, &w->matrix, x, s->lowrank, n, false)) != VKB_OK)
         return vs;
     if (s->xq_of == s->lowrank)
         s->xq_of = NULL; /* rewritten */
-    return product(s, &w->b, s->lowrank, y, n);
+    return product(s, &w->b, s->lowrank, y, n, false);
+}
+
+/* The residual stream x += W·in: one matvec that adds where it can, else the product into
+ * o and an add. */
+static vkb_status mul_residual(eng_session *s, const eng_dev_weight *w, const vkb_buffer *in,
+                               uint32_t n)
+{
+    uint64_t values = (uint64_t)n * s->m->hp.n_embd;
+    vkb_status vs;
+    if (n <= 8 && !w->rank)
+        return product(s, &w->matrix, in, s->x, n, true);
+    if ((vs = mul(s, w, in, s->o, n)) != VKB_OK)
+        return vs;
+    return vkb_op_add(s->stream, s->x, s->x, s->o, values);
+}
+
+/* xn = rms_norm(x) · w for n tokens; where the product that reads xn next (`next`) takes
+ * 8-bit blocks, the norm writes them too and the product finds them made. */
+static vkb_status norm(eng_session *s, const vkb_buffer *w, const vkb_matrix *next, uint32_t n)
+{
+    const eng_hparams *hp = &s->m->hp;
+    uint32_t e = hp->n_embd;
+    s->xq_of = NULL; /* xn is rewritten */
+    if (!takes_q8(s, next, n) || next->k != e)
+        return vkb_op_rms_norm(s->stream, s->xn, s->x, w, e, n, hp->rms_eps);
+    vkb_status vs = vkb_op_rms_norm_q8(s->stream, s->xn, s->xq, s->x, w, e, n, hp->rms_eps);
+    if (vs == VKB_OK) {
+        s->xq_of = s->xn;
+        s->xq_k = e;
+        s->xq_n = n;
+    }
+    return vs;
 }
 
 /* Records one layer for n tokens from position p0. */
@@ -399,19 +454,19 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     const eng_hparams *hp = &m->hp;
     const eng_dev_layer *L = &m->d_layers[l];
     vkb_stream *st = s->stream;
-    uint32_t e = hp->n_embd, qw = hp->n_head * hp->head_dim, kvw = hp->n_head_kv * hp->head_dim;
-    uint64_t ff = (uint64_t)n * m->n_ff_pad;
+    uint32_t qw = hp->n_head * hp->head_dim, kvw = hp->n_head_kv * hp->head_dim;
+    uint32_t ff = m->n_ff_pad;
     vkb_rope_shape rq = {hp->head_dim, hp->n_rot, hp->n_head, n, hp->rope_neox};
     vkb_rope_shape rk = {hp->head_dim, hp->n_rot, hp->n_head_kv, n, hp->rope_neox};
     vkb_attention_shape as = {
         hp->head_dim, hp->n_head, hp->n_head_kv, n, p0, p0 + n, 1.0f / sqrtf((float)hp->head_dim)};
     vkb_status vs;
     /* attention block */
-    s->xq_of = NULL; /* xn and att are rewritten below */
-    if ((vs = vkb_op_rms_norm(st, s->xn, s->x, L->attn_norm.buffer, e, n, hp->rms_eps)) ||
+    if ((vs = norm(s, L->attn_norm.buffer, &L->wq.matrix, n)) ||
         (vs = mul(s, &L->wq, s->xn, s->q, n)) || (vs = mul(s, &L->wk, s->xn, s->k, n)) ||
         (vs = mul(s, &L->wv, s->xn, s->v, n)))
         return vs;
+    s->xq_of = NULL; /* att is rewritten below */
     if (L->bq.buffer && ((vs = vkb_op_add_bias(st, s->q, s->q, L->bq.buffer, qw, n)) ||
                          (vs = vkb_op_add_bias(st, s->k, s->k, L->bk.buffer, kvw, n)) ||
                          (vs = vkb_op_add_bias(st, s->v, s->v, L->bv.buffer, kvw, n))))
@@ -426,58 +481,97 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
                                st, s->att, s->q, s->k_cache[l], &s->k_layout, s->v_cache[l],
                                &s->v_layout, s->partials,
                                s->splits ? s->splits : vkb_attention_splits(s->dev, &as), &as)) ||
-        (vs = mul(s, &L->wo, s->att, s->o, n)) ||
-        (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))
+        (vs = mul_residual(s, &L->wo, s->att, n)))
         return vs;
-    /* feed-forward block */
-    s->xq_of = NULL; /* xn and h are rewritten below */
-    if ((vs = vkb_op_rms_norm(st, s->xn, s->x, L->ffn_norm.buffer, e, n, hp->rms_eps)) ||
-        (vs = mul(s, &L->gate, s->xn, s->g, n)) || (vs = mul(s, &L->up, s->xn, s->u, n)) ||
-        (vs = vkb_op_silu_mul(st, s->h, s->g, s->u, ff)) ||
-        (vs = mul(s, &L->down, s->h, s->o, n)) ||
-        (vs = vkb_op_add(st, s->x, s->x, s->o, (uint64_t)n * e)))
+    /* feed-forward block: silu(gate) · up, quantized on the way where down takes 8-bit
+     * blocks */
+    if ((vs = norm(s, L->ffn_norm.buffer, &L->gate.matrix, n)) ||
+        (vs = mul(s, &L->gate, s->xn, s->g, n)) || (vs = mul(s, &L->up, s->xn, s->u, n)))
+        return vs;
+    s->xq_of = NULL; /* h is rewritten */
+    if (takes_q8(s, &L->down.matrix, n) && L->down.matrix.k == ff) {
+        if ((vs = vkb_op_silu_mul_q8(st, s->h, s->xq, s->g, s->u, ff, n)) != VKB_OK)
+            return vs;
+        s->xq_of = s->h;
+        s->xq_k = ff;
+        s->xq_n = n;
+    } else if ((vs = vkb_op_silu_mul(st, s->h, s->g, s->u, (uint64_t)n * ff)) != VKB_OK) {
+        return vs;
+    }
+    if ((vs = mul_residual(s, &L->down, s->h, n)))
         return vs;
     if (s->capture)
-        vs = vkb_stream_copy(st, s->x, 0, s->captured, (uint64_t)l * s->n_batch * e * 4,
-                             (uint64_t)n * e * 4);
+        vs = vkb_stream_copy(st, s->x, 0, s->captured, (uint64_t)l * s->n_batch * hp->n_embd * 4,
+                             (uint64_t)n * hp->n_embd * 4);
     return vs;
 }
 
-/* One chunk of at most n_batch tokens: record, submit once, wait. Only the last chunk of
- * an eval computes logits. */
-static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, bool logits)
+/* Records a chunk of n tokens from position p0 into s->stream, up to its submission. Only
+ * the last chunk of an eval computes logits. */
+static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool logits)
 {
     const eng_model *m = s->m;
     const eng_hparams *hp = &m->hp;
+    vkb_stream *st = s->stream;
+    uint32_t e = hp->n_embd;
+    vkb_status vs;
+    if ((vs = vkb_stream_begin(st)) ||
+        (vs = vkb_op_get_rows(st, &m->d_embd.matrix, s->ids, n, s->x)))
+        return vs;
+    for (uint32_t l = 0; l < hp->n_layer; l++)
+        if ((vs = record_layer(s, l, n, p0)) != VKB_OK)
+            return vs;
+    const eng_dev_weight *norm = &m->d_output_norm;
+    s->xq_of = NULL; /* xn or last_n is rewritten below */
+    if (logits && s->all_logits &&
+        ((vs = vkb_op_rms_norm(st, s->xn, s->x, norm->buffer, e, n, hp->rms_eps)) ||
+         (vs = mul(s, &m->d_output, s->xn, s->logits, n))))
+        return vs;
+    if (logits && !s->all_logits &&
+        ((vs = vkb_stream_copy(st, s->x, (uint64_t)(n - 1) * e * 4, s->last, 0, (uint64_t)e * 4)) ||
+         (vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)) ||
+         (vs = product(s, &m->d_output.matrix, s->last_n, s->logits, 1, false))))
+        return vs;
+    return VKB_OK;
+}
+
+/* One chunk of at most n_batch tokens: record (or take the step recorded ahead), submit
+ * once, record the next decode step while this one runs, wait. The ids and positions are
+ * host-visible buffers written here, so a recording does not depend on them. */
+static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, bool logits)
+{
     uint32_t *ids = vkb_buffer_map(s->ids);
     int32_t *pos = vkb_buffer_map(s->pos);
     for (uint32_t i = 0; i < n; i++) {
         ids[i] = (uint32_t)tokens[i];
         pos[i] = (int32_t)(s->n_past + i);
     }
-    vkb_stream *st = s->stream;
-    uint32_t e = hp->n_embd;
-    vkb_status vs;
-    if ((vs = vkb_stream_begin(st)) ||
-        (vs = vkb_op_get_rows(st, &m->d_embd.matrix, s->ids, n, s->x)))
+    bool decode = n == 1 && logits;
+    vkb_status vs = VKB_OK;
+    bool ahead = decode && s->pre_ready && s->pre_p0 == s->n_past;
+    double t0 = now_s();
+    if (!ahead && (vs = record_chunk(s, n, s->n_past, logits)) != VKB_OK)
         return vfail(s, vs, "recording the step");
-    for (uint32_t l = 0; l < hp->n_layer; l++)
-        if ((vs = record_layer(s, l, n, s->n_past)) != VKB_OK)
-            return vfail(s, vs, "recording the step");
-    const eng_dev_weight *norm = &m->d_output_norm;
-    s->xq_of = NULL; /* xn or last_n is rewritten below */
-    if (logits && s->all_logits &&
-        ((vs = vkb_op_rms_norm(st, s->xn, s->x, norm->buffer, e, n, hp->rms_eps)) ||
-         (vs = mul(s, &m->d_output, s->xn, s->logits, n))))
-        return vfail(s, vs, "recording the step");
-    if (logits && !s->all_logits &&
-        ((vs = vkb_stream_copy(st, s->x, (uint64_t)(n - 1) * e * 4, s->last, 0, (uint64_t)e * 4)) ||
-         (vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)) ||
-         (vs = product(s, &m->d_output.matrix, s->last_n, s->logits, 1))))
-        return vfail(s, vs, "recording the step");
-    if ((vs = vkb_stream_submit(st)) || (vs = vkb_stream_wait(st)))
+    s->pre_ready = false;
+    double t1 = now_s();
+    s->last_record_ms = ahead ? s->pre_ms : (t1 - t0) * 1e3;
+    s->last_record_ahead = ahead;
+    if ((vs = vkb_stream_submit(s->stream)) != VKB_OK)
         return vfail(s, vs, "running the step");
-    s->last_gpu_ms = vkb_stream_total_ms(st);
+    s->ran = s->stream;
+    s->stream = s->streams[s->ran == s->streams[0]];
+    /* the next decode step, while this one runs; on failure it is recorded again when
+     * it comes (and fails there with its message) */
+    if (decode && s->n_past + 2 <= s->n_ctx) {
+        double t2 = now_s();
+        s->pre_ready = record_chunk(s, 1, s->n_past + 1, true) == VKB_OK;
+        s->pre_p0 = s->n_past + 1;
+        s->pre_ms = (now_s() - t2) * 1e3;
+    }
+    if ((vs = vkb_stream_wait(s->ran)) != VKB_OK)
+        return vfail(s, vs, "running the step");
+    s->last_wait_ms = (now_s() - t1) * 1e3;
+    s->last_gpu_ms = vkb_stream_total_ms(s->ran);
     s->captured_tokens = n;
     if (logits)
         s->logits_tokens = n;
@@ -538,6 +632,7 @@ uint32_t eng_session_n_ctx(const eng_session *s)
 void eng_session_reset(eng_session *s)
 {
     s->n_past = 0;
+    s->pre_ready = false;
     s->logits_tokens = 0;
     pthread_mutex_lock(&s->stats_lock);
     s->stats.kv.tokens = 0;

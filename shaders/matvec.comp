@@ -3,7 +3,8 @@
 // activation columns c: the decode matrix-vector product. Each workgroup takes ROWS
 // rows; its invocations walk each row eight values at a time (neighbouring invocations
 // read neighbouring bytes, so a subgroup's loads coalesce and each weight byte comes from
-// memory once), accumulate in f32 and reduce with wg_sum.
+// memory once), accumulate in f32 and reduce with wg_sum. With ACC the product is added
+// to y (y += W·x: the residual add fused into the product that feeds it).
 #include "vkb_index.glsl"
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -13,6 +14,7 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ROWS = 1;  // rows per workgroup
 layout(constant_id = 2) const uint NCOLS = 1; // activation columns
+layout(constant_id = 3) const bool ACC = false; // add to y instead of writing it
 const uint ACCS = ROWS * NCOLS;
 
 // All ROWS x NCOLS sums are reduced together, one barrier per step: partial sums of
@@ -44,8 +46,8 @@ layout(std430, binding = 0) readonly buffer Weights4 { uvec4 wsrc4[]; };
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
 #endif
 #ifdef INT_DOT
-// x quantized to 8-bit blocks by quantize_q8.comp: 10 words per 32 values (the bytes, d,
-// s = d * sum); each weight block's integers are dotted with them four at a time.
+// x quantized to 8-bit blocks (vkb_q8.glsl: the bytes of all blocks, then d and s of each);
+// each weight block's integers are dotted with them four at a time.
 #extension GL_EXT_spirv_intrinsics : require
 layout(std430, binding = 1) readonly buffer XQ { uint xq[]; };
 // OpSDot (SPV_KHR_integer_dot_product) on two words of four signed bytes each; fmt 0 is
@@ -55,7 +57,7 @@ spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [
 #else
 layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };
 #endif
-layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+layout(std430, binding = 2) buffer Y { float y[]; }; // read too with ACC
 
 layout(push_constant) uniform Push {
     uint k;         // values per row, a multiple of QK
@@ -69,38 +71,55 @@ layout(push_constant) uniform Push {
 #include "vkb_quant.glsl"
 
 #ifdef INT_DOT
-// The block of the row at byte `off` (even) dotted with x's block (xw, xd, xs). Blocks of
-// 18 and 34 bytes start at a word or half a word: the words are read from the aligned
-// word below either way, and the integers picked out without a divergent branch.
+// Four invocations per block of 32 values, each taking one word of its quants (q4_0: 16
+// bytes, word j holding values 4j..4j+3 in its low nibbles and 16+4j.. in its high ones;
+// q8_0: 32 bytes, words 2j and 2j+1 holding values 8j..8j+7), so that the neighbouring
+// invocations of a subgroup read neighbouring words of W and of x: eight blocks of W
+// (144 or 272 bytes) per subgroup load, where one block per invocation spread each load
+// over 576 bytes and its x over 1280.
+//
+// Blocks of 18 and 34 bytes start at a word or half a word: the words are read from the
+// aligned word below either way, and the integers picked out without a divergent branch.
+#if defined(FORMAT_Q4_0)
+#define FORMAT_WORDS 3u
+#else
+#define FORMAT_WORDS 4u
+#endif
 uint pick(uint lo, uint hi, bool whole)
 {
     return whole ? hi : (lo >> 16) | (hi << 16);
 }
 
-float block_dot(uint off, const uint xw[8], float xd, float xs)
+// The words of W that quarter j of the block at byte `off` (even) needs: the scale's word,
+// then the quants' words from the aligned word below them (q4_0 two, q8_0 three).
+const uint QW = FORMAT_WORDS;
+void quarter_load(uint off, uint j, out uint w[QW])
 {
     const uint w0 = off >> 2;
-    const bool half_start = (off & 2u) != 0u; // the integers start at the next word
-    const uint first_word = wq[w0];
-    const float d = unpackHalf2x16(half_start ? first_word >> 16 : first_word).x;
-    int sum = 0;
+    w[0] = wq[w0];
 #if defined(FORMAT_Q4_0)
-    uint prev = first_word;
-    for (uint i = 0u; i < 4u; i++) {
-        const uint next = wq[w0 + 1u + i];
-        const uint q = pick(prev, next, half_start); // values 4i..4i+3 low, +16 high
-        prev = next;
-        sum += dot4x8(int(q & 0x0f0f0f0fu), int(xw[i]), 0);
-        sum += dot4x8(int((q >> 4) & 0x0f0f0f0fu), int(xw[4u + i]), 0);
-    }
-    return d * (xd * float(sum) - 8.0 * xs);
+    w[1] = wq[w0 + j];
+    w[2] = wq[w0 + j + 1u];
+#else
+    w[1] = wq[w0 + 2u * j];
+    w[2] = wq[w0 + 2u * j + 1u];
+    w[3] = wq[w0 + 2u * j + 2u];
+#endif
+}
+
+// Those words dotted with x's words xa, xb of the same values; xd, xs: d and s of x's block.
+float quarter_dot(uint off, const uint w[QW], uint xa, uint xb, float xd, float xs)
+{
+    const bool half_start = (off & 2u) != 0u; // the quants start at the next word
+    const float d = unpackHalf2x16(half_start ? w[0] >> 16 : w[0]).x;
+#if defined(FORMAT_Q4_0)
+    const uint q = pick(w[1], w[2], half_start);
+    const int sum = dot4x8(int(q & 0x0f0f0f0fu), int(xa), 0) +
+                    dot4x8(int((q >> 4) & 0x0f0f0f0fu), int(xb), 0);
+    return d * (xd * float(sum) - 2.0 * xs); // a quarter of the block's offset, -8 · s
 #elif defined(FORMAT_Q8_0)
-    uint prev = first_word;
-    for (uint i = 0u; i < 8u; i++) {
-        const uint next = wq[w0 + 1u + i];
-        sum += dot4x8(int(pick(prev, next, half_start)), int(xw[i]), 0);
-        prev = next;
-    }
+    const int sum = dot4x8(int(pick(w[1], w[2], half_start)), int(xa), 0) +
+                    dot4x8(int(pick(w[2], w[3], half_start)), int(xb), 0);
     return d * xd * float(sum);
 #else
 #error "INT_DOT reads q4_0 and q8_0"
@@ -120,18 +139,26 @@ void main()
         acc[i] = 0.0;
 
 #if defined(INT_DOT)
-    const uint nb = pc.k / 32u;
-    for (uint b = lid; b < nb; b += gl_WorkGroupSize.x) {
+    const uint nb = pc.k / 32u, ds0 = 8u * NCOLS * nb; // x's d and s follow all its bytes
+    for (uint t = lid; t < 4u * nb; t += gl_WorkGroupSize.x) {
+        const uint b = t >> 2u, j = t & 3u;
         for (uint c = 0u; c < NCOLS; c++) {
-            const uint xb = 10u * (c * nb + b);
-            uint xw[8];
-            for (uint j = 0u; j < 8u; j++)
-                xw[j] = xq[xb + j];
-            const float xd = uintBitsToFloat(xq[xb + 8u]), xs = uintBitsToFloat(xq[xb + 9u]);
-            for (uint r = 0u; r < ROWS; r++)
-                if (first + r < pc.rows)
-                    acc[r * NCOLS + c] +=
-                        block_dot((first + r) * pc.row_bytes + b * BLOCK_BYTES, xw, xd, xs);
+            const uint g = c * nb + b; // x's block
+#if defined(FORMAT_Q4_0)
+            const uint xa = xq[8u * g + j], xb = xq[8u * g + 4u + j];
+#else
+            const uint xa = xq[8u * g + 2u * j], xb = xq[8u * g + 2u * j + 1u];
+#endif
+            const float xd = uintBitsToFloat(xq[ds0 + 2u * g]);
+            const float xs = uintBitsToFloat(xq[ds0 + 2u * g + 1u]);
+            for (uint r = 0u; r < ROWS; r++) {
+                if (first + r < pc.rows) {
+                    const uint off = (first + r) * pc.row_bytes + b * BLOCK_BYTES;
+                    uint w[QW];
+                    quarter_load(off, j, w);
+                    acc[r * NCOLS + c] += quarter_dot(off, w, xa, xb, xd, xs);
+                }
+            }
         }
     }
 #elif defined(STAGED)
@@ -266,7 +293,8 @@ void main()
         float t = 0.0;
         for (uint i = 0u; i < parts; i++)
             t += red[a * wg + i];
+        const uint at = c * pc.y_stride + pc.row0 + first + r;
         if (first + r < pc.rows)
-            y[c * pc.y_stride + pc.row0 + first + r] = t;
+            y[at] = ACC ? t + y[at] : t;
     }
 }

@@ -23,12 +23,17 @@ endforeach()
 
 # Activations to 8-bit blocks for the integer-dot-product matvec.
 vkllm_shader(quantize_q8 quantize_q8.comp)
+vkllm_shader(silu_mul_q8 quantize_q8.comp DEFINES SILU_MUL)
 
 # Row-wise ops reduce across a workgroup: a subgroup variant and a shared-memory one.
 foreach(op rms_norm softmax attention)
     vkllm_shader(${op}_subgroup ${op}.comp DEFINES USE_SUBGROUP)
     vkllm_shader(${op}_shared ${op}.comp)
 endforeach()
+
+# rms_norm with its output also quantized for the integer-dot-product matvec.
+vkllm_shader(rms_norm_q8_subgroup rms_norm.comp DEFINES USE_SUBGROUP Q8)
+vkllm_shader(rms_norm_q8_shared rms_norm.comp DEFINES Q8)
 
 # Split-K attention's merge of the partial results.
 vkllm_shader(attention_merge attention_merge.comp)

@@ -375,6 +375,18 @@ done:
  * blocks against the f64 product of the values they stand for (vkb_ref_dequantize_q8): only f32
  * rounding left, the accum_budget over sum |w · x'|; and against the exact-x product: within the
  * blocks' rounding, sum |w| · d / 2 per block, plus that. */
+/* Value i of block b in 8-bit blocks (vkb_q8.glsl: every block's bytes, then d and s). */
+static int q8_value(const uint32_t *xq, size_t b, int i)
+{
+    return (int8_t)(uint8_t)(xq[8 * b + i / 4] >> (8 * (i % 4)));
+}
+
+/* Word w (0: d, 1: s) of block b of `blocks`. */
+static uint32_t q8_scale_word(const uint32_t *xq, size_t blocks, size_t b, int w)
+{
+    return xq[8 * blocks + 2 * b + w];
+}
+
 static void test_matvec_int_dot(void)
 {
     if (!vkb_device_get_info(t_dev)->int_dot) {
@@ -424,13 +436,11 @@ static void test_matvec_int_dot(void)
             vkb_ref_quantize_q8(x, sh.k, sh.n, want_q);
             size_t bad_q = 0, blocks = (size_t)sh.n * sh.k / 32;
             for (size_t b = 0; b < blocks; b++) {
-                for (int i = 0; i < 32; i++) {
-                    int g = (int8_t)(uint8_t)(got_q[10 * b + i / 4] >> (8 * (i % 4)));
-                    int r = (int8_t)(uint8_t)(want_q[10 * b + i / 4] >> (8 * (i % 4)));
-                    bad_q += g != r;
-                }
-                bad_q += got_q[10 * b + 8] != want_q[10 * b + 8];
-                bad_q += got_q[10 * b + 9] != want_q[10 * b + 9];
+                for (int i = 0; i < 32; i++)
+                    bad_q += q8_value(got_q, b, i) != q8_value(want_q, b, i);
+                for (int j = 0; j < 2; j++)
+                    bad_q +=
+                        q8_scale_word(got_q, blocks, b, j) != q8_scale_word(want_q, blocks, b, j);
             }
             CHECK_MSG(bad_q == 0, "quantize_q8 %u x %u: %zu values off", sh.k, sh.n, bad_q);
             vkb_ref_dequantize_q8(got_q, sh.k, sh.n, xr);
@@ -445,7 +455,8 @@ static void test_matvec_int_dot(void)
                         size_t xi = (size_t)c * sh.k + i;
                         sum_abs += fabs((double)row[i] * xr[xi]);
                         float d;
-                        memcpy(&d, &got_q[10 * (xi / 32) + 8], 4);
+                        uint32_t dw = q8_scale_word(got_q, blocks, xi / 32, 0);
+                        memcpy(&d, &dw, 4);
                         rounding += fabs((double)row[i]) * d * 0.5;
                     }
                     size_t o = (size_t)c * sh.rows + r;
@@ -471,6 +482,80 @@ static void test_matvec_int_dot(void)
             free(xr);
             free(row);
         }
+    vkb_op_matvec_tune(t_dev, NULL);
+    teardown(&f);
+}
+
+/* y += W·x (the residual add fused into the product): exactly y + the product the
+ * plain op writes, for the float path (in place and staged), and for the integer-dot path
+ * where the device has it. */
+static void test_matvec_add(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    static const struct {
+        cmp_type t;
+        int int_dot; /* vkb_matvec_tuning.int_dot */
+        bool staged;
+    } cases[] = {{CMP_TYPE_F32, -1, false},
+                 {CMP_TYPE_Q4_0, -1, false},
+                 {CMP_TYPE_Q4_K, -1, true},
+                 {CMP_TYPE_Q4_0, 1, false},
+                 {CMP_TYPE_Q8_0, 1, false}};
+    const struct shape sh = {65, 512, 2};
+    size_t outn = (size_t)sh.rows * sh.n;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cmp_type t = cases[i].t;
+        if (cases[i].int_dot > 0 && !vkb_device_get_info(t_dev)->int_dot)
+            continue;
+        vkb_matvec_tuning tune = vkb_op_matvec_plan(t_dev, t, sh.n);
+        tune.int_dot = cases[i].int_dot;
+        tune.staged = cases[i].staged; /* the plan drops it where the device cannot */
+        vkb_op_matvec_tune(t_dev, &tune);
+        uint8_t *w = quantized_weights(t, sh.rows, sh.k, 7000 + i);
+        float *x = t_random_floats((size_t)sh.k * sh.n, 7100 + i, -1.0f, 1.0f);
+        float *y0 = t_random_floats(outn, 7200 + i, -4.0f, 4.0f);
+        float *plain = malloc(outn * 4), *added = malloc(outn * 4);
+        vkb_matrix m;
+        if (!w || !x || !y0 || !plain || !added || !upload_matrix(&f, &m, t, w, sh.rows, sh.k)) {
+            t_fail_at(__FILE__, __LINE__, "setup failed");
+            goto next;
+        }
+        vkb_buffer *bx = t_upload(f.scratch, x, (uint64_t)sh.k * sh.n * 4, 0);
+        vkb_buffer *bq = t_upload(f.scratch, NULL, vkb_q8_bytes(sh.k, sh.n), 0);
+        vkb_buffer *bp = t_upload(f.scratch, NULL, outn * 4, 0);
+        vkb_buffer *by = t_upload(f.scratch, y0, outn * 4, 0);
+        if (!bx || !bq || !bp || !by)
+            goto next;
+        CHECK_OK(vkb_stream_begin(f.stream));
+        if (cases[i].int_dot > 0) {
+            CHECK_OK(vkb_op_quantize_q8(f.stream, bq, bx, sh.k, sh.n));
+            CHECK_OK(vkb_op_matvec_q8(f.stream, &m, bq, bp, sh.n));
+            CHECK_OK(vkb_op_matvec_q8_add(f.stream, &m, bq, by, sh.n));
+        } else {
+            CHECK_OK(vkb_op_matvec(f.stream, &m, bx, bp, sh.n));
+            CHECK_OK(vkb_op_matvec_add(f.stream, &m, bx, by, sh.n));
+        }
+        CHECK_OK(vkb_stream_submit(f.stream));
+        CHECK_OK(vkb_stream_wait(f.stream));
+        CHECK_OK(vkb_buffer_download(t_dev, bp, 0, plain, outn * 4));
+        CHECK_OK(vkb_buffer_download(t_dev, by, 0, added, outn * 4));
+        size_t bad = 0;
+        for (size_t o = 0; o < outn; o++) {
+            float want = y0[o] + plain[o];
+            bad += memcmp(&want, &added[o], 4) != 0;
+        }
+        CHECK_MSG(bad == 0, "matvec_add %s%s%s: %zu of %zu outputs are not y + W·x", tname(t),
+                  cases[i].int_dot > 0 ? " int-dot" : "", cases[i].staged ? " staged" : "", bad,
+                  outn);
+    next:
+        free(w);
+        free(x);
+        free(y0);
+        free(plain);
+        free(added);
+    }
     vkb_op_matvec_tune(t_dev, NULL);
     teardown(&f);
 }
@@ -636,13 +721,10 @@ static void test_matrix_errors(void)
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
-        {"get_rows", test_get_rows, true},
-        {"matvec", test_matvec, true},
-        {"matvec_staged", test_matvec_staged, true},
-        {"matvec_int_dot", test_matvec_int_dot, true},
-        {"matmul", test_matmul, true},
-        {"split_matrix", test_split_matrix, true},
-        {"errors", test_matrix_errors, true},
+        {"get_rows", test_get_rows, true},           {"matvec", test_matvec, true},
+        {"matvec_staged", test_matvec_staged, true}, {"matvec_int_dot", test_matvec_int_dot, true},
+        {"matvec_add", test_matvec_add, true},       {"matmul", test_matmul, true},
+        {"split_matrix", test_split_matrix, true},   {"errors", test_matrix_errors, true},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -272,6 +272,64 @@ static void test_eltwise(void)
 
 /* add_bias (bit-exact: one correctly rounded sum) and store_f16 at an offset, the two ops
  * the engine adds for biases and KV-cache writes. */
+/* The norm and silu·mul fused with quantize_q8: their f32 output the same bits as the
+ * plain op's, and their 8-bit blocks the same bytes as vkb_ref_quantize_q8 of that output
+ * (every step of the quantization is exact or correctly rounded). Rows of 32 values to
+ * 11008 (several rounds of the norm's workgroup), one to three of them. */
+static void test_fused_q8(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    static const uint32_t shapes[][2] = {{32, 1}, {96, 3}, {4096, 1}, {4128, 2}, {11008, 2}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        uint32_t n = shapes[i][0], rows = shapes[i][1];
+        size_t total = (size_t)n * rows;
+        uint64_t qb = vkb_q8_bytes(n, rows);
+        float *x = t_random_floats(total, 300 + i, -3.f, 3.f),
+              *w = t_random_floats(n, 310, .5f, 2.f);
+        float *u = t_random_floats(total, 320 + i, -3.f, 3.f);
+        float *plain = malloc(total * 4), *fused = malloc(total * 4);
+        uint32_t *got_q = malloc(qb), *want_q = malloc(qb);
+        for (int op = 0; op < 2; op++) {
+            const char *name = op == 0 ? "rms_norm_q8" : "silu_mul_q8";
+            begin(&f);
+            vkb_buffer *bx = upload(&f, x, total * 4), *bw = upload(&f, w, n * 4),
+                       *bu = upload(&f, u, total * 4), *bp = upload(&f, NULL, total * 4),
+                       *bf = upload(&f, NULL, total * 4), *bq = upload(&f, NULL, qb);
+            if (!x || !w || !u || !plain || !fused || !got_q || !want_q || !bx || !bw || !bu ||
+                !bp || !bf || !bq) {
+                t_fail_at(__FILE__, __LINE__, "setup failed");
+                break;
+            }
+            if (op == 0) {
+                CHECK_OK(vkb_op_rms_norm(f.stream, bp, bx, bw, n, rows, 1e-5f));
+                CHECK_OK(vkb_op_rms_norm_q8(f.stream, bf, bq, bx, bw, n, rows, 1e-5f));
+            } else {
+                CHECK_OK(vkb_op_silu_mul(f.stream, bp, bx, bu, total));
+                CHECK_OK(vkb_op_silu_mul_q8(f.stream, bf, bq, bx, bu, n, rows));
+            }
+            finish(&f, bp, plain, total * 4);
+            CHECK_OK(vkb_buffer_download(t_dev, bf, 0, fused, total * 4));
+            CHECK_OK(vkb_buffer_download(t_dev, bq, 0, got_q, qb));
+            size_t bad = 0, bad_q = 0;
+            for (size_t j = 0; j < total; j++)
+                bad += memcmp(&plain[j], &fused[j], 4) != 0;
+            vkb_ref_quantize_q8(fused, n, rows, want_q);
+            for (size_t j = 0; j < qb / 4; j++)
+                bad_q += got_q[j] != want_q[j];
+            CHECK_MSG(bad == 0, "%s n=%u rows=%u: %zu of %zu outputs differ from the plain op's",
+                      name, n, rows, bad, total);
+            CHECK_MSG(bad_q == 0,
+                      "%s n=%u rows=%u: %zu of %llu words of the 8-bit blocks differ "
+                      "from vkb_ref_quantize_q8's",
+                      name, n, rows, bad_q, (unsigned long long)(qb / 4));
+        }
+        free(x), free(w), free(u), free(plain), free(fused), free(got_q), free(want_q);
+    }
+    teardown(&f);
+}
+
 static void test_bias_and_store(void)
 {
     struct fixture f;
@@ -629,6 +687,9 @@ static void test_op_errors(void)
     CHECK(strstr(vkb_device_errmsg(t_dev), "holds 4096 bytes") != NULL);
     CHECK_STATUS(vkb_op_softmax(f.stream, b, a, a, 0, 16, 4, 1.f), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_silu_mul(f.stream, b, a, NULL, 16), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_rms_norm_q8(f.stream, b, a, a, a, 48, 1, 1e-5f), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "multiple of 32") != NULL);
+    CHECK_STATUS(vkb_op_silu_mul_q8(f.stream, b, a, a, a, 0, 1), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_scale(f.stream, b, a, 0, 1.f), VKB_ERR_INVALID_ARGUMENT);
     vkb_attention_shape ash = {8, 6, 4, 1, 3, 3, 1.f}; /* 6 heads over 4; pos0 + 1 > n_kv */
     CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &ash), VKB_ERR_INVALID_ARGUMENT);
@@ -645,6 +706,7 @@ int main(int argc, char **argv)
         {"softmax", test_softmax, true},
         {"rope", test_rope, true},
         {"eltwise", test_eltwise, true},
+        {"fused_q8", test_fused_q8, true},
         {"bias_store", test_bias_and_store, true},
         {"attention", test_attention, true},
         {"attention_kv", test_attention_kv, true},

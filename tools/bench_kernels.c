@@ -58,7 +58,7 @@ static double time_median(struct bench *b, tool_record_fn rec, void *arg)
 
 struct matrix_case {
     vkb_matrix w, w_f32; /* w_f32: the baseline's dequantized copy */
-    vkb_buffer *x, *y, *ids;
+    vkb_buffer *x, *y, *ids, *xq;
     uint32_t n;
 };
 
@@ -66,6 +66,14 @@ static vkb_status rec_matvec(vkb_stream *s, void *arg)
 {
     struct matrix_case *c = arg;
     return vkb_op_matvec(s, &c->w, c->x, c->y, 1);
+}
+
+/* The integer-dot-product matvec from x already in 8-bit blocks (a decode step quantizes
+ * each input once for several products). */
+static vkb_status rec_matvec_q8(vkb_stream *s, void *arg)
+{
+    struct matrix_case *c = arg;
+    return vkb_op_matvec_q8(s, &c->w, c->xq, c->y, 1);
 }
 
 static vkb_status rec_matmul(vkb_stream *s, void *arg)
@@ -170,6 +178,21 @@ static void print_matrix_case(struct bench *b, const struct yardsticks *ys, cmp_
             printf("  dequant+f32: does not fit one binding");
     }
     printf("\n");
+    if (vkb_op_matvec_int_dot(b->dev, type) && k % 32 == 0) {
+        /* the path decode takes on this device: x as 8-bit blocks */
+        vkb_status qst = VKB_OK;
+        c.xq = alloc_zero(b, vkb_q8_bytes(k, 1), &qst);
+        double qms = qst == VKB_OK ? time_median(b, rec_matvec_q8, &c) : -1;
+        if (qms >= 0) {
+            double qgbps = bytes / (qms * 1e6);
+            printf("%-7s %-7s %6ux%-7u %9.1f MiB %10.3f %9.1f %7.1f%%  x as 8-bit blocks\n",
+                   "mv-int8", tn, rows, k, bytes / 1048576.0, qms, qgbps,
+                   ys->copy_gbps > 0 ? 100.0 * qgbps / ys->copy_gbps : 0.0);
+        } else {
+            printf("%-7s %-7s %6ux%-7u  failed: %s\n", "mv-int8", tn, rows, k,
+                   vkb_device_errmsg(b->dev));
+        }
+    }
     fflush(stdout);
     if (matmul_n == 0)
         return;

@@ -551,6 +551,11 @@ static void print_profile(eng_session *s, const bench_row *r, double weight_byte
     bench_test_name(r, test, sizeof test);
     fprintf(stderr, "\nprofile of %s %s, last decode step (GPU timestamps): %.3f ms\n",
             r->model_type, test, st.last_step_gpu_ms);
+    fprintf(stderr,
+            "  host: %.3f ms recording the step (%s), %.3f ms from its submission to its end\n",
+            st.last_step_record_ms,
+            st.last_step_recorded_ahead ? "while the step before it ran" : "before submitting it",
+            st.last_step_wait_ms);
     fprintf(stderr, "  %-14s %9s %7s %10s\n", "op", "ms", "share", "dispatches");
     double total = 0;
     for (uint32_t i = 0; i < st.op_count; i++)
