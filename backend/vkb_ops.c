@@ -164,11 +164,11 @@ static vkb_status dispatch_simple(vkb_stream *s, const char *op, const char *ker
     return vkb_stream_dispatch(s, p, b, nargs, push, push_size, e, op);
 }
 
-/* Workgroup size for one-workgroup-per-row kernels: enough invocations for the row,
- * a multiple of the subgroup, at most 256. */
-/* One workgroup per row: on a GPU a decode step has a single row, and a workgroup that
- * walks 4096 values 256 at a time waits on 16 loads in a row (12 us per rms_norm on an
- * H100); 1024 invocations wait on 4. A CPU driver runs a workgroup on one thread. */
+/* Workgroup size for one-workgroup-per-row kernels: enough invocations for the row, a
+ * multiple of the subgroup, at most 1024 on GPUs and 256 on CPU drivers. On a GPU a decode
+ * step has a single row, and a workgroup that walks 4096 values 256 at a time waits on 16
+ * loads in a row (12 us per rms_norm on an H100); 1024 invocations wait on 4. A CPU driver
+ * runs a workgroup on one thread. */
 static uint32_t row_wg(const vkb_device *dev, uint32_t n)
 {
     uint32_t wg = vkb_op_wg_size(dev, dev->info.type == VKB_DEVICE_CPU ? 256 : 1024, 4);

@@ -84,7 +84,6 @@ vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
 vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *ids,
                            uint32_t n_ids, const vkb_buffer *out);
 
-/* Kernel names the ops pick on this device: "matvec_q4_k_subgroup", "matmul_q8_0" ... */
 /* How matvec runs on a device: workgroup size, rows per workgroup, and whether quantized
  * rows are staged through shared memory (coalesced wide loads, then decoded there; needs
  * subgroup arithmetic and a workgroup size that is a multiple of 16). The built-in choice
@@ -131,9 +130,11 @@ void vkb_op_matvec_tune(vkb_device *dev, const vkb_matvec_tuning *t);
 /* Parses "WGxROWS" with optional letters after it: s staged, i integer dot products on,
  * f off (floats); false if it is not that. */
 bool vkb_matvec_tuning_parse(const char *text, vkb_matvec_tuning *t);
-/* The choice matvec makes for `type` and `ncols` columns; *variant names the SPIR-V. */
+/* The choice matvec makes for `type` and `ncols` columns. */
 vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint32_t ncols);
 
+/* Kernel names the ops pick on this device: "matvec_q4_k_subgroup", "matvec_q4_0_int_dot",
+ * "matmul_q8_0" ... */
 const char *vkb_op_matvec_variant(const vkb_device *dev, cmp_type type);
 const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type);
 

@@ -379,6 +379,14 @@ static bool takes_q8(const eng_session *s, const vkb_matrix *w, uint32_t n)
     return n <= 8 && w->k % 32 == 0 && vkb_op_matvec_int_dot(s->dev, w->type);
 }
 
+/* The 8-bit blocks in s->xq now hold x (k values, n columns). */
+static void xq_holds(eng_session *s, const vkb_buffer *x, uint32_t k, uint32_t n)
+{
+    s->xq_of = x;
+    s->xq_k = k;
+    s->xq_n = n;
+}
+
 /* y = W·x for n columns (add: y += W·x, matvec sizes only): matvec up to 8 columns,
  * matmul beyond. Where the device dots integers faster, matvec reads x quantized to 8-bit
  * blocks, quantized once per input (or by the op that wrote x, which sets xq_of). */
@@ -394,9 +402,7 @@ static vkb_status product(eng_session *s, const vkb_matrix *w, const vkb_buffer 
         vkb_status vs = vkb_op_quantize_q8(st, s->xq, x, w->k, n);
         if (vs != VKB_OK)
             return vs;
-        s->xq_of = x;
-        s->xq_k = w->k;
-        s->xq_n = n;
+        xq_holds(s, x, w->k, n);
     }
     return add ? vkb_op_matvec_q8_add(st, w, s->xq, y, n) : vkb_op_matvec_q8(st, w, s->xq, y, n);
 }
@@ -439,11 +445,8 @@ static vkb_status norm(eng_session *s, const vkb_buffer *w, const vkb_matrix *ne
     if (!takes_q8(s, next, n) || next->k != e)
         return vkb_op_rms_norm(s->stream, s->xn, s->x, w, e, n, hp->rms_eps);
     vkb_status vs = vkb_op_rms_norm_q8(s->stream, s->xn, s->xq, s->x, w, e, n, hp->rms_eps);
-    if (vs == VKB_OK) {
-        s->xq_of = s->xn;
-        s->xq_k = e;
-        s->xq_n = n;
-    }
+    if (vs == VKB_OK)
+        xq_holds(s, s->xn, e, n);
     return vs;
 }
 
@@ -492,9 +495,7 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     if (takes_q8(s, &L->down.matrix, n) && L->down.matrix.k == ff) {
         if ((vs = vkb_op_silu_mul_q8(st, s->h, s->xq, s->g, s->u, ff, n)) != VKB_OK)
             return vs;
-        s->xq_of = s->h;
-        s->xq_k = ff;
-        s->xq_n = n;
+        xq_holds(s, s->h, ff, n);
     } else if ((vs = vkb_op_silu_mul(st, s->h, s->g, s->u, (uint64_t)n * ff)) != VKB_OK) {
         return vs;
     }
