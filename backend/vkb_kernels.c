@@ -17,7 +17,7 @@ uint64_t vkb_matvec_shared_bytes(uint32_t wg, uint32_t rows, uint32_t ncols, boo
     return staged ? red + (uint64_t)rows * (32ull * wg + 8) : red;
 }
 
-/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC} */
+/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS} */
 static uint64_t matvec_shared(const uint32_t *spec)
 {
     return vkb_matvec_shared_bytes(spec[0], spec[1], spec[2], false);
@@ -34,6 +34,10 @@ static uint64_t attention_shared(const uint32_t *spec)
 #define OUT3   .binding_count = 3, .writes = {false, false, true}
 #define OUT4   .binding_count = 4, .writes = {false, false, false, true}
 #define OUT4_2 .binding_count = 4, .writes = {false, false, true, true}
+/* rope_store.comp: q (rotated in place), k, v, pos, freqs, then the two caches */
+#define ROPE_STORE_IO .binding_count = 7, .writes = {true, false, false, false, false, true, true}
+/* weight products: W, x, then up to three outputs (vkb_outputs.glsl) */
+#define OUTS3 .binding_count = 5, .writes = {false, false, true, true, true}
 
 #define SG_OPS (VKB_SUBGROUP_BASIC | VKB_SUBGROUP_ARITHMETIC)
 
@@ -87,10 +91,10 @@ static uint64_t attention_shared(const uint32_t *spec)
         .group_per_elem = true, .needs_subgroup_ops = sg, .shared_bytes = attention_shared         \
     }
 
-/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC}; x counts rows. */
+/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS}; x counts rows. */
 #define MATVEC(n, sg)                                                                              \
     {                                                                                              \
-        .name = n, OUT3, .push_size = 24, .spec_count = 4, .spec_defaults = {64, 1, 1, 0},         \
+        .name = n, OUTS3, .push_size = 32, .spec_count = 5, .spec_defaults = {64, 1, 1, 0, 1},     \
         .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = sg,                         \
         .shared_bytes = matvec_shared                                                              \
     }
@@ -102,7 +106,7 @@ static uint64_t matvec_staged_shared(const uint32_t *spec)
 
 #define MATVEC_STAGED(n)                                                                           \
     {                                                                                              \
-        .name = n, OUT3, .push_size = 24, .spec_count = 4, .spec_defaults = {64, 1, 1, 0},         \
+        .name = n, OUTS3, .push_size = 32, .spec_count = 5, .spec_defaults = {64, 1, 1, 0, 1},     \
         .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = SG_OPS,                     \
         .shared_bytes = matvec_staged_shared                                                       \
     }
@@ -110,15 +114,15 @@ static uint64_t matvec_staged_shared(const uint32_t *spec)
 /* matvec.comp INT_DOT: x as quantize_q8.comp's blocks. */
 #define MATVEC_INT_DOT(n)                                                                          \
     {                                                                                              \
-        .name = n, OUT3, .push_size = 24, .spec_count = 4, .spec_defaults = {64, 1, 1, 0},         \
+        .name = n, OUTS3, .push_size = 32, .spec_count = 5, .spec_defaults = {64, 1, 1, 0, 1},     \
         .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = SG_OPS,                     \
         .needs_int_dot = true, .shared_bytes = matvec_shared                                       \
     }
 
-/* matmul.comp: spec {workgroup, TM, TN, TK}; x counts rows, y columns. */
+/* matmul.comp: spec {workgroup, TM, TN, TK, OUTS}; x counts rows, y columns. */
 #define MATMUL(n)                                                                                  \
     {                                                                                              \
-        .name = n, OUT3, .push_size = 28, .spec_count = 4, .spec_defaults = {64, 32, 32, 16},      \
+        .name = n, OUTS3, .push_size = 36, .spec_count = 5, .spec_defaults = {64, 32, 32, 16, 1},  \
         .elems_spec = {1, 2}, .shared_bytes = matmul_shared                                        \
     }
 
@@ -154,6 +158,7 @@ static const struct vkb_kernel kernels[] = {
     ELTWISE("convert_f32_f16", OUT2, 12),
     ELTWISE("convert_f16_f32", OUT2, 12),
     ELTWISE("rope_f32", OUT4, 20),
+    ELTWISE("rope_store_f16", ROPE_STORE_IO, 28),
     ELTWISE("attention_scores", OUT3, 52),
     ELTWISE("attention_values", OUT3, 52),
     ELTWISE("attention_merge", OUT2, 12),

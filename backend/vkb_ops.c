@@ -315,27 +315,68 @@ void vkb_rope_freqs(float *freqs, uint32_t rot_dims, float base, float freq_scal
         freqs[i] = (float)((double)freq_scale * pow((double)base, -2.0 * i / (double)rot_dims));
 }
 
-vkb_status vkb_op_rope(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
-                       const vkb_buffer *pos, const vkb_buffer *freqs, const vkb_rope_shape *sh)
+static vkb_status check_rope(vkb_device *dev, const char *op, const vkb_rope_shape *sh)
 {
-    vkb_device *dev = vkb_stream_device(s);
     if (!sh || sh->head_dim == 0 || sh->head_dim % 2 || sh->rot_dims % 2 ||
         sh->rot_dims > sh->head_dim || sh->rot_dims == 0 || sh->heads == 0 || sh->tokens == 0)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "rope: head_dim %u, rot_dims %u (both even, 0 < rot_dims <= head_dim), "
+                            "%s: head_dim %u, rot_dims %u (both even, 0 < rot_dims <= head_dim), "
                             "%u heads, %u tokens",
-                            sh ? sh->head_dim : 0, sh ? sh->rot_dims : 0, sh ? sh->heads : 0,
+                            op, sh ? sh->head_dim : 0, sh ? sh->rot_dims : 0, sh ? sh->heads : 0,
                             sh ? sh->tokens : 0);
-    uint64_t values = (uint64_t)sh->head_dim * sh->heads * sh->tokens;
-    vkb_status st;
-    if ((st = vkb_op_check_count(dev, "rope", values)) != VKB_OK)
+    return vkb_op_check_count(dev, op, (uint64_t)sh->head_dim * sh->heads * sh->tokens);
+}
+
+vkb_status vkb_op_rope(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
+                       const vkb_buffer *pos, const vkb_buffer *freqs, const vkb_rope_shape *sh)
+{
+    vkb_status st = check_rope(vkb_stream_device(s), "rope", sh);
+    if (st != VKB_OK)
         return st;
+    uint64_t values = (uint64_t)sh->head_dim * sh->heads * sh->tokens;
     struct op_arg a[4] = {{"x", x, values * 4},
                           {"pos", pos, (uint64_t)sh->tokens * 4},
                           {"freqs", freqs, (uint64_t)sh->rot_dims / 2 * 4},
                           {"out", out, values * 4}};
     uint32_t push[5] = {sh->head_dim, sh->rot_dims, sh->heads, sh->tokens, sh->neox ? 1u : 0u};
     return dispatch_simple(s, "rope", "rope_f32", a, 4, push, sizeof push, values / 2, 0);
+}
+
+/* f16 values are packed two per 32-bit word; an odd count still fills its last word. */
+static uint64_t f16_bytes(uint64_t n)
+{
+    return (n + 1) / 2 * 4;
+}
+
+vkb_status vkb_op_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_buffer *k,
+                                 const vkb_buffer *v, const vkb_buffer *pos,
+                                 const vkb_buffer *freqs, const vkb_rope_shape *sh,
+                                 uint32_t kv_heads, const vkb_buffer *k_cache,
+                                 const vkb_buffer *v_cache, uint32_t row0)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_status st = check_rope(dev, "rope_store_f16", sh);
+    if (st != VKB_OK)
+        return st;
+    uint64_t q_values = (uint64_t)sh->head_dim * sh->heads * sh->tokens;
+    uint64_t kv_values = (uint64_t)sh->head_dim * kv_heads * sh->tokens;
+    uint64_t cache_values = ((uint64_t)row0 + sh->tokens) * sh->head_dim * kv_heads;
+    if (kv_heads == 0 || q_values / 2 + kv_values > UINT32_MAX || cache_values > UINT32_MAX)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "rope_store_f16: %u kv heads of %u tokens from position %u (1 or more "
+                            "heads; q, k, v and the caches below 2^32 values)",
+                            kv_heads, sh->tokens, row0);
+    struct op_arg a[7] = {{"q", q, q_values * 4},
+                          {"k", k, kv_values * 4},
+                          {"v", v, kv_values * 4},
+                          {"pos", pos, (uint64_t)sh->tokens * 4},
+                          {"freqs", freqs, (uint64_t)sh->rot_dims / 2 * 4},
+                          {"k_cache", k_cache, f16_bytes(cache_values)},
+                          {"v_cache", v_cache, f16_bytes(cache_values)}};
+    uint32_t push[7] = {sh->head_dim, sh->rot_dims, sh->heads, kv_heads,
+                        sh->tokens,   sh->neox,     row0};
+    return dispatch_simple(s, "rope_store_f16", "rope_store_f16", a, 7, push, sizeof push,
+                           q_values / 2 + kv_values, 0);
 }
 
 /* The push constants of eltwise.comp. */
@@ -365,12 +406,6 @@ vkb_status vkb_op_scale(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *
     struct op_arg a[2] = {{"x", x, n * 4}, {"out", out, n * 4}};
     struct eltwise_push push = {(uint32_t)n, scale, 0};
     return dispatch_simple(s, "scale", "scale_f32", a, 2, &push, sizeof push, n, 0);
-}
-
-/* f16 values are packed two per 32-bit word; an odd count still fills its last word. */
-static uint64_t f16_bytes(uint64_t n)
-{
-    return (n + 1) / 2 * 4;
 }
 
 vkb_status vkb_op_store_f16(vkb_stream *s, const vkb_buffer *out, uint64_t out_offset,

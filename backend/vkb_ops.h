@@ -79,6 +79,22 @@ vkb_status vkb_op_matvec_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffe
 vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                          const vkb_buffer *out, uint32_t n);
 
+/* Several products of one input as one: W holds their rows one after the other (q, k and
+ * v; gate and up), output i takes the next rows[i] of them as columns of rows[i] floats in
+ * its own buffer y[i]. One dispatch where there were several, each output's bits those of
+ * its own product. */
+#define VKB_MAX_OUTPUTS 3
+typedef struct vkb_outputs {
+    uint32_t count; /* 1 to VKB_MAX_OUTPUTS */
+    const vkb_buffer *y[VKB_MAX_OUTPUTS];
+    uint32_t rows[VKB_MAX_OUTPUTS]; /* summing to the matrix's rows */
+} vkb_outputs;
+
+vkb_status vkb_op_matvec_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                               const vkb_outputs *out, uint32_t ncols);
+vkb_status vkb_op_matmul_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                               const vkb_outputs *out, uint32_t n);
+
 /* out[i][k] = W[ids[i]][k] dequantized (bit-exact with cmp_dequantize), i < n_ids:
  * embedding lookup. ids are uint32 in a buffer; an id ≥ w->rows leaves its row unwritten. */
 vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *ids,
@@ -109,7 +125,8 @@ typedef struct vkb_matvec_tuning {
  * vkb_op_rms_norm_q8: out as vkb_op_rms_norm (the same bits), and xq = out quantized
  * (n a multiple of 32).
  * vkb_op_matvec_q8: y = W·x from xq, for the types vkb_op_matvec_int_dot accepts when
- * forced (q4_0, q8_0) and 1 to 8 columns; vkb_op_matvec_q8_add: y += W·x. */
+ * forced (q4_0, q8_0) and 1 to 8 columns; vkb_op_matvec_q8_add: y += W·x;
+ * vkb_op_matvec_q8_split: several outputs (vkb_outputs). */
 bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type);
 uint64_t vkb_q8_bytes(uint32_t k, uint32_t ncols);
 vkb_status vkb_op_quantize_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buffer *x, uint32_t k,
@@ -124,6 +141,8 @@ vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer
                             const vkb_buffer *y, uint32_t ncols);
 vkb_status vkb_op_matvec_q8_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                 const vkb_buffer *y, uint32_t ncols);
+vkb_status vkb_op_matvec_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                                  const vkb_outputs *out, uint32_t ncols);
 
 /* t NULL or t->wg 0: back to the built-in choice. Checked when matvec runs. */
 void vkb_op_matvec_tune(vkb_device *dev, const vkb_matvec_tuning *t);
@@ -163,6 +182,16 @@ typedef struct vkb_rope_shape {
 } vkb_rope_shape;
 vkb_status vkb_op_rope(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
                        const vkb_buffer *pos, const vkb_buffer *freqs, const vkb_rope_shape *shape);
+
+/* The attention block's prologue over f16 caches in one dispatch: q = rope(q) in place,
+ * and for t < shape->tokens k_cache[row0 + t] = f16(rope(k[t])) and v_cache[row0 + t] =
+ * f16(v[t]), positions of kv_heads x head_dim values: the bits of vkb_op_rope of q and of
+ * k and vkb_op_store_f16 of k and v, in one dispatch instead of four. shape: q's heads. */
+vkb_status vkb_op_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_buffer *k,
+                                 const vkb_buffer *v, const vkb_buffer *pos,
+                                 const vkb_buffer *freqs, const vkb_rope_shape *shape,
+                                 uint32_t kv_heads, const vkb_buffer *k_cache,
+                                 const vkb_buffer *v_cache, uint32_t row0);
 
 /* freqs[i] = freq_scale · base^(-2i / rot_dims) for i < rot_dims/2, computed in double:
  * frequency base and linear scaling (freq_scale = 1 / scaling factor). */

@@ -254,14 +254,18 @@ static uint32_t matrix_parts(const vkb_matrix *w)
 
 /* Records one dispatch of p per part of w. The push constants are the part's
  * {k, row_bytes, row0, rows}, the prefix matvec.comp, matmul.comp and get_rows.comp
- * share, then `extra`. The grid covers x_elems (0: the part's rows) by y_elems. */
+ * share, then `extra`. W is binding 0, io the bindings after it. The grid covers x_elems
+ * (0: the part's rows) by y_elems. */
 static vkb_status dispatch_parts(vkb_stream *s, const char *op, const vkb_matrix *w,
-                                 vkb_pipeline *p, const vkb_binding io[2], const uint32_t *extra,
-                                 uint32_t n_extra, uint64_t x_elems, uint64_t y_elems)
+                                 vkb_pipeline *p, const vkb_binding *io, uint32_t n_io,
+                                 const uint32_t *extra, uint32_t n_extra, uint64_t x_elems,
+                                 uint64_t y_elems)
 {
     vkb_device *dev = vkb_stream_device(s);
-    uint32_t push[8] = {w->k, (uint32_t)cmp_row_bytes(w->type, w->k)};
+    uint32_t push[12] = {w->k, (uint32_t)cmp_row_bytes(w->type, w->k)};
     memcpy(push + 4, extra, n_extra * sizeof *extra);
+    vkb_binding b[VKB_MAX_BINDINGS];
+    memcpy(b + 1, io, n_io * sizeof *io);
     for (uint32_t i = 0, parts = matrix_parts(w); i < parts; i++) {
         struct matrix_part part = {0};
         vkb_status st = matrix_part(dev, op, w, i, &part);
@@ -269,9 +273,10 @@ static vkb_status dispatch_parts(vkb_stream *s, const char *op, const vkb_matrix
             return st;
         push[2] = part.row0;
         push[3] = part.rows;
-        vkb_binding b[3] = {{w->buffer, part.offset, part.bytes}, io[0], io[1]};
+        b[0] = (vkb_binding){w->buffer, part.offset, part.bytes};
         uint64_t elems[3] = {x_elems ? x_elems : part.rows, y_elems, 1};
-        if ((st = vkb_stream_dispatch(s, p, b, 3, push, (4 + n_extra) * sizeof *push, elems, op)))
+        if ((st = vkb_stream_dispatch(s, p, b, 1 + n_io, push, (4 + n_extra) * sizeof *push, elems,
+                                      op)))
             return st;
     }
     return VKB_OK;
@@ -279,71 +284,116 @@ static vkb_status dispatch_parts(vkb_stream *s, const char *op, const vkb_matrix
 
 /* ---- the ops ---- */
 
-/* x and out: n columns of k (x) or rows (out) floats, one after the other. */
-static vkb_status check_columns(vkb_device *dev, const char *op, const vkb_matrix *w,
-                                const vkb_buffer *x, const vkb_buffer *out, uint32_t n)
+/* One output: all of W's rows. */
+static vkb_outputs one_output(const vkb_matrix *w, const vkb_buffer *y)
+{
+    return (vkb_outputs){1, {y}, {w->rows}};
+}
+
+/* x (n columns of k floats, or its 8-bit blocks: x_bytes) and the outputs (n columns of
+ * their rows each), which must cover W's rows. Sets the bindings after W: x, then the
+ * three outputs (the first repeated where there are fewer), and the push constants'
+ * {rows_all, split1, split2}. */
+static vkb_status check_io(vkb_device *dev, const char *op, const vkb_matrix *w,
+                           const vkb_buffer *x, uint64_t x_bytes, const vkb_outputs *out,
+                           uint32_t n, vkb_binding io[4], uint32_t out_push[3])
 {
     vkb_status st;
     if ((uint64_t)n * w->k > UINT32_MAX || (uint64_t)n * w->rows > UINT32_MAX)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "%s: %u columns of %u x %u is more than 2^32 values", op, n, w->rows,
                             w->k);
-    if ((st = vkb_op_need_single_part(dev, op, "x", x, (uint64_t)n * w->k * 4)) != VKB_OK ||
-        (st = vkb_op_need_single_part(dev, op, "out", out, (uint64_t)n * w->rows * 4)) != VKB_OK)
+    if (!out || out->count < 1 || out->count > VKB_MAX_OUTPUTS)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: %u outputs (1 to %d)", op,
+                            out ? out->count : 0, VKB_MAX_OUTPUTS);
+    if ((st = vkb_op_need_single_part(dev, op, "x", x, x_bytes)) != VKB_OK)
         return st;
+    io[0] = (vkb_binding){x, 0, x_bytes};
+    uint64_t sum = 0;
+    out_push[0] = w->rows;
+    out_push[1] = out_push[2] = w->rows;
+    for (uint32_t i = 0; i < out->count; i++) {
+        uint64_t bytes = (uint64_t)n * out->rows[i] * 4;
+        if (out->rows[i] == 0)
+            return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: output %u takes 0 rows", op, i);
+        if ((st = vkb_op_need_single_part(dev, op, "out", out->y[i], bytes)) != VKB_OK)
+            return st;
+        if (i > 0)
+            out_push[i] = (uint32_t)sum;
+        sum += out->rows[i];
+        io[1 + i] = (vkb_binding){out->y[i], 0, bytes};
+    }
+    if (sum != w->rows)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: the outputs take %llu rows; the matrix has %u", op,
+                            (unsigned long long)sum, w->rows);
+    for (uint32_t i = out->count; i < VKB_MAX_OUTPUTS; i++)
+        io[1 + i] = io[1];
     return VKB_OK;
 }
 
 /* One matvec dispatch per part of w: variant `name` with the plan's workgroup and rows,
- * x (floats or 8-bit blocks) bound as `in`, ncols columns of y. */
+ * x (floats or 8-bit blocks) and the outputs as check_io set them. */
 static vkb_status run_matvec(vkb_stream *s, const vkb_matrix *w, const char *name,
-                             vkb_matvec_tuning plan, vkb_binding in, const vkb_buffer *y,
-                             uint32_t ncols, bool accumulate)
+                             vkb_matvec_tuning plan, const vkb_binding io[4],
+                             const uint32_t out_push[3], uint32_t ncols, uint32_t outs,
+                             bool accumulate)
 {
-    vkb_spec spec = {.count = 4, .values = {plan.wg, plan.rows, ncols, accumulate}};
+    vkb_spec spec = {.count = 5, .values = {plan.wg, plan.rows, ncols, accumulate, outs}};
     vkb_pipeline *p;
     vkb_status st = vkb_pipeline_get(vkb_stream_device(s), name, &spec, &p);
     if (st != VKB_OK)
         return st;
-    vkb_binding io[2] = {in, {y, 0, (uint64_t)ncols * w->rows * 4}};
-    uint32_t extra[2] = {w->k, w->rows}; /* x_stride (floats; unused for blocks), y_stride */
-    return dispatch_parts(s, "matvec", w, p, io, extra, 2, 0, 1);
+    /* x_stride (floats; unused for blocks), rows_all, split1, split2 */
+    uint32_t extra[4] = {w->k, out_push[0], out_push[1], out_push[2]};
+    return dispatch_parts(s, "matvec", w, p, io, 4, extra, 4, 0, 1);
 }
 
 static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
-                         const vkb_buffer *y, uint32_t ncols, bool accumulate)
+                         const vkb_outputs *out, uint32_t ncols, bool accumulate)
 {
     vkb_device *dev = vkb_stream_device(s);
+    vkb_binding io[4];
+    uint32_t out_push[3];
     vkb_status st;
     if ((st = check_matrix(dev, "matvec", w)) != VKB_OK)
         return st;
     if (ncols < 1 || ncols > 8)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "matvec: %u columns (1 to 8; use matmul for more)", ncols);
-    if ((st = check_columns(dev, "matvec", w, x, y, ncols)) != VKB_OK)
+    if ((st = check_io(dev, "matvec", w, x, (uint64_t)ncols * w->k * 4, out, ncols, io, out_push)))
         return st;
     vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
-    vkb_binding in = {x, 0, (uint64_t)ncols * w->k * 4};
-    return run_matvec(s, w, matvec_variant(dev, w->type, plan.staged), plan, in, y, ncols,
-                      accumulate);
+    return run_matvec(s, w, matvec_variant(dev, w->type, plan.staged), plan, io, out_push, ncols,
+                      out->count, accumulate);
 }
 
 vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                          const vkb_buffer *y, uint32_t ncols)
 {
-    return matvec(s, w, x, y, ncols, false);
+    vkb_outputs out = one_output(w, y);
+    return matvec(s, w, x, &out, ncols, false);
 }
 
 vkb_status vkb_op_matvec_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                              const vkb_buffer *y, uint32_t ncols)
 {
-    return matvec(s, w, x, y, ncols, true);
+    vkb_outputs out = one_output(w, y);
+    return matvec(s, w, x, &out, ncols, true);
+}
+
+vkb_status vkb_op_matvec_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                               const vkb_outputs *out, uint32_t ncols)
+{
+    return matvec(s, w, x, out, ncols, false);
 }
 
 static vkb_status matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
-                            const vkb_buffer *y, uint32_t ncols, bool accumulate)
+                            const vkb_outputs *out, uint32_t ncols, bool accumulate)
 {
     vkb_device *dev = vkb_stream_device(s);
+    vkb_binding io[4];
+    uint32_t out_push[3];
     vkb_status st;
     if ((st = check_matrix(dev, "matvec_q8", w)) != VKB_OK)
         return st;
@@ -352,46 +402,62 @@ static vkb_status matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer
                             "matvec_q8: reads q4_0 and q8_0 weights, not %s", format_name(w->type));
     if (ncols < 1 || ncols > 8)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "matvec_q8: %u columns (1 to 8)", ncols);
-    uint64_t xq_bytes = vkb_q8_bytes(w->k, ncols);
-    if ((st = vkb_op_need_single_part(dev, "matvec_q8", "xq", xq, xq_bytes)) != VKB_OK ||
-        (st = vkb_op_need_single_part(dev, "matvec_q8", "out", y, (uint64_t)ncols * w->rows * 4)))
+    if ((st = check_io(dev, "matvec_q8", w, xq, vkb_q8_bytes(w->k, ncols), out, ncols, io,
+                       out_push)) != VKB_OK)
         return st;
     vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
-    vkb_binding in = {xq, 0, xq_bytes};
-    return run_matvec(s, w, int_dot_variant(w->type), plan, in, y, ncols, accumulate);
+    return run_matvec(s, w, int_dot_variant(w->type), plan, io, out_push, ncols, out->count,
+                      accumulate);
 }
 
 vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                             const vkb_buffer *y, uint32_t ncols)
 {
-    return matvec_q8(s, w, xq, y, ncols, false);
+    vkb_outputs out = one_output(w, y);
+    return matvec_q8(s, w, xq, &out, ncols, false);
 }
 
 vkb_status vkb_op_matvec_q8_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                 const vkb_buffer *y, uint32_t ncols)
 {
-    return matvec_q8(s, w, xq, y, ncols, true);
+    vkb_outputs out = one_output(w, y);
+    return matvec_q8(s, w, xq, &out, ncols, true);
 }
 
-vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
-                         const vkb_buffer *out, uint32_t n)
+vkb_status vkb_op_matvec_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                                  const vkb_outputs *out, uint32_t ncols)
+{
+    return matvec_q8(s, w, xq, out, ncols, false);
+}
+
+vkb_status vkb_op_matmul_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                               const vkb_outputs *out, uint32_t n)
 {
     vkb_device *dev = vkb_stream_device(s);
+    vkb_binding io[4];
+    uint32_t out_push[3];
     vkb_status st;
     if ((st = check_matrix(dev, "matmul", w)) != VKB_OK)
         return st;
     if (n == 0)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "matmul: 0 columns");
-    if ((st = check_columns(dev, "matmul", w, x, out, n)) != VKB_OK)
+    if ((st = check_io(dev, "matmul", w, x, (uint64_t)n * w->k * 4, out, n, io, out_push)))
         return st;
     struct matmul_plan plan = matmul_plan(dev);
-    vkb_spec spec = {.count = 4, .values = {plan.wg, plan.tm, plan.tn, plan.tk}};
+    vkb_spec spec = {.count = 5, .values = {plan.wg, plan.tm, plan.tn, plan.tk, out->count}};
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, vkb_op_matmul_variant(dev, w->type), &spec, &p)) != VKB_OK)
         return st;
-    vkb_binding io[2] = {{x, 0, (uint64_t)n * w->k * 4}, {out, 0, (uint64_t)n * w->rows * 4}};
-    uint32_t extra[3] = {n, w->k, w->rows}; /* n, x_stride, out_stride */
-    return dispatch_parts(s, "matmul", w, p, io, extra, 3, 0, n);
+    /* n, x_stride, rows_all, split1, split2 */
+    uint32_t extra[5] = {n, w->k, out_push[0], out_push[1], out_push[2]};
+    return dispatch_parts(s, "matmul", w, p, io, 4, extra, 5, 0, n);
+}
+
+vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                         const vkb_buffer *out, uint32_t n)
+{
+    vkb_outputs outs = one_output(w, out);
+    return vkb_op_matmul_split(s, w, x, &outs, n);
 }
 
 vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *ids,
@@ -419,5 +485,5 @@ vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer 
         return st;
     vkb_binding io[2] = {{ids, 0, (uint64_t)n_ids * 4}, {out, 0, out_bytes}};
     uint32_t extra[1] = {w->k}; /* out_stride */
-    return dispatch_parts(s, "get_rows", w, p, io, extra, 1, w->k / 8, n_ids);
+    return dispatch_parts(s, "get_rows", w, p, io, 2, extra, 1, w->k / 8, n_ids);
 }

@@ -20,6 +20,10 @@ typedef struct eng_dev_weight {
 
 typedef struct eng_dev_layer {
     eng_dev_weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down, bq, bk, bv;
+    /* wq, wk and wv (gate and up) as one matrix, their rows one after the other, where
+     * they share a type and none is factorized: one product with an output each. The
+     * members then keep their shape and type but no buffer of their own. */
+    eng_dev_weight qkv, gate_up;
 } eng_dev_layer;
 
 struct eng_model {

@@ -457,6 +457,7 @@ typedef struct placement {
     const eng_weight *w; /* NULL: nothing to upload (an absent bias, a tied output) */
     eng_dev_weight *dev;
     bool matrix;
+    bool fused; /* uploaded as part of a stacked matrix (upload_group) */
     uint32_t k, rows;
 } placement;
 
@@ -468,17 +469,17 @@ static uint32_t placements(eng_model *m, placement *out)
     if (!out)
         return n;
     const eng_weight *e = &m->token_embd, *o = &m->output;
-    out[0] = (placement){e, &m->d_embd, true, e->k, e->rows};
-    out[1] = (placement){&m->output_norm, &m->d_output_norm, false, m->output_norm.k, 1};
-    out[2] = (placement){m->hp.tied_output ? NULL : o, &m->d_output, true, o->k, o->rows};
+    out[0] = (placement){e, &m->d_embd, true, false, e->k, e->rows};
+    out[1] = (placement){&m->output_norm, &m->d_output_norm, false, false, m->output_norm.k, 1};
+    out[2] = (placement){m->hp.tied_output ? NULL : o, &m->d_output, true, false, o->k, o->rows};
     for (uint32_t l = 0, at = 3; l < m->hp.n_layer; l++)
         for (size_t i = 0; i < N_LAYER_TENSORS; i++) {
             const struct layer_tensor *t = &layer_tensors[i];
             const eng_weight *w = layer_weight(m, l, t);
-            out[at++] = (placement){w->data ? w : NULL,
-                                    (eng_dev_weight *)((uint8_t *)&m->d_layers[l] + t->dev),
-                                    t->rows != DIM_NONE, dim_size(m, t->k, true),
-                                    t->rows != DIM_NONE ? dim_size(m, t->rows, true) : 1};
+            out[at++] = (placement){
+                w->data ? w : NULL,      (eng_dev_weight *)((uint8_t *)&m->d_layers[l] + t->dev),
+                t->rows != DIM_NONE,     false,
+                dim_size(m, t->k, true), t->rows != DIM_NONE ? dim_size(m, t->rows, true) : 1};
         }
     return n;
 }
@@ -502,20 +503,16 @@ typedef struct upload_job {
     size_t err_size;
 } upload_job;
 
-/* Uploads rows x k values of `type` from data (file_rows x file_k as the file holds
- * them: zero rows after, and zeros after each row's values for f32/f16/bf16, checked at
- * open) into a new buffer. */
-static eng_status upload_rows(upload_job *j, const char *name, cmp_type type, const void *data,
-                              uint64_t data_bytes, uint32_t file_rows, uint32_t file_k,
-                              uint32_t rows, uint32_t k, bool matrix, vkb_buffer **buf)
+/* Writes rows x k values of `type` from data (file_rows x file_k as the file holds them:
+ * zero rows after, and zeros after each row's values for f32/f16/bf16, checked at open)
+ * into buf at byte `offset`. */
+static eng_status write_rows(upload_job *j, const char *name, cmp_type type, const void *data,
+                             uint64_t data_bytes, uint32_t file_rows, uint32_t file_k,
+                             uint32_t rows, uint32_t k, bool matrix, vkb_buffer *buf,
+                             uint64_t offset)
 {
     eng_model *m = j->m;
-    uint64_t bytes = matrix ? vkb_matrix_bytes(type, k, rows) : (uint64_t)k * 4;
-    uint64_t granule = matrix ? vkb_matrix_granule(type, k) : 0;
-    vkb_status vs = vkb_buffer_alloc(m->weights, bytes, granule, buf);
-    if (vs != VKB_OK)
-        return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", name,
-                        vkb_device_errmsg(m->dev));
+    uint64_t bytes = matrix ? (uint64_t)cmp_row_bytes(type, k) * rows : (uint64_t)k * 4;
     const void *src = data;
     void *padded = NULL;
     if (rows != file_rows || k != file_k) {
@@ -528,7 +525,7 @@ static eng_status upload_rows(upload_job *j, const char *name, cmp_type type, co
                    (const uint8_t *)data + (size_t)r * src_row, src_row);
         src = padded;
     }
-    vs = vkb_buffer_upload(m->dev, *buf, 0, src, padded ? bytes : data_bytes);
+    vkb_status vs = vkb_buffer_upload(m->dev, buf, offset, src, padded ? bytes : data_bytes);
     free(padded);
     if (vs != VKB_OK)
         return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", name,
@@ -537,6 +534,22 @@ static eng_status upload_rows(upload_job *j, const char *name, cmp_type type, co
     if (j->progress)
         j->progress(j->done, j->total, j->user);
     return ENG_OK;
+}
+
+/* A new buffer of rows x k values of `type` (a matrix, else k floats), from data as
+ * write_rows reads it. */
+static eng_status upload_rows(upload_job *j, const char *name, cmp_type type, const void *data,
+                              uint64_t data_bytes, uint32_t file_rows, uint32_t file_k,
+                              uint32_t rows, uint32_t k, bool matrix, vkb_buffer **buf)
+{
+    eng_model *m = j->m;
+    uint64_t bytes = matrix ? vkb_matrix_bytes(type, k, rows) : (uint64_t)k * 4;
+    uint64_t granule = matrix ? vkb_matrix_granule(type, k) : 0;
+    vkb_status vs = vkb_buffer_alloc(m->weights, bytes, granule, buf);
+    if (vs != VKB_OK)
+        return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", name,
+                        vkb_device_errmsg(m->dev));
+    return write_rows(j, name, type, data, data_bytes, file_rows, file_k, rows, k, matrix, *buf, 0);
 }
 
 static eng_status upload_weight(upload_job *j, const placement *p)
@@ -563,6 +576,67 @@ static eng_status upload_weight(upload_job *j, const placement *p)
                           p->matrix, &out->buffer)))
         return st;
     out->matrix = (vkb_matrix){out->buffer, w->type, p->rows, p->k};
+    return ENG_OK;
+}
+
+/* Products of a layer that read the same input, uploaded as one matrix (their rows one
+ * after the other) where they share a type and none is factorized: the session runs
+ * them as one product with an output each (eng_dev_layer.qkv, gate_up). */
+static const struct fused_group {
+    size_t dev; /* the stacked matrix in eng_dev_layer */
+    uint32_t count;
+    size_t members[3]; /* in row order */
+} fused_groups[] = {
+    {offsetof(eng_dev_layer, qkv),
+     3,
+     {offsetof(eng_dev_layer, wq), offsetof(eng_dev_layer, wk), offsetof(eng_dev_layer, wv)}},
+    {offsetof(eng_dev_layer, gate_up),
+     2,
+     {offsetof(eng_dev_layer, gate), offsetof(eng_dev_layer, up)}},
+};
+#define N_FUSED_GROUPS (sizeof fused_groups / sizeof fused_groups[0])
+
+/* The placements of group g's members in layer l, where they can be stacked; else false. */
+static bool group_members(placement *list, uint32_t l, const struct fused_group *g, placement **out)
+{
+    for (uint32_t i = 0; i < g->count; i++) {
+        out[i] = NULL;
+        for (size_t t = 0; t < N_LAYER_TENSORS; t++)
+            if (layer_tensors[t].dev == g->members[i])
+                out[i] = &list[3 + (size_t)l * N_LAYER_TENSORS + t];
+        const eng_weight *w = out[i] ? out[i]->w : NULL;
+        if (!w || w->rank || w->type != out[0]->w->type || out[i]->k != out[0]->k)
+            return false;
+    }
+    return true;
+}
+
+/* Uploads group g's members (p) of layer l as one matrix. */
+static eng_status upload_group(upload_job *j, uint32_t l, const struct fused_group *g,
+                               placement *const *p)
+{
+    eng_model *m = j->m;
+    eng_dev_weight *out = (eng_dev_weight *)((uint8_t *)&m->d_layers[l] + g->dev);
+    cmp_type type = p[0]->w->type;
+    uint32_t k = p[0]->k, rows = 0;
+    for (uint32_t i = 0; i < g->count; i++)
+        rows += p[i]->rows;
+    vkb_status vs = vkb_buffer_alloc(m->weights, vkb_matrix_bytes(type, k, rows),
+                                     vkb_matrix_granule(type, k), &out->buffer);
+    if (vs != VKB_OK)
+        return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", p[0]->w->name,
+                        vkb_device_errmsg(m->dev));
+    out->matrix = (vkb_matrix){out->buffer, type, rows, k};
+    uint64_t offset = 0;
+    for (uint32_t i = 0; i < g->count; i++) {
+        const eng_weight *w = p[i]->w;
+        eng_status st = write_rows(j, w->name, type, w->data, w->bytes, w->rows, w->k, p[i]->rows,
+                                   k, true, out->buffer, offset);
+        if (st != ENG_OK)
+            return st;
+        *p[i]->dev = (eng_dev_weight){.matrix = {NULL, type, p[i]->rows, k}};
+        offset += (uint64_t)cmp_row_bytes(type, k) * p[i]->rows;
+    }
     return ENG_OK;
 }
 
@@ -624,8 +698,18 @@ eng_status eng_model_upload(eng_model *m, vkb_device *dev, eng_progress_fn progr
     }
     m->dev = dev;
     upload_job j = {m, progress, user, 0, m->weight_bytes, err, err_size};
+    for (uint32_t l = 0; l < m->hp.n_layer && st == ENG_OK; l++)
+        for (size_t g = 0; g < N_FUSED_GROUPS && st == ENG_OK; g++) {
+            placement *members[3] = {NULL};
+            if (!group_members(list, l, &fused_groups[g], members))
+                continue;
+            st = upload_group(&j, l, &fused_groups[g], members);
+            for (uint32_t i = 0; i < fused_groups[g].count; i++)
+                members[i]->fused = true;
+        }
     for (uint32_t i = 0; i < n && st == ENG_OK; i++)
-        st = upload_weight(&j, &list[i]);
+        if (!list[i].fused)
+            st = upload_weight(&j, &list[i]);
     if (st != ENG_OK)
         goto fail;
     if (m->hp.tied_output)

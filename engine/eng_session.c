@@ -387,24 +387,35 @@ static void xq_holds(eng_session *s, const vkb_buffer *x, uint32_t k, uint32_t n
     s->xq_n = n;
 }
 
-/* y = W·x for n columns (add: y += W·x, matvec sizes only): matvec up to 8 columns,
- * matmul beyond. Where the device dots integers faster, matvec reads x quantized to 8-bit
- * blocks, quantized once per input (or by the op that wrote x, which sets xq_of). */
-static vkb_status product(eng_session *s, const vkb_matrix *w, const vkb_buffer *x,
-                          const vkb_buffer *y, uint32_t n, bool add)
+/* out = W·x for n columns (add: out += W·x, one output, matvec sizes only): matvec up to
+ * 8 columns, matmul beyond. Where the device dots integers faster, matvec reads x
+ * quantized to 8-bit blocks, quantized once per input (or by the op that wrote x, which
+ * sets xq_of). */
+static vkb_status product_to(eng_session *s, const vkb_matrix *w, const vkb_buffer *x,
+                             const vkb_outputs *out, uint32_t n, bool add)
 {
     vkb_stream *st = s->stream;
     if (n > 8)
-        return vkb_op_matmul(st, w, x, y, n);
+        return vkb_op_matmul_split(st, w, x, out, n);
     if (!takes_q8(s, w, n))
-        return add ? vkb_op_matvec_add(st, w, x, y, n) : vkb_op_matvec(st, w, x, y, n);
+        return add ? vkb_op_matvec_add(st, w, x, out->y[0], n)
+                   : vkb_op_matvec_split(st, w, x, out, n);
     if (s->xq_of != x || s->xq_k != w->k || s->xq_n != n) {
         vkb_status vs = vkb_op_quantize_q8(st, s->xq, x, w->k, n);
         if (vs != VKB_OK)
             return vs;
         xq_holds(s, x, w->k, n);
     }
-    return add ? vkb_op_matvec_q8_add(st, w, s->xq, y, n) : vkb_op_matvec_q8(st, w, s->xq, y, n);
+    return add ? vkb_op_matvec_q8_add(st, w, s->xq, out->y[0], n)
+               : vkb_op_matvec_q8_split(st, w, s->xq, out, n);
+}
+
+/* y = W·x (add: y += W·x) for n columns, as product_to. */
+static vkb_status product(eng_session *s, const vkb_matrix *w, const vkb_buffer *x,
+                          const vkb_buffer *y, uint32_t n, bool add)
+{
+    vkb_outputs out = {1, {y}, {w->rows}};
+    return product_to(s, w, x, &out, n, add);
 }
 
 /* y = W x for n columns; a factorized W as B (A x), through the session's scratch. */
@@ -419,6 +430,21 @@ static vkb_status mul(eng_session *s, const eng_dev_weight *w, const vkb_buffer 
     if (s->xq_of == s->lowrank)
         s->xq_of = NULL; /* rewritten */
     return product(s, &w->b, s->lowrank, y, n, false);
+}
+
+/* The products that read xn, into out's buffers: as one over the stacked matrix where
+ * the model has it, else one by one (members[i] into out->y[i]). */
+static vkb_status products(eng_session *s, const eng_dev_weight *stacked,
+                           const eng_dev_weight *const *members, const vkb_outputs *out, uint32_t n)
+{
+    if (stacked->buffer)
+        return product_to(s, &stacked->matrix, s->xn, out, n, false);
+    for (uint32_t i = 0; i < out->count; i++) {
+        vkb_status vs = mul(s, members[i], s->xn, out->y[i], n);
+        if (vs != VKB_OK)
+            return vs;
+    }
+    return VKB_OK;
 }
 
 /* The residual stream x += W·in: one matvec that adds where it can, else the product into
@@ -450,6 +476,25 @@ static vkb_status norm(eng_session *s, const vkb_buffer *w, const vkb_matrix *ne
     return vs;
 }
 
+/* q and k rotated, k and v into layer l's caches at positions p0 .. p0 + n: one dispatch
+ * over f16 caches, else rope of each and the caches' quantize-on-write. */
+static vkb_status rope_store(eng_session *s, uint32_t l, uint32_t n, uint32_t p0)
+{
+    const eng_hparams *hp = &s->m->hp;
+    vkb_stream *st = s->stream;
+    vkb_rope_shape rq = {hp->head_dim, hp->n_rot, hp->n_head, n, hp->rope_neox};
+    vkb_rope_shape rk = {hp->head_dim, hp->n_rot, hp->n_head_kv, n, hp->rope_neox};
+    vkb_status vs;
+    if (s->k_layout.type == VKB_KV_F16 && s->v_layout.type == VKB_KV_F16)
+        return vkb_op_rope_store_f16(st, s->q, s->k, s->v, s->pos, s->freqs, &rq, hp->n_head_kv,
+                                     s->k_cache[l], s->v_cache[l], p0);
+    if ((vs = vkb_op_rope(st, s->q, s->q, s->pos, s->freqs, &rq)) ||
+        (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)) ||
+        (vs = vkb_op_kv_store(st, s->k_cache[l], &s->k_layout, p0, s->k, n)))
+        return vs;
+    return vkb_op_kv_store(st, s->v_cache[l], &s->v_layout, p0, s->v, n);
+}
+
 /* Records one layer for n tokens from position p0. */
 static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t p0)
 {
@@ -459,25 +504,21 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     vkb_stream *st = s->stream;
     uint32_t qw = hp->n_head * hp->head_dim, kvw = hp->n_head_kv * hp->head_dim;
     uint32_t ff = m->n_ff_pad;
-    vkb_rope_shape rq = {hp->head_dim, hp->n_rot, hp->n_head, n, hp->rope_neox};
-    vkb_rope_shape rk = {hp->head_dim, hp->n_rot, hp->n_head_kv, n, hp->rope_neox};
     vkb_attention_shape as = {
         hp->head_dim, hp->n_head, hp->n_head_kv, n, p0, p0 + n, 1.0f / sqrtf((float)hp->head_dim)};
     vkb_status vs;
     /* attention block */
+    const eng_dev_weight *qkv[] = {&L->wq, &L->wk, &L->wv};
+    vkb_outputs qkv_out = {3, {s->q, s->k, s->v}, {qw, kvw, kvw}};
     if ((vs = norm(s, L->attn_norm.buffer, &L->wq.matrix, n)) ||
-        (vs = mul(s, &L->wq, s->xn, s->q, n)) || (vs = mul(s, &L->wk, s->xn, s->k, n)) ||
-        (vs = mul(s, &L->wv, s->xn, s->v, n)))
+        (vs = products(s, &L->qkv, qkv, &qkv_out, n)))
         return vs;
     s->xq_of = NULL; /* att is rewritten below */
     if (L->bq.buffer && ((vs = vkb_op_add_bias(st, s->q, s->q, L->bq.buffer, qw, n)) ||
                          (vs = vkb_op_add_bias(st, s->k, s->k, L->bk.buffer, kvw, n)) ||
                          (vs = vkb_op_add_bias(st, s->v, s->v, L->bv.buffer, kvw, n))))
         return vs;
-    if ((vs = vkb_op_rope(st, s->q, s->q, s->pos, s->freqs, &rq)) ||
-        (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)) ||
-        (vs = vkb_op_kv_store(st, s->k_cache[l], &s->k_layout, p0, s->k, n)) ||
-        (vs = vkb_op_kv_store(st, s->v_cache[l], &s->v_layout, p0, s->v, n)) ||
+    if ((vs = rope_store(s, l, n, p0)) ||
         (vs = s->unfused ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
                                                     s->scores, &as)
                          : vkb_op_attention_split(
@@ -488,8 +529,10 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
         return vs;
     /* feed-forward block: silu(gate) · up, quantized on the way where down takes 8-bit
      * blocks */
+    const eng_dev_weight *gate_up[] = {&L->gate, &L->up};
+    vkb_outputs gate_up_out = {2, {s->g, s->u}, {ff, ff}};
     if ((vs = norm(s, L->ffn_norm.buffer, &L->gate.matrix, n)) ||
-        (vs = mul(s, &L->gate, s->xn, s->g, n)) || (vs = mul(s, &L->up, s->xn, s->u, n)))
+        (vs = products(s, &L->gate_up, gate_up, &gate_up_out, n)))
         return vs;
     s->xq_of = NULL; /* h is rewritten */
     if (takes_q8(s, &L->down.matrix, n) && L->down.matrix.k == ff) {

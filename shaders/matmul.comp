@@ -3,24 +3,29 @@
 // arithmetic on every device. A workgroup computes a TM x TN tile of out; K goes by in
 // steps of TK, W dequantized and X loaded into shared memory once per step; each
 // invocation owns a 4 x 4 block of outputs, strided by TM/4 and TN/4 so neighbours read
-// neighbouring shared words.
+// neighbouring shared words. With OUTS > 1, W holds the rows of several products and out
+// is several buffers (vkb_outputs.glsl).
 layout(local_size_x_id = 0) in;              // (TM / 4) * (TN / 4)
 layout(constant_id = 1) const uint TM = 32u; // rows of W per tile, a multiple of 4
 layout(constant_id = 2) const uint TN = 32u; // columns of X per tile, a multiple of 4
 layout(constant_id = 3) const uint TK = 16u; // values of K per step, a multiple of 8
+layout(constant_id = 4) const uint OUTS = 1u; // outputs (1 to 3; vkb_outputs.glsl)
+const bool ACC = false;
 
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
 layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };
-layout(std430, binding = 2) writeonly buffer Out { float dst[]; };
+#include "vkb_outputs.glsl"
 
 layout(push_constant) uniform Push {
-    uint k;          // values per row, a multiple of QK
-    uint row_bytes;  // bytes per row of W
-    uint row0;       // index in out of this part's first row
-    uint rows;       // rows in this part of W
-    uint n;          // columns of X
-    uint x_stride;   // floats between columns of X, a multiple of 4
-    uint out_stride; // floats between columns of out
+    uint k;         // values per row, a multiple of QK
+    uint row_bytes; // bytes per row of W
+    uint row0;      // index of this part's first row among all of W's
+    uint rows;      // rows in this part of W
+    uint n;         // columns of X
+    uint x_stride;  // floats between columns of X, a multiple of 4
+    uint rows_all;  // rows of W in all its parts
+    uint split1;    // W's first row written to the second output, the third's
+    uint split2;
 } pc;
 
 #include "vkb_quant.glsl"
@@ -76,7 +81,7 @@ void main()
         for (uint j = 0u; j < 4u; j++) {
             uint n = n0 + tn + j * (TN / 4u);
             if (m < pc.rows && n < pc.n)
-                dst[n * pc.out_stride + pc.row0 + m] = acc[i * 4u + j];
+                store_output(n, pc.row0 + m, acc[i * 4u + j], pc.rows_all, pc.split1, pc.split2);
         }
     }
 }

@@ -4,7 +4,8 @@
 // rows; its invocations walk each row eight values at a time (neighbouring invocations
 // read neighbouring bytes, so a subgroup's loads coalesce and each weight byte comes from
 // memory once), accumulate in f32 and reduce with wg_sum. With ACC the product is added
-// to y (y += W·x: the residual add fused into the product that feeds it).
+// to y (y += W·x: the residual add fused into the product that feeds it); with OUTS > 1
+// W holds the rows of several products and y is several buffers (vkb_outputs.glsl).
 #include "vkb_index.glsl"
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -15,6 +16,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ROWS = 1;  // rows per workgroup
 layout(constant_id = 2) const uint NCOLS = 1; // activation columns
 layout(constant_id = 3) const bool ACC = false; // add to y instead of writing it
+layout(constant_id = 4) const uint OUTS = 1;    // outputs (1 to 3)
 const uint ACCS = ROWS * NCOLS;
 
 // All ROWS x NCOLS sums are reduced together, one barrier per step: partial sums of
@@ -57,15 +59,17 @@ spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [
 #else
 layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };
 #endif
-layout(std430, binding = 2) buffer Y { float y[]; }; // read too with ACC
+#include "vkb_outputs.glsl"
 
 layout(push_constant) uniform Push {
     uint k;         // values per row, a multiple of QK
     uint row_bytes; // bytes per row of W
-    uint row0;      // index in y of this part's first row
+    uint row0;      // index of this part's first row among all of W's
     uint rows;      // rows in this part of W
     uint x_stride;  // floats between columns of x, a multiple of 4
-    uint y_stride;  // floats between columns of y
+    uint rows_all;  // rows of W in all its parts
+    uint split1;    // W's first row written to the second output, the third's
+    uint split2;
 } pc;
 
 #include "vkb_quant.glsl"
@@ -293,8 +297,7 @@ void main()
         float t = 0.0;
         for (uint i = 0u; i < parts; i++)
             t += red[a * wg + i];
-        const uint at = c * pc.y_stride + pc.row0 + first + r;
         if (first + r < pc.rows)
-            y[at] = ACC ? t + y[at] : t;
+            store_output(c, pc.row0 + first + r, t, pc.rows_all, pc.split1, pc.split2);
     }
 }

@@ -2,10 +2,10 @@
 // Rotary position embedding of x[t][h][0 .. head_dim): for pair i < rot_dims / 2, the
 // angle pos[t] * freq[i] rotates (x[2i], x[2i+1]) (normal order) or (x[i], x[i + rot/2])
 // (neox order); dimensions from rot_dims on are copied. freq[] comes from the host
-// (vkb_rope_freqs), so frequency base and scaling cost nothing here. Angles are reduced
-// to [-pi, pi] in two steps (Cody-Waite) before cos and sin, whose accuracy Vulkan only
-// promises there. One invocation per pair.
+// (vkb_rope_freqs), so frequency base and scaling cost nothing here. The rotation itself
+// is vkb_rope.glsl's. One invocation per pair.
 #include "vkb_index.glsl"
+#include "vkb_rope.glsl"
 
 layout(local_size_x_id = 0) in;
 
@@ -37,15 +37,8 @@ void main()
         dst[base + d + 1u] = x[base + d + 1u];
         return;
     }
-    precise float theta = float(pos[t]) * freq[i];
-    // theta - k * 2pi with 2pi = C1 + C2, C1 exact in 16 bits so k * C1 is exact
-    const float C1 = 6.28125, C2 = 1.9353071795864769e-3;
-    precise float k = round(theta * 0.15915494309189535);
-    precise float red = (theta - k * C1) - k * C2;
-    float c = cos(red), s = sin(red);
-    uint d0 = pc.neox != 0u ? i : 2u * i;
-    uint d1 = pc.neox != 0u ? i + half_rot : 2u * i + 1u;
-    float x0 = x[base + d0], x1 = x[base + d1];
-    dst[base + d0] = x0 * c - x1 * s;
-    dst[base + d1] = x0 * s + x1 * c;
+    const uvec2 d = rope_pair(i, pc.rot_dims, pc.neox != 0u);
+    const vec2 r = rope_rotate(x[base + d.x], x[base + d.y], pos[t], freq[i]);
+    dst[base + d.x] = r.x;
+    dst[base + d.y] = r.y;
 }

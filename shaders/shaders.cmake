@@ -51,6 +51,7 @@ vkllm_shader(attention_scores attention_unfused.comp DEFINES SCORES)
 vkllm_shader(attention_values attention_unfused.comp DEFINES VALUES)
 
 vkllm_shader(rope_f32 rope.comp)
+vkllm_shader(rope_store_f16 rope_store.comp)
 vkllm_shader(silu_mul_f32 eltwise.comp DEFINES OP_SILU_MUL)
 vkllm_shader(scale_f32 eltwise.comp DEFINES OP_SCALE)
 vkllm_shader(convert_f32_f16 eltwise.comp DEFINES OP_F32_F16)

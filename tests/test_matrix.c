@@ -560,6 +560,107 @@ static void test_matvec_add(void)
     teardown(&f);
 }
 
+/* One product, several outputs (q, k and v from their stacked rows): each output holds
+ * exactly its rows of the stacked product the plain op writes, for every path (float in
+ * place and staged, integer dot, matmul), and writes nothing past its columns. */
+static void test_outputs(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    static const struct {
+        cmp_type t;
+        int int_dot; /* vkb_matvec_tuning.int_dot */
+        bool staged;
+        uint32_t n; /* > 8: matmul */
+        uint32_t count, rows[3];
+    } cases[] = {
+        {CMP_TYPE_F32, -1, false, 2, 3, {33, 7, 25}},
+        {CMP_TYPE_Q4_0, -1, false, 1, 3, {64, 16, 16}},
+        {CMP_TYPE_Q4_K, -1, true, 3, 2, {40, 24}},
+        {CMP_TYPE_Q4_0, 1, false, 1, 3, {9, 3, 5}},
+        {CMP_TYPE_Q8_0, 1, false, 5, 2, {17, 48}},
+        {CMP_TYPE_Q4_0, -1, false, 33, 3, {33, 7, 25}},
+        {CMP_TYPE_Q6_K, -1, false, 17, 2, {70, 2}},
+    };
+    const uint32_t k = 512, guard = 16;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cmp_type t = cases[i].t;
+        uint32_t n = cases[i].n, rows = 0;
+        if (cases[i].int_dot > 0 && !vkb_device_get_info(t_dev)->int_dot)
+            continue;
+        for (uint32_t o = 0; o < cases[i].count; o++)
+            rows += cases[i].rows[o];
+        vkb_matvec_tuning tune = vkb_op_matvec_plan(t_dev, t, n <= 8 ? n : 1);
+        tune.int_dot = cases[i].int_dot;
+        tune.staged = cases[i].staged; /* the plan drops it where the device cannot */
+        vkb_op_matvec_tune(t_dev, &tune);
+        size_t outn = (size_t)rows * n;
+        uint8_t *w = quantized_weights(t, rows, k, 7500 + i);
+        float *x = t_random_floats((size_t)k * n, 7600 + i, -1.0f, 1.0f);
+        float *plain = malloc(outn * 4), *got = malloc((outn + guard) * 4);
+        float *fill = malloc((outn + guard) * 4);
+        vkb_matrix m;
+        if (!w || !x || !plain || !got || !fill || !upload_matrix(&f, &m, t, w, rows, k)) {
+            t_fail_at(__FILE__, __LINE__, "setup failed");
+            goto next;
+        }
+        for (size_t j = 0; j < outn + guard; j++)
+            fill[j] = -12345.0f;
+        vkb_buffer *bx = t_upload(f.scratch, x, (uint64_t)k * n * 4, 0);
+        vkb_buffer *bq = t_upload(f.scratch, NULL, vkb_q8_bytes(k, n), 0);
+        vkb_buffer *bp = t_upload(f.scratch, NULL, outn * 4, 0);
+        vkb_outputs outs = {cases[i].count, {NULL}, {0}};
+        bool ok = bx && bq && bp;
+        for (uint32_t o = 0; o < outs.count && ok; o++) {
+            outs.rows[o] = cases[i].rows[o];
+            outs.y[o] = t_upload(f.scratch, fill, ((uint64_t)n * outs.rows[o] + guard) * 4, 0);
+            ok = outs.y[o] != NULL;
+        }
+        if (!ok)
+            goto next;
+        CHECK_OK(vkb_stream_begin(f.stream));
+        if (n > 8) {
+            CHECK_OK(vkb_op_matmul(f.stream, &m, bx, bp, n));
+            CHECK_OK(vkb_op_matmul_split(f.stream, &m, bx, &outs, n));
+        } else if (cases[i].int_dot > 0) {
+            CHECK_OK(vkb_op_quantize_q8(f.stream, bq, bx, k, n));
+            CHECK_OK(vkb_op_matvec_q8(f.stream, &m, bq, bp, n));
+            CHECK_OK(vkb_op_matvec_q8_split(f.stream, &m, bq, &outs, n));
+        } else {
+            CHECK_OK(vkb_op_matvec(f.stream, &m, bx, bp, n));
+            CHECK_OK(vkb_op_matvec_split(f.stream, &m, bx, &outs, n));
+        }
+        CHECK_OK(vkb_stream_submit(f.stream));
+        CHECK_OK(vkb_stream_wait(f.stream));
+        CHECK_OK(vkb_buffer_download(t_dev, bp, 0, plain, outn * 4));
+        size_t bad = 0, spoiled = 0;
+        for (uint32_t o = 0, base = 0; o < outs.count; base += outs.rows[o], o++) {
+            size_t len = (size_t)n * outs.rows[o];
+            CHECK_OK(vkb_buffer_download(t_dev, outs.y[o], 0, got, (len + guard) * 4));
+            for (uint32_t c = 0; c < n; c++)
+                for (uint32_t r = 0; r < outs.rows[o]; r++)
+                    bad += memcmp(&got[(size_t)c * outs.rows[o] + r],
+                                  &plain[(size_t)c * rows + base + r], 4) != 0;
+            for (size_t j = len; j < len + guard; j++)
+                spoiled += got[j] != -12345.0f;
+        }
+        CHECK_MSG(bad == 0, "%s %s%s, %u outputs, n=%u: %zu values differ from the stacked product",
+                  n > 8 ? "matmul" : "matvec", tname(t), cases[i].int_dot > 0 ? " int-dot" : "",
+                  outs.count, n, bad);
+        CHECK_MSG(spoiled == 0, "%s %s: %zu values written past an output's columns",
+                  n > 8 ? "matmul" : "matvec", tname(t), spoiled);
+    next:
+        free(w);
+        free(x);
+        free(plain);
+        free(got);
+        free(fill);
+    }
+    vkb_op_matvec_tune(t_dev, NULL);
+    teardown(&f);
+}
+
 static void test_matmul(void)
 {
     struct fixture f;
@@ -713,6 +814,13 @@ static void test_matrix_errors(void)
     CHECK(strstr(vkb_device_errmsg(t_dev), "needs") != NULL);
     m = (vkb_matrix){w, CMP_TYPE_F32, 16, 256};
     CHECK_STATUS(vkb_op_matmul(f.stream, &m, x, y, 100), VKB_ERR_INVALID_ARGUMENT); /* x short */
+    vkb_outputs outs = {2, {y, y}, {10, 5}}; /* 15 rows of 16 */
+    CHECK_STATUS(vkb_op_matvec_split(f.stream, &m, x, &outs, 1), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "15 rows") != NULL);
+    outs = (vkb_outputs){4, {y, y}, {10, 6}};
+    CHECK_STATUS(vkb_op_matmul_split(f.stream, &m, x, &outs, 9), VKB_ERR_INVALID_ARGUMENT);
+    outs = (vkb_outputs){2, {y, y}, {16, 0}};
+    CHECK_STATUS(vkb_op_matvec_split(f.stream, &m, x, &outs, 1), VKB_ERR_INVALID_ARGUMENT);
     CHECK_OK(vkb_stream_submit(f.stream));
     CHECK_OK(vkb_stream_wait(f.stream));
     teardown(&f);
@@ -721,10 +829,15 @@ static void test_matrix_errors(void)
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
-        {"get_rows", test_get_rows, true},           {"matvec", test_matvec, true},
-        {"matvec_staged", test_matvec_staged, true}, {"matvec_int_dot", test_matvec_int_dot, true},
-        {"matvec_add", test_matvec_add, true},       {"matmul", test_matmul, true},
-        {"split_matrix", test_split_matrix, true},   {"errors", test_matrix_errors, true},
+        {"get_rows", test_get_rows, true},
+        {"matvec", test_matvec, true},
+        {"matvec_staged", test_matvec_staged, true},
+        {"matvec_int_dot", test_matvec_int_dot, true},
+        {"matvec_add", test_matvec_add, true},
+        {"outputs", test_outputs, true},
+        {"matmul", test_matmul, true},
+        {"split_matrix", test_split_matrix, true},
+        {"errors", test_matrix_errors, true},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -209,6 +209,78 @@ static void test_rope(void)
     teardown(&f);
 }
 
+/* rope_store_f16: the bits of rope (q, k) then store_f16 (k, v) apart, in place on q,
+ * and nothing of the caches outside the positions written. */
+static void check_rope_store(struct fixture *f, vkb_rope_shape sh, uint32_t kv_heads, uint32_t row0,
+                             uint64_t seed)
+{
+    const uint32_t n_ctx = row0 + sh.tokens + 3;
+    size_t qn = (size_t)sh.head_dim * sh.heads * sh.tokens;
+    size_t kvn = (size_t)sh.head_dim * kv_heads * sh.tokens;
+    size_t cache_bytes = (size_t)n_ctx * sh.head_dim * kv_heads * 2;
+    float *q = t_random_floats(qn, seed, -2.f, 2.f), *k = t_random_floats(kvn, seed + 1, -2.f, 2.f);
+    float *v = t_random_floats(kvn, seed + 2, -2.f, 2.f),
+          *fill = t_random_floats(cache_bytes / 4, seed + 3, -9.f, 9.f);
+    float *freqs = malloc(sh.rot_dims / 2 * 4);
+    int32_t *pos = malloc(sh.tokens * 4);
+    uint8_t *host[6] = {malloc(qn * 4),      malloc(qn * 4),      malloc(cache_bytes),
+                        malloc(cache_bytes), malloc(cache_bytes), malloc(cache_bytes)};
+    bool ok = q && k && v && fill && freqs && pos;
+    for (int i = 0; i < 6; i++)
+        ok = ok && host[i];
+    if (!ok) {
+        t_fail_at(__FILE__, __LINE__, "out of memory");
+        goto out;
+    }
+    for (uint32_t t = 0; t < sh.tokens; t++)
+        pos[t] = (int32_t)(row0 + t) * 37;
+    vkb_rope_freqs(freqs, sh.rot_dims, 10000.f, 1.f);
+    begin(f);
+    vkb_rope_shape sk = sh;
+    sk.heads = kv_heads;
+    uint64_t kv_off = (uint64_t)row0 * sh.head_dim * kv_heads;
+    vkb_buffer *bq = upload(f, q, qn * 4), *bk = upload(f, k, kvn * 4), *bv = upload(f, v, kvn * 4),
+               *bp = upload(f, pos, sh.tokens * 4), *bf = upload(f, freqs, sh.rot_dims / 2 * 4),
+               *qa = upload(f, NULL, qn * 4), *ka = upload(f, NULL, kvn * 4),
+               *kca = upload(f, fill, cache_bytes), *vca = upload(f, fill, cache_bytes),
+               *kcb = upload(f, fill, cache_bytes), *vcb = upload(f, fill, cache_bytes);
+    if (!bq || !bk || !bv || !bp || !bf || !qa || !ka || !kca || !vca || !kcb || !vcb)
+        goto out;
+    CHECK_OK(vkb_op_rope(f->stream, qa, bq, bp, bf, &sh));
+    CHECK_OK(vkb_op_rope(f->stream, ka, bk, bp, bf, &sk));
+    CHECK_OK(vkb_op_store_f16(f->stream, kca, kv_off, ka, kvn));
+    CHECK_OK(vkb_op_store_f16(f->stream, vca, kv_off, bv, kvn));
+    CHECK_OK(vkb_op_rope_store_f16(f->stream, bq, bk, bv, bp, bf, &sh, kv_heads, kcb, vcb, row0));
+    finish(f, NULL, NULL, 0);
+    const vkb_buffer *from[6] = {qa, bq, kca, kcb, vca, vcb};
+    for (int i = 0; i < 6; i++)
+        CHECK_OK(vkb_buffer_download(t_dev, from[i], 0, host[i], i < 2 ? qn * 4 : cache_bytes));
+    char what[96];
+    snprintf(what, sizeof what, "rope_store_f16 head_dim=%u rot=%u heads=%u/%u tokens=%u at %u%s",
+             sh.head_dim, sh.rot_dims, sh.heads, kv_heads, sh.tokens, row0, sh.neox ? " neox" : "");
+    CHECK_MSG(memcmp(host[0], host[1], qn * 4) == 0, "%s: q differs from rope's", what);
+    CHECK_MSG(memcmp(host[2], host[3], cache_bytes) == 0, "%s: the key cache differs", what);
+    CHECK_MSG(memcmp(host[4], host[5], cache_bytes) == 0, "%s: the value cache differs", what);
+out:
+    free(q), free(k), free(v), free(fill), free(freqs), free(pos);
+    for (int i = 0; i < 6; i++)
+        free(host[i]);
+}
+
+static void test_rope_store(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    for (int neox = 0; neox < 2; neox++) {
+        check_rope_store(&f, (vkb_rope_shape){64, 64, 4, 1, neox}, 2, 5, 10 + neox);
+        check_rope_store(&f, (vkb_rope_shape){128, 128, 8, 5, neox}, 2, 3, 12 + neox);
+        check_rope_store(&f, (vkb_rope_shape){64, 32, 3, 3, neox}, 3, 0, 14 + neox); /* partial */
+        check_rope_store(&f, (vkb_rope_shape){2, 2, 1, 1, neox}, 1, 7, 16 + neox);
+    }
+    teardown(&f);
+}
+
 static void test_eltwise(void)
 {
     static const uint64_t sizes[] = {1, 7, 256, 100003, (65535u * 256u) + 3};
@@ -683,6 +755,12 @@ static void test_op_errors(void)
     vkb_rope_shape bad = {64, 66, 1, 1, false};
     CHECK_STATUS(vkb_op_rope(f.stream, b, a, a, a, &bad), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "rot_dims 66") != NULL);
+    CHECK_STATUS(vkb_op_rope_store_f16(f.stream, a, a, a, a, a, &bad, 1, b, b, 0),
+                 VKB_ERR_INVALID_ARGUMENT);
+    vkb_rope_shape one = {64, 64, 1, 1, false};
+    CHECK_STATUS(vkb_op_rope_store_f16(f.stream, a, a, a, a, a, &one, 0, b, b, 0),
+                 VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "0 kv heads") != NULL);
     CHECK_STATUS(vkb_op_rms_norm(f.stream, b, a, a, 2048, 1, 1e-5f), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "holds 4096 bytes") != NULL);
     CHECK_STATUS(vkb_op_softmax(f.stream, b, a, a, 0, 16, 4, 1.f), VKB_ERR_INVALID_ARGUMENT);
@@ -707,6 +785,7 @@ int main(int argc, char **argv)
         {"rope", test_rope, true},
         {"eltwise", test_eltwise, true},
         {"fused_q8", test_fused_q8, true},
+        {"rope_store", test_rope_store, true},
         {"bias_store", test_bias_and_store, true},
         {"attention", test_attention, true},
         {"attention_kv", test_attention_kv, true},

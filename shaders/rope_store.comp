@@ -1,0 +1,71 @@
+#version 450
+// The attention block's prologue over an f16 KV cache in one dispatch: q rotated in place
+// (rope.comp), k rotated and v as they are into the caches as f16 at positions
+// row0 .. row0 + tokens (store_f16), with the same bits as those three ops apart. The
+// grid runs over q's pairs, then the words (two f16 values) of k's rows, then v's.
+#include "vkb_index.glsl"
+#include "vkb_rope.glsl"
+
+layout(local_size_x_id = 0) in;
+
+layout(std430, binding = 0) buffer Q { float q[]; };
+layout(std430, binding = 1) readonly buffer K { float k[]; };
+layout(std430, binding = 2) readonly buffer V { float v[]; };
+layout(std430, binding = 3) readonly buffer Pos { int pos[]; };
+layout(std430, binding = 4) readonly buffer Freq { float freq[]; };
+layout(std430, binding = 5) writeonly buffer KCache { uint k_cache[]; };
+layout(std430, binding = 6) writeonly buffer VCache { uint v_cache[]; };
+
+layout(push_constant) uniform Push {
+    uint head_dim; // even
+    uint rot_dims; // even, <= head_dim
+    uint q_heads;
+    uint kv_heads;
+    uint tokens;
+    uint neox; // 0: pairs (2i, 2i+1); 1: pairs (i, i + rot_dims/2)
+    uint row0; // the cache position of the first token
+} pc;
+
+// Dimension d of k's head row at `base`, rotated for position p.
+float roped_k(uint base, uint d, int p)
+{
+    if (d >= pc.rot_dims)
+        return k[base + d];
+    const uint half_rot = pc.rot_dims / 2u;
+    const bool neox = pc.neox != 0u;
+    const uint i = neox ? (d < half_rot ? d : d - half_rot) : d / 2u;
+    const uvec2 pair = rope_pair(i, pc.rot_dims, neox);
+    const vec2 r = rope_rotate(k[base + pair.x], k[base + pair.y], p, freq[i]);
+    return d == pair.x ? r.x : r.y;
+}
+
+void main()
+{
+    const uint half_dim = pc.head_dim / 2u; // pairs of a head, and words of its f16 row
+    uint g = flat_group_id() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    const uint q_pairs = half_dim * pc.q_heads * pc.tokens;
+    const uint kv_words = half_dim * pc.kv_heads * pc.tokens;
+    const uint cache_word0 = pc.row0 * half_dim * pc.kv_heads;
+    if (g < q_pairs) {
+        const uint i = g % half_dim, th = g / half_dim, t = th / pc.q_heads;
+        const uint base = th * pc.head_dim;
+        if (2u * i < pc.rot_dims) {
+            const uvec2 d = rope_pair(i, pc.rot_dims, pc.neox != 0u);
+            const vec2 r = rope_rotate(q[base + d.x], q[base + d.y], pos[t], freq[i]);
+            q[base + d.x] = r.x;
+            q[base + d.y] = r.y;
+        }
+        return;
+    }
+    g -= q_pairs;
+    if (g < kv_words) {
+        const uint j = g % half_dim, th = g / half_dim, t = th / pc.kv_heads;
+        const uint base = th * pc.head_dim;
+        const vec2 r = vec2(roped_k(base, 2u * j, pos[t]), roped_k(base, 2u * j + 1u, pos[t]));
+        k_cache[cache_word0 + g] = packHalf2x16(r);
+        return;
+    }
+    g -= kv_words;
+    if (g < kv_words)
+        v_cache[cache_word0 + g] = packHalf2x16(vec2(v[2u * g], v[2u * g + 1u]));
+}
