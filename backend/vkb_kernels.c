@@ -126,6 +126,19 @@ static uint64_t matvec_staged_shared(const uint32_t *spec)
         .elems_spec = {1, 2}, .shared_bytes = matmul_shared                                        \
     }
 
+/* matmul_int_dot.comp: spec {workgroup, TM, TN, TKB, OUTS}; shared: W's words and scales,
+ * X's words and d, s. */
+static uint64_t matmul_int_dot_shared(const uint32_t *spec)
+{
+    return 4ull * spec[3] * (8 * (spec[1] + spec[2]) + spec[1] + 2 * spec[2]);
+}
+
+#define MATMUL_INT_DOT(n)                                                                          \
+    {                                                                                              \
+        .name = n, OUTS3, .push_size = 36, .spec_count = 5, .spec_defaults = {64, 32, 32, 2, 1},   \
+        .elems_spec = {1, 2}, .needs_int_dot = true, .shared_bytes = matmul_int_dot_shared         \
+    }
+
 /* get_rows.comp: x counts units of 8 values, y ids. */
 #define GET_ROWS(n)                                                                                \
     {                                                                                              \
@@ -180,11 +193,13 @@ static const struct vkb_kernel kernels[] = {
     WEIGHT_KERNELS("bf16"),
     QUANT_WEIGHT_KERNELS("q4_0"),
     MATVEC_INT_DOT("matvec_q4_0_int_dot"),
+    MATMUL_INT_DOT("matmul_q4_0_int_dot"),
     QUANT_WEIGHT_KERNELS("q4_1"),
     QUANT_WEIGHT_KERNELS("q5_0"),
     QUANT_WEIGHT_KERNELS("q5_1"),
     QUANT_WEIGHT_KERNELS("q8_0"),
     MATVEC_INT_DOT("matvec_q8_0_int_dot"),
+    MATMUL_INT_DOT("matmul_q8_0_int_dot"),
     QUANT_WEIGHT_KERNELS("q4_k"),
     QUANT_WEIGHT_KERNELS("q5_k"),
     QUANT_WEIGHT_KERNELS("q6_k"),

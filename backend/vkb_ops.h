@@ -126,7 +126,12 @@ typedef struct vkb_matvec_tuning {
  * (n a multiple of 32).
  * vkb_op_matvec_q8: y = W·x from xq, for the types vkb_op_matvec_int_dot accepts when
  * forced (q4_0, q8_0) and 1 to 8 columns; vkb_op_matvec_q8_add: y += W·x;
- * vkb_op_matvec_q8_split: several outputs (vkb_outputs). */
+ * vkb_op_matvec_q8_split: several outputs (vkb_outputs).
+ *
+ * The prefill product has the same path (matmul_int_dot.comp): vkb_op_matmul_int_dot says
+ * whether the device should take it for `type` (where it accelerates the dots, and on CPU
+ * drivers; the same tuning switch as matvec's); vkb_op_matmul_q8_split: out = W·x from
+ * xq, any number of columns. */
 bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type);
 uint64_t vkb_q8_bytes(uint32_t k, uint32_t ncols);
 vkb_status vkb_op_quantize_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buffer *x, uint32_t k,
@@ -143,6 +148,9 @@ vkb_status vkb_op_matvec_q8_add(vkb_stream *s, const vkb_matrix *w, const vkb_bu
                                 const vkb_buffer *y, uint32_t ncols);
 vkb_status vkb_op_matvec_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                   const vkb_outputs *out, uint32_t ncols);
+bool vkb_op_matmul_int_dot(const vkb_device *dev, cmp_type type);
+vkb_status vkb_op_matmul_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                                  const vkb_outputs *out, uint32_t n);
 
 /* t NULL or t->wg 0: back to the built-in choice. Checked when matvec runs. */
 void vkb_op_matvec_tune(vkb_device *dev, const vkb_matvec_tuning *t);
@@ -152,8 +160,8 @@ bool vkb_matvec_tuning_parse(const char *text, vkb_matvec_tuning *t);
 /* The choice matvec makes for `type` and `ncols` columns. */
 vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint32_t ncols);
 
-/* Kernel names the ops pick on this device: "matvec_q4_k_subgroup", "matvec_q4_0_int_dot",
- * "matmul_q8_0" ... */
+/* Kernel names the engine's products take on this device: "matvec_q4_k_subgroup",
+ * "matvec_q4_0_int_dot", "matmul_q8_0", "matmul_q4_0_int_dot" ... */
 const char *vkb_op_matvec_variant(const vkb_device *dev, cmp_type type);
 const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type);
 

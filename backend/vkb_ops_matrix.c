@@ -155,29 +155,49 @@ uint64_t vkb_q8_bytes(uint32_t k, uint32_t ncols)
     return (uint64_t)ncols * (k / 32) * 40;
 }
 
-static const char *int_dot_variant(cmp_type type)
+static const char *int_dot_variant(const char *op, cmp_type type)
 {
     static _Thread_local char name[40];
-    snprintf(name, sizeof name, "matvec_%s_int_dot", format_name(type));
+    snprintf(name, sizeof name, "%s_%s_int_dot", op, format_name(type));
     return name;
+}
+
+/* Prefill dots integers where the device accelerates it, and on CPU drivers: lavapipe's
+ * LLVM turns the dots into vector code, 3x the f32 kernel's rate (bench kernels, q4_0
+ * 4096x4096 n=512) and 1.8x a 135M model's pp128 (docs/benchmarks.md), where its matvec
+ * gained nothing measurable. */
+bool vkb_op_matmul_int_dot(const vkb_device *dev, cmp_type type)
+{
+    const vkb_device_info *info = &dev->info;
+    if ((type != CMP_TYPE_Q4_0 && type != CMP_TYPE_Q8_0) || !info->int_dot ||
+        dev->matvec_tuning.int_dot < 0)
+        return false;
+    return dev->matvec_tuning.int_dot > 0 || info->int_dot_4x8_signed_accel ||
+           info->type == VKB_DEVICE_CPU;
 }
 
 const char *vkb_op_matvec_variant(const vkb_device *dev, cmp_type type)
 {
     if (vkb_op_matvec_int_dot(dev, type))
-        return int_dot_variant(type);
+        return int_dot_variant("matvec", type);
     return matvec_variant(dev, type, vkb_op_matvec_plan(dev, type, 1).staged);
 }
 
-const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type)
+static const char *matmul_float_variant(cmp_type type)
 {
     static _Thread_local char name[40];
-    (void)dev;
     const char *f = format_name(type);
     if (!f)
         return NULL;
     snprintf(name, sizeof name, "matmul_%s", f);
     return name;
+}
+
+const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type)
+{
+    if (vkb_op_matmul_int_dot(dev, type))
+        return int_dot_variant("matmul", type);
+    return matmul_float_variant(type);
 }
 
 /* ---- argument checks ---- */
@@ -406,8 +426,8 @@ static vkb_status matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer
                        out_push)) != VKB_OK)
         return st;
     vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
-    return run_matvec(s, w, int_dot_variant(w->type), plan, io, out_push, ncols, out->count,
-                      accumulate);
+    return run_matvec(s, w, int_dot_variant("matvec", w->type), plan, io, out_push, ncols,
+                      out->count, accumulate);
 }
 
 vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
@@ -446,10 +466,37 @@ vkb_status vkb_op_matmul_split(vkb_stream *s, const vkb_matrix *w, const vkb_buf
     struct matmul_plan plan = matmul_plan(dev);
     vkb_spec spec = {.count = 5, .values = {plan.wg, plan.tm, plan.tn, plan.tk, out->count}};
     vkb_pipeline *p;
-    if ((st = vkb_pipeline_get(dev, vkb_op_matmul_variant(dev, w->type), &spec, &p)) != VKB_OK)
+    if ((st = vkb_pipeline_get(dev, matmul_float_variant(w->type), &spec, &p)) != VKB_OK)
         return st;
     /* n, x_stride, rows_all, split1, split2 */
     uint32_t extra[5] = {n, w->k, out_push[0], out_push[1], out_push[2]};
+    return dispatch_parts(s, "matmul", w, p, io, 4, extra, 5, 0, n);
+}
+
+vkb_status vkb_op_matmul_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                                  const vkb_outputs *out, uint32_t n)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_binding io[4];
+    uint32_t out_push[3];
+    vkb_status st;
+    if ((st = check_matrix(dev, "matmul_q8", w)) != VKB_OK)
+        return st;
+    if (w->type != CMP_TYPE_Q4_0 && w->type != CMP_TYPE_Q8_0)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "matmul_q8: reads q4_0 and q8_0 weights, not %s", format_name(w->type));
+    if (n == 0)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "matmul_q8: 0 columns");
+    if ((st = check_io(dev, "matmul_q8", w, xq, vkb_q8_bytes(w->k, n), out, n, io, out_push)))
+        return st;
+    struct matmul_plan plan = matmul_plan(dev);
+    /* K in steps of two blocks (64 values), as the float path's TK 64 or 32 */
+    vkb_spec spec = {.count = 5, .values = {plan.wg, plan.tm, plan.tn, 2, out->count}};
+    vkb_pipeline *p;
+    if ((st = vkb_pipeline_get(dev, int_dot_variant("matmul", w->type), &spec, &p)) != VKB_OK)
+        return st;
+    /* n, x_stride (unused), rows_all, split1, split2 */
+    uint32_t extra[5] = {n, 0, out_push[0], out_push[1], out_push[2]};
     return dispatch_parts(s, "matmul", w, p, io, 4, extra, 5, 0, n);
 }
 

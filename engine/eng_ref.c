@@ -93,11 +93,14 @@ void eng_ref_mirror_device(eng_ref *r, const vkb_device *dev)
 }
 
 /* One product as the session runs it: x through 8-bit blocks where the mirrored device's
- * matvec reads them (eng_session.c's product). */
+ * matvec (up to 8 columns) or matmul reads them (eng_session.c's takes_q8). */
 static bool product(const eng_ref *r, cmp_type type, const void *w, uint32_t rows, uint32_t k,
                     const float *x, float *y, uint32_t n)
 {
-    if (!r->mirror || n > 8 || k % 32 || !vkb_op_matvec_int_dot(r->mirror, type))
+    bool q8 =
+        r->mirror && k % 32 == 0 &&
+        (n <= 8 ? vkb_op_matvec_int_dot(r->mirror, type) : vkb_op_matmul_int_dot(r->mirror, type));
+    if (!q8)
         return vkb_ref_matmul(type, w, rows, k, x, y, n);
     uint32_t *xq = malloc(vkb_q8_bytes(k, n));
     float *xr = malloc(sizeof *xr * (size_t)k * n);

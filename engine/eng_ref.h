@@ -38,8 +38,9 @@ typedef void (*eng_ref_input_fn)(void *user, const eng_weight *w, const float *x
 void eng_ref_observe_inputs(eng_ref *r, eng_ref_input_fn fn, void *user);
 
 /* Computes what a session on `dev` computes where the two differ by design: the weight
- * products that dev runs on 8-bit activations (vkb_op_matvec_int_dot, decode steps) read
- * x rounded the same way. NULL: exact f32 activations everywhere (the default). */
+ * products that dev runs on 8-bit activations (vkb_op_matvec_int_dot for decode steps,
+ * vkb_op_matmul_int_dot for prefill) read x rounded the same way. NULL: exact f32 activations
+ * everywhere (the default). */
 void eng_ref_mirror_device(eng_ref *r, const vkb_device *dev);
 
 #ifdef __cplusplus

@@ -205,6 +205,16 @@ static uint32_t q8_width(const eng_model *m)
 /* Split-K attention leaves (head_dim + 2) floats per query row and split; the automatic
  * choice keeps rows x splits under 512 (vkb_attention_splits), a forced one is sized for
  * the batch. CPU drivers never split. */
+/* Columns the 8-bit copy of an input must hold: a batch where prefill's products dot
+ * integers too, else a decode step's. */
+static uint32_t q8_columns(const vkb_device *dev, uint64_t batch)
+{
+    bool matmul =
+        vkb_op_matmul_int_dot(dev, CMP_TYPE_Q4_0) || vkb_op_matmul_int_dot(dev, CMP_TYPE_Q8_0);
+    uint64_t n = matmul ? batch : batch < 8 ? batch : 8;
+    return (uint32_t)n;
+}
+
 static uint64_t partials_bytes(vkb_device *dev, const eng_hparams *hp, const eng_session_params *p)
 {
     uint64_t per_row = (uint64_t)(hp->head_dim + 2) * 4;
@@ -298,7 +308,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         {false, p.unfused_attention ? B * hp->n_head * p.n_ctx * 4 : 4, &s->scores},
         {false, partials_bytes(s->dev, hp, &p), &s->partials},
         {false, B * max_rank(m) * 4 + 4, &s->lowrank},
-        {false, vkb_q8_bytes(q8_width(m), B < 8 ? (uint32_t)B : 8) + 4, &s->xq},
+        {false, vkb_q8_bytes(q8_width(m), q8_columns(s->dev, B)) + 4, &s->xq},
         {true, B * 4, &s->ids},
         {true, B * 4, &s->pos},
         {true, (p.all_logits ? B : 1) * hp->n_vocab * 4, &s->logits},
@@ -372,11 +382,12 @@ void eng_session_destroy(eng_session *s)
     free(s);
 }
 
-/* Whether a product of W with n columns reads its input as 8-bit blocks: matvec sizes,
- * where the device dots integers faster. */
+/* Whether a product of W with n columns reads its input as 8-bit blocks: where the
+ * device dots integers faster (matvec up to 8 columns, matmul beyond). */
 static bool takes_q8(const eng_session *s, const vkb_matrix *w, uint32_t n)
 {
-    return n <= 8 && w->k % 32 == 0 && vkb_op_matvec_int_dot(s->dev, w->type);
+    return w->k % 32 == 0 && (n <= 8 ? vkb_op_matvec_int_dot(s->dev, w->type)
+                                     : vkb_op_matmul_int_dot(s->dev, w->type));
 }
 
 /* The 8-bit blocks in s->xq now hold x (k values, n columns). */
@@ -395,17 +406,20 @@ static vkb_status product_to(eng_session *s, const vkb_matrix *w, const vkb_buff
                              const vkb_outputs *out, uint32_t n, bool add)
 {
     vkb_stream *st = s->stream;
-    if (n > 8)
-        return vkb_op_matmul_split(st, w, x, out, n);
-    if (!takes_q8(s, w, n))
+    if (!takes_q8(s, w, n)) {
+        if (n > 8)
+            return vkb_op_matmul_split(st, w, x, out, n);
         return add ? vkb_op_matvec_add(st, w, x, out->y[0], n)
                    : vkb_op_matvec_split(st, w, x, out, n);
+    }
     if (s->xq_of != x || s->xq_k != w->k || s->xq_n != n) {
         vkb_status vs = vkb_op_quantize_q8(st, s->xq, x, w->k, n);
         if (vs != VKB_OK)
             return vs;
         xq_holds(s, x, w->k, n);
     }
+    if (n > 8)
+        return vkb_op_matmul_q8_split(st, w, s->xq, out, n);
     return add ? vkb_op_matvec_q8_add(st, w, s->xq, out->y[0], n)
                : vkb_op_matvec_q8_split(st, w, s->xq, out, n);
 }

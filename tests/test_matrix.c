@@ -387,101 +387,136 @@ static uint32_t q8_scale_word(const uint32_t *xq, size_t blocks, size_t b, int w
     return xq[8 * blocks + 2 * b + w];
 }
 
-static void test_matvec_int_dot(void)
+/* x quantized to 8-bit blocks on the GPU (bit-exact with vkb_ref_quantize_q8), then the
+ * integer-dot product (matvec up to 8 columns, matmul beyond) against W times x as
+ * quantized, and against W·x within x's rounding. */
+static void check_int_dot(struct fixture *f, cmp_type t, struct shape sh, uint64_t seed)
+{
+    bool matmul = sh.n > 8;
+    const char *op = matmul ? "matmul_q8" : "matvec_q8";
+    uint8_t *w = quantized_weights(t, sh.rows, sh.k, seed);
+    float *x = t_random_floats((size_t)sh.k * sh.n, seed + 1, -1.0f, 1.0f);
+    uint64_t qb = vkb_q8_bytes(sh.k, sh.n);
+    uint32_t *got_q = malloc(qb), *want_q = malloc(qb);
+    size_t outn = (size_t)sh.rows * sh.n;
+    float *got = malloc(outn * 4), *want = malloc(outn * 4), *exact = malloc(outn * 4);
+    float *xr = malloc((size_t)sh.k * sh.n * 4), *row = malloc((size_t)sh.k * 4);
+    vkb_matrix m;
+    if (!w || !x || !got_q || !want_q || !got || !want || !exact || !xr || !row ||
+        !upload_matrix(f, &m, t, w, sh.rows, sh.k)) {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+        goto out;
+    }
+    vkb_buffer *bx = t_upload(f->scratch, x, (uint64_t)sh.k * sh.n * 4, 0);
+    vkb_buffer *bq = t_upload(f->scratch, NULL, qb, 0);
+    vkb_buffer *bo = t_upload(f->scratch, NULL, outn * 4, 0);
+    if (!bx || !bq || !bo)
+        goto out;
+    vkb_outputs outs = {1, {bo}, {sh.rows}};
+    CHECK_OK(vkb_stream_begin(f->stream));
+    CHECK_OK(vkb_op_quantize_q8(f->stream, bq, bx, sh.k, sh.n));
+    CHECK_OK(matmul ? vkb_op_matmul_q8_split(f->stream, &m, bq, &outs, sh.n)
+                    : vkb_op_matvec_q8(f->stream, &m, bq, bo, sh.n));
+    CHECK_OK(vkb_stream_submit(f->stream));
+    CHECK_OK(vkb_stream_wait(f->stream));
+    CHECK_OK(vkb_buffer_download(t_dev, bq, 0, got_q, qb));
+    CHECK_OK(vkb_buffer_download(t_dev, bo, 0, got, outn * 4));
+    vkb_ref_quantize_q8(x, sh.k, sh.n, want_q);
+    size_t bad_q = 0, blocks = (size_t)sh.n * sh.k / 32;
+    for (size_t b = 0; b < blocks; b++) {
+        for (int i = 0; i < 32; i++)
+            bad_q += q8_value(got_q, b, i) != q8_value(want_q, b, i);
+        for (int j = 0; j < 2; j++)
+            bad_q += q8_scale_word(got_q, blocks, b, j) != q8_scale_word(want_q, blocks, b, j);
+    }
+    CHECK_MSG(bad_q == 0, "quantize_q8 %u x %u: %zu values off", sh.k, sh.n, bad_q);
+    vkb_ref_dequantize_q8(got_q, sh.k, sh.n, xr);
+    CHECK(vkb_ref_matmul(t, w, sh.rows, sh.k, xr, want, sh.n));
+    CHECK(vkb_ref_matmul(t, w, sh.rows, sh.k, x, exact, sh.n));
+    size_t bad = 0, bad_exact = 0;
+    for (uint32_t r = 0; r < sh.rows; r++) {
+        cmp_dequantize(t, w + cmp_row_bytes(t, sh.k) * r, row, sh.k);
+        for (uint32_t c = 0; c < sh.n; c++) {
+            double sum_abs = 0, rounding = 0;
+            for (uint32_t i = 0; i < sh.k; i++) {
+                size_t xi = (size_t)c * sh.k + i;
+                sum_abs += fabs((double)row[i] * xr[xi]);
+                float d;
+                uint32_t dw = q8_scale_word(got_q, blocks, xi / 32, 0);
+                memcpy(&d, &dw, 4);
+                rounding += fabs((double)row[i]) * d * 0.5;
+            }
+            size_t o = (size_t)c * sh.rows + r;
+            /* integer sums are exact; each block adds a few roundings of its scaled sum */
+            double budget = 4.0 * accum_budget(OP_MATVEC, sh.k, sum_abs);
+            bad += !(fabs((double)got[o] - want[o]) <= budget);
+            bad_exact += !(fabs((double)got[o] - exact[o]) <= rounding * 1.01 + budget);
+        }
+    }
+    CHECK_MSG(bad == 0, "%s %s rows=%u k=%u n=%u: %zu outputs outside the budget", op, tname(t),
+              sh.rows, sh.k, sh.n, bad);
+    CHECK_MSG(bad_exact == 0,
+              "%s %s rows=%u k=%u n=%u: %zu outputs further from W·x than x's rounding allows", op,
+              tname(t), sh.rows, sh.k, sh.n, bad_exact);
+out:
+    free(w);
+    free(x);
+    free(got_q);
+    free(want_q);
+    free(got);
+    free(want);
+    free(exact);
+    free(xr);
+    free(row);
+}
+
+static const cmp_type int_dot_types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q8_0};
+
+/* The integer-dot products forced on (the device may not accelerate them). */
+static bool int_dot_setup(struct fixture *f)
 {
     if (!vkb_device_get_info(t_dev)->int_dot) {
         t_skip("the device has no integer dot products");
-        return;
+        return false;
     }
-    struct fixture f;
-    if (!setup(&f))
-        return;
+    if (!setup(f))
+        return false;
     vkb_matvec_tuning tune = vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1);
     tune.int_dot = 1;
     vkb_op_matvec_tune(t_dev, &tune);
-    static const cmp_type types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q8_0};
+    return true;
+}
+
+static void test_matvec_int_dot(void)
+{
+    struct fixture f;
+    if (!int_dot_setup(&f))
+        return;
     static const struct shape shapes[] = {{1, 32, 1},    {7, 96, 3},    {4097, 512, 1},
                                           {7, 11008, 2}, {3, 14336, 1}, {33, 4096, 8},
                                           {65, 256, 5}};
     for (size_t ti = 0; ti < 2; ti++)
-        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            cmp_type t = types[ti];
-            struct shape sh = shapes[si];
-            uint64_t seed = 5000 + 100 * ti + si;
-            uint8_t *w = quantized_weights(t, sh.rows, sh.k, seed);
-            float *x = t_random_floats((size_t)sh.k * sh.n, seed + 1, -1.0f, 1.0f);
-            uint64_t qb = vkb_q8_bytes(sh.k, sh.n);
-            uint32_t *got_q = malloc(qb), *want_q = malloc(qb);
-            size_t outn = (size_t)sh.rows * sh.n;
-            float *got = malloc(outn * 4), *want = malloc(outn * 4), *exact = malloc(outn * 4);
-            float *xr = malloc((size_t)sh.k * sh.n * 4), *row = malloc((size_t)sh.k * 4);
-            vkb_matrix m;
-            if (!w || !x || !got_q || !want_q || !got || !want || !exact || !xr || !row ||
-                !upload_matrix(&f, &m, t, w, sh.rows, sh.k)) {
-                t_fail_at(__FILE__, __LINE__, "setup failed");
-                goto next;
-            }
-            vkb_buffer *bx = t_upload(f.scratch, x, (uint64_t)sh.k * sh.n * 4, 0);
-            vkb_buffer *bq = t_upload(f.scratch, NULL, qb, 0);
-            vkb_buffer *bo = t_upload(f.scratch, NULL, outn * 4, 0);
-            if (!bx || !bq || !bo)
-                goto next;
-            CHECK_OK(vkb_stream_begin(f.stream));
-            CHECK_OK(vkb_op_quantize_q8(f.stream, bq, bx, sh.k, sh.n));
-            CHECK_OK(vkb_op_matvec_q8(f.stream, &m, bq, bo, sh.n));
-            CHECK_OK(vkb_stream_submit(f.stream));
-            CHECK_OK(vkb_stream_wait(f.stream));
-            CHECK_OK(vkb_buffer_download(t_dev, bq, 0, got_q, qb));
-            CHECK_OK(vkb_buffer_download(t_dev, bo, 0, got, outn * 4));
-            vkb_ref_quantize_q8(x, sh.k, sh.n, want_q);
-            size_t bad_q = 0, blocks = (size_t)sh.n * sh.k / 32;
-            for (size_t b = 0; b < blocks; b++) {
-                for (int i = 0; i < 32; i++)
-                    bad_q += q8_value(got_q, b, i) != q8_value(want_q, b, i);
-                for (int j = 0; j < 2; j++)
-                    bad_q +=
-                        q8_scale_word(got_q, blocks, b, j) != q8_scale_word(want_q, blocks, b, j);
-            }
-            CHECK_MSG(bad_q == 0, "quantize_q8 %u x %u: %zu values off", sh.k, sh.n, bad_q);
-            vkb_ref_dequantize_q8(got_q, sh.k, sh.n, xr);
-            CHECK(vkb_ref_matmul(t, w, sh.rows, sh.k, xr, want, sh.n));
-            CHECK(vkb_ref_matmul(t, w, sh.rows, sh.k, x, exact, sh.n));
-            size_t bad = 0, bad_exact = 0;
-            for (uint32_t r = 0; r < sh.rows; r++) {
-                cmp_dequantize(t, w + cmp_row_bytes(t, sh.k) * r, row, sh.k);
-                for (uint32_t c = 0; c < sh.n; c++) {
-                    double sum_abs = 0, rounding = 0;
-                    for (uint32_t i = 0; i < sh.k; i++) {
-                        size_t xi = (size_t)c * sh.k + i;
-                        sum_abs += fabs((double)row[i] * xr[xi]);
-                        float d;
-                        uint32_t dw = q8_scale_word(got_q, blocks, xi / 32, 0);
-                        memcpy(&d, &dw, 4);
-                        rounding += fabs((double)row[i]) * d * 0.5;
-                    }
-                    size_t o = (size_t)c * sh.rows + r;
-                    double budget = 4.0 * accum_budget(OP_MATVEC, sh.k, sum_abs);
-                    bad += !(fabs((double)got[o] - want[o]) <= budget);
-                    bad_exact += !(fabs((double)got[o] - exact[o]) <= rounding * 1.01 + budget);
-                }
-            }
-            CHECK_MSG(bad == 0, "matvec_q8 %s rows=%u k=%u n=%u: %zu outputs outside the budget",
-                      tname(t), sh.rows, sh.k, sh.n, bad);
-            CHECK_MSG(bad_exact == 0,
-                      "matvec_q8 %s rows=%u k=%u n=%u: %zu outputs further from W·x than x's "
-                      "rounding allows",
-                      tname(t), sh.rows, sh.k, sh.n, bad_exact);
-        next:
-            free(w);
-            free(x);
-            free(got_q);
-            free(want_q);
-            free(got);
-            free(want);
-            free(exact);
-            free(xr);
-            free(row);
-        }
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            check_int_dot(&f, int_dot_types[ti], shapes[si], 5000 + 100 * ti + si);
+    vkb_op_matvec_tune(t_dev, NULL);
+    teardown(&f);
+}
+
+/* matmul_int_dot.comp: tiles cut short in rows, columns and K (two blocks a step). */
+static void test_matmul_int_dot(void)
+{
+    struct fixture f;
+    if (!int_dot_setup(&f))
+        return;
+    bool heavy = t_profile == VKB_PROFILE_NATIVE;
+    static const struct shape shapes[] = {{1, 32, 9},      {7, 96, 33},    {65, 512, 17},
+                                          {70, 11008, 12}, {4097, 64, 10}, {40, 4096, 512}};
+    for (size_t ti = 0; ti < 2; ti++) {
+        fprintf(stderr, "  %s\n", vkb_op_matmul_variant(t_dev, int_dot_types[ti]));
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            if (heavy || shapes[si].n < 512)
+                check_int_dot(&f, int_dot_types[ti], shapes[si], 5500 + 100 * ti + si);
+    }
     vkb_op_matvec_tune(t_dev, NULL);
     teardown(&f);
 }
@@ -582,6 +617,7 @@ static void test_outputs(void)
         {CMP_TYPE_Q8_0, 1, false, 5, 2, {17, 48}},
         {CMP_TYPE_Q4_0, -1, false, 33, 3, {33, 7, 25}},
         {CMP_TYPE_Q6_K, -1, false, 17, 2, {70, 2}},
+        {CMP_TYPE_Q8_0, 1, false, 20, 3, {33, 7, 25}},
     };
     const uint32_t k = 512, guard = 16;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -620,7 +656,12 @@ static void test_outputs(void)
         if (!ok)
             goto next;
         CHECK_OK(vkb_stream_begin(f.stream));
-        if (n > 8) {
+        if (n > 8 && cases[i].int_dot > 0) {
+            vkb_outputs whole = {1, {bp}, {rows}};
+            CHECK_OK(vkb_op_quantize_q8(f.stream, bq, bx, k, n));
+            CHECK_OK(vkb_op_matmul_q8_split(f.stream, &m, bq, &whole, n));
+            CHECK_OK(vkb_op_matmul_q8_split(f.stream, &m, bq, &outs, n));
+        } else if (n > 8) {
             CHECK_OK(vkb_op_matmul(f.stream, &m, bx, bp, n));
             CHECK_OK(vkb_op_matmul_split(f.stream, &m, bx, &outs, n));
         } else if (cases[i].int_dot > 0) {
@@ -833,6 +874,7 @@ int main(int argc, char **argv)
         {"matvec", test_matvec, true},
         {"matvec_staged", test_matvec_staged, true},
         {"matvec_int_dot", test_matvec_int_dot, true},
+        {"matmul_int_dot", test_matmul_int_dot, true},
         {"matvec_add", test_matvec_add, true},
         {"outputs", test_outputs, true},
         {"matmul", test_matmul, true},

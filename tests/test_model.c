@@ -29,23 +29,30 @@
 #define LAYER_BUDGET 1e-2
 /* Logits: max |gpu - ref| ≤ LOGIT_BUDGET × rms(ref logits). */
 #define LOGIT_BUDGET 1e-2
-/* Where the device's matvec reads 8-bit activations (vkb_op_matvec_int_dot) and the
- * reference mirrors it, both quantize x to the same bytes, except that a value within f32
- * rounding of a midpoint between two steps may land on either side: one step (max|x|/127
- * of its block) times a column of W. Measured worst 3.7e-2 (tiny synthetic Q8_0, random
- * weights, on an H100), 1.4e-2 (its Q4_0), 2.6e-5 on the trained 656K; 8e-2 for layers and
- * logits there. The kernels themselves are held bit-exact by test_matrix's
- * matvec_int_dot. */
+/* Where the device's matvec or matmul reads 8-bit activations (vkb_op_matvec_int_dot,
+ * vkb_op_matmul_int_dot) and the reference mirrors it, both quantize x to the same bytes,
+ * except that a value within f32 rounding of a midpoint between two steps may land on
+ * either side: one step (max|x|/127 of its block) times a column of W. Measured worst
+ * 3.7e-2 (tiny synthetic Q8_0, random weights, on an H100), 1.4e-2 (its Q4_0), 2.6e-5 on
+ * the trained 656K; on lavapipe, whose prefill alone takes the integer path, 2.1e-2 (the
+ * synthetic Q8_0); 8e-2 for layers and logits there. The kernels themselves are held
+ * within their budgets by test_matrix's matvec_int_dot and matmul_int_dot. */
 #define INT_DOT_BUDGET 8e-2
+
+static bool device_reads_q8(void)
+{
+    return vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q4_0) ||
+           vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q4_0);
+}
 
 static double layer_budget(void)
 {
-    return vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q4_0) ? INT_DOT_BUDGET : LAYER_BUDGET;
+    return device_reads_q8() ? INT_DOT_BUDGET : LAYER_BUDGET;
 }
 
 static double logit_budget(void)
 {
-    return vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q4_0) ? INT_DOT_BUDGET : LOGIT_BUDGET;
+    return device_reads_q8() ? INT_DOT_BUDGET : LOGIT_BUDGET;
 }
 
 static eng_model *open_model(const char *file, bool upload)
@@ -502,9 +509,10 @@ static void test_layers_unfused(void)
 /* Synthetic models (vkllm synth's tiny preset) in every recipe: the quantization mixes
  * (Q6_K output and attn_v/ffn_down in the K mixes, Q5_K in IQ4_NL's) through the whole
  * forward pass, against the CPU reference. Needs no ../shared. */
-/* The integer-dot-product matvec forced on (lavapipe offers the instructions without
- * accelerating them, so the automatic choice leaves it off there): Q8_0 and Q4_0 models
- * through every layer against the reference reading the same 8-bit activations. */
+/* The integer-dot-product matvec and matmul forced on (lavapipe offers the instructions
+ * without accelerating them, so the automatic choice leaves them off there): Q8_0 and Q4_0
+ * models through every layer, prefill chunks and decode steps, against the reference
+ * reading the same 8-bit activations. */
 static void test_layers_int_dot(void)
 {
     if (!vkb_device_get_info(t_dev)->int_dot) {
@@ -515,7 +523,9 @@ static void test_layers_int_dot(void)
     t.int_dot = 1;
     vkb_op_matvec_tune(t_dev, &t);
     CHECK(vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q4_0) &&
-          vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q8_0));
+          vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q8_0) &&
+          vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q4_0) &&
+          vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q8_0));
     check_layers("TinyStories-656K-Q8_0.gguf", 8, false);
     char path[] = "/tmp/vkllm-synth-XXXXXX";
     int fd = mkstemp(path);

@@ -14,6 +14,9 @@ static const char kernels_usage[] =
     "the device's copy bandwidth (measured in the same run). Decode speed is bounded by\n"
     "that bandwidth divided by the weight bytes per token, so matvec near 100% is the goal.\n"
     "matmul (prefill) reports GFLOP/s and its share of the device's measured f32 FMA rate.\n"
+    "Where the device dots 8-bit integers faster (or VKLLM_MATVEC=...i forces it), the\n"
+    "paths the engine then takes follow their rows: mv-int8 and mm-int8, x already in\n"
+    "8-bit blocks.\n"
     "\n"
     "  --formats LIST   comma-separated, from f32,f16,bf16,q4_0,q4_1,q5_0,q5_1,q8_0,q4_K,\n"
     "                   q5_K,q6_K,iq4_nl (default: all)\n"
@@ -82,6 +85,15 @@ static vkb_status rec_matmul(vkb_stream *s, void *arg)
     return vkb_op_matmul(s, &c->w, c->x, c->y, c->n);
 }
 
+/* The integer-dot-product matmul from x already in 8-bit blocks (the norm before it made
+ * them). */
+static vkb_status rec_matmul_q8(vkb_stream *s, void *arg)
+{
+    struct matrix_case *c = arg;
+    vkb_outputs out = {1, {c->y}, {c->w.rows}};
+    return vkb_op_matmul_q8_split(s, &c->w, c->xq, &out, c->n);
+}
+
 /* The naive way: every row dequantized to f32 in memory, then an f32 matvec. */
 static vkb_status rec_baseline(vkb_stream *s, void *arg)
 {
@@ -137,6 +149,26 @@ static vkb_buffer *alloc_zero(struct bench *b, uint64_t bytes, vkb_status *st)
 struct yardsticks {
     double copy_gbps, fma_gflops;
 };
+
+/* One matmul timing: GFLOP/s (two per multiply-add, integer ones too) against the f32
+ * FMA rate. */
+static void print_matmul_row(struct bench *b, const struct yardsticks *ys, const char *label,
+                             const char *tn, struct matrix_case *c,
+                             vkb_status (*rec)(vkb_stream *, void *), const char *note)
+{
+    uint32_t rows = c->w.rows, k = c->w.k;
+    double ms = time_median(b, rec, c);
+    if (ms < 0) {
+        printf("%-7s %-7s %6ux%-7u  n=%u: %s\n", label, tn, rows, k, c->n,
+               vkb_device_errmsg(b->dev));
+        return;
+    }
+    double gflops = 2.0 * rows * k * c->n / (ms * 1e6);
+    printf("%-7s %-7s %6ux%-7u %9s n=%-5u %10.3f %9.1f GFLOP/s %5.1f%% of FMA%s\n", label, tn, rows,
+           k, "", c->n, ms, gflops, ys->fma_gflops > 0 ? 100.0 * gflops / ys->fma_gflops : 0.0,
+           note);
+    fflush(stdout);
+}
 
 static void print_matrix_case(struct bench *b, const struct yardsticks *ys, cmp_type type,
                               uint32_t rows, uint32_t k, uint32_t matmul_n, bool baseline)
@@ -196,17 +228,14 @@ static void print_matrix_case(struct bench *b, const struct yardsticks *ys, cmp_
     fflush(stdout);
     if (matmul_n == 0)
         return;
-    ms = time_median(b, rec_matmul, &c);
-    if (ms < 0) {
-        printf("%-7s %-7s %6ux%-7u  n=%u: %s\n", "matmul", tn, rows, k, matmul_n,
-               vkb_device_errmsg(b->dev));
-        return;
+    print_matmul_row(b, ys, "matmul", tn, &c, rec_matmul, "");
+    if (vkb_op_matmul_int_dot(b->dev, type) && k % 32 == 0) {
+        /* the path prefill takes on this device: x as 8-bit blocks */
+        vkb_status qst = VKB_OK;
+        c.xq = alloc_zero(b, vkb_q8_bytes(k, matmul_n), &qst);
+        if (qst == VKB_OK)
+            print_matmul_row(b, ys, "mm-int8", tn, &c, rec_matmul_q8, "  x as 8-bit blocks");
     }
-    double gflops = 2.0 * rows * k * matmul_n / (ms * 1e6);
-    printf("%-7s %-7s %6ux%-7u %9s n=%-5u %10.3f %9.1f GFLOP/s %5.1f%% of FMA\n", "matmul", tn,
-           rows, k, "", matmul_n, ms, gflops,
-           ys->fma_gflops > 0 ? 100.0 * gflops / ys->fma_gflops : 0.0);
-    fflush(stdout);
 }
 
 /* The FMA-rate kernel over n invocations, and the operations it does. */
