@@ -48,7 +48,7 @@ bool vkb_device_is_lost(const vkb_device *dev)
 
 /* ---- pipeline cache on disk ---------------------------------------------------------- */
 
-static int make_dirs(const char *path)
+int vkb_make_dirs(const char *path)
 {
     char buf[1024];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
@@ -156,7 +156,7 @@ static void save_pipeline_cache(vkb_device *dev)
         if (slash)
             *slash = '\0';
         snprintf(tmp, sizeof tmp, "%s.tmp", dev->pipeline_cache_path);
-        FILE *f = (!slash || make_dirs(dir) == 0) ? fopen(tmp, "wb") : NULL;
+        FILE *f = (!slash || vkb_make_dirs(dir) == 0) ? fopen(tmp, "wb") : NULL;
         if (f) {
             bool ok = fwrite(data, 1, size, f) == size;
             ok = fclose(f) == 0 && ok;
@@ -301,6 +301,7 @@ vkb_status vkb_device_open(vkb_context *ctx, const vkb_device_config *config, vk
                             "VKLLM_MATVEC=%s: want WGxROWS, with s after it for the staged "
                             "kernel (e.g. 128x2s)",
                             tune);
+    vkb_tuning_open(dev, config->pipeline_cache_dir);
     uint32_t ts_bits;
     if (!vkb_compute_queue(dev->physical, &dev->queue_family, &ts_bits))
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED, "%s has no compute queue", dev->info.name);
@@ -331,5 +332,6 @@ void vkb_device_close(vkb_device *dev)
         dev->vk.vkDestroyDevice(dev->device, NULL);
     }
     free(dev->pipeline_cache_path);
+    free(dev->tuning_path);
     free(dev);
 }

@@ -103,6 +103,8 @@ struct vkb_arena {
     struct vkb_arena *next;
 };
 
+#define VKB_TUNED_TYPES 32 /* cmp_type values below this may have a stored tuning */
+
 struct vkb_device {
     vkb_context *ctx;
     vkb_device_info info; /* with the profile applied */
@@ -113,6 +115,10 @@ struct vkb_device {
     uint32_t queue_family;
     bool lost;
     vkb_matvec_tuning matvec_tuning; /* wg 0: the built-in choice */
+    /* per weight type (indexed by cmp_type), from the device's tuning file; wg 0: none */
+    vkb_matvec_tuning format_tuning[VKB_TUNED_TYPES];
+    char *tuning_path;        /* the device's tuning file; NULL without a cache folder */
+    char tuning_status[1400]; /* what vkb_tuning_status says */
 
     VkPipelineCache pipeline_cache;
     char *pipeline_cache_path;
@@ -233,5 +239,11 @@ uint64_t vkb_kv_span(const vkb_kv_layout *l, const vkb_kv_geometry *g, uint32_t 
 void vkb_pipelines_free(vkb_device *dev);
 void vkb_streams_free(vkb_device *dev);
 void vkb_arenas_free(vkb_device *dev);
+
+/* mkdir -p; 0 on success. */
+int vkb_make_dirs(const char *path);
+
+/* vkb_tuning.c: at device open, the stored tuning in `dir` (NULL: none). */
+void vkb_tuning_open(vkb_device *dev, const char *dir);
 
 #endif /* VKB_INTERNAL_H */

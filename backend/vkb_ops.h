@@ -157,8 +157,24 @@ void vkb_op_matvec_tune(vkb_device *dev, const vkb_matvec_tuning *t);
 /* Parses "WGxROWS" with optional letters after it: s staged, i integer dot products on,
  * f off (floats); false if it is not that. */
 bool vkb_matvec_tuning_parse(const char *text, vkb_matvec_tuning *t);
-/* The choice matvec makes for `type` and `ncols` columns. */
+/* The choice matvec makes for `type` and `ncols` columns: VKLLM_MATVEC or
+ * vkb_op_matvec_tune where set, else the device's stored choice for the type, else the
+ * built-in one by device type. */
 vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint32_t ncols);
+/* "WGxROWS" and its letters, as vkb_matvec_tuning_parse reads them. */
+void vkb_matvec_tuning_format(const vkb_matvec_tuning *t, char *out, size_t size);
+
+/* Stored tuning: a device's measured best matvec choice per weight type (vkllm bench
+ * kernels --tune makes it), in a text file of lines "q4_0 128x2i" beside the pipeline
+ * cache, one file per device and driver version, read when the device opens.
+ * vkb_op_matvec_tune_format sets (t NULL: clears) the choice for one type;
+ * vkb_tuning_path: the device's file (NULL without a cache folder); vkb_tuning_save
+ * writes the device's choices there (or to `path`); vkb_tuning_status: one line saying
+ * where the choices come from (built in, stored, overridden, or a file ignored and why). */
+void vkb_op_matvec_tune_format(vkb_device *dev, cmp_type type, const vkb_matvec_tuning *t);
+const char *vkb_tuning_path(const vkb_device *dev);
+vkb_status vkb_tuning_save(vkb_device *dev, const char *path);
+const char *vkb_tuning_status(const vkb_device *dev);
 
 /* Kernel names the engine's products take on this device: "matvec_q4_k_subgroup",
  * "matvec_q4_0_int_dot", "matmul_q8_0", "matmul_q4_0_int_dot" ... */

@@ -100,6 +100,8 @@ vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint3
         p.staged = type == CMP_TYPE_Q4_K || type == CMP_TYPE_Q5_K;
     if (dev->matvec_tuning.wg)
         p = dev->matvec_tuning;
+    else if ((unsigned)type < VKB_TUNED_TYPES && dev->format_tuning[type].wg)
+        p = dev->format_tuning[type];
     /* staged: needs subgroup sums, whole blocks per chunk and a 16-byte aligned chunk */
     p.staged = p.staged && !is_float_format(type) && vkb_op_use_subgroups(dev) && p.wg % 16 == 0;
     uint32_t red = 4 * p.rows * ncols; /* matvec.comp's red[], per invocation */
@@ -141,13 +143,23 @@ static const char *matvec_variant(const vkb_device *dev, cmp_type type, bool sta
     return name;
 }
 
+/* The integer-dot switch in force for matvec of `type`: VKLLM_MATVEC / vkb_op_matvec_tune's
+ * where set, else the stored choice's (0: the device decides). */
+static int int_dot_switch(const vkb_device *dev, cmp_type type)
+{
+    if (dev->matvec_tuning.wg || dev->matvec_tuning.int_dot)
+        return dev->matvec_tuning.int_dot;
+    return (unsigned)type < VKB_TUNED_TYPES ? dev->format_tuning[type].int_dot : 0;
+}
+
 bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type)
 {
     const vkb_device_info *info = &dev->info;
+    int sw = int_dot_switch(dev, type);
     if ((type != CMP_TYPE_Q4_0 && type != CMP_TYPE_Q8_0) || !info->int_dot ||
-        !vkb_op_use_subgroups(dev) || dev->matvec_tuning.int_dot < 0)
+        !vkb_op_use_subgroups(dev) || sw < 0)
         return false;
-    return dev->matvec_tuning.int_dot > 0 || info->int_dot_4x8_signed_accel;
+    return sw > 0 || info->int_dot_4x8_signed_accel;
 }
 
 uint64_t vkb_q8_bytes(uint32_t k, uint32_t ncols)

@@ -253,6 +253,76 @@ static void test_pipeline_cache(void)
     CHECK(system(cmd) == 0);
 }
 
+/* Stored tuning: a choice set per weight type is what matvec plans, it is written to the
+ * device's file in the cache folder and read back by the next device opened there; a
+ * file that does not parse is ignored, and the status line says so. */
+static void test_tuning_file(void)
+{
+    char dir[] = "/tmp/vkllm-test-tuning-XXXXXX";
+    if (!mkdtemp(dir)) {
+        t_fail_at(__FILE__, __LINE__, "mkdtemp failed");
+        return;
+    }
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/new", dir); /* made on save */
+    vkb_device_config cfg = {.index = vkb_device_get_info(t_dev)->index,
+                             .profile = t_profile,
+                             .pipeline_cache_dir = sub};
+    vkb_device *dev = NULL;
+    CHECK_OK(vkb_device_open(t_ctx, &cfg, &dev));
+    if (!dev)
+        return;
+    CHECK(strstr(vkb_tuning_status(dev), "built in") != NULL);
+    const char *path = vkb_tuning_path(dev);
+    CHECK(path && strncmp(path, sub, strlen(sub)) == 0);
+    vkb_matvec_tuning q4 = {32, 2, false, -1}, q6 = {64, 1, false, 0};
+    vkb_op_matvec_tune_format(dev, CMP_TYPE_Q4_0, &q4);
+    vkb_op_matvec_tune_format(dev, CMP_TYPE_Q6_K, &q6);
+    vkb_matvec_tuning p = vkb_op_matvec_plan(dev, CMP_TYPE_Q4_0, 1);
+    CHECK(p.rows == 2 && p.wg <= 32 && !vkb_op_matvec_int_dot(dev, CMP_TYPE_Q4_0));
+    CHECK_OK(vkb_tuning_save(dev, NULL));
+    char saved[1100];
+    snprintf(saved, sizeof saved, "%s", path ? path : "");
+    vkb_device_close(dev);
+
+    char line[256], text[1024] = "";
+    FILE *f = fopen(saved, "r");
+    CHECK_MSG(f != NULL, "no tuning file at %s", saved);
+    while (f && fgets(line, sizeof line, f))
+        if (line[0] != '#')
+            strncat(text, line, sizeof text - strlen(text) - 1);
+    if (f)
+        fclose(f);
+    CHECK_MSG(strcmp(text, "q4_0 32x2f\nq6_K 64x1\n") == 0, "the file holds \"%s\"", text);
+
+    dev = NULL;
+    CHECK_OK(vkb_device_open(t_ctx, &cfg, &dev));
+    if (dev) {
+        CHECK(strstr(vkb_tuning_status(dev), "stored for 2 weight types") != NULL);
+        CHECK(vkb_op_matvec_plan(dev, CMP_TYPE_Q6_K, 1).rows == 1);
+        vkb_device_close(dev);
+    }
+
+    f = fopen(saved, "w");
+    if (f) {
+        fputs("q4_0 32x2\nq9_9 1x1\n", f);
+        fclose(f);
+    }
+    dev = NULL;
+    CHECK_OK(vkb_device_open(t_ctx, &cfg, &dev));
+    if (dev) {
+        const char *st = vkb_tuning_status(dev);
+        CHECK_MSG(strstr(st, "ignored") && strstr(st, "line 2"), "status: %s", st);
+        vkb_matvec_tuning none = vkb_op_matvec_plan(dev, CMP_TYPE_Q4_0, 1),
+                          builtin = vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1);
+        CHECK(none.wg == builtin.wg && none.rows == builtin.rows);
+        vkb_device_close(dev);
+    }
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
@@ -261,6 +331,7 @@ int main(int argc, char **argv)
         {"profile_variant", test_profile_variant, true},
         {"contract", test_contract, true},
         {"pipeline_cache", test_pipeline_cache, true},
+        {"tuning_file", test_tuning_file, true},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

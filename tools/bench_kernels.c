@@ -26,6 +26,16 @@ static const char kernels_usage[] =
     "  --reps N         timed repetitions per case, after 2 warm-ups (default 10)\n"
     "  --matmul-n N     activation columns for matmul (default 512; 0 skips matmul)\n"
     "  --no-baseline    skip the comparison with dequantizing to f32 and multiplying\n"
+    "  --tune           instead: time every matvec choice (workgroup size, rows per\n"
+    "                   workgroup, staged rows, integer dot products) for each format on\n"
+    "                   the shapes (default 4096x4096,4096x11008), store the fastest in\n"
+    "                   this device's tuning file beside the pipeline cache, which every\n"
+    "                   later run on this device and driver reads\n"
+    "  --tune           instead: time every matvec choice (workgroup size, rows per\n"
+    "                   workgroup, staged rows, integer dot products) for each format on\n"
+    "                   the shapes (default 4096x4096,4096x11008), store the fastest in\n"
+    "                   this device's tuning file beside the pipeline cache, which every\n"
+    "                   later run on this device and driver reads\n"
     "  --device SEL     device index or part of its name (default: the fastest)\n"
     "  --profile P      native, mobile or minimal: cap the device's capabilities\n"
     "  --validation     Khronos validation layer on (slow; for debugging)\n"
@@ -36,6 +46,8 @@ static const char kernels_usage[] =
 
 static const char *default_shapes =
     "4096x4096,4096x11008,11008x4096,4096x14336,14336x4096,4096x32000,4096x128256";
+/* --tune's default: a square and a wide product, as a decode step's mix */
+static const char *tune_shapes = "4096x4096,4096x11008";
 static const char *default_formats = "f32,f16,bf16,q4_0,q4_1,q5_0,q5_1,q8_0,q4_K,q5_K,q6_K,iq4_nl";
 
 /* One benchmark case's buffers. */
@@ -286,6 +298,122 @@ static bool parse_shape(const char *s, uint32_t *rows, uint32_t *k)
     return true;
 }
 
+/* ---- --tune ---- */
+
+#define MAX_CANDIDATES 64
+
+/* Every matvec choice the device allows for `type` that differs in effect from the ones
+ * before it (the plan may shrink a workgroup or drop staging). */
+static uint32_t tune_candidates(vkb_device *dev, cmp_type type, vkb_matvec_tuning *out)
+{
+    static const uint32_t wgs[] = {32, 64, 128, 256}, rows[] = {1, 2, 4};
+    uint32_t n = 1;
+    /* the choice in force first (the built-in one, or one stored before) */
+    out[0] = vkb_op_matvec_plan(dev, type, 1);
+    out[0].int_dot = vkb_op_matvec_int_dot(dev, type) ? 1 : -1;
+    out[0].staged = out[0].staged && out[0].int_dot < 0;
+    for (int i = -1; i <= 1; i += 2)
+        for (int staged = 0; staged < 2; staged++)
+            for (size_t w = 0; w < sizeof wgs / sizeof wgs[0]; w++)
+                for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+                    vkb_matvec_tuning t = {wgs[w], rows[r], staged != 0, i};
+                    vkb_op_matvec_tune(dev, &t);
+                    vkb_matvec_tuning e = vkb_op_matvec_plan(dev, type, 1);
+                    e.int_dot = vkb_op_matvec_int_dot(dev, type) ? 1 : -1;
+                    e.staged = e.staged && e.int_dot < 0; /* the int-dot kernel reads in place */
+                    bool seen = e.int_dot != i;           /* int-dot asked for and not available */
+                    for (uint32_t j = 0; j < n && !seen; j++)
+                        seen = memcmp(&out[j], &e, sizeof e) == 0;
+                    if (!seen && n < MAX_CANDIDATES)
+                        out[n++] = e;
+                }
+    vkb_op_matvec_tune(dev, NULL);
+    return n;
+}
+
+static vkb_status rec_tuned(vkb_stream *s, void *arg)
+{
+    struct matrix_case *c = arg;
+    return c->xq ? rec_matvec_q8(s, arg) : rec_matvec(s, arg);
+}
+
+/* Times every candidate on each shape (their times added decide) and stores the fastest
+ * as the device's choice for `type`; false when nothing could be timed. */
+static bool tune_format(struct bench *b, cmp_type type, const char *shapes)
+{
+    vkb_matvec_tuning cand[MAX_CANDIDATES];
+    double total[MAX_CANDIDATES] = {0};
+    uint32_t n = tune_candidates(b->dev, type, cand);
+    const char *tn = cmp_type_get(type)->name;
+    char shape[TOOL_ITEM_MAX], name[32];
+    for (const char *q = shapes; tool_next_item(&q, shape) > 0;) {
+        uint32_t rows, k;
+        parse_shape(shape, &rows, &k);
+        struct matrix_case c = {.n = 1};
+        vkb_arena_reset(b->weights);
+        vkb_arena_reset(b->scratch);
+        vkb_status st = upload_weights(b, &c.w, type, rows, k);
+        c.x = alloc_zero(b, (uint64_t)k * 4, &st);
+        c.y = alloc_zero(b, (uint64_t)rows * 4, &st);
+        vkb_buffer *xq = k % 32 == 0 ? alloc_zero(b, vkb_q8_bytes(k, 1), &st) : NULL;
+        if (st != VKB_OK) {
+            printf("tune %-7s %ux%u: %s\n", tn, rows, k, vkb_device_errmsg(b->dev));
+            return false;
+        }
+        fprintf(stderr, "  %s %ux%u: %u choices ...\n", tn, rows, k, n);
+        for (uint32_t i = 0; i < n; i++) {
+            if (total[i] < 0)
+                continue;
+            vkb_op_matvec_tune(b->dev, &cand[i]);
+            c.xq = cand[i].int_dot > 0 ? xq : NULL;
+            double ms = time_median(b, rec_tuned, &c);
+            total[i] = ms < 0 ? -1 : total[i] + ms;
+        }
+        vkb_op_matvec_tune(b->dev, NULL);
+    }
+    uint32_t best = n;
+    for (uint32_t i = 0; i < n; i++)
+        if (total[i] >= 0 && (best == n || total[i] < total[best]))
+            best = i;
+    if (best == n) {
+        printf("tune %-7s nothing could be timed: %s\n", tn, vkb_device_errmsg(b->dev));
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        vkb_matvec_tuning_format(&cand[i], name, sizeof name);
+        printf("tune %-7s %-8s %10.3f ms%s%s\n", tn, name, total[i],
+               i == best ? "  <- fastest" : "", i == 0 ? "  (the choice before tuning)" : "");
+    }
+    vkb_matvec_tuning_format(&cand[best], name, sizeof name);
+    printf("tune %-7s stored %s", tn, name);
+    if (total[0] > 0)
+        printf(": %.2fx the speed of the choice before tuning", total[0] / total[best]);
+    printf("\n\n");
+    fflush(stdout);
+    vkb_op_matvec_tune_format(b->dev, type, &cand[best]);
+    return true;
+}
+
+/* --tune: every format's best choice, then the device's tuning file written. */
+static int run_tune(struct bench *b, const char *formats, const char *shapes)
+{
+    char fmt[TOOL_ITEM_MAX];
+    printf("tuning matvec: every choice of workgroup size, rows per workgroup, staging and "
+           "integer dot products, median ms summed over %s\n\n",
+           shapes);
+    for (const char *p = formats; tool_next_item(&p, fmt) > 0;)
+        if (!tune_format(b, cmp_type_find(fmt)->type, shapes))
+            return 1;
+    if (vkb_tuning_save(b->dev, NULL) != VKB_OK) {
+        tool_error("bench: %s", vkb_device_errmsg(b->dev));
+        return 1;
+    }
+    printf("saved: %s\n", vkb_tuning_path(b->dev));
+    printf("every later run on this device and driver reads it (VKLLM_MATVEC still overrides "
+           "it); delete the file to go back to the built-in choices\n");
+    return 0;
+}
+
 /* Checks every item of the two lists before any work starts. */
 static bool check_lists(const char *formats, const char *shapes)
 {
@@ -312,6 +440,7 @@ int bench_kernels(int argc, char **argv)
 {
     tool_gpu_opts opts = {0};
     const char *formats = default_formats, *shapes = default_shapes;
+    bool tune = false, shapes_given = false;
     int reps = 10;
     long matmul_n = 512;
     bool baseline = true;
@@ -327,6 +456,8 @@ int bench_kernels(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--no-baseline") == 0) {
             baseline = false;
+        } else if (strcmp(a, "--tune") == 0) {
+            tune = true;
         } else if (!v && (strcmp(a, "--formats") == 0 || strcmp(a, "--shapes") == 0 ||
                           strcmp(a, "--reps") == 0 || strcmp(a, "--matmul-n") == 0)) {
             tool_error("bench: %s needs a value", a);
@@ -335,6 +466,7 @@ int bench_kernels(int argc, char **argv)
             formats = argv[++i];
         } else if (strcmp(a, "--shapes") == 0) {
             shapes = argv[++i];
+            shapes_given = true;
         } else if (strcmp(a, "--reps") == 0) {
             reps = atoi(argv[++i]);
             if (reps < 1 || reps > 1000) {
@@ -353,6 +485,8 @@ int bench_kernels(int argc, char **argv)
             return 2;
         }
     }
+    if (tune && !shapes_given)
+        shapes = tune_shapes;
     if (!check_lists(formats, shapes))
         return 2;
 
@@ -375,6 +509,11 @@ int bench_kernels(int argc, char **argv)
     printf("vkllm %s bench kernels\n", TOOL_VERSION);
     printf("device: %s (%s, %s %s), %s profile\n", info->name, vkb_device_type_name(info->type),
            info->driver_name, info->driver_info, vkb_profile_name(info->profile));
+    printf("matvec choices: %s\n", vkb_tuning_status(b.dev));
+    if (tune) {
+        rc = run_tune(&b, formats, shapes);
+        goto out;
+    }
     fprintf(stderr, "measuring copy bandwidth and FMA rate ...\n");
     tool_bandwidth bw;
     struct yardsticks ys = {0};
