@@ -90,8 +90,15 @@ void vkb_tuning_open(vkb_device *dev, const char *dir)
     snprintf(dev->tuning_status, sizeof dev->tuning_status, "built in (by device type)");
     if (!dir || !*dir)
         return;
-    int len = snprintf(path, sizeof path, "%s/tuning-%04x-%04x-%08x.txt", dir, info->vendor_id,
+    /* the driver's version and its pipeline cache UUID (which changes with its build:
+     * lavapipe reports version 1 for every Mesa release) */
+    int len = snprintf(path, sizeof path, "%s/tuning-%04x-%04x-%08x-", dir, info->vendor_id,
                        info->device_id, info->driver_version);
+    for (int i = 0; i < 8 && len > 0 && len < (int)sizeof path - 3; i++)
+        len +=
+            snprintf(path + len, sizeof path - (size_t)len, "%02x", info->pipeline_cache_uuid[i]);
+    if (len > 0 && len < (int)sizeof path - 5)
+        len += snprintf(path + len, sizeof path - (size_t)len, ".txt");
     if (len <= 0 || len >= (int)sizeof path || !(dev->tuning_path = strdup(path)))
         return;
     if (!load(dev, path, why, sizeof why))
