@@ -322,15 +322,26 @@ static vkb_outputs one_output(const vkb_matrix *w, const vkb_buffer *y)
     return (vkb_outputs){1, {y}, {w->rows}};
 }
 
-/* x (n columns of k floats, or its 8-bit blocks: x_bytes) and the outputs (n columns of
- * their rows each), which must cover W's rows. Sets the bindings after W: x, then the
- * three outputs (the first repeated where there are fewer), and the push constants'
- * {rows_all, split1, split2}. */
-static vkb_status check_io(vkb_device *dev, const char *op, const vkb_matrix *w,
-                           const vkb_buffer *x, uint64_t x_bytes, const vkb_outputs *out,
-                           uint32_t n, vkb_binding io[4], uint32_t out_push[3])
+/* A weight product's arguments: W; x, n columns (1 to max_cols) of k floats or, with q8,
+ * their 8-bit blocks (q4_0 and q8_0 weights only); the outputs (n columns of their rows
+ * each), which must cover W's rows. Sets the bindings after W: x, then the three outputs
+ * (the first repeated where there are fewer), and the push constants' {rows_all, split1,
+ * split2}. */
+static vkb_status check_product(vkb_device *dev, const char *op, const vkb_matrix *w,
+                                const vkb_buffer *x, bool q8, const vkb_outputs *out, uint32_t n,
+                                uint32_t max_cols, vkb_binding io[4], uint32_t out_push[3])
 {
     vkb_status st;
+    if ((st = check_matrix(dev, op, w)) != VKB_OK)
+        return st;
+    if (q8 && w->type != CMP_TYPE_Q4_0 && w->type != CMP_TYPE_Q8_0)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED, "%s: reads q4_0 and q8_0 weights, not %s", op,
+                            format_name(w->type));
+    if (n == 0)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: 0 columns", op);
+    if (n > max_cols)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: %u columns (1 to %u; use matmul for more)", op, n, max_cols);
     if ((uint64_t)n * w->k > UINT32_MAX || (uint64_t)n * w->rows > UINT32_MAX)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "%s: %u columns of %u x %u is more than 2^32 values", op, n, w->rows,
@@ -338,12 +349,12 @@ static vkb_status check_io(vkb_device *dev, const char *op, const vkb_matrix *w,
     if (!out || out->count < 1 || out->count > VKB_MAX_OUTPUTS)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: %u outputs (1 to %d)", op,
                             out ? out->count : 0, VKB_MAX_OUTPUTS);
+    uint64_t x_bytes = q8 ? vkb_q8_bytes(w->k, n) : (uint64_t)n * w->k * 4;
     if ((st = vkb_op_need_single_part(dev, op, "x", x, x_bytes)) != VKB_OK)
         return st;
     io[0] = (vkb_binding){x, 0, x_bytes};
     uint64_t sum = 0;
-    out_push[0] = w->rows;
-    out_push[1] = out_push[2] = w->rows;
+    out_push[0] = out_push[1] = out_push[2] = w->rows;
     for (uint32_t i = 0; i < out->count; i++) {
         uint64_t bytes = (uint64_t)n * out->rows[i] * 4;
         if (out->rows[i] == 0)
@@ -364,159 +375,111 @@ static vkb_status check_io(vkb_device *dev, const char *op, const vkb_matrix *w,
     return VKB_OK;
 }
 
-/* One matvec dispatch per part of w: variant `name` with the plan's workgroup and rows,
- * x (floats or 8-bit blocks) and the outputs as check_io set them. */
-static vkb_status run_matvec(vkb_stream *s, const vkb_matrix *w, const char *name,
-                             vkb_matvec_tuning plan, const vkb_binding io[4],
-                             const uint32_t out_push[3], uint32_t ncols, uint32_t outs,
-                             bool accumulate)
-{
-    vkb_spec spec = {.count = 5, .values = {plan.wg, plan.rows, ncols, accumulate, outs}};
-    vkb_pipeline *p;
-    vkb_status st = vkb_pipeline_get(vkb_stream_device(s), name, &spec, &p);
-    if (st != VKB_OK)
-        return st;
-    /* x_stride (floats; unused for blocks), rows_all, split1, split2 */
-    uint32_t extra[4] = {w->k, out_push[0], out_push[1], out_push[2]};
-    return dispatch_parts(s, "matvec", w, p, io, 4, extra, 4, 0, 1);
-}
-
-static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+/* The decode product, one dispatch per part of w: x as floats, or (q8) as 8-bit blocks
+ * for the integer-dot kernel; accumulate: out += W·x. */
+static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x, bool q8,
                          const vkb_outputs *out, uint32_t ncols, bool accumulate)
 {
     vkb_device *dev = vkb_stream_device(s);
     vkb_binding io[4];
     uint32_t out_push[3];
     vkb_status st;
-    if ((st = check_matrix(dev, "matvec", w)) != VKB_OK)
-        return st;
-    if (ncols < 1 || ncols > 8)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "matvec: %u columns (1 to 8; use matmul for more)", ncols);
-    if ((st = check_io(dev, "matvec", w, x, (uint64_t)ncols * w->k * 4, out, ncols, io, out_push)))
+    if ((st = check_product(dev, q8 ? "matvec_q8" : "matvec", w, x, q8, out, ncols, 8, io,
+                            out_push)) != VKB_OK)
         return st;
     vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
-    return run_matvec(s, w, matvec_variant(dev, w->type, plan.staged), plan, io, out_push, ncols,
-                      out->count, accumulate);
+    const char *name =
+        q8 ? int_dot_variant("matvec", w->type) : matvec_variant(dev, w->type, plan.staged);
+    vkb_spec spec = {.count = 5, .values = {plan.wg, plan.rows, ncols, accumulate, out->count}};
+    vkb_pipeline *p;
+    if ((st = vkb_pipeline_get(dev, name, &spec, &p)) != VKB_OK)
+        return st;
+    /* x_stride (floats; unused for blocks), rows_all, split1, split2 */
+    uint32_t extra[4] = {w->k, out_push[0], out_push[1], out_push[2]};
+    return dispatch_parts(s, "matvec", w, p, io, 4, extra, 4, 0, 1);
 }
 
 vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                          const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, x, &out, ncols, false);
+    return matvec(s, w, x, false, &out, ncols, false);
 }
 
 vkb_status vkb_op_matvec_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                              const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, x, &out, ncols, true);
+    return matvec(s, w, x, false, &out, ncols, true);
 }
 
 vkb_status vkb_op_matvec_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                                const vkb_outputs *out, uint32_t ncols)
 {
-    return matvec(s, w, x, out, ncols, false);
-}
-
-static vkb_status matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
-                            const vkb_outputs *out, uint32_t ncols, bool accumulate)
-{
-    vkb_device *dev = vkb_stream_device(s);
-    vkb_binding io[4];
-    uint32_t out_push[3];
-    vkb_status st;
-    if ((st = check_matrix(dev, "matvec_q8", w)) != VKB_OK)
-        return st;
-    if (w->type != CMP_TYPE_Q4_0 && w->type != CMP_TYPE_Q8_0)
-        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
-                            "matvec_q8: reads q4_0 and q8_0 weights, not %s", format_name(w->type));
-    if (ncols < 1 || ncols > 8)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "matvec_q8: %u columns (1 to 8)", ncols);
-    if ((st = check_io(dev, "matvec_q8", w, xq, vkb_q8_bytes(w->k, ncols), out, ncols, io,
-                       out_push)) != VKB_OK)
-        return st;
-    vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
-    return run_matvec(s, w, int_dot_variant("matvec", w->type), plan, io, out_push, ncols,
-                      out->count, accumulate);
+    return matvec(s, w, x, false, out, ncols, false);
 }
 
 vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                             const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec_q8(s, w, xq, &out, ncols, false);
+    return matvec(s, w, xq, true, &out, ncols, false);
 }
 
 vkb_status vkb_op_matvec_q8_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                 const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec_q8(s, w, xq, &out, ncols, true);
+    return matvec(s, w, xq, true, &out, ncols, true);
 }
 
 vkb_status vkb_op_matvec_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                   const vkb_outputs *out, uint32_t ncols)
 {
-    return matvec_q8(s, w, xq, out, ncols, false);
+    return matvec(s, w, xq, true, out, ncols, false);
+}
+
+/* The prefill product: f32 tiles, or (q8) x as 8-bit blocks for the integer-dot kernel,
+ * whose K goes two blocks (64 values) a step, as the float path's TK 64 or 32. */
+static vkb_status matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x, bool q8,
+                         const vkb_outputs *out, uint32_t n)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    vkb_binding io[4];
+    uint32_t out_push[3];
+    vkb_status st;
+    if ((st = check_product(dev, q8 ? "matmul_q8" : "matmul", w, x, q8, out, n, UINT32_MAX, io,
+                            out_push)) != VKB_OK)
+        return st;
+    struct matmul_plan plan = matmul_plan(dev);
+    vkb_spec spec = {.count = 5,
+                     .values = {plan.wg, plan.tm, plan.tn, q8 ? 2 : plan.tk, out->count}};
+    const char *name = q8 ? int_dot_variant("matmul", w->type) : matmul_float_variant(w->type);
+    vkb_pipeline *p;
+    if ((st = vkb_pipeline_get(dev, name, &spec, &p)) != VKB_OK)
+        return st;
+    /* n, x_stride (floats; unused for blocks), rows_all, split1, split2 */
+    uint32_t extra[5] = {n, w->k, out_push[0], out_push[1], out_push[2]};
+    return dispatch_parts(s, "matmul", w, p, io, 4, extra, 5, 0, n);
 }
 
 vkb_status vkb_op_matmul_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                                const vkb_outputs *out, uint32_t n)
 {
-    vkb_device *dev = vkb_stream_device(s);
-    vkb_binding io[4];
-    uint32_t out_push[3];
-    vkb_status st;
-    if ((st = check_matrix(dev, "matmul", w)) != VKB_OK)
-        return st;
-    if (n == 0)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "matmul: 0 columns");
-    if ((st = check_io(dev, "matmul", w, x, (uint64_t)n * w->k * 4, out, n, io, out_push)))
-        return st;
-    struct matmul_plan plan = matmul_plan(dev);
-    vkb_spec spec = {.count = 5, .values = {plan.wg, plan.tm, plan.tn, plan.tk, out->count}};
-    vkb_pipeline *p;
-    if ((st = vkb_pipeline_get(dev, matmul_float_variant(w->type), &spec, &p)) != VKB_OK)
-        return st;
-    /* n, x_stride, rows_all, split1, split2 */
-    uint32_t extra[5] = {n, w->k, out_push[0], out_push[1], out_push[2]};
-    return dispatch_parts(s, "matmul", w, p, io, 4, extra, 5, 0, n);
+    return matmul(s, w, x, false, out, n);
 }
 
 vkb_status vkb_op_matmul_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                   const vkb_outputs *out, uint32_t n)
 {
-    vkb_device *dev = vkb_stream_device(s);
-    vkb_binding io[4];
-    uint32_t out_push[3];
-    vkb_status st;
-    if ((st = check_matrix(dev, "matmul_q8", w)) != VKB_OK)
-        return st;
-    if (w->type != CMP_TYPE_Q4_0 && w->type != CMP_TYPE_Q8_0)
-        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
-                            "matmul_q8: reads q4_0 and q8_0 weights, not %s", format_name(w->type));
-    if (n == 0)
-        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "matmul_q8: 0 columns");
-    if ((st = check_io(dev, "matmul_q8", w, xq, vkb_q8_bytes(w->k, n), out, n, io, out_push)))
-        return st;
-    struct matmul_plan plan = matmul_plan(dev);
-    /* K in steps of two blocks (64 values), as the float path's TK 64 or 32 */
-    vkb_spec spec = {.count = 5, .values = {plan.wg, plan.tm, plan.tn, 2, out->count}};
-    vkb_pipeline *p;
-    if ((st = vkb_pipeline_get(dev, int_dot_variant("matmul", w->type), &spec, &p)) != VKB_OK)
-        return st;
-    /* n, x_stride (unused), rows_all, split1, split2 */
-    uint32_t extra[5] = {n, 0, out_push[0], out_push[1], out_push[2]};
-    return dispatch_parts(s, "matmul", w, p, io, 4, extra, 5, 0, n);
+    return matmul(s, w, xq, true, out, n);
 }
 
 vkb_status vkb_op_matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                          const vkb_buffer *out, uint32_t n)
 {
     vkb_outputs outs = one_output(w, out);
-    return vkb_op_matmul_split(s, w, x, &outs, n);
+    return matmul(s, w, x, false, &outs, n);
 }
 
 vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *ids,

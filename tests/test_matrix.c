@@ -387,6 +387,17 @@ static uint32_t q8_scale_word(const uint32_t *xq, size_t blocks, size_t b, int w
     return xq[8 * blocks + 2 * b + w];
 }
 
+/* The device's plan for `t` with integer dot products on (1) or off (-1) and rows staged
+ * or not (the plan drops staging where the device cannot); vkb_op_matvec_tune(t_dev,
+ * NULL) gives the built-in choice back. */
+static void force_path(cmp_type t, uint32_t ncols, int int_dot, bool staged)
+{
+    vkb_matvec_tuning tune = vkb_op_matvec_plan(t_dev, t, ncols);
+    tune.int_dot = int_dot;
+    tune.staged = staged;
+    vkb_op_matvec_tune(t_dev, &tune);
+}
+
 /* x quantized to 8-bit blocks on the GPU (bit-exact with vkb_ref_quantize_q8), then the
  * integer-dot product (matvec up to 8 columns, matmul beyond) against W times x as
  * quantized, and against W·x within x's rounding. */
@@ -481,9 +492,7 @@ static bool int_dot_setup(struct fixture *f)
     }
     if (!setup(f))
         return false;
-    vkb_matvec_tuning tune = vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1);
-    tune.int_dot = 1;
-    vkb_op_matvec_tune(t_dev, &tune);
+    force_path(CMP_TYPE_Q4_0, 1, 1, false);
     return true;
 }
 
@@ -544,10 +553,7 @@ static void test_matvec_add(void)
         cmp_type t = cases[i].t;
         if (cases[i].int_dot > 0 && !vkb_device_get_info(t_dev)->int_dot)
             continue;
-        vkb_matvec_tuning tune = vkb_op_matvec_plan(t_dev, t, sh.n);
-        tune.int_dot = cases[i].int_dot;
-        tune.staged = cases[i].staged; /* the plan drops it where the device cannot */
-        vkb_op_matvec_tune(t_dev, &tune);
+        force_path(t, sh.n, cases[i].int_dot, cases[i].staged);
         uint8_t *w = quantized_weights(t, sh.rows, sh.k, 7000 + i);
         float *x = t_random_floats((size_t)sh.k * sh.n, 7100 + i, -1.0f, 1.0f);
         float *y0 = t_random_floats(outn, 7200 + i, -4.0f, 4.0f);
@@ -627,10 +633,7 @@ static void test_outputs(void)
             continue;
         for (uint32_t o = 0; o < cases[i].count; o++)
             rows += cases[i].rows[o];
-        vkb_matvec_tuning tune = vkb_op_matvec_plan(t_dev, t, n <= 8 ? n : 1);
-        tune.int_dot = cases[i].int_dot;
-        tune.staged = cases[i].staged; /* the plan drops it where the device cannot */
-        vkb_op_matvec_tune(t_dev, &tune);
+        force_path(t, n <= 8 ? n : 1, cases[i].int_dot, cases[i].staged);
         size_t outn = (size_t)rows * n;
         uint8_t *w = quantized_weights(t, rows, k, 7500 + i);
         float *x = t_random_floats((size_t)k * n, 7600 + i, -1.0f, 1.0f);
