@@ -536,11 +536,9 @@ static eng_status write_rows(upload_job *j, const char *name, cmp_type type, con
     return ENG_OK;
 }
 
-/* A new buffer of rows x k values of `type` (a matrix, else k floats), from data as
- * write_rows reads it. */
-static eng_status upload_rows(upload_job *j, const char *name, cmp_type type, const void *data,
-                              uint64_t data_bytes, uint32_t file_rows, uint32_t file_k,
-                              uint32_t rows, uint32_t k, bool matrix, vkb_buffer **buf)
+/* A new weights buffer for rows x k values of `type` (a matrix, else k floats). */
+static eng_status alloc_rows(upload_job *j, const char *name, cmp_type type, uint32_t rows,
+                             uint32_t k, bool matrix, vkb_buffer **buf)
 {
     eng_model *m = j->m;
     uint64_t bytes = matrix ? vkb_matrix_bytes(type, k, rows) : (uint64_t)k * 4;
@@ -549,6 +547,18 @@ static eng_status upload_rows(upload_job *j, const char *name, cmp_type type, co
     if (vs != VKB_OK)
         return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", name,
                         vkb_device_errmsg(m->dev));
+    return ENG_OK;
+}
+
+/* A new buffer of rows x k values of `type` (a matrix, else k floats), from data as
+ * write_rows reads it. */
+static eng_status upload_rows(upload_job *j, const char *name, cmp_type type, const void *data,
+                              uint64_t data_bytes, uint32_t file_rows, uint32_t file_k,
+                              uint32_t rows, uint32_t k, bool matrix, vkb_buffer **buf)
+{
+    eng_status st = alloc_rows(j, name, type, rows, k, matrix, buf);
+    if (st != ENG_OK)
+        return st;
     return write_rows(j, name, type, data, data_bytes, file_rows, file_k, rows, k, matrix, *buf, 0);
 }
 
@@ -621,17 +631,15 @@ static eng_status upload_group(upload_job *j, uint32_t l, const struct fused_gro
     uint32_t k = p[0]->k, rows = 0;
     for (uint32_t i = 0; i < g->count; i++)
         rows += p[i]->rows;
-    vkb_status vs = vkb_buffer_alloc(m->weights, vkb_matrix_bytes(type, k, rows),
-                                     vkb_matrix_granule(type, k), &out->buffer);
-    if (vs != VKB_OK)
-        return eng_fail(j->err, j->err_size, eng_from_vkb(vs), "uploading %s: %s", p[0]->w->name,
-                        vkb_device_errmsg(m->dev));
+    eng_status st = alloc_rows(j, p[0]->w->name, type, rows, k, true, &out->buffer);
+    if (st != ENG_OK)
+        return st;
     out->matrix = (vkb_matrix){out->buffer, type, rows, k};
     uint64_t offset = 0;
     for (uint32_t i = 0; i < g->count; i++) {
         const eng_weight *w = p[i]->w;
-        eng_status st = write_rows(j, w->name, type, w->data, w->bytes, w->rows, w->k, p[i]->rows,
-                                   k, true, out->buffer, offset);
+        st = write_rows(j, w->name, type, w->data, w->bytes, w->rows, w->k, p[i]->rows, k, true,
+                        out->buffer, offset);
         if (st != ENG_OK)
             return st;
         *p[i]->dev = (eng_dev_weight){.matrix = {NULL, type, p[i]->rows, k}};

@@ -202,9 +202,6 @@ static uint32_t q8_width(const eng_model *m)
     return (w + 31) / 32 * 32;
 }
 
-/* Split-K attention leaves (head_dim + 2) floats per query row and split; the automatic
- * choice keeps rows x splits under 512 (vkb_attention_splits), a forced one is sized for
- * the batch. CPU drivers never split. */
 /* Columns the 8-bit copy of an input must hold: a batch where prefill's products dot
  * integers too, else a decode step's. */
 static uint32_t q8_columns(const vkb_device *dev, uint64_t batch)
@@ -215,6 +212,9 @@ static uint32_t q8_columns(const vkb_device *dev, uint64_t batch)
     return (uint32_t)n;
 }
 
+/* Split-K attention leaves (head_dim + 2) floats per query row and split; the automatic
+ * choice keeps rows x splits under 512 (vkb_attention_splits), a forced one is sized for
+ * the batch. CPU drivers never split. */
 static uint64_t partials_bytes(vkb_device *dev, const eng_hparams *hp, const eng_session_params *p)
 {
     uint64_t per_row = (uint64_t)(hp->head_dim + 2) * 4;
