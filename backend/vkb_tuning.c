@@ -53,9 +53,10 @@ static bool load(vkb_device *dev, const char *path, char *why, size_t why_size)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        if (errno != ENOENT)
-            snprintf(why, why_size, "%s", strerror(errno));
-        return errno == ENOENT;
+        int e = errno;
+        if (e != ENOENT)
+            snprintf(why, why_size, "%s", strerror(e));
+        return e == ENOENT;
     }
     vkb_matvec_tuning got[VKB_TUNED_TYPES] = {{0}};
     char line[256];
