@@ -484,6 +484,13 @@ vkb_status vkb_op_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *a,
 #define ATTN_MAX_HEAD_DIM 256 /* MAX_HEAD_DIM in shaders/attention.comp */
 #define ATTN_DIMS_PER_INV 4   /* DIMS_PER_INVOCATION there */
 #define ATTN_ROWS         8   /* R_MAX there: query rows per workgroup */
+/* Split-K decode: each split at least this many keys (the kernel's tiles are 64 keys: a
+ * few tiles amortize loading q and writing the partial result), and enough splits that
+ * the dispatch has about ATTN_SPLIT_GROUPS workgroups: a large GPU holds 16 or more
+ * workgroups of 64 invocations on each of its 100+ compute units, and a memory-bound
+ * kernel needs them all resident to keep enough reads in flight. */
+#define ATTN_SPLIT_MIN_KEYS 256
+#define ATTN_SPLIT_GROUPS   2048
 
 struct attention_push {
     uint32_t head_dim, heads, kv_heads, tokens, n_kv, pos0;
@@ -692,6 +699,17 @@ vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_
                            sizeof push, (uint64_t)rows * (l->values / 64), 0);
 }
 
+/* The workgroups of one attention dispatch before split-K: one per ATTN_ROWS query rows
+ * sharing a KV head (the heads of its group, then consecutive tokens: R_MAX in
+ * shaders/attention.comp): e[0] KV heads x chunks of their groups, e[1] tiles of tokens. */
+static void attention_groups(const vkb_attention_shape *sh, uint64_t e[2])
+{
+    uint32_t group = sh->heads / sh->kv_heads;
+    uint32_t nh = group < ATTN_ROWS ? group : ATTN_ROWS, tq = ATTN_ROWS / nh;
+    e[0] = (uint64_t)sh->kv_heads * ((group + nh - 1) / nh);
+    e[1] = (sh->tokens + tq - 1) / tq;
+}
+
 static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
                                const vkb_buffer *k_cache, const vkb_kv_layout *kl,
                                const vkb_buffer *v_cache, const vkb_kv_layout *vl,
@@ -746,12 +764,9 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     push.kv_nq = kivi ? vkb_kv_quantized(kivi, sh->n_kv) : sh->n_kv;
     push.ring_rows = kivi ? (kg.bits ? kg.ring_rows : vg.ring_rows) : 1;
     push.group = kivi ? kivi->group : 32;
-    /* a workgroup per ATTN_ROWS query rows sharing a KV head: heads of its group, then
-     * consecutive tokens (R_MAX in shaders/attention.comp) */
-    uint32_t group = sh->heads / sh->kv_heads;
-    uint32_t nh = group < ATTN_ROWS ? group : ATTN_ROWS, tq = ATTN_ROWS / nh;
-    uint64_t e[3] = {(uint64_t)sh->kv_heads * ((group + nh - 1) / nh), (sh->tokens + tq - 1) / tq,
-                     splits > 1 ? splits : 1};
+    uint64_t e[3];
+    attention_groups(sh, e);
+    e[2] = splits > 1 ? splits : 1;
     if ((st = vkb_stream_dispatch(s, p, b, 4, &push, sizeof push, e, "attention")) != VKB_OK ||
         splits <= 1)
         return st;
@@ -786,13 +801,21 @@ uint64_t vkb_attention_partials_bytes(const vkb_attention_shape *sh, uint32_t sp
 uint32_t vkb_attention_splits(const vkb_device *dev, const vkb_attention_shape *sh)
 {
     /* CPU drivers run workgroups on a few threads: nothing to gain. Elsewhere, enough
-     * workgroups to fill a large GPU (a few hundred), each with at least 256 keys. */
-    if (dev->info.type == VKB_DEVICE_CPU || sh->n_kv < 512)
+     * splits for about ATTN_SPLIT_GROUPS workgroups, each over ATTN_SPLIT_MIN_KEYS keys or
+     * more, and at most VKB_ATTENTION_PARTIAL_ROWS partial results. (Counting query rows
+     * instead of workgroups gave Llama-3-8B's decode 64 workgroups of 64 invocations on an
+     * H100: half its compute units idle and 1-5% of its bandwidth.) */
+    if (!sh || dev->info.type == VKB_DEVICE_CPU || sh->n_kv < 2 * ATTN_SPLIT_MIN_KEYS ||
+        !sh->kv_heads || !sh->heads || !sh->tokens)
         return 1;
-    uint32_t rows = sh->heads * sh->tokens, want = rows >= 256 ? 1 : (256 + rows - 1) / rows;
-    uint32_t most = sh->n_kv / 256;
+    uint64_t e[2];
+    attention_groups(sh, e);
+    uint64_t groups = e[0] * e[1], rows = (uint64_t)sh->heads * sh->tokens;
+    uint64_t want = (ATTN_SPLIT_GROUPS + groups - 1) / groups;
+    uint64_t most = sh->n_kv / ATTN_SPLIT_MIN_KEYS, room = VKB_ATTENTION_PARTIAL_ROWS / rows;
     want = want < most ? want : most;
-    return want > 64 ? 64 : want < 1 ? 1 : want;
+    want = want < room ? want : room;
+    return want > 1024 ? 1024 : want < 1 ? 1 : (uint32_t)want;
 }
 
 vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,

@@ -318,7 +318,10 @@ vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
  * `splits` ranges, each workgroup leaves its range's partial softmax result in
  * `partials` (vkb_attention_partials_bytes), and a second pass merges them, so one query
  * row's attention uses many workgroups. splits 1 is vkb_op_attention_kv.
- * vkb_attention_splits suggests a count for the device and shape. */
+ * vkb_attention_splits suggests a count for the device and shape; its query rows x splits
+ * never exceed VKB_ATTENTION_PARTIAL_ROWS, so a partials buffer of that many rows
+ * (vkb_attention_partials_bytes with tokens x heads x splits = it) serves any shape. */
+#define VKB_ATTENTION_PARTIAL_ROWS 8192u
 vkb_status vkb_op_attention_split(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
                                   const vkb_buffer *k_cache, const vkb_kv_layout *k_layout,
                                   const vkb_buffer *v_cache, const vkb_kv_layout *v_layout,

@@ -213,8 +213,8 @@ static uint32_t q8_columns(const vkb_device *dev, uint64_t batch)
 }
 
 /* Split-K attention leaves (head_dim + 2) floats per query row and split; the automatic
- * choice keeps rows x splits under 512 (vkb_attention_splits), a forced one is sized for
- * the batch. CPU drivers never split. */
+ * choice keeps rows x splits within VKB_ATTENTION_PARTIAL_ROWS (vkb_attention_splits), a
+ * forced one is sized for the batch. CPU drivers never split. */
 static uint64_t partials_bytes(vkb_device *dev, const eng_hparams *hp, const eng_session_params *p)
 {
     uint64_t per_row = (uint64_t)(hp->head_dim + 2) * 4;
@@ -222,7 +222,7 @@ static uint64_t partials_bytes(vkb_device *dev, const eng_hparams *hp, const eng
         return (uint64_t)p->n_batch * hp->n_head * p->attention_splits * per_row;
     if (vkb_device_get_info(dev)->type == VKB_DEVICE_CPU)
         return 4;
-    return 512 * per_row;
+    return VKB_ATTENTION_PARTIAL_ROWS * per_row;
 }
 
 static eng_status alloc(eng_session *s, vkb_arena *arena, uint64_t bytes, vkb_buffer **out,

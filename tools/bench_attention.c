@@ -176,10 +176,10 @@ static bool run_ctx(vkb_device *dev, vkb_stream *st, const struct attn_opts *o, 
         double gbps = bytes / (ms * 1e6);
         if (!unfused && t == ENG_KV_F16)
             f16_ms = ms;
-        printf("%-9s %6u %-7s %9.2f MiB %6.2f %10.3f %9.1f %7.1f%%", "attention", ctx,
+        printf("%-9s %6u %-7s %9.2f MiB %6.2f %10.3f %9.1f %7.1f%% %6u", "attention", ctx,
                unfused ? "unfused" : eng_kv_type_name(t), bytes / 1048576.0,
                8.0 * bytes / (2.0 * ctx * values), ms, gbps,
-               copy_gbps > 0 ? 100.0 * gbps / copy_gbps : 0.0);
+               copy_gbps > 0 ? 100.0 * gbps / copy_gbps : 0.0, unfused ? 1 : splits);
         if (!unfused && t != ENG_KV_F16 && f16_ms > 0)
             printf("  %.2fx f16's speed", f16_ms / ms);
         printf("\n");
@@ -300,8 +300,8 @@ int bench_attention(int argc, char **argv)
            copy, o.heads, o.kv_heads, o.head_dim, o.tokens, o.tokens == 1 ? "" : "s");
     printf("timing: %s, median of %d after %d warm-ups\n\n",
            info->timestamp_valid_bits ? "GPU timestamps" : "host clock", o.reps, WARMUP);
-    printf("%-9s %6s %-7s %13s %6s %10s %9s %8s\n", "op", "ctx", "cache", "K+V read", "bits",
-           "median ms", "GB/s", "of copy");
+    printf("%-9s %6s %-7s %13s %6s %10s %9s %8s %6s\n", "op", "ctx", "cache", "K+V read", "bits",
+           "median ms", "GB/s", "of copy", "splits");
     rc = 0;
     for (const char *p = o.ctx; tool_next_item(&p, item) > 0;) {
         uint32_t n = (uint32_t)strtoul(item, NULL, 10);
