@@ -21,6 +21,7 @@ layout(push_constant) uniform Push {
 
 void main()
 {
+    QUANT_TABLES_INIT();
     uint u = gl_GlobalInvocationID.x;
     uint id = ids[gl_WorkGroupID.y];
     if (u * 8u >= pc.k || id < pc.row0 || id - pc.row0 >= pc.rows)

@@ -35,6 +35,7 @@ shared float xs[TK * TN];
 
 void main()
 {
+    QUANT_TABLES_INIT();
     const uint lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
     const uint m0 = gl_WorkGroupID.x * TM, n0 = gl_WorkGroupID.y * TN;
     const uint tm = lid % (TM / 4u), tn = lid / (TM / 4u);

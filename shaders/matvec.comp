@@ -133,6 +133,7 @@ float quarter_dot(uint off, const uint w[QW], uint xa, uint xb, float xd, float 
 
 void main()
 {
+    QUANT_TABLES_INIT();
     const uint first = flat_group_id() * ROWS;
     if (first >= pc.rows)
         return; // the whole workgroup leaves together
