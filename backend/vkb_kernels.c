@@ -201,6 +201,7 @@ static const struct vkb_kernel kernels[] = {
     MATVEC_INT_DOT("matvec_q8_0_int_dot"),
     MATMUL_INT_DOT("matmul_q8_0_int_dot"),
     QUANT_WEIGHT_KERNELS("q4_k"),
+    MATVEC_INT_DOT("matvec_q4_k_int_dot"),
     QUANT_WEIGHT_KERNELS("q5_k"),
     QUANT_WEIGHT_KERNELS("q6_k"),
     QUANT_WEIGHT_KERNELS("iq4_nl"),

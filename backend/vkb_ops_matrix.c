@@ -152,12 +152,18 @@ static int int_dot_switch(const vkb_device *dev, cmp_type type)
     return (unsigned)type < VKB_TUNED_TYPES ? dev->format_tuning[type].int_dot : 0;
 }
 
+/* The weight formats the integer-dot kernels read: matvec.comp INT_DOT (q4_0, q8_0, q4_K),
+ * matmul_int_dot.comp (q4_0, q8_0). */
+static bool q8_format(cmp_type type, bool matmul)
+{
+    return type == CMP_TYPE_Q4_0 || type == CMP_TYPE_Q8_0 || (!matmul && type == CMP_TYPE_Q4_K);
+}
+
 bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type)
 {
     const vkb_device_info *info = &dev->info;
     int sw = int_dot_switch(dev, type);
-    if ((type != CMP_TYPE_Q4_0 && type != CMP_TYPE_Q8_0) || !info->int_dot ||
-        !vkb_op_use_subgroups(dev) || sw < 0)
+    if (!q8_format(type, false) || !info->int_dot || !vkb_op_use_subgroups(dev) || sw < 0)
         return false;
     return sw > 0 || info->int_dot_4x8_signed_accel;
 }
@@ -181,8 +187,7 @@ static const char *int_dot_variant(const char *op, cmp_type type)
 bool vkb_op_matmul_int_dot(const vkb_device *dev, cmp_type type)
 {
     const vkb_device_info *info = &dev->info;
-    if ((type != CMP_TYPE_Q4_0 && type != CMP_TYPE_Q8_0) || !info->int_dot ||
-        dev->matvec_tuning.int_dot < 0)
+    if (!q8_format(type, true) || !info->int_dot || dev->matvec_tuning.int_dot < 0)
         return false;
     return dev->matvec_tuning.int_dot > 0 || info->int_dot_4x8_signed_accel ||
            info->type == VKB_DEVICE_CPU;
@@ -322,8 +327,8 @@ static vkb_outputs one_output(const vkb_matrix *w, const vkb_buffer *y)
     return (vkb_outputs){1, {y}, {w->rows}};
 }
 
-/* A weight product's arguments: W; x, n columns (1 to max_cols) of k floats or, with q8,
- * their 8-bit blocks (q4_0 and q8_0 weights only); the outputs (n columns of their rows
+/* A weight product's arguments: W; x, n columns (1 to max_cols: 8 for matvec) of k floats
+ * or, with q8, their 8-bit blocks (q8_format's weights); the outputs (n columns of their rows
  * each), which must cover W's rows. Sets the bindings after W: x, then the three outputs
  * (the first repeated where there are fewer), and the push constants' {rows_all, split1,
  * split2}. */
@@ -334,9 +339,10 @@ static vkb_status check_product(vkb_device *dev, const char *op, const vkb_matri
     vkb_status st;
     if ((st = check_matrix(dev, op, w)) != VKB_OK)
         return st;
-    if (q8 && w->type != CMP_TYPE_Q4_0 && w->type != CMP_TYPE_Q8_0)
-        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED, "%s: reads q4_0 and q8_0 weights, not %s", op,
-                            format_name(w->type));
+    bool matmul = max_cols > 8;
+    if (q8 && !q8_format(w->type, matmul))
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED, "%s: reads %s weights, not %s", op,
+                            matmul ? "q4_0 and q8_0" : "q4_0, q8_0 and q4_K", format_name(w->type));
     if (n == 0)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: 0 columns", op);
     if (n > max_cols)

@@ -84,6 +84,25 @@ layout(push_constant) uniform Push {
 //
 // Blocks of 18 and 34 bytes start at a word or half a word: the words are read from the
 // aligned word below either way, and the integers picked out without a divergent branch.
+#if defined(FORMAT_Q4_K)
+// q4_K: one word of a block's quants per invocation. Word w of the 128 quant bytes holds,
+// in its low nibbles, values 4(w%8)..+3 of sub-block 2(w/8) and, in its high nibbles, the
+// same values of sub-block 2(w/8)+1: each is dotted with x's word of those values, and
+// x = (d·sc)·q − dmin·m is summed as d·sc·Σq·x − dmin·m·Σx per sub-block, the integer
+// sums exact. 32 invocations read a whole block: 128 contiguous bytes and the same head.
+
+// Sub-block j's scale (x) and minimum (y) from the block's three scale words (bytes 0-3,
+// 4-7, 8-11 of scales[12]; scale_min_k4 in vkb_quant.glsl reads the same bits), selected
+// without a divergent branch.
+uvec2 k4_scale_min_words(uint s0, uint s1, uint s2, uint j)
+{
+    const uint sh = 8u * (j & 3u);
+    const uint a = (s0 >> sh) & 0xffu, b = (s1 >> sh) & 0xffu, e = (s2 >> sh) & 0xffu;
+    const uvec2 low = uvec2(a, b) & 63u;
+    const uvec2 high = uvec2((e & 15u) | ((a >> 6) << 4), (e >> 4) | ((b >> 6) << 4));
+    return j < 4u ? low : high;
+}
+#else
 #if defined(FORMAT_Q4_0)
 #define FORMAT_WORDS 3u
 #else
@@ -126,9 +145,10 @@ float quarter_dot(uint off, const uint w[QW], uint xa, uint xb, float xd, float 
                     dot4x8(int(pick(w[2], w[3], half_start)), int(xb), 0);
     return d * xd * float(sum);
 #else
-#error "INT_DOT reads q4_0 and q8_0"
+#error "INT_DOT reads q4_0, q8_0 and q4_K"
 #endif
 }
+#endif // FORMAT_Q4_K
 #endif
 
 void main()
@@ -143,7 +163,45 @@ void main()
     for (uint i = 0u; i < ROWS * NCOLS; i++)
         acc[i] = 0.0;
 
-#if defined(INT_DOT)
+#if defined(INT_DOT) && defined(FORMAT_Q4_K)
+    const uint nb = pc.k / 32u, ds0 = 8u * NCOLS * nb; // x's d and s follow all its bytes
+    for (uint t = lid; t < 4u * nb; t += gl_WorkGroupSize.x) {
+        const uint blk = t >> 5u, w = t & 31u, c = w >> 3u, jj = w & 7u;
+        // x: the words of the two sub-blocks' values, their scales, the sums of their bytes
+        uint xa[NCOLS], xb[NCOLS];
+        float xd0[NCOLS], xd1[NCOLS];
+        int xsum0[NCOLS], xsum1[NCOLS];
+        for (uint col = 0u; col < NCOLS; col++) {
+            const uint g = col * nb + 8u * blk + 2u * c; // x's block of the low nibbles
+            xa[col] = xq[8u * g + jj];
+            xb[col] = xq[8u * g + 8u + jj];
+            xd0[col] = uintBitsToFloat(xq[ds0 + 2u * g]);
+            xd1[col] = uintBitsToFloat(xq[ds0 + 2u * g + 2u]);
+            xsum0[col] = dot4x8(0x01010101, int(xa[col]), 0);
+            xsum1[col] = dot4x8(0x01010101, int(xb[col]), 0);
+        }
+        for (uint r = 0u; r < ROWS; r++) {
+            if (first + r < pc.rows) {
+                // blocks of 144 bytes in rows of whole blocks: every block starts on a word
+                const uint bw = ((first + r) * pc.row_bytes + blk * block_q4_k_size) >> 2u;
+                const vec2 dm = unpackHalf2x16(wq[bw]); // d, dmin
+                const uint s0 = wq[bw + 1u], s1 = wq[bw + 2u], s2 = wq[bw + 3u];
+                const uint q = wq[bw + 4u + 8u * c + jj];
+                const uvec2 sm0 = k4_scale_min_words(s0, s1, s2, 2u * c);
+                const uvec2 sm1 = k4_scale_min_words(s0, s1, s2, 2u * c + 1u);
+                const int lo = int(q & 0x0f0f0f0fu), hi = int((q >> 4) & 0x0f0f0f0fu);
+                for (uint col = 0u; col < NCOLS; col++) {
+                    const int i0 = dot4x8(lo, int(xa[col]), 0), i1 = dot4x8(hi, int(xb[col]), 0);
+                    acc[r * NCOLS + col] +=
+                        xd0[col] * (dm.x * float(int(sm0.x) * i0) -
+                                    dm.y * float(int(sm0.y) * xsum0[col])) +
+                        xd1[col] *
+                            (dm.x * float(int(sm1.x) * i1) - dm.y * float(int(sm1.y) * xsum1[col]));
+                }
+            }
+        }
+    }
+#elif defined(INT_DOT)
     const uint nb = pc.k / 32u, ds0 = 8u * NCOLS * nb; // x's d and s follow all its bytes
     for (uint t = lid; t < 4u * nb; t += gl_WorkGroupSize.x) {
         const uint b = t >> 2u, j = t & 3u;

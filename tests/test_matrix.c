@@ -481,7 +481,8 @@ out:
     free(row);
 }
 
-static const cmp_type int_dot_types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q8_0};
+/* The integer-dot matvec's formats; the matmul takes the first two. */
+static const cmp_type int_dot_types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q8_0, CMP_TYPE_Q4_K};
 
 /* The integer-dot products forced on (the device may not accelerate them). */
 static bool int_dot_setup(struct fixture *f)
@@ -503,10 +504,14 @@ static void test_matvec_int_dot(void)
         return;
     static const struct shape shapes[] = {{1, 32, 1},    {7, 96, 3},    {4097, 512, 1},
                                           {7, 11008, 2}, {3, 14336, 1}, {33, 4096, 8},
-                                          {65, 256, 5}};
-    for (size_t ti = 0; ti < 2; ti++)
+                                          {65, 256, 5},  {2, 768, 7}};
+    for (size_t ti = 0; ti < sizeof int_dot_types / sizeof int_dot_types[0]; ti++) {
+        cmp_type t = int_dot_types[ti];
+        fprintf(stderr, "  %s\n", vkb_op_matvec_variant(t_dev, t));
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-            check_int_dot(&f, int_dot_types[ti], shapes[si], 5000 + 100 * ti + si);
+            if (shapes[si].k % cmp_type_get(t)->block_size == 0) /* q4_K: blocks of 256 */
+                check_int_dot(&f, t, shapes[si], 5000 + 100 * ti + si);
+    }
     vkb_op_matvec_tune(t_dev, NULL);
     teardown(&f);
 }
@@ -542,11 +547,8 @@ static void test_matvec_add(void)
         cmp_type t;
         int int_dot; /* vkb_matvec_tuning.int_dot */
         bool staged;
-    } cases[] = {{CMP_TYPE_F32, -1, false},
-                 {CMP_TYPE_Q4_0, -1, false},
-                 {CMP_TYPE_Q4_K, -1, true},
-                 {CMP_TYPE_Q4_0, 1, false},
-                 {CMP_TYPE_Q8_0, 1, false}};
+    } cases[] = {{CMP_TYPE_F32, -1, false}, {CMP_TYPE_Q4_0, -1, false}, {CMP_TYPE_Q4_K, -1, true},
+                 {CMP_TYPE_Q4_0, 1, false}, {CMP_TYPE_Q8_0, 1, false},  {CMP_TYPE_Q4_K, 1, false}};
     const struct shape sh = {65, 512, 2};
     size_t outn = (size_t)sh.rows * sh.n;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -621,6 +623,7 @@ static void test_outputs(void)
         {CMP_TYPE_Q4_K, -1, true, 3, 2, {40, 24}},
         {CMP_TYPE_Q4_0, 1, false, 1, 3, {9, 3, 5}},
         {CMP_TYPE_Q8_0, 1, false, 5, 2, {17, 48}},
+        {CMP_TYPE_Q4_K, 1, false, 2, 3, {5, 12, 3}},
         {CMP_TYPE_Q4_0, -1, false, 33, 3, {33, 7, 25}},
         {CMP_TYPE_Q6_K, -1, false, 17, 2, {70, 2}},
         {CMP_TYPE_Q8_0, 1, false, 20, 3, {33, 7, 25}},

@@ -510,9 +510,10 @@ static void test_layers_unfused(void)
  * (Q6_K output and attn_v/ffn_down in the K mixes, Q5_K in IQ4_NL's) through the whole
  * forward pass, against the CPU reference. Needs no ../shared. */
 /* The integer-dot-product matvec and matmul forced on (lavapipe offers the instructions
- * without accelerating them, so the automatic choice leaves them off there): Q8_0 and Q4_0
- * models through every layer, prefill chunks and decode steps, against the reference
- * reading the same 8-bit activations. */
+ * without accelerating them, so the automatic choice leaves them off there): Q8_0, Q4_0
+ * and Q4_K_M models (the last mixes q4_K matrices, dotted in integers in decode steps,
+ * with q6_K ones that read floats) through every layer, prefill chunks and decode steps,
+ * against the reference reading the same 8-bit activations. */
 static void test_layers_int_dot(void)
 {
     if (!vkb_device_get_info(t_dev)->int_dot) {
@@ -524,6 +525,7 @@ static void test_layers_int_dot(void)
     vkb_op_matvec_tune(t_dev, &t);
     CHECK(vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q4_0) &&
           vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q8_0) &&
+          vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q4_K) &&
           vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q4_0) &&
           vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q8_0));
     check_layers("TinyStories-656K-Q8_0.gguf", 8, false);
@@ -531,12 +533,17 @@ static void test_layers_int_dot(void)
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     close(fd);
-    eng_synth_params p = {
-        .preset = eng_synth_preset_find("tiny"), .recipe = cmp_recipe_find("Q4_0"), .seed = 7};
-    char err[256] = "";
-    CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "Q4_0: %s", err);
-    printf("  Q4_0:");
-    check_layers(path, 4, false);
+    static const char *recipes[] = {"Q4_0", "Q4_K_M"};
+    for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) {
+        eng_synth_params p = {.preset = eng_synth_preset_find("tiny"),
+                              .recipe = cmp_recipe_find(recipes[i]),
+                              .seed = 7 + i};
+        char err[256] = "";
+        CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s: %s", recipes[i],
+                  err);
+        printf("  %s:", recipes[i]);
+        check_layers(path, 4, false);
+    }
     unlink(path);
     vkb_op_matvec_tune(t_dev, NULL);
 }
