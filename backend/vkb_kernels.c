@@ -204,6 +204,7 @@ static const struct vkb_kernel kernels[] = {
     MATVEC_INT_DOT("matvec_q4_k_int_dot"),
     QUANT_WEIGHT_KERNELS("q5_k"),
     QUANT_WEIGHT_KERNELS("q6_k"),
+    MATVEC_INT_DOT("matvec_q6_k_int_dot"),
     QUANT_WEIGHT_KERNELS("iq4_nl"),
 };
 

@@ -102,6 +102,20 @@ uvec2 k4_scale_min_words(uint s0, uint s1, uint s2, uint j)
     const uvec2 high = uvec2((e & 15u) | ((a >> 6) << 4), (e >> 4) | ((b >> 6) << 4));
     return j < 4u ? low : high;
 }
+#elif defined(FORMAT_Q6_K)
+// q6_K: an invocation per four positions l..l+3 (l = 4·(u%8)) of one half h of a block:
+// 16 values, four in each quarter of the half, from ql's words at l and l + 32 (low
+// nibbles: quarters 0 and 1, high: 2 and 3) and qh's word at l (bit pairs 0-1, 2-3, 4-5,
+// 6-7). Each quarter's four 6-bit values are dotted with x's word of them, and
+// d·sc·(Σq·x − 32·Σx) summed per quarter. 16 invocations cover one 210-byte block.
+
+// The four bytes at an even byte offset (blocks of 210 bytes start on a word or half a
+// word): the aligned words under them, combined without a divergent branch.
+uint k6_word(uint off)
+{
+    const uint lo = wq[off >> 2u], hi = wq[(off + 3u) >> 2u];
+    return (off & 2u) == 0u ? lo : (lo >> 16) | (hi << 16);
+}
 #else
 #if defined(FORMAT_Q4_0)
 #define FORMAT_WORDS 3u
@@ -145,10 +159,10 @@ float quarter_dot(uint off, const uint w[QW], uint xa, uint xb, float xd, float 
                     dot4x8(int(pick(w[2], w[3], half_start)), int(xb), 0);
     return d * xd * float(sum);
 #else
-#error "INT_DOT reads q4_0, q8_0 and q4_K"
+#error "INT_DOT reads q4_0, q8_0, q4_K and q6_K"
 #endif
 }
-#endif // FORMAT_Q4_K
+#endif // FORMAT_Q4_K, FORMAT_Q6_K
 #endif
 
 void main()
@@ -197,6 +211,53 @@ void main()
                                     dm.y * float(int(sm0.y) * xsum0[col])) +
                         xd1[col] *
                             (dm.x * float(int(sm1.x) * i1) - dm.y * float(int(sm1.y) * xsum1[col]));
+                }
+            }
+        }
+    }
+#elif defined(INT_DOT) && defined(FORMAT_Q6_K)
+    const uint nb = pc.k / 32u, ds0 = 8u * NCOLS * nb; // x's d and s follow all its bytes
+    for (uint t = lid; t < 2u * nb; t += gl_WorkGroupSize.x) {
+        const uint blk = t >> 4u, h = (t >> 3u) & 1u, jj = t & 7u;
+        // x: each quarter's word of these positions, its block's scale, the sum of its bytes
+        uint xw[4u * NCOLS];
+        float xd[4u * NCOLS];
+        int xsum[4u * NCOLS];
+        for (uint col = 0u; col < NCOLS; col++) {
+            for (uint qt = 0u; qt < 4u; qt++) {
+                const uint g = col * nb + 8u * blk + 4u * h + qt, i = 4u * col + qt;
+                xw[i] = xq[8u * g + jj];
+                xd[i] = uintBitsToFloat(xq[ds0 + 2u * g]);
+                xsum[i] = dot4x8(0x01010101, int(xw[i]), 0);
+            }
+        }
+        for (uint r = 0u; r < ROWS; r++) {
+            if (first + r < pc.rows) {
+                const uint bo = (first + r) * pc.row_bytes + blk * block_q6_k_size;
+                const uint la = k6_word(bo + block_q6_k_ql + 64u * h + 4u * jj);
+                const uint lb = k6_word(bo + block_q6_k_ql + 64u * h + 32u + 4u * jj);
+                const uint hb = k6_word(bo + block_q6_k_qh + 32u * h + 4u * jj);
+                // the eight scales of this half: quarter qt's at byte jj / 4 + 2·qt
+                const uint s_lo = k6_word(bo + block_q6_k_scales + 8u * h);
+                const uint s_hi = k6_word(bo + block_q6_k_scales + 8u * h + 4u);
+                const float d = wq_f16(bo + block_q6_k_d);
+                const uint sb = 8u * (jj >> 2u);
+                const int sc[4] = int[4](bitfieldExtract(int(s_lo), int(sb), 8),
+                                         bitfieldExtract(int(s_lo), int(sb + 16u), 8),
+                                         bitfieldExtract(int(s_hi), int(sb), 8),
+                                         bitfieldExtract(int(s_hi), int(sb + 16u), 8));
+                const int q[4] = int[4](int((la & 0x0f0f0f0fu) | ((hb << 4) & 0x30303030u)),
+                                        int((lb & 0x0f0f0f0fu) | ((hb << 2) & 0x30303030u)),
+                                        int(((la >> 4) & 0x0f0f0f0fu) | (hb & 0x30303030u)),
+                                        int(((lb >> 4) & 0x0f0f0f0fu) | ((hb >> 2) & 0x30303030u)));
+                for (uint col = 0u; col < NCOLS; col++) {
+                    float sum = 0.0;
+                    for (uint qt = 0u; qt < 4u; qt++) {
+                        const uint i = 4u * col + qt;
+                        const int dq = dot4x8(q[qt], int(xw[i]), 0) - 32 * xsum[i];
+                        sum += xd[i] * float(sc[qt] * dq);
+                    }
+                    acc[r * NCOLS + col] += d * sum;
                 }
             }
         }
