@@ -203,6 +203,7 @@ static const struct vkb_kernel kernels[] = {
     QUANT_WEIGHT_KERNELS("q4_k"),
     MATVEC_INT_DOT("matvec_q4_k_int_dot"),
     QUANT_WEIGHT_KERNELS("q5_k"),
+    MATVEC_INT_DOT("matvec_q5_k_int_dot"),
     QUANT_WEIGHT_KERNELS("q6_k"),
     MATVEC_INT_DOT("matvec_q6_k_int_dot"),
     QUANT_WEIGHT_KERNELS("iq4_nl"),

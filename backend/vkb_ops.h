@@ -108,7 +108,7 @@ vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer 
 typedef struct vkb_matvec_tuning {
     uint32_t wg, rows;
     bool staged;
-    int int_dot; /* 1: x as 8-bit blocks, dotted in integers (matvec: q4_0, q8_0, q4_K, q6_K;
+    int int_dot; /* 1: x as 8-bit blocks, dotted in integers (matvec: q4_0, q8_0, q4_K, q5_K, q6_K;
                   * matmul: q4_0, q8_0); -1: never; 0: where the device accelerates 4x8-bit
                   * dot products */
 } vkb_matvec_tuning;
@@ -126,7 +126,7 @@ typedef struct vkb_matvec_tuning {
  * vkb_op_rms_norm_q8: out as vkb_op_rms_norm (the same bits), and xq = out quantized
  * (n a multiple of 32).
  * vkb_op_matvec_q8: y = W·x from xq, for the types vkb_op_matvec_int_dot accepts when
- * forced (q4_0, q8_0, q4_K, q6_K) and 1 to 8 columns; vkb_op_matvec_q8_add: y += W·x;
+ * forced (q4_0, q8_0, q4_K, q5_K, q6_K) and 1 to 8 columns; vkb_op_matvec_q8_add: y += W·x;
  * vkb_op_matvec_q8_split: several outputs (vkb_outputs).
  *
  * The prefill product has the same path (matmul_int_dot.comp): vkb_op_matmul_int_dot says

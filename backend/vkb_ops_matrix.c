@@ -153,11 +153,11 @@ static int int_dot_switch(const vkb_device *dev, cmp_type type)
 }
 
 /* The weight formats the integer-dot kernels read: matvec.comp INT_DOT (q4_0, q8_0, q4_K,
- * q6_K), matmul_int_dot.comp (q4_0, q8_0). */
+ * q5_K, q6_K), matmul_int_dot.comp (q4_0, q8_0). */
 static bool q8_format(cmp_type type, bool matmul)
 {
     return type == CMP_TYPE_Q4_0 || type == CMP_TYPE_Q8_0 ||
-           (!matmul && (type == CMP_TYPE_Q4_K || type == CMP_TYPE_Q6_K));
+           (!matmul && (type == CMP_TYPE_Q4_K || type == CMP_TYPE_Q5_K || type == CMP_TYPE_Q6_K));
 }
 
 bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type)
@@ -343,7 +343,7 @@ static vkb_status check_product(vkb_device *dev, const char *op, const vkb_matri
     bool matmul = max_cols > 8;
     if (q8 && !q8_format(w->type, matmul))
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED, "%s: reads %s weights, not %s", op,
-                            matmul ? "q4_0 and q8_0" : "q4_0, q8_0, q4_K and q6_K",
+                            matmul ? "q4_0 and q8_0" : "q4_0, q8_0, q4_K, q5_K and q6_K",
                             format_name(w->type));
     if (n == 0)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: 0 columns", op);

@@ -84,12 +84,13 @@ layout(push_constant) uniform Push {
 //
 // Blocks of 18 and 34 bytes start at a word or half a word: the words are read from the
 // aligned word below either way, and the integers picked out without a divergent branch.
-#if defined(FORMAT_Q4_K)
-// q4_K: one word of a block's quants per invocation. Word w of the 128 quant bytes holds,
-// in its low nibbles, values 4(w%8)..+3 of sub-block 2(w/8) and, in its high nibbles, the
-// same values of sub-block 2(w/8)+1: each is dotted with x's word of those values, and
-// x = (d·sc)·q − dmin·m is summed as d·sc·Σq·x − dmin·m·Σx per sub-block, the integer
-// sums exact. 32 invocations read a whole block: 128 contiguous bytes and the same head.
+#if defined(FORMAT_Q4_K) || defined(FORMAT_Q5_K)
+// q4_K and q5_K: one word of a block's quants per invocation. Word w of the 128 quant
+// bytes holds, in its low nibbles, values 4(w%8)..+3 of sub-block 2(w/8) and, in its high
+// nibbles, the same values of sub-block 2(w/8)+1 (q5_K: fifth bits from qh's word w%8):
+// each is dotted with x's word of those values, and x = (d·sc)·q − dmin·m is summed as
+// d·sc·Σq·x − dmin·m·Σx per sub-block, the integer sums exact. 32 invocations read a
+// whole block: 128 contiguous bytes and the same head.
 
 // Sub-block j's scale (x) and minimum (y) from the block's three scale words (bytes 0-3,
 // 4-7, 8-11 of scales[12]; scale_min_k4 in vkb_quant.glsl reads the same bits), selected
@@ -159,10 +160,10 @@ float quarter_dot(uint off, const uint w[QW], uint xa, uint xb, float xd, float 
                     dot4x8(int(pick(w[2], w[3], half_start)), int(xb), 0);
     return d * xd * float(sum);
 #else
-#error "INT_DOT reads q4_0, q8_0, q4_K and q6_K"
+#error "INT_DOT reads q4_0, q8_0, q4_K, q5_K and q6_K"
 #endif
 }
-#endif // FORMAT_Q4_K, FORMAT_Q6_K
+#endif // FORMAT_Q4_K, FORMAT_Q5_K, FORMAT_Q6_K
 #endif
 
 void main()
@@ -177,7 +178,7 @@ void main()
     for (uint i = 0u; i < ROWS * NCOLS; i++)
         acc[i] = 0.0;
 
-#if defined(INT_DOT) && defined(FORMAT_Q4_K)
+#if defined(INT_DOT) && (defined(FORMAT_Q4_K) || defined(FORMAT_Q5_K))
     const uint nb = pc.k / 32u, ds0 = 8u * NCOLS * nb; // x's d and s follow all its bytes
     for (uint t = lid; t < 4u * nb; t += gl_WorkGroupSize.x) {
         const uint blk = t >> 5u, w = t & 31u, c = w >> 3u, jj = w & 7u;
@@ -196,14 +197,22 @@ void main()
         }
         for (uint r = 0u; r < ROWS; r++) {
             if (first + r < pc.rows) {
-                // blocks of 144 bytes in rows of whole blocks: every block starts on a word
-                const uint bw = ((first + r) * pc.row_bytes + blk * block_q4_k_size) >> 2u;
+                // blocks of 144 (176) bytes in rows of whole blocks: each starts on a word
+                const uint bw = ((first + r) * pc.row_bytes + blk * BLOCK_BYTES) >> 2u;
                 const vec2 dm = unpackHalf2x16(wq[bw]); // d, dmin
                 const uint s0 = wq[bw + 1u], s1 = wq[bw + 2u], s2 = wq[bw + 3u];
-                const uint q = wq[bw + 4u + 8u * c + jj];
                 const uvec2 sm0 = k4_scale_min_words(s0, s1, s2, 2u * c);
                 const uvec2 sm1 = k4_scale_min_words(s0, s1, s2, 2u * c + 1u);
+#if defined(FORMAT_Q4_K)
+                const uint q = wq[bw + block_q4_k_qs / 4u + 8u * c + jj];
                 const int lo = int(q & 0x0f0f0f0fu), hi = int((q >> 4) & 0x0f0f0f0fu);
+#else
+                // q5_K: bit s of qh[l] is the fifth bit of value l of sub-block s
+                const uint q = wq[bw + block_q5_k_qs / 4u + 8u * c + jj];
+                const uint qh = wq[bw + block_q5_k_qh / 4u + jj] >> (2u * c);
+                const int lo = int((q & 0x0f0f0f0fu) | ((qh & 0x01010101u) << 4));
+                const int hi = int(((q >> 4) & 0x0f0f0f0fu) | ((qh & 0x02020202u) << 3));
+#endif
                 for (uint col = 0u; col < NCOLS; col++) {
                     const int i0 = dot4x8(lo, int(xa[col]), 0), i1 = dot4x8(hi, int(xb[col]), 0);
                     acc[r * NCOLS + col] +=

@@ -482,7 +482,7 @@ out:
 }
 
 /* The integer-dot matvec's formats; the matmul takes the first two. */
-static const cmp_type int_dot_types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q8_0, CMP_TYPE_Q4_K,
+static const cmp_type int_dot_types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q8_0, CMP_TYPE_Q4_K, CMP_TYPE_Q5_K,
                                          CMP_TYPE_Q6_K};
 
 /* The integer-dot products forced on (the device may not accelerate them). */
@@ -550,7 +550,7 @@ static void test_matvec_add(void)
         bool staged;
     } cases[] = {{CMP_TYPE_F32, -1, false}, {CMP_TYPE_Q4_0, -1, false}, {CMP_TYPE_Q4_K, -1, true},
                  {CMP_TYPE_Q4_0, 1, false}, {CMP_TYPE_Q8_0, 1, false},  {CMP_TYPE_Q4_K, 1, false},
-                 {CMP_TYPE_Q6_K, 1, false}};
+                 {CMP_TYPE_Q6_K, 1, false}, {CMP_TYPE_Q5_K, 1, false}};
     const struct shape sh = {65, 512, 2};
     size_t outn = (size_t)sh.rows * sh.n;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -627,6 +627,7 @@ static void test_outputs(void)
         {CMP_TYPE_Q8_0, 1, false, 5, 2, {17, 48}},
         {CMP_TYPE_Q4_K, 1, false, 2, 3, {5, 12, 3}},
         {CMP_TYPE_Q6_K, 1, false, 3, 2, {7, 6}},
+        {CMP_TYPE_Q5_K, 1, false, 1, 2, {3, 4}},
         {CMP_TYPE_Q4_0, -1, false, 33, 3, {33, 7, 25}},
         {CMP_TYPE_Q6_K, -1, false, 17, 2, {70, 2}},
         {CMP_TYPE_Q8_0, 1, false, 20, 3, {33, 7, 25}},

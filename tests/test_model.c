@@ -511,8 +511,8 @@ static void test_layers_unfused(void)
  * forward pass, against the CPU reference. Needs no ../shared. */
 /* The integer-dot-product matvec and matmul forced on (lavapipe offers the instructions
  * without accelerating them, so the automatic choice leaves them off there): Q8_0, Q4_0
- * and Q4_K_M models (the last mixes q4_K and q6_K matrices, both dotted in integers in
- * decode steps) through every layer, prefill chunks and decode steps,
+ * Q4_K_M and Q5_K_M models (K-quant mixes: q4_K or q5_K matrices with q6_K ones, all
+ * dotted in integers in decode steps) through every layer, prefill chunks and decode steps,
  * against the reference reading the same 8-bit activations. */
 static void test_layers_int_dot(void)
 {
@@ -526,6 +526,7 @@ static void test_layers_int_dot(void)
     CHECK(vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q4_0) &&
           vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q8_0) &&
           vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q4_K) &&
+          vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q5_K) &&
           vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q6_K) &&
           vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q4_0) &&
           vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q8_0));
@@ -534,7 +535,7 @@ static void test_layers_int_dot(void)
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     close(fd);
-    static const char *recipes[] = {"Q4_0", "Q4_K_M"};
+    static const char *recipes[] = {"Q4_0", "Q4_K_M", "Q5_K_M"};
     for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) {
         eng_synth_params p = {.preset = eng_synth_preset_find("tiny"),
                               .recipe = cmp_recipe_find(recipes[i]),
