@@ -75,34 +75,16 @@ layout(push_constant) uniform Push {
 #include "vkb_quant.glsl"
 
 #ifdef INT_DOT
-// Four invocations per block of 32 values, each taking one word of its quants (q4_0: 16
-// bytes, word j holding values 4j..4j+3 in its low nibbles and 16+4j.. in its high ones;
-// q8_0: 32 bytes, words 2j and 2j+1 holding values 8j..8j+7), so that the neighbouring
-// invocations of a subgroup read neighbouring words of W and of x: eight blocks of W
-// (144 or 272 bytes) per subgroup load, where one block per invocation spread each load
-// over 576 bytes and its x over 1280.
-//
-// Blocks of 18 and 34 bytes start at a word or half a word: the words are read from the
-// aligned word below either way, and the integers picked out without a divergent branch.
+// Each format spreads its blocks over neighbouring invocations so that a subgroup's loads
+// read neighbouring words of W and of x.
 #if defined(FORMAT_Q4_K) || defined(FORMAT_Q5_K)
 // q4_K and q5_K: one word of a block's quants per invocation. Word w of the 128 quant
 // bytes holds, in its low nibbles, values 4(w%8)..+3 of sub-block 2(w/8) and, in its high
 // nibbles, the same values of sub-block 2(w/8)+1 (q5_K: fifth bits from qh's word w%8):
 // each is dotted with x's word of those values, and x = (d·sc)·q − dmin·m is summed as
 // d·sc·Σq·x − dmin·m·Σx per sub-block, the integer sums exact. 32 invocations read a
-// whole block: 128 contiguous bytes and the same head.
-
-// Sub-block j's scale (x) and minimum (y) from the block's three scale words (bytes 0-3,
-// 4-7, 8-11 of scales[12]; scale_min_k4 in vkb_quant.glsl reads the same bits), selected
-// without a divergent branch.
-uvec2 k4_scale_min_words(uint s0, uint s1, uint s2, uint j)
-{
-    const uint sh = 8u * (j & 3u);
-    const uint a = (s0 >> sh) & 0xffu, b = (s1 >> sh) & 0xffu, e = (s2 >> sh) & 0xffu;
-    const uvec2 low = uvec2(a, b) & 63u;
-    const uvec2 high = uvec2((e & 15u) | ((a >> 6) << 4), (e >> 4) | ((b >> 6) << 4));
-    return j < 4u ? low : high;
-}
+// whole block: 128 contiguous bytes and the same head. The scales and minimums come from
+// the block's three scale words (k4_scale_min, vkb_quant.glsl).
 #elif defined(FORMAT_Q6_K)
 // q6_K: an invocation per four positions l..l+3 (l = 4·(u%8)) of one half h of a block:
 // 16 values, four in each quarter of the half, from ql's words at l and l + 32 (low
@@ -118,6 +100,14 @@ uint k6_word(uint off)
     return (off & 2u) == 0u ? lo : (lo >> 16) | (hi << 16);
 }
 #else
+// q4_0 and q8_0: four invocations per block of 32 values, each taking one word of its
+// quants (q4_0: 16 bytes, word j holding values 4j..4j+3 in its low nibbles and 16+4j.. in
+// its high ones; q8_0: 32 bytes, words 2j and 2j+1 holding values 8j..8j+7): eight blocks
+// of W (144 or 272 bytes) per subgroup load, where one block per invocation spread each
+// load over 576 bytes and its x over 1280.
+//
+// Blocks of 18 and 34 bytes start at a word or half a word: the words are read from the
+// aligned word below either way, and the integers picked out without a divergent branch.
 #if defined(FORMAT_Q4_0)
 #define FORMAT_WORDS 3u
 #else
@@ -201,8 +191,8 @@ void main()
                 const uint bw = ((first + r) * pc.row_bytes + blk * BLOCK_BYTES) >> 2u;
                 const vec2 dm = unpackHalf2x16(wq[bw]); // d, dmin
                 const uint s0 = wq[bw + 1u], s1 = wq[bw + 2u], s2 = wq[bw + 3u];
-                const uvec2 sm0 = k4_scale_min_words(s0, s1, s2, 2u * c);
-                const uvec2 sm1 = k4_scale_min_words(s0, s1, s2, 2u * c + 1u);
+                const uvec2 sm0 = k4_scale_min(s0, s1, s2, 2u * c);
+                const uvec2 sm1 = k4_scale_min(s0, s1, s2, 2u * c + 1u);
 #if defined(FORMAT_Q4_K)
                 const uint q = wq[bw + block_q4_k_qs / 4u + 8u * c + jj];
                 const int lo = int(q & 0x0f0f0f0fu), hi = int((q >> 4) & 0x0f0f0f0fu);

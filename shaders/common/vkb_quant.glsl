@@ -70,17 +70,24 @@ void scale_add8(uvec4 lo, uvec4 hi, float d, float m, out vec4 a, out vec4 b)
     b = rb;
 }
 
-// Sub-block j's 6-bit scale and minimum of a q4_K / q5_K block (see scale_min_k4 in C).
+// Sub-block j's 6-bit scale (x) and minimum (y) of a q4_K / q5_K block (scale_min_k4 in
+// C) from its three scale words: bytes 0-3, 4-7 and 8-11 of scales[12]. Both cases are
+// computed and one selected, so invocations at different j do not diverge.
+uvec2 k4_scale_min(uint s0, uint s1, uint s2, uint j)
+{
+    const uint sh = 8u * (j & 3u);
+    const uint a = (s0 >> sh) & 0xffu, b = (s1 >> sh) & 0xffu, e = (s2 >> sh) & 0xffu;
+    const uvec2 low = uvec2(a, b) & 63u;
+    const uvec2 high = uvec2((e & 15u) | ((a >> 6) << 4), (e >> 4) | ((b >> 6) << 4));
+    return j < 4u ? low : high;
+}
+
 void scale_min_k4(uint scales_off, uint j, out uint sc, out uint m)
 {
-    if (j < 4u) {
-        sc = wq_u8(scales_off + j) & 63u;
-        m = wq_u8(scales_off + j + 4u) & 63u;
-    } else {
-        uint b = wq_u8(scales_off + j + 4u);
-        sc = (b & 0xfu) | ((wq_u8(scales_off + j - 4u) >> 6) << 4);
-        m = (b >> 4) | ((wq_u8(scales_off + j) >> 6) << 4);
-    }
+    const uvec2 v = k4_scale_min(wq_u32(scales_off), wq_u32(scales_off + 4u),
+                                 wq_u32(scales_off + 8u), j);
+    sc = v.x;
+    m = v.y;
 }
 
 // ---- dequant8: values k0 .. k0+7 of the row starting at byte `rb` (k0 a multiple of 8) ----
