@@ -160,6 +160,20 @@ static bool q8_format(cmp_type type, bool matmul)
            (!matmul && (type == CMP_TYPE_Q4_K || type == CMP_TYPE_Q5_K || type == CMP_TYPE_Q6_K));
 }
 
+/* q8_format's list as text ("q4_0, q8_0"), for errors. */
+static const char *q8_format_names(bool matmul)
+{
+    static _Thread_local char names[80];
+    size_t n, len = 0;
+    const cmp_type_info *types = cmp_type_list(&n);
+    names[0] = '\0';
+    for (size_t i = 0; i < n && len < sizeof names; i++)
+        if (q8_format(types[i].type, matmul))
+            len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", len ? ", " : "",
+                                    types[i].name);
+    return names;
+}
+
 bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type)
 {
     const vkb_device_info *info = &dev->info;
@@ -343,8 +357,7 @@ static vkb_status check_product(vkb_device *dev, const char *op, const vkb_matri
     bool matmul = max_cols > 8;
     if (q8 && !q8_format(w->type, matmul))
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED, "%s: reads %s weights, not %s", op,
-                            matmul ? "q4_0 and q8_0" : "q4_0, q8_0, q4_K, q5_K and q6_K",
-                            format_name(w->type));
+                            q8_format_names(matmul), format_name(w->type));
     if (n == 0)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: 0 columns", op);
     if (n > max_cols)
