@@ -506,11 +506,30 @@ static void test_layers_unfused(void)
     check_layers("TinyStories-656K-Q8_0.gguf", 8, true);
 }
 
-/* Synthetic models (vkllm synth's tiny preset) in every recipe: the quantization mixes
- * (Q6_K output and attn_v/ffn_down in the K mixes, Q5_K in IQ4_NL's) through the whole
- * forward pass, against the CPU reference. Needs no ../shared. */
+/* vkllm synth's tiny preset in each recipe (seeds seed, seed + 1, ...), written to a
+ * temporary file and checked by check_layers with `decode_steps` decode steps. */
+static void check_synthetic(const char *const *recipes, size_t n, uint64_t seed,
+                            uint32_t decode_steps)
+{
+    char path[] = "/tmp/vkllm-synth-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    for (size_t i = 0; i < n; i++) {
+        eng_synth_params p = {.preset = eng_synth_preset_find("tiny"),
+                              .recipe = cmp_recipe_find(recipes[i]),
+                              .seed = seed + i};
+        char err[256] = "";
+        CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s: %s", recipes[i],
+                  err);
+        printf("  %s:", recipes[i]);
+        check_layers(path, decode_steps, false);
+    }
+    unlink(path);
+}
+
 /* The integer-dot-product matvec and matmul forced on (lavapipe offers the instructions
- * without accelerating them, so the automatic choice leaves them off there): Q8_0, Q4_0
+ * without accelerating them, so the automatic choice leaves them off there): Q8_0, Q4_0,
  * Q4_K_M and Q5_K_M models (K-quant mixes: q4_K or q5_K matrices with q6_K ones, all
  * dotted in integers in decode steps) through every layer, prefill chunks and decode steps,
  * against the reference reading the same 8-bit activations. */
@@ -531,44 +550,19 @@ static void test_layers_int_dot(void)
           vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q4_0) &&
           vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q8_0));
     check_layers("TinyStories-656K-Q8_0.gguf", 8, false);
-    char path[] = "/tmp/vkllm-synth-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
     static const char *recipes[] = {"Q4_0", "Q4_K_M", "Q5_K_M"};
-    for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) {
-        eng_synth_params p = {.preset = eng_synth_preset_find("tiny"),
-                              .recipe = cmp_recipe_find(recipes[i]),
-                              .seed = 7 + i};
-        char err[256] = "";
-        CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s: %s", recipes[i],
-                  err);
-        printf("  %s:", recipes[i]);
-        check_layers(path, 4, false);
-    }
-    unlink(path);
+    check_synthetic(recipes, sizeof recipes / sizeof recipes[0], 7, 4);
     vkb_op_matvec_tune(t_dev, NULL);
 }
 
+/* Synthetic models (vkllm synth's tiny preset) in every recipe: the quantization mixes
+ * (Q6_K output and attn_v/ffn_down in the K mixes, Q5_K in IQ4_NL's) through the whole
+ * forward pass, against the CPU reference. Needs no ../shared. */
 static void test_layers_synthetic(void)
 {
     static const char *recipes[] = {"Q4_0",   "Q4_1",   "Q5_0", "Q5_1",   "Q8_0", "Q4_K_S",
                                     "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_NL", "F16",  "BF16"};
-    char path[] = "/tmp/vkllm-synth-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    close(fd);
-    for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) {
-        eng_synth_params p = {.preset = eng_synth_preset_find("tiny"),
-                              .recipe = cmp_recipe_find(recipes[i]),
-                              .seed = 1 + i};
-        char err[256] = "";
-        CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s: %s", recipes[i],
-                  err);
-        printf("  %s:", recipes[i]);
-        check_layers(path, 2, false);
-    }
-    unlink(path);
+    check_synthetic(recipes, sizeof recipes / sizeof recipes[0], 1, 2);
 }
 
 /* A small qwen2 model made here (byte-level BPE vocabulary, QKV biases, neox rope,
