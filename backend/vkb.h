@@ -136,6 +136,8 @@ typedef struct vkb_device_info {
 
     /* cooperative matrices */
     bool coopmat_khr, coopmat_nv;
+    bool coopmat_nv_f16; /* NV lists 16x16x16 f16 x f16 + f32 at subgroup scope */
+    bool memory_model;   /* vulkanMemoryModel (the NV cooperative-matrix kernels need it) */
 
     /* memory */
     uint32_t heap_count;

@@ -164,6 +164,33 @@ bool vkb_compute_queue(VkPhysicalDevice physical, uint32_t *family, uint32_t *ti
     return found;
 }
 
+/* Whether VK_NV_cooperative_matrix lists the shape matmul_coopmat.comp multiplies: 16 x 16
+ * x 16, f16 A and B, f32 C and result, subgroup scope. */
+static bool coopmat_nv_f16(VkPhysicalDevice physical)
+{
+    if (!vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)
+        return false;
+    uint32_t n = 0;
+    if (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(physical, &n, NULL) != VK_SUCCESS || !n)
+        return false;
+    VkCooperativeMatrixPropertiesNV *p = calloc(n, sizeof *p);
+    if (!p)
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    bool found = false;
+    if (vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(physical, &n, p) >= VK_SUCCESS)
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 &&
+                    p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                    p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+                    p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                    p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+                    p[i].scope == VK_SCOPE_SUBGROUP_NV;
+    free(p);
+    return found;
+}
+
 void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device_info *info)
 {
     memset(info, 0, sizeof *info);
@@ -231,6 +258,9 @@ void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device
         .sType = VKB_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
     VkPhysicalDeviceCooperativeMatrixFeaturesNV cm_nv = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceVulkanMemoryModelFeatures mm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES};
+    bool has_mm = v12 || vkb_extensions_has(&ext, VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME);
     bool has_s8 = v12 || vkb_extensions_has(&ext, VK_KHR_8BIT_STORAGE_EXTENSION_NAME);
     bool has_f16i8 = v12 || vkb_extensions_has(&ext, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
     bool has_cm_khr = vkb_extensions_has(&ext, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
@@ -248,6 +278,8 @@ void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device
         chain(&feats.pNext, &cm_khr);
     if (has_cm_nv)
         chain(&feats.pNext, &cm_nv);
+    if (has_mm)
+        chain(&feats.pNext, &mm);
     vkGetPhysicalDeviceFeatures2(physical, &feats);
 
     const VkPhysicalDeviceLimits *lim = &base.limits;
@@ -308,6 +340,8 @@ void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device
     }
     info->coopmat_khr = has_cm_khr && cm_khr.cooperativeMatrix;
     info->coopmat_nv = has_cm_nv && cm_nv.cooperativeMatrix;
+    info->memory_model = has_mm && mm.vulkanMemoryModel;
+    info->coopmat_nv_f16 = info->coopmat_nv && coopmat_nv_f16(physical);
 
     info->memory_budget = vkb_extensions_has(&ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     vkb_caps_query_budget(physical, info);
@@ -352,7 +386,7 @@ void vkb_device_info_apply_profile(vkb_device_info *info, vkb_profile profile)
         info->int_dot_4x8_signed_accel = info->int_dot_4x8_unsigned_accel = false;
         info->int_dot_4x8_mixed_accel = false;
         info->int_dot_8bit_signed_accel = info->int_dot_8bit_unsigned_accel = false;
-        info->coopmat_khr = info->coopmat_nv = false;
+        info->coopmat_khr = info->coopmat_nv = info->coopmat_nv_f16 = false;
         if (info->subgroup_size_control && info->subgroup_size_min <= 16 &&
             info->subgroup_size_max >= 16)
             info->subgroup_size = info->subgroup_size_min = info->subgroup_size_max = 16;
@@ -383,7 +417,8 @@ void vkb_device_info_apply_profile(vkb_device_info *info, vkb_profile profile)
         info->int_dot_4x8_signed_accel = info->int_dot_4x8_unsigned_accel = false;
         info->int_dot_4x8_mixed_accel = false;
         info->int_dot_8bit_signed_accel = info->int_dot_8bit_unsigned_accel = false;
-        info->coopmat_khr = info->coopmat_nv = false;
+        info->coopmat_khr = info->coopmat_nv = info->coopmat_nv_f16 = false;
+        info->memory_model = false;
         break;
     }
     info->profile = profile;

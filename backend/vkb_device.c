@@ -194,6 +194,7 @@ static vkb_status create_logical_device(vkb_device *dev)
     WANT_EXT(!v13 && info->int_dot, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
     WANT_EXT(info->coopmat_khr, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
     WANT_EXT(info->coopmat_nv, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    WANT_EXT(!v12 && info->memory_model, VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME);
     WANT_EXT(true, "VK_KHR_portability_subset"); /* must be enabled where it exists */
 #undef WANT_EXT
 
@@ -231,6 +232,10 @@ static vkb_status create_logical_device(vkb_device *dev)
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
         .cooperativeMatrix = VK_TRUE,
     };
+    VkPhysicalDeviceVulkanMemoryModelFeatures mm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES,
+        .vulkanMemoryModel = VK_TRUE,
+    };
     void **tail = &feats.pNext;
 #define LINK(cond, s)                                                                              \
     do {                                                                                           \
@@ -246,6 +251,7 @@ static vkb_status create_logical_device(vkb_device *dev)
     LINK(info->int_dot, dot);
     LINK(info->coopmat_khr, cm_khr);
     LINK(info->coopmat_nv, cm_nv);
+    LINK(info->memory_model, mm);
 #undef LINK
 
     float priority = 1.0f;
@@ -301,6 +307,10 @@ vkb_status vkb_device_open(vkb_context *ctx, const vkb_device_config *config, vk
                             "VKLLM_MATVEC=%s: want WGxROWS, with s after it for the staged "
                             "kernel (e.g. 128x2s)",
                             tune);
+    const char *cm = getenv("VKLLM_COOPMAT");
+    if (cm && *cm && !vkb_coopmat_mode_parse(cm, &dev->coopmat))
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "VKLLM_COOPMAT=%s: want 0 (off), 1 (on) or emu (emulated)", cm);
     vkb_tuning_open(dev, config->pipeline_cache_dir);
     uint32_t ts_bits;
     if (!vkb_compute_queue(dev->physical, &dev->queue_family, &ts_bits))

@@ -41,10 +41,13 @@ struct vkb_kernel {
     uint32_t elems_per_invocation;
     uint8_t elems_spec[2];
     bool group_per_elem;
-    bool flatten_x;                       /* kernel folds gl_WorkGroupID.y into its x index */
-    uint32_t needs_subgroup_ops;          /* VKB_SUBGROUP_* the kernel uses */
-    bool needs_int_dot;                   /* OpSDot on packed 4x8-bit integers */
-    uint32_t shared_bytes_per_invocation; /* shared memory the kernel declares ... */
+    bool flatten_x;              /* kernel folds gl_WorkGroupID.y into its x index */
+    uint32_t needs_subgroup_ops; /* VKB_SUBGROUP_* the kernel uses */
+    bool needs_int_dot;          /* OpSDot on packed 4x8-bit integers */
+    bool needs_float16;          /* f16 arithmetic (shaderFloat16) */
+    bool needs_coopmat_nv; /* NV cooperative matrices of vkb_device_info.coopmat_nv_f16's shape
+                            * and the Vulkan memory model */
+    uint32_t shared_bytes_per_invocation;           /* shared memory the kernel declares ... */
     uint64_t (*shared_bytes)(const uint32_t *spec); /* ... or this, when it is not per invocation */
 };
 
@@ -115,6 +118,7 @@ struct vkb_device {
     uint32_t queue_family;
     bool lost;
     vkb_matvec_tuning matvec_tuning; /* wg 0: the built-in choice */
+    vkb_coopmat_mode coopmat;        /* vkb_op_coopmat_mode */
     /* per weight type (indexed by cmp_type), from the device's tuning file; wg 0: none */
     vkb_matvec_tuning format_tuning[VKB_TUNED_TYPES];
     char *tuning_path;        /* the device's tuning file; NULL without a cache folder */

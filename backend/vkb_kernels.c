@@ -139,6 +139,21 @@ static uint64_t matmul_int_dot_shared(const uint32_t *spec)
         .elems_spec = {1, 2}, .needs_int_dot = true, .shared_bytes = matmul_int_dot_shared         \
     }
 
+/* matmul_coopmat.comp: spec {workgroup (four subgroups), TM, TN (64: the shader's
+ * arrangement), TK, OUTS}; shared: W's and X's f16 rows of TK + 8, and a 16 x 16 float
+ * scratch per subgroup. _emu: the same with the fragments in plain code. */
+static uint64_t matmul_coopmat_shared(const uint32_t *spec)
+{
+    return 2ull * (spec[3] + 8) * (spec[1] + spec[2]) + 4 * 16 * 16 * 4;
+}
+
+#define MATMUL_COOPMAT(n, nv)                                                                      \
+    {                                                                                              \
+        .name = n, OUTS3, .push_size = 36, .spec_count = 5, .spec_defaults = {128, 64, 64, 32, 1}, \
+        .elems_spec = {1, 2}, .needs_subgroup_ops = VKB_SUBGROUP_BASIC, .needs_float16 = true,     \
+        .needs_coopmat_nv = nv, .shared_bytes = matmul_coopmat_shared                              \
+    }
+
 /* get_rows.comp: x counts units of 8 values, y ids. */
 #define GET_ROWS(n)                                                                                \
     {                                                                                              \
@@ -148,7 +163,8 @@ static uint64_t matmul_int_dot_shared(const uint32_t *spec)
 
 #define WEIGHT_KERNELS(fmt)                                                                        \
     MATVEC("matvec_" fmt "_subgroup", SG_OPS), MATVEC("matvec_" fmt "_shared", 0),                 \
-        MATMUL("matmul_" fmt), GET_ROWS("get_rows_" fmt)
+        MATMUL("matmul_" fmt), MATMUL_COOPMAT("matmul_" fmt "_coopmat", true),                     \
+        MATMUL_COOPMAT("matmul_" fmt "_coopmat_emu", false), GET_ROWS("get_rows_" fmt)
 #define QUANT_WEIGHT_KERNELS(fmt) WEIGHT_KERNELS(fmt), MATVEC_STAGED("matvec_" fmt "_staged")
 
 static const struct vkb_kernel kernels[] = {

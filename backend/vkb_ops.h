@@ -153,6 +153,29 @@ bool vkb_op_matmul_int_dot(const vkb_device *dev, cmp_type type);
 vkb_status vkb_op_matmul_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                   const vkb_outputs *out, uint32_t n);
 
+/* The prefill product on matrix units (matmul_coopmat.comp): W dequantized and x converted
+ * to f16 in shared memory, multiplied by 16 x 16 x 16 cooperative-matrix fragments
+ * (VK_NV_cooperative_matrix) with f32 sums; the rounding of W and x to f16 is its price.
+ * VKB_COOPMAT_EMULATED runs the same kernel with the fragment operations written out in
+ * plain code (any device with f16 arithmetic and subgroups): the test of everything
+ * around them on devices without matrix units, never fast.
+ *
+ * The mode starts from VKLLM_COOPMAT (0 off, 1 on, emu emulated) when the device opens.
+ * VKB_COOPMAT_AUTO, the default, is off: the kernel has not yet been run on a device
+ * with matrix units, so nothing takes it unasked. vkb_op_matmul_coopmat says whether
+ * vkb_op_matmul and vkb_op_matmul_split take it on this device now (the mode, and the
+ * device's support for it); where they do, vkb_op_matmul_int_dot is false. */
+typedef enum vkb_coopmat_mode {
+    VKB_COOPMAT_AUTO,
+    VKB_COOPMAT_OFF,
+    VKB_COOPMAT_ON,
+    VKB_COOPMAT_EMULATED,
+} vkb_coopmat_mode;
+/* Sets the mode; returns the one it replaces. */
+vkb_coopmat_mode vkb_op_coopmat_mode(vkb_device *dev, vkb_coopmat_mode mode);
+bool vkb_coopmat_mode_parse(const char *text, vkb_coopmat_mode *mode);
+bool vkb_op_matmul_coopmat(const vkb_device *dev);
+
 /* t NULL or t->wg 0: back to the built-in choice. Checked when matvec runs. */
 void vkb_op_matvec_tune(vkb_device *dev, const vkb_matvec_tuning *t);
 /* Parses "WGxROWS" with optional letters after it: s staged, i integer dot products on,

@@ -202,7 +202,8 @@ static const char *int_dot_variant(const char *op, cmp_type type)
 bool vkb_op_matmul_int_dot(const vkb_device *dev, cmp_type type)
 {
     const vkb_device_info *info = &dev->info;
-    if (!q8_format(type, true) || !info->int_dot || dev->matvec_tuning.int_dot < 0)
+    if (!q8_format(type, true) || !info->int_dot || dev->matvec_tuning.int_dot < 0 ||
+        vkb_op_matmul_coopmat(dev))
         return false;
     return dev->matvec_tuning.int_dot > 0 || info->int_dot_4x8_signed_accel ||
            info->type == VKB_DEVICE_CPU;
@@ -225,8 +226,68 @@ static const char *matmul_float_variant(cmp_type type)
     return name;
 }
 
+vkb_coopmat_mode vkb_op_coopmat_mode(vkb_device *dev, vkb_coopmat_mode mode)
+{
+    vkb_coopmat_mode was = dev->coopmat;
+    dev->coopmat = mode;
+    return was;
+}
+
+bool vkb_coopmat_mode_parse(const char *text, vkb_coopmat_mode *mode)
+{
+    static const struct {
+        const char *name;
+        vkb_coopmat_mode mode;
+    } names[] = {{"0", VKB_COOPMAT_OFF}, {"off", VKB_COOPMAT_OFF},      {"1", VKB_COOPMAT_ON},
+                 {"on", VKB_COOPMAT_ON}, {"emu", VKB_COOPMAT_EMULATED}, {"auto", VKB_COOPMAT_AUTO}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(text, names[i].name) == 0) {
+            *mode = names[i].mode;
+            return true;
+        }
+    return false;
+}
+
+/* matmul_coopmat.comp's workgroup: four subgroups of the device's size, that size pinned
+ * where the device lets a pipeline pin it (the tile needs exactly four); 0 where it does
+ * not fit. */
+static uint32_t coopmat_wg(const vkb_device *dev)
+{
+    const vkb_device_info *info = &dev->info;
+    uint32_t wg = 4 * info->subgroup_size;
+    if (info->subgroup_size < 4 || !(info->subgroup_ops & VKB_SUBGROUP_BASIC) ||
+        !info->shader_float16 || wg > info->max_workgroup_size[0] ||
+        wg > info->max_workgroup_invocations)
+        return 0;
+    return wg;
+}
+
+bool vkb_op_matmul_coopmat(const vkb_device *dev)
+{
+    const vkb_device_info *info = &dev->info;
+    if (!coopmat_wg(dev))
+        return false;
+    switch (dev->coopmat) {
+    case VKB_COOPMAT_ON: return info->coopmat_nv_f16 && info->memory_model;
+    case VKB_COOPMAT_EMULATED: return true;
+    default: return false;
+    }
+}
+
+static const char *matmul_coopmat_variant(const vkb_device *dev, cmp_type type)
+{
+    static _Thread_local char name[40];
+    snprintf(name, sizeof name, "matmul_%s_%s", format_name(type),
+             dev->coopmat == VKB_COOPMAT_EMULATED ? "coopmat_emu" : "coopmat");
+    return name;
+}
+
 const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type)
 {
+    if (!format_name(type))
+        return NULL;
+    if (vkb_op_matmul_coopmat(dev))
+        return matmul_coopmat_variant(dev, type);
     if (vkb_op_matmul_int_dot(dev, type))
         return int_dot_variant("matmul", type);
     return matmul_float_variant(type);
@@ -460,8 +521,9 @@ vkb_status vkb_op_matvec_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_
     return matvec(s, w, xq, true, out, ncols, false);
 }
 
-/* The prefill product: f32 tiles, or (q8) x as 8-bit blocks for the integer-dot kernel,
- * whose K goes two blocks (64 values) a step, as the float path's TK 64 or 32. */
+/* The prefill product: f32 tiles, cooperative matrices where vkb_op_matmul_coopmat says
+ * so, or (q8) x as 8-bit blocks for the integer-dot kernel, whose K goes two blocks (64
+ * values) a step, as the float path's TK 64 or 32. */
 static vkb_status matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x, bool q8,
                          const vkb_outputs *out, uint32_t n)
 {
@@ -476,6 +538,14 @@ static vkb_status matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
     vkb_spec spec = {.count = 5,
                      .values = {plan.wg, plan.tm, plan.tn, q8 ? 2 : plan.tk, out->count}};
     const char *name = q8 ? int_dot_variant("matmul", w->type) : matmul_float_variant(w->type);
+    if (!q8 && vkb_op_matmul_coopmat(dev)) {
+        const vkb_device_info *info = &dev->info;
+        spec = (vkb_spec){.count = 5, .values = {coopmat_wg(dev), 64, 64, 32, out->count}};
+        if (info->subgroup_size_control && info->subgroup_size >= info->subgroup_size_min &&
+            info->subgroup_size <= info->subgroup_size_max)
+            spec.required_subgroup_size = info->subgroup_size;
+        name = matmul_coopmat_variant(dev, w->type);
+    }
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, name, &spec, &p)) != VKB_OK)
         return st;

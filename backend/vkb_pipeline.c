@@ -57,6 +57,19 @@ static vkb_status check_spec(vkb_device *dev, const struct vkb_kernel *k, const 
                             "kernel %s needs integer dot products (VK_KHR_shader_integer_dot_"
                             "product); %s (%s profile) has none",
                             k->name, info->name, vkb_profile_name(info->profile));
+    if (k->needs_coopmat_nv && !(info->coopmat_nv_f16 && info->memory_model))
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "kernel %s needs VK_NV_cooperative_matrix with 16x16x16 f16 fragments "
+                            "and the Vulkan memory model; %s (%s profile) has %s",
+                            k->name, info->name, vkb_profile_name(info->profile),
+                            !info->coopmat_nv       ? "no NV cooperative matrices"
+                            : !info->coopmat_nv_f16 ? "not that shape"
+                                                    : "no memory model");
+    if (k->needs_float16 && !info->shader_float16)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "kernel %s needs f16 arithmetic (shaderFloat16); %s (%s profile) has "
+                            "none",
+                            k->name, info->name, vkb_profile_name(info->profile));
     if (wg == 0 || wg > info->max_workgroup_size[0] || wg > info->max_workgroup_invocations)
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
                             "kernel %s: workgroup of %u exceeds the device's limit (%u)", k->name,

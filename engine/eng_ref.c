@@ -92,11 +92,34 @@ void eng_ref_mirror_device(eng_ref *r, const vkb_device *dev)
     r->mirror = dev;
 }
 
+/* The product of W and x both rounded to f16, as the cooperative-matrix matmul
+ * multiplies them (the sums stay f32). */
+static bool product_f16(cmp_type type, const void *w, uint32_t rows, uint32_t k, const float *x,
+                        float *y, uint32_t n)
+{
+    float *wr = malloc(sizeof *wr * (size_t)rows * k), *xr = malloc(sizeof *xr * (size_t)k * n);
+    size_t rb = cmp_row_bytes(type, k);
+    bool ok = wr && xr;
+    for (uint32_t i = 0; ok && i < rows; i++)
+        ok = cmp_dequantize(type, (const uint8_t *)w + rb * i, wr + (size_t)i * k, k);
+    for (size_t i = 0; ok && i < (size_t)rows * k; i++)
+        wr[i] = cmp_f16_to_f32(cmp_f32_to_f16(wr[i]));
+    for (size_t i = 0; ok && i < (size_t)k * n; i++)
+        xr[i] = cmp_f16_to_f32(cmp_f32_to_f16(x[i]));
+    ok = ok && vkb_ref_matmul(CMP_TYPE_F32, wr, rows, k, xr, y, n);
+    free(wr);
+    free(xr);
+    return ok;
+}
+
 /* One product as the session runs it: x through 8-bit blocks where the mirrored device's
- * matvec (up to 8 columns) or matmul reads them (eng_session.c's takes_q8). */
+ * matvec (up to 8 columns) or matmul reads them (eng_session.c's takes_q8); W and x in
+ * f16 where its matmul runs on cooperative matrices. */
 static bool product(const eng_ref *r, cmp_type type, const void *w, uint32_t rows, uint32_t k,
                     const float *x, float *y, uint32_t n)
 {
+    if (r->mirror && n > 8 && vkb_op_matmul_coopmat(r->mirror))
+        return product_f16(type, w, rows, k, x, y, n);
     bool q8 =
         r->mirror && k % 32 == 0 &&
         (n <= 8 ? vkb_op_matvec_int_dot(r->mirror, type) : vkb_op_matmul_int_dot(r->mirror, type));

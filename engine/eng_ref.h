@@ -39,8 +39,9 @@ void eng_ref_observe_inputs(eng_ref *r, eng_ref_input_fn fn, void *user);
 
 /* Computes what a session on `dev` computes where the two differ by design: the weight
  * products that dev runs on 8-bit activations (vkb_op_matvec_int_dot for decode steps,
- * vkb_op_matmul_int_dot for prefill) read x rounded the same way. NULL: exact f32 activations
- * everywhere (the default). */
+ * vkb_op_matmul_int_dot for prefill) read x rounded the same way, and where its prefill
+ * runs on cooperative matrices (vkb_op_matmul_coopmat) W and x are rounded to f16. NULL:
+ * exact f32 weights and activations everywhere (the default). */
 void eng_ref_mirror_device(eng_ref *r, const vkb_device *dev);
 
 #ifdef __cplusplus

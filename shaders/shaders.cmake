@@ -21,6 +21,8 @@ foreach(fmt ${VKLLM_WEIGHT_FORMATS})
         vkllm_shader(matvec_${fmt}_staged matvec.comp DEFINES FORMAT_${FMT} USE_SUBGROUP STAGED)
     endif()
     vkllm_shader(matmul_${fmt} matmul.comp DEFINES FORMAT_${FMT})
+    vkllm_shader(matmul_${fmt}_coopmat matmul_coopmat.comp DEFINES FORMAT_${FMT})
+    vkllm_shader(matmul_${fmt}_coopmat_emu matmul_coopmat.comp DEFINES FORMAT_${FMT} COOPMAT_EMU)
     vkllm_shader(get_rows_${fmt} get_rows.comp DEFINES FORMAT_${FMT})
 endforeach()
 

@@ -119,7 +119,7 @@ static void test_profiles(void)
     CHECK(m.max_storage_buffer_range <= (128u << 20));
     CHECK(m.max_memory_allocation_size <= (256u << 20));
     CHECK(!m.shader_float16 && !m.shader_int8 && !m.int_dot && !m.int_dot_4x8_signed_accel);
-    CHECK(!m.coopmat_khr && !m.coopmat_nv);
+    CHECK(!m.coopmat_khr && !m.coopmat_nv && !m.coopmat_nv_f16);
     if (native->subgroup_size_control && native->subgroup_size_min <= 16 &&
         native->subgroup_size_max >= 16)
         CHECK(m.subgroup_size == 16);
@@ -135,6 +135,7 @@ static void test_profiles(void)
     CHECK(z.max_push_constants_size <= 128);
     CHECK(z.subgroup_ops == VKB_SUBGROUP_BASIC);
     CHECK(!z.subgroup_size_control && !z.shader_float16 && !z.storage_16bit && !z.int_dot);
+    CHECK(!z.coopmat_nv && !z.coopmat_nv_f16 && !z.memory_model);
     /* profiles never raise a capability */
     CHECK(z.max_workgroup_count[0] <= native->max_workgroup_count[0]);
     CHECK(m.max_storage_buffer_range <= native->max_storage_buffer_range);

@@ -737,6 +737,134 @@ static void test_matmul(void)
     teardown(&f);
 }
 
+/* ---- matmul_coopmat.comp ---- */
+
+static float round_f16(float v)
+{
+    return cmp_f16_to_f32(cmp_f32_to_f16(v));
+}
+
+/* The coopmat kernel multiplies W and x rounded to f16. Against the product of those
+ * rounded values (summed in double): exact data whose values f16 holds gives exact f32
+ * sums in any order, so the bits must match; otherwise (random weights, or exact data
+ * f16 cannot hold, q6_K's 12-bit units) the budget is matmul's f32 accumulation plus one
+ * f16 step of each factor, the rounding direction of the GPU's f32 -> f16 conversion
+ * being the implementation's. */
+static void check_coopmat(struct fixture *f, cmp_type t, struct shape s, uint64_t seed, bool exact)
+{
+    int unit = 0;
+    uint8_t *w = exact ? exact_weights(t, s.rows, s.k, seed, &unit)
+                       : quantized_weights(t, s.rows, s.k, seed);
+    float *x = exact ? exact_x(s.k, s.n, seed + 1)
+                     : t_random_floats((size_t)s.k * s.n, seed + 1, -1.0f, 1.0f);
+    size_t outn = (size_t)s.rows * s.n;
+    float *got = malloc(outn * 4), *wf = malloc((size_t)s.rows * s.k * 4);
+    vkb_matrix m;
+    if (!w || !x || !got || !wf || !upload_matrix(f, &m, t, w, s.rows, s.k)) {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+        goto done;
+    }
+    bool held = true; /* f16 holds every value */
+    for (uint32_t r = 0; r < s.rows; r++)
+        CHECK(cmp_dequantize(t, w + cmp_row_bytes(t, s.k) * r, wf + (size_t)r * s.k, s.k));
+    for (size_t i = 0; i < (size_t)s.rows * s.k; i++) {
+        held = held && round_f16(wf[i]) == wf[i];
+        wf[i] = round_f16(wf[i]);
+    }
+    for (size_t i = 0; i < (size_t)s.k * s.n; i++) {
+        held = held && round_f16(x[i]) == x[i];
+        x[i] = round_f16(x[i]);
+    }
+    bool bits = exact && held;
+    if (exact)
+        CHECK_MSG(exactness_holds(t, w, s.rows, s.k, x, s.n, unit),
+                  "test data for %s %u x %u is not exact in f32", tname(t), s.rows, s.k);
+    if (!run_matrix_op(f, OP_MATMUL, &m, x, s.n, got))
+        goto done;
+    size_t bad = 0, first = 0;
+    double worst = 0;
+    for (uint32_t c = 0; c < s.n; c++)
+        for (uint32_t r = 0; r < s.rows; r++) {
+            double sum = 0, sum_abs = 0;
+            for (uint32_t i = 0; i < s.k; i++) {
+                double p = (double)wf[(size_t)r * s.k + i] * x[(size_t)c * s.k + i];
+                sum += p;
+                sum_abs += fabs(p);
+            }
+            float want = (float)sum, v = got[(size_t)c * s.rows + r];
+            double budget = accum_budget(OP_MATMUL, s.k, sum_abs) + 2.0 * ldexp(1.0, -10) * sum_abs;
+            double err = fabs((double)v - want);
+            bool ok = bits ? memcmp(&v, &want, 4) == 0 : err <= budget;
+            if (!ok && bad++ == 0)
+                first = (size_t)c * s.rows + r;
+            if (budget > 0 && err / budget > worst)
+                worst = err / budget;
+        }
+    CHECK_MSG(bad == 0,
+              "%s %s rows=%u k=%u n=%u (%s): %zu of %zu outputs wrong (worst %.2fx the budget); "
+              "first [col %zu][row %zu] = %.9g",
+              vkb_op_matmul_variant(t_dev, t), exact ? "exact" : "quantized", s.rows, s.k, s.n,
+              bits ? "bit for bit" : "within the budget", bad, outn, worst, first / s.rows,
+              first % s.rows, (double)got[first]);
+done:
+    free(w);
+    free(x);
+    free(got);
+    free(wf);
+}
+
+/* Every format through the coopmat kernel: on matrix units where the device has them, and
+ * emulated (the same kernel, the fragments in plain code) wherever f16 arithmetic is. Tiles
+ * (64 x 64, K by 32) cut short in rows, columns and K; several tiles each way. */
+static void test_matmul_coopmat(void)
+{
+    const vkb_device_info *info = vkb_device_get_info(t_dev);
+    static const vkb_coopmat_mode modes[] = {VKB_COOPMAT_ON, VKB_COOPMAT_EMULATED};
+    struct fixture f;
+    bool ran = false;
+    vkb_coopmat_mode parsed;
+    CHECK(vkb_coopmat_mode_parse("emu", &parsed) && parsed == VKB_COOPMAT_EMULATED);
+    CHECK(vkb_coopmat_mode_parse("1", &parsed) && parsed == VKB_COOPMAT_ON);
+    CHECK(vkb_coopmat_mode_parse("0", &parsed) && parsed == VKB_COOPMAT_OFF);
+    CHECK(!vkb_coopmat_mode_parse("2", &parsed) && !vkb_coopmat_mode_parse("", &parsed));
+    if (!info->coopmat_nv_f16) { /* the real kernel is refused with the reason */
+        vkb_pipeline *p;
+        CHECK_STATUS(vkb_pipeline_get(t_dev, "matmul_q4_0_coopmat", NULL, &p), VKB_ERR_UNSUPPORTED);
+        CHECK_MSG(strstr(vkb_device_errmsg(t_dev), "VK_NV_cooperative_matrix") != NULL, "%s",
+                  vkb_device_errmsg(t_dev));
+    }
+    if (!setup(&f))
+        return;
+    for (size_t mi = 0; mi < 2; mi++) {
+        vkb_op_coopmat_mode(t_dev, modes[mi]);
+        if (!vkb_op_matmul_coopmat(t_dev)) {
+            fprintf(stderr, "  %s: not on %s (%s profile: coopmat NV f16 %s, f16 math %s)\n",
+                    mi ? "emulated" : "matrix units", info->name, vkb_profile_name(info->profile),
+                    info->coopmat_nv_f16 ? "yes" : "no", info->shader_float16 ? "yes" : "no");
+            continue;
+        }
+        ran = true;
+        CHECK(!vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q4_0));
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            cmp_type t = all_types[ti];
+            uint32_t kb = k_for(t, 1);
+            const struct shape shapes[] = {
+                {1, kb, 1},     {7, 3 * kb, 3}, {33, k_for(t, 40), 33},
+                {70, 11008, 5}, {130, kb, 65},  {65, k_for(t, 512), 130},
+            };
+            fprintf(stderr, "  %s\n", vkb_op_matmul_variant(t_dev, t));
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+                check_coopmat(&f, t, shapes[i], 8000 + 100 * ti + i, true);
+            check_coopmat(&f, t, (struct shape){67, k_for(t, 1024), 70}, 9000 + ti, false);
+        }
+    }
+    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
+    teardown(&f);
+    if (!ran)
+        t_skip("no cooperative-matrix path, not even emulated: the device (profile) has no f16 "
+               "arithmetic");
+}
+
 /* get_rows: bit-exact with cmp_dequantize; ids past the end leave their row alone. */
 static void check_get_rows(struct fixture *f, cmp_type t, const uint8_t *w, uint32_t rows,
                            uint32_t k, const uint32_t *ids, uint32_t n_ids)
@@ -896,6 +1024,7 @@ int main(int argc, char **argv)
         {"matvec_add", test_matvec_add, true},
         {"outputs", test_outputs, true},
         {"matmul", test_matmul, true},
+        {"matmul_coopmat", test_matmul_coopmat, true},
         {"split_matrix", test_split_matrix, true},
         {"errors", test_matrix_errors, true},
     };

@@ -542,6 +542,7 @@ static void test_layers_int_dot(void)
     vkb_matvec_tuning t = vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1);
     t.int_dot = 1;
     vkb_op_matvec_tune(t_dev, &t);
+    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_OFF); /* prefill on integers too */
     CHECK(vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q4_0) &&
           vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q8_0) &&
           vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q4_K) &&
@@ -553,6 +554,29 @@ static void test_layers_int_dot(void)
     static const char *recipes[] = {"Q4_0", "Q4_K_M", "Q5_K_M"};
     check_synthetic(recipes, sizeof recipes / sizeof recipes[0], 7, 4);
     vkb_op_matvec_tune(t_dev, NULL);
+    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
+}
+
+/* Prefill on cooperative matrices (matmul_coopmat.comp): on the device's matrix units
+ * where it has them, else emulated (the same kernel, its fragment operations in plain
+ * code), against the reference multiplying the same f16-rounded weights and activations:
+ * the trained Q8_0 model and synthetic Q4_0, Q4_K_M and F16 ones through every layer. */
+static void test_layers_coopmat(void)
+{
+    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_ON);
+    if (!vkb_op_matmul_coopmat(t_dev))
+        vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_EMULATED);
+    if (!vkb_op_matmul_coopmat(t_dev)) {
+        vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
+        t_skip("no cooperative-matrix path, not even emulated: the device (profile) has no f16 "
+               "arithmetic");
+        return;
+    }
+    printf("  %s\n", vkb_op_matmul_variant(t_dev, CMP_TYPE_Q4_0));
+    check_layers("TinyStories-656K-Q8_0.gguf", 4, false);
+    static const char *recipes[] = {"Q4_0", "Q4_K_M", "F16"};
+    check_synthetic(recipes, sizeof recipes / sizeof recipes[0], 11, 2);
+    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
 }
 
 /* Synthetic models (vkllm synth's tiny preset) in every recipe: the quantization mixes
@@ -806,6 +830,7 @@ int main(int argc, char **argv)
         {"layers_q8_0", test_layers_q8_0, true},
         {"layers_iq4_nl", test_layers_iq4_nl, true},
         {"layers_qwen2", test_layers_qwen2, true},
+        {"layers_coopmat", test_layers_coopmat, true},
         {"layers_int_dot", test_layers_int_dot, true},
         {"layers_synthetic", test_layers_synthetic, true},
         {"layers_unfused", test_layers_unfused, true},

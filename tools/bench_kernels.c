@@ -16,7 +16,8 @@ static const char kernels_usage[] =
     "matmul (prefill) reports GFLOP/s and its share of the device's measured f32 FMA rate.\n"
     "Where the device dots 8-bit integers faster (or VKLLM_MATVEC=...i forces it), the\n"
     "paths the engine then takes follow their rows: mv-int8 and mm-int8, x already in\n"
-    "8-bit blocks.\n"
+    "8-bit blocks. Where the device has NVIDIA's cooperative matrices, mm-cm times\n"
+    "matmul on them (W and x in f16; VKLLM_COOPMAT=1 makes prefill take it).\n"
     "\n"
     "  --formats LIST   comma-separated, from f32,f16,bf16,q4_0,q4_1,q5_0,q5_1,q8_0,q4_K,\n"
     "                   q5_K,q6_K,iq4_nl (default: all)\n"
@@ -235,6 +236,7 @@ static void print_matrix_case(struct bench *b, const struct yardsticks *ys, cmp_
     fflush(stdout);
     if (matmul_n == 0)
         return;
+    vkb_coopmat_mode mode = vkb_op_coopmat_mode(b->dev, VKB_COOPMAT_OFF);
     print_matmul_row(b, ys, "matmul", tn, &c, rec_matmul, "");
     if (vkb_op_matmul_int_dot(b->dev, type) && k % 32 == 0) {
         /* the path prefill takes on this device: x as 8-bit blocks */
@@ -243,6 +245,10 @@ static void print_matrix_case(struct bench *b, const struct yardsticks *ys, cmp_
         if (qst == VKB_OK)
             print_matmul_row(b, ys, "mm-int8", tn, &c, rec_matmul_q8, "  x as 8-bit blocks");
     }
+    vkb_op_coopmat_mode(b->dev, VKB_COOPMAT_ON);
+    if (vkb_op_matmul_coopmat(b->dev))
+        print_matmul_row(b, ys, "mm-cm", tn, &c, rec_matmul, "  matrix units, f16 W and x");
+    vkb_op_coopmat_mode(b->dev, mode);
 }
 
 /* The FMA-rate kernel over n invocations, and the operations it does. */

@@ -140,6 +140,8 @@ static void build(struct record *r)
     BOOL("int_dot_4x8_mixed_accel", "dot 4x8 mixed accel.", d->int_dot_4x8_mixed_accel);
     BOOL("coopmat_khr", "coopmat (KHR)", d->coopmat_khr);
     BOOL("coopmat_nv", "coopmat (NV)", d->coopmat_nv);
+    BOOL("coopmat_nv_f16", "coopmat NV f16 16x16x16", d->coopmat_nv_f16);
+    BOOL("memory_model", "Vulkan memory model", d->memory_model);
     BOOL("memory_budget", "VK_EXT_memory_budget", d->memory_budget);
     BYTES("max_shared_memory", "shared memory", d->max_shared_memory);
     STR("max_workgroup_size", "max workgroup size", wg);
