@@ -307,6 +307,12 @@ vkb_status vkb_device_open(vkb_context *ctx, const vkb_device_config *config, vk
                             "VKLLM_MATVEC=%s: want WGxROWS, with s after it for the staged "
                             "kernel (e.g. 128x2s)",
                             tune);
+    const char *mm = getenv("VKLLM_MATMUL");
+    if (mm && *mm && !vkb_matmul_tuning_parse(mm, &dev->matmul_tuning))
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "VKLLM_MATMUL=%s: want TMxTNxTK/RMxRN (e.g. 128x64x16/8x8): TM, TN "
+                            "multiples of RM, RN; TK of 8; RM x RN at most 256",
+                            mm);
     const char *cm = getenv("VKLLM_COOPMAT");
     if (cm && *cm && !vkb_coopmat_mode_parse(cm, &dev->coopmat))
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,

@@ -119,11 +119,12 @@ static uint64_t matvec_staged_shared(const uint32_t *spec)
         .needs_int_dot = true, .shared_bytes = matvec_shared                                       \
     }
 
-/* matmul.comp: spec {workgroup, TM, TN, TK, OUTS}; x counts rows, y columns. */
+/* matmul.comp: spec {workgroup, TM, TN, TK, OUTS, RM, RN}; x counts rows, y columns. */
 #define MATMUL(n)                                                                                  \
     {                                                                                              \
-        .name = n, OUTS3, .push_size = 36, .spec_count = 5, .spec_defaults = {64, 32, 32, 16, 1},  \
-        .elems_spec = {1, 2}, .shared_bytes = matmul_shared                                        \
+        .name = n, OUTS3, .push_size = 36, .spec_count = 7,                                        \
+        .spec_defaults = {64, 32, 32, 16, 1, 4, 4}, .elems_spec = {1, 2},                          \
+        .shared_bytes = matmul_shared                                                              \
     }
 
 /* matmul_int_dot.comp: spec {workgroup, TM, TN, TKB, OUTS}; shared: W's words and scales,
@@ -135,8 +136,9 @@ static uint64_t matmul_int_dot_shared(const uint32_t *spec)
 
 #define MATMUL_INT_DOT(n)                                                                          \
     {                                                                                              \
-        .name = n, OUTS3, .push_size = 36, .spec_count = 5, .spec_defaults = {64, 32, 32, 2, 1},   \
-        .elems_spec = {1, 2}, .needs_int_dot = true, .shared_bytes = matmul_int_dot_shared         \
+        .name = n, OUTS3, .push_size = 36, .spec_count = 7,                                        \
+        .spec_defaults = {64, 32, 32, 2, 1, 4, 4}, .elems_spec = {1, 2}, .needs_int_dot = true,    \
+        .shared_bytes = matmul_int_dot_shared                                                      \
     }
 
 /* matmul_coopmat.comp: spec {workgroup (four subgroups), TM, TN (64: the shader's

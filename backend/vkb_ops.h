@@ -153,6 +153,20 @@ bool vkb_op_matmul_int_dot(const vkb_device *dev, cmp_type type);
 vkb_status vkb_op_matmul_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                   const vkb_outputs *out, uint32_t n);
 
+/* How the f32 matmul (matmul.comp) tiles: TM x TN outputs per workgroup, K by TK values
+ * a step, RM x RN outputs per invocation (a workgroup of (TM/RM)·(TN/RN)). The built-in
+ * choice depends on the device type (vkb_ops_matrix.c); VKLLM_MATMUL=TMxTNxTK/RMxRN
+ * (e.g. 128x64x16/8x8), read when the device opens, or vkb_op_matmul_tune replaces it
+ * (NULL: back to the built-in one); it sets the integer-dot matmul's tiles too, K by
+ * TK / 32 blocks (at least one). Parse: false unless TM and TN are multiples of RM and
+ * RN, TK of 8, and RM·RN at most 256. */
+typedef struct vkb_matmul_tuning {
+    uint32_t tm, tn, tk, rm, rn;
+} vkb_matmul_tuning;
+bool vkb_matmul_tuning_parse(const char *text, vkb_matmul_tuning *t);
+uint32_t vkb_matmul_tuning_wg(const vkb_matmul_tuning *t);
+void vkb_op_matmul_tune(vkb_device *dev, const vkb_matmul_tuning *t);
+
 /* The prefill product on matrix units (matmul_coopmat.comp): W dequantized and x converted
  * to f16 in shared memory, multiplied by 16 x 16 x 16 cooperative-matrix fragments
  * (VK_NV_cooperative_matrix) with f32 sums; the rounding of W and x to f16 is its price.

@@ -114,20 +114,76 @@ vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint3
     return p;
 }
 
-struct matmul_plan {
-    uint32_t wg, tm, tn, tk;
-};
-
-/* Tiles of 64 x 64 (256 invocations, 8 KiB of shared memory at TK 16) on discrete GPUs
- * that allow them, else 32 x 32 with TK 32 (64 invocations, 8 KiB; on lavapipe the
- * longer step halves the barriers, 15% faster than TK 16). */
-static struct matmul_plan matmul_plan(const vkb_device *dev)
+/* Tiles by device type. Register blocks of RM x RN outputs per invocation: RM + RN shared
+ * loads feed RM x RN multiply-adds, and where shared-memory loads bound the kernel (4 x 4
+ * is half a load per multiply-add) a larger block is the way up.
+ *  - CPU drivers: 128 x 64, K by 16, 16 x 8 per invocation (64 invocations, 12 KiB).
+ *    lavapipe, 2-core VM, q4_0 4096x4096 n=512: 2.4x the 32 x 32 / 4 x 4 tiles (16 x 16
+ *    spills and is 3x slower again; docs/benchmarks.md).
+ *  - discrete GPUs: 128 x 64, K by 16, 8 x 8 (128 invocations, 12 KiB): a quarter load
+ *    per multiply-add, what an NVIDIA SM's shared memory feeds at its FMA rate. Not yet
+ *    measured; the H100 reached 30% of its FMA rate with 64 x 64 / 4 x 4.
+ *  - others (integrated and mobile GPUs, fewer registers): 32 x 32, K by 32, 4 x 4 (64
+ *    invocations, 8 KiB).
+ * VKLLM_MATMUL / vkb_op_matmul_tune replace the choice. */
+static vkb_matmul_tuning matmul_plan(const vkb_device *dev)
 {
     const vkb_device_info *info = &dev->info;
-    if (info->type == VKB_DEVICE_DISCRETE && vkb_max_workgroup_x(info) >= 256 &&
-        info->max_shared_memory >= 4u * 16 * 128 && info->profile == VKB_PROFILE_NATIVE)
-        return (struct matmul_plan){256, 64, 64, 16};
-    return (struct matmul_plan){64, 32, 32, 32};
+    if (dev->matmul_tuning.tm)
+        return dev->matmul_tuning;
+    if (info->type == VKB_DEVICE_CPU)
+        return (vkb_matmul_tuning){128, 64, 16, 16, 8};
+    if (info->type == VKB_DEVICE_DISCRETE && vkb_max_workgroup_x(info) >= 128 &&
+        info->profile == VKB_PROFILE_NATIVE)
+        return (vkb_matmul_tuning){128, 64, 16, 8, 8};
+    return (vkb_matmul_tuning){32, 32, 32, 4, 4};
+}
+
+/* matmul_int_dot.comp's spec {workgroup, TM, TN, TKB, OUTS, RM, RN}. CPU drivers: 64 x 64
+ * tiles, four blocks of K a step, 8 x 4 per invocation (128 invocations, 19.5 KiB): on
+ * lavapipe (2-core VM, q4_0 4096x4096 n=512) 1.45x the 32 x 32 / two blocks / 4 x 4 it
+ * had, which stays the choice where shared memory is short; 8 x 8 was slower (the integer
+ * and float sums both live in registers). Discrete GPUs that allow 256 invocations: 64 x
+ * 64, two blocks, 4 x 4, as measured on the H100. VKLLM_MATMUL / vkb_op_matmul_tune set
+ * these tiles too, K by TK / 32 blocks (at least one). */
+static vkb_spec matmul_int_dot_spec(const vkb_device *dev, uint32_t outs)
+{
+    const vkb_device_info *info = &dev->info;
+    uint32_t tm = 32, tn = 32, tkb = 2, rm = 4, rn = 4;
+    const vkb_matmul_tuning *t = &dev->matmul_tuning;
+    if (t->tm)
+        tm = t->tm, tn = t->tn, tkb = t->tk < 64 ? 1 : t->tk / 32, rm = t->rm, rn = t->rn;
+    else if (info->type == VKB_DEVICE_CPU)
+        tm = tn = 64, tkb = 4, rm = 8;
+    else if (info->type == VKB_DEVICE_DISCRETE && vkb_max_workgroup_x(info) >= 256 &&
+             info->profile == VKB_PROFILE_NATIVE)
+        tm = tn = 64;
+    uint32_t shared = 4 * tkb * (8 * (tm + tn) + tm + 2 * tn); /* vkb_kernels.c's formula */
+    if (shared > info->max_shared_memory || (tm / rm) * (tn / rn) > vkb_max_workgroup_x(info))
+        tm = tn = 32, tkb = 2, rm = rn = 4;
+    return (vkb_spec){.count = 7, .values = {(tm / rm) * (tn / rn), tm, tn, tkb, outs, rm, rn}};
+}
+
+uint32_t vkb_matmul_tuning_wg(const vkb_matmul_tuning *t)
+{
+    return (t->tm / t->rm) * (t->tn / t->rn);
+}
+
+bool vkb_matmul_tuning_parse(const char *text, vkb_matmul_tuning *t)
+{
+    unsigned tm, tn, tk, rm, rn;
+    int end = 0;
+    if (sscanf(text, "%ux%ux%u/%ux%u%n", &tm, &tn, &tk, &rm, &rn, &end) != 5 || text[end] || !tm ||
+        !tn || !tk || !rm || !rn || tm % rm || tn % rn || tk % 8 || rm * rn > 256 || tm > 1024 ||
+        tn > 1024 || tk > 256)
+        return false;
+    *t = (vkb_matmul_tuning){tm, tn, tk, rm, rn};
+    return true;
+}
+
+void vkb_op_matmul_tune(vkb_device *dev, const vkb_matmul_tuning *t)
+{
+    dev->matmul_tuning = t ? *t : (vkb_matmul_tuning){0};
 }
 
 static const char *matvec_variant(const vkb_device *dev, cmp_type type, bool staged)
@@ -534,9 +590,12 @@ static vkb_status matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
     if ((st = check_product(dev, q8 ? "matmul_q8" : "matmul", w, x, q8, out, n, UINT32_MAX, io,
                             out_push)) != VKB_OK)
         return st;
-    struct matmul_plan plan = matmul_plan(dev);
-    vkb_spec spec = {.count = 5,
-                     .values = {plan.wg, plan.tm, plan.tn, q8 ? 2 : plan.tk, out->count}};
+    vkb_matmul_tuning plan = matmul_plan(dev);
+    vkb_spec spec = {.count = 7,
+                     .values = {vkb_matmul_tuning_wg(&plan), plan.tm, plan.tn, plan.tk, out->count,
+                                plan.rm, plan.rn}};
+    if (q8)
+        spec = matmul_int_dot_spec(dev, out->count);
     const char *name = q8 ? int_dot_variant("matmul", w->type) : matmul_float_variant(w->type);
     if (!q8 && vkb_op_matmul_coopmat(dev)) {
         const vkb_device_info *info = &dev->info;

@@ -2,14 +2,17 @@
 // out[n][row0 + m] = sum_k W[m][k] * X[n][k]: the prefill matrix-matrix product, f32
 // arithmetic on every device. A workgroup computes a TM x TN tile of out; K goes by in
 // steps of TK, W dequantized and X loaded into shared memory once per step; each
-// invocation owns a 4 x 4 block of outputs, strided by TM/4 and TN/4 so neighbours read
-// neighbouring shared words. With OUTS > 1, W holds the rows of several products and out
-// is several buffers (vkb_outputs.glsl).
-layout(local_size_x_id = 0) in;              // (TM / 4) * (TN / 4)
-layout(constant_id = 1) const uint TM = 32u; // rows of W per tile, a multiple of 4
-layout(constant_id = 2) const uint TN = 32u; // columns of X per tile, a multiple of 4
+// invocation owns an RM x RN block of outputs, strided by TM/RM and TN/RN so neighbours
+// read neighbouring shared words: RM + RN shared loads feed RM x RN multiply-adds. With
+// OUTS > 1, W holds the rows of several products and out is several buffers
+// (vkb_outputs.glsl).
+layout(local_size_x_id = 0) in;              // (TM / RM) * (TN / RN)
+layout(constant_id = 1) const uint TM = 32u; // rows of W per tile, a multiple of RM
+layout(constant_id = 2) const uint TN = 32u; // columns of X per tile, a multiple of RN
 layout(constant_id = 3) const uint TK = 16u; // values of K per step, a multiple of 8
 layout(constant_id = 4) const uint OUTS = 1u; // outputs (1 to 3; vkb_outputs.glsl)
+layout(constant_id = 5) const uint RM = 4u;   // rows of out per invocation
+layout(constant_id = 6) const uint RN = 4u;   // columns of out per invocation
 const bool ACC = false;
 
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
@@ -38,10 +41,10 @@ void main()
     QUANT_TABLES_INIT();
     const uint lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
     const uint m0 = gl_WorkGroupID.x * TM, n0 = gl_WorkGroupID.y * TN;
-    const uint tm = lid % (TM / 4u), tn = lid / (TM / 4u);
+    const uint tm = lid % (TM / RM), tn = lid / (TM / RM);
 
-    float acc[16];
-    for (uint i = 0u; i < 16u; i++)
+    float acc[RM * RN];
+    for (uint i = 0u; i < RM * RN; i++)
         acc[i] = 0.0;
 
     for (uint k0 = 0u; k0 < pc.k; k0 += TK) {
@@ -65,24 +68,24 @@ void main()
         }
         barrier();
         for (uint kk = 0u; kk < TK; kk++) {
-            vec4 a, b;
-            for (uint i = 0u; i < 4u; i++) {
-                a[i] = ws[kk * TM + tm + i * (TM / 4u)];
-                b[i] = xs[kk * TN + tn + i * (TN / 4u)];
-            }
-            for (uint i = 0u; i < 4u; i++)
-                for (uint j = 0u; j < 4u; j++)
-                    acc[i * 4u + j] += a[i] * b[j];
+            float a[RM], b[RN];
+            for (uint i = 0u; i < RM; i++)
+                a[i] = ws[kk * TM + tm + i * (TM / RM)];
+            for (uint j = 0u; j < RN; j++)
+                b[j] = xs[kk * TN + tn + j * (TN / RN)];
+            for (uint i = 0u; i < RM; i++)
+                for (uint j = 0u; j < RN; j++)
+                    acc[i * RN + j] += a[i] * b[j];
         }
         barrier();
     }
 
-    for (uint i = 0u; i < 4u; i++) {
-        uint m = m0 + tm + i * (TM / 4u);
-        for (uint j = 0u; j < 4u; j++) {
-            uint n = n0 + tn + j * (TN / 4u);
+    for (uint i = 0u; i < RM; i++) {
+        uint m = m0 + tm + i * (TM / RM);
+        for (uint j = 0u; j < RN; j++) {
+            uint n = n0 + tn + j * (TN / RN);
             if (m < pc.rows && n < pc.n)
-                store_output(n, pc.row0 + m, acc[i * 4u + j], pc.rows_all, pc.split1, pc.split2);
+                store_output(n, pc.row0 + m, acc[i * RN + j], pc.rows_all, pc.split1, pc.split2);
         }
     }
 }

@@ -13,11 +13,13 @@
 // Outputs through vkb_outputs.glsl (several products stacked in W).
 #extension GL_EXT_spirv_intrinsics : require
 
-layout(local_size_x_id = 0) in;               // (TM / 4) * (TN / 4)
-layout(constant_id = 1) const uint TM = 32u;  // rows of W per tile, a multiple of 4
-layout(constant_id = 2) const uint TN = 32u;  // columns of X per tile, a multiple of 4
+layout(local_size_x_id = 0) in;               // (TM / RM) * (TN / RN)
+layout(constant_id = 1) const uint TM = 32u;  // rows of W per tile, a multiple of RM
+layout(constant_id = 2) const uint TN = 32u;  // columns of X per tile, a multiple of RN
 layout(constant_id = 3) const uint TKB = 2u;  // blocks of 32 values of K per step
 layout(constant_id = 4) const uint OUTS = 1u; // outputs (1 to 3)
+layout(constant_id = 5) const uint RM = 4u;   // rows of out per invocation
+layout(constant_id = 6) const uint RN = 4u;   // columns of out per invocation
 const bool ACC = false;
 
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
@@ -88,11 +90,11 @@ void main()
 {
     const uint lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
     const uint m0 = gl_WorkGroupID.x * TM, n0 = gl_WorkGroupID.y * TN;
-    const uint tm = lid % (TM / 4u), tn = lid / (TM / 4u);
+    const uint tm = lid % (TM / RM), tn = lid / (TM / RM);
     const uint nb = pc.k / 32u, ds0 = 8u * pc.n * nb; // X's d and s follow all its bytes
 
-    float acc[16];
-    for (uint i = 0u; i < 16u; i++)
+    float acc[RM * RN];
+    for (uint i = 0u; i < RM * RN; i++)
         acc[i] = 0.0;
 
     for (uint b0 = 0u; b0 < nb; b0 += TKB) {
@@ -124,36 +126,36 @@ void main()
         }
         barrier();
         for (uint kb = 0u; kb < TKB; kb++) {
-            int isum[16];
-            for (uint i = 0u; i < 16u; i++)
+            int isum[RM * RN];
+            for (uint i = 0u; i < RM * RN; i++)
                 isum[i] = 0;
             for (uint j = 0u; j < 8u; j++) {
-                int a[4], x[4];
-                for (uint i = 0u; i < 4u; i++) {
-                    a[i] = int(ws[(kb * 8u + j) * TM + tm + i * (TM / 4u)]);
-                    x[i] = int(xs[(kb * 8u + j) * TN + tn + i * (TN / 4u)]);
-                }
-                for (uint i = 0u; i < 4u; i++)
-                    for (uint c = 0u; c < 4u; c++)
-                        isum[i * 4u + c] += dot4x8(a[i], x[c], 0);
+                int a[RM], x[RN];
+                for (uint i = 0u; i < RM; i++)
+                    a[i] = int(ws[(kb * 8u + j) * TM + tm + i * (TM / RM)]);
+                for (uint c = 0u; c < RN; c++)
+                    x[c] = int(xs[(kb * 8u + j) * TN + tn + c * (TN / RN)]);
+                for (uint i = 0u; i < RM; i++)
+                    for (uint c = 0u; c < RN; c++)
+                        isum[i * RN + c] += dot4x8(a[i], x[c], 0);
             }
-            for (uint i = 0u; i < 4u; i++) {
-                const float d = wd[kb * TM + tm + i * (TM / 4u)];
-                for (uint c = 0u; c < 4u; c++) {
-                    const vec2 xd = xds[kb * TN + tn + c * (TN / 4u)];
-                    acc[i * 4u + c] += d * (xd.x * float(isum[i * 4u + c]) - OFFSET * xd.y);
+            for (uint i = 0u; i < RM; i++) {
+                const float d = wd[kb * TM + tm + i * (TM / RM)];
+                for (uint c = 0u; c < RN; c++) {
+                    const vec2 xd = xds[kb * TN + tn + c * (TN / RN)];
+                    acc[i * RN + c] += d * (xd.x * float(isum[i * RN + c]) - OFFSET * xd.y);
                 }
             }
         }
         barrier();
     }
 
-    for (uint i = 0u; i < 4u; i++) {
-        const uint m = m0 + tm + i * (TM / 4u);
-        for (uint c = 0u; c < 4u; c++) {
-            const uint col = n0 + tn + c * (TN / 4u);
+    for (uint i = 0u; i < RM; i++) {
+        const uint m = m0 + tm + i * (TM / RM);
+        for (uint c = 0u; c < RN; c++) {
+            const uint col = n0 + tn + c * (TN / RN);
             if (m < pc.rows && col < pc.n)
-                store_output(col, pc.row0 + m, acc[i * 4u + c], pc.rows_all, pc.split1,
+                store_output(col, pc.row0 + m, acc[i * RN + c], pc.rows_all, pc.split1,
                              pc.split2);
         }
     }

@@ -526,12 +526,29 @@ static void test_matmul_int_dot(void)
     bool heavy = t_profile == VKB_PROFILE_NATIVE;
     static const struct shape shapes[] = {{1, 32, 9},      {7, 96, 33},    {65, 512, 17},
                                           {70, 11008, 12}, {4097, 64, 10}, {40, 4096, 512}};
+    vkb_coopmat_mode was = vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_OFF);
     for (size_t ti = 0; ti < 2; ti++) {
         fprintf(stderr, "  %s\n", vkb_op_matmul_variant(t_dev, int_dot_types[ti]));
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
             if (heavy || shapes[si].n < 512)
                 check_int_dot(&f, int_dot_types[ti], shapes[si], 5500 + 100 * ti + si);
     }
+    /* the tiles other devices get (matmul_int_dot_spec), and odd ones (K by TK / 32 blocks) */
+    static const vkb_matmul_tuning tiles[] = {
+        {64, 64, 64, 4, 4}, {32, 32, 64, 4, 4}, {64, 64, 128, 8, 4}, {16, 64, 32, 2, 8}};
+    const vkb_device_info *info = vkb_device_get_info(t_dev);
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        if (vkb_matmul_tuning_wg(&tiles[i]) > info->max_workgroup_invocations)
+            continue;
+        vkb_op_matmul_tune(t_dev, &tiles[i]);
+        fprintf(stderr, "  %ux%ux%u/%ux%u\n", tiles[i].tm, tiles[i].tn, tiles[i].tk, tiles[i].rm,
+                tiles[i].rn);
+        for (size_t ti = 0; ti < 2; ti++)
+            for (size_t si = 0; si < 4; si++)
+                check_int_dot(&f, int_dot_types[ti], shapes[si], 5800 + 100 * i + 10 * ti + si);
+    }
+    vkb_op_matmul_tune(t_dev, NULL);
+    vkb_op_coopmat_mode(t_dev, was);
     vkb_op_matvec_tune(t_dev, NULL);
     teardown(&f);
 }
@@ -734,6 +751,43 @@ static void test_matmul(void)
     static const cmp_type heavy_types[] = {CMP_TYPE_Q4_K, CMP_TYPE_Q8_0, CMP_TYPE_F16};
     for (size_t i = 0; heavy && i < sizeof heavy_types / sizeof heavy_types[0]; i++)
         check_exact(&f, OP_MATMUL, heavy_types[i], (struct shape){40, 14336, 512}, 7000 + i);
+    teardown(&f);
+}
+
+/* The tiles other devices get (vkb_ops_matrix.c's matmul_plan), and odd ones: the f32
+ * kernel for a format of each family, on shapes cut short every way. */
+static void test_matmul_tiles(void)
+{
+    static const vkb_matmul_tuning tiles[] = {
+        {128, 64, 16, 8, 8},  /* discrete GPUs */
+        {32, 32, 32, 4, 4},   /* integrated and mobile GPUs */
+        {128, 64, 16, 16, 8}, /* CPU drivers */
+        {64, 32, 8, 8, 2},    {16, 48, 24, 2, 12},
+    };
+    static const cmp_type types[] = {CMP_TYPE_F32, CMP_TYPE_Q4_0, CMP_TYPE_Q4_K, CMP_TYPE_Q6_K};
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    vkb_coopmat_mode was = vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_OFF);
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        vkb_op_matmul_tune(t_dev, &tiles[i]);
+        const vkb_device_info *info = vkb_device_get_info(t_dev);
+        if (vkb_matmul_tuning_wg(&tiles[i]) > info->max_workgroup_invocations ||
+            4ull * tiles[i].tk * (tiles[i].tm + tiles[i].tn) > info->max_shared_memory)
+            continue; /* the minimal profile's 128 invocations */
+        fprintf(stderr, "  %ux%ux%u/%ux%u\n", tiles[i].tm, tiles[i].tn, tiles[i].tk, tiles[i].rm,
+                tiles[i].rn);
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            cmp_type t = types[ti];
+            uint32_t kb = k_for(t, 1);
+            const struct shape shapes[] = {
+                {1, kb, 1}, {7, 3 * kb, 70}, {130, k_for(t, 40), 33}, {67, k_for(t, 512), 129}};
+            for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+                check_exact(&f, OP_MATMUL, t, shapes[si], 7100 + 100 * i + 10 * ti + si);
+        }
+    }
+    vkb_op_coopmat_mode(t_dev, was);
+    vkb_op_matmul_tune(t_dev, NULL);
     teardown(&f);
 }
 
@@ -1024,6 +1078,7 @@ int main(int argc, char **argv)
         {"matvec_add", test_matvec_add, true},
         {"outputs", test_outputs, true},
         {"matmul", test_matmul, true},
+        {"matmul_tiles", test_matmul_tiles, true},
         {"matmul_coopmat", test_matmul_coopmat, true},
         {"split_matrix", test_split_matrix, true},
         {"errors", test_matrix_errors, true},
