@@ -6,11 +6,11 @@
 #   scripts/gpu-check.sh [BUILD_DIR] [STEPS]
 #
 # BUILD_DIR holds vkllm and tests/ (default build); STEPS is a comma-separated subset of
-# info,tests,kernels,model,profile,attention (default all). Logs go to $OUT (default
+# info,tests,kernels,model,profile,attention,prefill (default all). Logs go to $OUT (default
 # ./gpu-check-out), one file per step; the summary lines go to stdout.
 set -u
 B=${1:-build}
-STEPS=${2:-info,tests,kernels,model,profile,attention}
+STEPS=${2:-info,tests,kernels,model,profile,attention,prefill}
 OUT=${OUT:-gpu-check-out}
 mkdir -p "$OUT"
 V="$B/vkllm"
@@ -39,7 +39,7 @@ if want kernels; then
     step kernels
     timeout 200 "$V" bench kernels --reps 20 --no-baseline \
         --formats f16,q8_0,q4_0,q4_K,q6_K,iq4_nl >"$OUT/kernels.txt" 2>&1
-    grep -E "matvec|matmul|bandwidth" "$OUT/kernels.txt" | head -60
+    grep -E "matvec|matmul|mv-|mm-|bandwidth|FMA" "$OUT/kernels.txt" | head -80
 fi
 
 if want model; then
@@ -60,5 +60,19 @@ if want attention; then
     step attention
     timeout 200 "$V" bench attention --ctx 1024,4096,16384,32768 >"$OUT/attention.txt" 2>&1
     grep -E "attention|unfused" "$OUT/attention.txt" | head -40
+fi
+if want prefill; then
+    # prefill's choices side by side: the cooperative-matrix matmul (off by default until
+    # it has run here; test_matrix matmul_coopmat and test_model layers_coopmat in the
+    # tests step check it on the matrix units), and the f32 kernel's 8 x 8 register tiles
+    # against the 4 x 4 ones the earlier H100 figures were taken with
+    step prefill
+    {
+        VKLLM_COOPMAT=1 timeout 200 "$V" bench --synthetic llama2-7b:Q4_0,llama2-7b:Q4_K_M \
+            -p 512 -n 0 -r 3
+        VKLLM_MATMUL=64x64x16/4x4 timeout 150 "$V" bench kernels --reps 10 --no-baseline \
+            --formats q4_0,q4_K --shapes 4096x4096,4096x11008
+    } >"$OUT/prefill.txt" 2>&1
+    grep -E "pp512|matmul|mm-" "$OUT/prefill.txt" | head -20
 fi
 step done
