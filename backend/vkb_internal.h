@@ -53,6 +53,13 @@ struct vkb_kernel {
 
 const struct vkb_kernel *vkb_kernel_find(const char *name);
 
+/* For the kernels on cooperative matrices (matmul_coopmat.comp, attention_coopmat.comp):
+ * false unless vkb_op_matmul_coopmat says they run now; else *spec gets a workgroup of
+ * `subgroups` subgroups of the device's size (pinned where the device can pin it: the
+ * tiles need exactly that many) and *suffix the variant ("coopmat" or "coopmat_emu"). */
+bool vkb_coopmat_spec(const vkb_device *dev, uint32_t subgroups, vkb_spec *spec,
+                      const char **suffix);
+
 /* Shared memory of matvec.comp: red[ROWS x NCOLS x workgroup] floats, and when STAGED
  * the stage, ROWS x (a chunk of at most 32 bytes per invocation + 8) bytes. The kernel
  * table's contract and vkb_op_matvec_plan's choice both use it. */

@@ -91,6 +91,21 @@ static uint64_t attention_shared(const uint32_t *spec)
         .group_per_elem = true, .needs_subgroup_ops = sg, .shared_bytes = attention_shared         \
     }
 
+/* attention_coopmat.comp: one workgroup (two subgroups) per head and 32 query tokens; x
+ * counts heads, y tiles of tokens. Shared memory fixed by the shader (head_dim ≤ 128). */
+#define ATTENTION_COOPMAT(n, nv)                                                                   \
+    {                                                                                              \
+        .name = n, OUT4, .push_size = 52, .spec_count = 1, .spec_defaults = {64},                  \
+        .group_per_elem = true, .needs_subgroup_ops = VKB_SUBGROUP_BASIC, .needs_float16 = true,   \
+        .needs_coopmat_nv = nv, .shared_bytes = attention_coopmat_shared                           \
+    }
+
+static uint64_t attention_coopmat_shared(const uint32_t *spec)
+{
+    (void)spec;
+    return 3 * 32 * 136 * 2 + 2 * 16 * 32 * 4 + 2 * 16 * 32 * 2 + 32 * 4;
+}
+
 /* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS}; x counts rows. */
 #define MATVEC(n, sg)                                                                              \
     {                                                                                              \
@@ -206,6 +221,8 @@ static const struct vkb_kernel kernels[] = {
     ROWWISE("softmax_shared", 16, 0),
     ATTENTION("attention_subgroup", SG_OPS),
     ATTENTION("attention_shared", 0),
+    ATTENTION_COOPMAT("attention_coopmat", true),
+    ATTENTION_COOPMAT("attention_coopmat_emu", false),
     WEIGHT_KERNELS("f32"),
     WEIGHT_KERNELS("f16"),
     WEIGHT_KERNELS("bf16"),

@@ -753,6 +753,14 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
     /* the cache types are specialization constants 1 and 2 (0 = f16, the default) */
     vkb_spec spec = {.count = 3, .values = {wg, kl->type, vl->type}};
+    /* prefill over f16 caches on cooperative matrices (attention_coopmat.comp): a
+     * workgroup per head and 32 tokens */
+    const char *suffix;
+    bool cm = splits <= 1 && kl->type == VKB_KV_F16 && vl->type == VKB_KV_F16 && sh->tokens > 1 &&
+              sh->head_dim % 16 == 0 && sh->head_dim <= 128 &&
+              vkb_coopmat_spec(dev, 2, &spec, &suffix);
+    if (cm)
+        snprintf(kernel, sizeof kernel, "attention_%s", suffix);
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, kernel, &spec, &p)) != VKB_OK)
         return st;
@@ -766,6 +774,8 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     push.group = kivi ? kivi->group : 32;
     uint64_t e[3];
     attention_groups(sh, e);
+    if (cm)
+        e[0] = sh->heads, e[1] = (sh->tokens + 31) / 32;
     e[2] = splits > 1 ? splits : 1;
     if ((st = vkb_stream_dispatch(s, p, b, 4, &push, sizeof push, e, "attention")) != VKB_OK ||
         splits <= 1)

@@ -304,13 +304,12 @@ bool vkb_coopmat_mode_parse(const char *text, vkb_coopmat_mode *mode)
     return false;
 }
 
-/* matmul_coopmat.comp's workgroup: four subgroups of the device's size, that size pinned
- * where the device lets a pipeline pin it (the tile needs exactly four); 0 where it does
- * not fit. */
-static uint32_t coopmat_wg(const vkb_device *dev)
+/* A workgroup of `subgroups` subgroups of the device's size for the cooperative-matrix
+ * kernels (their tiles need exactly that many); 0 where it does not fit. */
+static uint32_t coopmat_wg(const vkb_device *dev, uint32_t subgroups)
 {
     const vkb_device_info *info = &dev->info;
-    uint32_t wg = 4 * info->subgroup_size;
+    uint32_t wg = subgroups * info->subgroup_size;
     if (info->subgroup_size < 4 || !(info->subgroup_ops & VKB_SUBGROUP_BASIC) ||
         !info->shader_float16 || wg > info->max_workgroup_size[0] ||
         wg > info->max_workgroup_invocations)
@@ -318,10 +317,25 @@ static uint32_t coopmat_wg(const vkb_device *dev)
     return wg;
 }
 
+bool vkb_coopmat_spec(const vkb_device *dev, uint32_t subgroups, vkb_spec *spec,
+                      const char **suffix)
+{
+    const vkb_device_info *info = &dev->info;
+    uint32_t wg = coopmat_wg(dev, subgroups);
+    if (!wg || !vkb_op_matmul_coopmat(dev))
+        return false;
+    *spec = (vkb_spec){.count = 1, .values = {wg}};
+    if (info->subgroup_size_control && info->subgroup_size >= info->subgroup_size_min &&
+        info->subgroup_size <= info->subgroup_size_max)
+        spec->required_subgroup_size = info->subgroup_size;
+    *suffix = dev->coopmat == VKB_COOPMAT_EMULATED ? "coopmat_emu" : "coopmat";
+    return true;
+}
+
 bool vkb_op_matmul_coopmat(const vkb_device *dev)
 {
     const vkb_device_info *info = &dev->info;
-    if (!coopmat_wg(dev))
+    if (!coopmat_wg(dev, 4))
         return false;
     switch (dev->coopmat) {
     case VKB_COOPMAT_ON: return info->coopmat_nv_f16 && info->memory_model;
@@ -597,12 +611,12 @@ static vkb_status matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
     if (q8)
         spec = matmul_int_dot_spec(dev, out->count);
     const char *name = q8 ? int_dot_variant("matmul", w->type) : matmul_float_variant(w->type);
-    if (!q8 && vkb_op_matmul_coopmat(dev)) {
-        const vkb_device_info *info = &dev->info;
-        spec = (vkb_spec){.count = 5, .values = {coopmat_wg(dev), 64, 64, 32, out->count}};
-        if (info->subgroup_size_control && info->subgroup_size >= info->subgroup_size_min &&
-            info->subgroup_size <= info->subgroup_size_max)
-            spec.required_subgroup_size = info->subgroup_size;
+    const char *suffix;
+    if (!q8 && vkb_coopmat_spec(dev, 4, &spec, &suffix)) {
+        spec.count = 5;
+        spec.values[1] = spec.values[2] = 64;
+        spec.values[3] = 32;
+        spec.values[4] = out->count;
         name = matmul_coopmat_variant(dev, w->type);
     }
     vkb_pipeline *p;

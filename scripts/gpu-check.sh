@@ -72,7 +72,11 @@ if want prefill; then
             -p 512 -n 0 -r 3
         VKLLM_MATMUL=64x64x16/4x4 timeout 150 "$V" bench kernels --reps 10 --no-baseline \
             --formats q4_0,q4_K --shapes 4096x4096,4096x11008
+        echo "attention, 512 queries: scalar kernel, then cooperative matrices"
+        timeout 100 "$V" bench attention --tokens 512 --ctx 4096 --kv-types f16 --no-unfused
+        VKLLM_COOPMAT=1 timeout 100 "$V" bench attention --tokens 512 --ctx 4096 --kv-types f16 \
+            --no-unfused
     } >"$OUT/prefill.txt" 2>&1
-    grep -E "pp512|matmul|mm-" "$OUT/prefill.txt" | head -20
+    grep -E "pp512|matmul|mm-|attention|f16" "$OUT/prefill.txt" | head -30
 fi
 step done

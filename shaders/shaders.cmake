@@ -40,6 +40,10 @@ endforeach()
 vkllm_shader(rms_norm_q8_subgroup rms_norm.comp DEFINES USE_SUBGROUP Q8)
 vkllm_shader(rms_norm_q8_shared rms_norm.comp DEFINES Q8)
 
+# Prefill attention over f16 caches on cooperative matrices, and its emulation.
+vkllm_shader(attention_coopmat attention_coopmat.comp)
+vkllm_shader(attention_coopmat_emu attention_coopmat.comp DEFINES COOPMAT_EMU)
+
 # Split-K attention's merge of the partial results.
 vkllm_shader(attention_merge attention_merge.comp)
 

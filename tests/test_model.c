@@ -557,10 +557,12 @@ static void test_layers_int_dot(void)
     vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
 }
 
-/* Prefill on cooperative matrices (matmul_coopmat.comp): on the device's matrix units
- * where it has them, else emulated (the same kernel, its fragment operations in plain
- * code), against the reference multiplying the same f16-rounded weights and activations:
- * the trained Q8_0 model and synthetic Q4_0, Q4_K_M and F16 ones through every layer. */
+/* Prefill on cooperative matrices (matmul_coopmat.comp, and attention_coopmat.comp where
+ * the head size allows): on the device's matrix units where it has them, else emulated
+ * (the same kernels, their fragment operations in plain code), against the reference
+ * multiplying the same f16-rounded weights and activations (its attention stays f32: q
+ * and the weights p in f16 move the layers by about 1e-3 x rms, within the budget): the
+ * trained Q8_0 model and synthetic Q4_0, Q4_K_M and F16 ones through every layer. */
 static void test_layers_coopmat(void)
 {
     vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_ON);

@@ -499,6 +499,108 @@ static void test_attention(void)
     teardown(&f);
 }
 
+/* attention_coopmat.comp's arithmetic in double: q·scale rounded to f16, the scores'
+ * row maximum m over the visible keys, p = exp(s - m) rounded to f16, out = Σ p·v / Σ p. */
+static void coopmat_attention_ref(float *out, const float *q, const uint16_t *kh,
+                                  const uint16_t *vh, const vkb_attention_shape *sh)
+{
+    uint32_t D = sh->head_dim, group = sh->heads / sh->kv_heads;
+    double *s = malloc(sizeof *s * sh->n_kv), *o = malloc(sizeof *o * D);
+    float *qr = malloc(sizeof *qr * D);
+    for (uint32_t t = 0; s && o && qr && t < sh->tokens; t++)
+        for (uint32_t h = 0; h < sh->heads; h++) {
+            uint32_t g = h / group, lim = sh->pos0 + t + 1;
+            const float *qt = q + ((size_t)t * sh->heads + h) * D;
+            for (uint32_t d = 0; d < D; d++)
+                qr[d] = cmp_f16_to_f32(cmp_f32_to_f16(qt[d] * sh->scale));
+            double m = -INFINITY, l = 0;
+            for (uint32_t j = 0; j < lim; j++) {
+                const uint16_t *kj = kh + ((size_t)j * sh->kv_heads + g) * D;
+                s[j] = 0;
+                for (uint32_t d = 0; d < D; d++)
+                    s[j] += (double)qr[d] * cmp_f16_to_f32(kj[d]);
+                m = s[j] > m ? s[j] : m;
+            }
+            for (uint32_t d = 0; d < D; d++)
+                o[d] = 0;
+            for (uint32_t j = 0; j < lim; j++) {
+                double p = cmp_f16_to_f32(cmp_f32_to_f16((float)exp(s[j] - m)));
+                const uint16_t *vj = vh + ((size_t)j * sh->kv_heads + g) * D;
+                l += p;
+                for (uint32_t d = 0; d < D; d++)
+                    o[d] += p * cmp_f16_to_f32(vj[d]);
+            }
+            for (uint32_t d = 0; d < D; d++)
+                out[((size_t)t * sh->heads + h) * D + d] = (float)(o[d] / l);
+        }
+    free(s);
+    free(o);
+    free(qr);
+}
+
+/* Prefill attention on cooperative matrices (attention_coopmat.comp) over an f16 cache:
+ * on the matrix units where the device has them, else emulated. Head sizes 16 to 128,
+ * GQA, several query tiles (32 tokens) and key tiles (32 keys), queries in the middle of
+ * the cache and positions past the last query holding large values. Against its own
+ * arithmetic in double (coopmat_attention_ref), the differences are f32 sums and exp and
+ * the f16 rounding of a p that lands near a midpoint: 2^-11 of that weight, a few
+ * hundred weights in all: 1e-3 absolute on outputs in [-1, 1]. */
+static void test_attention_coopmat(void)
+{
+    static const vkb_attention_shape shapes[] = {
+        {16, 4, 2, 7, 0, 7, 0},       {64, 4, 4, 33, 30, 80, 0}, {80, 6, 2, 70, 5, 75, 0},
+        {128, 8, 2, 40, 100, 150, 0}, {96, 2, 1, 2, 0, 2, 0},    {32, 3, 3, 100, 0, 100, 0},
+    };
+    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_ON);
+    if (!vkb_op_matmul_coopmat(t_dev))
+        vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_EMULATED);
+    if (!vkb_op_matmul_coopmat(t_dev)) {
+        vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
+        t_skip("no cooperative-matrix path, not even emulated: the device (profile) has no f16 "
+               "arithmetic");
+        return;
+    }
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        vkb_attention_shape sh = shapes[c];
+        sh.scale = 1.0f / sqrtf((float)sh.head_dim);
+        size_t qn = (size_t)sh.tokens * sh.heads * sh.head_dim;
+        size_t kvn = (size_t)sh.n_kv * sh.kv_heads * sh.head_dim;
+        float *q = t_random_floats(qn, 170 + c, -1.f, 1.f);
+        float *k = t_random_floats(kvn, 180 + c, -1.f, 1.f),
+              *v = t_random_floats(kvn, 190 + c, -1.f, 1.f);
+        uint16_t *kh = malloc(kvn * 2), *vh = malloc(kvn * 2);
+        float *got = malloc(qn * 4), *want = malloc(qn * 4);
+        begin(&f);
+        vkb_buffer *bq = upload(&f, q, qn * 4), *bk = upload(&f, NULL, kvn * 2),
+                   *bv = upload(&f, NULL, kvn * 2), *bo = upload(&f, NULL, qn * 4);
+        if (!q || !k || !v || !kh || !vh || !got || !want || !bq || !bk || !bv || !bo) {
+            t_fail_at(__FILE__, __LINE__, "setup failed");
+            goto next;
+        }
+        size_t visible = (size_t)(sh.pos0 + sh.tokens) * sh.kv_heads * sh.head_dim;
+        for (size_t i = 0; i < kvn; i++) {
+            kh[i] = cmp_f32_to_f16(i < visible ? k[i] : 300.f);
+            vh[i] = cmp_f32_to_f16(i < visible ? v[i] : 1000.f);
+        }
+        CHECK_OK(vkb_buffer_upload(t_dev, bk, 0, kh, kvn * 2));
+        CHECK_OK(vkb_buffer_upload(t_dev, bv, 0, vh, kvn * 2));
+        CHECK_OK(vkb_op_attention(f.stream, bo, bq, bk, bv, &sh));
+        finish(&f, bo, got, qn * 4);
+        coopmat_attention_ref(want, q, kh, vh, &sh);
+        char what[112];
+        snprintf(what, sizeof what, "attention coopmat hd=%u heads=%u/%u tokens=%u pos0=%u n_kv=%u",
+                 sh.head_dim, sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv);
+        compare(what, got, want, qn, 0, 1e-3);
+    next:
+        free(q), free(k), free(v), free(kh), free(vh), free(got), free(want);
+    }
+    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
+    teardown(&f);
+}
+
 /* Counts blocks of a quantized cache row that differ from the CPU codec's by more than one
  * step of the scale's f16 bits or of any value. */
 static uint64_t kv_block_mismatches(cmp_type type, const uint8_t *got, const uint8_t *want,
@@ -789,6 +891,7 @@ int main(int argc, char **argv)
         {"bias_store", test_bias_and_store, true},
         {"attention", test_attention, true},
         {"attention_kv", test_attention_kv, true},
+        {"attention_coopmat", test_attention_coopmat, true},
         {"kivi_error", test_kivi_error, false},
         {"errors", test_op_errors, true},
     };
