@@ -166,6 +166,8 @@ typedef struct vkb_matmul_tuning {
 bool vkb_matmul_tuning_parse(const char *text, vkb_matmul_tuning *t);
 uint32_t vkb_matmul_tuning_wg(const vkb_matmul_tuning *t);
 void vkb_op_matmul_tune(vkb_device *dev, const vkb_matmul_tuning *t);
+/* The f32 matmul's tiles in force on the device. */
+vkb_matmul_tuning vkb_op_matmul_plan(const vkb_device *dev);
 
 /* The prefill product on matrix units (matmul_coopmat.comp): W dequantized and x converted
  * to f16 in shared memory, multiplied by 16 x 16 x 16 cooperative-matrix fragments

@@ -126,7 +126,7 @@ vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint3
  *  - others (integrated and mobile GPUs, fewer registers): 32 x 32, K by 32, 4 x 4 (64
  *    invocations, 8 KiB).
  * VKLLM_MATMUL / vkb_op_matmul_tune replace the choice. */
-static vkb_matmul_tuning matmul_plan(const vkb_device *dev)
+vkb_matmul_tuning vkb_op_matmul_plan(const vkb_device *dev)
 {
     const vkb_device_info *info = &dev->info;
     if (dev->matmul_tuning.tm)
@@ -604,7 +604,7 @@ static vkb_status matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
     if ((st = check_product(dev, q8 ? "matmul_q8" : "matmul", w, x, q8, out, n, UINT32_MAX, io,
                             out_push)) != VKB_OK)
         return st;
-    vkb_matmul_tuning plan = matmul_plan(dev);
+    vkb_matmul_tuning plan = vkb_op_matmul_plan(dev);
     vkb_spec spec = {.count = 7,
                      .values = {vkb_matmul_tuning_wg(&plan), plan.tm, plan.tn, plan.tk, out->count,
                                 plan.rm, plan.rn}};

@@ -511,6 +511,11 @@ int bench_kernels(int argc, char **argv)
     printf("device: %s (%s, %s %s), %s profile\n", info->name, vkb_device_type_name(info->type),
            info->driver_name, info->driver_info, vkb_profile_name(info->profile));
     printf("matvec choices: %s\n", vkb_tuning_status(b.dev));
+    vkb_matmul_tuning mt = vkb_op_matmul_plan(b.dev);
+    printf("matmul tiles: %ux%ux%u/%ux%u (TMxTNxTK/RMxRN%s); cooperative matrices: %s\n", mt.tm,
+           mt.tn, mt.tk, mt.rm, mt.rn,
+           getenv("VKLLM_MATMUL") ? ", VKLLM_MATMUL" : ", by device type",
+           vkb_op_matmul_coopmat(b.dev) ? "prefill takes them" : "off for prefill");
     if (tune) {
         rc = run_tune(&b, formats, shapes);
         goto out;

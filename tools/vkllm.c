@@ -33,7 +33,10 @@ static void print_usage(FILE *out)
         "\nGPU commands take --device SEL (index or name part), --profile native|mobile|minimal\n"
         "and --validation (Khronos validation layer on, messages printed).\n"
         "Environment: VKLLM_CACHE_DIR (pipeline cache folder; default\n"
-        "$XDG_CACHE_HOME/vkllm or ~/.cache/vkllm).\n");
+        "$XDG_CACHE_HOME/vkllm or ~/.cache/vkllm). Kernel choices, for tuning and bug\n"
+        "reports: VKLLM_MATVEC=WGxROWS[s][i|f] (decode products), VKLLM_MATMUL=\n"
+        "TMxTNxTK/RMxRN (prefill tiles), VKLLM_COOPMAT=0|1|emu (prefill on NVIDIA's\n"
+        "cooperative matrices: off by default until measured; emu: emulated, slow).\n");
 }
 
 int main(int argc, char **argv)
