@@ -156,8 +156,8 @@ static uint64_t matmul_int_dot_shared(const uint32_t *spec)
         .shared_bytes = matmul_int_dot_shared                                                      \
     }
 
-/* matmul_coopmat.comp: spec {workgroup (four subgroups), TM, TN (64: the shader's
- * arrangement), TK, OUTS}; shared: W's and X's f16 rows of TK + 8, and a 16 x 16 float
+/* matmul_coopmat.comp: spec {workgroup (four subgroups), TM, TN, TK, OUTS, FM, FN} with
+ * TM = 32 FM and TN = 32 FN; shared: W's and X's f16 rows of TK + 8, and a 16 x 16 float
  * scratch per subgroup. _emu: the same with the fragments in plain code. */
 static uint64_t matmul_coopmat_shared(const uint32_t *spec)
 {
@@ -166,9 +166,10 @@ static uint64_t matmul_coopmat_shared(const uint32_t *spec)
 
 #define MATMUL_COOPMAT(n, nv)                                                                      \
     {                                                                                              \
-        .name = n, OUTS3, .push_size = 36, .spec_count = 5, .spec_defaults = {128, 64, 64, 32, 1}, \
-        .elems_spec = {1, 2}, .needs_subgroup_ops = VKB_SUBGROUP_BASIC, .needs_float16 = true,     \
-        .needs_coopmat_nv = nv, .shared_bytes = matmul_coopmat_shared                              \
+        .name = n, OUTS3, .push_size = 36, .spec_count = 7,                                        \
+        .spec_defaults = {128, 64, 64, 32, 1, 2, 2}, .elems_spec = {1, 2},                         \
+        .needs_subgroup_ops = VKB_SUBGROUP_BASIC, .needs_float16 = true, .needs_coopmat_nv = nv,   \
+        .shared_bytes = matmul_coopmat_shared                                                      \
     }
 
 /* get_rows.comp: x counts units of 8 values, y ids. */

@@ -158,8 +158,9 @@ vkb_status vkb_op_matmul_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_
  * choice depends on the device type (vkb_ops_matrix.c); VKLLM_MATMUL=TMxTNxTK/RMxRN
  * (e.g. 128x64x16/8x8), read when the device opens, or vkb_op_matmul_tune replaces it
  * (NULL: back to the built-in one); it sets the integer-dot matmul's tiles too, K by
- * TK / 32 blocks (at least one). Parse: false unless TM and TN are multiples of RM and
- * RN, TK of 8, and RM·RN at most 256. */
+ * TK / 32 blocks (at least one), and the cooperative-matrix one's where TM and TN are
+ * multiples of 32 up to 128 and TK of 16 up to 64 (RM, RN unused there). Parse: false
+ * unless TM and TN are multiples of RM and RN, TK of 8, and RM·RN at most 256. */
 typedef struct vkb_matmul_tuning {
     uint32_t tm, tn, tk, rm, rn;
 } vkb_matmul_tuning;

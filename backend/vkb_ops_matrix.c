@@ -613,10 +613,20 @@ static vkb_status matmul(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
     const char *name = q8 ? int_dot_variant("matmul", w->type) : matmul_float_variant(w->type);
     const char *suffix;
     if (!q8 && vkb_coopmat_spec(dev, 4, &spec, &suffix)) {
-        spec.count = 5;
-        spec.values[1] = spec.values[2] = 64;
-        spec.values[3] = 32;
+        /* 64 x 64 tiles, K by 32; VKLLM_MATMUL's TM, TN (multiples of 32 up to 128) and TK
+         * (a multiple of 16) where set */
+        uint32_t tm = 64, tn = 64, tk = 32;
+        const vkb_matmul_tuning *t = &dev->matmul_tuning;
+        if (t->tm && t->tm % 32 == 0 && t->tn % 32 == 0 && t->tm <= 128 && t->tn <= 128 &&
+            t->tk % 16 == 0 && t->tk <= 64)
+            tm = t->tm, tn = t->tn, tk = t->tk;
+        spec.count = 7;
+        spec.values[1] = tm;
+        spec.values[2] = tn;
+        spec.values[3] = tk;
         spec.values[4] = out->count;
+        spec.values[5] = tm / 32;
+        spec.values[6] = tn / 32;
         name = matmul_coopmat_variant(dev, w->type);
     }
     vkb_pipeline *p;

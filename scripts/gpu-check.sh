@@ -70,6 +70,11 @@ if want prefill; then
     {
         VKLLM_COOPMAT=1 timeout 200 "$V" bench --synthetic llama2-7b:Q4_0,llama2-7b:Q4_K_M \
             -p 512 -n 0 -r 3
+        echo "cooperative-matrix tiles 128x128x32 (4 x 4 fragments per subgroup), 64x64x64:"
+        for t in 128x128x32/1x1 64x64x64/1x1 128x64x32/1x1; do
+            VKLLM_MATMUL=$t timeout 100 "$V" bench kernels --reps 10 --no-baseline \
+                --formats q4_0,q4_K --shapes 4096x4096,4096x11008 | grep -E "tiles|mm-cm"
+        done
         VKLLM_MATMUL=64x64x16/4x4 timeout 150 "$V" bench kernels --reps 10 --no-baseline \
             --formats q4_0,q4_K --shapes 4096x4096,4096x11008
         echo "attention, 512 queries: scalar kernel, then cooperative matrices"

@@ -3,12 +3,12 @@
 // through cooperative matrices (VK_NV_cooperative_matrix), 16 x 16 x 16 fragments of f16
 // W and X with f32 sums.
 //
-// A workgroup of four subgroups computes a 64 x 64 tile of out, K going by TK a step: W's
-// 64 rows dequantized (vkb_quant.glsl) and X's 64 columns converted to f16 into shared
-// memory, each as rows of K. Subgroup s owns the 32 x 32 quarter at (s & 1, s >> 1) of
-// the tile: 2 x 2 accumulator fragments, fed per 16 values of K by two fragments of W
-// (row-major: A(r, k) = ws[r * LDK + k]) and two of X (column-major: B(k, c) = xs[c * LDK
-// + k]). At the end each accumulator goes through the subgroup's own 16 x 16 scratch
+// A workgroup of four subgroups computes a TM x TN tile of out (64 x 64 by default), K
+// going by TK a step: W's TM rows dequantized (vkb_quant.glsl) and X's TN columns
+// converted to f16 into shared memory, each as rows of K. Subgroup s owns the quarter at
+// (s & 1, s >> 1) of the tile: FM x FN accumulator fragments (TM = 32 FM, TN = 32 FN), fed
+// per 16 values of K by FM fragments of W (row-major: A(r, k) = ws[r * LDK + k]) and FN
+// of X (column-major: B(k, c) = xs[c * LDK + k]). At the end each accumulator goes through the subgroup's own 16 x 16 scratch
 // (column-major, so neighbouring invocations write neighbouring rows of out) to
 // vkb_outputs.glsl's store_output, which cuts the tile's edges.
 //
@@ -24,10 +24,12 @@
 #endif
 
 layout(local_size_x_id = 0) in;               // four subgroups
-layout(constant_id = 1) const uint TM = 64u;  // rows of W per tile: 64, four subgroups' worth
-layout(constant_id = 2) const uint TN = 64u;  // columns of X per tile: 64, likewise
+layout(constant_id = 1) const uint TM = 64u;  // rows of W per tile: 32 FM
+layout(constant_id = 2) const uint TN = 64u;  // columns of X per tile: 32 FN
 layout(constant_id = 3) const uint TK = 32u;  // values of K per step, a multiple of 16
 layout(constant_id = 4) const uint OUTS = 1u; // outputs (1 to 3; vkb_outputs.glsl)
+layout(constant_id = 5) const uint FM = 2u;   // fragments down a subgroup's part
+layout(constant_id = 6) const uint FN = 2u;   // fragments across it
 const bool ACC = false;
 
 const uint LDK = TK + 8u; // f16 per row of ws and xs: a multiple of 8 (16 bytes)
@@ -113,7 +115,7 @@ void main()
     QUANT_TABLES_INIT();
     const uint lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
     const uint m0 = gl_WorkGroupID.x * TM, n0 = gl_WorkGroupID.y * TN;
-    const uint sg = gl_SubgroupID, sm = (sg & 1u) * 32u, sn = (sg >> 1u) * 32u;
+    const uint sg = gl_SubgroupID, sm = (sg & 1u) * FM * FR, sn = (sg >> 1u) * FN * FR;
     if (gl_NumSubgroups != SUBGROUPS) {
         // The tile needs exactly four subgroups (the backend sizes the workgroup from the
         // device's subgroup size): say so in the output rather than leave holes in it.
@@ -124,8 +126,8 @@ void main()
         return;
     }
 
-    CM_ACC acc[4]; // fragment (i, j) of the subgroup's quarter at acc[i * 2 + j]
-    for (uint f = 0u; f < 4u; f++)
+    CM_ACC acc[FM * FN]; // fragment (i, j) of the subgroup's quarter at acc[i * FN + j]
+    for (uint f = 0u; f < FM * FN; f++)
         cm_zero(acc[f]);
 
     for (uint k0 = 0u; k0 < pc.k; k0 += TK) {
@@ -149,27 +151,27 @@ void main()
         }
         barrier();
         for (uint kk = 0u; kk < TK; kk += FR) {
-            CM_A a[2];
-            CM_B b[2];
-            for (uint i = 0u; i < 2u; i++) {
+            CM_A a[FM];
+            CM_B b[FN];
+            for (uint i = 0u; i < FM; i++)
                 CM_LOAD_A(a[i], (sm + i * FR) * LDK + kk);
-                CM_LOAD_B(b[i], (sn + i * FR) * LDK + kk);
-            }
-            for (uint i = 0u; i < 2u; i++)
-                for (uint j = 0u; j < 2u; j++)
-                    acc[i * 2u + j] = cm_mul_add(a[i], b[j], acc[i * 2u + j]);
+            for (uint j = 0u; j < FN; j++)
+                CM_LOAD_B(b[j], (sn + j * FR) * LDK + kk);
+            for (uint i = 0u; i < FM; i++)
+                for (uint j = 0u; j < FN; j++)
+                    acc[i * FN + j] = cm_mul_add(a[i], b[j], acc[i * FN + j]);
         }
         barrier();
     }
 
     const uint at = sg * FR * FR;
-    for (uint f = 0u; f < 4u; f++) {
+    for (uint f = 0u; f < FM * FN; f++) {
         cm_store(acc[f], at);
         subgroupMemoryBarrierShared();
         subgroupBarrier();
         for (uint e = gl_SubgroupInvocationID; e < FR * FR; e += gl_SubgroupSize) {
-            const uint m = m0 + sm + (f >> 1u) * FR + e % FR;
-            const uint n = n0 + sn + (f & 1u) * FR + e / FR;
+            const uint m = m0 + sm + (f / FN) * FR + e % FR;
+            const uint n = n0 + sn + (f % FN) * FR + e / FR;
             if (m < pc.rows && n < pc.n)
                 store_output(n, pc.row0 + m, cs[at + e], pc.rows_all, pc.split1, pc.split2);
         }

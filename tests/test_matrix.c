@@ -911,6 +911,23 @@ static void test_matmul_coopmat(void)
                 check_coopmat(&f, t, shapes[i], 8000 + 100 * ti + i, true);
             check_coopmat(&f, t, (struct shape){67, k_for(t, 1024), 70}, 9000 + ti, false);
         }
+        /* other tiles (VKLLM_MATMUL's TM, TN, TK): 128 x 128 (4 x 4 fragments per
+         * subgroup), uneven ones, K by 16 and 64 */
+        static const vkb_matmul_tuning tiles[] = {
+            {128, 128, 32, 1, 1}, {32, 96, 16, 1, 1}, {96, 32, 64, 1, 1}};
+        static const cmp_type tile_types[] = {CMP_TYPE_F16, CMP_TYPE_Q4_0, CMP_TYPE_Q6_K};
+        for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+            vkb_op_matmul_tune(t_dev, &tiles[i]);
+            fprintf(stderr, "  %ux%ux%u\n", tiles[i].tm, tiles[i].tn, tiles[i].tk);
+            for (size_t ti = 0; ti < sizeof tile_types / sizeof tile_types[0]; ti++) {
+                cmp_type t = tile_types[ti];
+                const struct shape shapes[] = {
+                    {7, k_for(t, 40), 3}, {130, k_for(t, 512), 200}, {257, k_for(t, 96), 129}};
+                for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+                    check_coopmat(&f, t, shapes[si], 9100 + 100 * i + 10 * ti + si, true);
+            }
+        }
+        vkb_op_matmul_tune(t_dev, NULL);
     }
     vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
     teardown(&f);
