@@ -92,10 +92,11 @@ static uint64_t attention_shared(const uint32_t *spec)
     }
 
 /* attention_coopmat.comp: one workgroup (two subgroups) per head and 32 query tokens; x
- * counts heads, y tiles of tokens. Shared memory fixed by the shader (head_dim ≤ 128). */
+ * counts heads, y tiles of tokens. Spec {workgroup, key cache type, value cache type}.
+ * Shared memory fixed by the shader (head_dim ≤ 128). */
 #define ATTENTION_COOPMAT(n, nv)                                                                   \
     {                                                                                              \
-        .name = n, OUT4, .push_size = 52, .spec_count = 1, .spec_defaults = {64},                  \
+        .name = n, OUT4, .push_size = 52, .spec_count = 3, .spec_defaults = {64, 0, 0},            \
         .group_per_elem = true, .needs_subgroup_ops = VKB_SUBGROUP_BASIC, .needs_float16 = true,   \
         .needs_coopmat_nv = nv, .shared_bytes = attention_coopmat_shared                           \
     }

@@ -753,14 +753,17 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
     /* the cache types are specialization constants 1 and 2 (0 = f16, the default) */
     vkb_spec spec = {.count = 3, .values = {wg, kl->type, vl->type}};
-    /* prefill over f16 caches on cooperative matrices (attention_coopmat.comp): a
-     * workgroup per head and 32 tokens */
+    /* prefill on cooperative matrices (attention_coopmat.comp): a workgroup per head and
+     * 32 tokens, the cache types as specialization constants 1 and 2 there too */
     const char *suffix;
-    bool cm = splits <= 1 && kl->type == VKB_KV_F16 && vl->type == VKB_KV_F16 && sh->tokens > 1 &&
-              sh->head_dim % 16 == 0 && sh->head_dim <= 128 &&
+    bool cm = splits <= 1 && sh->tokens > 1 && sh->head_dim % 16 == 0 && sh->head_dim <= 128 &&
               vkb_coopmat_spec(dev, 2, &spec, &suffix);
-    if (cm)
+    if (cm) {
         snprintf(kernel, sizeof kernel, "attention_%s", suffix);
+        spec.count = 3;
+        spec.values[1] = kl->type;
+        spec.values[2] = vl->type;
+    }
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, kernel, &spec, &p)) != VKB_OK)
         return st;

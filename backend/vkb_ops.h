@@ -182,8 +182,9 @@ vkb_matmul_tuning vkb_op_matmul_plan(const vkb_device *dev);
  * with matrix units, so nothing takes it unasked. vkb_op_matmul_coopmat says whether
  * vkb_op_matmul and vkb_op_matmul_split take it on this device now (the mode, and the
  * device's support for it); where they do, vkb_op_matmul_int_dot is false, and attention
- * of more than one query over f16 caches (head_dim a multiple of 16, at most 128, not
- * split) takes attention_coopmat.comp: q and the softmax weights in f16, f32 sums. */
+ * of more than one query (head_dim a multiple of 16, at most 128, not split; any cache
+ * type) takes attention_coopmat.comp: q, the cache's values and the softmax weights in
+ * f16, f32 sums. */
 typedef enum vkb_coopmat_mode {
     VKB_COOPMAT_AUTO,
     VKB_COOPMAT_OFF,
@@ -290,7 +291,7 @@ vkb_status vkb_op_store_f16(vkb_stream *s, const vkb_buffer *out, uint64_t out_o
  * are f32 [tokens][heads][head_dim]; k_cache and v_cache hold n_kv positions of
  * [kv_heads][head_dim] f16 values (vkb_op_store_f16). One pass with an online softmax,
  * f32 arithmetic; head_dim even and at most 256. (Prefill on cooperative matrices where
- * vkb_op_matmul_coopmat says so: two passes, f16 factors.) */
+ * vkb_op_matmul_coopmat says so: two passes, f16 factors; vkb_op_attention_kv likewise.) */
 typedef struct vkb_attention_shape {
     uint32_t head_dim;
     uint32_t heads, kv_heads;

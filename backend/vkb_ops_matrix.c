@@ -305,12 +305,13 @@ bool vkb_coopmat_mode_parse(const char *text, vkb_coopmat_mode *mode)
 }
 
 /* A workgroup of `subgroups` subgroups of the device's size for the cooperative-matrix
- * kernels (their tiles need exactly that many); 0 where it does not fit. */
+ * kernels (their tiles need exactly that many; the emulation, 8 invocations or more per
+ * subgroup); 0 where it does not fit. */
 static uint32_t coopmat_wg(const vkb_device *dev, uint32_t subgroups)
 {
     const vkb_device_info *info = &dev->info;
     uint32_t wg = subgroups * info->subgroup_size;
-    if (info->subgroup_size < 4 || !(info->subgroup_ops & VKB_SUBGROUP_BASIC) ||
+    if (info->subgroup_size < 8 || !(info->subgroup_ops & VKB_SUBGROUP_BASIC) ||
         !info->shader_float16 || wg > info->max_workgroup_size[0] ||
         wg > info->max_workgroup_invocations)
         return 0;

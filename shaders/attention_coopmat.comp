@@ -1,7 +1,8 @@
 #version 450
-// Causal attention for prefill on the matrix units: attention.comp's result for f16 KV
-// caches, with q·kᵀ and p·v as 16 x 16 x 16 cooperative-matrix products
-// (VK_NV_cooperative_matrix; f16 factors, f32 sums).
+// Causal attention for prefill on the matrix units: attention.comp's result, with q·kᵀ
+// and p·v as 16 x 16 x 16 cooperative-matrix products (VK_NV_cooperative_matrix; f16
+// factors, f32 sums). The caches are read in their stored types (vkb_kv.glsl: f16, q8_0,
+// q4_0, KIVI) and their values rounded to f16 as they are staged.
 //
 // A workgroup of two subgroups serves 32 consecutive query tokens of one head h (KV head
 // g = h / (heads / kv_heads)); subgroup s owns tokens t0 + 16s .. t0 + 16s + 15. Keys go
@@ -15,7 +16,7 @@
 //
 // head_dim a multiple of 16, at most 128 (the backend takes attention.comp otherwise).
 // q and out are f32 [tokens][heads][head_dim]; the caches [position][kv_heads][head_dim]
-// f16. COOPMAT_EMU: the fragment operations in plain code (as matmul_coopmat.comp), for
+// in K_TYPE and V_TYPE (specialization constants, as attention.comp's). COOPMAT_EMU: the fragment operations in plain code (as matmul_coopmat.comp), for
 // the tests on devices without matrix units.
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -24,14 +25,18 @@
 #extension GL_KHR_memory_scope_semantics : require
 #endif
 
+#include "vkb_kv.glsl"
+
 layout(local_size_x_id = 0) in; // two subgroups
+layout(constant_id = 1) const uint K_TYPE = KV_F16;
+layout(constant_id = 2) const uint V_TYPE = KV_F16;
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { uint kc[]; };
 layout(std430, binding = 2) readonly buffer V { uint vc[]; };
 layout(std430, binding = 3) writeonly buffer Out { float dst[]; };
 
-layout(push_constant) uniform Push { // attention.comp's; the KIVI fields unused
+layout(push_constant) uniform Push { // attention.comp's
     uint head_dim;
     uint heads;
     uint kv_heads;
@@ -39,9 +44,16 @@ layout(push_constant) uniform Push { // attention.comp's; the KIVI fields unused
     uint n_kv;
     uint pos0;
     float scale;
-    uint k_row_bytes; // bytes per cache position
+    uint k_row_bytes; // bytes per cache position (KIVI: per row or group of the store)
     uint v_row_bytes;
+    uint split_len; // unused: prefill is not split
+    uint kv_nq;     // KIVI: positions in the quantized store; the rest in the f16 window
+    uint ring_rows; // KIVI: rows of the window ring
+    uint group;     // KIVI: values per scale
 } pc;
+
+KV_PAIR_FN(k_pair, kc, K_TYPE, true)
+KV_PAIR_FN(v_pair, vc, V_TYPE, false)
 
 const uint FR = 16u;                // fragment side
 const uint SUBGROUPS = 2u;          // each with 16 query rows
@@ -60,8 +72,8 @@ shared float16_t ps[SUBGROUPS * FR * BC]; // per subgroup: p [row][key]
 shared float ls[BR];                     // each row's l, for the output
 
 #if defined(COOPMAT_EMU)
-const uint EMU_MAX = FR * FR / 4u; // accumulator floats per invocation (subgroups of 4 up)
-const uint ID_qs = 0u, ID_ks = 1u, ID_vs = 2u, ID_ps = 3u;
+const uint EMU_MAX = FR * FR / 8u; // accumulator floats per invocation (subgroups of 8 up)
+const uint ID_qs = 0u, ID_ks = 1u, ID_vs = 2u, ID_ps = 3u; // which array a view is of
 struct cm_view { // a loaded fragment: where it lies, element (r, c) at at + r * ld + c (or
     uint arr;    // at + c * ld + r column-major)
     uint at;
@@ -76,16 +88,8 @@ struct cm_acc {
 #define CM_ACC cm_acc
 #define CM_LOAD(f, arr_, at_, ld_, col_) f = cm_view(ID_##arr_, at_, ld_, col_)
 
-float cm_elem(cm_view f, uint r, uint c)
-{
-    const uint i = f.at + (f.col ? c * f.ld + r : r * f.ld + c);
-    switch (f.arr) {
-    case 0u: return float(qs[i]);
-    case 1u: return float(ks[i]);
-    case 2u: return float(vs[i]);
-    default: return float(ps[i]);
-    }
-}
+// Element (r, c) of a view of array X.
+#define CM_ELEM(X, f, r, c) float(X[(f).at + ((f).col ? (c) * (f).ld + (r) : (r) * (f).ld + (c))])
 
 void cm_zero(out cm_acc c)
 {
@@ -93,13 +97,18 @@ void cm_zero(out cm_acc c)
         c.v[i] = 0.0;
 }
 
+// The kernel multiplies q by keys and p by values: one loop for each.
 cm_acc cm_mul_add(cm_view a, cm_view b, cm_acc c)
 {
     for (uint i = 0u; i < FR * FR / gl_SubgroupSize; i++) {
         const uint e = gl_SubgroupInvocationID + i * gl_SubgroupSize, r = e / FR, col = e % FR;
         float s = c.v[i];
-        for (uint kk = 0u; kk < FR; kk++)
-            s += cm_elem(a, r, kk) * cm_elem(b, kk, col);
+        if (a.arr == ID_qs)
+            for (uint kk = 0u; kk < FR; kk++)
+                s += CM_ELEM(qs, a, r, kk) * CM_ELEM(ks, b, kk, col);
+        else
+            for (uint kk = 0u; kk < FR; kk++)
+                s += CM_ELEM(ps, a, r, kk) * CM_ELEM(vs, b, kk, col);
         c.v[i] = s;
     }
     return c;
@@ -132,9 +141,9 @@ void stage(uint base, uint k1, uint g, bool values)
         const uint key = t / pairs, d = 2u * (t % pairs), j = base + key;
         vec2 kv = vec2(0.0), vv = vec2(0.0);
         if (j < k1) {
-            kv = unpackHalf2x16(kc[(j * pc.k_row_bytes) / 4u + (g * pc.head_dim + d) / 2u]);
+            kv = k_pair(j, g * pc.head_dim + d, pc.k_row_bytes);
             if (values)
-                vv = unpackHalf2x16(vc[(j * pc.v_row_bytes) / 4u + (g * pc.head_dim + d) / 2u]);
+                vv = v_pair(j, g * pc.head_dim + d, pc.v_row_bytes);
         }
         ks[key * LD + d] = float16_t(kv.x);
         ks[key * LD + d + 1u] = float16_t(kv.y);

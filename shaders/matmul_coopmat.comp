@@ -59,7 +59,7 @@ shared float16_t xs[TN * LDK];
 shared float cs[SUBGROUPS * FR * FR];
 
 #if defined(COOPMAT_EMU)
-const uint EMU_MAX = FR * FR / 4u; // accumulator floats per invocation (subgroups of 4 up)
+const uint EMU_MAX = FR * FR / 8u; // accumulator floats per invocation (subgroups of 8 up)
 struct cm_view {
     uint at; // a fragment's first element in ws (A) or xs (B), rows of LDK
 };

@@ -562,7 +562,7 @@ static void test_layers_int_dot(void)
  * (the same kernels, their fragment operations in plain code), against the reference
  * multiplying the same f16-rounded weights and activations (its attention stays f32: q
  * and the weights p in f16 move the layers by about 1e-3 x rms, within the budget): the
- * trained Q8_0 model and synthetic Q4_0, Q4_K_M and F16 ones through every layer. */
+ * trained Q8_0 model and a synthetic Q4_K_M one through every layer. */
 static void test_layers_coopmat(void)
 {
     vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_ON);
@@ -576,7 +576,8 @@ static void test_layers_coopmat(void)
     }
     printf("  %s\n", vkb_op_matmul_variant(t_dev, CMP_TYPE_Q4_0));
     check_layers("TinyStories-656K-Q8_0.gguf", 4, false);
-    static const char *recipes[] = {"Q4_0", "Q4_K_M", "F16"};
+    static const char *recipes[] = {"Q4_K_M"}; /* each format a pipeline: lavapipe compiles
+                                                * the emulation slowly (test_matrix has them all) */
     check_synthetic(recipes, sizeof recipes / sizeof recipes[0], 11, 2);
     vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
 }

@@ -538,19 +538,26 @@ static void coopmat_attention_ref(float *out, const float *q, const uint16_t *kh
     free(qr);
 }
 
-/* Prefill attention on cooperative matrices (attention_coopmat.comp) over an f16 cache:
- * on the matrix units where the device has them, else emulated. Head sizes 16 to 128,
- * GQA, several query tiles (32 tokens) and key tiles (32 keys), queries in the middle of
- * the cache and positions past the last query holding large values. Against its own
- * arithmetic in double (coopmat_attention_ref), the differences are f32 sums and exp and
- * the f16 rounding of a p that lands near a midpoint: 2^-11 of that weight, a few
- * hundred weights in all: 1e-3 absolute on outputs in [-1, 1]. */
+/* Prefill attention on cooperative matrices (attention_coopmat.comp): on the matrix units
+ * where the device has them, else emulated. Head sizes 16 to 128, GQA, several query tiles
+ * (32 tokens) and key tiles (32 keys), queries in the middle of the cache and positions
+ * past the last query holding large values; f16, q8_0, q4_0 and KIVI caches, read as
+ * stored and rounded to f16 in the kernel. Against its own arithmetic in double
+ * (coopmat_attention_ref, on the cache as the CPU codec reads it, rounded to f16), the
+ * differences are f32 sums and exp, and the f16 rounding of a value or weight that lands
+ * near a midpoint: 2^-11 of it, a few hundred in all: 1e-3 absolute on outputs in
+ * [-1, 1] (measured worst 5e-5 on lavapipe). Cache rows of a multiple of 64 values, as
+ * the quantized types need. */
 static void test_attention_coopmat(void)
 {
     static const vkb_attention_shape shapes[] = {
-        {16, 4, 2, 7, 0, 7, 0},       {64, 4, 4, 33, 30, 80, 0}, {80, 6, 2, 70, 5, 75, 0},
-        {128, 8, 2, 40, 100, 150, 0}, {96, 2, 1, 2, 0, 2, 0},    {32, 3, 3, 100, 0, 100, 0},
+        {16, 4, 4, 7, 0, 7, 0},       {64, 4, 4, 33, 30, 80, 0}, {80, 8, 4, 70, 5, 75, 0},
+        {128, 8, 2, 40, 100, 150, 0}, {96, 4, 2, 2, 0, 2, 0},    {32, 4, 2, 100, 0, 100, 0},
     };
+    /* each pair is a pipeline, which lavapipe takes about 20 s to compile emulated: the
+     * reads of every type are attention.comp's (vkb_kv.glsl), tested in attention_kv */
+    static const vkb_kv_type pairs[][2] = {
+        {VKB_KV_F16, VKB_KV_F16}, {VKB_KV_Q8_0, VKB_KV_Q4_0}, {VKB_KV_KIVI4, VKB_KV_KIVI2}};
     vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_ON);
     if (!vkb_op_matmul_coopmat(t_dev))
         vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_EMULATED);
@@ -563,40 +570,61 @@ static void test_attention_coopmat(void)
     struct fixture f;
     if (!setup(&f))
         return;
-    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
-        vkb_attention_shape sh = shapes[c];
-        sh.scale = 1.0f / sqrtf((float)sh.head_dim);
-        size_t qn = (size_t)sh.tokens * sh.heads * sh.head_dim;
-        size_t kvn = (size_t)sh.n_kv * sh.kv_heads * sh.head_dim;
-        float *q = t_random_floats(qn, 170 + c, -1.f, 1.f);
-        float *k = t_random_floats(kvn, 180 + c, -1.f, 1.f),
-              *v = t_random_floats(kvn, 190 + c, -1.f, 1.f);
-        uint16_t *kh = malloc(kvn * 2), *vh = malloc(kvn * 2);
-        float *got = malloc(qn * 4), *want = malloc(qn * 4);
-        begin(&f);
-        vkb_buffer *bq = upload(&f, q, qn * 4), *bk = upload(&f, NULL, kvn * 2),
-                   *bv = upload(&f, NULL, kvn * 2), *bo = upload(&f, NULL, qn * 4);
-        if (!q || !k || !v || !kh || !vh || !got || !want || !bq || !bk || !bv || !bo) {
-            t_fail_at(__FILE__, __LINE__, "setup failed");
-            goto next;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+        for (size_t pi = 0; pi < sizeof pairs / sizeof pairs[0]; pi++) {
+            if (pi > 0 && c > 1) /* the other cache types on the two small shapes (time) */
+                continue;
+            vkb_attention_shape sh = shapes[c];
+            sh.scale = 1.0f / sqrtf((float)sh.head_dim);
+            uint32_t row = sh.kv_heads * sh.head_dim;
+            vkb_kv_layout kl = {pairs[pi][0], true, row, sh.n_kv, 32, (uint32_t)(c % 3) * 32};
+            vkb_kv_layout vl = kl;
+            vl.type = pairs[pi][1], vl.keys = false;
+            char why[200] = "";
+            uint64_t k_bytes = vkb_kv_bytes(&kl, why, sizeof why),
+                     v_bytes = vkb_kv_bytes(&vl, why, sizeof why);
+            CHECK_MSG(k_bytes && v_bytes, "case %zu/%zu: %s", c, pi, why);
+            size_t qn = (size_t)sh.tokens * sh.heads * sh.head_dim, kvn = (size_t)sh.n_kv * row;
+            float *q = t_random_floats(qn, 170 + c, -1.f, 1.f);
+            float *k = t_random_floats(kvn, 180 + c, -1.f, 1.f),
+                  *v = t_random_floats(kvn, 190 + c, -1.f, 1.f);
+            uint8_t *kc = calloc(1, k_bytes + 4), *vc = calloc(1, v_bytes + 4);
+            uint16_t *kh = malloc(kvn * 2), *vh = malloc(kvn * 2);
+            float *got = malloc(qn * 4), *want = malloc(qn * 4);
+            begin(&f);
+            vkb_buffer *bq = upload(&f, q, qn * 4), *bk = upload(&f, NULL, k_bytes),
+                       *bv = upload(&f, NULL, v_bytes), *bo = upload(&f, NULL, qn * 4);
+            if (!q || !k || !v || !kc || !vc || !kh || !vh || !got || !want || !bq || !bk || !bv ||
+                !bo) {
+                t_fail_at(__FILE__, __LINE__, "setup failed");
+                goto next;
+            }
+            size_t visible = (size_t)(sh.pos0 + sh.tokens) * row;
+            for (size_t i = visible; i < kvn; i++)
+                k[i] = 300.f, v[i] = 1000.f; /* beyond the last query: must not be seen */
+            CHECK(vkb_ref_kv_store(&kl, kc, 0, k, sh.n_kv));
+            CHECK(vkb_ref_kv_store(&vl, vc, 0, v, sh.n_kv));
+            CHECK_OK(vkb_buffer_upload(t_dev, bk, 0, kc, k_bytes));
+            CHECK_OK(vkb_buffer_upload(t_dev, bv, 0, vc, v_bytes));
+            CHECK_OK(vkb_op_attention_kv(f.stream, bo, bq, bk, &kl, bv, &vl, &sh));
+            finish(&f, bo, got, qn * 4);
+            /* the reference reads the cache as the CPU codec does, then rounds to f16 */
+            CHECK(vkb_ref_kv_read(&kl, kc, sh.n_kv, k) && vkb_ref_kv_read(&vl, vc, sh.n_kv, v));
+            for (size_t i = 0; i < kvn; i++) {
+                kh[i] = cmp_f32_to_f16(k[i]);
+                vh[i] = cmp_f32_to_f16(v[i]);
+            }
+            coopmat_attention_ref(want, q, kh, vh, &sh);
+            char what[128];
+            snprintf(what, sizeof what,
+                     "attention coopmat %s/%s hd=%u heads=%u/%u tokens=%u pos0=%u n_kv=%u",
+                     vkb_kv_type_name(kl.type), vkb_kv_type_name(vl.type), sh.head_dim, sh.heads,
+                     sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv);
+            compare(what, got, want, qn, 0, 1e-3);
+        next:
+            free(q), free(k), free(v), free(kc), free(vc), free(kh), free(vh), free(got),
+                free(want);
         }
-        size_t visible = (size_t)(sh.pos0 + sh.tokens) * sh.kv_heads * sh.head_dim;
-        for (size_t i = 0; i < kvn; i++) {
-            kh[i] = cmp_f32_to_f16(i < visible ? k[i] : 300.f);
-            vh[i] = cmp_f32_to_f16(i < visible ? v[i] : 1000.f);
-        }
-        CHECK_OK(vkb_buffer_upload(t_dev, bk, 0, kh, kvn * 2));
-        CHECK_OK(vkb_buffer_upload(t_dev, bv, 0, vh, kvn * 2));
-        CHECK_OK(vkb_op_attention(f.stream, bo, bq, bk, bv, &sh));
-        finish(&f, bo, got, qn * 4);
-        coopmat_attention_ref(want, q, kh, vh, &sh);
-        char what[112];
-        snprintf(what, sizeof what, "attention coopmat hd=%u heads=%u/%u tokens=%u pos0=%u n_kv=%u",
-                 sh.head_dim, sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv);
-        compare(what, got, want, qn, 0, 1e-3);
-    next:
-        free(q), free(k), free(v), free(kh), free(vh), free(got), free(want);
-    }
     vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
     teardown(&f);
 }
