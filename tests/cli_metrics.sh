@@ -22,7 +22,7 @@ fail() {
     echo "cli_metrics: FAIL: $*" >&2
     fails=$((fails + 1))
 }
-sleep 1
+metrics_wait_decode "$port" || fail "no decoded token within 120 s"
 first=$(get /metrics)
 sleep 2
 second=$(get /metrics)

@@ -21,7 +21,7 @@ port=$(metrics_port "$work/log")
 [ -n "$port" ] || { cat "$work/log"; echo "cli_viewer: FAIL: no metrics address"; exit 1; }
 scrape() { http_get "$port" /metrics; }
 val() { printf '%s\n' "$1" | awk -v k="$2" 'index($0, k) == 1 { print $NF; exit }'; }
-sleep 1
+metrics_wait_decode "$port" || { echo "cli_viewer: FAIL: no decoded token within 120 s"; exit 1; }
 before=$(scrape)
 xvfb-run -a "$viewer" --connect "127.0.0.1:$port" --screenshot "$work/shot.png" || {
     echo "cli_viewer: FAIL: the viewer failed"

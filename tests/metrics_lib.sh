@@ -19,3 +19,16 @@ http_get() {
     tr -d '\r' <&3
     exec 3<&-
 }
+
+# metrics_wait_decode PORT: waits (up to 120 s: a cold shader cache makes the first
+# pipelines slow to compile on lavapipe) until the endpoint counts a decoded token.
+metrics_wait_decode() {
+    local n
+    for _ in $(seq 600); do
+        n=$(http_get "$1" /metrics 2>/dev/null |
+            sed -n 's/^vkllm_tokens_total{phase="decode"} \([0-9]*\)$/\1/p')
+        [ -n "$n" ] && [ "$n" -gt 0 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}

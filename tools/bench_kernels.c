@@ -514,7 +514,8 @@ int bench_kernels(int argc, char **argv)
     vkb_matmul_tuning mt = vkb_op_matmul_plan(b.dev);
     printf("matmul tiles: %ux%ux%u/%ux%u (TMxTNxTK/RMxRN%s); cooperative matrices: %s\n", mt.tm,
            mt.tn, mt.tk, mt.rm, mt.rn,
-           getenv("VKLLM_MATMUL") ? ", VKLLM_MATMUL" : ", by device type",
+           getenv("VKLLM_MATMUL") && *getenv("VKLLM_MATMUL") ? ", VKLLM_MATMUL"
+                                                             : ", by device type",
            vkb_op_matmul_coopmat(b.dev) ? "prefill takes them" : "off for prefill");
     if (tune) {
         rc = run_tune(&b, formats, shapes);
