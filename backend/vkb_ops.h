@@ -174,7 +174,7 @@ vkb_matmul_tuning vkb_op_matmul_plan(const vkb_device *dev);
  * to f16 in shared memory, multiplied by 16 x 16 x 16 cooperative-matrix fragments
  * (VK_NV_cooperative_matrix) with f32 sums; the rounding of W and x to f16 is its price.
  * VKB_COOPMAT_EMULATED runs the same kernel with the fragment operations written out in
- * plain code (any device with f16 arithmetic and subgroups): the test of everything
+ * plain code (any device with f16 arithmetic and subgroups of 8 or more): the test of everything
  * around them on devices without matrix units, never fast.
  *
  * The mode starts from VKLLM_COOPMAT (0 off, 1 on, emu emulated) when the device opens.

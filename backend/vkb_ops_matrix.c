@@ -318,6 +318,12 @@ static uint32_t coopmat_wg(const vkb_device *dev, uint32_t subgroups)
     return wg;
 }
 
+/* The cooperative-matrix kernels' variant in force: on matrix units or emulated. */
+static const char *coopmat_suffix(const vkb_device *dev)
+{
+    return dev->coopmat == VKB_COOPMAT_EMULATED ? "coopmat_emu" : "coopmat";
+}
+
 bool vkb_coopmat_spec(const vkb_device *dev, uint32_t subgroups, vkb_spec *spec,
                       const char **suffix)
 {
@@ -329,7 +335,7 @@ bool vkb_coopmat_spec(const vkb_device *dev, uint32_t subgroups, vkb_spec *spec,
     if (info->subgroup_size_control && info->subgroup_size >= info->subgroup_size_min &&
         info->subgroup_size <= info->subgroup_size_max)
         spec->required_subgroup_size = info->subgroup_size;
-    *suffix = dev->coopmat == VKB_COOPMAT_EMULATED ? "coopmat_emu" : "coopmat";
+    *suffix = coopmat_suffix(dev);
     return true;
 }
 
@@ -348,8 +354,7 @@ bool vkb_op_matmul_coopmat(const vkb_device *dev)
 static const char *matmul_coopmat_variant(const vkb_device *dev, cmp_type type)
 {
     static _Thread_local char name[40];
-    snprintf(name, sizeof name, "matmul_%s_%s", format_name(type),
-             dev->coopmat == VKB_COOPMAT_EMULATED ? "coopmat_emu" : "coopmat");
+    snprintf(name, sizeof name, "matmul_%s_%s", format_name(type), coopmat_suffix(dev));
     return name;
 }
 

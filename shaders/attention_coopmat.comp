@@ -190,10 +190,10 @@ void main()
     }
     const uint at_s = sg * SS;
 
+    CM_ACC o[MAX_FRAGS]; // the output's fragments, summed in the second pass
+    for (uint f = 0u; f < MAX_FRAGS; f++)
+        cm_zero(o[f]);
     for (uint pass = 0u; pass < 2u; pass++) {
-        CM_ACC o[MAX_FRAGS];
-        for (uint f = 0u; f < MAX_FRAGS; f++)
-            cm_zero(o[f]);
         for (uint base = 0u; base < k1; base += BC) {
             stage(base, k1, g, pass == 1u);
             barrier();

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vkb_ops.h"
+
 vkb_context *t_ctx;
 vkb_device *t_dev;
 vkb_profile t_profile = VKB_PROFILE_NATIVE;
@@ -26,6 +28,19 @@ void t_skip(const char *why)
 {
     fprintf(stderr, "  skipped: %s\n", why);
     skipped_case = true;
+}
+
+bool t_coopmat_begin(void)
+{
+    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_ON);
+    if (!vkb_op_matmul_coopmat(t_dev))
+        vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_EMULATED);
+    if (vkb_op_matmul_coopmat(t_dev))
+        return true;
+    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
+    t_skip("no cooperative-matrix path, not even emulated: the device (profile) has no f16 "
+           "arithmetic, or subgroups under 8");
+    return false;
 }
 
 uint64_t t_rand_u64(uint64_t *s)

@@ -71,6 +71,12 @@ vkb_buffer *t_upload(vkb_arena *arena, const void *data, uint64_t bytes, uint64_
  * when it cannot be read. */
 char *t_read_file(const char *path, size_t *len);
 
+/* Puts prefill on cooperative matrices: the device's matrix units where it has them, else
+ * their emulation (vkb_op_coopmat_mode). False, with the case skipped and the mode back to
+ * VKB_COOPMAT_AUTO, where neither runs (no f16 arithmetic under the profile, or subgroups under 8).
+ * The case sets VKB_COOPMAT_AUTO again when done. */
+bool t_coopmat_begin(void);
+
 /* The shared test data folder (VKLLM_SHARED_DIR, set by ctest), or NULL. */
 const char *t_shared_dir(void);
 

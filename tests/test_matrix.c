@@ -933,7 +933,7 @@ static void test_matmul_coopmat(void)
     teardown(&f);
     if (!ran)
         t_skip("no cooperative-matrix path, not even emulated: the device (profile) has no f16 "
-               "arithmetic");
+               "arithmetic, or subgroups under 8");
 }
 
 /* get_rows: bit-exact with cmp_dequantize; ids past the end leave their row alone. */

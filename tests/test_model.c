@@ -565,15 +565,8 @@ static void test_layers_int_dot(void)
  * trained Q8_0 model and a synthetic Q4_K_M one through every layer. */
 static void test_layers_coopmat(void)
 {
-    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_ON);
-    if (!vkb_op_matmul_coopmat(t_dev))
-        vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_EMULATED);
-    if (!vkb_op_matmul_coopmat(t_dev)) {
-        vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
-        t_skip("no cooperative-matrix path, not even emulated: the device (profile) has no f16 "
-               "arithmetic");
+    if (!t_coopmat_begin())
         return;
-    }
     printf("  %s\n", vkb_op_matmul_variant(t_dev, CMP_TYPE_Q4_0));
     check_layers("TinyStories-656K-Q8_0.gguf", 4, false);
     static const char *recipes[] = {"Q4_K_M"}; /* each format a pipeline: lavapipe compiles

@@ -558,15 +558,8 @@ static void test_attention_coopmat(void)
      * reads of every type are attention.comp's (vkb_kv.glsl), tested in attention_kv */
     static const vkb_kv_type pairs[][2] = {
         {VKB_KV_F16, VKB_KV_F16}, {VKB_KV_Q8_0, VKB_KV_Q4_0}, {VKB_KV_KIVI4, VKB_KV_KIVI2}};
-    vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_ON);
-    if (!vkb_op_matmul_coopmat(t_dev))
-        vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_EMULATED);
-    if (!vkb_op_matmul_coopmat(t_dev)) {
-        vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
-        t_skip("no cooperative-matrix path, not even emulated: the device (profile) has no f16 "
-               "arithmetic");
+    if (!t_coopmat_begin())
         return;
-    }
     struct fixture f;
     if (!setup(&f))
         return;
