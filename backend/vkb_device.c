@@ -304,8 +304,10 @@ vkb_status vkb_device_open(vkb_context *ctx, const vkb_device_config *config, vk
     const char *tune = getenv("VKLLM_MATVEC");
     if (tune && *tune && !vkb_matvec_tuning_parse(tune, &dev->matvec_tuning))
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "VKLLM_MATVEC=%s: want WGxROWS, with s after it for the staged "
-                            "kernel (e.g. 128x2s)",
+                            "VKLLM_MATVEC=%s: want WGxROWS (ROWS up to 16), then s for the "
+                            "staged kernel or l for whole rows per invocation (ROWS up to 4 x "
+                            "WG), then i or f for integer dot products on or off (e.g. 128x2s, "
+                            "8x16l, 128x2i)",
                             tune);
     const char *mm = getenv("VKLLM_MATMUL");
     if (mm && *mm && !vkb_matmul_tuning_parse(mm, &dev->matmul_tuning))

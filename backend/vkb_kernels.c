@@ -115,6 +115,15 @@ static uint64_t attention_coopmat_shared(const uint32_t *spec)
         .shared_bytes = matvec_shared                                                              \
     }
 
+/* matvec.comp LANE_ROWS: whole rows per invocation (up to VKB_LANE_ROWS), a workgroup of
+ * one subgroup; no shared memory but IQ4_NL's table. */
+#define MATVEC_LANES(n)                                                                            \
+    {                                                                                              \
+        .name = n, OUTS3, .push_size = 32, .spec_count = 5, .spec_defaults = {8, 8, 1, 0, 1},      \
+        .elems_spec = {1, 0}, .flatten_x = true,                                                   \
+        .needs_subgroup_ops = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_BALLOT                             \
+    }
+
 static uint64_t matvec_staged_shared(const uint32_t *spec)
 {
     return vkb_matvec_shared_bytes(spec[0], spec[1], spec[2], true);
@@ -182,7 +191,8 @@ static uint64_t matmul_coopmat_shared(const uint32_t *spec)
 
 #define WEIGHT_KERNELS(fmt)                                                                        \
     MATVEC("matvec_" fmt "_subgroup", SG_OPS), MATVEC("matvec_" fmt "_shared", 0),                 \
-        MATMUL("matmul_" fmt), MATMUL_COOPMAT("matmul_" fmt "_coopmat", true),                     \
+        MATVEC_LANES("matvec_" fmt "_lanes"), MATMUL("matmul_" fmt),                               \
+        MATMUL_COOPMAT("matmul_" fmt "_coopmat", true),                                            \
         MATMUL_COOPMAT("matmul_" fmt "_coopmat_emu", false), GET_ROWS("get_rows_" fmt)
 #define QUANT_WEIGHT_KERNELS(fmt) WEIGHT_KERNELS(fmt), MATVEC_STAGED("matvec_" fmt "_staged")
 

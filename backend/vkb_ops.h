@@ -103,7 +103,7 @@ vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer 
 /* How matvec runs on a device: workgroup size, rows per workgroup, and whether quantized
  * rows are staged through shared memory (coalesced wide loads, then decoded there; needs
  * subgroup arithmetic and a workgroup size that is a multiple of 16). The built-in choice
- * depends on the device type; VKLLM_MATVEC=WGxROWS[s][i|f] in the environment,
+ * depends on the device type; VKLLM_MATVEC=WGxROWS[s|l][i|f] in the environment,
  * read when the device opens, or vkb_op_matvec_tune replaces it (tests, tuning sweeps). */
 typedef struct vkb_matvec_tuning {
     uint32_t wg, rows;
@@ -111,7 +111,13 @@ typedef struct vkb_matvec_tuning {
     int int_dot; /* 1: x as 8-bit blocks, dotted in integers (matvec: q4_0, q8_0, q4_K, q5_K, q6_K;
                   * matmul: q4_0, q8_0); -1: never; 0: where the device accelerates 4x8-bit
                   * dot products */
+    bool lanes;  /* each invocation owns whole rows (rows: a multiple of wg, at most
+                  * VKB_LANE_ROWS per invocation) and x is broadcast across the subgroup;
+                  * CPU drivers with subgroups of 8 or more only */
 } vkb_matvec_tuning;
+
+/* matvec.comp LANE_RPI: rows per invocation of the lanes matvec, at most */
+#define VKB_LANE_ROWS 4u
 
 /* Integer-dot-product matvec (decode): activations quantized to blocks of 32 signed bytes
  * with a scale (and the scaled sum of the bytes), weight integers dotted with them four at

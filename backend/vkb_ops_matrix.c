@@ -62,37 +62,57 @@ bool vkb_matvec_tuning_parse(const char *text, vkb_matvec_tuning *t)
 {
     unsigned wg, rows;
     int used = 0;
-    if (!text || sscanf(text, "%ux%u%n", &wg, &rows, &used) != 2 || wg == 0 || rows == 0 ||
-        rows > 16)
+    if (!text || sscanf(text, "%ux%u%n", &wg, &rows, &used) != 2 || wg == 0 || rows == 0)
         return false;
-    *t = (vkb_matvec_tuning){wg, rows, false, 0};
+    *t = (vkb_matvec_tuning){.wg = wg, .rows = rows};
     for (const char *c = text + used; *c; c++) {
         if (*c == 's') {
             t->staged = true;
+        } else if (*c == 'l') {
+            t->lanes = true;
         } else if (*c == 'i' || *c == 'f') {
             t->int_dot = *c == 'i' ? 1 : -1;
         } else {
             return false;
         }
     }
-    return true;
+    /* lanes: up to VKB_LANE_ROWS rows per invocation; otherwise up to 16 per workgroup */
+    return t->lanes ? rows <= VKB_LANE_ROWS * wg : rows <= 16;
+}
+
+/* matvec.comp LANE_ROWS: a workgroup of one subgroup, x broadcast from lane to lane, on
+ * CPU drivers (their subgroup is the SIMD width, fixed; a GPU may run a workgroup the
+ * size of its subgroup as smaller subgroups). */
+static bool lanes_allowed(const vkb_device *dev)
+{
+    const vkb_device_info *info = &dev->info;
+    uint32_t need = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_BALLOT;
+    return info->type == VKB_DEVICE_CPU && vkb_op_use_subgroups(dev) &&
+           (info->subgroup_ops & need) == need && info->subgroup_size >= 8 &&
+           info->subgroup_size <= vkb_max_workgroup_x(info);
 }
 
 /* Decode is bandwidth-bound: enough invocations in flight per row to cover memory
- * latency on GPUs; on a CPU driver one workgroup runs on one thread, so a subgroup-wide
- * workgroup taking several rows shares each load of x among them, and staging rows
- * through shared memory would only add copies. */
+ * latency on GPUs. On a CPU driver one workgroup runs on one thread and every invocation's
+ * load from a buffer is a scalar load of its own, so each invocation takes whole rows and
+ * x comes once per subgroup (lanes: 2 rows per invocation; lavapipe, 2-core VM, 4096 x
+ * 4096: q4_0 5.2 -> 1.7 ms, q8_0 5.3 -> 2.5, q4_K 7.9 -> 3.7; docs/benchmarks.md); else a
+ * subgroup-wide workgroup taking four rows shares each load of x among them. Staging rows
+ * through shared memory would only add copies there. */
 vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint32_t ncols)
 {
     uint32_t sg = dev->info.subgroup_size ? dev->info.subgroup_size : 32;
     vkb_matvec_tuning p;
     switch (dev->info.type) {
-    case VKB_DEVICE_CPU: p = (vkb_matvec_tuning){sg < 8 ? 8 : sg, 4, false, 0}; break;
-    case VKB_DEVICE_DISCRETE: p = (vkb_matvec_tuning){128, 2, false, 0}; break;
-    default: p = (vkb_matvec_tuning){64, 1, false, 0}; break;
+    case VKB_DEVICE_CPU:
+        p = lanes_allowed(dev) ? (vkb_matvec_tuning){.wg = sg, .rows = 2 * sg, .lanes = true}
+                               : (vkb_matvec_tuning){.wg = sg < 8 ? 8 : sg, .rows = 4};
+        break;
+    case VKB_DEVICE_DISCRETE: p = (vkb_matvec_tuning){.wg = 128, .rows = 2}; break;
+    default: p = (vkb_matvec_tuning){.wg = 64, .rows = 1}; break;
     }
     if (dev->info.profile == VKB_PROFILE_MOBILE)
-        p = (vkb_matvec_tuning){64, 1, false, 0};
+        p = (vkb_matvec_tuning){.wg = 64, .rows = 1};
     /* staged rows pay off where the decode per byte is cheap next to the loads: Q4_K/Q5_K
      * (their scale decoded once per 32 values) ran 1.4-1.6x faster staged on an H100; the
      * 18- and 34-byte blocks and Q6_K did not (docs/benchmarks.md) */
@@ -102,6 +122,20 @@ vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint3
         p = dev->matvec_tuning;
     else if ((unsigned)type < VKB_TUNED_TYPES && dev->format_tuning[type].wg)
         p = dev->format_tuning[type];
+    /* lanes: one subgroup per workgroup, 1 to VKB_LANE_ROWS rows per invocation; the
+     * integer-dot kernel reads x's 8-bit blocks its own way (a subgroup-wide workgroup) */
+    if (p.lanes && vkb_op_matvec_int_dot(dev, type))
+        p = (vkb_matvec_tuning){.wg = sg, .rows = 4, .int_dot = p.int_dot};
+    p.lanes = p.lanes && lanes_allowed(dev);
+    if (p.lanes) {
+        uint32_t per = (p.rows + p.wg - 1) / p.wg;
+        p.wg = sg;
+        p.rows = sg * (per > VKB_LANE_ROWS ? VKB_LANE_ROWS : per);
+        p.staged = false;
+        return p;
+    }
+    if (p.rows > 16)
+        p.rows = 16;
     /* staged: needs subgroup sums, whole blocks per chunk and a 16-byte aligned chunk */
     p.staged = p.staged && !is_float_format(type) && vkb_op_use_subgroups(dev) && p.wg % 16 == 0;
     uint32_t red = 4 * p.rows * ncols; /* matvec.comp's red[], per invocation */
@@ -186,14 +220,16 @@ void vkb_op_matmul_tune(vkb_device *dev, const vkb_matmul_tuning *t)
     dev->matmul_tuning = t ? *t : (vkb_matmul_tuning){0};
 }
 
-static const char *matvec_variant(const vkb_device *dev, cmp_type type, bool staged)
+static const char *matvec_variant(const vkb_device *dev, cmp_type type,
+                                  const vkb_matvec_tuning *plan)
 {
     static _Thread_local char name[40];
     const char *f = format_name(type);
     if (!f)
         return NULL;
     snprintf(name, sizeof name, "matvec_%s_%s", f,
-             staged                      ? "staged"
+             plan->staged                ? "staged"
+             : plan->lanes               ? "lanes"
              : vkb_op_use_subgroups(dev) ? "subgroup"
                                          : "shared");
     return name;
@@ -269,7 +305,8 @@ const char *vkb_op_matvec_variant(const vkb_device *dev, cmp_type type)
 {
     if (vkb_op_matvec_int_dot(dev, type))
         return int_dot_variant("matvec", type);
-    return matvec_variant(dev, type, vkb_op_matvec_plan(dev, type, 1).staged);
+    vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, type, 1);
+    return matvec_variant(dev, type, &plan);
 }
 
 static const char *matmul_float_variant(cmp_type type)
@@ -547,7 +584,7 @@ static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
         return st;
     vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
     const char *name =
-        q8 ? int_dot_variant("matvec", w->type) : matvec_variant(dev, w->type, plan.staged);
+        q8 ? int_dot_variant("matvec", w->type) : matvec_variant(dev, w->type, &plan);
     vkb_spec spec = {.count = 5, .values = {plan.wg, plan.rows, ncols, accumulate, out->count}};
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, name, &spec, &p)) != VKB_OK)

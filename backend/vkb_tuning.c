@@ -11,7 +11,7 @@
 
 void vkb_matvec_tuning_format(const vkb_matvec_tuning *t, char *out, size_t size)
 {
-    snprintf(out, size, "%ux%u%s%s", t->wg, t->rows, t->staged ? "s" : "",
+    snprintf(out, size, "%ux%u%s%s%s", t->wg, t->rows, t->staged ? "s" : "", t->lanes ? "l" : "",
              t->int_dot > 0   ? "i"
              : t->int_dot < 0 ? "f"
                               : "");
@@ -70,7 +70,7 @@ static bool load(vkb_device *dev, const char *path, char *why, size_t why_size)
         vkb_matvec_tuning t;
         if (fields != 2 || !ti || (unsigned)ti->type >= VKB_TUNED_TYPES ||
             !vkb_op_type_supported(ti->type) || !vkb_matvec_tuning_parse(choice, &t)) {
-            snprintf(why, why_size, "line %d is not \"TYPE WGxROWS[s][i|f]\"", n);
+            snprintf(why, why_size, "line %d is not \"TYPE WGxROWS[s|l][i|f]\"", n);
             ok = false;
         } else {
             got[ti->type] = t;
@@ -129,8 +129,8 @@ vkb_status vkb_tuning_save(vkb_device *dev, const char *path)
         return vkb_dev_fail(dev, VKB_ERR_IO, "tuning: cannot write %s: %s", tmp, strerror(errno));
     fprintf(f, "# vkllm matvec choices for %s (%s %s), measured by vkllm bench kernels --tune\n",
             dev->info.name, dev->info.driver_name, dev->info.driver_info);
-    fprintf(f, "# TYPE WORKGROUPxROWS, s: rows staged through shared memory, i/f: integer dot "
-               "products on/off\n");
+    fprintf(f, "# TYPE WORKGROUPxROWS, s: rows staged through shared memory, l: whole rows "
+               "per invocation, i/f: integer dot products on/off\n");
     for (uint32_t t = 0; t < VKB_TUNED_TYPES; t++) {
         char choice[32];
         if (!dev->format_tuning[t].wg)

@@ -11,6 +11,9 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
+#ifdef LANE_ROWS
+#extension GL_KHR_shader_subgroup_ballot : require
+#endif
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ROWS = 1;  // rows per workgroup
@@ -19,9 +22,11 @@ layout(constant_id = 3) const bool ACC = false; // add to y instead of writing i
 layout(constant_id = 4) const uint OUTS = 1;    // outputs (1 to 3)
 const uint ACCS = ROWS * NCOLS;
 
+#ifndef LANE_ROWS
 // All ROWS x NCOLS sums are reduced together, one barrier per step: partial sums of
 // accumulator a at red[a * WG + i].
 shared float red[ACCS * gl_WorkGroupSize.x];
+#endif
 
 #include "vkb_blocks.glsl"
 
@@ -154,6 +159,132 @@ float quarter_dot(uint off, const uint w[QW], uint xa, uint xb, float xd, float 
 #endif
 }
 #endif // FORMAT_Q4_K, FORMAT_Q5_K, FORMAT_Q6_K
+#endif
+
+#ifdef LANE_ROWS
+#define LANE_RPI 4u // rows per invocation at most (VKB_LANE_ROWS)
+
+#if defined(FORMAT_IQ4_NL)
+// iq4nl_values as signed bytes, four to a word: picked by selects and a shift, not by an
+// indexed load (a CPU driver loads for each invocation on its own)
+const uvec4 IQ4NL_BYTES = uvec4(0xbfad9881u, 0xf6eaddcfu, 0x26190d01u, 0x71594535u);
+vec4 iq4nl_lane4(uvec4 v)
+{
+    const uvec4 lo = mix(uvec4(IQ4NL_BYTES.x), uvec4(IQ4NL_BYTES.y), greaterThan(v, uvec4(3u)));
+    const uvec4 hi = mix(uvec4(IQ4NL_BYTES.z), uvec4(IQ4NL_BYTES.w), greaterThan(v, uvec4(11u)));
+    const uvec4 w = mix(lo, hi, greaterThan(v, uvec4(7u)));
+    return vec4(ivec4(w << (24u - 8u * (v & 3u))) >> 24);
+}
+#endif
+
+// The eight words at byte `off` (even): nine aligned loads, combined without a branch.
+void lane_words8(uint off, out uint w[8])
+{
+    const uint b = off >> 2u;
+    const bool odd = (off & 2u) != 0u;
+    uint a[9];
+    for (uint i = 0u; i < 9u; i++)
+        a[i] = wq[b + i];
+    for (uint i = 0u; i < 8u; i++)
+        w[i] = odd ? (a[i] >> 16) | (a[i + 1u] << 16) : a[i];
+}
+
+// W's values k0 .. k0+31 of the row at byte rb dotted with xv
+float lane_dot32(uint rb, uint k0, const vec4 xv[8])
+{
+#if defined(FORMAT_Q4_0) || defined(FORMAT_IQ4_NL)
+    // the whole block: five aligned words (18 bytes from a word or half a word)
+    const uint o = rb + (k0 / 32u) * block_q4_0_size, w0 = o >> 2u;
+    const uvec4 lo4 = uvec4(wq[w0], wq[w0 + 1u], wq[w0 + 2u], wq[w0 + 3u]);
+    const uint v4 = wq[w0 + 4u];
+    const bool odd = (o & 2u) != 0u;
+    const float d = unpackHalf2x16(odd ? lo4.x >> 16 : lo4.x).x;
+    const uvec4 hi4 = uvec4(lo4.yzw, v4);
+    const uvec4 q = odd ? hi4 : (lo4 >> 16) | (hi4 << 16);
+    float s = 0.0;
+    for (uint i = 0u; i < 4u; i++) {
+        const uvec4 lo = (uvec4(q[i]) >> uvec4(0u, 8u, 16u, 24u)) & 0xfu;
+        const uvec4 hi = (uvec4(q[i]) >> uvec4(4u, 12u, 20u, 28u)) & 0xfu;
+#if defined(FORMAT_Q4_0)
+        s += dot(vec4(lo) - 8.0, xv[i]) + dot(vec4(hi) - 8.0, xv[4u + i]);
+#else
+        s += dot(iq4nl_lane4(lo), xv[i]) + dot(iq4nl_lane4(hi), xv[4u + i]);
+#endif
+    }
+    return d * s;
+#elif defined(FORMAT_Q8_0)
+    // the whole block: nine aligned words (34 bytes from a word or half a word)
+    const uint o = rb + (k0 / 32u) * block_q8_0_size, w0 = o >> 2u;
+    uint w[9];
+    for (uint i = 0u; i < 9u; i++)
+        w[i] = wq[w0 + i];
+    const bool odd = (o & 2u) != 0u;
+    const float d = unpackHalf2x16(odd ? w[0] >> 16 : w[0]).x;
+    float s = 0.0;
+    for (uint i = 0u; i < 8u; i++) {
+        const uint q = odd ? w[i + 1u] : (w[i] >> 16) | (w[i + 1u] << 16);
+        s += dot(vec4(ivec4(uvec4(q) << uvec4(24u, 16u, 8u, 0u)) >> 24), xv[i]);
+    }
+    return d * s;
+#elif defined(FORMAT_Q6_K)
+    // a quarter of a half: 32 bytes of ql (low or high nibbles), 32 of qh (bit pair 2q),
+    // two scales (values 0-15 and 16-31)
+    const uint j = k0 % 256u, h = j / 128u, q = (j % 128u) / 32u;
+    const uint blk = rb + (k0 / 256u) * block_q6_k_size;
+    uint ql[8], qh[8];
+    lane_words8(blk + block_q6_k_ql + 64u * h + 32u * (q & 1u), ql);
+    lane_words8(blk + block_q6_k_qh + 32u * h, qh);
+    const uint sc = wq_u16(blk + block_q6_k_scales + 8u * h + 2u * q);
+    const float d = wq_f16(blk + block_q6_k_d);
+    const uint lsh = q >= 2u ? 4u : 0u, hsh = 2u * q;
+    float s0 = 0.0, s1 = 0.0;
+    for (uint i = 0u; i < 8u; i++) {
+        const uvec4 lo = (uvec4(ql[i] >> lsh) >> uvec4(0u, 8u, 16u, 24u)) & 0xfu;
+        const uvec4 hi = (uvec4(qh[i] >> hsh) >> uvec4(0u, 8u, 16u, 24u)) & 3u;
+        const float t = dot(vec4(ivec4(lo | (hi << 4u)) - 32), xv[i]);
+        if (i < 4u)
+            s0 += t;
+        else
+            s1 += t;
+    }
+    const float sc0 = float(bitfieldExtract(int(sc), 0, 8));
+    const float sc1 = float(bitfieldExtract(int(sc), 8, 8));
+    return d * (sc0 * s0 + sc1 * s1);
+#elif defined(FORMAT_Q4_K) || defined(FORMAT_Q5_K)
+    // sub-block sb: the low (sb even) or high nibbles of 32 bytes of qs, its 6-bit scale
+    // and minimum; x = (d·sc)·q − dmin·m summed as (d·sc)·Σq·x − (dmin·m)·Σx
+    const uint sb = (k0 % 256u) / 32u, sh = 4u * (sb & 1u);
+    const uint blk = rb + (k0 / 256u) * BLOCK_BYTES, b4 = blk >> 2u; // blocks start on words
+    const vec2 dm = unpackHalf2x16(wq[b4]);
+    const uvec2 scm = k4_scale_min(wq[b4 + 1u], wq[b4 + 2u], wq[b4 + 3u], sb);
+#if defined(FORMAT_Q4_K)
+    const uint qs = b4 + block_q4_k_qs / 4u + 8u * (sb / 2u);
+#else
+    const uint qs = b4 + block_q5_k_qs / 4u + 8u * (sb / 2u), qh = b4 + block_q5_k_qh / 4u;
+#endif
+    float sq = 0.0, sx = 0.0;
+    for (uint i = 0u; i < 8u; i++) {
+        uvec4 v = (uvec4(wq[qs + i] >> sh) >> uvec4(0u, 8u, 16u, 24u)) & 0xfu;
+#if defined(FORMAT_Q5_K)
+        v |= ((uvec4(wq[qh + i] >> sb) >> uvec4(0u, 8u, 16u, 24u)) & 1u) << 4u;
+#endif
+        sq += dot(vec4(v), xv[i]);
+        sx += dot(vec4(1.0), xv[i]);
+    }
+    precise float d1 = dm.x * float(scm.x);
+    precise float m1 = dm.y * float(scm.y);
+    return d1 * sq - m1 * sx;
+#else
+    // the other formats (f32, f16, bf16, q4_1, q5_0, q5_1) eight values at a time
+    float s = 0.0;
+    for (uint i = 0u; i < 4u; i++) {
+        vec4 a, b;
+        dequant8(rb, k0 + 8u * i, a, b);
+        s += dot(a, xv[2u * i]) + dot(b, xv[2u * i + 1u]);
+    }
+    return s;
+#endif
+}
 #endif
 
 void main()
@@ -346,6 +477,48 @@ void main()
             }
         }
     }
+#elif defined(LANE_ROWS)
+    // CPU drivers: invocation i owns rows first + i, first + i + WG, ... (up to LANE_RPI)
+    // and walks each whole row. Each step of 32 values, invocation i loads x's vec4 i and
+    // broadcasts it to the others: a CPU driver gives every invocation its own scalar
+    // load, so x loaded once per subgroup instead of once per invocation is the saving.
+    // Needs a workgroup of one subgroup of at least 8 invocations.
+    const uint wg = gl_WorkGroupSize.x, rpi = ROWS / wg, nb = pc.k / 32u;
+    for (uint c = 0u; c < NCOLS; c++) {
+        float s[LANE_RPI];
+        for (uint j = 0u; j < LANE_RPI; j++)
+            s[j] = 0.0;
+        for (uint b = 0u; b < nb; b++) {
+            const vec4 xl = x4[(c * pc.x_stride + b * 32u) / 4u + min(lid, 7u)];
+            vec4 xv[8];
+            for (uint v = 0u; v < 8u; v++)
+                xv[v] = subgroupBroadcast(xl, v);
+            for (uint j = 0u; j < LANE_RPI; j++) {
+                if (j < rpi) {
+                    // rows past the end read the last row (no divergent branch), unstored
+                    const uint rb = min(first + lid + j * wg, pc.rows - 1u) * pc.row_bytes;
+                    s[j] += lane_dot32(rb, b * 32u, xv);
+                }
+            }
+        }
+        // float formats: the last k % 32 values, eight at a time
+        for (uint u = nb * 4u; u < pc.k / 8u; u++) {
+            const uint xi = (c * pc.x_stride + u * 8u) / 4u;
+            const vec4 xa = x4[xi], xb = x4[xi + 1u];
+            for (uint j = 0u; j < LANE_RPI; j++) {
+                if (j < rpi) {
+                    vec4 a, b;
+                    dequant8(min(first + lid + j * wg, pc.rows - 1u) * pc.row_bytes, u * 8u, a, b);
+                    s[j] += dot(a, xa) + dot(b, xb);
+                }
+            }
+        }
+        for (uint j = 0u; j < LANE_RPI; j++) {
+            const uint row = first + lid + j * wg;
+            if (j < rpi && row < pc.rows)
+                store_output(c, pc.row0 + row, s[j], pc.rows_all, pc.split1, pc.split2);
+        }
+    }
 #elif defined(DEQUANT32)
     // K-quant sub-blocks of 32 values: each invocation decodes a sub-block's scale and
     // minimum once for its 32 values (neighbouring invocations, neighbouring 16 bytes)
@@ -385,6 +558,7 @@ void main()
     }
 #endif
 
+#ifndef LANE_ROWS
     const uint wg = gl_WorkGroupSize.x;
 #ifdef USE_SUBGROUP
     // each subgroup sums its invocations; the first ACCS invocations add the subgroups
@@ -419,4 +593,5 @@ void main()
         if (first + r < pc.rows)
             store_output(c, pc.row0 + first + r, t, pc.rows_all, pc.split1, pc.split2);
     }
+#endif
 }

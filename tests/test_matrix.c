@@ -346,7 +346,9 @@ static void test_matvec_staged(void)
     struct fixture f;
     if (!setup(&f))
         return;
-    static const vkb_matvec_tuning tunings[] = {{16, 3, true, -1}, {64, 2, true, -1}};
+    static const vkb_matvec_tuning tunings[] = {
+        {.wg = 16, .rows = 3, .staged = true, .int_dot = -1},
+        {.wg = 64, .rows = 2, .staged = true, .int_dot = -1}};
     for (size_t u = 0; u < 2; u++) {
         vkb_op_matvec_tune(t_dev, &tunings[u]);
         for (size_t ti = 0; ti < N_TYPES; ti++) {
@@ -365,6 +367,41 @@ static void test_matvec_staged(void)
         }
     }
 done:
+    vkb_op_matvec_tune(t_dev, NULL);
+    teardown(&f);
+}
+
+/* The lanes matvec (each invocation owns whole rows, x broadcast across the subgroup: the
+ * CPU drivers' choice) with 1, 3 and 4 rows per invocation, and the subgroup-wide kernel
+ * it replaced there: bit-exact for every format, with rows that do not fill the last
+ * workgroup, k with a tail past the last 32 values (float formats), several columns. */
+static void test_matvec_lanes(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    static const vkb_matvec_tuning tunings[] = {
+        {.wg = 1, .rows = 1, .int_dot = -1, .lanes = true},
+        {.wg = 1, .rows = 3, .int_dot = -1, .lanes = true},
+        {.wg = 1, .rows = 4, .int_dot = -1, .lanes = true},
+        {.wg = 8, .rows = 4, .int_dot = -1},
+    };
+    for (size_t u = 0; u < sizeof tunings / sizeof tunings[0]; u++) {
+        vkb_op_matvec_tune(t_dev, &tunings[u]);
+        if (vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1).lanes != tunings[u].lanes) {
+            t_skip("the device cannot run the lanes matvec (a CPU driver with subgroup "
+                   "broadcasts of 8 or more invocations)");
+            break;
+        }
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            cmp_type t = all_types[ti];
+            uint32_t kb = k_for(t, 1);
+            const struct shape shapes[] = {
+                {1, kb, 1}, {7, k_for(t, 24), 1}, {45, 3 * kb, 3}, {37, 11008, 1}};
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+                check_exact(&f, OP_MATVEC, t, shapes[i], 8000 + 100 * u + 10 * ti + i);
+        }
+    }
     vkb_op_matvec_tune(t_dev, NULL);
     teardown(&f);
 }
@@ -1090,6 +1127,7 @@ int main(int argc, char **argv)
         {"get_rows", test_get_rows, true},
         {"matvec", test_matvec, true},
         {"matvec_staged", test_matvec_staged, true},
+        {"matvec_lanes", test_matvec_lanes, true},
         {"matvec_int_dot", test_matvec_int_dot, true},
         {"matmul_int_dot", test_matmul_int_dot, true},
         {"matvec_add", test_matvec_add, true},

@@ -275,7 +275,7 @@ static void test_tuning_file(void)
     CHECK(strstr(vkb_tuning_status(dev), "built in") != NULL);
     const char *path = vkb_tuning_path(dev);
     CHECK(path && strncmp(path, sub, strlen(sub)) == 0);
-    vkb_matvec_tuning q4 = {32, 2, false, -1}, q6 = {64, 1, false, 0};
+    vkb_matvec_tuning q4 = {.wg = 32, .rows = 2, .int_dot = -1}, q6 = {.wg = 64, .rows = 1};
     vkb_op_matvec_tune_format(dev, CMP_TYPE_Q4_0, &q4);
     vkb_op_matvec_tune_format(dev, CMP_TYPE_Q6_K, &q6);
     vkb_matvec_tuning p = vkb_op_matvec_plan(dev, CMP_TYPE_Q4_0, 1);

@@ -28,7 +28,8 @@ static const char kernels_usage[] =
     "  --matmul-n N     activation columns for matmul (default 512; 0 skips matmul)\n"
     "  --no-baseline    skip the comparison with dequantizing to f32 and multiplying\n"
     "  --tune           instead: time every matvec choice (workgroup size, rows per\n"
-    "                   workgroup, staged rows, integer dot products) for each format on\n"
+    "                   workgroup, staged rows, whole rows per invocation, integer dot\n"
+    "                   products) for each format on\n"
     "                   the shapes (default 4096x4096,4096x11008), store the fastest in\n"
     "                   this device's tuning file beside the pipeline cache, which every\n"
     "                   later run on this device and driver reads\n"
@@ -303,31 +304,52 @@ static bool parse_shape(const char *s, uint32_t *rows, uint32_t *k)
 
 #define MAX_CANDIDATES 64
 
+/* The plan `t` gives for `type`, as the engine would run it (the int-dot kernel reads in
+ * place, and rows per invocation do not apply to it). */
+static vkb_matvec_tuning effective_plan(vkb_device *dev, cmp_type type, const vkb_matvec_tuning *t)
+{
+    vkb_op_matvec_tune(dev, t);
+    vkb_matvec_tuning e = vkb_op_matvec_plan(dev, type, 1);
+    e.int_dot = vkb_op_matvec_int_dot(dev, type) ? 1 : -1;
+    e.staged = e.staged && e.int_dot < 0;
+    e.lanes = e.lanes && e.int_dot < 0;
+    return e;
+}
+
+static bool same_tuning(const vkb_matvec_tuning *a, const vkb_matvec_tuning *b)
+{
+    return a->wg == b->wg && a->rows == b->rows && a->staged == b->staged &&
+           a->int_dot == b->int_dot && a->lanes == b->lanes;
+}
+
 /* Every matvec choice the device allows for `type` that differs in effect from the ones
- * before it (the plan may shrink a workgroup or drop staging). */
+ * before it (the plan may shrink a workgroup, drop staging or whole rows per invocation). */
 static uint32_t tune_candidates(vkb_device *dev, cmp_type type, vkb_matvec_tuning *out)
 {
     static const uint32_t wgs[] = {32, 64, 128, 256}, rows[] = {1, 2, 4};
-    uint32_t n = 1;
-    /* the choice in force first (the built-in one, or one stored before) */
-    out[0] = vkb_op_matvec_plan(dev, type, 1);
-    out[0].int_dot = vkb_op_matvec_int_dot(dev, type) ? 1 : -1;
-    out[0].staged = out[0].staged && out[0].int_dot < 0;
-    for (int i = -1; i <= 1; i += 2)
+    vkb_matvec_tuning asks[2 * (2 * 4 * 3 + VKB_LANE_ROWS)];
+    uint32_t n_asks = 0, n = 1;
+    for (int i = -1; i <= 1; i += 2) {
         for (int staged = 0; staged < 2; staged++)
             for (size_t w = 0; w < sizeof wgs / sizeof wgs[0]; w++)
-                for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-                    vkb_matvec_tuning t = {wgs[w], rows[r], staged != 0, i};
-                    vkb_op_matvec_tune(dev, &t);
-                    vkb_matvec_tuning e = vkb_op_matvec_plan(dev, type, 1);
-                    e.int_dot = vkb_op_matvec_int_dot(dev, type) ? 1 : -1;
-                    e.staged = e.staged && e.int_dot < 0; /* the int-dot kernel reads in place */
-                    bool seen = e.int_dot != i;           /* int-dot asked for and not available */
-                    for (uint32_t j = 0; j < n && !seen; j++)
-                        seen = memcmp(&out[j], &e, sizeof e) == 0;
-                    if (!seen && n < MAX_CANDIDATES)
-                        out[n++] = e;
-                }
+                for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+                    asks[n_asks++] = (vkb_matvec_tuning){
+                        .wg = wgs[w], .rows = rows[r], .staged = staged != 0, .int_dot = i};
+        /* whole rows per invocation (the plan sets the workgroup to the subgroup) */
+        for (uint32_t r = 1; r <= VKB_LANE_ROWS; r++)
+            asks[n_asks++] = (vkb_matvec_tuning){.wg = 1, .rows = r, .int_dot = i, .lanes = true};
+    }
+    /* the choice in force first (the built-in one, or one stored before) */
+    out[0] = effective_plan(dev, type, NULL);
+    for (uint32_t a = 0; a < n_asks; a++) {
+        vkb_matvec_tuning e = effective_plan(dev, type, &asks[a]);
+        /* int-dot or whole rows asked for and not available */
+        bool seen = e.int_dot != asks[a].int_dot || e.lanes != asks[a].lanes;
+        for (uint32_t j = 0; j < n && !seen; j++)
+            seen = same_tuning(&out[j], &e);
+        if (!seen && n < MAX_CANDIDATES)
+            out[n++] = e;
+    }
     vkb_op_matvec_tune(dev, NULL);
     return n;
 }

@@ -34,7 +34,7 @@ static void print_usage(FILE *out)
         "and --validation (Khronos validation layer on, messages printed).\n"
         "Environment: VKLLM_CACHE_DIR (pipeline cache folder; default\n"
         "$XDG_CACHE_HOME/vkllm or ~/.cache/vkllm). Kernel choices, for tuning and bug\n"
-        "reports: VKLLM_MATVEC=WGxROWS[s][i|f] (decode products), VKLLM_MATMUL=\n"
+        "reports: VKLLM_MATVEC=WGxROWS[s|l][i|f] (decode products), VKLLM_MATMUL=\n"
         "TMxTNxTK/RMxRN (prefill tiles), VKLLM_COOPMAT=0|1|emu (prefill on NVIDIA's\n"
         "cooperative matrices: off by default until measured; emu: emulated, slow).\n");
 }
