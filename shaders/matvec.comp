@@ -274,8 +274,44 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8])
     precise float d1 = dm.x * float(scm.x);
     precise float m1 = dm.y * float(scm.y);
     return d1 * sq - m1 * sx;
+#elif defined(FORMAT_Q4_1) || defined(FORMAT_Q5_0) || defined(FORMAT_Q5_1)
+    // the whole block in the words it spans: q4_1 (20 bytes) and q5_1 (24) start on a word,
+    // q5_0 (22) on a word or half a word; x = d·v + m (q5_0: d·(v − 16)) summed as
+    // d·Σv·x + m·Σx
+    const uint o = rb + (k0 / 32u) * BLOCK_BYTES, w0 = o >> 2u;
+#if defined(FORMAT_Q4_1)
+    const vec2 dm = unpackHalf2x16(wq[w0]);
+    const uvec4 q = uvec4(wq[w0 + 1u], wq[w0 + 2u], wq[w0 + 3u], wq[w0 + 4u]);
+    const uint qh = 0u;
+#elif defined(FORMAT_Q5_1)
+    const vec2 dm = unpackHalf2x16(wq[w0]);
+    const uint qh = wq[w0 + 1u];
+    const uvec4 q = uvec4(wq[w0 + 2u], wq[w0 + 3u], wq[w0 + 4u], wq[w0 + 5u]);
 #else
-    // the other formats (f32, f16, bf16, q4_1, q5_0, q5_1) eight values at a time
+    const uvec4 a = uvec4(wq[w0], wq[w0 + 1u], wq[w0 + 2u], wq[w0 + 3u]);
+    const uvec2 b = uvec2(wq[w0 + 4u], wq[w0 + 5u]);
+    const bool odd = (o & 2u) != 0u;
+    const vec2 dm = vec2(unpackHalf2x16(odd ? a.x >> 16 : a.x).x, 0.0);
+    const uint qh = odd ? a.y : (a.x >> 16) | (a.y << 16);
+    const uvec4 q = odd ? uvec4(a.zw, b) : (uvec4(a.yzw, b.x) >> 16) | (uvec4(a.zw, b) << 16);
+#endif
+    float sq = 0.0, sx = 0.0;
+    for (uint i = 0u; i < 4u; i++) {
+        const uvec4 sh = uvec4(0u, 8u, 16u, 24u);
+        uvec4 lo = (uvec4(q[i]) >> sh) & 0xfu, hi = (uvec4(q[i]) >> (sh + 4u)) & 0xfu;
+        // fifth bits: value 4i + e from bit 4i + e of qh, value 16 + 4i + e from bit 16 + 4i + e
+        lo |= ((uvec4(qh >> (4u * i)) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4u;
+        hi |= ((uvec4(qh >> (16u + 4u * i)) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4u;
+        sq += dot(vec4(lo), xv[i]) + dot(vec4(hi), xv[4u + i]);
+        sx += dot(vec4(1.0), xv[i]) + dot(vec4(1.0), xv[4u + i]);
+    }
+#if defined(FORMAT_Q5_0)
+    return dm.x * (sq - 16.0 * sx);
+#else
+    return dm.x * sq + dm.y * sx;
+#endif
+#else
+    // the float formats eight values at a time
     float s = 0.0;
     for (uint i = 0u; i < 4u; i++) {
         vec4 a, b;
