@@ -114,28 +114,42 @@ void main()
             FOR_ROWS(r)
                 s[r] = 0.0;
             if ((K_TYPE == KV_Q8_0 || K_TYPE == KV_Q4_0) && (pc.head_dim & 31u) == 0u) {
-                // a block of 32 channels at a time: its scale read once, the 16 pairs of
-                // its integers dotted with the rows' queries, the sums scaled
-                const uint bb = KV_BLOCK_BYTES(K_TYPE);
+                // a block of 32 channels at a time, read in the aligned words it spans (q8_0:
+                // 34 bytes in 9, q4_0: 18 in 5; a block starts on a word or half a word):
+                // its scale once, its integers four at a time, the sums scaled
+                const uint bb = KV_BLOCK_BYTES(K_TYPE), nw = K_TYPE == KV_Q8_0 ? 9u : 5u;
                 for (uint b = 0u; b < pc.head_dim / 32u; b++) {
                     const uint blk = j * pc.k_row_bytes + ((c0 >> 5u) + b) * bb;
-                    const float d = unpackHalf2x16(KV_HALF(kc, blk)).x;
+                    const bool odd = (blk & 2u) != 0u;
+                    uint w[9];
+                    for (uint i = 0u; i < 9u; i++)
+                        w[i] = i < nw ? kc[(blk >> 2u) + i] : 0u;
+                    const float d = unpackHalf2x16(odd ? w[0] >> 16u : w[0]).x;
+                    const uint qo = b * 16u; // the block's first pair in qs
                     float part[R_MAX];
                     for (uint r = 0u; r < R_MAX; r++)
                         part[r] = 0.0;
-                    for (uint e = 0u; e < 16u; e++) {
-                        // the pair's two bytes share a word: one 16-bit read
-                        vec2 raw;
+                    for (uint i = 0u; i < nw - 1u; i++) {
+                        // bytes 4i .. 4i + 3 of the integers
+                        const uint q = odd ? w[i + 1u] : (w[i] >> 16u) | (w[i + 1u] << 16u);
                         if (K_TYPE == KV_Q8_0) {
-                            const uint h = KV_HALF(kc, blk + 2u + 2u * e);
-                            raw = vec2(float(int(h << 24u) >> 24), float(int(h << 16u) >> 24));
+                            // values 4i .. 4i + 3: pairs 2i, 2i + 1
+                            const vec4 v = vec4(ivec4(uvec4(q) << uvec4(24u, 16u, 8u, 0u)) >> 24);
+                            FOR_ROWS(r) {
+                                const uint at = r * (MAX_HEAD_DIM / 2u) + qo + 2u * i;
+                                part[r] += dot(v.xy, qs[at]) + dot(v.zw, qs[at + 1u]);
+                            }
                         } else {
-                            const uint sh = e < 8u ? 0u : 4u;
-                            const uint h = KV_HALF(kc, blk + 2u + ((2u * e) & 15u)) >> sh;
-                            raw = vec2(float(int(h & 15u) - 8), float(int((h >> 8u) & 15u) - 8));
+                            // low nibbles: values 4i .. 4i + 3, high: 16 + 4i ..
+                            const uvec4 sh = uvec4(0u, 8u, 16u, 24u);
+                            const vec4 lo = vec4(ivec4((uvec4(q) >> sh) & 15u) - 8);
+                            const vec4 hi = vec4(ivec4((uvec4(q) >> (sh + 4u)) & 15u) - 8);
+                            FOR_ROWS(r) {
+                                const uint at = r * (MAX_HEAD_DIM / 2u) + qo + 2u * i;
+                                part[r] += dot(lo.xy, qs[at]) + dot(lo.zw, qs[at + 1u]) +
+                                           dot(hi.xy, qs[at + 8u]) + dot(hi.zw, qs[at + 9u]);
+                            }
                         }
-                        FOR_ROWS(r)
-                            part[r] += dot(raw, qs[r * (MAX_HEAD_DIM / 2u) + b * 16u + e]);
                     }
                     FOR_ROWS(r)
                         s[r] += d * part[r];

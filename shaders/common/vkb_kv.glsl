@@ -82,16 +82,14 @@ uint kv_pack_rne(vec2 v)
             return unpackHalf2x16(BUF[(row * row_bytes >> 2u) + (c >> 1u)]);                  \
         const uint blk = row * row_bytes + (c >> 5u) * KV_BLOCK_BYTES(TYPE);                 \
         const float d = unpackHalf2x16(KV_HALF(BUF, blk)).x;                                 \
+        /* the pair's two bytes (c even: an even offset) in one 16-bit read */            \
         const uint e = c & 31u;                                                              \
         if (TYPE == KV_Q8_0) {                                                               \
-            const int a = int(KV_BYTE(BUF, blk + 2u + e) << 24u) >> 24;                      \
-            const int b = int(KV_BYTE(BUF, blk + 3u + e) << 24u) >> 24;                      \
-            return vec2(float(a), float(b)) * d;                                             \
+            const uint h = KV_HALF(BUF, blk + 2u + e);                                       \
+            return vec2(float(int(h << 24u) >> 24), float(int(h << 16u) >> 24)) * d;         \
         }                                                                                    \
-        const uint sh = e < 16u ? 0u : 4u, k = e & 15u;                                      \
-        const uint a = (KV_BYTE(BUF, blk + 2u + k) >> sh) & 15u;                             \
-        const uint b = (KV_BYTE(BUF, blk + 3u + k) >> sh) & 15u;                             \
-        return vec2(float(int(a) - 8), float(int(b) - 8)) * d;                               \
+        const uint h = KV_HALF(BUF, blk + 2u + (e & 15u)) >> (e < 16u ? 0u : 4u);            \
+        return vec2(float(int(h & 15u) - 8), float(int((h >> 8u) & 15u) - 8)) * d;           \
     }
 
 #endif
