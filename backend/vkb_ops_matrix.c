@@ -96,7 +96,7 @@ static bool lanes_allowed(const vkb_device *dev)
  * latency on GPUs. On a CPU driver one workgroup runs on one thread and every invocation's
  * load from a buffer is a scalar load of its own, so each invocation takes whole rows and
  * x comes once per subgroup (lanes: 2 rows per invocation; lavapipe, 2-core VM, 4096 x
- * 4096: q4_0 5.2 -> 1.7 ms, q8_0 5.3 -> 2.5, q4_K 7.9 -> 3.7; docs/benchmarks.md); else a
+ * 4096: q4_0 5.3 -> 1.8 ms, q8_0 5.1 -> 2.6, q4_K 8.0 -> 2.8; docs/benchmarks.md); else a
  * subgroup-wide workgroup taking four rows shares each load of x among them. Staging rows
  * through shared memory would only add copies there. */
 vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint32_t ncols)
