@@ -3,9 +3,11 @@
 // activation columns c: the decode matrix-vector product. Each workgroup takes ROWS
 // rows; its invocations walk each row eight values at a time (neighbouring invocations
 // read neighbouring bytes, so a subgroup's loads coalesce and each weight byte comes from
-// memory once), accumulate in f32 and reduce with wg_sum. With ACC the product is added
-// to y (y += W·x: the residual add fused into the product that feeds it); with OUTS > 1
-// W holds the rows of several products and y is several buffers (vkb_outputs.glsl).
+// memory once), accumulate in f32 and reduce with wg_sum. LANE_ROWS (CPU drivers) instead
+// gives each invocation whole rows and broadcasts x across the subgroup. With ACC the
+// product is added to y (y += W·x: the residual add fused into the product that feeds
+// it); with OUTS > 1 W holds the rows of several products and y is several buffers
+// (vkb_outputs.glsl).
 #include "vkb_index.glsl"
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
