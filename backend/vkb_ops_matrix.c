@@ -92,6 +92,13 @@ static bool lanes_allowed(const vkb_device *dev)
            info->subgroup_size <= vkb_max_workgroup_x(info);
 }
 
+/* CPU drivers without the lanes kernel (and the integer-dot one there): a subgroup-wide
+ * workgroup taking four rows. */
+static vkb_matvec_tuning cpu_subgroup_plan(uint32_t sg)
+{
+    return (vkb_matvec_tuning){.wg = sg < 8 ? 8 : sg, .rows = 4};
+}
+
 /* Decode is bandwidth-bound: enough invocations in flight per row to cover memory
  * latency on GPUs. On a CPU driver one workgroup runs on one thread and every invocation's
  * load from a buffer is a scalar load of its own, so each invocation takes whole rows and
@@ -106,7 +113,7 @@ vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint3
     switch (dev->info.type) {
     case VKB_DEVICE_CPU:
         p = lanes_allowed(dev) ? (vkb_matvec_tuning){.wg = sg, .rows = 2 * sg, .lanes = true}
-                               : (vkb_matvec_tuning){.wg = sg < 8 ? 8 : sg, .rows = 4};
+                               : cpu_subgroup_plan(sg);
         break;
     case VKB_DEVICE_DISCRETE: p = (vkb_matvec_tuning){.wg = 128, .rows = 2}; break;
     default: p = (vkb_matvec_tuning){.wg = 64, .rows = 1}; break;
@@ -124,8 +131,11 @@ vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint3
         p = dev->format_tuning[type];
     /* lanes: one subgroup per workgroup, 1 to VKB_LANE_ROWS rows per invocation; the
      * integer-dot kernel reads x's 8-bit blocks its own way (a subgroup-wide workgroup) */
-    if (p.lanes && vkb_op_matvec_int_dot(dev, type))
-        p = (vkb_matvec_tuning){.wg = sg, .rows = 4, .int_dot = p.int_dot};
+    if (p.lanes && vkb_op_matvec_int_dot(dev, type)) {
+        int int_dot = p.int_dot;
+        p = cpu_subgroup_plan(sg);
+        p.int_dot = int_dot;
+    }
     p.lanes = p.lanes && lanes_allowed(dev);
     if (p.lanes) {
         uint32_t per = (p.rows + p.wg - 1) / p.wg;

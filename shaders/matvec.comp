@@ -522,6 +522,11 @@ void main()
     // load, so x loaded once per subgroup instead of once per invocation is the saving.
     // Needs a workgroup of one subgroup of at least 8 invocations.
     const uint wg = gl_WorkGroupSize.x, rpi = ROWS / wg, nb = pc.k / 32u;
+    // each row's first byte; rows past the end read the last row (no divergent branch)
+    // and are not stored
+    uint rb[LANE_RPI];
+    for (uint j = 0u; j < LANE_RPI; j++)
+        rb[j] = min(first + lid + j * wg, pc.rows - 1u) * pc.row_bytes;
     for (uint c = 0u; c < NCOLS; c++) {
         float s[LANE_RPI];
         for (uint j = 0u; j < LANE_RPI; j++)
@@ -532,11 +537,8 @@ void main()
             for (uint v = 0u; v < 8u; v++)
                 xv[v] = subgroupBroadcast(xl, v);
             for (uint j = 0u; j < LANE_RPI; j++) {
-                if (j < rpi) {
-                    // rows past the end read the last row (no divergent branch), unstored
-                    const uint rb = min(first + lid + j * wg, pc.rows - 1u) * pc.row_bytes;
-                    s[j] += lane_dot32(rb, b * 32u, xv);
-                }
+                if (j < rpi)
+                    s[j] += lane_dot32(rb[j], b * 32u, xv);
             }
         }
         // float formats: the last k % 32 values, eight at a time
@@ -546,7 +548,7 @@ void main()
             for (uint j = 0u; j < LANE_RPI; j++) {
                 if (j < rpi) {
                     vec4 a, b;
-                    dequant8(min(first + lid + j * wg, pc.rows - 1u) * pc.row_bytes, u * 8u, a, b);
+                    dequant8(rb[j], u * 8u, a, b);
                     s[j] += dot(a, xa) + dot(b, xb);
                 }
             }

@@ -305,14 +305,13 @@ static bool parse_shape(const char *s, uint32_t *rows, uint32_t *k)
 #define MAX_CANDIDATES 64
 
 /* The plan `t` gives for `type`, as the engine would run it (the int-dot kernel reads in
- * place, and rows per invocation do not apply to it). */
+ * place; the plan already drops whole rows per invocation for it). */
 static vkb_matvec_tuning effective_plan(vkb_device *dev, cmp_type type, const vkb_matvec_tuning *t)
 {
     vkb_op_matvec_tune(dev, t);
     vkb_matvec_tuning e = vkb_op_matvec_plan(dev, type, 1);
     e.int_dot = vkb_op_matvec_int_dot(dev, type) ? 1 : -1;
     e.staged = e.staged && e.int_dot < 0;
-    e.lanes = e.lanes && e.int_dot < 0;
     return e;
 }
 
@@ -534,10 +533,9 @@ int bench_kernels(int argc, char **argv)
            info->driver_name, info->driver_info, vkb_profile_name(info->profile));
     printf("matvec choices: %s\n", vkb_tuning_status(b.dev));
     vkb_matmul_tuning mt = vkb_op_matmul_plan(b.dev);
+    const char *mm_env = getenv("VKLLM_MATMUL");
     printf("matmul tiles: %ux%ux%u/%ux%u (TMxTNxTK/RMxRN%s); cooperative matrices: %s\n", mt.tm,
-           mt.tn, mt.tk, mt.rm, mt.rn,
-           getenv("VKLLM_MATMUL") && *getenv("VKLLM_MATMUL") ? ", VKLLM_MATMUL"
-                                                             : ", by device type",
+           mt.tn, mt.tk, mt.rm, mt.rn, mm_env && *mm_env ? ", VKLLM_MATMUL" : ", by device type",
            vkb_op_matmul_coopmat(b.dev) ? "prefill takes them" : "off for prefill");
     if (tune) {
         rc = run_tune(&b, formats, shapes);

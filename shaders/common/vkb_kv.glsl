@@ -45,8 +45,7 @@ uint kv_pack_rne(vec2 v)
 
 #define KV_BLOCK_BYTES(type) ((type) == KV_Q8_0 ? 34u : 18u)
 
-// The byte at byte offset `off` of a uint buffer, and the 16 bits at an even offset.
-#define KV_BYTE(buf, off) ((buf[(off) >> 2u] >> (((off) & 3u) * 8u)) & 0xffu)
+// The 16 bits at an even byte offset `off` of a uint buffer.
 #define KV_HALF(buf, off) ((buf[(off) >> 2u] >> (((off) & 2u) * 8u)) & 0xffffu)
 
 // Defines `vec2 NAME(uint row, uint c, uint row_bytes)`: the values of channels c and
