@@ -45,6 +45,7 @@ struct vkb_kernel {
     uint32_t needs_subgroup_ops; /* VKB_SUBGROUP_* the kernel uses */
     bool needs_int_dot;          /* OpSDot on packed 4x8-bit integers */
     bool needs_float16;          /* f16 arithmetic (shaderFloat16) */
+    bool needs_int64;            /* 64-bit integers (shaderInt64) */
     bool needs_coopmat_nv; /* NV cooperative matrices of vkb_device_info.coopmat_nv_f16's shape
                             * and the Vulkan memory model */
     uint32_t shared_bytes_per_invocation;           /* shared memory the kernel declares ... */

@@ -116,12 +116,12 @@ static uint64_t attention_coopmat_shared(const uint32_t *spec)
     }
 
 /* matvec.comp LANE_ROWS: whole rows per invocation (up to VKB_LANE_ROWS), a workgroup of
- * one subgroup; no shared memory but IQ4_NL's table. */
+ * one subgroup; no shared memory but IQ4_NL's table; 8-byte loads. */
 #define MATVEC_LANES(n)                                                                            \
     {                                                                                              \
         .name = n, OUTS3, .push_size = 32, .spec_count = 5, .spec_defaults = {8, 8, 1, 0, 1},      \
         .elems_spec = {1, 0}, .flatten_x = true,                                                   \
-        .needs_subgroup_ops = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_BALLOT                             \
+        .needs_subgroup_ops = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_BALLOT, .needs_int64 = true        \
     }
 
 static uint64_t matvec_staged_shared(const uint32_t *spec)

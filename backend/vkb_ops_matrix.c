@@ -87,7 +87,7 @@ static bool lanes_allowed(const vkb_device *dev)
 {
     const vkb_device_info *info = &dev->info;
     uint32_t need = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_BALLOT;
-    return info->type == VKB_DEVICE_CPU && vkb_op_use_subgroups(dev) &&
+    return info->type == VKB_DEVICE_CPU && vkb_op_use_subgroups(dev) && info->shader_int64 &&
            (info->subgroup_ops & need) == need && info->subgroup_size >= 8 &&
            info->subgroup_size <= vkb_max_workgroup_x(info);
 }

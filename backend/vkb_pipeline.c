@@ -70,6 +70,11 @@ static vkb_status check_spec(vkb_device *dev, const struct vkb_kernel *k, const 
                             "kernel %s needs f16 arithmetic (shaderFloat16); %s (%s profile) has "
                             "none",
                             k->name, info->name, vkb_profile_name(info->profile));
+    if (k->needs_int64 && !info->shader_int64)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "kernel %s needs 64-bit integers (shaderInt64); %s (%s profile) has "
+                            "none",
+                            k->name, info->name, vkb_profile_name(info->profile));
     if (wg == 0 || wg > info->max_workgroup_size[0] || wg > info->max_workgroup_invocations)
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
                             "kernel %s: workgroup of %u exceeds the device's limit (%u)", k->name,

@@ -53,6 +53,11 @@ layout(std430, binding = 0) readonly buffer Weights { uint wsrc[]; };
 layout(std430, binding = 0) readonly buffer Weights4 { uvec4 wsrc4[]; };
 #else
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
+#ifdef LANE_ROWS
+// A CPU driver pays per load, not per byte: 8-byte loads of W and x where they may
+#extension GL_ARB_gpu_shader_int64 : require
+layout(std430, binding = 0) readonly buffer Weights8 { uint64_t wq8[]; };
+#endif
 #endif
 #ifdef INT_DOT
 // x quantized to 8-bit blocks (vkb_q8.glsl: the bytes of all blocks, then d and s of each);
@@ -65,6 +70,9 @@ spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [
                   id = 4450) int dot4x8(int a, int b, spirv_literal int fmt);
 #else
 layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };
+#ifdef LANE_ROWS
+layout(std430, binding = 1) readonly buffer X8 { uint64_t x8[]; };
+#endif
 #endif
 #include "vkb_outputs.glsl"
 
@@ -191,29 +199,58 @@ void lane_words8(uint off, out uint w[8])
         w[i] = odd ? (a[i] >> 16) | (a[i + 1u] << 16) : a[i];
 }
 
-// W's values k0 .. k0+31 of the row at byte rb dotted with xv
-float lane_dot32(uint rb, uint k0, const vec4 xv[8])
+#if defined(FORMAT_Q4_0)
+// x's values come scaled so that a nibble masked in place converts to n·x without a
+// shift: value 4i + e (a low nibble, byte e of a word) by 2^-8e, value 16 + 4i + e (the
+// high nibble) by 2^-(8e + 4). Powers of two: the products are those of the values.
+#define LANE_X_SCALE(lid) \
+    mix(vec4(1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16777216.0),                               \
+        vec4(1.0 / 16.0, 1.0 / 4096.0, 1.0 / 1048576.0, 1.0 / 268435456.0), bvec4((lid) >= 4u))
+#endif
+
+// W's values k0 .. k0+31 of the row at byte rb dotted with xv (xs: their sum); tail: the
+// row's last block, which must not read past the row's end
+float lane_dot32(uint rb, uint k0, const vec4 xv[8], float xs, bool tail)
 {
 #if defined(FORMAT_Q4_0) || defined(FORMAT_IQ4_NL)
-    // the whole block: five aligned words (18 bytes from a word or half a word)
-    const uint o = rb + (k0 / 32u) * block_q4_0_size, w0 = o >> 2u;
-    const uvec4 lo4 = uvec4(wq[w0], wq[w0 + 1u], wq[w0 + 2u], wq[w0 + 3u]);
-    const uint v4 = wq[w0 + 4u];
+    // the whole block: three 8-byte words (18 bytes from a word or half a word); a row's
+    // last block (tail) in five 4-byte words, which end within the binding
+    const uint o = rb + (k0 / 32u) * block_q4_0_size;
+    uvec4 lo4;
+    uint v4;
+    if (tail) {
+        const uint w0 = o >> 2u;
+        lo4 = uvec4(wq[w0], wq[w0 + 1u], wq[w0 + 2u], wq[w0 + 3u]);
+        v4 = wq[w0 + 4u];
+    } else {
+        const uint e = o >> 3u;
+        const uvec2 a = unpackUint2x32(wq8[e]), b = unpackUint2x32(wq8[e + 1u]),
+                    c = unpackUint2x32(wq8[e + 2u]);
+        const bool sw = (o & 4u) != 0u;
+        lo4 = sw ? uvec4(a.y, b, c.x) : uvec4(a, b);
+        v4 = sw ? c.y : c.x;
+    }
     const bool odd = (o & 2u) != 0u;
     const float d = unpackHalf2x16(odd ? lo4.x >> 16 : lo4.x).x;
     const uvec4 hi4 = uvec4(lo4.yzw, v4);
     const uvec4 q = odd ? hi4 : (lo4 >> 16) | (hi4 << 16);
+#if defined(FORMAT_Q4_0)
+    vec4 acc = vec4(0.0);
+    for (uint i = 0u; i < 4u; i++) {
+        const uvec4 w = uvec4(q[i]);
+        acc = fma(vec4(w & uvec4(0xfu, 0xf00u, 0xf0000u, 0xf000000u)), xv[i], acc);
+        acc = fma(vec4(w & uvec4(0xf0u, 0xf000u, 0xf00000u, 0xf0000000u)), xv[4u + i], acc);
+    }
+    return d * ((acc.x + acc.y) + (acc.z + acc.w) - 8.0 * xs);
+#else
     float s = 0.0;
     for (uint i = 0u; i < 4u; i++) {
         const uvec4 lo = (uvec4(q[i]) >> uvec4(0u, 8u, 16u, 24u)) & 0xfu;
         const uvec4 hi = (uvec4(q[i]) >> uvec4(4u, 12u, 20u, 28u)) & 0xfu;
-#if defined(FORMAT_Q4_0)
-        s += dot(vec4(lo) - 8.0, xv[i]) + dot(vec4(hi) - 8.0, xv[4u + i]);
-#else
         s += dot(iq4nl_lane4(lo), xv[i]) + dot(iq4nl_lane4(hi), xv[4u + i]);
-#endif
     }
     return d * s;
+#endif
 #elif defined(FORMAT_Q8_0)
     // the whole block: nine aligned words (34 bytes from a word or half a word)
     const uint o = rb + (k0 / 32u) * block_q8_0_size, w0 = o >> 2u;
@@ -322,6 +359,33 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8])
     }
     return s;
 #endif
+}
+#endif
+
+#ifdef LANE_ROWS
+// One step of 32 values of column c for the invocation's rows (first byte of each in rb):
+// invocation i loads x's values 4i .. 4i+3 and broadcasts them to the others.
+void lane_step(uint c, uint b, bool tail, const uint rb[LANE_RPI], uint rpi, inout float s[LANE_RPI])
+{
+    const uint lid = gl_LocalInvocationID.x;
+    const uint xw = (c * pc.x_stride + b * 32u) / 2u + 2u * min(lid, 7u);
+    const uvec2 x01 = unpackUint2x32(x8[xw]), x23 = unpackUint2x32(x8[xw + 1u]);
+    vec4 xl = uintBitsToFloat(uvec4(x01, x23));
+    // the sum of the step's 32 values (their order fixed: the same on every invocation)
+    const float xl4 = (xl.x + xl.y) + (xl.z + xl.w);
+    float xs = 0.0;
+    for (uint v = 0u; v < 8u; v++)
+        xs += subgroupBroadcast(xl4, v);
+#ifdef LANE_X_SCALE
+    xl *= LANE_X_SCALE(lid);
+#endif
+    vec4 xv[8];
+    for (uint v = 0u; v < 8u; v++)
+        xv[v] = subgroupBroadcast(xl, v);
+    for (uint j = 0u; j < LANE_RPI; j++) {
+        if (j < rpi)
+            s[j] += lane_dot32(rb[j], b * 32u, xv, xs, tail);
+    }
 }
 #endif
 
@@ -531,16 +595,11 @@ void main()
         float s[LANE_RPI];
         for (uint j = 0u; j < LANE_RPI; j++)
             s[j] = 0.0;
-        for (uint b = 0u; b < nb; b++) {
-            const vec4 xl = x4[(c * pc.x_stride + b * 32u) / 4u + min(lid, 7u)];
-            vec4 xv[8];
-            for (uint v = 0u; v < 8u; v++)
-                xv[v] = subgroupBroadcast(xl, v);
-            for (uint j = 0u; j < LANE_RPI; j++) {
-                if (j < rpi)
-                    s[j] += lane_dot32(rb[j], b * 32u, xv);
-            }
-        }
+        // the last block apart: its loads must end within the row
+        for (uint b = 0u; b + 1u < nb; b++)
+            lane_step(c, b, false, rb, rpi, s);
+        if (nb > 0u)
+            lane_step(c, nb - 1u, true, rb, rpi, s);
         // float formats: the last k % 32 values, eight at a time
         for (uint u = nb * 4u; u < pc.k / 8u; u++) {
             const uint xi = (c * pc.x_stride + u * 8u) / 4u;
