@@ -187,30 +187,48 @@ vec4 iq4nl_lane4(uvec4 v)
 }
 #endif
 
-// The eight words at byte `off` (even): nine aligned loads, combined without a branch.
+// The eight words at byte `off` (even), which with the 8 bytes after them lie within the
+// row: five 8-byte loads, combined without a branch.
 void lane_words8(uint off, out uint w[8])
 {
-    const uint b = off >> 2u;
-    const bool odd = (off & 2u) != 0u;
-    uint a[9];
+    const uint e = off >> 3u;
+    uint a[10];
+    for (uint i = 0u; i < 5u; i++) {
+        const uvec2 v = unpackUint2x32(wq8[e + i]);
+        a[2u * i] = v.x;
+        a[2u * i + 1u] = v.y;
+    }
+    const bool sw = (off & 4u) != 0u, odd = (off & 2u) != 0u;
+    uint b[9];
     for (uint i = 0u; i < 9u; i++)
-        a[i] = wq[b + i];
+        b[i] = sw ? a[i + 1u] : a[i];
     for (uint i = 0u; i < 8u; i++)
-        w[i] = odd ? (a[i] >> 16) | (a[i + 1u] << 16) : a[i];
+        w[i] = odd ? (b[i] >> 16) | (b[i + 1u] << 16) : b[i];
 }
 
+#if defined(FORMAT_Q4_0) || defined(FORMAT_Q4_K) || defined(FORMAT_Q5_K) || defined(FORMAT_Q6_K)
+// x's values come scaled so that a quantized value masked in place, v·2^s, converts to
+// float exactly and its product is v·x without a shift: value 4i + e (byte e of a word)
+// by 2^-8e, and a high nibble (q4_0's values 16-31, q4_K's odd sub-blocks) by a further
+// 2^-4. Powers of two: the products are those of the values.
+#define LANE_X_SCALED
+vec4 lane_x_scale(uint lid, uint b)
+{
+    const vec4 bytes = vec4(1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16777216.0);
 #if defined(FORMAT_Q4_0)
-// x's values come scaled so that a nibble masked in place converts to n·x without a
-// shift: value 4i + e (a low nibble, byte e of a word) by 2^-8e, value 16 + 4i + e (the
-// high nibble) by 2^-(8e + 4). Powers of two: the products are those of the values.
-#define LANE_X_SCALE(lid) \
-    mix(vec4(1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16777216.0),                               \
-        vec4(1.0 / 16.0, 1.0 / 4096.0, 1.0 / 1048576.0, 1.0 / 268435456.0), bvec4((lid) >= 4u))
+    return lid >= 4u ? bytes * (1.0 / 16.0) : bytes;
+#elif defined(FORMAT_Q4_K)
+    return (b & 1u) != 0u ? bytes * (1.0 / 16.0) : bytes;
+#else
+    return bytes;
+#endif
+}
+const uvec4 LANE_BYTES = uvec4(0xffu, 0xff00u, 0xff0000u, 0xff000000u);
 #endif
 
-// W's values k0 .. k0+31 of the row at byte rb dotted with xv (xs: their sum); tail: the
-// row's last block, which must not read past the row's end
-float lane_dot32(uint rb, uint k0, const vec4 xv[8], float xs, bool tail)
+// W's values k0 .. k0+31 of the row at byte rb dotted with xv (xs: the sums of x's values
+// 0-15 and 16-31); tail: the row's last block, which must not read past the row's end
+float lane_dot32(uint rb, uint k0, const vec4 xv[8], vec2 xs, bool tail)
 {
 #if defined(FORMAT_Q4_0) || defined(FORMAT_IQ4_NL)
     // the whole block: three 8-byte words (18 bytes from a word or half a word); a row's
@@ -241,7 +259,7 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], float xs, bool tail)
         acc = fma(vec4(w & uvec4(0xfu, 0xf00u, 0xf0000u, 0xf000000u)), xv[i], acc);
         acc = fma(vec4(w & uvec4(0xf0u, 0xf000u, 0xf00000u, 0xf0000000u)), xv[4u + i], acc);
     }
-    return d * ((acc.x + acc.y) + (acc.z + acc.w) - 8.0 * xs);
+    return d * ((acc.x + acc.y) + (acc.z + acc.w) - 8.0 * (xs.x + xs.y));
 #else
     float s = 0.0;
     for (uint i = 0u; i < 4u; i++) {
@@ -276,16 +294,18 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], float xs, bool tail)
     const uint sc = wq_u16(blk + block_q6_k_scales + 8u * h + 2u * q);
     const float d = wq_f16(blk + block_q6_k_d);
     const uint lsh = q >= 2u ? 4u : 0u, hsh = 2u * q;
-    float s0 = 0.0, s1 = 0.0;
+    // four 6-bit values to a word, each masked in place against x scaled by its byte
+    vec4 a0 = vec4(0.0), a1 = vec4(0.0);
     for (uint i = 0u; i < 8u; i++) {
-        const uvec4 lo = (uvec4(ql[i] >> lsh) >> uvec4(0u, 8u, 16u, 24u)) & 0xfu;
-        const uvec4 hi = (uvec4(qh[i] >> hsh) >> uvec4(0u, 8u, 16u, 24u)) & 3u;
-        const float t = dot(vec4(ivec4(lo | (hi << 4u)) - 32), xv[i]);
+        const uint v = ((ql[i] >> lsh) & 0x0f0f0f0fu) | (((qh[i] >> hsh) & 0x03030303u) << 4u);
+        const vec4 t = vec4(uvec4(v) & LANE_BYTES) * xv[i];
         if (i < 4u)
-            s0 += t;
+            a0 += t;
         else
-            s1 += t;
+            a1 += t;
     }
+    const float s0 = (a0.x + a0.y) + (a0.z + a0.w) - 32.0 * xs.x;
+    const float s1 = (a1.x + a1.y) + (a1.z + a1.w) - 32.0 * xs.y;
     const float sc0 = float(bitfieldExtract(int(sc), 0, 8));
     const float sc1 = float(bitfieldExtract(int(sc), 8, 8));
     return d * (sc0 * s0 + sc1 * s1);
@@ -293,23 +313,30 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], float xs, bool tail)
     // sub-block sb: the low (sb even) or high nibbles of 32 bytes of qs, its 6-bit scale
     // and minimum; x = (d·sc)·q − dmin·m summed as (d·sc)·Σq·x − (dmin·m)·Σx
     const uint sb = (k0 % 256u) / 32u, sh = 4u * (sb & 1u);
-    const uint blk = rb + (k0 / 256u) * BLOCK_BYTES, b4 = blk >> 2u; // blocks start on words
-    const vec2 dm = unpackHalf2x16(wq[b4]);
-    const uvec2 scm = k4_scale_min(wq[b4 + 1u], wq[b4 + 2u], wq[b4 + 3u], sb);
+    const uint b8 = (rb + (k0 / 256u) * BLOCK_BYTES) >> 3u; // blocks start on 8 bytes
+    const uvec2 w01 = unpackUint2x32(wq8[b8]), w23 = unpackUint2x32(wq8[b8 + 1u]);
+    const vec2 dm = unpackHalf2x16(w01.x);
+    const uvec2 scm = k4_scale_min(w01.y, w23.x, w23.y, sb);
 #if defined(FORMAT_Q4_K)
-    const uint qs = b4 + block_q4_k_qs / 4u + 8u * (sb / 2u);
+    const uint qs = b8 + block_q4_k_qs / 8u + 4u * (sb / 2u);
+    const uvec4 m = uvec4(0xfu, 0xf00u, 0xf0000u, 0xf000000u) << sh; // in place
 #else
-    const uint qs = b4 + block_q5_k_qs / 4u + 8u * (sb / 2u), qh = b4 + block_q5_k_qh / 4u;
+    const uint qs = b8 + block_q5_k_qs / 8u + 4u * (sb / 2u), qh = b8 + block_q5_k_qh / 8u;
 #endif
-    float sq = 0.0, sx = 0.0;
-    for (uint i = 0u; i < 8u; i++) {
-        uvec4 v = (uvec4(wq[qs + i] >> sh) >> uvec4(0u, 8u, 16u, 24u)) & 0xfu;
-#if defined(FORMAT_Q5_K)
-        v |= ((uvec4(wq[qh + i] >> sb) >> uvec4(0u, 8u, 16u, 24u)) & 1u) << 4u;
+    vec4 acc = vec4(0.0);
+    for (uint i = 0u; i < 4u; i++) {
+        uvec2 v = unpackUint2x32(wq8[qs + i]);
+#if defined(FORMAT_Q4_K)
+        acc += vec4(uvec4(v.x) & m) * xv[2u * i] + vec4(uvec4(v.y) & m) * xv[2u * i + 1u];
+#else
+        // the fifth bits: bit sb of qh's bytes
+        const uvec2 h = unpackUint2x32(wq8[qh + i]);
+        v = ((v >> sh) & 0x0f0f0f0fu) | (((h >> sb) & 0x01010101u) << 4u);
+        acc += vec4(uvec4(v.x) & LANE_BYTES) * xv[2u * i] +
+               vec4(uvec4(v.y) & LANE_BYTES) * xv[2u * i + 1u];
 #endif
-        sq += dot(vec4(v), xv[i]);
-        sx += dot(vec4(1.0), xv[i]);
     }
+    const float sq = (acc.x + acc.y) + (acc.z + acc.w), sx = xs.x + xs.y;
     precise float d1 = dm.x * float(scm.x);
     precise float m1 = dm.y * float(scm.y);
     return d1 * sq - m1 * sx;
@@ -334,7 +361,8 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], float xs, bool tail)
     const uint qh = odd ? a.y : (a.x >> 16) | (a.y << 16);
     const uvec4 q = odd ? uvec4(a.zw, b) : (uvec4(a.yzw, b.x) >> 16) | (uvec4(a.zw, b) << 16);
 #endif
-    float sq = 0.0, sx = 0.0;
+    float sq = 0.0;
+    const float sx = xs.x + xs.y;
     for (uint i = 0u; i < 4u; i++) {
         const uvec4 sh = uvec4(0u, 8u, 16u, 24u);
         uvec4 lo = (uvec4(q[i]) >> sh) & 0xfu, hi = (uvec4(q[i]) >> (sh + 4u)) & 0xfu;
@@ -342,7 +370,6 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], float xs, bool tail)
         lo |= ((uvec4(qh >> (4u * i)) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4u;
         hi |= ((uvec4(qh >> (16u + 4u * i)) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4u;
         sq += dot(vec4(lo), xv[i]) + dot(vec4(hi), xv[4u + i]);
-        sx += dot(vec4(1.0), xv[i]) + dot(vec4(1.0), xv[4u + i]);
     }
 #if defined(FORMAT_Q5_0)
     return dm.x * (sq - 16.0 * sx);
@@ -365,19 +392,21 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], float xs, bool tail)
 #ifdef LANE_ROWS
 // One step of 32 values of column c for the invocation's rows (first byte of each in rb):
 // invocation i loads x's values 4i .. 4i+3 and broadcasts them to the others.
-void lane_step(uint c, uint b, bool tail, const uint rb[LANE_RPI], uint rpi, inout float s[LANE_RPI])
+void lane_step(uint c, uint b, bool tail, const uint rb[LANE_RPI], uint rpi,
+               inout float s[LANE_RPI])
 {
     const uint lid = gl_LocalInvocationID.x;
     const uint xw = (c * pc.x_stride + b * 32u) / 2u + 2u * min(lid, 7u);
     const uvec2 x01 = unpackUint2x32(x8[xw]), x23 = unpackUint2x32(x8[xw + 1u]);
     vec4 xl = uintBitsToFloat(uvec4(x01, x23));
-    // the sum of the step's 32 values (their order fixed: the same on every invocation)
+    // the sums of the step's values 0-15 and 16-31 (in a fixed order: the same on every
+    // invocation)
     const float xl4 = (xl.x + xl.y) + (xl.z + xl.w);
-    float xs = 0.0;
-    for (uint v = 0u; v < 8u; v++)
-        xs += subgroupBroadcast(xl4, v);
-#ifdef LANE_X_SCALE
-    xl *= LANE_X_SCALE(lid);
+    vec2 xs = vec2(0.0);
+    for (uint v = 0u; v < 4u; v++)
+        xs += vec2(subgroupBroadcast(xl4, v), subgroupBroadcast(xl4, v + 4u));
+#ifdef LANE_X_SCALED
+    xl *= lane_x_scale(lid, b);
 #endif
     vec4 xv[8];
     for (uint v = 0u; v < 8u; v++)
