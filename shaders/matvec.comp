@@ -270,19 +270,35 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], vec2 xs, bool tail)
     return d * s;
 #endif
 #elif defined(FORMAT_Q8_0)
-    // the whole block: nine aligned words (34 bytes from a word or half a word)
-    const uint o = rb + (k0 / 32u) * block_q8_0_size, w0 = o >> 2u;
+    // the whole block: five 8-byte words (34 bytes from any even byte); a row's last block
+    // in nine 4-byte words, which end within the binding
+    const uint o = rb + (k0 / 32u) * block_q8_0_size;
     uint w[9];
-    for (uint i = 0u; i < 9u; i++)
-        w[i] = wq[w0 + i];
+    if (tail) {
+        for (uint i = 0u; i < 9u; i++)
+            w[i] = wq[(o >> 2u) + i];
+    } else {
+        uint a[10];
+        for (uint i = 0u; i < 5u; i++) {
+            const uvec2 v = unpackUint2x32(wq8[(o >> 3u) + i]);
+            a[2u * i] = v.x;
+            a[2u * i + 1u] = v.y;
+        }
+        const bool sw = (o & 4u) != 0u;
+        for (uint i = 0u; i < 9u; i++)
+            w[i] = sw ? a[i + 1u] : a[i];
+    }
     const bool odd = (o & 2u) != 0u;
     const float d = unpackHalf2x16(odd ? w[0] >> 16 : w[0]).x;
-    float s = 0.0;
+    // each signed byte moved to the top of its word converts to v·2^24 exactly; d carries
+    // the 2^-24
+    vec4 acc = vec4(0.0);
     for (uint i = 0u; i < 8u; i++) {
         const uint q = odd ? w[i + 1u] : (w[i] >> 16) | (w[i + 1u] << 16);
-        s += dot(vec4(ivec4(uvec4(q) << uvec4(24u, 16u, 8u, 0u)) >> 24), xv[i]);
+        const uvec4 top = uvec4(q << 24u, q << 16u, q << 8u, q) & 0xff000000u;
+        acc += vec4(ivec4(top)) * xv[i];
     }
-    return d * s;
+    return (d * (1.0 / 16777216.0)) * ((acc.x + acc.y) + (acc.z + acc.w));
 #elif defined(FORMAT_Q6_K)
     // a quarter of a half: 32 bytes of ql (low or high nibbles), 32 of qh (bit pair 2q),
     // two scales (values 0-15 and 16-31)
