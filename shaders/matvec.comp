@@ -227,8 +227,9 @@ const uvec4 LANE_BYTES = uvec4(0xffu, 0xff00u, 0xff0000u, 0xff000000u);
 #endif
 
 // W's values k0 .. k0+31 of the row at byte rb dotted with xv (xs: the sums of x's values
-// 0-15 and 16-31); tail: the row's last block, which must not read past the row's end
-float lane_dot32(uint rb, uint k0, const vec4 xv[8], vec2 xs, bool tail)
+// 0-15 and 16-31); tail: the row's last block, which must not read past the row's end;
+// hdr: Q4_K/Q5_K's first 16 bytes of the block (d, dmin, scales), read once per block
+float lane_dot32(uint rb, uint k0, const vec4 xv[8], vec2 xs, bool tail, uvec4 hdr)
 {
 #if defined(FORMAT_Q4_0) || defined(FORMAT_IQ4_NL)
     // the whole block: three 8-byte words (18 bytes from a word or half a word); a row's
@@ -330,9 +331,8 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], vec2 xs, bool tail)
     // and minimum; x = (d·sc)·q − dmin·m summed as (d·sc)·Σq·x − (dmin·m)·Σx
     const uint sb = (k0 % 256u) / 32u, sh = 4u * (sb & 1u);
     const uint b8 = (rb + (k0 / 256u) * BLOCK_BYTES) >> 3u; // blocks start on 8 bytes
-    const uvec2 w01 = unpackUint2x32(wq8[b8]), w23 = unpackUint2x32(wq8[b8 + 1u]);
-    const vec2 dm = unpackHalf2x16(w01.x);
-    const uvec2 scm = k4_scale_min(w01.y, w23.x, w23.y, sb);
+    const vec2 dm = unpackHalf2x16(hdr.x);
+    const uvec2 scm = k4_scale_min(hdr.y, hdr.z, hdr.w, sb);
 #if defined(FORMAT_Q4_K)
     const uint qs = b8 + block_q4_k_qs / 8u + 4u * (sb / 2u);
     const uvec4 m = uvec4(0xfu, 0xf00u, 0xf0000u, 0xf000000u) << sh; // in place
@@ -409,7 +409,7 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], vec2 xs, bool tail)
 // One step of 32 values of column c for the invocation's rows (first byte of each in rb):
 // invocation i loads x's values 4i .. 4i+3 and broadcasts them to the others.
 void lane_step(uint c, uint b, bool tail, const uint rb[LANE_RPI], uint rpi,
-               inout float s[LANE_RPI])
+               const uvec4 hdr[LANE_RPI], inout float s[LANE_RPI])
 {
     const uint lid = gl_LocalInvocationID.x;
 #if defined(FORMAT_F32) || defined(FORMAT_F16) || defined(FORMAT_BF16)
@@ -434,7 +434,7 @@ void lane_step(uint c, uint b, bool tail, const uint rb[LANE_RPI], uint rpi,
         xv[v] = subgroupBroadcast(xl, v);
     for (uint j = 0u; j < LANE_RPI; j++) {
         if (j < rpi)
-            s[j] += lane_dot32(rb[j], b * 32u, xv, xs, tail);
+            s[j] += lane_dot32(rb[j], b * 32u, xv, xs, tail, hdr[j]);
     }
 }
 #endif
@@ -645,11 +645,29 @@ void main()
         float s[LANE_RPI];
         for (uint j = 0u; j < LANE_RPI; j++)
             s[j] = 0.0;
+        uvec4 hdr[LANE_RPI];
+        for (uint j = 0u; j < LANE_RPI; j++)
+            hdr[j] = uvec4(0u);
+#if defined(FORMAT_Q4_K) || defined(FORMAT_Q5_K)
+        // each row's d, dmin and scales once per block of 256 values (blocks start on 8
+        // bytes and hold their reads: no tail)
+        for (uint bb = 0u; bb < nb / 8u; bb++) {
+            for (uint j = 0u; j < LANE_RPI; j++) {
+                if (j < rpi) {
+                    const uint b8 = (rb[j] + bb * BLOCK_BYTES) >> 3u;
+                    hdr[j] = uvec4(unpackUint2x32(wq8[b8]), unpackUint2x32(wq8[b8 + 1u]));
+                }
+            }
+            for (uint sb = 0u; sb < 8u; sb++)
+                lane_step(c, 8u * bb + sb, false, rb, rpi, hdr, s);
+        }
+#else
         // the last block apart: its loads must end within the row
         for (uint b = 0u; b + 1u < nb; b++)
-            lane_step(c, b, false, rb, rpi, s);
+            lane_step(c, b, false, rb, rpi, hdr, s);
         if (nb > 0u)
-            lane_step(c, nb - 1u, true, rb, rpi, s);
+            lane_step(c, nb - 1u, true, rb, rpi, hdr, s);
+#endif
         // float formats: the last k % 32 values, eight at a time
         for (uint u = nb * 4u; u < pc.k / 8u; u++) {
             const uint xi = (c * pc.x_stride + u * 8u) / 4u;
