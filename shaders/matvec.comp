@@ -54,7 +54,8 @@ layout(std430, binding = 0) readonly buffer Weights4 { uvec4 wsrc4[]; };
 #else
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
 #ifdef LANE_ROWS
-// A CPU driver pays per load, not per byte: 8-byte loads of W and x where they may
+// A CPU driver pays per load, not per byte: 8-byte loads of W and x where they stay within
+// the binding
 #extension GL_ARB_gpu_shader_int64 : require
 layout(std430, binding = 0) readonly buffer Weights8 { uint64_t wq8[]; };
 #endif
@@ -187,21 +188,28 @@ vec4 iq4nl_lane4(uvec4 v)
 }
 #endif
 
-// The eight words at byte `off` (even), which with the 8 bytes after them lie within the
-// row: five 8-byte loads, combined without a branch.
-void lane_words8(uint off, out uint w[8])
+// The nine aligned words from the one holding byte `off` on, which with the 4 bytes after
+// them lie within the row: five 8-byte loads and a select.
+void lane_words9(uint off, out uint w[9])
 {
-    const uint e = off >> 3u;
     uint a[10];
     for (uint i = 0u; i < 5u; i++) {
-        const uvec2 v = unpackUint2x32(wq8[e + i]);
+        const uvec2 v = unpackUint2x32(wq8[(off >> 3u) + i]);
         a[2u * i] = v.x;
         a[2u * i + 1u] = v.y;
     }
-    const bool sw = (off & 4u) != 0u, odd = (off & 2u) != 0u;
-    uint b[9];
+    const bool sw = (off & 4u) != 0u;
     for (uint i = 0u; i < 9u; i++)
-        b[i] = sw ? a[i + 1u] : a[i];
+        w[i] = sw ? a[i + 1u] : a[i];
+}
+
+// The eight words at byte `off` (even), which with the 8 bytes after them lie within the
+// row, combined without a branch.
+void lane_words8(uint off, out uint w[8])
+{
+    uint b[9];
+    lane_words9(off, b);
+    const bool odd = (off & 2u) != 0u;
     for (uint i = 0u; i < 8u; i++)
         w[i] = odd ? (b[i] >> 16) | (b[i + 1u] << 16) : b[i];
 }
@@ -279,15 +287,7 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], vec2 xs, bool tail, uvec4 h
         for (uint i = 0u; i < 9u; i++)
             w[i] = wq[(o >> 2u) + i];
     } else {
-        uint a[10];
-        for (uint i = 0u; i < 5u; i++) {
-            const uvec2 v = unpackUint2x32(wq8[(o >> 3u) + i]);
-            a[2u * i] = v.x;
-            a[2u * i + 1u] = v.y;
-        }
-        const bool sw = (o & 4u) != 0u;
-        for (uint i = 0u; i < 9u; i++)
-            w[i] = sw ? a[i + 1u] : a[i];
+        lane_words9(o, w);
     }
     const bool odd = (o & 2u) != 0u;
     const float d = unpackHalf2x16(odd ? w[0] >> 16 : w[0]).x;
@@ -403,9 +403,7 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], vec2 xs, bool tail, uvec4 h
     return s;
 #endif
 }
-#endif
 
-#ifdef LANE_ROWS
 // One step of 32 values of column c for the invocation's rows (first byte of each in rb):
 // invocation i loads x's values 4i .. 4i+3 and broadcasts them to the others.
 void lane_step(uint c, uint b, bool tail, const uint rb[LANE_RPI], uint rpi,
@@ -631,9 +629,10 @@ void main()
     }
 #elif defined(LANE_ROWS)
     // CPU drivers: invocation i owns rows first + i, first + i + WG, ... (up to LANE_RPI)
-    // and walks each whole row. Each step of 32 values, invocation i loads x's vec4 i and
-    // broadcasts it to the others: a CPU driver gives every invocation its own scalar
-    // load, so x loaded once per subgroup instead of once per invocation is the saving.
+    // and walks each whole row. Each step of 32 values, invocation i loads x's values
+    // 4i .. 4i+3 and broadcasts them to the others (lane_step): a CPU driver gives every
+    // invocation its own scalar load, so x loaded once per subgroup instead of once per
+    // invocation is the saving.
     // Needs a workgroup of one subgroup of at least 8 invocations.
     const uint wg = gl_WorkGroupSize.x, rpi = ROWS / wg, nb = pc.k / 32u;
     // each row's first byte; rows past the end read the last row (no divergent branch)
