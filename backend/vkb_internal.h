@@ -61,9 +61,10 @@ const struct vkb_kernel *vkb_kernel_find(const char *name);
 bool vkb_coopmat_spec(const vkb_device *dev, uint32_t subgroups, vkb_spec *spec,
                       const char **suffix);
 
-/* Shared memory of matvec.comp: red[ROWS x NCOLS x workgroup] floats, and when STAGED
- * the stage, ROWS x (a chunk of at most 32 bytes per invocation + 8) bytes. The kernel
- * table's contract and vkb_op_matvec_plan's choice both use it. */
+/* Shared memory of matvec.comp with NORM (the most it takes): red[(ROWS + 1) x NCOLS x
+ * workgroup] floats, and when STAGED the stage, ROWS x (a chunk of at most 32 bytes per
+ * invocation + 8) bytes. vkb_op_matvec_plan's choice uses it, so a plan fits with and
+ * without NORM. */
 uint64_t vkb_matvec_shared_bytes(uint32_t wg, uint32_t rows, uint32_t ncols, bool staged);
 
 struct vkb_pipeline {

@@ -11,16 +11,23 @@ static uint64_t matmul_shared(const uint32_t *spec)
     return 4ull * spec[3] * (spec[1] + spec[2]);
 }
 
-uint64_t vkb_matvec_shared_bytes(uint32_t wg, uint32_t rows, uint32_t ncols, bool staged)
+/* matvec.comp red[] (ROWS x NCOLS sums, and with NORM NCOLS sums of squares, per
+ * invocation) and with STAGED wq[] */
+static uint64_t matvec_bytes(uint32_t wg, uint32_t rows, uint32_t ncols, bool norm, bool staged)
 {
-    uint64_t red = 4ull * wg * rows * ncols;
+    uint64_t red = 4ull * wg * (rows + norm) * ncols;
     return staged ? red + (uint64_t)rows * (32ull * wg + 8) : red;
 }
 
-/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS} */
+uint64_t vkb_matvec_shared_bytes(uint32_t wg, uint32_t rows, uint32_t ncols, bool staged)
+{
+    return matvec_bytes(wg, rows, ncols, true, staged);
+}
+
+/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS, NORM, GLU} */
 static uint64_t matvec_shared(const uint32_t *spec)
 {
-    return vkb_matvec_shared_bytes(spec[0], spec[1], spec[2], false);
+    return matvec_bytes(spec[0], spec[1], spec[2], spec[5], false);
 }
 
 /* attention.comp: qs[R_MAX = 8][MAX_HEAD_DIM = 256] + ps[R_MAX][wg] + reduce_buf[wg] floats */
@@ -36,8 +43,10 @@ static uint64_t attention_shared(const uint32_t *spec)
 #define OUT4_2 .binding_count = 4, .writes = {false, false, true, true}
 /* rope_store.comp: q (rotated in place), k, v, pos, freqs, then the two caches */
 #define ROPE_STORE_IO .binding_count = 7, .writes = {true, false, false, false, false, true, true}
-/* weight products: W, x, then up to three outputs (vkb_outputs.glsl) */
-#define OUTS3 .binding_count = 5, .writes = {false, false, true, true, true}
+/* weight products: W, x, then up to three outputs (vkb_outputs.glsl); matvec then the
+ * norm's weights (NORM; x again without) */
+#define OUTS3     .binding_count = 5, .writes = {false, false, true, true, true}
+#define MATVEC_IO .binding_count = 6, .writes = {false, false, true, true, true, false}
 
 #define SG_OPS (VKB_SUBGROUP_BASIC | VKB_SUBGROUP_ARITHMETIC)
 
@@ -107,41 +116,42 @@ static uint64_t attention_coopmat_shared(const uint32_t *spec)
     return 3 * 32 * 136 * 2 + 2 * 16 * 32 * 4 + 2 * 16 * 32 * 2 + 32 * 4;
 }
 
-/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS}; x counts rows. */
+/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS, NORM, GLU}; x counts rows (with GLU
+ * twice the output rows: W's). */
 #define MATVEC(n, sg)                                                                              \
     {                                                                                              \
-        .name = n, OUTS3, .push_size = 32, .spec_count = 5, .spec_defaults = {64, 1, 1, 0, 1},     \
-        .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = sg,                         \
-        .shared_bytes = matvec_shared                                                              \
+        .name = n, MATVEC_IO, .push_size = 36, .spec_count = 7,                                    \
+        .spec_defaults = {64, 1, 1, 0, 1, 0, 0}, .elems_spec = {1, 0}, .flatten_x = true,          \
+        .needs_subgroup_ops = sg, .shared_bytes = matvec_shared                                    \
     }
 
 /* matvec.comp LANE_ROWS: whole rows per invocation (up to VKB_LANE_ROWS), a workgroup of
  * one subgroup; no shared memory but IQ4_NL's table; 8-byte loads. */
 #define MATVEC_LANES(n)                                                                            \
     {                                                                                              \
-        .name = n, OUTS3, .push_size = 32, .spec_count = 5, .spec_defaults = {8, 8, 1, 0, 1},      \
-        .elems_spec = {1, 0}, .flatten_x = true,                                                   \
+        .name = n, MATVEC_IO, .push_size = 36, .spec_count = 7,                                    \
+        .spec_defaults = {8, 8, 1, 0, 1, 0, 0}, .elems_spec = {1, 0}, .flatten_x = true,           \
         .needs_subgroup_ops = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_BALLOT, .needs_int64 = true        \
     }
 
 static uint64_t matvec_staged_shared(const uint32_t *spec)
 {
-    return vkb_matvec_shared_bytes(spec[0], spec[1], spec[2], true);
+    return matvec_bytes(spec[0], spec[1], spec[2], spec[5], true);
 }
 
 #define MATVEC_STAGED(n)                                                                           \
     {                                                                                              \
-        .name = n, OUTS3, .push_size = 32, .spec_count = 5, .spec_defaults = {64, 1, 1, 0, 1},     \
-        .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = SG_OPS,                     \
-        .shared_bytes = matvec_staged_shared                                                       \
+        .name = n, MATVEC_IO, .push_size = 36, .spec_count = 7,                                    \
+        .spec_defaults = {64, 1, 1, 0, 1, 0, 0}, .elems_spec = {1, 0}, .flatten_x = true,          \
+        .needs_subgroup_ops = SG_OPS, .shared_bytes = matvec_staged_shared                         \
     }
 
 /* matvec.comp INT_DOT: x as quantize_q8.comp's blocks. */
 #define MATVEC_INT_DOT(n)                                                                          \
     {                                                                                              \
-        .name = n, OUTS3, .push_size = 32, .spec_count = 5, .spec_defaults = {64, 1, 1, 0, 1},     \
-        .elems_spec = {1, 0}, .flatten_x = true, .needs_subgroup_ops = SG_OPS,                     \
-        .needs_int_dot = true, .shared_bytes = matvec_shared                                       \
+        .name = n, MATVEC_IO, .push_size = 36, .spec_count = 7,                                    \
+        .spec_defaults = {64, 1, 1, 0, 1, 0, 0}, .elems_spec = {1, 0}, .flatten_x = true,          \
+        .needs_subgroup_ops = SG_OPS, .needs_int_dot = true, .shared_bytes = matvec_shared         \
     }
 
 /* matmul.comp: spec {workgroup, TM, TN, TK, OUTS, RM, RN}; x counts rows, y columns. */

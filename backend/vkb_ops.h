@@ -95,6 +95,29 @@ vkb_status vkb_op_matvec_split(vkb_stream *s, const vkb_matrix *w, const vkb_buf
 vkb_status vkb_op_matmul_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                                const vkb_outputs *out, uint32_t n);
 
+/* out = W·(rms_norm(x) · g) for 1 to 8 columns: the norm that feeds the products fused into
+ * them, one dispatch where there were two. x holds the columns of the residual stream (w->k
+ * floats each), g the norm's w->k weights; every workgroup sums the squares of x as it
+ * reads it and scales its sums by 1 / sqrt(mean(x²) + eps) at the end. Equal to
+ * vkb_op_rms_norm then vkb_op_matvec_split within f32 rounding (not bit for bit: the scale
+ * is applied to the sums, not to each value). Not for 8-bit blocks: there rms_norm_q8
+ * writes them. */
+vkb_status vkb_op_matvec_norm_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                                    const vkb_buffer *g, float eps, const vkb_outputs *out,
+                                    uint32_t ncols);
+
+/* h = silu(gate·x) · (up·x) for 1 to 8 columns: the gated FFN's two products and silu·mul
+ * in one dispatch. W holds gate's rows then up's (2·ff rows, one part of its buffer: else
+ * VKB_ERR_UNSUPPORTED), h ncols columns of ff floats. Each workgroup takes matching rows of
+ * both. With g (not NULL) x is the residual stream and the products read rms_norm(x)·g as
+ * in vkb_op_matvec_norm_split; vkb_op_matvec_q8_glu reads x as 8-bit blocks. Each product
+ * the same bits as the split product's, then silu·mul as vkb_op_silu_mul computes it
+ * (within f32 rounding with the norm, as there). */
+vkb_status vkb_op_matvec_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                             const vkb_buffer *g, float eps, const vkb_buffer *h, uint32_t ncols);
+vkb_status vkb_op_matvec_q8_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                                const vkb_buffer *h, uint32_t ncols);
+
 /* out[i][k] = W[ids[i]][k] dequantized (bit-exact with cmp_dequantize), i < n_ids:
  * embedding lookup. ids are uint32 in a buffer; an id ≥ w->rows leaves its row unwritten. */
 vkb_status vkb_op_get_rows(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *ids,

@@ -148,7 +148,7 @@ vkb_matvec_tuning vkb_op_matvec_plan(const vkb_device *dev, cmp_type type, uint3
         p.rows = 16;
     /* staged: needs subgroup sums, whole blocks per chunk and a 16-byte aligned chunk */
     p.staged = p.staged && !is_float_format(type) && vkb_op_use_subgroups(dev) && p.wg % 16 == 0;
-    uint32_t red = 4 * p.rows * ncols; /* matvec.comp's red[], per invocation */
+    uint32_t red = 4 * (p.rows + 1) * ncols; /* matvec.comp's red[] with NORM, per invocation */
     p.wg = vkb_op_wg_size(dev, p.wg, red);
     uint32_t limit = dev->info.max_shared_memory;
     while (p.staged && p.wg > 16 && vkb_matvec_shared_bytes(p.wg, p.rows, ncols, true) > limit)
@@ -580,68 +580,145 @@ static vkb_status check_product(vkb_device *dev, const char *op, const vkb_matri
     return VKB_OK;
 }
 
+/* The norm a product reads its input through (vkb_op_matvec_norm_split). */
+struct norm_in {
+    const vkb_buffer *g;
+    float eps;
+};
+
+/* GLU: the plan with an even number of rows per workgroup (lanes: per invocation), a gate
+ * row and its up row for each output; staging dropped where the stage no longer fits. */
+static void glu_plan(const vkb_device *dev, vkb_matvec_tuning *p, uint32_t ncols)
+{
+    if (p->lanes) {
+        uint32_t per = p->rows / p->wg;
+        p->rows = p->wg * (per % 2 ? per + 1 : per);
+        return;
+    }
+    p->rows = p->rows == 1 ? 2 : p->rows / 2 * 2;
+    if (p->staged &&
+        vkb_matvec_shared_bytes(p->wg, p->rows, ncols, true) > dev->info.max_shared_memory)
+        p->staged = false;
+}
+
 /* The decode product, one dispatch per part of w: x as floats, or (q8) as 8-bit blocks
- * for the integer-dot kernel; accumulate: out += W·x. */
+ * for the integer-dot kernel; accumulate: out += W·x; norm: x through rms_norm first; glu:
+ * W is gate and up stacked and out one output of half its rows, silu(gate·x) · (up·x). */
 static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x, bool q8,
-                         const vkb_outputs *out, uint32_t ncols, bool accumulate)
+                         const vkb_outputs *out, uint32_t ncols, bool accumulate,
+                         const struct norm_in *norm, bool glu)
 {
     vkb_device *dev = vkb_stream_device(s);
-    vkb_binding io[4];
+    const char *op = glu ? "matvec_glu" : norm ? "matvec_norm" : q8 ? "matvec_q8" : "matvec";
+    vkb_binding io[5];
     uint32_t out_push[3];
     vkb_status st;
-    if ((st = check_product(dev, q8 ? "matvec_q8" : "matvec", w, x, q8, out, ncols, 8, io,
-                            out_push)) != VKB_OK)
+    vkb_outputs halves = {2, {out->y[0], out->y[0]}, {w->rows / 2, w->rows / 2}};
+    if (glu && (w->rows % 2 || out->count != 1 || out->rows[0] != w->rows / 2))
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: W's %u rows are not gate and up rows stacked for an output of "
+                            "%u rows",
+                            op, w->rows, out->rows[0]);
+    if (glu && matrix_parts(w) != 1)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "%s: W is bound in %u parts; a workgroup needs a gate row and its up "
+                            "row in one (run the split product and silu_mul)",
+                            op, matrix_parts(w));
+    if ((st = check_product(dev, op, w, x, q8, glu ? &halves : out, ncols, 8, io, out_push)) !=
+        VKB_OK)
         return st;
+    if (glu) { /* one output of rows / 2 (store_output's rows) */
+        out_push[0] = out_push[1] = out_push[2] = w->rows / 2;
+        io[2] = io[3] = io[1];
+    }
+    io[4] = io[0]; /* matvec.comp's binding 5 without NORM: read, never used */
+    if (norm) {
+        if (!(norm->eps >= 0.0f))
+            return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: eps %g is negative", op,
+                                norm->eps);
+        if ((st = vkb_op_need_single_part(dev, op, "g", norm->g, (uint64_t)w->k * 4)) != VKB_OK)
+            return st;
+        io[4] = (vkb_binding){norm->g, 0, (uint64_t)w->k * 4};
+    }
     vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
+    if (glu)
+        glu_plan(dev, &plan, ncols);
     const char *name =
         q8 ? int_dot_variant("matvec", w->type) : matvec_variant(dev, w->type, &plan);
-    vkb_spec spec = {.count = 5, .values = {plan.wg, plan.rows, ncols, accumulate, out->count}};
+    vkb_spec spec = {
+        .count = 7,
+        .values = {plan.wg, plan.rows, ncols, accumulate, glu ? 1 : out->count, norm != NULL, glu}};
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, name, &spec, &p)) != VKB_OK)
         return st;
-    /* x_stride (floats; unused for blocks), rows_all, split1, split2 */
-    uint32_t extra[4] = {w->k, out_push[0], out_push[1], out_push[2]};
-    return dispatch_parts(s, "matvec", w, p, io, 4, extra, 4, 0, 1);
+    /* x_stride (floats; unused for blocks), rows_all, split1, split2, eps */
+    float eps = norm ? norm->eps : 0.0f;
+    uint32_t extra[5] = {w->k, out_push[0], out_push[1], out_push[2]};
+    memcpy(&extra[4], &eps, 4);
+    return dispatch_parts(s, "matvec", w, p, io, 5, extra, 5, 0, 1);
 }
 
 vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                          const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, x, false, &out, ncols, false);
+    return matvec(s, w, x, false, &out, ncols, false, NULL, false);
 }
 
 vkb_status vkb_op_matvec_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                              const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, x, false, &out, ncols, true);
+    return matvec(s, w, x, false, &out, ncols, true, NULL, false);
 }
 
 vkb_status vkb_op_matvec_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                                const vkb_outputs *out, uint32_t ncols)
 {
-    return matvec(s, w, x, false, out, ncols, false);
+    return matvec(s, w, x, false, out, ncols, false, NULL, false);
+}
+
+vkb_status vkb_op_matvec_norm_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                                    const vkb_buffer *g, float eps, const vkb_outputs *out,
+                                    uint32_t ncols)
+{
+    struct norm_in norm = {g, eps};
+    return matvec(s, w, x, false, out, ncols, false, &norm, false);
+}
+
+vkb_status vkb_op_matvec_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                             const vkb_buffer *g, float eps, const vkb_buffer *h, uint32_t ncols)
+{
+    struct norm_in norm = {g, eps};
+    vkb_outputs out = {1, {h}, {w->rows / 2}};
+    return matvec(s, w, x, false, &out, ncols, false, g ? &norm : NULL, true);
+}
+
+vkb_status vkb_op_matvec_q8_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                                const vkb_buffer *h, uint32_t ncols)
+{
+    vkb_outputs out = {1, {h}, {w->rows / 2}};
+    return matvec(s, w, xq, true, &out, ncols, false, NULL, true);
 }
 
 vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                             const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, xq, true, &out, ncols, false);
+    return matvec(s, w, xq, true, &out, ncols, false, NULL, false);
 }
 
 vkb_status vkb_op_matvec_q8_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                 const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, xq, true, &out, ncols, true);
+    return matvec(s, w, xq, true, &out, ncols, true, NULL, false);
 }
 
 vkb_status vkb_op_matvec_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                   const vkb_outputs *out, uint32_t ncols)
 {
-    return matvec(s, w, xq, true, out, ncols, false);
+    return matvec(s, w, xq, true, out, ncols, false, NULL, false);
 }
 
 /* The prefill product: f32 tiles, cooperative matrices where vkb_op_matmul_coopmat says

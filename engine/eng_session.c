@@ -13,7 +13,7 @@ struct eng_session {
     eng_model *m;
     vkb_device *dev;
     uint32_t n_ctx, n_batch, n_past;
-    bool capture, unfused, all_logits;
+    bool capture, unfused, all_logits, unfused_products;
     uint32_t logits_tokens; /* tokens with logits from the last chunk */
     vkb_arena *kv, *scratch, *staging;
     /* Two command streams: while the GPU runs a decode step from one, the next decode step
@@ -260,6 +260,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     s->n_batch = p.n_batch;
     s->capture = p.capture;
     s->unfused = p.unfused_attention;
+    s->unfused_products = p.unfused_products;
     s->all_logits = p.all_logits;
     s->splits = p.attention_splits;
     pthread_mutex_init(&s->stats_lock, NULL);
@@ -490,6 +491,86 @@ static vkb_status norm(eng_session *s, const vkb_buffer *w, const vkb_matrix *ne
     return vs;
 }
 
+/* Whether the product of w with n columns reads rms_norm(x) through the norm fused into it
+ * (vkb_op_matvec_norm_split): matvec sizes, x as floats, one product (not factorized). */
+static bool norm_fuses(const eng_session *s, const eng_dev_weight *w, uint32_t n)
+{
+    return !s->unfused_products && n <= 8 && w->buffer && !w->rank &&
+           w->matrix.k == s->m->hp.n_embd && !takes_q8(s, &w->matrix, n);
+}
+
+/* The products of the normalized residual stream, rms_norm(x) · norm_w, into out (as
+ * products()): the norm fused into each product where they take it, else xn first. */
+static vkb_status norm_products(eng_session *s, const vkb_buffer *norm_w,
+                                const eng_dev_weight *stacked, const eng_dev_weight *const *members,
+                                const vkb_outputs *out, uint32_t n)
+{
+    float eps = s->m->hp.rms_eps;
+    if (stacked->buffer && norm_fuses(s, stacked, n))
+        return vkb_op_matvec_norm_split(s->stream, &stacked->matrix, s->x, norm_w, eps, out, n);
+    bool each = !stacked->buffer;
+    for (uint32_t i = 0; i < out->count && each; i++)
+        each = norm_fuses(s, members[i], n);
+    if (!each) {
+        vkb_status vs = norm(s, norm_w, &members[0]->matrix, n);
+        return vs ? vs : products(s, stacked, members, out, n);
+    }
+    for (uint32_t i = 0; i < out->count; i++) {
+        vkb_outputs one = {1, {out->y[i]}, {out->rows[i]}};
+        vkb_status vs =
+            vkb_op_matvec_norm_split(s->stream, &members[i]->matrix, s->x, norm_w, eps, &one, n);
+        if (vs != VKB_OK)
+            return vs;
+    }
+    return VKB_OK;
+}
+
+/* The feed-forward block's products up to h = silu(gate·xn) · (up·xn), xn = rms_norm(x) ·
+ * ffn_norm: one dispatch where gate and up are stacked in one part and down reads h as
+ * floats (vkb_op_matvec_glu; the norm fused too where it fuses), else the norm, the
+ * products and silu·mul (quantized on the way where down takes 8-bit blocks). */
+static vkb_status ffn_products(eng_session *s, const eng_dev_layer *L, uint32_t n)
+{
+    const eng_dev_weight *gu = &L->gate_up;
+    uint32_t ff = s->m->n_ff_pad;
+    vkb_stream *st = s->stream;
+    vkb_status vs;
+    bool down_q8 = takes_q8(s, &L->down.matrix, n) && L->down.matrix.k == ff;
+    if (!s->unfused_products && n <= 8 && gu->buffer && !gu->rank && !down_q8 &&
+        vkb_buffer_part_count(gu->buffer) == 1) {
+        s->xq_of = NULL; /* h is rewritten */
+        if (norm_fuses(s, gu, n))
+            return vkb_op_matvec_glu(st, &gu->matrix, s->x, L->ffn_norm.buffer, s->m->hp.rms_eps,
+                                     s->h, n);
+        if ((vs = norm(s, L->ffn_norm.buffer, &gu->matrix, n)) != VKB_OK)
+            return vs;
+        if (takes_q8(s, &gu->matrix, n)) {
+            if (s->xq_of != s->xn || s->xq_k != gu->matrix.k || s->xq_n != n) {
+                if ((vs = vkb_op_quantize_q8(st, s->xq, s->xn, gu->matrix.k, n)) != VKB_OK)
+                    return vs;
+                xq_holds(s, s->xn, gu->matrix.k, n);
+            }
+            vs = vkb_op_matvec_q8_glu(st, &gu->matrix, s->xq, s->h, n);
+        } else {
+            vs = vkb_op_matvec_glu(st, &gu->matrix, s->xn, NULL, 0.0f, s->h, n);
+        }
+        s->xq_of = NULL; /* h is rewritten */
+        return vs;
+    }
+    const eng_dev_weight *gate_up[] = {&L->gate, &L->up};
+    vkb_outputs gate_up_out = {2, {s->g, s->u}, {ff, ff}};
+    if ((vs = norm_products(s, L->ffn_norm.buffer, gu, gate_up, &gate_up_out, n)))
+        return vs;
+    s->xq_of = NULL; /* h is rewritten */
+    if (down_q8) {
+        if ((vs = vkb_op_silu_mul_q8(st, s->h, s->xq, s->g, s->u, ff, n)) != VKB_OK)
+            return vs;
+        xq_holds(s, s->h, ff, n);
+        return VKB_OK;
+    }
+    return vkb_op_silu_mul(st, s->h, s->g, s->u, (uint64_t)n * ff);
+}
+
 /* q and k rotated, k and v into layer l's caches at positions p0 .. p0 + n: one dispatch
  * over f16 caches, else rope of each and the caches' quantize-on-write. */
 static vkb_status rope_store(eng_session *s, uint32_t l, uint32_t n, uint32_t p0)
@@ -517,15 +598,13 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     const eng_dev_layer *L = &m->d_layers[l];
     vkb_stream *st = s->stream;
     uint32_t qw = hp->n_head * hp->head_dim, kvw = hp->n_head_kv * hp->head_dim;
-    uint32_t ff = m->n_ff_pad;
     vkb_attention_shape as = {
         hp->head_dim, hp->n_head, hp->n_head_kv, n, p0, p0 + n, 1.0f / sqrtf((float)hp->head_dim)};
     vkb_status vs;
     /* attention block */
     const eng_dev_weight *qkv[] = {&L->wq, &L->wk, &L->wv};
     vkb_outputs qkv_out = {3, {s->q, s->k, s->v}, {qw, kvw, kvw}};
-    if ((vs = norm(s, L->attn_norm.buffer, &L->wq.matrix, n)) ||
-        (vs = products(s, &L->qkv, qkv, &qkv_out, n)))
+    if ((vs = norm_products(s, L->attn_norm.buffer, &L->qkv, qkv, &qkv_out, n)))
         return vs;
     s->xq_of = NULL; /* att is rewritten below */
     if (L->bq.buffer && ((vs = vkb_op_add_bias(st, s->q, s->q, L->bq.buffer, qw, n)) ||
@@ -541,22 +620,7 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
                                s->splits ? s->splits : vkb_attention_splits(s->dev, &as), &as)) ||
         (vs = mul_residual(s, &L->wo, s->att, n)))
         return vs;
-    /* feed-forward block: silu(gate) · up, quantized on the way where down takes 8-bit
-     * blocks */
-    const eng_dev_weight *gate_up[] = {&L->gate, &L->up};
-    vkb_outputs gate_up_out = {2, {s->g, s->u}, {ff, ff}};
-    if ((vs = norm(s, L->ffn_norm.buffer, &L->gate.matrix, n)) ||
-        (vs = products(s, &L->gate_up, gate_up, &gate_up_out, n)))
-        return vs;
-    s->xq_of = NULL; /* h is rewritten */
-    if (takes_q8(s, &L->down.matrix, n) && L->down.matrix.k == ff) {
-        if ((vs = vkb_op_silu_mul_q8(st, s->h, s->xq, s->g, s->u, ff, n)) != VKB_OK)
-            return vs;
-        xq_holds(s, s->h, ff, n);
-    } else if ((vs = vkb_op_silu_mul(st, s->h, s->g, s->u, (uint64_t)n * ff)) != VKB_OK) {
-        return vs;
-    }
-    if ((vs = mul_residual(s, &L->down, s->h, n)))
+    if ((vs = ffn_products(s, L, n)) || (vs = mul_residual(s, &L->down, s->h, n)))
         return vs;
     if (s->capture)
         vs = vkb_stream_copy(st, s->x, 0, s->captured, (uint64_t)l * s->n_batch * hp->n_embd * 4,
@@ -585,12 +649,18 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
         ((vs = vkb_op_rms_norm(st, s->xn, s->x, norm->buffer, e, n, hp->rms_eps)) ||
          (vs = mul(s, &m->d_output, s->xn, s->logits, n))))
         return vs;
-    if (logits && !s->all_logits &&
-        ((vs = vkb_stream_copy(st, s->x, (uint64_t)(n - 1) * e * 4, s->last, 0, (uint64_t)e * 4)) ||
-         (vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)) ||
-         (vs = product(s, &m->d_output.matrix, s->last_n, s->logits, 1, false))))
+    if (!logits || s->all_logits)
+        return VKB_OK;
+    if ((vs = vkb_stream_copy(st, s->x, (uint64_t)(n - 1) * e * 4, s->last, 0, (uint64_t)e * 4)))
         return vs;
-    return VKB_OK;
+    if (norm_fuses(s, &m->d_output, 1)) {
+        vkb_outputs out = {1, {s->logits}, {m->d_output.matrix.rows}};
+        return vkb_op_matvec_norm_split(st, &m->d_output.matrix, s->last, norm->buffer, hp->rms_eps,
+                                        &out, 1);
+    }
+    if ((vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)))
+        return vs;
+    return product(s, &m->d_output.matrix, s->last_n, s->logits, 1, false);
 }
 
 /* One chunk of at most n_batch tokens: record (or take the step recorded ahead), submit

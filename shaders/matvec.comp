@@ -7,7 +7,13 @@
 // gives each invocation whole rows and broadcasts x across the subgroup. With ACC the
 // product is added to y (y += W·x: the residual add fused into the product that feeds
 // it); with OUTS > 1 W holds the rows of several products and y is several buffers
-// (vkb_outputs.glsl).
+// (vkb_outputs.glsl). With NORM x is the residual stream and the product reads
+// rms_norm(x)·g: each workgroup sums the squares of x as it loads it, multiplies x by the
+// norm's weights g and scales its sums by 1 / sqrt(mean(x²) + eps) at the end (the norm
+// that feeds the product fused into it; not with INT_DOT, whose x the norm quantizes).
+// With GLU W is the gated FFN's gate and up matrices stacked (gate's rows, then up's) and
+// y = silu(gate·x) · (up·x): each workgroup takes matching rows of both and writes their
+// silu·mul (the two products and the op between them in one dispatch).
 #include "vkb_index.glsl"
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -22,12 +28,16 @@ layout(constant_id = 1) const uint ROWS = 1;  // rows per workgroup
 layout(constant_id = 2) const uint NCOLS = 1; // activation columns
 layout(constant_id = 3) const bool ACC = false; // add to y instead of writing it
 layout(constant_id = 4) const uint OUTS = 1;    // outputs (1 to 3)
+layout(constant_id = 5) const bool NORM = false; // y = W·(rms_norm(x)·g)
+layout(constant_id = 6) const bool GLU = false;  // y = silu(gate·x) · (up·x); ROWS even
 const uint ACCS = ROWS * NCOLS;
+const uint PAIR = GLU ? ROWS / 2u : ROWS; // output rows per workgroup
 
 #ifndef LANE_ROWS
-// All ROWS x NCOLS sums are reduced together, one barrier per step: partial sums of
-// accumulator a at red[a * WG + i].
-shared float red[ACCS * gl_WorkGroupSize.x];
+// All ROWS x NCOLS sums (with NORM each column's sum of squares after them) are reduced
+// together, one barrier per step: partial sums of accumulator a at red[a * WG + i].
+const uint REDS = ACCS + (NORM ? NCOLS : 0u);
+shared float red[REDS * gl_WorkGroupSize.x];
 #endif
 
 #include "vkb_blocks.glsl"
@@ -74,6 +84,11 @@ layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };
 #ifdef LANE_ROWS
 layout(std430, binding = 1) readonly buffer X8 { uint64_t x8[]; };
 #endif
+// NORM: the norm's weights, k floats (without NORM the backend binds x here)
+layout(std430, binding = 5) readonly buffer Gain { vec4 g4[]; };
+#ifdef LANE_ROWS
+layout(std430, binding = 5) readonly buffer Gain8 { uint64_t g8[]; };
+#endif
 #endif
 #include "vkb_outputs.glsl"
 
@@ -86,9 +101,52 @@ layout(push_constant) uniform Push {
     uint rows_all;  // rows of W in all its parts
     uint split1;    // W's first row written to the second output, the third's
     uint split2;
+    float eps; // NORM: added to the mean of squares
 } pc;
 
 #include "vkb_quant.glsl"
+
+#ifndef INT_DOT
+// x's four values at x4[xi] (column c); with NORM times the norm's weights, their squares
+// added to ss where `count` (each value of x is counted once per workgroup)
+vec4 x_load(uint c, uint xi, bool count, inout float ss)
+{
+    vec4 v = x4[xi];
+    if (NORM) {
+        if (count)
+            ss += dot(v, v);
+        v *= g4[xi - c * (pc.x_stride / 4u)];
+    }
+    return v;
+}
+#endif
+
+// Row r (of ROWS) of the workgroup whose first output row is `first`, counted in this part
+// of W: with GLU the first PAIR are gate rows, the rest the up rows that pair with them
+// (from pc.rows / 2 on).
+uint w_row(uint first, uint r)
+{
+    return GLU && r >= PAIR ? pc.rows / 2u + first + r - PAIR : first + r;
+}
+
+// Whether that row exists.
+bool w_live(uint first, uint r)
+{
+    return GLU ? first + r % PAIR < pc.rows / 2u : first + r < pc.rows;
+}
+
+// GLU: the gated FFN's activation of a gate and an up sum (eltwise.comp's OP_SILU_MUL)
+float silu_mul(float g, float u)
+{
+    return g / (1.0 + exp(-g)) * u;
+}
+
+// NORM: what a row's sums are scaled by, from their column's sum of squares (rms_norm.comp's
+// formula)
+float norm_scale(float ss)
+{
+    return 1.0 / sqrt(ss / float(pc.k) + pc.eps);
+}
 
 #ifdef INT_DOT
 // Each format spreads its blocks over neighbouring invocations so that a subgroup's loads
@@ -405,18 +463,28 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], vec2 xs, bool tail, uvec4 h
 }
 
 // One step of 32 values of column c for the invocation's rows (first byte of each in rb):
-// invocation i loads x's values 4i .. 4i+3 and broadcasts them to the others.
+// invocation i loads x's values 4i .. 4i+3 and broadcasts them to the others. With NORM
+// invocations 0-7 add the squares of theirs to ss and multiply them by g.
 void lane_step(uint c, uint b, bool tail, const uint rb[LANE_RPI], uint rpi,
-               const uvec4 hdr[LANE_RPI], inout float s[LANE_RPI])
+               const uvec4 hdr[LANE_RPI], inout float s[LANE_RPI], inout float ss)
 {
     const uint lid = gl_LocalInvocationID.x;
 #if defined(FORMAT_F32) || defined(FORMAT_F16) || defined(FORMAT_BF16)
     // (the float formats ran 10-25% slower on lavapipe with x in two 8-byte loads)
     vec4 xl = x4[(c * pc.x_stride + b * 32u) / 4u + min(lid, 7u)];
+    if (NORM) {
+        ss += lid < 8u ? dot(xl, xl) : 0.0;
+        xl *= g4[b * 8u + min(lid, 7u)];
+    }
 #else
     const uint xw = (c * pc.x_stride + b * 32u) / 2u + 2u * min(lid, 7u);
     const uvec2 x01 = unpackUint2x32(x8[xw]), x23 = unpackUint2x32(x8[xw + 1u]);
     vec4 xl = uintBitsToFloat(uvec4(x01, x23));
+    if (NORM) {
+        ss += lid < 8u ? dot(xl, xl) : 0.0;
+        const uint gw = b * 16u + 2u * min(lid, 7u);
+        xl *= uintBitsToFloat(uvec4(unpackUint2x32(g8[gw]), unpackUint2x32(g8[gw + 1u])));
+    }
 #endif
     // the sums of the step's values 0-15 and 16-31 (in a fixed order: the same on every
     // invocation)
@@ -440,14 +508,17 @@ void lane_step(uint c, uint b, bool tail, const uint rb[LANE_RPI], uint rpi,
 void main()
 {
     QUANT_TABLES_INIT();
-    const uint first = flat_group_id() * ROWS;
-    if (first >= pc.rows)
+    const uint first = flat_group_id() * PAIR;
+    if (first >= (GLU ? pc.rows / 2u : pc.rows))
         return; // the whole workgroup leaves together
     const uint lid = gl_LocalInvocationID.x;
 
     float acc[ROWS * NCOLS];
     for (uint i = 0u; i < ROWS * NCOLS; i++)
         acc[i] = 0.0;
+    float ss[NCOLS]; // NORM: this invocation's part of each column's sum of squares
+    for (uint c = 0u; c < NCOLS; c++)
+        ss[c] = 0.0;
 
 #if defined(INT_DOT) && (defined(FORMAT_Q4_K) || defined(FORMAT_Q5_K))
     const uint nb = pc.k / 32u, ds0 = 8u * NCOLS * nb; // x's d and s follow all its bytes
@@ -467,9 +538,9 @@ void main()
             xsum1[col] = dot4x8(0x01010101, int(xb[col]), 0);
         }
         for (uint r = 0u; r < ROWS; r++) {
-            if (first + r < pc.rows) {
+            if (w_live(first, r)) {
                 // blocks of 144 (176) bytes in rows of whole blocks: each starts on a word
-                const uint bw = ((first + r) * pc.row_bytes + blk * BLOCK_BYTES) >> 2u;
+                const uint bw = (w_row(first, r) * pc.row_bytes + blk * BLOCK_BYTES) >> 2u;
                 const vec2 dm = unpackHalf2x16(wq[bw]); // d, dmin
                 const uint s0 = wq[bw + 1u], s1 = wq[bw + 2u], s2 = wq[bw + 3u];
                 const uvec2 sm0 = k4_scale_min(s0, s1, s2, 2u * c);
@@ -512,8 +583,8 @@ void main()
             }
         }
         for (uint r = 0u; r < ROWS; r++) {
-            if (first + r < pc.rows) {
-                const uint bo = (first + r) * pc.row_bytes + blk * block_q6_k_size;
+            if (w_live(first, r)) {
+                const uint bo = w_row(first, r) * pc.row_bytes + blk * block_q6_k_size;
                 const uint la = k6_word(bo + block_q6_k_ql + 64u * h + 4u * jj);
                 const uint lb = k6_word(bo + block_q6_k_ql + 64u * h + 32u + 4u * jj);
                 const uint hb = k6_word(bo + block_q6_k_qh + 32u * h + 4u * jj);
@@ -556,8 +627,8 @@ void main()
             const float xd = uintBitsToFloat(xq[ds0 + 2u * g]);
             const float xs = uintBitsToFloat(xq[ds0 + 2u * g + 1u]);
             for (uint r = 0u; r < ROWS; r++) {
-                if (first + r < pc.rows) {
-                    const uint off = (first + r) * pc.row_bytes + b * BLOCK_BYTES;
+                if (w_live(first, r)) {
+                    const uint off = w_row(first, r) * pc.row_bytes + b * BLOCK_BYTES;
                     uint w[QW];
                     quarter_load(off, j, w);
                     acc[r * NCOLS + c] += quarter_dot(off, w, xa, xb, xd, xs);
@@ -576,8 +647,8 @@ void main()
             const uint nv = bytes / 16u;
             for (uint i = lid; i < ROWS * nv; i += gl_WorkGroupSize.x) {
                 uint r = i / nv, j = i - r * nv;
-                if (first + r < pc.rows) {
-                    uvec4 v = wsrc4[((first + r) * pc.row_bytes + chunk_at) / 16u + j];
+                if (w_live(first, r)) {
+                    uvec4 v = wsrc4[(w_row(first, r) * pc.row_bytes + chunk_at) / 16u + j];
                     uint o = r * ROW_WORDS + 4u * j;
                     wq[o] = v.x;
                     wq[o + 1u] = v.y;
@@ -589,8 +660,8 @@ void main()
             const uint nw = (bytes + 2u + 3u) / 4u; // a row may start at a half word
             for (uint i = lid; i < ROWS * nw; i += gl_WorkGroupSize.x) {
                 uint r = i / nw, j = i - r * nw;
-                uint w = ((first + r) * pc.row_bytes + chunk_at) / 4u + j;
-                if (first + r < pc.rows && w < n_words)
+                uint w = (w_row(first, r) * pc.row_bytes + chunk_at) / 4u + j;
+                if (w_live(first, r) && w < n_words)
                     wq[r * ROW_WORDS + j] = wsrc[w];
             }
         }
@@ -600,14 +671,14 @@ void main()
             vec4 xa[NCOLS], xb[NCOLS];
             for (uint c = 0u; c < NCOLS; c++) {
                 uint xi = (c * pc.x_stride + k0 + u * 8u) / 4u;
-                xa[c] = x4[xi];
-                xb[c] = x4[xi + 1u];
+                xa[c] = x_load(c, xi, true, ss[c]);
+                xb[c] = x_load(c, xi + 1u, true, ss[c]);
             }
 #endif
             for (uint r = 0u; r < ROWS; r++) {
-                if (first + r >= pc.rows)
-                    break;
-                uint rb = r * ROW_WORDS * 4u + (((first + r) * pc.row_bytes + chunk_at) & 3u);
+                if (!w_live(first, r))
+                    continue;
+                uint rb = r * ROW_WORDS * 4u + ((w_row(first, r) * pc.row_bytes + chunk_at) & 3u);
 #ifdef DEQUANT32
                 vec4 v[8];
                 dequant32(rb, u * 32u, v);
@@ -615,7 +686,7 @@ void main()
                     uint xi = (c * pc.x_stride + k0 + u * 32u) / 4u;
                     float s = 0.0;
                     for (uint i = 0u; i < 8u; i++)
-                        s += dot(v[i], x4[xi + i]);
+                        s += dot(v[i], x_load(c, xi + i, r == 0u, ss[c]));
                     acc[r * NCOLS + c] += s;
                 }
 #else
@@ -638,10 +709,12 @@ void main()
     // each row's first byte; rows past the end read the last row (no divergent branch)
     // and are not stored
     uint rb[LANE_RPI];
-    for (uint j = 0u; j < LANE_RPI; j++)
-        rb[j] = min(first + lid + j * wg, pc.rows - 1u) * pc.row_bytes;
+    for (uint j = 0u; j < LANE_RPI; j++) {
+        const uint r = lid + j * wg;
+        rb[j] = (w_live(first, r) ? w_row(first, r) : 0u) * pc.row_bytes;
+    }
     for (uint c = 0u; c < NCOLS; c++) {
-        float s[LANE_RPI];
+        float s[LANE_RPI], ss = 0.0;
         for (uint j = 0u; j < LANE_RPI; j++)
             s[j] = 0.0;
         uvec4 hdr[LANE_RPI];
@@ -658,19 +731,19 @@ void main()
                 }
             }
             for (uint sb = 0u; sb < 8u; sb++)
-                lane_step(c, 8u * bb + sb, false, rb, rpi, hdr, s);
+                lane_step(c, 8u * bb + sb, false, rb, rpi, hdr, s, ss);
         }
 #else
         // the last block apart: its loads must end within the row
         for (uint b = 0u; b + 1u < nb; b++)
-            lane_step(c, b, false, rb, rpi, hdr, s);
+            lane_step(c, b, false, rb, rpi, hdr, s, ss);
         if (nb > 0u)
-            lane_step(c, nb - 1u, true, rb, rpi, hdr, s);
+            lane_step(c, nb - 1u, true, rb, rpi, hdr, s, ss);
 #endif
         // float formats: the last k % 32 values, eight at a time
         for (uint u = nb * 4u; u < pc.k / 8u; u++) {
             const uint xi = (c * pc.x_stride + u * 8u) / 4u;
-            const vec4 xa = x4[xi], xb = x4[xi + 1u];
+            const vec4 xa = x_load(c, xi, lid == 0u, ss), xb = x_load(c, xi + 1u, lid == 0u, ss);
             for (uint j = 0u; j < LANE_RPI; j++) {
                 if (j < rpi) {
                     vec4 a, b;
@@ -679,10 +752,27 @@ void main()
                 }
             }
         }
+        float scale = 1.0;
+        if (NORM) {
+            float sum = 0.0; // invocations 0-7 hold the squares (and 0 the tail's)
+            for (uint v = 0u; v < 8u; v++)
+                sum += subgroupBroadcast(ss, v);
+            scale = norm_scale(sum);
+        }
+        // with GLU rows j and j + rpi / 2 are a gate row and its up row
+        const uint outs = GLU ? rpi / 2u : rpi;
         for (uint j = 0u; j < LANE_RPI; j++) {
-            const uint row = first + lid + j * wg;
-            if (j < rpi && row < pc.rows)
-                store_output(c, pc.row0 + row, s[j], pc.rows_all, pc.split1, pc.split2);
+            const uint r = lid + j * wg;
+            if (j < outs && w_live(first, r)) {
+                float v = NORM ? s[j] * scale : s[j];
+                if (GLU) {
+                    float up = 0.0;
+                    for (uint i = 0u; i < LANE_RPI; i++)
+                        up = i == j + outs ? s[i] : up; // no dynamic index into s
+                    v = silu_mul(v, NORM ? up * scale : up);
+                }
+                store_output(c, pc.row0 + first + r, v, pc.rows_all, pc.split1, pc.split2);
+            }
         }
     }
 #elif defined(DEQUANT32)
@@ -691,14 +781,14 @@ void main()
     const uint units32 = pc.k / 32u;
     for (uint u = lid; u < units32; u += gl_WorkGroupSize.x) {
         for (uint r = 0u; r < ROWS; r++) {
-            if (first + r < pc.rows) {
+            if (w_live(first, r)) {
                 vec4 v[8];
-                dequant32((first + r) * pc.row_bytes, u * 32u, v);
+                dequant32(w_row(first, r) * pc.row_bytes, u * 32u, v);
                 for (uint c = 0u; c < NCOLS; c++) {
                     uint xi = (c * pc.x_stride + u * 32u) / 4u;
                     float s = 0.0;
                     for (uint i = 0u; i < 8u; i++)
-                        s += dot(v[i], x4[xi + i]);
+                        s += dot(v[i], x_load(c, xi + i, r == 0u, ss[c]));
                     acc[r * NCOLS + c] += s;
                 }
             }
@@ -710,13 +800,13 @@ void main()
         vec4 xa[NCOLS], xb[NCOLS];
         for (uint c = 0u; c < NCOLS; c++) {
             uint xi = (c * pc.x_stride + u * 8u) / 4u;
-            xa[c] = x4[xi];
-            xb[c] = x4[xi + 1u];
+            xa[c] = x_load(c, xi, true, ss[c]);
+            xb[c] = x_load(c, xi + 1u, true, ss[c]);
         }
         for (uint r = 0u; r < ROWS; r++) {
-            if (first + r < pc.rows) {
+            if (w_live(first, r)) {
                 vec4 a, b;
-                dequant8((first + r) * pc.row_bytes, u * 8u, a, b);
+                dequant8(w_row(first, r) * pc.row_bytes, u * 8u, a, b);
                 for (uint c = 0u; c < NCOLS; c++)
                     acc[r * NCOLS + c] += dot(a, xa[c]) + dot(b, xb[c]);
             }
@@ -728,8 +818,8 @@ void main()
     const uint wg = gl_WorkGroupSize.x;
 #ifdef USE_SUBGROUP
     // each subgroup sums its invocations; the first ACCS invocations add the subgroups
-    for (uint a = 0u; a < ACCS; a++) {
-        float t = subgroupAdd(acc[a]);
+    for (uint a = 0u; a < REDS; a++) {
+        float t = subgroupAdd(a < ACCS ? acc[a] : ss[a - ACCS]);
         if (subgroupElect())
             red[a * wg + gl_SubgroupID] = t;
     }
@@ -737,26 +827,39 @@ void main()
     const uint parts = gl_NumSubgroups;
 #else
     // a tree over the workgroup, any size
-    for (uint a = 0u; a < ACCS; a++)
-        red[a * wg + lid] = acc[a];
+    for (uint a = 0u; a < REDS; a++)
+        red[a * wg + lid] = a < ACCS ? acc[a] : ss[a - ACCS];
     barrier();
     uint half_size = 1u;
     while (half_size * 2u < wg)
         half_size *= 2u;
     for (uint s = half_size; s > 1u; s >>= 1) {
         if (lid < s && lid + s < wg)
-            for (uint a = 0u; a < ACCS; a++)
+            for (uint a = 0u; a < REDS; a++)
                 red[a * wg + lid] += red[a * wg + lid + s];
         barrier();
     }
     const uint parts = min(wg, 2u);
 #endif
-    for (uint a = lid; a < ACCS; a += wg) {
+    // with GLU accumulator a (a gate row's) and a + PAIR * NCOLS (its up row's) make one
+    for (uint a = lid; a < PAIR * NCOLS; a += wg) {
         uint r = a / NCOLS, c = a % NCOLS;
-        float t = 0.0;
+        float t = 0.0, up = 0.0, scale = 1.0;
         for (uint i = 0u; i < parts; i++)
             t += red[a * wg + i];
-        if (first + r < pc.rows)
+        if (GLU)
+            for (uint i = 0u; i < parts; i++)
+                up += red[(a + PAIR * NCOLS) * wg + i];
+        if (NORM) {
+            float q = 0.0;
+            for (uint i = 0u; i < parts; i++)
+                q += red[(ACCS + c) * wg + i];
+            scale = norm_scale(q);
+            t *= scale;
+        }
+        if (GLU)
+            t = silu_mul(t, NORM ? up * scale : up);
+        if (w_live(first, r))
             store_output(c, pc.row0 + first + r, t, pc.rows_all, pc.split1, pc.split2);
     }
 #endif

@@ -766,6 +766,242 @@ static void test_outputs(void)
     teardown(&f);
 }
 
+/* The norm fused into the products that read it (vkb_op_matvec_norm_split): against the
+ * f64 product of W with rms_norm(x)·g for every format on the device's own plan, and on
+ * each path forced (in place, staged, lanes with 1 and 3 rows per invocation, the K-quant
+ * 32-value units), with several outputs, 1 to 8 columns and k past the last 32 values.
+ * Budget: twice accum_budget over sum |w·xn|, which holds the rounding of x·g and of the
+ * scale (a sum of k squares, a square root and a division) on top of the product's, and
+ * that of the reference's xn to f32. */
+static void check_norm(struct fixture *f, cmp_type t, uint32_t k, uint32_t n, uint32_t count,
+                       const uint32_t *rows_of, uint64_t seed, const char *path)
+{
+    uint32_t rows = 0;
+    for (uint32_t o = 0; o < count; o++)
+        rows += rows_of[o];
+    const float eps = 1e-5f;
+    uint8_t *w = quantized_weights(t, rows, k, seed);
+    float *x = t_random_floats((size_t)k * n, seed + 1, -3.0f, 3.0f);
+    float *g = t_random_floats(k, seed + 2, -2.0f, 2.0f);
+    float *got = malloc((size_t)rows * n * 4), *row = malloc((size_t)k * 4);
+    float *xn = malloc((size_t)k * n * sizeof *xn);
+    vkb_matrix m;
+    if (!w || !x || !g || !got || !row || !xn || !upload_matrix(f, &m, t, w, rows, k)) {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+        goto done;
+    }
+    vkb_ref_rms_norm(xn, x, g, k, n, eps); /* f64 inside, rounded once to f32 */
+    vkb_buffer *bx = t_upload(f->scratch, x, (uint64_t)k * n * 4, 0);
+    vkb_buffer *bg = t_upload(f->scratch, g, (uint64_t)k * 4, 0);
+    vkb_outputs outs = {count, {NULL}, {0}};
+    bool ok = bx && bg;
+    for (uint32_t o = 0; o < count && ok; o++) {
+        outs.rows[o] = rows_of[o];
+        ok = (outs.y[o] = t_upload(f->scratch, NULL, (uint64_t)n * rows_of[o] * 4, 0)) != NULL;
+    }
+    if (!ok)
+        goto done;
+    CHECK_OK(vkb_stream_begin(f->stream));
+    CHECK_OK(vkb_op_matvec_norm_split(f->stream, &m, bx, bg, eps, &outs, n));
+    CHECK_OK(vkb_stream_submit(f->stream));
+    CHECK_OK(vkb_stream_wait(f->stream));
+    size_t bad = 0;
+    double worst = 0;
+    for (uint32_t o = 0, base = 0; o < count; base += rows_of[o], o++) {
+        CHECK_OK(vkb_buffer_download(t_dev, outs.y[o], 0, got, (uint64_t)n * rows_of[o] * 4));
+        for (uint32_t r = 0; r < rows_of[o]; r++) {
+            cmp_dequantize(t, w + cmp_row_bytes(t, k) * (base + r), row, k);
+            for (uint32_t c = 0; c < n; c++) {
+                double want = 0, sum_abs = 0;
+                for (uint32_t i = 0; i < k; i++) {
+                    double term = (double)row[i] * xn[(size_t)c * k + i];
+                    want += term;
+                    sum_abs += fabs(term);
+                }
+                double err = fabs(got[(size_t)c * rows_of[o] + r] - want);
+                double budget = 2.0 * accum_budget(OP_MATVEC, k, sum_abs);
+                bad += !(err <= budget);
+                if (budget > 0 && err / budget > worst)
+                    worst = err / budget;
+            }
+        }
+    }
+    CHECK_MSG(bad == 0,
+              "matvec_norm %s (%s) k=%u n=%u, %u outputs: %zu values outside the budget (worst "
+              "%.2fx)",
+              tname(t), path, k, n, count, bad, worst);
+done:
+    free(w);
+    free(x);
+    free(g);
+    free(got);
+    free(row);
+    free(xn);
+}
+
+static void test_matvec_norm(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    /* the device's own plan, every format; under the capped profiles (where the reduction
+     * is what changes, and each pipeline takes lavapipe a second or more to compile) one
+     * format in four */
+    bool capped = t_profile != VKB_PROFILE_NATIVE;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        cmp_type t = all_types[ti];
+        const uint32_t rows[1] = {37};
+        if (!capped || ti % 4 == 0)
+            check_norm(&f, t, k_for(t, 512), 2, 1, rows, 9000 + 10 * ti, "plan");
+    }
+    /* each path forced, on formats that take it: f16's k ends 8 values past a block of 32 */
+    static const struct {
+        vkb_matvec_tuning tune;
+        const char *name;
+    } paths[] = {
+        {{.wg = 16, .rows = 3, .int_dot = -1}, "in place"},
+        {{.wg = 16, .rows = 3, .staged = true, .int_dot = -1}, "staged"},
+        {{.wg = 1, .rows = 3, .int_dot = -1, .lanes = true}, "lanes, 3 rows"},
+    };
+    static const cmp_type types[] = {CMP_TYPE_F16, CMP_TYPE_Q4_0, CMP_TYPE_Q4_K};
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        vkb_op_matvec_tune(t_dev, &paths[p].tune);
+        vkb_matvec_tuning plan = vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1);
+        if (plan.lanes != paths[p].tune.lanes || plan.staged != paths[p].tune.staged) {
+            printf("  %s: not on this device\n", paths[p].name);
+            continue;
+        }
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            cmp_type t = types[ti];
+            const uint32_t three[3] = {40, 9, 17}, one[1] = {45};
+            uint32_t k = t == CMP_TYPE_F16 ? 520 : k_for(t, 768);
+            if (capped && t == CMP_TYPE_Q4_0)
+                continue;
+            check_norm(&f, t, k, 3, 3, three, 9500 + 100 * p + 10 * ti, paths[p].name);
+            if (ti == 1)
+                check_norm(&f, t, k_for(t, 4096), 8, 1, one, 9550 + 100 * p, paths[p].name);
+        }
+    }
+    vkb_op_matvec_tune(t_dev, NULL);
+    teardown(&f);
+}
+
+/* Gate and up stacked, silu·mul in the product's epilogue (vkb_op_matvec_glu): the same
+ * bits as the split product into gate and up, then vkb_op_silu_mul; with the norm fused
+ * too, as the norm-fused split product then silu·mul; from 8-bit blocks (forced on), as
+ * the q8 split product. On the device's plan and each path forced (rows per workgroup or
+ * per invocation made even), ff not a multiple of the rows per workgroup. */
+static void check_glu(struct fixture *f, cmp_type t, uint32_t ff, uint32_t k, uint32_t n,
+                      bool with_norm, bool q8, uint64_t seed, const char *path)
+{
+    uint32_t rows = 2 * ff;
+    size_t outn = (size_t)ff * n;
+    uint8_t *w = quantized_weights(t, rows, k, seed);
+    float *x = t_random_floats((size_t)k * n, seed + 1, -2.0f, 2.0f);
+    float *g = t_random_floats(k, seed + 2, -2.0f, 2.0f);
+    float *want = malloc(outn * 4), *got = malloc(outn * 4);
+    vkb_matrix m;
+    if (!w || !x || !g || !want || !got || !upload_matrix(f, &m, t, w, rows, k)) {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+        goto done;
+    }
+    vkb_buffer *bx = t_upload(f->scratch, x, (uint64_t)k * n * 4, 0);
+    vkb_buffer *bg = t_upload(f->scratch, g, (uint64_t)k * 4, 0);
+    vkb_buffer *bq = t_upload(f->scratch, NULL, vkb_q8_bytes(k, n), 0);
+    vkb_buffer *gate = t_upload(f->scratch, NULL, outn * 4, 0);
+    vkb_buffer *up = t_upload(f->scratch, NULL, outn * 4, 0);
+    vkb_buffer *bw = t_upload(f->scratch, NULL, outn * 4, 0);
+    vkb_buffer *bh = t_upload(f->scratch, NULL, outn * 4, 0);
+    if (!bx || !bg || !bq || !gate || !up || !bw || !bh)
+        goto done;
+    vkb_outputs split = {2, {gate, up}, {ff, ff}};
+    CHECK_OK(vkb_stream_begin(f->stream));
+    if (q8) {
+        CHECK_OK(vkb_op_quantize_q8(f->stream, bq, bx, k, n));
+        CHECK_OK(vkb_op_matvec_q8_split(f->stream, &m, bq, &split, n));
+        CHECK_OK(vkb_op_matvec_q8_glu(f->stream, &m, bq, bh, n));
+    } else if (with_norm) {
+        CHECK_OK(vkb_op_matvec_norm_split(f->stream, &m, bx, bg, 1e-5f, &split, n));
+        CHECK_OK(vkb_op_matvec_glu(f->stream, &m, bx, bg, 1e-5f, bh, n));
+    } else {
+        CHECK_OK(vkb_op_matvec_split(f->stream, &m, bx, &split, n));
+        CHECK_OK(vkb_op_matvec_glu(f->stream, &m, bx, NULL, 0.0f, bh, n));
+    }
+    CHECK_OK(vkb_op_silu_mul(f->stream, bw, gate, up, outn));
+    CHECK_OK(vkb_stream_submit(f->stream));
+    CHECK_OK(vkb_stream_wait(f->stream));
+    CHECK_OK(vkb_buffer_download(t_dev, bw, 0, want, outn * 4));
+    CHECK_OK(vkb_buffer_download(t_dev, bh, 0, got, outn * 4));
+    size_t bad = 0, first = 0;
+    for (size_t i = outn; i-- > 0;)
+        if (memcmp(&got[i], &want[i], 4) != 0) {
+            bad++;
+            first = i;
+        }
+    CHECK_MSG(bad == 0,
+              "matvec_glu %s (%s%s%s) ff=%u k=%u n=%u: %zu of %zu values differ from the split "
+              "product and silu_mul; first [col %zu][row %zu] = %.9g, want %.9g",
+              tname(t), path, with_norm ? ", norm" : "", q8 ? ", 8-bit x" : "", ff, k, n, bad, outn,
+              first / ff, first % ff, (double)got[first], (double)want[first]);
+done:
+    free(w);
+    free(x);
+    free(g);
+    free(want);
+    free(got);
+}
+
+static void test_matvec_glu(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    bool capped = t_profile != VKB_PROFILE_NATIVE;
+    static const cmp_type plan_types[] = {CMP_TYPE_F16,  CMP_TYPE_Q4_0, CMP_TYPE_Q8_0,
+                                          CMP_TYPE_Q4_K, CMP_TYPE_Q6_K, CMP_TYPE_IQ4_NL};
+    for (size_t ti = 0; ti < sizeof plan_types / sizeof plan_types[0]; ti++) {
+        cmp_type t = plan_types[ti];
+        if (capped && ti % 3 != 0)
+            continue;
+        check_glu(&f, t, 45, k_for(t, 512), 1, true, false, 9700 + 10 * ti, "plan");
+        check_glu(&f, t, 45, k_for(t, 512), 3, false, false, 9705 + 10 * ti, "plan");
+    }
+    static const struct {
+        vkb_matvec_tuning tune;
+        const char *name;
+    } paths[] = {
+        {{.wg = 16, .rows = 1, .int_dot = -1}, "in place, 1 row made 2"},
+        {{.wg = 16, .rows = 3, .staged = true, .int_dot = -1}, "staged, 3 rows made 2"},
+        {{.wg = 1, .rows = 1, .int_dot = -1, .lanes = true}, "lanes, 1 row made 2"},
+        {{.wg = 1, .rows = 3, .int_dot = -1, .lanes = true}, "lanes, 3 rows made 4"},
+    };
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        vkb_op_matvec_tune(t_dev, &paths[p].tune);
+        vkb_matvec_tuning plan = vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1);
+        if (plan.lanes != paths[p].tune.lanes || plan.staged != paths[p].tune.staged) {
+            printf("  %s: not on this device\n", paths[p].name);
+            continue;
+        }
+        check_glu(&f, CMP_TYPE_Q4_0, 37, 512, 2, p % 2 == 0, false, 9800 + 10 * p, paths[p].name);
+        if (!capped)
+            check_glu(&f, CMP_TYPE_Q4_K, 19, 768, 1, p % 2 == 1, false, 9805 + 10 * p,
+                      paths[p].name);
+    }
+    vkb_op_matvec_tune(t_dev, NULL);
+    /* from 8-bit blocks, the integer-dot kernel forced on */
+    if (vkb_device_get_info(t_dev)->int_dot) {
+        static const cmp_type q8_types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q4_K, CMP_TYPE_Q6_K};
+        for (size_t ti = 0; ti < sizeof q8_types / sizeof q8_types[0]; ti++) {
+            if (capped && ti > 0)
+                break;
+            force_path(q8_types[ti], 2, 1, false);
+            check_glu(&f, q8_types[ti], 21, 512, 2, false, true, 9900 + 10 * ti, "int-dot");
+        }
+        vkb_op_matvec_tune(t_dev, NULL);
+    }
+    teardown(&f);
+}
+
 static void test_matmul(void)
 {
     struct fixture f;
@@ -1132,6 +1368,8 @@ int main(int argc, char **argv)
         {"matmul_int_dot", test_matmul_int_dot, true},
         {"matvec_add", test_matvec_add, true},
         {"outputs", test_outputs, true},
+        {"matvec_norm", test_matvec_norm, true},
+        {"matvec_glu", test_matvec_glu, true},
         {"matmul", test_matmul, true},
         {"matmul_tiles", test_matmul_tiles, true},
         {"matmul_coopmat", test_matmul_coopmat, true},

@@ -251,6 +251,7 @@ static void check_layers_kv(const char *file, uint32_t decode_steps, bool unfuse
                              .n_batch = 19,
                              .capture = true,
                              .unfused_attention = unfused,
+                             .unfused_products = unfused,
                              .kv_k = kv_k,
                              .kv_v = kv_v,
                              .attention_splits = layers_splits,
@@ -499,8 +500,9 @@ done:
     eng_model_close(m);
 }
 
-/* The unfused attention path (scores in memory, softmax, value product) in a whole
- * model: the same budgets. */
+/* The unfused paths in a whole model: attention with the scores in memory (softmax, value
+ * product), and the norms and silu·mul as their own dispatches around the products; the
+ * same budgets. */
 static void test_layers_unfused(void)
 {
     check_layers("TinyStories-656K-Q8_0.gguf", 8, true);

@@ -55,6 +55,10 @@ static const char usage[] =
     "                            in `vkllm run`; defaults 64 and 128)\n"
     "  -fa, --flash-attn LIST    1: the fused attention kernel (default); 0: the unfused\n"
     "                            path (scores in memory, softmax, value product)\n"
+    "  --unfused-products        each rms_norm its own dispatch before the products\n"
+    "                            that read it and silu·mul after gate and up, instead\n"
+    "                            of fused into the products: the reference point\n"
+    "                            (rows say \"products unfused\")\n"
     "  -r, --repetitions N       timed runs per test (default 5, at most 64)\n"
     "  --no-warmup               skip the untimed warm-up (17 tokens) per session\n"
     "  --profile-ops             after each generation test, print (stderr) the GPU time\n"
@@ -92,7 +96,7 @@ typedef struct bench_opts {
     const char *devices;
     const char *gate_model;
     int reps;
-    bool warmup, profile;
+    bool warmup, profile, unfused_products;
     uint64_t seed;
     bench_format fmt;
     tool_gpu_opts gpu;
@@ -218,6 +222,8 @@ static int parse_flags(int argc, char **argv, bench_opts *o)
             NEEDS_VALUE;
             if (!parse_uint_list(a, val, 0, 1, &o->fa))
                 return 2;
+        } else if (IS("--unfused-products")) {
+            o->unfused_products = true;
         } else if (IS("-ctk") || IS("--cache-type-k")) {
             NEEDS_VALUE;
             if (!parse_kv_types(a, val, &o->type_k))
@@ -641,6 +647,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
         eng_session_params sp = {.n_ctx = (most + 255) / 256 * 256,
                                  .n_batch = o->n_batch.v[bi],
                                  .unfused_attention = fa == 0,
+                                 .unfused_products = o->unfused_products,
                                  .kv_k = (eng_kv_type)tk,
                                  .kv_v = (eng_kv_type)tv,
                                  .kv_group = o->kv.group,
@@ -676,6 +683,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                     bench_row r = base;
                     r.n_batch = o->n_batch.v[bi];
                     r.flash_attn = (int)fa;
+                    r.unfused_products = o->unfused_products;
                     snprintf(r.type_k, sizeof r.type_k, "%s", eng_kv_type_name(sp.kv_k));
                     snprintf(r.type_v, sizeof r.type_v, "%s", eng_kv_type_name(sp.kv_v));
                     eng_kv_info kvi;
