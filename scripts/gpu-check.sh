@@ -6,11 +6,11 @@
 #   scripts/gpu-check.sh [BUILD_DIR] [STEPS]
 #
 # BUILD_DIR holds vkllm and tests/ (default build); STEPS is a comma-separated subset of
-# info,tests,kernels,model,profile,attention,prefill (default all). Logs go to $OUT (default
+# info,tests,kernels,model,profile,fusion,attention,prefill (default all). Logs go to $OUT (default
 # ./gpu-check-out), one file per step; the summary lines go to stdout.
 set -u
 B=${1:-build}
-STEPS=${2:-info,tests,kernels,model,profile,attention,prefill}
+STEPS=${2:-info,tests,kernels,model,profile,fusion,attention,prefill}
 OUT=${OUT:-gpu-check-out}
 mkdir -p "$OUT"
 V="$B/vkllm"
@@ -54,6 +54,19 @@ if want profile; then
     timeout 120 "$V" bench --synthetic llama2-7b:Q4_0 -p 0 -n 32 -r 1 --profile-ops \
         >"$OUT/profile.txt" 2>&1
     tail -45 "$OUT/profile.txt"
+fi
+
+if want fusion; then
+    # the norms and silu·mul fused into the products against the unfused sequence, in turn
+    # (twice each: the second pair says how much of the difference is noise)
+    step fusion
+    for run in 1 2; do
+        for f in "" --unfused-products; do
+            timeout 150 "$V" bench --synthetic llama2-7b:Q4_0,llama2-7b:Q4_K_M -p 0 -n 128 \
+                -r 3 $f 2>&1 | grep tg128
+        done
+    done >"$OUT/fusion.txt"
+    cat "$OUT/fusion.txt"
 fi
 
 if want attention; then
