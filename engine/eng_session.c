@@ -399,6 +399,17 @@ static void xq_holds(eng_session *s, const vkb_buffer *x, uint32_t k, uint32_t n
     s->xq_n = n;
 }
 
+/* s->xq made to hold x (k values, n columns) as 8-bit blocks, unless it already does. */
+static vkb_status quantize_once(eng_session *s, const vkb_buffer *x, uint32_t k, uint32_t n)
+{
+    if (s->xq_of == x && s->xq_k == k && s->xq_n == n)
+        return VKB_OK;
+    vkb_status vs = vkb_op_quantize_q8(s->stream, s->xq, x, k, n);
+    if (vs == VKB_OK)
+        xq_holds(s, x, k, n);
+    return vs;
+}
+
 /* out = W·x for n columns (add: out += W·x, one output, matvec sizes only): matvec up to
  * 8 columns, matmul beyond. Where the device dots integers faster, matvec reads x
  * quantized to 8-bit blocks, quantized once per input (or by the op that wrote x, which
@@ -413,12 +424,9 @@ static vkb_status product_to(eng_session *s, const vkb_matrix *w, const vkb_buff
         return add ? vkb_op_matvec_add(st, w, x, out->y[0], n)
                    : vkb_op_matvec_split(st, w, x, out, n);
     }
-    if (s->xq_of != x || s->xq_k != w->k || s->xq_n != n) {
-        vkb_status vs = vkb_op_quantize_q8(st, s->xq, x, w->k, n);
-        if (vs != VKB_OK)
-            return vs;
-        xq_holds(s, x, w->k, n);
-    }
+    vkb_status vs = quantize_once(s, x, w->k, n);
+    if (vs != VKB_OK)
+        return vs;
     if (n > 8)
         return vkb_op_matmul_q8_split(st, w, s->xq, out, n);
     return add ? vkb_op_matvec_q8_add(st, w, s->xq, out->y[0], n)
@@ -538,21 +546,14 @@ static vkb_status ffn_products(eng_session *s, const eng_dev_layer *L, uint32_t 
     bool down_q8 = takes_q8(s, &L->down.matrix, n) && L->down.matrix.k == ff;
     if (!s->unfused_products && n <= 8 && gu->buffer && !gu->rank && !down_q8 &&
         vkb_buffer_part_count(gu->buffer) == 1) {
-        s->xq_of = NULL; /* h is rewritten */
-        if (norm_fuses(s, gu, n))
-            return vkb_op_matvec_glu(st, &gu->matrix, s->x, L->ffn_norm.buffer, s->m->hp.rms_eps,
-                                     s->h, n);
-        if ((vs = norm(s, L->ffn_norm.buffer, &gu->matrix, n)) != VKB_OK)
-            return vs;
-        if (takes_q8(s, &gu->matrix, n)) {
-            if (s->xq_of != s->xn || s->xq_k != gu->matrix.k || s->xq_n != n) {
-                if ((vs = vkb_op_quantize_q8(st, s->xq, s->xn, gu->matrix.k, n)) != VKB_OK)
-                    return vs;
-                xq_holds(s, s->xn, gu->matrix.k, n);
-            }
-            vs = vkb_op_matvec_q8_glu(st, &gu->matrix, s->xq, s->h, n);
-        } else {
-            vs = vkb_op_matvec_glu(st, &gu->matrix, s->xn, NULL, 0.0f, s->h, n);
+        if (norm_fuses(s, gu, n)) {
+            vs = vkb_op_matvec_glu(st, &gu->matrix, s->x, L->ffn_norm.buffer, s->m->hp.rms_eps,
+                                   s->h, n);
+        } else if ((vs = norm(s, L->ffn_norm.buffer, &gu->matrix, n)) == VKB_OK) {
+            if (!takes_q8(s, &gu->matrix, n))
+                vs = vkb_op_matvec_glu(st, &gu->matrix, s->xn, NULL, 0.0f, s->h, n);
+            else if ((vs = quantize_once(s, s->xn, gu->matrix.k, n)) == VKB_OK)
+                vs = vkb_op_matvec_q8_glu(st, &gu->matrix, s->xq, s->h, n);
         }
         s->xq_of = NULL; /* h is rewritten */
         return vs;

@@ -38,6 +38,15 @@ const uint PAIR = GLU ? ROWS / 2u : ROWS; // output rows per workgroup
 // together, one barrier per step: partial sums of accumulator a at red[a * WG + i].
 const uint REDS = ACCS + (NORM ? NCOLS : 0u);
 shared float red[REDS * gl_WorkGroupSize.x];
+
+// Accumulator a's partial sums added, in order (the same order for every accumulator).
+float red_sum(uint a, uint parts)
+{
+    float t = 0.0;
+    for (uint i = 0u; i < parts; i++)
+        t += red[a * gl_WorkGroupSize.x + i];
+    return t;
+}
 #endif
 
 #include "vkb_blocks.glsl"
@@ -764,12 +773,12 @@ void main()
         for (uint j = 0u; j < LANE_RPI; j++) {
             const uint r = lid + j * wg;
             if (j < outs && w_live(first, r)) {
-                float v = NORM ? s[j] * scale : s[j];
+                float v = s[j] * scale;
                 if (GLU) {
                     float up = 0.0;
                     for (uint i = 0u; i < LANE_RPI; i++)
                         up = i == j + outs ? s[i] : up; // no dynamic index into s
-                    v = silu_mul(v, NORM ? up * scale : up);
+                    v = silu_mul(v, up * scale);
                 }
                 store_output(c, pc.row0 + first + r, v, pc.rows_all, pc.split1, pc.split2);
             }
@@ -844,21 +853,10 @@ void main()
     // with GLU accumulator a (a gate row's) and a + PAIR * NCOLS (its up row's) make one
     for (uint a = lid; a < PAIR * NCOLS; a += wg) {
         uint r = a / NCOLS, c = a % NCOLS;
-        float t = 0.0, up = 0.0, scale = 1.0;
-        for (uint i = 0u; i < parts; i++)
-            t += red[a * wg + i];
+        const float scale = NORM ? norm_scale(red_sum(ACCS + c, parts)) : 1.0;
+        float t = red_sum(a, parts) * scale;
         if (GLU)
-            for (uint i = 0u; i < parts; i++)
-                up += red[(a + PAIR * NCOLS) * wg + i];
-        if (NORM) {
-            float q = 0.0;
-            for (uint i = 0u; i < parts; i++)
-                q += red[(ACCS + c) * wg + i];
-            scale = norm_scale(q);
-            t *= scale;
-        }
-        if (GLU)
-            t = silu_mul(t, NORM ? up * scale : up);
+            t = silu_mul(t, red_sum(a + PAIR * NCOLS, parts) * scale);
         if (w_live(first, r))
             store_output(c, pc.row0 + first + r, t, pc.rows_all, pc.split1, pc.split2);
     }

@@ -203,6 +203,20 @@ static bool run_matrix_op(struct fixture *f, enum op op, const vkb_matrix *m, co
     return st == VKB_OK;
 }
 
+/* How many of n values differ from want bit for bit; *first (unless NULL): the first that
+ * does. */
+static size_t bits_differ(const float *got, const float *want, size_t n, size_t *first)
+{
+    size_t bad = 0;
+    for (size_t i = n; i-- > 0;)
+        if (memcmp(&got[i], &want[i], 4) != 0) {
+            bad++;
+            if (first)
+                *first = i;
+        }
+    return bad;
+}
+
 /* Error budget of an f32 dot product of k terms against the exact sum: each of at most
  * `depth` sequential roundings (a product, then the adds on the longest chain) adds at
  * most 2^-24 of the running magnitude, itself at most sum |w·x|. matvec's longest chain
@@ -240,12 +254,7 @@ static void check_exact(struct fixture *f, enum op op, cmp_type t, struct shape 
                   "test data for %s %u x %u is not exact in f32", tname(t), s.rows, s.k);
         CHECK(vkb_ref_matmul(t, w, s.rows, s.k, x, want, s.n));
         if (run_matrix_op(f, op, &m, x, s.n, got)) {
-            size_t bad = 0, first = 0;
-            for (size_t i = outn; i-- > 0;)
-                if (memcmp(&got[i], &want[i], 4) != 0) {
-                    bad++;
-                    first = i;
-                }
+            size_t first = 0, bad = bits_differ(got, want, outn, &first);
             CHECK_MSG(bad == 0,
                       "%s %s rows=%u k=%u n=%u: %zu of %zu outputs differ; first [col %zu][row "
                       "%zu] = %.9g, want %.9g",
@@ -766,10 +775,29 @@ static void test_outputs(void)
     teardown(&f);
 }
 
+/* A matvec choice forced for a test, and its name in messages. */
+struct forced_path {
+    vkb_matvec_tuning tune;
+    const char *name;
+};
+
+/* Forces p's choice; false, with a line saying so, where the device's plan cannot take it
+ * (lanes or staging unavailable). vkb_op_matvec_tune(t_dev, NULL) gives the built-in
+ * choice back. */
+static bool force_tuning(const struct forced_path *p)
+{
+    vkb_op_matvec_tune(t_dev, &p->tune);
+    vkb_matvec_tuning plan = vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1);
+    if (plan.lanes == p->tune.lanes && plan.staged == p->tune.staged)
+        return true;
+    printf("  %s: not on this device\n", p->name);
+    return false;
+}
+
 /* The norm fused into the products that read it (vkb_op_matvec_norm_split): against the
  * f64 product of W with rms_norm(x)·g for every format on the device's own plan, and on
- * each path forced (in place, staged, lanes with 1 and 3 rows per invocation, the K-quant
- * 32-value units), with several outputs, 1 to 8 columns and k past the last 32 values.
+ * each path forced (in place, staged, lanes with 3 rows per invocation; q4_K takes the
+ * K-quant 32-value units), with several outputs, 1 to 8 columns and k past the last 32 values.
  * Budget: twice accum_budget over sum |w·xn|, which holds the rounding of x·g and of the
  * scale (a sum of k squares, a square root and a division) on top of the product's, and
  * that of the reference's xn to f32. */
@@ -855,22 +883,15 @@ static void test_matvec_norm(void)
             check_norm(&f, t, k_for(t, 512), 2, 1, rows, 9000 + 10 * ti, "plan");
     }
     /* each path forced, on formats that take it: f16's k ends 8 values past a block of 32 */
-    static const struct {
-        vkb_matvec_tuning tune;
-        const char *name;
-    } paths[] = {
+    static const struct forced_path paths[] = {
         {{.wg = 16, .rows = 3, .int_dot = -1}, "in place"},
         {{.wg = 16, .rows = 3, .staged = true, .int_dot = -1}, "staged"},
         {{.wg = 1, .rows = 3, .int_dot = -1, .lanes = true}, "lanes, 3 rows"},
     };
     static const cmp_type types[] = {CMP_TYPE_F16, CMP_TYPE_Q4_0, CMP_TYPE_Q4_K};
     for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
-        vkb_op_matvec_tune(t_dev, &paths[p].tune);
-        vkb_matvec_tuning plan = vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1);
-        if (plan.lanes != paths[p].tune.lanes || plan.staged != paths[p].tune.staged) {
-            printf("  %s: not on this device\n", paths[p].name);
+        if (!force_tuning(&paths[p]))
             continue;
-        }
         for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
             cmp_type t = types[ti];
             const uint32_t three[3] = {40, 9, 17}, one[1] = {45};
@@ -932,12 +953,7 @@ static void check_glu(struct fixture *f, cmp_type t, uint32_t ff, uint32_t k, ui
     CHECK_OK(vkb_stream_wait(f->stream));
     CHECK_OK(vkb_buffer_download(t_dev, bw, 0, want, outn * 4));
     CHECK_OK(vkb_buffer_download(t_dev, bh, 0, got, outn * 4));
-    size_t bad = 0, first = 0;
-    for (size_t i = outn; i-- > 0;)
-        if (memcmp(&got[i], &want[i], 4) != 0) {
-            bad++;
-            first = i;
-        }
+    size_t first = 0, bad = bits_differ(got, want, outn, &first);
     CHECK_MSG(bad == 0,
               "matvec_glu %s (%s%s%s) ff=%u k=%u n=%u: %zu of %zu values differ from the split "
               "product and silu_mul; first [col %zu][row %zu] = %.9g, want %.9g",
@@ -966,22 +982,15 @@ static void test_matvec_glu(void)
         check_glu(&f, t, 45, k_for(t, 512), 1, true, false, 9700 + 10 * ti, "plan");
         check_glu(&f, t, 45, k_for(t, 512), 3, false, false, 9705 + 10 * ti, "plan");
     }
-    static const struct {
-        vkb_matvec_tuning tune;
-        const char *name;
-    } paths[] = {
+    static const struct forced_path paths[] = {
         {{.wg = 16, .rows = 1, .int_dot = -1}, "in place, 1 row made 2"},
         {{.wg = 16, .rows = 3, .staged = true, .int_dot = -1}, "staged, 3 rows made 2"},
         {{.wg = 1, .rows = 1, .int_dot = -1, .lanes = true}, "lanes, 1 row made 2"},
         {{.wg = 1, .rows = 3, .int_dot = -1, .lanes = true}, "lanes, 3 rows made 4"},
     };
     for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
-        vkb_op_matvec_tune(t_dev, &paths[p].tune);
-        vkb_matvec_tuning plan = vkb_op_matvec_plan(t_dev, CMP_TYPE_Q4_0, 1);
-        if (plan.lanes != paths[p].tune.lanes || plan.staged != paths[p].tune.staged) {
-            printf("  %s: not on this device\n", paths[p].name);
+        if (!force_tuning(&paths[p]))
             continue;
-        }
         check_glu(&f, CMP_TYPE_Q4_0, 37, 512, 2, p % 2 == 0, false, 9800 + 10 * p, paths[p].name);
         if (!capped)
             check_glu(&f, CMP_TYPE_Q4_K, 19, 768, 1, p % 2 == 1, false, 9805 + 10 * p,
@@ -1233,9 +1242,7 @@ static void check_get_rows(struct fixture *f, cmp_type t, const uint8_t *w, uint
         CHECK_OK(vkb_stream_submit(f->stream));
         CHECK_OK(vkb_stream_wait(f->stream));
         CHECK_OK(vkb_buffer_download(t_dev, bo, 0, got, outn * 4));
-        size_t bad = 0;
-        for (size_t i = 0; i < outn; i++)
-            bad += memcmp(&got[i], &want[i], 4) != 0;
+        size_t bad = bits_differ(got, want, outn, NULL);
         CHECK_MSG(bad == 0, "get_rows %s %u x %u: %zu of %zu values differ", tname(t), rows, k, bad,
                   outn);
     }
@@ -1296,9 +1303,7 @@ static void test_split_matrix(void)
         for (int op = OP_MATVEC; op <= OP_MATMUL; op++) {
             if (!run_matrix_op(&f, (enum op)op, &m, x, n, got))
                 continue;
-            size_t bad = 0;
-            for (size_t i = 0; i < (size_t)rows * n; i++)
-                bad += memcmp(&got[i], &want[i], 4) != 0;
+            size_t bad = bits_differ(got, want, (size_t)rows * n, NULL);
             CHECK_MSG(bad == 0, "%s of a %u-part matrix: %zu outputs differ", op_name(op),
                       vkb_buffer_part_count(m.buffer), bad);
         }
