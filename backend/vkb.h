@@ -155,6 +155,10 @@ typedef struct vkb_device_info {
     uint64_t max_memory_allocation_size; /* bytes */
     uint64_t max_buffer_size;            /* bytes (maxBufferSize, or allocation size) */
     uint32_t max_push_constants_size;    /* bytes */
+    /* maxPerStageDescriptorStorageBuffers: the weight products bind up to 9 (Vulkan
+     * promises 4; every desktop and mobile driver in use allows 24 or more). The profiles
+     * keep the device's count: a device with fewer could run no product at all. */
+    uint32_t max_storage_buffers;
     uint64_t min_storage_buffer_offset_alignment;
     float timestamp_period;        /* nanoseconds per tick */
     uint32_t timestamp_valid_bits; /* of the compute queue, 0 = no timestamps */
@@ -314,7 +318,7 @@ vkb_status vkb_buffer_download(vkb_device *dev, const vkb_buffer *src, uint64_t 
 
 typedef struct vkb_pipeline vkb_pipeline;
 
-#define VKB_MAX_BINDINGS       8
+#define VKB_MAX_BINDINGS       9
 #define VKB_MAX_SPEC_CONSTANTS 8
 
 /* A kernel's contract, fixed by the kernel's descriptor in backend/. */

@@ -356,6 +356,7 @@ void vkb_caps_query(VkPhysicalDevice physical, uint32_t instance_api, vkb_device
     info->max_memory_allocation_size = m3.maxMemoryAllocationSize;
     info->max_buffer_size = has_m4 ? m4.maxBufferSize : m3.maxMemoryAllocationSize;
     info->max_push_constants_size = lim->maxPushConstantsSize;
+    info->max_storage_buffers = lim->maxPerStageDescriptorStorageBuffers;
     info->min_storage_buffer_offset_alignment = lim->minStorageBufferOffsetAlignment;
     info->timestamp_period = lim->timestampPeriod;
     uint32_t family;

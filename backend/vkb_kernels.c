@@ -24,7 +24,7 @@ uint64_t vkb_matvec_shared_bytes(uint32_t wg, uint32_t rows, uint32_t ncols, boo
     return matvec_bytes(wg, rows, ncols, true, staged);
 }
 
-/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS, NORM, GLU} */
+/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS, NORM, GLU, ROPE} */
 static uint64_t matvec_shared(const uint32_t *spec)
 {
     return matvec_bytes(spec[0], spec[1], spec[2], spec[5], false);
@@ -44,9 +44,12 @@ static uint64_t attention_shared(const uint32_t *spec)
 /* rope_store.comp: q (rotated in place), k, v, pos, freqs, then the two caches */
 #define ROPE_STORE_IO .binding_count = 7, .writes = {true, false, false, false, false, true, true}
 /* weight products: W, x, then up to three outputs (vkb_outputs.glsl); matvec then the
- * norm's weights (NORM; x again without) */
-#define OUTS3     .binding_count = 5, .writes = {false, false, true, true, true}
-#define MATVEC_IO .binding_count = 6, .writes = {false, false, true, true, true, false}
+ * norm's weights (NORM; x again without), the positions, the rotation's frequencies and
+ * the biases (ROPE; x again without) */
+#define OUTS3 .binding_count = 5, .writes = {false, false, true, true, true}
+#define MATVEC_IO                                                                                  \
+    .binding_count = 9, .writes = {false, false, true, true, true, false, false, false, false},    \
+    .push_size = 56, .spec_count = 8
 
 #define SG_OPS (VKB_SUBGROUP_BASIC | VKB_SUBGROUP_ARITHMETIC)
 
@@ -116,22 +119,21 @@ static uint64_t attention_coopmat_shared(const uint32_t *spec)
     return 3 * 32 * 136 * 2 + 2 * 16 * 32 * 4 + 2 * 16 * 32 * 2 + 32 * 4;
 }
 
-/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS, NORM, GLU}; x counts rows (with GLU
- * twice the output rows: W's). */
+/* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS, NORM, GLU, ROPE}; x counts rows
+ * (with GLU twice the output rows: W's). */
 #define MATVEC(n, sg)                                                                              \
     {                                                                                              \
-        .name = n, MATVEC_IO, .push_size = 36, .spec_count = 7,                                    \
-        .spec_defaults = {64, 1, 1, 0, 1, 0, 0}, .elems_spec = {1, 0}, .flatten_x = true,          \
-        .needs_subgroup_ops = sg, .shared_bytes = matvec_shared                                    \
+        .name = n, MATVEC_IO, .spec_defaults = {64, 1, 1, 0, 1, 0, 0, 0}, .elems_spec = {1, 0},    \
+        .flatten_x = true, .needs_subgroup_ops = sg, .shared_bytes = matvec_shared                 \
     }
 
 /* matvec.comp LANE_ROWS: whole rows per invocation (up to VKB_LANE_ROWS), a workgroup of
  * one subgroup; no shared memory but IQ4_NL's table; 8-byte loads. */
 #define MATVEC_LANES(n)                                                                            \
     {                                                                                              \
-        .name = n, MATVEC_IO, .push_size = 36, .spec_count = 7,                                    \
-        .spec_defaults = {8, 8, 1, 0, 1, 0, 0}, .elems_spec = {1, 0}, .flatten_x = true,           \
-        .needs_subgroup_ops = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_BALLOT, .needs_int64 = true        \
+        .name = n, MATVEC_IO, .spec_defaults = {8, 8, 1, 0, 1, 0, 0, 0}, .elems_spec = {1, 0},     \
+        .flatten_x = true, .needs_subgroup_ops = VKB_SUBGROUP_BASIC | VKB_SUBGROUP_BALLOT,         \
+        .needs_int64 = true                                                                        \
     }
 
 static uint64_t matvec_staged_shared(const uint32_t *spec)
@@ -141,17 +143,16 @@ static uint64_t matvec_staged_shared(const uint32_t *spec)
 
 #define MATVEC_STAGED(n)                                                                           \
     {                                                                                              \
-        .name = n, MATVEC_IO, .push_size = 36, .spec_count = 7,                                    \
-        .spec_defaults = {64, 1, 1, 0, 1, 0, 0}, .elems_spec = {1, 0}, .flatten_x = true,          \
-        .needs_subgroup_ops = SG_OPS, .shared_bytes = matvec_staged_shared                         \
+        .name = n, MATVEC_IO, .spec_defaults = {64, 1, 1, 0, 1, 0, 0, 0}, .elems_spec = {1, 0},    \
+        .flatten_x = true, .needs_subgroup_ops = SG_OPS, .shared_bytes = matvec_staged_shared      \
     }
 
 /* matvec.comp INT_DOT: x as quantize_q8.comp's blocks. */
 #define MATVEC_INT_DOT(n)                                                                          \
     {                                                                                              \
-        .name = n, MATVEC_IO, .push_size = 36, .spec_count = 7,                                    \
-        .spec_defaults = {64, 1, 1, 0, 1, 0, 0}, .elems_spec = {1, 0}, .flatten_x = true,          \
-        .needs_subgroup_ops = SG_OPS, .needs_int_dot = true, .shared_bytes = matvec_shared         \
+        .name = n, MATVEC_IO, .spec_defaults = {64, 1, 1, 0, 1, 0, 0, 0}, .elems_spec = {1, 0},    \
+        .flatten_x = true, .needs_subgroup_ops = SG_OPS, .needs_int_dot = true,                    \
+        .shared_bytes = matvec_shared                                                              \
     }
 
 /* matmul.comp: spec {workgroup, TM, TN, TK, OUTS, RM, RN}; x counts rows, y columns. */

@@ -290,6 +290,30 @@ vkb_status vkb_op_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_b
                                  uint32_t kv_heads, const vkb_buffer *k_cache,
                                  const vkb_buffer *v_cache, uint32_t row0);
 
+/* The attention block's prologue fused into the q, k, v product (matvec sizes, 1 to 8
+ * tokens): W holds q's, k's and v's rows stacked (shape.heads and kv_heads heads of
+ * head_dim rows, one part of its buffer: else VKB_ERR_UNSUPPORTED), q gets q rotated
+ * (ncols columns of heads x head_dim floats), k_cache and v_cache rows row0 .. row0 +
+ * ncols get k rotated and v as f16: the bits of vkb_op_matvec_split (or _norm_split, _q8_split),
+ * vkb_op_add_bias where there are biases, then vkb_op_rope_store_f16, in one dispatch. shape.tokens
+ * is ncols; head_dim a multiple of 4, and rot_dims too in neox order (each workgroup takes quads of
+ * rows holding two rotated pairs). With g (not NULL) x is the residual stream and the product reads
+ * rms_norm(x)·g as in vkb_op_matvec_norm_split; vkb_op_matvec_q8_rope reads x as 8-bit
+ * blocks. */
+typedef struct vkb_kv_write {
+    const vkb_buffer *pos, *freqs; /* as vkb_op_rope's */
+    const vkb_buffer *bias;        /* NULL, or W's rows' biases (q's, k's, v's), added first */
+    vkb_rope_shape shape;          /* q's heads */
+    uint32_t kv_heads;
+    const vkb_buffer *k_cache, *v_cache; /* f16 rows of kv_heads x head_dim values */
+    uint32_t row0;
+} vkb_kv_write;
+vkb_status vkb_op_matvec_rope(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                              const vkb_buffer *g, float eps, const vkb_buffer *q,
+                              const vkb_kv_write *kv, uint32_t ncols);
+vkb_status vkb_op_matvec_q8_rope(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                                 const vkb_buffer *q, const vkb_kv_write *kv, uint32_t ncols);
+
 /* freqs[i] = freq_scale · base^(-2i / rot_dims) for i < rot_dims/2, computed in double:
  * frequency base and linear scaling (freq_scale = 1 / scaling factor). */
 void vkb_rope_freqs(float *freqs, uint32_t rot_dims, float base, float freq_scale);

@@ -498,7 +498,7 @@ static vkb_status dispatch_parts(vkb_stream *s, const char *op, const vkb_matrix
                                  uint64_t y_elems)
 {
     vkb_device *dev = vkb_stream_device(s);
-    uint32_t push[12] = {w->k, (uint32_t)cmp_row_bytes(w->type, w->k)};
+    uint32_t push[16] = {w->k, (uint32_t)cmp_row_bytes(w->type, w->k)};
     memcpy(push + 4, extra, n_extra * sizeof *extra);
     vkb_binding b[VKB_MAX_BINDINGS];
     memcpy(b + 1, io, n_io * sizeof *io);
@@ -586,31 +586,98 @@ struct norm_in {
     float eps;
 };
 
-/* GLU: the plan with an even number of rows per workgroup (lanes: per invocation), a gate
- * row and its up row for each output; staging dropped where the stage no longer fits. */
-static void glu_plan(const vkb_device *dev, vkb_matvec_tuning *p, uint32_t ncols)
+/* The plan with rows per workgroup (lanes: per invocation) a multiple of `group`, staging
+ * dropped where the stage no longer fits. GLU: 2, a gate row and its up row for each
+ * output; ROPE: 4, quads of rows holding two rotated pairs (the lanes kernel's VKB_LANE_ROWS). */
+static void group_plan(const vkb_device *dev, vkb_matvec_tuning *p, uint32_t ncols, uint32_t group)
 {
     if (p->lanes) {
         uint32_t per = p->rows / p->wg;
-        p->rows = p->wg * (per % 2 ? per + 1 : per);
+        p->rows = p->wg * ((per + group - 1) / group * group);
         return;
     }
-    p->rows = p->rows == 1 ? 2 : p->rows / 2 * 2;
+    p->rows = p->rows < group ? group : p->rows / group * group;
     if (p->staged &&
         vkb_matvec_shared_bytes(p->wg, p->rows, ncols, true) > dev->info.max_shared_memory)
         p->staged = false;
 }
 
+/* ROPE: bindings 2 to 4 and 6 to 8 of the fused prologue (q, the caches, the positions,
+ * frequencies and biases) and its push constants {head_dim, rot_dims, neox, cache_row0,
+ * bias}, after checking that W is q, k and v stacked in one part for ncols tokens. */
+static vkb_status check_rope_write(vkb_device *dev, const char *op, const vkb_matrix *w,
+                                   const vkb_buffer *q, const vkb_kv_write *kv, uint32_t ncols,
+                                   vkb_binding io[8], uint32_t push[5])
+{
+    const vkb_rope_shape *sh = &kv->shape;
+    if (sh->head_dim == 0 || sh->head_dim % 4 || sh->rot_dims == 0 || sh->rot_dims % 2 ||
+        sh->rot_dims > sh->head_dim || (sh->neox && sh->rot_dims % 4) || sh->heads == 0 ||
+        kv->kv_heads == 0 || kv->kv_heads > sh->heads || sh->tokens != ncols)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: head_dim %u (a multiple of 4), rot_dims %u (even, a multiple of 4 "
+                            "in neox order, 0 < rot_dims <= head_dim), %u heads, %u kv heads (1 "
+                            "to heads), %u tokens (the product's %u columns)",
+                            op, sh->head_dim, sh->rot_dims, sh->heads, kv->kv_heads, sh->tokens,
+                            ncols);
+    uint64_t qw = (uint64_t)sh->heads * sh->head_dim, kvw = (uint64_t)kv->kv_heads * sh->head_dim;
+    if (qw + 2 * kvw != w->rows)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: W's %u rows are not q's %llu, k's and v's %llu stacked", op,
+                            w->rows, (unsigned long long)qw, (unsigned long long)kvw);
+    if (matrix_parts(w) != 1)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "%s: W is bound in %u parts; a workgroup writes whole heads' pairs "
+                            "from one (run the split product and vkb_op_rope_store_f16)",
+                            op, matrix_parts(w));
+    uint64_t cache_bytes = ((kv->row0 + (uint64_t)ncols) * kvw + 1) / 2 * 4;
+    vkb_status st;
+    if (cache_bytes > UINT32_MAX * 2ull)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "%s: caches of %llu rows of %llu values (below 2^32 values)", op,
+                            (unsigned long long)kv->row0 + ncols, (unsigned long long)kvw);
+    struct {
+        const char *what;
+        const vkb_buffer *b;
+        uint64_t bytes;
+        uint32_t slot;
+        bool optional; /* NULL: x stays bound there */
+    } bind[] = {{"q", q, ncols * qw * 4, 1, false},
+                {"k_cache", kv->k_cache, cache_bytes, 2, false},
+                {"v_cache", kv->v_cache, cache_bytes, 3, false},
+                {"pos", kv->pos, (uint64_t)ncols * 4, 5, false},
+                {"freqs", kv->freqs, (uint64_t)sh->rot_dims / 2 * 4, 6, false},
+                {"bias", kv->bias, (uint64_t)w->rows * 4, 7, true}};
+    for (size_t i = 0; i < sizeof bind / sizeof *bind; i++) {
+        if (!bind[i].b && bind[i].optional)
+            continue;
+        if ((st = vkb_op_need_single_part(dev, op, bind[i].what, bind[i].b, bind[i].bytes)))
+            return st;
+        io[bind[i].slot] = (vkb_binding){bind[i].b, 0, bind[i].bytes};
+    }
+    push[0] = sh->head_dim;
+    push[1] = sh->rot_dims;
+    push[2] = sh->neox;
+    push[3] = kv->row0;
+    push[4] = kv->bias != NULL;
+    return VKB_OK;
+}
+
 /* The decode product, one dispatch per part of w: x as floats, or (q8) as 8-bit blocks
  * for the integer-dot kernel; accumulate: out += W·x; norm: x through rms_norm first; glu:
- * W is gate and up stacked and out one output of half its rows, silu(gate·x) · (up·x). */
+ * W is gate and up stacked and out one output of half its rows, silu(gate·x) · (up·x);
+ * rope: W is q, k and v stacked, out q's output alone, and k and v go to the caches. */
 static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x, bool q8,
                          const vkb_outputs *out, uint32_t ncols, bool accumulate,
-                         const struct norm_in *norm, bool glu)
+                         const struct norm_in *norm, bool glu, const vkb_kv_write *rope)
 {
     vkb_device *dev = vkb_stream_device(s);
-    const char *op = glu ? "matvec_glu" : norm ? "matvec_norm" : q8 ? "matvec_q8" : "matvec";
-    vkb_binding io[5];
+    const char *op = rope   ? "matvec_rope"
+                     : glu  ? "matvec_glu"
+                     : norm ? "matvec_norm"
+                     : q8   ? "matvec_q8"
+                            : "matvec";
+    vkb_binding io[8];
+    uint32_t rope_push[5] = {0};
     uint32_t out_push[3];
     vkb_status st;
     vkb_outputs halves = {2, {out->y[0], out->y[0]}, {w->rows / 2, w->rows / 2}};
@@ -624,14 +691,30 @@ static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
                             "%s: W is bound in %u parts; a workgroup needs a gate row and its up "
                             "row in one (run the split product and silu_mul)",
                             op, matrix_parts(w));
-    if ((st = check_product(dev, op, w, x, q8, glu ? &halves : out, ncols, 8, io, out_push)) !=
-        VKB_OK)
+    /* ROPE: q's rows, then k's and v's; their outputs are the caches (bound below) */
+    vkb_outputs qkv = {1, {out->y[0]}, {w->rows}};
+    if (rope) {
+        uint32_t kvw = rope->kv_heads * rope->shape.head_dim;
+        qkv = (vkb_outputs){3, {out->y[0], out->y[0], out->y[0]}, {w->rows - 2 * kvw, kvw, kvw}};
+        if (kvw == 0 || 2ull * kvw >= w->rows)
+            return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                                "%s: %u kv heads of %u values do not leave q rows in W's %u", op,
+                                rope->kv_heads, rope->shape.head_dim, w->rows);
+    }
+    if ((st = check_product(dev, op, w, x, q8,
+                            glu    ? &halves
+                            : rope ? &qkv
+                                   : out,
+                            ncols, 8, io, out_push)) != VKB_OK)
         return st;
     if (glu) { /* one output of rows / 2 (store_output's rows) */
         out_push[0] = out_push[1] = out_push[2] = w->rows / 2;
         io[2] = io[3] = io[1];
     }
-    io[4] = io[0]; /* matvec.comp's binding 5 without NORM: read, never used */
+    /* matvec.comp's bindings 5 (without NORM), 6 to 8 (without ROPE): read, never used */
+    io[4] = io[5] = io[6] = io[7] = io[0];
+    if (rope && (st = check_rope_write(dev, op, w, out->y[0], rope, ncols, io, rope_push)))
+        return st;
     if (norm) {
         if (!(norm->eps >= 0.0f))
             return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: eps %g is negative", op,
@@ -642,40 +725,46 @@ static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
     }
     vkb_matvec_tuning plan = vkb_op_matvec_plan(dev, w->type, ncols);
     if (glu)
-        glu_plan(dev, &plan, ncols);
+        group_plan(dev, &plan, ncols, 2);
+    if (rope)
+        group_plan(dev, &plan, ncols, 4);
     const char *name =
         q8 ? int_dot_variant("matvec", w->type) : matvec_variant(dev, w->type, &plan);
-    vkb_spec spec = {
-        .count = 7,
-        .values = {plan.wg, plan.rows, ncols, accumulate, glu ? 1 : out->count, norm != NULL, glu}};
+    vkb_spec spec = {.count = 8,
+                     .values = {plan.wg, plan.rows, ncols, accumulate,
+                                rope  ? 3
+                                : glu ? 1
+                                      : out->count,
+                                norm != NULL, glu, rope != NULL}};
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, name, &spec, &p)) != VKB_OK)
         return st;
-    /* x_stride (floats; unused for blocks), rows_all, split1, split2, eps */
+    /* x_stride (floats; unused for blocks), rows_all, split1, split2, eps, then ROPE's */
     float eps = norm ? norm->eps : 0.0f;
-    uint32_t extra[5] = {w->k, out_push[0], out_push[1], out_push[2]};
+    uint32_t extra[10] = {w->k, out_push[0], out_push[1], out_push[2]};
     memcpy(&extra[4], &eps, 4);
-    return dispatch_parts(s, "matvec", w, p, io, 5, extra, 5, 0, 1);
+    memcpy(&extra[5], rope_push, sizeof rope_push);
+    return dispatch_parts(s, "matvec", w, p, io, 8, extra, 10, 0, 1);
 }
 
 vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                          const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, x, false, &out, ncols, false, NULL, false);
+    return matvec(s, w, x, false, &out, ncols, false, NULL, false, NULL);
 }
 
 vkb_status vkb_op_matvec_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                              const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, x, false, &out, ncols, true, NULL, false);
+    return matvec(s, w, x, false, &out, ncols, true, NULL, false, NULL);
 }
 
 vkb_status vkb_op_matvec_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                                const vkb_outputs *out, uint32_t ncols)
 {
-    return matvec(s, w, x, false, out, ncols, false, NULL, false);
+    return matvec(s, w, x, false, out, ncols, false, NULL, false, NULL);
 }
 
 vkb_status vkb_op_matvec_norm_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
@@ -683,7 +772,7 @@ vkb_status vkb_op_matvec_norm_split(vkb_stream *s, const vkb_matrix *w, const vk
                                     uint32_t ncols)
 {
     struct norm_in norm = {g, eps};
-    return matvec(s, w, x, false, out, ncols, false, &norm, false);
+    return matvec(s, w, x, false, out, ncols, false, &norm, false, NULL);
 }
 
 vkb_status vkb_op_matvec_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
@@ -691,34 +780,56 @@ vkb_status vkb_op_matvec_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffe
 {
     struct norm_in norm = {g, eps};
     vkb_outputs out = {1, {h}, {w->rows / 2}};
-    return matvec(s, w, x, false, &out, ncols, false, g ? &norm : NULL, true);
+    return matvec(s, w, x, false, &out, ncols, false, g ? &norm : NULL, true, NULL);
 }
 
 vkb_status vkb_op_matvec_q8_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                 const vkb_buffer *h, uint32_t ncols)
 {
     vkb_outputs out = {1, {h}, {w->rows / 2}};
-    return matvec(s, w, xq, true, &out, ncols, false, NULL, true);
+    return matvec(s, w, xq, true, &out, ncols, false, NULL, true, NULL);
+}
+
+vkb_status vkb_op_matvec_rope(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+                              const vkb_buffer *g, float eps, const vkb_buffer *q,
+                              const vkb_kv_write *kv, uint32_t ncols)
+{
+    struct norm_in norm = {g, eps};
+    vkb_outputs out = {1, {q}, {0}};
+    if (!kv)
+        return vkb_dev_fail(vkb_stream_device(s), VKB_ERR_INVALID_ARGUMENT,
+                            "matvec_rope: no caches to write");
+    return matvec(s, w, x, false, &out, ncols, false, g ? &norm : NULL, false, kv);
+}
+
+vkb_status vkb_op_matvec_q8_rope(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
+                                 const vkb_buffer *q, const vkb_kv_write *kv, uint32_t ncols)
+{
+    vkb_outputs out = {1, {q}, {0}};
+    if (!kv)
+        return vkb_dev_fail(vkb_stream_device(s), VKB_ERR_INVALID_ARGUMENT,
+                            "matvec_q8_rope: no caches to write");
+    return matvec(s, w, xq, true, &out, ncols, false, NULL, false, kv);
 }
 
 vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                             const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, xq, true, &out, ncols, false, NULL, false);
+    return matvec(s, w, xq, true, &out, ncols, false, NULL, false, NULL);
 }
 
 vkb_status vkb_op_matvec_q8_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                 const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, xq, true, &out, ncols, true, NULL, false);
+    return matvec(s, w, xq, true, &out, ncols, true, NULL, false, NULL);
 }
 
 vkb_status vkb_op_matvec_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                   const vkb_outputs *out, uint32_t ncols)
 {
-    return matvec(s, w, xq, true, out, ncols, false, NULL, false);
+    return matvec(s, w, xq, true, out, ncols, false, NULL, false, NULL);
 }
 
 /* The prefill product: f32 tiles, cooperative matrices where vkb_op_matmul_coopmat says

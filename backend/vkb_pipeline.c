@@ -85,6 +85,10 @@ static vkb_status check_spec(vkb_device *dev, const struct vkb_kernel *k, const 
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
                             "kernel %s: %llu bytes of shared memory exceed the device's %u",
                             k->name, (unsigned long long)shared, info->max_shared_memory);
+    if (k->binding_count > info->max_storage_buffers)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "kernel %s binds %u storage buffers; %s allows %u per shader stage",
+                            k->name, k->binding_count, info->name, info->max_storage_buffers);
     if (k->push_size > info->max_push_constants_size)
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
                             "kernel %s: %u bytes of push constants exceed the device's %u", k->name,

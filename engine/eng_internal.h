@@ -24,6 +24,7 @@ typedef struct eng_dev_layer {
      * they share a type and none is factorized: one product with an output each. The
      * members then keep their shape and type but no buffer of their own. */
     eng_dev_weight qkv, gate_up;
+    eng_dev_weight bqkv; /* bq, bk and bv stacked (qkv's biases, where all three exist) */
 } eng_dev_layer;
 
 struct eng_model {

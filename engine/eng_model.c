@@ -648,6 +648,38 @@ static eng_status upload_group(upload_job *j, uint32_t l, const struct fused_gro
     return ENG_OK;
 }
 
+/* Layer l's q, k and v biases stacked in one buffer (eng_dev_layer.bqkv) where it has all
+ * three: the q, k, v product that rotates and stores (vkb_op_matvec_rope) adds them
+ * itself. A copy of a few KiB; the vectors stay for the products run apart. */
+static eng_status upload_bias_stack(upload_job *j, const placement *list, uint32_t n, uint32_t l)
+{
+    eng_dev_layer *L = &j->m->d_layers[l];
+    const eng_dev_weight *dev[3] = {&L->bq, &L->bk, &L->bv};
+    const placement *p[3] = {NULL};
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < n; i++)
+        for (int b = 0; b < 3; b++)
+            if (list[i].dev == dev[b] && list[i].w && dev[b]->buffer)
+                p[b] = &list[i];
+    for (int b = 0; b < 3; b++) {
+        if (!p[b] || p[b]->w->bytes < (uint64_t)p[b]->k * 4)
+            return ENG_OK;
+        total += p[b]->k;
+    }
+    float *host = malloc((size_t)total * 4);
+    if (!host)
+        return eng_fail(j->err, j->err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
+    for (int b = 0, at = 0; b < 3; at += p[b]->k, b++)
+        memcpy(host + at, p[b]->w->data, (size_t)p[b]->k * 4);
+    eng_status st = alloc_rows(j, "attn_qkv.bias", CMP_TYPE_F32, 1, total, false, &L->bqkv.buffer);
+    if (st == ENG_OK &&
+        vkb_buffer_upload(j->m->dev, L->bqkv.buffer, 0, host, (uint64_t)total * 4) != VKB_OK)
+        st = eng_fail(j->err, j->err_size, ENG_ERR_DEVICE_MEMORY, "uploading attn_qkv.bias: %s",
+                      vkb_device_errmsg(j->m->dev));
+    free(host);
+    return st;
+}
+
 /* The free bytes of the largest device-local heap under its budget. */
 static uint64_t device_free_bytes(vkb_device *dev, uint64_t *budget)
 {
@@ -718,6 +750,8 @@ eng_status eng_model_upload(eng_model *m, vkb_device *dev, eng_progress_fn progr
     for (uint32_t i = 0; i < n && st == ENG_OK; i++)
         if (!list[i].fused)
             st = upload_weight(&j, &list[i]);
+    for (uint32_t l = 0; l < m->hp.n_layer && st == ENG_OK; l++)
+        st = upload_bias_stack(&j, list, n, l);
     if (st != ENG_OK)
         goto fail;
     if (m->hp.tied_output)

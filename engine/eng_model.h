@@ -147,9 +147,9 @@ typedef struct eng_session_params {
     /* attention in three passes with the scores in memory (n_batch × heads × n_ctx
      * floats of scratch) instead of the fused kernel: the reference point for speed */
     bool unfused_attention;
-    /* each rms_norm as its own dispatch before the products that read it, and silu·mul
-     * after gate and up, instead of fused into those products (decode and chunks of up to
-     * 8 tokens): the reference point */
+    /* each rms_norm as its own dispatch before the products that read it, silu·mul after
+     * gate and up, and rope with the caches' write after the q, k, v product, instead of
+     * fused into those products (decode and chunks of up to 8 tokens): the reference point */
     bool unfused_products;
     /* logits for every token of an eval's last chunk, not only the last token
      * (eng_session_logits_all; n_batch × n_vocab floats of host-visible memory) */

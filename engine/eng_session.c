@@ -591,6 +591,42 @@ static vkb_status rope_store(eng_session *s, uint32_t l, uint32_t n, uint32_t p0
     return vkb_op_kv_store(st, s->v_cache[l], &s->v_layout, p0, s->v, n);
 }
 
+/* The attention block's prologue in one dispatch where it fits (vkb_op_matvec_rope): the
+ * q, k, v product (its norm fused where it fuses, else after rms_norm, from 8-bit blocks
+ * where the product takes them) rotating q and k and writing k and v into layer l's f16
+ * caches. Needs matvec sizes, q, k, v stacked in one part (and their biases, where the
+ * model has them), and head sizes the kernel's quads divide. false: not taken (*vs untouched). */
+static bool fused_prologue(eng_session *s, uint32_t l, uint32_t n, uint32_t p0, vkb_status *vs)
+{
+    const eng_hparams *hp = &s->m->hp;
+    const eng_dev_layer *L = &s->m->d_layers[l];
+    const eng_dev_weight *qkv = &L->qkv;
+    if (s->unfused_products || n > 8 || !qkv->buffer || qkv->rank ||
+        (L->bq.buffer && !L->bqkv.buffer) || vkb_buffer_part_count(qkv->buffer) != 1 ||
+        s->k_layout.type != VKB_KV_F16 || s->v_layout.type != VKB_KV_F16 || hp->head_dim % 4 ||
+        (hp->rope_neox && hp->n_rot % 4) || hp->n_head_kv > hp->n_head)
+        return false;
+    vkb_kv_write kv = {.pos = s->pos,
+                       .freqs = s->freqs,
+                       .bias = L->bqkv.buffer,
+                       .shape = {hp->head_dim, hp->n_rot, hp->n_head, n, hp->rope_neox},
+                       .kv_heads = hp->n_head_kv,
+                       .k_cache = s->k_cache[l],
+                       .v_cache = s->v_cache[l],
+                       .row0 = p0};
+    const vkb_matrix *w = &qkv->matrix;
+    if (norm_fuses(s, qkv, n))
+        *vs =
+            vkb_op_matvec_rope(s->stream, w, s->x, L->attn_norm.buffer, hp->rms_eps, s->q, &kv, n);
+    else if ((*vs = norm(s, L->attn_norm.buffer, w, n)) == VKB_OK) {
+        if (!takes_q8(s, w, n))
+            *vs = vkb_op_matvec_rope(s->stream, w, s->xn, NULL, 0.0f, s->q, &kv, n);
+        else if ((*vs = quantize_once(s, s->xn, w->k, n)) == VKB_OK)
+            *vs = vkb_op_matvec_q8_rope(s->stream, w, s->xq, s->q, &kv, n);
+    }
+    return true;
+}
+
 /* Records one layer for n tokens from position p0. */
 static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t p0)
 {
@@ -602,18 +638,24 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     vkb_attention_shape as = {
         hp->head_dim, hp->n_head, hp->n_head_kv, n, p0, p0 + n, 1.0f / sqrtf((float)hp->head_dim)};
     vkb_status vs;
-    /* attention block */
-    const eng_dev_weight *qkv[] = {&L->wq, &L->wk, &L->wv};
-    vkb_outputs qkv_out = {3, {s->q, s->k, s->v}, {qw, kvw, kvw}};
-    if ((vs = norm_products(s, L->attn_norm.buffer, &L->qkv, qkv, &qkv_out, n)))
-        return vs;
+    /* attention block: the q, k, v products, rope and the caches' write */
+    if (fused_prologue(s, l, n, p0, &vs)) {
+        if (vs != VKB_OK)
+            return vs;
+    } else {
+        const eng_dev_weight *qkv[] = {&L->wq, &L->wk, &L->wv};
+        vkb_outputs qkv_out = {3, {s->q, s->k, s->v}, {qw, kvw, kvw}};
+        if ((vs = norm_products(s, L->attn_norm.buffer, &L->qkv, qkv, &qkv_out, n)))
+            return vs;
+        if (L->bq.buffer && ((vs = vkb_op_add_bias(st, s->q, s->q, L->bq.buffer, qw, n)) ||
+                             (vs = vkb_op_add_bias(st, s->k, s->k, L->bk.buffer, kvw, n)) ||
+                             (vs = vkb_op_add_bias(st, s->v, s->v, L->bv.buffer, kvw, n))))
+            return vs;
+        if ((vs = rope_store(s, l, n, p0)))
+            return vs;
+    }
     s->xq_of = NULL; /* att is rewritten below */
-    if (L->bq.buffer && ((vs = vkb_op_add_bias(st, s->q, s->q, L->bq.buffer, qw, n)) ||
-                         (vs = vkb_op_add_bias(st, s->k, s->k, L->bk.buffer, kvw, n)) ||
-                         (vs = vkb_op_add_bias(st, s->v, s->v, L->bv.buffer, kvw, n))))
-        return vs;
-    if ((vs = rope_store(s, l, n, p0)) ||
-        (vs = s->unfused ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
+    if ((vs = s->unfused ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
                                                     s->scores, &as)
                          : vkb_op_attention_split(
                                st, s->att, s->q, s->k_cache[l], &s->k_layout, s->v_cache[l],

@@ -14,6 +14,12 @@
 // With GLU W is the gated FFN's gate and up matrices stacked (gate's rows, then up's) and
 // y = silu(gate·x) · (up·x): each workgroup takes matching rows of both and writes their
 // silu·mul (the two products and the op between them in one dispatch).
+// With ROPE W is q, k and v stacked (outputs split1 and split2 apart) and the product is the
+// attention block's prologue too: the biases added where there are some, q's and k's rows
+// rotated (rope.comp), q is
+// written as floats, k and v as f16 into the caches at positions cache_row0 + c
+// (rope_store.comp's bits). Rows are taken in quads that hold both dimensions of two
+// rotated pairs, so each workgroup rotates and packs its own sums.
 #include "vkb_index.glsl"
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -30,6 +36,7 @@ layout(constant_id = 3) const bool ACC = false; // add to y instead of writing i
 layout(constant_id = 4) const uint OUTS = 1;    // outputs (1 to 3)
 layout(constant_id = 5) const bool NORM = false; // y = W·(rms_norm(x)·g)
 layout(constant_id = 6) const bool GLU = false;  // y = silu(gate·x) · (up·x); ROWS even
+layout(constant_id = 7) const bool ROPE = false; // y = q, k and v roped and stored; ROWS % 4 == 0
 const uint ACCS = ROWS * NCOLS;
 const uint PAIR = GLU ? ROWS / 2u : ROWS; // output rows per workgroup
 
@@ -111,9 +118,25 @@ layout(push_constant) uniform Push {
     uint split1;    // W's first row written to the second output, the third's
     uint split2;
     float eps; // NORM: added to the mean of squares
+    // ROPE: q's and k's heads of head_dim rows, the first rot_dims of each rotated in
+    // GPT-NeoX's pair order where neox (rope.comp); the caches' row of column 0
+    uint head_dim;
+    uint rot_dims;
+    uint neox;
+    uint cache_row0;
+    uint bias; // ROPE: 1 where binding 8 holds the biases of W's rows
 } pc;
 
+// ROPE: the positions of the columns, the rotation's frequencies (vkb_rope_freqs), and the
+// caches as words of two f16 values (vkb_outputs.glsl's out1 and out2)
+layout(std430, binding = 6) readonly buffer Pos { int pos[]; };
+layout(std430, binding = 7) readonly buffer Freq { float freq[]; };
+layout(std430, binding = 8) readonly buffer Bias { float bias[]; };
+layout(std430, binding = 3) writeonly buffer KCache { uint k_cache[]; };
+layout(std430, binding = 4) writeonly buffer VCache { uint v_cache[]; };
+
 #include "vkb_quant.glsl"
+#include "vkb_rope.glsl"
 
 #ifndef INT_DOT
 // x's four values at x4[xi] (column c); with NORM times the norm's weights, their squares
@@ -130,11 +153,26 @@ vec4 x_load(uint c, uint xi, bool count, inout float ss)
 }
 #endif
 
+// ROPE: the dimension of a head that its row l sits at in the order the kernel takes
+// them. GPT-NeoX's pairs (i, i + rot_dims/2) are far apart: the quad from l (a multiple of
+// 4) holds dimensions i, i + 1, i + rot_dims/2 and i + 1 + rot_dims/2 (i = l / 2), two
+// pairs and two f16 words. llama's pairs (2i, 2i+1) and the unrotated dimensions stay.
+uint rope_dim(uint l)
+{
+    if (pc.neox == 0u || l >= pc.rot_dims)
+        return l;
+    return l / 4u * 2u + (l & 1u) + ((l & 2u) != 0u ? pc.rot_dims / 2u : 0u);
+}
+
 // Row r (of ROWS) of the workgroup whose first output row is `first`, counted in this part
 // of W: with GLU the first PAIR are gate rows, the rest the up rows that pair with them
-// (from pc.rows / 2 on).
+// (from pc.rows / 2 on); with ROPE in rope_dim's order within each head.
 uint w_row(uint first, uint r)
 {
+    if (ROPE) {
+        const uint l = first + r, d = l % pc.head_dim;
+        return l - d + rope_dim(d);
+    }
     return GLU && r >= PAIR ? pc.rows / 2u + first + r - PAIR : first + r;
 }
 
@@ -148,6 +186,45 @@ bool w_live(uint first, uint r)
 float silu_mul(float g, float u)
 {
     return g / (1.0 + exp(-g)) * u;
+}
+
+// ROPE: the sums v of the quad of rows from l (rope_dim's order; W in one part) for column
+// c, with their biases, rotated where they are q's or k's, stored: q as floats, k and v as two f16 words
+// each in their cache's row cache_row0 + c.
+void rope_store4(uint c, uint l, vec4 v)
+{
+    const uint d = l % pc.head_dim, head0 = l - d;
+    // W's rows of (v.x, v.y) and of (v.z, v.w): each pair of neighbouring dimensions
+    const uint r0 = head0 + rope_dim(d), r2 = head0 + rope_dim(d + 2u);
+    if (pc.bias != 0u)
+        v += vec4(bias[r0], bias[r0 + 1u], bias[r2], bias[r2 + 1u]);
+    if (l < pc.split2 && d < pc.rot_dims) {
+        const int p = pos[c];
+        if (pc.neox != 0u) { // pairs (x, z) and (y, w)
+            const vec2 a = rope_rotate(v.x, v.z, p, freq[d / 2u]);
+            const vec2 b = rope_rotate(v.y, v.w, p, freq[d / 2u + 1u]);
+            v = vec4(a.x, b.x, a.y, b.y);
+        } else { // pairs (x, y) and (z, w); the second past rot_dims where rot_dims % 4 == 2
+            v.xy = rope_rotate(v.x, v.y, p, freq[d / 2u]);
+            if (d + 2u < pc.rot_dims)
+                v.zw = rope_rotate(v.z, v.w, p, freq[d / 2u + 1u]);
+        }
+    }
+    if (l < pc.split1) {
+        const uint at = c * pc.split1;
+        out0[at + r0] = v.x;
+        out0[at + r0 + 1u] = v.y;
+        out0[at + r2] = v.z;
+        out0[at + r2 + 1u] = v.w;
+    } else if (l < pc.split2) {
+        const uint kvw = pc.split2 - pc.split1, at = (pc.cache_row0 + c) * kvw - pc.split1;
+        k_cache[(at + r0) / 2u] = packHalf2x16(v.xy);
+        k_cache[(at + r2) / 2u] = packHalf2x16(v.zw);
+    } else {
+        const uint kvw = pc.rows_all - pc.split2, at = (pc.cache_row0 + c) * kvw - pc.split2;
+        v_cache[(at + r0) / 2u] = packHalf2x16(v.xy);
+        v_cache[(at + r2) / 2u] = packHalf2x16(v.zw);
+    }
 }
 
 // NORM: what a row's sums are scaled by, from their column's sum of squares (rms_norm.comp's
@@ -708,8 +785,8 @@ void main()
         }
     }
 #elif defined(LANE_ROWS)
-    // CPU drivers: invocation i owns rows first + i, first + i + WG, ... (up to LANE_RPI)
-    // and walks each whole row. Each step of 32 values, invocation i loads x's values
+    // CPU drivers: invocation i owns rows first + i, first + i + WG, ... (up to LANE_RPI;
+    // with ROPE the quad first + 4i .. first + 4i + 3) and walks each whole row. Each step of 32 values, invocation i loads x's values
     // 4i .. 4i+3 and broadcasts them to the others (lane_step): a CPU driver gives every
     // invocation its own scalar load, so x loaded once per subgroup instead of once per
     // invocation is the saving.
@@ -719,7 +796,7 @@ void main()
     // and are not stored
     uint rb[LANE_RPI];
     for (uint j = 0u; j < LANE_RPI; j++) {
-        const uint r = lid + j * wg;
+        const uint r = ROPE ? 4u * lid + j : lid + j * wg;
         rb[j] = (w_live(first, r) ? w_row(first, r) : 0u) * pc.row_bytes;
     }
     for (uint c = 0u; c < NCOLS; c++) {
@@ -768,11 +845,14 @@ void main()
                 sum += subgroupBroadcast(ss, v);
             scale = norm_scale(sum);
         }
-        // with GLU rows j and j + rpi / 2 are a gate row and its up row
+        // with GLU rows j and j + rpi / 2 are a gate row and its up row; with ROPE the
+        // four rows are a quad (rpi is 4)
+        if (ROPE && w_live(first, 4u * lid))
+            rope_store4(c, first + 4u * lid, vec4(s[0], s[1], s[2], s[3]) * scale);
         const uint outs = GLU ? rpi / 2u : rpi;
         for (uint j = 0u; j < LANE_RPI; j++) {
             const uint r = lid + j * wg;
-            if (j < outs && w_live(first, r)) {
+            if (!ROPE && j < outs && w_live(first, r)) {
                 float v = s[j] * scale;
                 if (GLU) {
                     float up = 0.0;
@@ -850,8 +930,18 @@ void main()
     }
     const uint parts = min(wg, 2u);
 #endif
+    // with ROPE four rows' accumulators, a quad, make one (rope_store4)
+    for (uint a = lid; ROPE && a < ROWS / 4u * NCOLS; a += wg) {
+        const uint r = a / NCOLS * 4u, c = a % NCOLS;
+        const float scale = NORM ? norm_scale(red_sum(ACCS + c, parts)) : 1.0;
+        const vec4 t = vec4(red_sum(r * NCOLS + c, parts), red_sum((r + 1u) * NCOLS + c, parts),
+                            red_sum((r + 2u) * NCOLS + c, parts),
+                            red_sum((r + 3u) * NCOLS + c, parts));
+        if (first + r < pc.rows)
+            rope_store4(c, first + r, t * scale);
+    }
     // with GLU accumulator a (a gate row's) and a + PAIR * NCOLS (its up row's) make one
-    for (uint a = lid; a < PAIR * NCOLS; a += wg) {
+    for (uint a = lid; !ROPE && a < PAIR * NCOLS; a += wg) {
         uint r = a / NCOLS, c = a % NCOLS;
         const float scale = NORM ? norm_scale(red_sum(ACCS + c, parts)) : 1.0;
         float t = red_sum(a, parts) * scale;

@@ -43,6 +43,7 @@ static void test_enumeration(void)
         CHECK(d->max_storage_buffer_range >= (1u << 27));
         CHECK(d->max_memory_allocation_size >= (1u << 30));
         CHECK(d->max_push_constants_size >= 128);
+        CHECK(d->max_storage_buffers >= VKB_MAX_BINDINGS);
         CHECK(is_pow2((uint32_t)d->min_storage_buffer_offset_alignment));
         CHECK(d->min_storage_buffer_offset_alignment <= 256);
         if (d->timestamp_valid_bits)

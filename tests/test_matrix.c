@@ -886,7 +886,7 @@ static void test_matvec_norm(void)
     static const struct forced_path paths[] = {
         {{.wg = 16, .rows = 3, .int_dot = -1}, "in place"},
         {{.wg = 16, .rows = 3, .staged = true, .int_dot = -1}, "staged"},
-        {{.wg = 1, .rows = 3, .int_dot = -1, .lanes = true}, "lanes, 3 rows"},
+        {{.wg = 1, .rows = 3, .int_dot = -1, .lanes = true}, "lanes, 3 rows made 4"},
     };
     static const cmp_type types[] = {CMP_TYPE_F16, CMP_TYPE_Q4_0, CMP_TYPE_Q4_K};
     for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
@@ -1005,6 +1005,173 @@ static void test_matvec_glu(void)
                 break;
             force_path(q8_types[ti], 2, 1, false);
             check_glu(&f, q8_types[ti], 21, 512, 2, false, true, 9900 + 10 * ti, "int-dot");
+        }
+        vkb_op_matvec_tune(t_dev, NULL);
+    }
+    teardown(&f);
+}
+
+/* The attention prologue in the q, k, v product's epilogue (vkb_op_matvec_rope): the same
+ * bits in q and in both caches as the split product (plain, norm-fused or from 8-bit blocks)
+ * then vkb_op_rope_store_f16. Caches pre-filled with a pattern: rows outside row0 .. row0
+ * + n must keep it. */
+struct rope_case {
+    uint32_t heads, kv_heads, head_dim, rot_dims;
+    bool neox;
+    uint32_t n, row0;
+    bool bias;
+};
+
+static void check_rope(struct fixture *f, cmp_type t, uint32_t k, const struct rope_case *rc,
+                       bool with_norm, bool q8, uint64_t seed, const char *path)
+{
+    uint32_t n = rc->n, qw = rc->heads * rc->head_dim, kvw = rc->kv_heads * rc->head_dim;
+    uint32_t rows = qw + 2 * kvw;
+    size_t qn = (size_t)qw * n, cache_words = (size_t)(rc->row0 + n + 2) * kvw / 2;
+    uint8_t *w = quantized_weights(t, rows, k, seed);
+    float *x = t_random_floats((size_t)k * n, seed + 1, -2.0f, 2.0f);
+    float *g = t_random_floats(k, seed + 2, -2.0f, 2.0f);
+    float *bias = t_random_floats(rows, seed + 3, -1.0f, 1.0f);
+    float *freqs = malloc(rc->rot_dims / 2 * sizeof *freqs);
+    int32_t pos[8];
+    uint32_t *fill = malloc(cache_words * 4);
+    float *got = malloc(2 * cache_words * 4 + qn * 4), *want = malloc(2 * cache_words * 4 + qn * 4);
+    vkb_matrix m;
+    if (!w || !x || !g || !bias || !freqs || !fill || !got || !want || n > 8 ||
+        !upload_matrix(f, &m, t, w, rows, k)) {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+        goto done;
+    }
+    vkb_rope_freqs(freqs, rc->rot_dims, 10000.0f, 1.0f);
+    for (uint32_t c = 0; c < n; c++)
+        pos[c] = (int32_t)(rc->row0 + c) * 37 + 3; /* large angles, not the cache row */
+    for (size_t i = 0; i < cache_words; i++)
+        fill[i] = 0xa5a5a5a5u ^ (uint32_t)i;
+    vkb_buffer *bx = t_upload(f->scratch, x, (uint64_t)k * n * 4, 0);
+    vkb_buffer *bg = t_upload(f->scratch, g, (uint64_t)k * 4, 0);
+    vkb_buffer *bxq = t_upload(f->scratch, NULL, vkb_q8_bytes(k, n), 0);
+    vkb_buffer *bpos = t_upload(f->scratch, pos, n * 4, 0);
+    vkb_buffer *bfreq = t_upload(f->scratch, freqs, rc->rot_dims / 2 * 4, 0);
+    /* the biases stacked as W's rows, and q's, k's and v's apart for vkb_op_add_bias */
+    vkb_buffer *bb[4] = {t_upload(f->scratch, bias, (uint64_t)rows * 4, 0),
+                         t_upload(f->scratch, bias, (uint64_t)qw * 4, 0),
+                         t_upload(f->scratch, bias + qw, (uint64_t)kvw * 4, 0),
+                         t_upload(f->scratch, bias + qw + kvw, (uint64_t)kvw * 4, 0)};
+    vkb_buffer *split[3], *q = t_upload(f->scratch, NULL, qn * 4, 0), *cache[4];
+    split[0] = t_upload(f->scratch, NULL, qn * 4, 0);
+    split[1] = t_upload(f->scratch, NULL, (size_t)kvw * n * 4, 0);
+    split[2] = t_upload(f->scratch, NULL, (size_t)kvw * n * 4, 0);
+    bool ok = bx && bg && bxq && bpos && bfreq && bb[0] && bb[1] && bb[2] && bb[3] && q &&
+              split[0] && split[1] && split[2];
+    for (int i = 0; i < 4 && ok; i++)
+        ok = (cache[i] = t_upload(f->scratch, fill, cache_words * 4, 0)) != NULL;
+    if (!ok)
+        goto done;
+    vkb_outputs outs = {3, {split[0], split[1], split[2]}, {qw, kvw, kvw}};
+    vkb_rope_shape shape = {rc->head_dim, rc->rot_dims, rc->heads, n, rc->neox};
+    vkb_kv_write kv = {.pos = bpos,
+                       .freqs = bfreq,
+                       .bias = rc->bias ? bb[0] : NULL,
+                       .shape = shape,
+                       .kv_heads = rc->kv_heads,
+                       .k_cache = cache[2],
+                       .v_cache = cache[3],
+                       .row0 = rc->row0};
+    CHECK_OK(vkb_stream_begin(f->stream));
+    if (q8) {
+        CHECK_OK(vkb_op_quantize_q8(f->stream, bxq, bx, k, n));
+        CHECK_OK(vkb_op_matvec_q8_split(f->stream, &m, bxq, &outs, n));
+        CHECK_OK(vkb_op_matvec_q8_rope(f->stream, &m, bxq, q, &kv, n));
+    } else if (with_norm) {
+        CHECK_OK(vkb_op_matvec_norm_split(f->stream, &m, bx, bg, 1e-5f, &outs, n));
+        CHECK_OK(vkb_op_matvec_rope(f->stream, &m, bx, bg, 1e-5f, q, &kv, n));
+    } else {
+        CHECK_OK(vkb_op_matvec_split(f->stream, &m, bx, &outs, n));
+        CHECK_OK(vkb_op_matvec_rope(f->stream, &m, bx, NULL, 0.0f, q, &kv, n));
+    }
+    for (uint32_t i = 0; i < 3 && rc->bias; i++)
+        CHECK_OK(vkb_op_add_bias(f->stream, split[i], split[i], bb[1 + i], outs.rows[i], n));
+    CHECK_OK(vkb_op_rope_store_f16(f->stream, split[0], split[1], split[2], bpos, bfreq, &shape,
+                                   rc->kv_heads, cache[0], cache[1], rc->row0));
+    CHECK_OK(vkb_stream_submit(f->stream));
+    CHECK_OK(vkb_stream_wait(f->stream));
+    /* q, then the k cache's words, then the v cache's, as floats for bits_differ */
+    CHECK_OK(vkb_buffer_download(t_dev, q, 0, got, qn * 4));
+    CHECK_OK(vkb_buffer_download(t_dev, split[0], 0, want, qn * 4));
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(vkb_buffer_download(t_dev, cache[2 + i], 0, got + qn + i * cache_words,
+                                     cache_words * 4));
+        CHECK_OK(
+            vkb_buffer_download(t_dev, cache[i], 0, want + qn + i * cache_words, cache_words * 4));
+    }
+    size_t first = 0, bad = bits_differ(got, want, qn + 2 * cache_words, &first);
+    const char *where = first < qn ? "q" : first < qn + cache_words ? "k cache" : "v cache";
+    size_t at = first < qn ? first : (first - qn) % cache_words;
+    CHECK_MSG(bad == 0,
+              "matvec_rope %s (%s%s%s%s) %u/%u heads of %u, rot %u %s, n=%u from row %u: %zu "
+              "values differ from the split product and rope_store_f16; first %s[%zu] = 0x%08x, "
+              "want 0x%08x",
+              tname(t), path, with_norm ? ", norm" : "", q8 ? ", 8-bit x" : "",
+              rc->bias ? ", biases" : "", rc->heads, rc->kv_heads, rc->head_dim, rc->rot_dims,
+              rc->neox ? "neox" : "normal", n, rc->row0, bad, where, at, ((uint32_t *)got)[first],
+              ((uint32_t *)want)[first]);
+done:
+    free(w);
+    free(x);
+    free(g);
+    free(bias);
+    free(freqs);
+    free(fill);
+    free(got);
+    free(want);
+}
+
+static void test_matvec_rope(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    bool capped = t_profile != VKB_PROFILE_NATIVE;
+    /* GQA, partial rotation (normal with rot_dims % 4 == 2), MHA, 1 to 8 tokens, biases */
+    static const struct rope_case cases[] = {
+        {4, 2, 32, 32, false, 1, 5, false}, {4, 2, 32, 32, true, 3, 0, true},
+        {3, 1, 20, 18, false, 2, 7, true},  {2, 2, 24, 16, true, 8, 1, false},
+        {6, 2, 16, 8, true, 1, 0, true},
+    };
+    static const cmp_type plan_types[] = {CMP_TYPE_F16, CMP_TYPE_Q4_0, CMP_TYPE_Q8_0, CMP_TYPE_Q4_K,
+                                          CMP_TYPE_Q6_K};
+    for (size_t ti = 0; ti < sizeof plan_types / sizeof plan_types[0]; ti++) {
+        if (capped && ti % 2 != 0)
+            continue;
+        cmp_type t = plan_types[ti];
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+            check_rope(&f, t, k_for(t, 512), &cases[c], (c + ti) % 2 == 0, false,
+                       10000 + 100 * ti + 10 * c, "plan");
+    }
+    static const struct forced_path paths[] = {
+        {{.wg = 16, .rows = 1, .int_dot = -1}, "in place, 1 row made 4"},
+        {{.wg = 16, .rows = 6, .staged = true, .int_dot = -1}, "staged, 6 rows made 4"},
+        {{.wg = 1, .rows = 1, .int_dot = -1, .lanes = true}, "lanes, 1 row made 4"},
+        {{.wg = 1, .rows = 3, .int_dot = -1, .lanes = true}, "lanes, 3 rows made 4"},
+    };
+    for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
+        if (!force_tuning(&paths[p]))
+            continue;
+        check_rope(&f, CMP_TYPE_Q4_0, 512, &cases[p % 2], p % 2 == 0, false, 10600 + 10 * p,
+                   paths[p].name);
+        check_rope(&f, CMP_TYPE_Q4_K, 768, &cases[2 + p % 3], p % 2 == 1, false, 10605 + 10 * p,
+                   paths[p].name);
+    }
+    vkb_op_matvec_tune(t_dev, NULL);
+    /* from 8-bit blocks, the integer-dot kernel forced on */
+    if (vkb_device_get_info(t_dev)->int_dot) {
+        static const cmp_type q8_types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q4_K, CMP_TYPE_Q8_0};
+        for (size_t ti = 0; ti < sizeof q8_types / sizeof q8_types[0]; ti++) {
+            if (capped && ti > 0)
+                break;
+            force_path(q8_types[ti], 2, 1, false);
+            check_rope(&f, q8_types[ti], 512, &cases[1 + ti], false, true, 10700 + 10 * ti,
+                       "int-dot");
         }
         vkb_op_matvec_tune(t_dev, NULL);
     }
@@ -1375,6 +1542,7 @@ int main(int argc, char **argv)
         {"outputs", test_outputs, true},
         {"matvec_norm", test_matvec_norm, true},
         {"matvec_glu", test_matvec_glu, true},
+        {"matvec_rope", test_matvec_rope, true},
         {"matmul", test_matmul, true},
         {"matmul_tiles", test_matmul_tiles, true},
         {"matmul_coopmat", test_matmul_coopmat, true},

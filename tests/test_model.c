@@ -589,8 +589,10 @@ static void test_layers_synthetic(void)
 
 /* A small qwen2 model made here (byte-level BPE vocabulary, QKV biases, neox rope,
  * frequency base 1e6, Q8_0/Q4_0/F16 weights with random values): every layer against
- * the CPU reference, as for the real llamas. */
-static void test_layers_qwen2(void)
+ * the CPU reference, as for the real llamas. v_type: attn_v's type; Q8_0 as q and k
+ * stacks the three (decode then rotates, adds the biases and writes the caches in the
+ * product, vkb_op_matvec_rope), another type keeps them apart. */
+static void qwen2_case(cmp_type v_type)
 {
     enum { E = 64, L = 2, H = 4, HKV = 2, HD = 16, FF = 96, V = 257 };
     cmp_gguf_writer *w = cmp_gguf_writer_create();
@@ -636,7 +638,7 @@ static void test_layers_qwen2(void)
     T("output_norm.weight", E, 0, CMP_TYPE_F32);
     T("output.weight", E, V, CMP_TYPE_F16);
     for (uint32_t l = 0; l < L; l++) {
-        static const struct {
+        const struct {
             const char *suffix;
             uint32_t k, rows;
             cmp_type type;
@@ -644,7 +646,7 @@ static void test_layers_qwen2(void)
             {"attn_norm.weight", E, 0, CMP_TYPE_F32},
             {"attn_q.weight", E, H * HD, CMP_TYPE_Q8_0},
             {"attn_k.weight", E, HKV * HD, CMP_TYPE_Q8_0},
-            {"attn_v.weight", E, HKV * HD, CMP_TYPE_Q4_0},
+            {"attn_v.weight", E, HKV * HD, v_type},
             {"attn_q.bias", H * HD, 0, CMP_TYPE_F32},
             {"attn_k.bias", HKV * HD, 0, CMP_TYPE_F32},
             {"attn_v.bias", HKV * HD, 0, CMP_TYPE_F32},
@@ -704,6 +706,14 @@ done:
     for (uint32_t i = 0; i < n; i++)
         free(data[i]);
     cmp_gguf_writer_destroy(w);
+}
+
+static void test_layers_qwen2(void)
+{
+    printf("  q, k, v apart:");
+    qwen2_case(CMP_TYPE_Q4_0);
+    printf("  q, k, v stacked:");
+    qwen2_case(CMP_TYPE_Q8_0);
 }
 
 /* The context limit and bad tokens: a status, a message, and the session unchanged. */

@@ -151,6 +151,7 @@ static void build(struct record *r)
     BYTES("max_memory_allocation_size", "max allocation", d->max_memory_allocation_size);
     BYTES("max_buffer_size", "max buffer", d->max_buffer_size);
     BYTES("max_push_constants_size", "push constants", d->max_push_constants_size);
+    UINT("max_storage_buffers", "storage buffers per stage", d->max_storage_buffers);
     UINT("min_storage_buffer_offset_alignment", "binding alignment",
          d->min_storage_buffer_offset_alignment);
     FLOAT("timestamp_period_ns", "timestamp period (ns)", d->timestamp_period);
