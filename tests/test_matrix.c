@@ -1524,6 +1524,29 @@ static void test_matrix_errors(void)
     CHECK_STATUS(vkb_op_matmul_split(f.stream, &m, x, &outs, 9), VKB_ERR_INVALID_ARGUMENT);
     outs = (vkb_outputs){2, {y, y}, {16, 0}};
     CHECK_STATUS(vkb_op_matvec_split(f.stream, &m, x, &outs, 1), VKB_ERR_INVALID_ARGUMENT);
+    /* the fused prologue: 2 q heads and 1 kv head of 4 rows make W's 16 */
+    vkb_kv_write kv = {.pos = x,
+                       .freqs = x,
+                       .shape = {4, 4, 2, 1, true},
+                       .kv_heads = 1,
+                       .k_cache = y,
+                       .v_cache = y};
+    CHECK_STATUS(vkb_op_matvec_rope(f.stream, &m, x, NULL, 0.0f, y, NULL, 1),
+                 VKB_ERR_INVALID_ARGUMENT);
+    kv.shape.rot_dims = 2; /* neox quads need rot_dims % 4 == 0 */
+    CHECK_STATUS(vkb_op_matvec_rope(f.stream, &m, x, NULL, 0.0f, y, &kv, 1),
+                 VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "multiple of 4 in neox order") != NULL);
+    kv.shape.rot_dims = 4;
+    kv.shape.heads = 3; /* 12 + 2 x 4 rows where W has 16 */
+    CHECK_STATUS(vkb_op_matvec_rope(f.stream, &m, x, NULL, 0.0f, y, &kv, 1),
+                 VKB_ERR_INVALID_ARGUMENT);
+    kv.shape.heads = 2;
+    CHECK_STATUS(vkb_op_matvec_rope(f.stream, &m, x, NULL, 0.0f, y, &kv, 2), /* tokens 1 */
+                 VKB_ERR_INVALID_ARGUMENT);
+    kv.pos = NULL;
+    CHECK(vkb_op_matvec_rope(f.stream, &m, x, NULL, 0.0f, y, &kv, 1) != VKB_OK);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "pos") != NULL);
     CHECK_OK(vkb_stream_submit(f.stream));
     CHECK_OK(vkb_stream_wait(f.stream));
     teardown(&f);
