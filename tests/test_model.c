@@ -530,11 +530,16 @@ static void check_synthetic(const char *const *recipes, size_t n, uint64_t seed,
     unlink(path);
 }
 
+static void qwen2_case(cmp_type v_type);
+
 /* The integer-dot-product matvec and matmul forced on (lavapipe offers the instructions
  * without accelerating them, so the automatic choice leaves them off there): Q8_0, Q4_0,
  * Q4_K_M and Q5_K_M models (K-quant mixes: q4_K or q5_K matrices with q6_K ones, all
  * dotted in integers in decode steps) through every layer, prefill chunks and decode steps,
- * against the reference reading the same 8-bit activations. */
+ * against the reference reading the same 8-bit activations. And the small qwen2 with q, k,
+ * v stacked in Q8_0, gate and up in Q4_0, down in F16: decode's fused prologue from 8-bit
+ * blocks (vkb_op_matvec_q8_rope, biases, neox order) and gate/up with silu·mul from 8-bit
+ * blocks before a down product that reads floats (vkb_op_matvec_q8_glu). */
 static void test_layers_int_dot(void)
 {
     if (!vkb_device_get_info(t_dev)->int_dot) {
@@ -555,6 +560,8 @@ static void test_layers_int_dot(void)
     check_layers("TinyStories-656K-Q8_0.gguf", 8, false);
     static const char *recipes[] = {"Q4_0", "Q4_K_M", "Q5_K_M"};
     check_synthetic(recipes, sizeof recipes / sizeof recipes[0], 7, 4);
+    printf("  qwen2, q, k, v stacked:");
+    qwen2_case(CMP_TYPE_Q8_0);
     vkb_op_matvec_tune(t_dev, NULL);
     vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
 }
