@@ -14,12 +14,11 @@
 // With GLU W is the gated FFN's gate and up matrices stacked (gate's rows, then up's) and
 // y = silu(gate·x) · (up·x): each workgroup takes matching rows of both and writes their
 // silu·mul (the two products and the op between them in one dispatch).
-// With ROPE W is q, k and v stacked (outputs split1 and split2 apart) and the product is the
-// attention block's prologue too: the biases added where there are some, q's and k's rows
-// rotated (rope.comp), q is
-// written as floats, k and v as f16 into the caches at positions cache_row0 + c
-// (rope_store.comp's bits). Rows are taken in quads that hold both dimensions of two
-// rotated pairs, so each workgroup rotates and packs its own sums.
+// With ROPE W is q, k and v stacked (outputs split1 and split2 apart) and the product is
+// the attention block's prologue too: the biases added where there are some, q's and k's
+// rows rotated (rope.comp), q written as floats, k and v as f16 into the caches at
+// positions cache_row0 + c (rope_store.comp's bits). Rows are taken in quads that hold
+// both dimensions of two rotated pairs, so each workgroup rotates and packs its own sums.
 #include "vkb_index.glsl"
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -189,8 +188,8 @@ float silu_mul(float g, float u)
 }
 
 // ROPE: the sums v of the quad of rows from l (rope_dim's order; W in one part) for column
-// c, with their biases, rotated where they are q's or k's, stored: q as floats, k and v as two f16 words
-// each in their cache's row cache_row0 + c.
+// c, with their biases, rotated where they are q's or k's, stored: q as floats, k and v as
+// two f16 words each in their cache's row cache_row0 + c.
 void rope_store4(uint c, uint l, vec4 v)
 {
     const uint d = l % pc.head_dim, head0 = l - d;
@@ -786,10 +785,10 @@ void main()
     }
 #elif defined(LANE_ROWS)
     // CPU drivers: invocation i owns rows first + i, first + i + WG, ... (up to LANE_RPI;
-    // with ROPE the quad first + 4i .. first + 4i + 3) and walks each whole row. Each step of 32 values, invocation i loads x's values
-    // 4i .. 4i+3 and broadcasts them to the others (lane_step): a CPU driver gives every
-    // invocation its own scalar load, so x loaded once per subgroup instead of once per
-    // invocation is the saving.
+    // with ROPE the quad first + 4i .. first + 4i + 3) and walks each whole row. Each step
+    // of 32 values, invocation i loads x's values 4i .. 4i+3 and broadcasts them to the
+    // others (lane_step): a CPU driver gives every invocation its own scalar load, so x
+    // loaded once per subgroup instead of once per invocation is the saving.
     // Needs a workgroup of one subgroup of at least 8 invocations.
     const uint wg = gl_WorkGroupSize.x, rpi = ROWS / wg, nb = pc.k / 32u;
     // each row's first byte; rows past the end read the last row (no divergent branch)
