@@ -395,7 +395,9 @@ vkb_status vkb_stream_dispatch(vkb_stream *s, vkb_pipeline *pipe, const vkb_bind
 vkb_status vkb_stream_copy(vkb_stream *s, const vkb_buffer *src, uint64_t src_offset,
                            const vkb_buffer *dst, uint64_t dst_offset, uint64_t size);
 
-/* Ends the recording and submits it once. */
+/* Ends the recording and submits it. Called again after vkb_stream_wait with no
+ * vkb_stream_begin between, it submits the same commands again: a recording whose ops read
+ * what changes between submissions from buffers (positions: VKB_AT_POS) serves them all. */
 vkb_status vkb_stream_submit(vkb_stream *s);
 
 /* Waits for the submitted recording and collects its timings. */

@@ -199,6 +199,9 @@ uint32_t vkb_max_workgroup_x(const vkb_device_info *info);
 
 /* ---- op helpers (vkb_ops.c) ---- */
 
+/* The bytes the smaller of two caches holds (0 where either is NULL): what an op that
+ * writes rows at positions read on the GPU (VKB_AT_POS) binds of each. */
+uint64_t vkb_op_caches_bytes(const vkb_buffer *a, const vkb_buffer *b);
 /* Workgroup size for simple kernels: `want`, capped by the device's limits and by its
  * shared memory at `shared_per_invocation` bytes each. */
 uint32_t vkb_op_wg_size(const vkb_device *dev, uint32_t want, uint32_t shared_per_invocation);

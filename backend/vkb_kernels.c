@@ -41,6 +41,8 @@ static uint64_t attention_shared(const uint32_t *spec)
 #define OUT3   .binding_count = 3, .writes = {false, false, true}
 #define OUT4   .binding_count = 4, .writes = {false, false, false, true}
 #define OUT4_2 .binding_count = 4, .writes = {false, false, true, true}
+/* attention: q, the two caches, out, then the positions (read where pos0 is VKB_AT_POS) */
+#define ATTENTION_IO .binding_count = 5, .writes = {false, false, false, true, false}
 /* rope_store.comp: q (rotated in place), k, v, pos, freqs, then the two caches */
 #define ROPE_STORE_IO .binding_count = 7, .writes = {true, false, false, false, false, true, true}
 /* weight products: W, x, then up to three outputs (vkb_outputs.glsl); matvec then the
@@ -99,7 +101,7 @@ static uint64_t attention_shared(const uint32_t *spec)
  * {workgroup, key cache type, value cache type} (vkb_kv_type, 0 = f16). */
 #define ATTENTION(n, sg)                                                                           \
     {                                                                                              \
-        .name = n, OUT4, .push_size = 52, .spec_count = 3, .spec_defaults = {64, 0, 0},            \
+        .name = n, ATTENTION_IO, .push_size = 52, .spec_count = 3, .spec_defaults = {64, 0, 0},    \
         .group_per_elem = true, .needs_subgroup_ops = sg, .shared_bytes = attention_shared         \
     }
 
@@ -108,7 +110,7 @@ static uint64_t attention_shared(const uint32_t *spec)
  * Shared memory fixed by the shader (head_dim ≤ 128). */
 #define ATTENTION_COOPMAT(n, nv)                                                                   \
     {                                                                                              \
-        .name = n, OUT4, .push_size = 52, .spec_count = 3, .spec_defaults = {64, 0, 0},            \
+        .name = n, ATTENTION_IO, .push_size = 52, .spec_count = 3, .spec_defaults = {64, 0, 0},    \
         .group_per_elem = true, .needs_subgroup_ops = VKB_SUBGROUP_BASIC, .needs_float16 = true,   \
         .needs_coopmat_nv = nv, .shared_bytes = attention_coopmat_shared                           \
     }
@@ -231,8 +233,8 @@ static const struct vkb_kernel kernels[] = {
     ELTWISE("attention_scores", OUT3, 52),
     ELTWISE("attention_values", OUT3, 52),
     ELTWISE("attention_merge", OUT2, 12),
-    ELTWISE("kv_store_q8_0", OUT2, 16),
-    ELTWISE("kv_store_q4_0", OUT2, 16),
+    ELTWISE("kv_store_q8_0", OUT3, 16),
+    ELTWISE("kv_store_q4_0", OUT3, 16),
     ELTWISE("kv_fold_keys", OUT2, 32),
     ELTWISE("kv_fold_values", OUT2, 32),
     ELTWISE("kv_window", OUT2, 32),

@@ -32,6 +32,13 @@ vkb_status vkb_op_need_single_part(vkb_device *dev, const char *op, const char *
     return VKB_OK;
 }
 
+uint64_t vkb_op_caches_bytes(const vkb_buffer *a, const vkb_buffer *b)
+{
+    if (!a || !b)
+        return 0;
+    return a->size < b->size ? a->size : b->size;
+}
+
 vkb_status vkb_op_check_count(vkb_device *dev, const char *op, uint64_t n)
 {
     if (n == 0 || n > UINT32_MAX)
@@ -360,12 +367,17 @@ vkb_status vkb_op_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_b
         return st;
     uint64_t q_values = (uint64_t)sh->head_dim * sh->heads * sh->tokens;
     uint64_t kv_values = (uint64_t)sh->head_dim * kv_heads * sh->tokens;
+    /* rows at pos: the caches bound whole (where the positions point is the caller's) */
+    bool at_pos = row0 == VKB_AT_POS;
     uint64_t cache_values = ((uint64_t)row0 + sh->tokens) * sh->head_dim * kv_heads;
-    if (kv_heads == 0 || q_values / 2 + kv_values > UINT32_MAX || cache_values > UINT32_MAX)
+    if (at_pos)
+        cache_values = vkb_op_caches_bytes(k_cache, v_cache) / 2;
+    if (kv_heads == 0 || q_values / 2 + kv_values > UINT32_MAX || cache_values > UINT32_MAX ||
+        cache_values < kv_values)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "rope_store_f16: %u kv heads of %u tokens from position %u (1 or more "
+                            "rope_store_f16: %u kv heads of %u tokens from %s %u (1 or more "
                             "heads; q, k, v and the caches below 2^32 values)",
-                            kv_heads, sh->tokens, row0);
+                            kv_heads, sh->tokens, at_pos ? "positions" : "row", at_pos ? 0 : row0);
     struct op_arg a[7] = {{"q", q, q_values * 4},
                           {"k", k, kv_values * 4},
                           {"v", v, kv_values * 4},
@@ -519,11 +531,12 @@ static vkb_status check_attention(vkb_device *dev, const char *op, const vkb_att
     if (!sh || sh->head_dim == 0 || sh->head_dim % 2 || sh->head_dim > ATTN_MAX_HEAD_DIM ||
         sh->head_dim > head_dim_limit || sh->heads == 0 || sh->kv_heads == 0 ||
         sh->heads % sh->kv_heads || sh->tokens == 0 || sh->n_kv == 0 ||
-        (uint64_t)sh->pos0 + sh->tokens > sh->n_kv)
+        (uint64_t)(sh->pos0 == VKB_AT_POS ? 0 : sh->pos0) + sh->tokens > sh->n_kv ||
+        (sh->pos0 == VKB_AT_POS && !sh->pos))
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "%s: head_dim %u (even, at most %u), %u heads over %u kv heads "
                             "(a multiple), %u tokens from position %u, %u keys (at least pos0 + "
-                            "tokens)",
+                            "tokens; pos0 VKB_AT_POS with a positions buffer)",
                             op, sh ? sh->head_dim : 0, ATTN_MAX_HEAD_DIM, sh ? sh->heads : 0,
                             sh ? sh->kv_heads : 0, sh ? sh->tokens : 0, sh ? sh->pos0 : 0,
                             sh ? sh->n_kv : 0);
@@ -671,32 +684,55 @@ static vkb_status kivi_store(vkb_stream *s, const vkb_buffer *cache, const vkb_k
                            (uint64_t)(push.f1 - push.f0) * (l->values / 2), 0);
 }
 
-vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *l,
-                           uint32_t row0, const vkb_buffer *x, uint32_t rows)
+/* kv_store and kv_store_at: rows of x into rows row0 + r of the cache, or (pos not NULL)
+ * into rows pos[r]. */
+static vkb_status kv_store(vkb_stream *s, const char *op, const vkb_buffer *cache,
+                           const vkb_kv_layout *l, uint32_t row0, const vkb_buffer *pos,
+                           const vkb_buffer *x, uint32_t rows)
 {
     vkb_device *dev = vkb_stream_device(s);
     vkb_kv_geometry g;
     vkb_status st;
-    if ((st = check_kv(dev, "kv_store", "cache", l, l ? l->values : 0, 0, &g)) != VKB_OK)
+    if ((st = check_kv(dev, op, "cache", l, l ? l->values : 0, 0, &g)) != VKB_OK)
         return st;
-    if (rows == 0 || (uint64_t)row0 + rows > l->n_ctx)
+    if (rows == 0 || (uint64_t)(pos ? 0 : row0) + rows > l->n_ctx)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "kv_store: %u rows from position %u do not fit a cache of %u "
-                            "positions",
-                            rows, row0, l->n_ctx);
+                            "%s: %u rows from position %u do not fit a cache of %u positions", op,
+                            rows, pos ? 0 : row0, l->n_ctx);
+    if (pos && l->type != VKB_KV_Q8_0 && l->type != VKB_KV_Q4_0)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "%s: rows at positions read on the GPU are written into q8_0 and "
+                            "q4_0 caches (this one: %s)",
+                            op, vkb_kv_type_name(l->type));
     if (kv_is_kivi(l->type))
         return kivi_store(s, cache, l, &g, row0, x, rows);
     if (l->type == VKB_KV_F16)
         return vkb_op_store_f16(s, cache, (uint64_t)row0 * l->values, x,
                                 (uint64_t)rows * l->values);
-    struct op_arg a[2] = {{"x", x, (uint64_t)rows * l->values * 4},
-                          {"cache", cache, ((uint64_t)row0 + rows) * g.stride}};
+    uint64_t cache_rows = pos ? l->n_ctx : (uint64_t)row0 + rows;
+    struct op_arg a[3] = {{"x", x, (uint64_t)rows * l->values * 4},
+                          {"pos", pos ? pos : x, pos ? (uint64_t)rows * 4 : 4},
+                          {"cache", cache, cache_rows * g.stride}};
     struct {
         uint32_t row_len, rows, row0, row_bytes;
-    } push = {l->values, rows, row0, (uint32_t)g.stride};
-    return dispatch_simple(s, "kv_store",
-                           l->type == VKB_KV_Q8_0 ? "kv_store_q8_0" : "kv_store_q4_0", a, 2, &push,
-                           sizeof push, (uint64_t)rows * (l->values / 64), 0);
+    } push = {l->values, rows, pos ? VKB_AT_POS : row0, (uint32_t)g.stride};
+    return dispatch_simple(s, op, l->type == VKB_KV_Q8_0 ? "kv_store_q8_0" : "kv_store_q4_0", a, 3,
+                           &push, sizeof push, (uint64_t)rows * (l->values / 64), 0);
+}
+
+vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *l,
+                           uint32_t row0, const vkb_buffer *x, uint32_t rows)
+{
+    return kv_store(s, "kv_store", cache, l, row0, NULL, x, rows);
+}
+
+vkb_status vkb_op_kv_store_at(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *l,
+                              const vkb_buffer *pos, const vkb_buffer *x, uint32_t rows)
+{
+    if (!pos)
+        return vkb_dev_fail(vkb_stream_device(s), VKB_ERR_INVALID_ARGUMENT,
+                            "kv_store_at: no positions buffer");
+    return kv_store(s, "kv_store_at", cache, l, 0, pos, x, rows);
 }
 
 /* The workgroups of one attention dispatch before split-K: one per ATTN_ROWS query rows
@@ -736,18 +772,24 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "attention: a KIVI key cache must be grouped per channel and a value "
                             "cache per position");
+    if (sh->pos0 == VKB_AT_POS && kivi)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "attention: positions read on the GPU (VKB_AT_POS) over a KIVI "
+                            "cache: its quantized share depends on the position when recorded");
     if (splits > 1 && (!partials || splits > 1024))
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "attention: %u splits (at most 1024, with a partials buffer)", splits);
     uint64_t q_bytes = (uint64_t)sh->tokens * sh->heads * sh->head_dim * 4;
     uint64_t part_bytes = vkb_attention_partials_bytes(sh, splits);
-    struct op_arg a[4] = {{"q", q, q_bytes},
+    bool at_pos = sh->pos0 == VKB_AT_POS;
+    struct op_arg a[5] = {{"q", q, q_bytes},
                           {"k_cache", k_cache, vkb_kv_span(kl, &kg, sh->n_kv)},
                           {"v_cache", v_cache, vkb_kv_span(vl, &vg, sh->n_kv)},
                           {splits > 1 ? "partials" : "out", splits > 1 ? partials : out,
-                           splits > 1 ? part_bytes : q_bytes}};
-    vkb_binding b[4];
-    if ((st = bind_args(dev, "attention", a, 4, b)) != VKB_OK)
+                           splits > 1 ? part_bytes : q_bytes},
+                          {"pos", at_pos ? sh->pos : q, at_pos ? 4 : q_bytes}};
+    vkb_binding b[5];
+    if ((st = bind_args(dev, "attention", a, 5, b)) != VKB_OK)
         return st;
     char kernel[32];
     snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
@@ -756,8 +798,8 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     /* prefill on cooperative matrices (attention_coopmat.comp): a workgroup per head and
      * 32 tokens, the cache types as specialization constants 1 and 2 there too */
     const char *suffix;
-    bool cm = splits <= 1 && sh->tokens > 1 && sh->head_dim % 16 == 0 && sh->head_dim <= 128 &&
-              vkb_coopmat_spec(dev, 2, &spec, &suffix);
+    bool cm = splits <= 1 && sh->tokens > 1 && !at_pos && sh->head_dim % 16 == 0 &&
+              sh->head_dim <= 128 && vkb_coopmat_spec(dev, 2, &spec, &suffix);
     if (cm) {
         snprintf(kernel, sizeof kernel, "attention_%s", suffix);
         spec.count = 3;
@@ -780,7 +822,7 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     if (cm)
         e[0] = sh->heads, e[1] = (sh->tokens + 31) / 32;
     e[2] = splits > 1 ? splits : 1;
-    if ((st = vkb_stream_dispatch(s, p, b, 4, &push, sizeof push, e, "attention")) != VKB_OK ||
+    if ((st = vkb_stream_dispatch(s, p, b, 5, &push, sizeof push, e, "attention")) != VKB_OK ||
         splits <= 1)
         return st;
     struct op_arg m[2] = {{"partials", partials, part_bytes}, {"out", out, q_bytes}};
@@ -853,6 +895,10 @@ vkb_status vkb_op_attention_unfused(vkb_stream *s, const vkb_buffer *out, const 
     vkb_status st;
     if ((st = check_attention(dev, "attention_unfused", sh, ATTN_MAX_HEAD_DIM)) != VKB_OK)
         return st;
+    if (sh->pos0 == VKB_AT_POS)
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "attention_unfused: positions read on the GPU (VKB_AT_POS): its "
+                            "scores' rows are as long as the keys when recorded");
     uint64_t n_scores = (uint64_t)sh->tokens * sh->heads * sh->n_kv;
     uint64_t n_out = (uint64_t)sh->tokens * sh->heads * sh->head_dim;
     if (n_scores > UINT32_MAX)

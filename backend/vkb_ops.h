@@ -280,10 +280,19 @@ typedef struct vkb_rope_shape {
 vkb_status vkb_op_rope(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
                        const vkb_buffer *pos, const vkb_buffer *freqs, const vkb_rope_shape *shape);
 
+/* Positions read on the GPU: where an op's first position or cache row is given as
+ * VKB_AT_POS, it is read from the op's positions buffer (int32, one per token) when the
+ * stream runs, so one recording serves every position: a decode step recorded once is
+ * submitted again after new positions are written (eng_session's reused decode steps).
+ * Token t is then at pos[t] (attention: queries at pos[0] + t). The ops bind the caches
+ * whole; that the positions lie inside them is the caller's to ensure. */
+#define VKB_AT_POS UINT32_MAX
+
 /* The attention block's prologue over f16 caches in one dispatch: q = rope(q) in place,
  * and for t < shape->tokens k_cache[row0 + t] = f16(rope(k[t])) and v_cache[row0 + t] =
  * f16(v[t]), positions of kv_heads x head_dim values: the bits of vkb_op_rope of q and of
- * k and vkb_op_store_f16 of k and v, in one dispatch instead of four. shape: q's heads. */
+ * k and vkb_op_store_f16 of k and v, in one dispatch instead of four. shape: q's heads.
+ * row0 VKB_AT_POS: token t's rows are pos[t]. */
 vkb_status vkb_op_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_buffer *k,
                                  const vkb_buffer *v, const vkb_buffer *pos,
                                  const vkb_buffer *freqs, const vkb_rope_shape *shape,
@@ -306,7 +315,7 @@ typedef struct vkb_kv_write {
     vkb_rope_shape shape;          /* q's heads */
     uint32_t kv_heads;
     const vkb_buffer *k_cache, *v_cache; /* f16 rows of kv_heads x head_dim values */
-    uint32_t row0;
+    uint32_t row0;                       /* or VKB_AT_POS: column c's rows are pos[c] */
 } vkb_kv_write;
 vkb_status vkb_op_matvec_rope(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                               const vkb_buffer *g, float eps, const vkb_buffer *q,
@@ -349,9 +358,13 @@ typedef struct vkb_attention_shape {
     uint32_t head_dim;
     uint32_t heads, kv_heads;
     uint32_t tokens;
-    uint32_t pos0; /* position of the first query */
-    uint32_t n_kv; /* positions in the cache the queries may see (≥ pos0 + tokens) */
-    float scale;   /* usually 1 / sqrt(head_dim) */
+    uint32_t pos0;         /* position of the first query, or VKB_AT_POS: pos[0] */
+    uint32_t n_kv;         /* positions in the cache the queries may see (≥ pos0 + tokens); with
+                            * VKB_AT_POS a bound (the caches' rows): keys j < min(n_kv, pos[0] +
+                            * tokens) are read, and split-K cuts those (not f16 and quantized
+                            * caches; not KIVI, not the unfused path) */
+    float scale;           /* usually 1 / sqrt(head_dim) */
+    const vkb_buffer *pos; /* with pos0 VKB_AT_POS: the positions; else unused */
 } vkb_attention_shape;
 vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
                             const vkb_buffer *k_cache, const vkb_buffer *v_cache,
@@ -403,6 +416,11 @@ uint32_t vkb_kv_quantized(const vkb_kv_layout *layout, uint32_t n);
  * apart on some drivers). */
 vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *layout,
                            uint32_t row0, const vkb_buffer *x, uint32_t rows);
+/* The same into rows pos[r] read on the GPU (VKB_AT_POS; pos: int32 per row): q8_0 and
+ * q4_0 caches (f16 ones take vkb_op_rope_store_f16; KIVI's writes depend on the position
+ * when recorded). */
+vkb_status vkb_op_kv_store_at(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *layout,
+                              const vkb_buffer *pos, const vkb_buffer *x, uint32_t rows);
 
 /* vkb_op_attention over caches of any layouts (shape.n_kv positions written; the layouts'
  * values equal to kv_heads x head_dim; two KIVI layouts share group and window),

@@ -631,12 +631,18 @@ static vkb_status check_rope_write(vkb_device *dev, const char *op, const vkb_ma
                             "%s: W is bound in %u parts; a workgroup writes whole heads' pairs "
                             "from one (run the split product and vkb_op_rope_store_f16)",
                             op, matrix_parts(w));
+    /* rows at pos: the caches bound whole (where the positions point is the caller's) */
+    bool at_pos = kv->row0 == VKB_AT_POS;
     uint64_t cache_bytes = ((kv->row0 + (uint64_t)ncols) * kvw + 1) / 2 * 4;
+    if (at_pos)
+        cache_bytes = vkb_op_caches_bytes(kv->k_cache, kv->v_cache);
     vkb_status st;
-    if (cache_bytes > UINT32_MAX * 2ull)
+    if (cache_bytes > UINT32_MAX * 2ull || cache_bytes < (ncols * kvw + 1) / 2 * 4)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "%s: caches of %llu rows of %llu values (below 2^32 values)", op,
-                            (unsigned long long)kv->row0 + ncols, (unsigned long long)kvw);
+                            "%s: caches of %llu bytes for rows of %llu values from %s %u (below "
+                            "2^32 values, %u rows at least)",
+                            op, (unsigned long long)cache_bytes, (unsigned long long)kvw,
+                            at_pos ? "positions" : "row", at_pos ? 0 : kv->row0, ncols);
     struct {
         const char *what;
         const vkb_buffer *b;

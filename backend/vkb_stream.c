@@ -24,6 +24,7 @@ struct vkb_stream {
     VkCommandPool pool;
     VkCommandBuffer cmd;
     VkFence fence;
+    bool executable; /* a recording ended and not begun again: it may be submitted again */
 
     VkDescriptorPool *desc_pools;
     uint32_t desc_pool_count, desc_pool_cur;
@@ -206,10 +207,9 @@ vkb_status vkb_stream_begin(vkb_stream *s)
     s->desc_pool_cur = 0;
     s->access_count = 0;
     s->timing_count = 0;
-    VkCommandBufferBeginInfo bi = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-        .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
-    };
+    s->executable = false;
+    /* not one-time: a recording may be submitted again (vkb_stream_submit) */
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     st = vkb_dev_check(dev, dev->vk.vkBeginCommandBuffer(s->cmd, &bi), "vkBeginCommandBuffer");
     if (st != VKB_OK)
         return st;
@@ -479,16 +479,25 @@ vkb_status vkb_stream_copy(vkb_stream *s, const vkb_buffer *src, uint64_t src_of
 vkb_status vkb_stream_submit(vkb_stream *s)
 {
     vkb_device *dev = s->dev;
-    vkb_status st = check_recording(s);
+    vkb_status st = vkb_dev_alive(dev);
     if (st != VKB_OK)
         return st;
-    /* results become visible to host reads and to later submissions */
-    vkb_cmd_barrier(dev, s->cmd, WORK_STAGES,
-                    VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT);
-    st = vkb_dev_check(dev, dev->vk.vkEndCommandBuffer(s->cmd), "vkEndCommandBuffer");
-    if (st != VKB_OK) {
-        s->state = STREAM_IDLE;
-        return st;
+    if (s->state == STREAM_IDLE && !s->executable)
+        return stream_fail(s, VKB_ERR_INVALID_ARGUMENT,
+                           "the stream holds no recording: call vkb_stream_begin");
+    if (s->state == STREAM_SUBMITTED)
+        return stream_fail(s, VKB_ERR_INVALID_ARGUMENT,
+                           "the stream's recording is still running: call vkb_stream_wait first");
+    if (s->state == STREAM_RECORDING) {
+        /* results become visible to host reads and to later submissions */
+        vkb_cmd_barrier(dev, s->cmd, WORK_STAGES,
+                        VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_ALL_COMMANDS_BIT);
+        st = vkb_dev_check(dev, dev->vk.vkEndCommandBuffer(s->cmd), "vkEndCommandBuffer");
+        if (st != VKB_OK) {
+            s->state = STREAM_IDLE;
+            return st;
+        }
+        s->executable = true;
     }
     VkSubmitInfo si = {
         .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,

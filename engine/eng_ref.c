@@ -185,7 +185,8 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
                               n,
                               r->n_past,
                               r->n_past + n,
-                              1.0f / sqrtf((float)hp->head_dim)};
+                              1.0f / sqrtf((float)hp->head_dim),
+                              NULL};
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const eng_layer_weights *L = &m->layers[l];
         vkb_ref_rms_norm(xn, x, L->attn_norm.data, e, n, hp->rms_eps);

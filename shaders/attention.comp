@@ -16,6 +16,10 @@
 // in their stored type (K_TYPE, V_TYPE, specialization constants: f16, q8_0, q4_0, kivi4
 // or kivi2; vkb_kv.glsl), dequantized here as they are read. Invocation i accumulates
 // output dimensions 2i, 2i + 1, 2(i + wg) and 2(i + wg) + 1 of each row.
+//
+// pos0 AT_POS: the queries are at pos[0] + t, read here, and the keys j < min(n_kv,
+// pos[0] + tokens) (n_kv then bounds them: the cache's rows), the splits re-cut to them:
+// one recording serves every decode step.
 #include "vkb_index.glsl"
 #include "vkb_kv.glsl"
 
@@ -32,14 +36,15 @@ layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { uint kc[]; };
 layout(std430, binding = 2) readonly buffer V { uint vc[]; };
 layout(std430, binding = 3) writeonly buffer Out { float dst[]; };
+layout(std430, binding = 4) readonly buffer Pos { int pos[]; };
 
 layout(push_constant) uniform Push {
     uint head_dim; // even, at most MAX_HEAD_DIM and DIMS_PER_INVOCATION x workgroup
     uint heads;
     uint kv_heads;
     uint tokens;
-    uint n_kv; // keys in the cache
-    uint pos0; // position of query token 0
+    uint n_kv; // keys in the cache (pos0 AT_POS: at most)
+    uint pos0; // position of query token 0, or AT_POS
     float scale;
     uint k_row_bytes; // bytes per cache position
     uint v_row_bytes;
@@ -101,9 +106,15 @@ void main()
     // the keys of this workgroup: all, or its split's (split-K decode: one query row's
     // keys spread over many workgroups, merged by attention_merge.comp); each row stops
     // at its own causal limit
-    const uint k0 = pc.split_len == 0u ? 0u : gl_WorkGroupID.z * pc.split_len;
-    const uint k_end = pc.split_len == 0u ? pc.n_kv : min(pc.n_kv, k0 + pc.split_len);
-    const uint k1 = min(k_end, pc.pos0 + t0 + nt); // the last token's limit: the furthest
+    const bool at_pos = pc.pos0 == AT_POS;
+    const uint pos0 = at_pos ? uint(pos[0]) : pc.pos0;
+    const uint n_kv = at_pos ? min(pc.n_kv, pos0 + pc.tokens) : pc.n_kv;
+    const uint split_len = at_pos && pc.split_len != 0u
+                               ? (n_kv + gl_NumWorkGroups.z - 1u) / gl_NumWorkGroups.z
+                               : pc.split_len;
+    const uint k0 = split_len == 0u ? 0u : gl_WorkGroupID.z * split_len;
+    const uint k_end = split_len == 0u ? n_kv : min(n_kv, k0 + split_len);
+    const uint k1 = min(k_end, pos0 + t0 + nt); // the last token's limit: the furthest
     const uint c0 = g * pc.head_dim;
     for (uint base = k0; base < k1; base += wg) {
         const uint j = base + lid;
@@ -173,7 +184,7 @@ void main()
                 }
             }
             FOR_ROWS(r)
-                if (j >= min(k_end, pc.pos0 + t0 + r / nh + 1u))
+                if (j >= min(k_end, pos0 + t0 + r / nh + 1u))
                     s[r] = neg_inf; // after this row's token
         }
         FOR_ROWS(r) { // rows is the same for the whole workgroup

@@ -1,7 +1,8 @@
 #version 450
 // Quantize-on-write: rows of f32 values (new keys or values) into the KV cache as ggml's
-// q8_0 or q4_0 blocks (TYPE), from cache row row0 on. One invocation makes two blocks (64
-// values; 17 / 9 whole words, so no two invocations share a word):
+// q8_0 or q4_0 blocks (TYPE), from cache row row0 on (row0 AT_POS: row r of x into the
+// cache's row pos[r]). One invocation makes two blocks (64 values; 17 / 9 whole words,
+// so no two invocations share a word):
 //   q8_0: d = max |x| / 127, q = round(x / d) (half away from zero), in [-127, 127]
 //   q4_0: d = m / -8 with m the value of largest |x|, q = min(15, trunc(x / d + 8.5))
 // the arithmetic of compress/'s reference quantizers, d stored as f16.
@@ -11,12 +12,13 @@
 layout(local_size_x_id = 0) in;
 
 layout(std430, binding = 0) readonly buffer X { float x[]; };
-layout(std430, binding = 1) writeonly buffer Cache { uint cache[]; };
+layout(std430, binding = 1) readonly buffer Pos { int pos[]; };
+layout(std430, binding = 2) writeonly buffer Cache { uint cache[]; };
 
 layout(push_constant) uniform Push {
     uint row_len; // values per row, a multiple of 64
     uint rows;
-    uint row0;      // first cache row written
+    uint row0;      // first cache row written, or AT_POS
     uint row_bytes; // bytes per cache row
 } pc;
 
@@ -76,7 +78,8 @@ void main()
         }
 #endif
     }
-    const uint base = ((pc.row0 + r) * pc.row_bytes + p * 2u * KV_BLOCK_BYTES(TYPE)) >> 2u;
+    const uint row = pc.row0 == AT_POS ? uint(pos[r]) : pc.row0 + r;
+    const uint base = (row * pc.row_bytes + p * 2u * KV_BLOCK_BYTES(TYPE)) >> 2u;
     for (uint w = 0u; w < PAIR_WORDS; w++)
         cache[base + w] = words[w];
 }

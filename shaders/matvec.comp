@@ -189,9 +189,10 @@ float silu_mul(float g, float u)
 
 // ROPE: the sums v of the quad of rows from l (rope_dim's order; W in one part) for column
 // c, with their biases, rotated where they are q's or k's, stored: q as floats, k and v as
-// two f16 words each in their cache's row cache_row0 + c.
+// two f16 words each in their cache's row cache_row0 + c (cache_row0 AT_POS: pos[c]).
 void rope_store4(uint c, uint l, vec4 v)
 {
+    const uint row = pc.cache_row0 == AT_POS ? uint(pos[c]) : pc.cache_row0 + c;
     const uint d = l % pc.head_dim, head0 = l - d;
     // W's rows of (v.x, v.y) and of (v.z, v.w): each pair of neighbouring dimensions
     const uint r0 = head0 + rope_dim(d), r2 = head0 + rope_dim(d + 2u);
@@ -216,11 +217,11 @@ void rope_store4(uint c, uint l, vec4 v)
         out0[at + r2] = v.z;
         out0[at + r2 + 1u] = v.w;
     } else if (l < pc.split2) {
-        const uint kvw = pc.split2 - pc.split1, at = (pc.cache_row0 + c) * kvw - pc.split1;
+        const uint kvw = pc.split2 - pc.split1, at = row * kvw - pc.split1;
         k_cache[(at + r0) / 2u] = packHalf2x16(v.xy);
         k_cache[(at + r2) / 2u] = packHalf2x16(v.zw);
     } else {
-        const uint kvw = pc.rows_all - pc.split2, at = (pc.cache_row0 + c) * kvw - pc.split2;
+        const uint kvw = pc.rows_all - pc.split2, at = row * kvw - pc.split2;
         v_cache[(at + r0) / 2u] = packHalf2x16(v.xy);
         v_cache[(at + r2) / 2u] = packHalf2x16(v.zw);
     }

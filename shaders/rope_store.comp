@@ -1,7 +1,8 @@
 #version 450
 // The attention block's prologue over an f16 KV cache in one dispatch: q rotated in place
 // (rope.comp), k rotated and v as they are into the caches as f16 at positions
-// row0 .. row0 + tokens (store_f16), with the same bits as those three ops apart. The
+// row0 .. row0 + tokens (row0 AT_POS: token t's row is its position pos[t]) (store_f16),
+// with the same bits as those three ops apart. The
 // grid runs over q's pairs, then the words (two f16 values) of k's rows, then v's.
 #include "vkb_index.glsl"
 #include "vkb_rope.glsl"
@@ -23,7 +24,7 @@ layout(push_constant) uniform Push {
     uint kv_heads;
     uint tokens;
     uint neox; // 0: pairs (2i, 2i+1); 1: pairs (i, i + rot_dims/2)
-    uint row0; // the cache position of the first token
+    uint row0; // the cache position of the first token, or AT_POS
 } pc;
 
 // Dimension d of k's head row at `base`, rotated for position p.
@@ -39,13 +40,19 @@ float roped_k(uint base, uint d, int p)
     return d == pair.x ? r.x : r.y;
 }
 
+// The cache word of word g of k's (or v's) rows, g in token t's row.
+uint cache_word(uint t, uint g)
+{
+    const uint row = pc.row0 == AT_POS ? uint(pos[t]) : pc.row0 + t;
+    return (row - t) * (pc.head_dim / 2u) * pc.kv_heads + g;
+}
+
 void main()
 {
     const uint half_dim = pc.head_dim / 2u; // pairs of a head, and words of its f16 row
     uint g = flat_group_id() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     const uint q_pairs = half_dim * pc.q_heads * pc.tokens;
     const uint kv_words = half_dim * pc.kv_heads * pc.tokens;
-    const uint cache_word0 = pc.row0 * half_dim * pc.kv_heads;
     if (g < q_pairs) {
         const uint i = g % half_dim, th = g / half_dim, t = th / pc.q_heads;
         const uint base = th * pc.head_dim;
@@ -62,10 +69,12 @@ void main()
         const uint j = g % half_dim, th = g / half_dim, t = th / pc.kv_heads;
         const uint base = th * pc.head_dim;
         const vec2 r = vec2(roped_k(base, 2u * j, pos[t]), roped_k(base, 2u * j + 1u, pos[t]));
-        k_cache[cache_word0 + g] = packHalf2x16(r);
+        k_cache[cache_word(t, g)] = packHalf2x16(r);
         return;
     }
     g -= kv_words;
-    if (g < kv_words)
-        v_cache[cache_word0 + g] = packHalf2x16(vec2(v[2u * g], v[2u * g + 1u]));
+    if (g < kv_words) {
+        const uint t = g / (half_dim * pc.kv_heads);
+        v_cache[cache_word(t, g)] = packHalf2x16(vec2(v[2u * g], v[2u * g + 1u]));
+    }
 }

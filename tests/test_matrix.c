@@ -1023,7 +1023,7 @@ struct rope_case {
 };
 
 static void check_rope(struct fixture *f, cmp_type t, uint32_t k, const struct rope_case *rc,
-                       bool with_norm, bool q8, uint64_t seed, const char *path)
+                       bool with_norm, bool q8, bool at_pos, uint64_t seed, const char *path)
 {
     uint32_t n = rc->n, qw = rc->heads * rc->head_dim, kvw = rc->kv_heads * rc->head_dim;
     uint32_t rows = qw + 2 * kvw;
@@ -1043,8 +1043,10 @@ static void check_rope(struct fixture *f, cmp_type t, uint32_t k, const struct r
         goto done;
     }
     vkb_rope_freqs(freqs, rc->rot_dims, 10000.0f, 1.0f);
+    /* large angles, not the cache row; or (at_pos) the fused op reads its cache rows from
+     * the positions (VKB_AT_POS), the reference writes them from row0 */
     for (uint32_t c = 0; c < n; c++)
-        pos[c] = (int32_t)(rc->row0 + c) * 37 + 3; /* large angles, not the cache row */
+        pos[c] = at_pos ? (int32_t)(rc->row0 + c) : (int32_t)(rc->row0 + c) * 37 + 3;
     for (size_t i = 0; i < cache_words; i++)
         fill[i] = 0xa5a5a5a5u ^ (uint32_t)i;
     vkb_buffer *bx = t_upload(f->scratch, x, (uint64_t)k * n * 4, 0);
@@ -1076,7 +1078,7 @@ static void check_rope(struct fixture *f, cmp_type t, uint32_t k, const struct r
                        .kv_heads = rc->kv_heads,
                        .k_cache = cache[2],
                        .v_cache = cache[3],
-                       .row0 = rc->row0};
+                       .row0 = at_pos ? VKB_AT_POS : rc->row0};
     CHECK_OK(vkb_stream_begin(f->stream));
     if (q8) {
         CHECK_OK(vkb_op_quantize_q8(f->stream, bxq, bx, k, n));
@@ -1108,13 +1110,13 @@ static void check_rope(struct fixture *f, cmp_type t, uint32_t k, const struct r
     const char *where = first < qn ? "q" : first < qn + cache_words ? "k cache" : "v cache";
     size_t at = first < qn ? first : (first - qn) % cache_words;
     CHECK_MSG(bad == 0,
-              "matvec_rope %s (%s%s%s%s) %u/%u heads of %u, rot %u %s, n=%u from row %u: %zu "
+              "matvec_rope %s (%s%s%s%s%s) %u/%u heads of %u, rot %u %s, n=%u from row %u: %zu "
               "values differ from the split product and rope_store_f16; first %s[%zu] = 0x%08x, "
               "want 0x%08x",
               tname(t), path, with_norm ? ", norm" : "", q8 ? ", 8-bit x" : "",
-              rc->bias ? ", biases" : "", rc->heads, rc->kv_heads, rc->head_dim, rc->rot_dims,
-              rc->neox ? "neox" : "normal", n, rc->row0, bad, where, at, ((uint32_t *)got)[first],
-              ((uint32_t *)want)[first]);
+              rc->bias ? ", biases" : "", at_pos ? ", rows at pos" : "", rc->heads, rc->kv_heads,
+              rc->head_dim, rc->rot_dims, rc->neox ? "neox" : "normal", n, rc->row0, bad, where, at,
+              ((uint32_t *)got)[first], ((uint32_t *)want)[first]);
 done:
     free(w);
     free(x);
@@ -1145,7 +1147,7 @@ static void test_matvec_rope(void)
             continue;
         cmp_type t = plan_types[ti];
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
-            check_rope(&f, t, k_for(t, 512), &cases[c], (c + ti) % 2 == 0, false,
+            check_rope(&f, t, k_for(t, 512), &cases[c], (c + ti) % 2 == 0, false, (c + ti) % 3 == 0,
                        10000 + 100 * ti + 10 * c, "plan");
     }
     static const struct forced_path paths[] = {
@@ -1157,10 +1159,10 @@ static void test_matvec_rope(void)
     for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
         if (!force_tuning(&paths[p]))
             continue;
-        check_rope(&f, CMP_TYPE_Q4_0, 512, &cases[p % 2], p % 2 == 0, false, 10600 + 10 * p,
-                   paths[p].name);
-        check_rope(&f, CMP_TYPE_Q4_K, 768, &cases[2 + p % 3], p % 2 == 1, false, 10605 + 10 * p,
-                   paths[p].name);
+        check_rope(&f, CMP_TYPE_Q4_0, 512, &cases[p % 2], p % 2 == 0, false, p % 2 == 1,
+                   10600 + 10 * p, paths[p].name);
+        check_rope(&f, CMP_TYPE_Q4_K, 768, &cases[2 + p % 3], p % 2 == 1, false, p % 2 == 0,
+                   10605 + 10 * p, paths[p].name);
     }
     vkb_op_matvec_tune(t_dev, NULL);
     /* from 8-bit blocks, the integer-dot kernel forced on */
@@ -1170,7 +1172,7 @@ static void test_matvec_rope(void)
             if (capped && ti > 0)
                 break;
             force_path(q8_types[ti], 2, 1, false);
-            check_rope(&f, q8_types[ti], 512, &cases[1 + ti], false, true, 10700 + 10 * ti,
+            check_rope(&f, q8_types[ti], 512, &cases[1 + ti], false, true, ti == 1, 10700 + 10 * ti,
                        "int-dot");
         }
         vkb_op_matvec_tune(t_dev, NULL);

@@ -449,8 +449,9 @@ done:
 static void test_attention(void)
 {
     static const vkb_attention_shape shapes[] = {
-        {8, 8, 4, 1, 0, 1, 0},      {8, 8, 4, 5, 0, 5, 0},        {2, 3, 1, 4, 2, 9, 0},
-        {64, 4, 4, 3, 130, 140, 0}, {128, 32, 8, 1, 299, 300, 0}, {256, 2, 1, 2, 69, 71, 0},
+        {8, 8, 4, 1, 0, 1, 0, NULL},        {8, 8, 4, 5, 0, 5, 0, NULL},
+        {2, 3, 1, 4, 2, 9, 0, NULL},        {64, 4, 4, 3, 130, 140, 0, NULL},
+        {128, 32, 8, 1, 299, 300, 0, NULL}, {256, 2, 1, 2, 69, 71, 0, NULL},
     };
     struct fixture f;
     if (!setup(&f))
@@ -496,6 +497,128 @@ static void test_attention(void)
     next:
         free(q), free(k), free(v), free(kh), free(vh), free(got), free(got_u), free(want);
     }
+    teardown(&f);
+}
+
+/* Positions read on the GPU (VKB_AT_POS): one recording of a decode step's attention
+ * block (q copied in, rope and the caches' write, split-K attention) submitted again at
+ * several positions, the positions buffer rewritten between, gives the bits of the same
+ * ops recorded at each position: the output and both caches whole. f16 caches through
+ * rope_store_f16; q8_0 keys and q4_0 values through rope and kv_store_at; split counts
+ * whose splits are empty at the first positions. */
+static void check_at_pos(struct fixture *f, vkb_kv_type kt, vkb_kv_type vt, uint32_t splits,
+                         uint64_t seed)
+{
+    const uint32_t D = 64, H = 4, HKV = 2, n_ctx = 48, kvw = HKV * D;
+    const uint32_t steps[] = {0, 1, 7, 30, 47};
+    vkb_kv_layout kl = {kt, true, kvw, n_ctx, 0, 0}, vl = {vt, false, kvw, n_ctx, 0, 0};
+    uint64_t kb = vkb_kv_bytes(&kl, NULL, 0), vb = vkb_kv_bytes(&vl, NULL, 0);
+    float *q = t_random_floats(H * D, seed, -1.f, 1.f),
+          *k = t_random_floats(kvw, seed + 1, -1.f, 1.f);
+    float *v = t_random_floats(kvw, seed + 2, -1.f, 1.f);
+    float *rows = t_random_floats((size_t)n_ctx * kvw, seed + 3, -1.f, 1.f);
+    float freqs[D / 2];
+    uint8_t *host[2][3] = {{malloc(H * D * 4), malloc(kb), malloc(vb)},
+                           {malloc(H * D * 4), malloc(kb), malloc(vb)}};
+    vkb_stream *once = NULL;
+    bool ok = q && k && v && rows;
+    for (int i = 0; i < 6; i++)
+        ok = ok && host[i / 3][i % 3];
+    CHECK_OK(vkb_stream_create(t_dev, 0, &once));
+    if (!ok || !once) {
+        t_fail_at(__FILE__, __LINE__, "setup failed");
+        goto out;
+    }
+    vkb_rope_freqs(freqs, D, 10000.f, 1.f);
+    begin(f);
+    /* set [0]: the recording made once, [1]: recorded at each position */
+    vkb_buffer *bq = upload(f, q, H * D * 4), *bk = upload(f, k, kvw * 4),
+               *bv = upload(f, v, kvw * 4), *bf = upload(f, freqs, sizeof freqs),
+               *brows = upload(f, rows, (size_t)n_ctx * kvw * 4), *bpos = upload(f, NULL, 4),
+               *part = upload(f, NULL, (size_t)H * splits * (D + 2) * 4);
+    vkb_buffer *qr[2], *kr[2], *out[2], *kc[2], *vc[2];
+    for (int i = 0; i < 2; i++) {
+        qr[i] = upload(f, NULL, H * D * 4);
+        kr[i] = upload(f, NULL, kvw * 4);
+        out[i] = upload(f, NULL, H * D * 4);
+        kc[i] = upload(f, NULL, kb);
+        vc[i] = upload(f, NULL, vb);
+        ok = ok && qr[i] && kr[i] && out[i] && kc[i] && vc[i];
+    }
+    if (!ok || !bq || !bk || !bv || !bf || !brows || !bpos || !part)
+        goto out;
+    /* every row of both caches' sets written first, as a long prompt leaves them */
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(vkb_op_kv_store(f->stream, kc[i], &kl, 0, brows, n_ctx));
+        CHECK_OK(vkb_op_kv_store(f->stream, vc[i], &vl, 0, brows, n_ctx));
+    }
+    finish(f, NULL, NULL, 0);
+    vkb_rope_shape rq = {D, D, H, 1, false}, rk = {D, D, HKV, 1, false};
+    for (size_t si = 0; si < sizeof steps / sizeof steps[0]; si++) {
+        uint32_t p = steps[si];
+        int32_t pv = (int32_t)p;
+        CHECK_OK(vkb_buffer_upload(t_dev, bpos, 0, &pv, 4));
+        for (int set = 0; set < 2; set++) {
+            bool at = set == 0;
+            vkb_stream *st = at ? once : f->stream;
+            if (!at || si == 0) {
+                CHECK_OK(vkb_stream_begin(st));
+                CHECK_OK(vkb_stream_copy(st, bq, 0, qr[set], 0, H * D * 4));
+                vkb_attention_shape sh = {D,
+                                          H,
+                                          HKV,
+                                          1,
+                                          at ? VKB_AT_POS : p,
+                                          at ? n_ctx : p + 1,
+                                          0.125f,
+                                          at ? bpos : NULL};
+                if (kt == VKB_KV_F16) {
+                    CHECK_OK(vkb_op_rope_store_f16(st, qr[set], bk, bv, bpos, bf, &rq, HKV, kc[set],
+                                                   vc[set], at ? VKB_AT_POS : p));
+                } else {
+                    CHECK_OK(vkb_op_rope(st, qr[set], qr[set], bpos, bf, &rq));
+                    CHECK_OK(vkb_op_rope(st, kr[set], bk, bpos, bf, &rk));
+                    if (at) {
+                        CHECK_OK(vkb_op_kv_store_at(st, kc[set], &kl, bpos, kr[set], 1));
+                        CHECK_OK(vkb_op_kv_store_at(st, vc[set], &vl, bpos, bv, 1));
+                    } else {
+                        CHECK_OK(vkb_op_kv_store(st, kc[set], &kl, p, kr[set], 1));
+                        CHECK_OK(vkb_op_kv_store(st, vc[set], &vl, p, bv, 1));
+                    }
+                }
+                CHECK_OK(vkb_op_attention_split(st, out[set], qr[set], kc[set], &kl, vc[set], &vl,
+                                                part, splits, &sh));
+            }
+            CHECK_OK(vkb_stream_submit(st));
+            CHECK_OK(vkb_stream_wait(st));
+            uint64_t bytes[3] = {H * D * 4, kb, vb};
+            const vkb_buffer *from[3] = {out[set], kc[set], vc[set]};
+            for (int i = 0; i < 3; i++)
+                CHECK_OK(vkb_buffer_download(t_dev, from[i], 0, host[set][i], bytes[i]));
+        }
+        static const char *what[3] = {"the output", "the key cache", "the value cache"};
+        uint64_t bytes[3] = {H * D * 4, kb, vb};
+        for (int i = 0; i < 3; i++)
+            CHECK_MSG(memcmp(host[0][i], host[1][i], bytes[i]) == 0,
+                      "positions read on the GPU, %s keys / %s values, %u splits, position %u: %s "
+                      "differs from the ops recorded at that position",
+                      vkb_kv_type_name(kt), vkb_kv_type_name(vt), splits, p, what[i]);
+    }
+out:
+    vkb_stream_destroy(once);
+    free(q), free(k), free(v), free(rows);
+    for (int i = 0; i < 6; i++)
+        free(host[i / 3][i % 3]);
+}
+
+static void test_at_pos(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    check_at_pos(&f, VKB_KV_F16, VKB_KV_F16, 1, 9100);
+    check_at_pos(&f, VKB_KV_F16, VKB_KV_F16, 4, 9200);
+    check_at_pos(&f, VKB_KV_Q8_0, VKB_KV_Q4_0, 3, 9300);
     teardown(&f);
 }
 
@@ -551,8 +674,9 @@ static void coopmat_attention_ref(float *out, const float *q, const uint16_t *kh
 static void test_attention_coopmat(void)
 {
     static const vkb_attention_shape shapes[] = {
-        {16, 4, 4, 7, 0, 7, 0},       {64, 4, 4, 33, 30, 80, 0}, {80, 8, 4, 70, 5, 75, 0},
-        {128, 8, 2, 40, 100, 150, 0}, {96, 4, 2, 2, 0, 2, 0},    {32, 4, 2, 100, 0, 100, 0},
+        {16, 4, 4, 7, 0, 7, 0, NULL},   {64, 4, 4, 33, 30, 80, 0, NULL},
+        {80, 8, 4, 70, 5, 75, 0, NULL}, {128, 8, 2, 40, 100, 150, 0, NULL},
+        {96, 4, 2, 2, 0, 2, 0, NULL},   {32, 4, 2, 100, 0, 100, 0, NULL},
     };
     /* each pair is a pipeline, which lavapipe takes about 20 s to compile emulated: the
      * reads of every type are attention.comp's (vkb_kv.glsl), tested in attention_kv */
@@ -679,25 +803,25 @@ static void store_pieces(struct fixture *f, const vkb_buffer *cache, void *host_
 static void test_attention_kv(void)
 {
     static const vkb_attention_shape shapes[] = {
-        {16, 8, 4, 5, 0, 5, 0},
-        {32, 6, 2, 7, 3, 12, 0},
-        {64, 4, 4, 3, 130, 140, 0},
-        {128, 32, 8, 1, 299, 300, 0},
-        {256, 2, 1, 2, 69, 71, 0},
+        {16, 8, 4, 5, 0, 5, 0, NULL},
+        {32, 6, 2, 7, 3, 12, 0, NULL},
+        {64, 4, 4, 3, 130, 140, 0, NULL},
+        {128, 32, 8, 1, 299, 300, 0, NULL},
+        {256, 2, 1, 2, 69, 71, 0, NULL},
         /* groups of more than 4 query heads take several workgroups: 7 (Qwen2-0.5B), 16 */
-        {64, 14, 2, 3, 5, 9, 0},
-        {64, 16, 1, 2, 40, 42, 0},
+        {64, 14, 2, 3, 5, 9, 0, NULL},
+        {64, 16, 1, 2, 40, 42, 0, NULL},
         /* caches of 1000 and 4097 positions (decode rows at the end of a long context) */
-        {128, 4, 4, 2, 998, 1000, 0},
-        {64, 8, 2, 1, 4096, 4097, 0},
+        {128, 4, 4, 2, 998, 1000, 0, NULL},
+        {64, 8, 2, 1, 4096, 4097, 0, NULL},
         /* prefill tiles of query rows: 8 tokens per workgroup without GQA (19: a partial
          * tile), 4 with groups of 2, each row with its own causal limit */
-        {64, 8, 8, 19, 0, 19, 0},
-        {32, 4, 2, 13, 5, 18, 0},
+        {64, 8, 8, 19, 0, 19, 0, NULL},
+        {32, 4, 2, 13, 5, 18, 0, NULL},
         /* the other head sizes models use: 80 (Phi-2-like), 96 (Phi-3), 8 (stories260K) */
-        {80, 8, 4, 3, 20, 23, 0},
-        {96, 12, 2, 1, 199, 200, 0},
-        {8, 8, 8, 4, 60, 64, 0},
+        {80, 8, 4, 3, 20, 23, 0, NULL},
+        {96, 12, 2, 1, 199, 200, 0, NULL},
+        {8, 8, 8, 4, 60, 64, 0, NULL},
     };
     static const vkb_kv_type pairs[][2] = {
         {VKB_KV_F16, VKB_KV_F16},     {VKB_KV_F16, VKB_KV_Q8_0},    {VKB_KV_F16, VKB_KV_Q4_0},
@@ -892,7 +1016,7 @@ static void test_op_errors(void)
     CHECK(strstr(vkb_device_errmsg(t_dev), "multiple of 32") != NULL);
     CHECK_STATUS(vkb_op_silu_mul_q8(f.stream, b, a, a, a, 0, 1), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_scale(f.stream, b, a, 0, 1.f), VKB_ERR_INVALID_ARGUMENT);
-    vkb_attention_shape ash = {8, 6, 4, 1, 3, 3, 1.f}; /* 6 heads over 4; pos0 + 1 > n_kv */
+    vkb_attention_shape ash = {8, 6, 4, 1, 3, 3, 1.f, NULL}; /* 6 heads over 4; pos0 + 1 > n_kv */
     CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &ash), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "6 heads over 4 kv heads") != NULL);
     CHECK_STATUS(vkb_op_store_f16(f.stream, b, 3, a, 4), VKB_ERR_INVALID_ARGUMENT);
@@ -912,6 +1036,7 @@ int main(int argc, char **argv)
         {"bias_store", test_bias_and_store, true},
         {"attention", test_attention, true},
         {"attention_kv", test_attention_kv, true},
+        {"at_pos", test_at_pos, true},
         {"attention_coopmat", test_attention_coopmat, true},
         {"kivi_error", test_kivi_error, false},
         {"errors", test_op_errors, true},

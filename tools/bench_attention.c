@@ -109,7 +109,8 @@ static bool run_ctx(vkb_device *dev, vkb_stream *st, const struct attn_opts *o, 
                               tokens,
                               ctx - tokens,
                               ctx,
-                              1.0f / sqrtf((float)o->head_dim)};
+                              1.0f / sqrtf((float)o->head_dim),
+                              NULL};
     uint32_t splits = o->splits ? o->splits : vkb_attention_splits(dev, &sh);
     double f16_ms = 0;
     char item[TOOL_ITEM_MAX];
