@@ -151,6 +151,10 @@ typedef struct eng_session_params {
      * gate and up, and rope with the caches' write after the q, k, v product, instead of
      * fused into those products (decode and chunks of up to 8 tokens): the reference point */
     bool unfused_products;
+    /* record every decode step's commands afresh (while the step before it runs) instead
+     * of submitting again one recording that reads its positions on the GPU: the
+     * reference point for reused recordings */
+    bool record_each_step;
     /* logits for every token of an eval's last chunk, not only the last token
      * (eng_session_logits_all; n_batch × n_vocab floats of host-visible memory) */
     bool all_logits;
@@ -202,6 +206,8 @@ typedef struct eng_stats {
     double last_step_gpu_ms;       /* 0 without timestamps */
     double last_step_record_ms;    /* host time recording the last step's commands */
     bool last_step_recorded_ahead; /* ... while the GPU ran the step before it */
+    bool last_step_reused;         /* ... for an earlier step, and submitted again */
+    uint64_t decode_steps_reused;  /* decode steps that submitted an earlier recording */
     double last_step_wait_ms;      /* host time from its submission to its end */
     uint32_t op_count;             /* with params.profile */
     eng_op_stat ops[ENG_STATS_OPS];

@@ -13,18 +13,26 @@ struct eng_session {
     eng_model *m;
     vkb_device *dev;
     uint32_t n_ctx, n_batch, n_past;
-    bool capture, unfused, all_logits, unfused_products;
+    bool capture, unfused, all_logits, unfused_products, record_each;
     uint32_t logits_tokens; /* tokens with logits from the last chunk */
     vkb_arena *kv, *scratch, *staging;
-    /* Two command streams: while the GPU runs a decode step from one, the next decode step
-     * (one token at the next position) is recorded into the other, so that the host's
-     * recording time leaves the critical path; a later eval of exactly that step submits
-     * it, anything else records afresh. `stream` is the one being recorded, `ran` the one
-     * submitted last. */
+    /* Two command streams. A decode step (one token, logits) is recorded with its
+     * positions read on the GPU where the session allows (reusable()): that recording
+     * serves every later step whose attention takes as many splits, submitted again
+     * without recording. Elsewhere, and when the split count changes, the next decode step
+     * is recorded into the other stream while the GPU runs this one, so that the host's
+     * recording time leaves the critical path. Other chunks record afresh, into a stream
+     * that does not hold a reusable step. `stream` is the one being recorded, `ran` the
+     * one submitted last; slots[i] says what streams[i] holds. */
     vkb_stream *streams[2], *stream, *ran;
-    bool pre_ready; /* `stream` holds the recorded decode step at position pre_p0 */
-    uint32_t pre_p0;
-    double pre_ms;                    /* host time that recording took */
+    struct step_slot {
+        bool ready;      /* a decode step, for position p0 or (any_pos) every position */
+        bool any_pos;    /* its positions read on the GPU (VKB_AT_POS) */
+        uint32_t p0;     /* !any_pos: its position */
+        uint32_t splits; /* any_pos: its attention's split count */
+        double ms;       /* host time its recording took */
+    } slots[2];
+    bool at_pos;                      /* the recording in progress reads its positions on the GPU */
     vkb_buffer **k_cache, **v_cache;  /* per layer: n_ctx rows of the kv width */
     vkb_kv_layout k_layout, v_layout; /* types: eng_kv_type mirrors vkb_kv_type */
     uint64_t k_bytes, v_bytes;        /* of one layer's cache */
@@ -47,6 +55,7 @@ struct eng_session {
     uint32_t captured_tokens;
     double last_gpu_ms, last_record_ms, last_wait_ms;
     bool last_record_ahead; /* the last step was recorded while the one before ran */
+    bool last_reused;       /* the last step submitted a recording made for an earlier one */
     char err[512];
 };
 
@@ -99,6 +108,8 @@ static void record_stats(eng_session *s, uint32_t n, double seconds)
     st->last_step_gpu_ms = s->last_gpu_ms;
     st->last_step_record_ms = s->last_record_ms;
     st->last_step_recorded_ahead = s->last_record_ahead;
+    st->last_step_reused = s->last_reused;
+    st->decode_steps_reused += decode && s->last_reused;
     st->last_step_wait_ms = s->last_wait_ms;
     eng_session_kv_info(s, &st->kv);
     st->op_count = 0;
@@ -261,6 +272,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     s->capture = p.capture;
     s->unfused = p.unfused_attention;
     s->unfused_products = p.unfused_products;
+    s->record_each = p.record_each_step;
     s->all_logits = p.all_logits;
     s->splits = p.attention_splits;
     pthread_mutex_init(&s->stats_lock, NULL);
@@ -583,10 +595,15 @@ static vkb_status rope_store(eng_session *s, uint32_t l, uint32_t n, uint32_t p0
     vkb_status vs;
     if (s->k_layout.type == VKB_KV_F16 && s->v_layout.type == VKB_KV_F16)
         return vkb_op_rope_store_f16(st, s->q, s->k, s->v, s->pos, s->freqs, &rq, hp->n_head_kv,
-                                     s->k_cache[l], s->v_cache[l], p0);
+                                     s->k_cache[l], s->v_cache[l], s->at_pos ? VKB_AT_POS : p0);
     if ((vs = vkb_op_rope(st, s->q, s->q, s->pos, s->freqs, &rq)) ||
-        (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)) ||
-        (vs = vkb_op_kv_store(st, s->k_cache[l], &s->k_layout, p0, s->k, n)))
+        (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)))
+        return vs;
+    if (s->at_pos) {
+        vs = vkb_op_kv_store_at(st, s->k_cache[l], &s->k_layout, s->pos, s->k, n);
+        return vs ? vs : vkb_op_kv_store_at(st, s->v_cache[l], &s->v_layout, s->pos, s->v, n);
+    }
+    if ((vs = vkb_op_kv_store(st, s->k_cache[l], &s->k_layout, p0, s->k, n)))
         return vs;
     return vkb_op_kv_store(st, s->v_cache[l], &s->v_layout, p0, s->v, n);
 }
@@ -613,7 +630,7 @@ static bool fused_prologue(eng_session *s, uint32_t l, uint32_t n, uint32_t p0, 
                        .kv_heads = hp->n_head_kv,
                        .k_cache = s->k_cache[l],
                        .v_cache = s->v_cache[l],
-                       .row0 = p0};
+                       .row0 = s->at_pos ? VKB_AT_POS : p0};
     const vkb_matrix *w = &qkv->matrix;
     if (norm_fuses(s, qkv, n))
         *vs =
@@ -627,7 +644,28 @@ static bool fused_prologue(eng_session *s, uint32_t l, uint32_t n, uint32_t p0, 
     return true;
 }
 
-/* Records one layer for n tokens from position p0. */
+/* The attention of n tokens from position p0 over the session's caches. */
+static vkb_attention_shape attention_shape(const eng_session *s, uint32_t n, uint32_t p0)
+{
+    const eng_hparams *hp = &s->m->hp;
+    return (vkb_attention_shape){.head_dim = hp->head_dim,
+                                 .heads = hp->n_head,
+                                 .kv_heads = hp->n_head_kv,
+                                 .tokens = n,
+                                 .pos0 = p0,
+                                 .n_kv = p0 + n,
+                                 .scale = 1.0f / sqrtf((float)hp->head_dim)};
+}
+
+/* Split-K attention's split count for n tokens from p0: forced, or the device's choice. */
+static uint32_t split_count(const eng_session *s, uint32_t n, uint32_t p0)
+{
+    vkb_attention_shape as = attention_shape(s, n, p0);
+    return s->splits ? s->splits : vkb_attention_splits(s->dev, &as);
+}
+
+/* Records one layer for n tokens from position p0 (with s->at_pos, positions read on the
+ * GPU: the recording serves every position with the same split count as p0's). */
 static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t p0)
 {
     const eng_model *m = s->m;
@@ -635,8 +673,10 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     const eng_dev_layer *L = &m->d_layers[l];
     vkb_stream *st = s->stream;
     uint32_t qw = hp->n_head * hp->head_dim, kvw = hp->n_head_kv * hp->head_dim;
-    vkb_attention_shape as = {
-        hp->head_dim, hp->n_head, hp->n_head_kv, n, p0, p0 + n, 1.0f / sqrtf((float)hp->head_dim)};
+    vkb_attention_shape as = attention_shape(s, n, p0);
+    uint32_t splits = split_count(s, n, p0);
+    if (s->at_pos)
+        as.pos0 = VKB_AT_POS, as.n_kv = s->n_ctx, as.pos = s->pos;
     vkb_status vs;
     /* attention block: the q, k, v products, rope and the caches' write */
     if (fused_prologue(s, l, n, p0, &vs)) {
@@ -657,10 +697,9 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     s->xq_of = NULL; /* att is rewritten below */
     if ((vs = s->unfused ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
                                                     s->scores, &as)
-                         : vkb_op_attention_split(
-                               st, s->att, s->q, s->k_cache[l], &s->k_layout, s->v_cache[l],
-                               &s->v_layout, s->partials,
-                               s->splits ? s->splits : vkb_attention_splits(s->dev, &as), &as)) ||
+                         : vkb_op_attention_split(st, s->att, s->q, s->k_cache[l], &s->k_layout,
+                                                  s->v_cache[l], &s->v_layout, s->partials, splits,
+                                                  &as)) ||
         (vs = mul_residual(s, &L->wo, s->att, n)))
         return vs;
     if ((vs = ffn_products(s, L, n)) || (vs = mul_residual(s, &L->down, s->h, n)))
@@ -706,9 +745,52 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
     return product(s, &m->d_output.matrix, s->last_n, s->logits, 1, false);
 }
 
-/* One chunk of at most n_batch tokens: record (or take the step recorded ahead), submit
- * once, record the next decode step while this one runs, wait. The ids and positions are
- * host-visible buffers written here, so a recording does not depend on them. */
+/* Whether a decode step may be recorded once with its positions read on the GPU: the
+ * fused attention over f16 caches, or over q8_0 / q4_0 ones (not KIVI, whose writes depend
+ * on the position; not f16 beside a quantized cache), each layer's caches bound whole. */
+static bool reusable(const eng_session *s)
+{
+    vkb_kv_type k = s->k_layout.type, v = s->v_layout.type;
+    bool f16 = k == VKB_KV_F16 && v == VKB_KV_F16;
+    bool blocks = (k == VKB_KV_Q8_0 || k == VKB_KV_Q4_0) && (v == VKB_KV_Q8_0 || v == VKB_KV_Q4_0);
+    return !s->record_each && !s->unfused && (f16 || blocks) &&
+           vkb_buffer_part_count(s->k_cache[0]) == 1 && vkb_buffer_part_count(s->v_cache[0]) == 1;
+}
+
+/* The stream holding a decode step for position p, or -1. */
+static int step_slot_for(const eng_session *s, uint32_t p)
+{
+    for (int i = 0; i < 2; i++) {
+        const struct step_slot *t = &s->slots[i];
+        if (t->ready && (t->any_pos ? t->splits == split_count(s, 1, p) : t->p0 == p))
+            return i;
+    }
+    return -1;
+}
+
+/* Records n tokens from p0 into streams[i] (a decode step: reusable where the session
+ * allows) and notes what it holds. */
+static vkb_status record_into(eng_session *s, int i, uint32_t n, uint32_t p0, bool logits)
+{
+    bool decode = n == 1 && logits;
+    double t0 = now_s();
+    s->stream = s->streams[i];
+    s->at_pos = decode && reusable(s);
+    s->slots[i].ready = false;
+    vkb_status vs = record_chunk(s, n, p0, logits);
+    s->slots[i] = (struct step_slot){.ready = vs == VKB_OK && decode,
+                                     .any_pos = s->at_pos,
+                                     .p0 = p0,
+                                     .splits = split_count(s, n, p0),
+                                     .ms = (now_s() - t0) * 1e3};
+    s->at_pos = false;
+    return vs;
+}
+
+/* One chunk of at most n_batch tokens: take a stream that holds the step (a decode step
+ * recorded earlier) or record it, submit once, record the next decode step while this
+ * one runs where no stream holds it, wait. The ids and positions are host-visible buffers
+ * written here, so a recording does not depend on them. */
 static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, bool logits)
 {
     uint32_t *ids = vkb_buffer_map(s->ids);
@@ -719,26 +801,33 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
     }
     bool decode = n == 1 && logits;
     vkb_status vs = VKB_OK;
-    bool ahead = decode && s->pre_ready && s->pre_p0 == s->n_past;
-    double t0 = now_s();
-    if (!ahead && (vs = record_chunk(s, n, s->n_past, logits)) != VKB_OK)
-        return vfail(s, vs, "recording the step");
-    s->pre_ready = false;
-    double t1 = now_s();
-    s->last_record_ms = ahead ? s->pre_ms : (t1 - t0) * 1e3;
-    s->last_record_ahead = ahead;
-    if ((vs = vkb_stream_submit(s->stream)) != VKB_OK)
-        return vfail(s, vs, "running the step");
-    s->ran = s->stream;
-    s->stream = s->streams[s->ran == s->streams[0]];
-    /* the next decode step, while this one runs; on failure it is recorded again when
-     * it comes (and fails there with its message) */
-    if (decode && s->n_past + 2 <= s->n_ctx) {
-        double t2 = now_s();
-        s->pre_ready = record_chunk(s, 1, s->n_past + 1, true) == VKB_OK;
-        s->pre_p0 = s->n_past + 1;
-        s->pre_ms = (now_s() - t2) * 1e3;
+    int slot = decode ? step_slot_for(s, s->n_past) : -1;
+    bool held = slot >= 0;
+    if (held) {
+        s->last_reused = s->slots[slot].any_pos && s->slots[slot].p0 != s->n_past;
+        s->last_record_ahead = !s->last_reused;
+        s->last_record_ms = s->last_reused ? 0.0 : s->slots[slot].ms;
+    } else {
+        /* a stream that does not hold a reusable step, where one does */
+        slot = s->slots[0].ready && s->slots[0].any_pos;
+        if ((vs = record_into(s, slot, n, s->n_past, logits)) != VKB_OK)
+            return vfail(s, vs, "recording the step");
+        s->last_reused = s->last_record_ahead = false;
+        s->last_record_ms = s->slots[slot].ms;
     }
+    double t1 = now_s();
+    if ((vs = vkb_stream_submit(s->streams[slot])) != VKB_OK) {
+        s->slots[slot].ready = false;
+        return vfail(s, vs, "running the step");
+    }
+    s->ran = s->streams[slot];
+    /* a position-bound recording is spent; the next decode step, while this one runs,
+     * where no stream holds it (on failure it is recorded again when it comes, and fails
+     * there with its message) */
+    if (!s->slots[slot].any_pos)
+        s->slots[slot].ready = false;
+    if (decode && s->n_past + 2 <= s->n_ctx && step_slot_for(s, s->n_past + 1) < 0)
+        record_into(s, !slot, 1, s->n_past + 1, true);
     if ((vs = vkb_stream_wait(s->ran)) != VKB_OK)
         return vfail(s, vs, "running the step");
     s->last_wait_ms = (now_s() - t1) * 1e3;
@@ -803,7 +892,6 @@ uint32_t eng_session_n_ctx(const eng_session *s)
 void eng_session_reset(eng_session *s)
 {
     s->n_past = 0;
-    s->pre_ready = false;
     s->logits_tokens = 0;
     pthread_mutex_lock(&s->stats_lock);
     s->stats.kv.tokens = 0;

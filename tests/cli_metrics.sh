@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # cli_metrics.sh VKLLM MODEL: the metrics endpoint of a running generation.
 #   - GET /metrics twice, seconds apart: every sample line is Prometheus text, the
-#     expected families are there, the token counter grows and the KV gauge stays within
-#     its capacity; another path answers 404.
+#     expected families are there, the token counter grows, decode steps reuse their
+#     recording and the KV gauge stays within its capacity; another path answers 404.
 set -u
 vkllm=$1 model=$2
 if [ ! -e "$model" ]; then
@@ -38,6 +38,8 @@ done
 tok() { printf '%s\n' "$1" | sed -n 's/^vkllm_tokens_total{phase="decode"} \([0-9]*\)$/\1/p'; }
 a=$(tok "$first") b=$(tok "$second")
 [ -n "$a" ] && [ -n "$b" ] && [ "$b" -gt "$a" ] || fail "decode tokens did not grow: $a then $b"
+reused=$(printf '%s\n' "$body" | sed -n 's/^vkllm_decode_steps_reused_total \([0-9]*\)$/\1/p')
+[ -n "$reused" ] && [ "$reused" -gt 0 ] || fail "no decode step reused a recording ($reused)"
 kv=$(printf '%s\n' "$body" | sed -n 's/^vkllm_kv_cache_tokens \([0-9]*\)$/\1/p')
 [ -n "$kv" ] && [ "$kv" -le 128 ] || fail "KV cache tokens $kv beyond the capacity 128"
 get /nothing | head -1 | grep -q " 404" || fail "another path is not 404"

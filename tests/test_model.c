@@ -751,6 +751,85 @@ static void test_session_limits(void)
     eng_model_close(m);
 }
 
+/* Decode steps that submit one recording again (positions read on the GPU) against steps
+ * recorded each time (record_each_step): the same logits bit for bit at every step, over
+ * f16 and quantized caches, split-K attention forced (splits re-cut on the GPU as the
+ * context grows), a prefill chunk between decode runs and a reset; and the statistics
+ * say which happened. KIVI caches record each step. */
+static void check_reused(eng_model *m, eng_kv_type kv_k, eng_kv_type kv_v, uint32_t splits)
+{
+    const eng_hparams *hp = eng_model_hparams(m);
+    char err[256] = "";
+    eng_session *s[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        eng_session_params sp = {.n_ctx = 64,
+                                 .n_batch = 8,
+                                 .kv_k = kv_k,
+                                 .kv_v = kv_v,
+                                 .attention_splits = splits,
+                                 .record_each_step = i == 1};
+        CHECK_MSG(eng_session_create(m, &sp, &s[i], err, sizeof err) == ENG_OK, "session: %s", err);
+    }
+    bool kivi = kv_k >= ENG_KV_KIVI4 || kv_v >= ENG_KV_KIVI4;
+    char what[64];
+    snprintf(what, sizeof what, "%s/%s caches, %u splits", eng_kv_type_name(kv_k),
+             eng_kv_type_name(kv_v), splits);
+    int32_t prompt[8] = {1, 403, 407, 261, 378, 429, 414, 270}, next[2] = {0, 0};
+    /* a prompt, 12 steps, a chunk of 3, 12 steps; after a reset, a prompt and 6 steps */
+    for (int round = 0; round < 2 && s[0] && s[1]; round++) {
+        for (int part = 0; part < (round ? 2 : 4); part++) {
+            uint32_t n = part % 2 == 0 ? (part ? 3 : 8) : 0,
+                     steps = part % 2 ? 12 / (round + 1) : 1;
+            for (uint32_t t = 0; t < steps; t++) {
+                const float *l[2];
+                for (int i = 0; i < 2; i++) {
+                    const int32_t *tok = n ? prompt + (part ? 5 : 0) : &next[i];
+                    for (uint32_t j = 0; j < 8; j++)
+                        prompt[j] %= (int32_t)hp->n_vocab;
+                    CHECK_MSG(eng_session_eval(s[i], tok, n ? n : 1) == ENG_OK, "%s: eval: %s",
+                              what, eng_session_errmsg(s[i]));
+                    l[i] = eng_session_logits(s[i]);
+                    next[i] = 0;
+                    for (uint32_t v = 1; v < hp->n_vocab; v++)
+                        next[i] = l[i][v] > l[i][next[i]] ? (int32_t)v : next[i];
+                }
+                CHECK_MSG(memcmp(l[0], l[1], hp->n_vocab * sizeof *l[0]) == 0,
+                          "%s: round %d part %d step %u: the logits of a reused recording differ "
+                          "from a fresh one's",
+                          what, round, part, t);
+            }
+        }
+        eng_stats st[2];
+        for (int i = 0; i < 2; i++)
+            eng_session_stats(s[i], &st[i]);
+        /* the first step of each decode run is recorded (ahead of it only after one step) */
+        uint64_t want = kivi ? 0 : round ? 30 - 3 : 24 - 2;
+        CHECK_MSG(st[0].decode_steps_reused >= want && st[0].last_step_reused == !kivi,
+                  "%s: %llu decode steps reused (want %llu or more)", what,
+                  (unsigned long long)st[0].decode_steps_reused, (unsigned long long)want);
+        CHECK_MSG(st[1].decode_steps_reused == 0 && st[1].last_step_recorded_ahead &&
+                      !st[1].last_step_reused,
+                  "%s, record_each_step: %llu steps reused, last recorded ahead: %d", what,
+                  (unsigned long long)st[1].decode_steps_reused, st[1].last_step_recorded_ahead);
+        for (int i = 0; i < 2; i++)
+            eng_session_reset(s[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        eng_session_destroy(s[i]);
+}
+
+static void test_reused_steps(void)
+{
+    eng_model *m = open_model("TinyStories-656K-Q8_0.gguf", true);
+    if (!m)
+        return;
+    check_reused(m, ENG_KV_F16, ENG_KV_F16, 0);
+    check_reused(m, ENG_KV_F16, ENG_KV_F16, 3);
+    check_reused(m, ENG_KV_Q8_0, ENG_KV_Q4_0, 2);
+    check_reused(m, ENG_KV_KIVI4, ENG_KV_KIVI4, 0);
+    eng_model_close(m);
+}
+
 /* A copy of stories260K with `patch` applied (find → replace, same length), or cut to
  * `cut` bytes; opened, it must fail with `status` and a message containing `want`. */
 static void check_bad_file(const char *find, const char *replace, size_t find_len, size_t cut,
@@ -856,6 +935,7 @@ int main(int argc, char **argv)
         {"layers_quantized", test_layers_quantized, true},
         {"layers_lowrank", test_layers_lowrank, true},
         {"session_limits", test_session_limits, true},
+        {"reused_steps", test_reused_steps, true},
         {"bad_files", test_bad_files, false},
         {"upload_twice", test_too_large, true},
     };

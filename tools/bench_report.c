@@ -74,6 +74,7 @@ static const struct field {
     {"n_gpu_layers", K_CONST, 0, "99"},
     F("flash_attn", K_INT, flash_attn),
     F("unfused_products", K_BOOL, unfused_products),
+    F("record_each_step", K_BOOL, record_each_step),
     F("n_prompt", K_U32, n_prompt),
     F("n_gen", K_U32, n_gen),
     F("n_depth", K_U32, n_depth),
@@ -203,9 +204,10 @@ static void row_md(FILE *out, const bench_row *r)
     char kivi[32] = "";
     if (r->kv_group)
         snprintf(kivi, sizeof kivi, " g%u w%u", r->kv_group, r->kv_window);
-    fprintf(out, "| %s | %s | %s | %s | Vulkan%s | %d | %u | %s/%s%s | %s | %.2f ± %.2f | ",
+    fprintf(out, "| %s | %s | %s | %s | Vulkan%s%s | %d | %u | %s/%s%s | %s | %.2f ± %.2f | ",
             r->dev.name, r->model_type, size, params,
-            r->unfused_products ? ", products unfused" : "", r->flash_attn, r->n_batch, r->type_k,
+            r->unfused_products ? ", products unfused" : "",
+            r->record_each_step ? ", recorded each step" : "", r->flash_attn, r->n_batch, r->type_k,
             r->type_v, kivi, test, r->avg_ts, r->stddev_ts);
     if (r->n_gen)
         fprintf(out, "%.1f | %.1f%% | - | %s |\n", r->decode_gbps, r->bandwidth_pct, mem);

@@ -60,6 +60,10 @@ static const char usage[] =
     "                            the KV write after q/k/v, instead of fused into the\n"
     "                            products: the reference point (rows say \"products\n"
     "                            unfused\")\n"
+    "  --record-each-step        record every decode step's commands (while the step\n"
+    "                            before runs) instead of submitting one recording\n"
+    "                            again with its positions read on the GPU: the\n"
+    "                            reference point (rows say \"recorded each step\")\n"
     "  -r, --repetitions N       timed runs per test (default 5, at most 64)\n"
     "  --no-warmup               skip the untimed warm-up (17 tokens) per session\n"
     "  --profile-ops             after each generation test, print (stderr) the GPU time\n"
@@ -97,7 +101,7 @@ typedef struct bench_opts {
     const char *devices;
     const char *gate_model;
     int reps;
-    bool warmup, profile, unfused_products;
+    bool warmup, profile, unfused_products, record_each_step;
     uint64_t seed;
     bench_format fmt;
     tool_gpu_opts gpu;
@@ -225,6 +229,8 @@ static int parse_flags(int argc, char **argv, bench_opts *o)
                 return 2;
         } else if (IS("--unfused-products")) {
             o->unfused_products = true;
+        } else if (IS("--record-each-step")) {
+            o->record_each_step = true;
         } else if (IS("-ctk") || IS("--cache-type-k")) {
             NEEDS_VALUE;
             if (!parse_kv_types(a, val, &o->type_k))
@@ -561,7 +567,9 @@ static void print_profile(eng_session *s, const bench_row *r, double weight_byte
     fprintf(stderr,
             "  host: %.3f ms recording the step (%s), %.3f ms from its submission to its end\n",
             st.last_step_record_ms,
-            st.last_step_recorded_ahead ? "while the step before it ran" : "before submitting it",
+            st.last_step_reused           ? "reused: recorded for an earlier step"
+            : st.last_step_recorded_ahead ? "while the step before it ran"
+                                          : "before submitting it",
             st.last_step_wait_ms);
     fprintf(stderr, "  %-14s %9s %7s %10s\n", "op", "ms", "share", "dispatches");
     double total = 0;
@@ -649,6 +657,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                                  .n_batch = o->n_batch.v[bi],
                                  .unfused_attention = fa == 0,
                                  .unfused_products = o->unfused_products,
+                                 .record_each_step = o->record_each_step,
                                  .kv_k = (eng_kv_type)tk,
                                  .kv_v = (eng_kv_type)tv,
                                  .kv_group = o->kv.group,
@@ -685,6 +694,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                     r.n_batch = o->n_batch.v[bi];
                     r.flash_attn = (int)fa;
                     r.unfused_products = o->unfused_products;
+                    r.record_each_step = o->record_each_step;
                     snprintf(r.type_k, sizeof r.type_k, "%s", eng_kv_type_name(sp.kv_k));
                     snprintf(r.type_v, sizeof r.type_v, "%s", eng_kv_type_name(sp.kv_v));
                     eng_kv_info kvi;

@@ -149,6 +149,9 @@ static void render(tool_metrics *m, text *t)
          "Bits per cached value, scales included; the types are labels.");
     put(t, "vkllm_kv_cache_bits_per_value{key_type=\"%s\",value_type=\"%s\"} %.3f\n",
         eng_kv_type_name(st.kv.k), eng_kv_type_name(st.kv.v), st.kv.bits_per_value);
+    help(t, "vkllm_decode_steps_reused_total", "counter",
+         "Decode steps that submitted a recording made for an earlier step.");
+    put(t, "vkllm_decode_steps_reused_total %llu\n", (unsigned long long)st.decode_steps_reused);
     help(t, "vkllm_step_gpu_seconds", "gauge", "GPU time of the last step (timestamps).");
     put(t, "vkllm_step_gpu_seconds %.9f\n", st.last_step_gpu_ms / 1e3);
     if (st.op_count) {
