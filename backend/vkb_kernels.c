@@ -30,10 +30,11 @@ static uint64_t matvec_shared(const uint32_t *spec)
     return matvec_bytes(spec[0], spec[1], spec[2], spec[5], false);
 }
 
-/* attention.comp: qs[R_MAX = 8][MAX_HEAD_DIM = 256] + ps[R_MAX][wg] + reduce_buf[wg] floats */
+/* attention.comp: qs[R_MAX = 8][MAX_HEAD_DIM = 256] + ps[R_MAX][wg] + reduce_buf[wg] floats,
+ * and vkb_q8.glsl's max and sum per invocation */
 static uint64_t attention_shared(const uint32_t *spec)
 {
-    return 4ull * (8 * 256 + 9 * spec[0]);
+    return 4ull * (8 * 256 + 11 * spec[0]);
 }
 
 /* Bindings: inputs first, outputs last. */
@@ -96,12 +97,12 @@ static uint64_t attention_shared(const uint32_t *spec)
 
 /* attention.comp: one workgroup per (up to 8 query rows sharing a KV head: heads of its
  * group, then tokens; split); x counts kv heads x chunks of their groups, y tiles of
- * tokens, z splits. Shared memory:
- * the queries (MAX_HEAD_DIM floats each), the tile's weights and the reduction. Spec
- * {workgroup, key cache type, value cache type} (vkb_kv_type, 0 = f16). */
+ * tokens, z splits. Shared memory: the queries (MAX_HEAD_DIM floats each), the tile's
+ * weights, the reduction and the 8-bit blocks' max and sum. Spec {workgroup, key cache
+ * type, value cache type (vkb_kv_type, 0 = f16), OUT_Q8}. */
 #define ATTENTION(n, sg)                                                                           \
     {                                                                                              \
-        .name = n, ATTENTION_IO, .push_size = 52, .spec_count = 3, .spec_defaults = {64, 0, 0},    \
+        .name = n, ATTENTION_IO, .push_size = 52, .spec_count = 4, .spec_defaults = {64, 0, 0, 0}, \
         .group_per_elem = true, .needs_subgroup_ops = sg, .shared_bytes = attention_shared         \
     }
 
@@ -233,6 +234,15 @@ static const struct vkb_kernel kernels[] = {
     ELTWISE("attention_scores", OUT3, 52),
     ELTWISE("attention_values", OUT3, 52),
     ELTWISE("attention_merge", OUT2, 12),
+    /* attention_merge.comp Q8: four values per invocation, eight per block */
+    {.name = "attention_merge_q8",
+     OUT2,
+     .push_size = 12,
+     .spec_count = 1,
+     .spec_defaults = {64},
+     .elems_per_invocation = 4,
+     .flatten_x = true,
+     .shared_bytes_per_invocation = 8},
     ELTWISE("kv_store_q8_0", OUT3, 16),
     ELTWISE("kv_store_q4_0", OUT3, 16),
     ELTWISE("kv_fold_keys", OUT2, 32),

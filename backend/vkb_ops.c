@@ -746,7 +746,8 @@ static void attention_groups(const vkb_attention_shape *sh, uint64_t e[2])
     e[1] = (sh->tokens + tq - 1) / tq;
 }
 
-static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
+/* out: floats, or (q8) the 8-bit blocks of vkb_op_quantize_q8 */
+static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, bool q8, const vkb_buffer *q,
                                const vkb_buffer *k_cache, const vkb_kv_layout *kl,
                                const vkb_buffer *v_cache, const vkb_kv_layout *vl,
                                const vkb_buffer *partials, uint32_t splits,
@@ -757,6 +758,11 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     vkb_status st;
     if ((st = check_attention(dev, "attention", sh, ATTN_DIMS_PER_INV * wg)) != VKB_OK)
         return st;
+    if (q8 && (sh->head_dim % 32 || wg % 8))
+        return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
+                            "attention_q8: head_dim %u (a multiple of 32: whole blocks per head) "
+                            "and a workgroup of %u (a multiple of 8)",
+                            sh->head_dim, wg);
     uint32_t kv_values = sh->kv_heads * sh->head_dim;
     vkb_kv_geometry kg, vg;
     if ((st = check_kv(dev, "attention", "key cache", kl, kv_values, sh->n_kv, &kg)) ||
@@ -780,25 +786,27 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "attention: %u splits (at most 1024, with a partials buffer)", splits);
     uint64_t q_bytes = (uint64_t)sh->tokens * sh->heads * sh->head_dim * 4;
+    uint64_t out_bytes = q8 ? vkb_q8_bytes(sh->heads * sh->head_dim, sh->tokens) : q_bytes;
     uint64_t part_bytes = vkb_attention_partials_bytes(sh, splits);
     bool at_pos = sh->pos0 == VKB_AT_POS;
     struct op_arg a[5] = {{"q", q, q_bytes},
                           {"k_cache", k_cache, vkb_kv_span(kl, &kg, sh->n_kv)},
                           {"v_cache", v_cache, vkb_kv_span(vl, &vg, sh->n_kv)},
                           {splits > 1 ? "partials" : "out", splits > 1 ? partials : out,
-                           splits > 1 ? part_bytes : q_bytes},
+                           splits > 1 ? part_bytes : out_bytes},
                           {"pos", at_pos ? sh->pos : q, at_pos ? 4 : q_bytes}};
     vkb_binding b[5];
     if ((st = bind_args(dev, "attention", a, 5, b)) != VKB_OK)
         return st;
     char kernel[32];
     snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
-    /* the cache types are specialization constants 1 and 2 (0 = f16, the default) */
-    vkb_spec spec = {.count = 3, .values = {wg, kl->type, vl->type}};
+    /* the cache types are specialization constants 1 and 2 (0 = f16, the default), the
+     * 8-bit output 3 */
+    vkb_spec spec = {.count = 4, .values = {wg, kl->type, vl->type, q8 && splits <= 1}};
     /* prefill on cooperative matrices (attention_coopmat.comp): a workgroup per head and
      * 32 tokens, the cache types as specialization constants 1 and 2 there too */
     const char *suffix;
-    bool cm = splits <= 1 && sh->tokens > 1 && !at_pos && sh->head_dim % 16 == 0 &&
+    bool cm = splits <= 1 && sh->tokens > 1 && !at_pos && !q8 && sh->head_dim % 16 == 0 &&
               sh->head_dim <= 128 && vkb_coopmat_spec(dev, 2, &spec, &suffix);
     if (cm) {
         snprintf(kernel, sizeof kernel, "attention_%s", suffix);
@@ -825,10 +833,11 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
     if ((st = vkb_stream_dispatch(s, p, b, 5, &push, sizeof push, e, "attention")) != VKB_OK ||
         splits <= 1)
         return st;
-    struct op_arg m[2] = {{"partials", partials, part_bytes}, {"out", out, q_bytes}};
+    struct op_arg m[2] = {{"partials", partials, part_bytes}, {"out", out, out_bytes}};
     uint32_t mpush[3] = {sh->head_dim, sh->tokens * sh->heads, splits};
-    return dispatch_simple(s, "attention_merge", "attention_merge", m, 2, mpush, sizeof mpush,
-                           (uint64_t)sh->tokens * sh->heads * sh->head_dim, 0);
+    return dispatch_simple(s, "attention_merge", q8 ? "attention_merge_q8" : "attention_merge", m,
+                           2, mpush, sizeof mpush, (uint64_t)sh->tokens * sh->heads * sh->head_dim,
+                           q8 ? 64 : 0);
 }
 
 vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
@@ -836,7 +845,7 @@ vkb_status vkb_op_attention_kv(vkb_stream *s, const vkb_buffer *out, const vkb_b
                                const vkb_buffer *v_cache, const vkb_kv_layout *vl,
                                const vkb_attention_shape *sh)
 {
-    return attention_kv(s, out, q, k_cache, kl, v_cache, vl, NULL, 1, sh);
+    return attention_kv(s, out, false, q, k_cache, kl, v_cache, vl, NULL, 1, sh);
 }
 
 vkb_status vkb_op_attention_split(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
@@ -845,7 +854,16 @@ vkb_status vkb_op_attention_split(vkb_stream *s, const vkb_buffer *out, const vk
                                   const vkb_buffer *partials, uint32_t splits,
                                   const vkb_attention_shape *sh)
 {
-    return attention_kv(s, out, q, k_cache, kl, v_cache, vl, partials, splits, sh);
+    return attention_kv(s, out, false, q, k_cache, kl, v_cache, vl, partials, splits, sh);
+}
+
+vkb_status vkb_op_attention_split_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buffer *q,
+                                     const vkb_buffer *k_cache, const vkb_kv_layout *kl,
+                                     const vkb_buffer *v_cache, const vkb_kv_layout *vl,
+                                     const vkb_buffer *partials, uint32_t splits,
+                                     const vkb_attention_shape *sh)
+{
+    return attention_kv(s, xq, true, q, k_cache, kl, v_cache, vl, partials, splits, sh);
 }
 
 uint64_t vkb_attention_partials_bytes(const vkb_attention_shape *sh, uint32_t splits)

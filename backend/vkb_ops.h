@@ -443,6 +443,16 @@ vkb_status vkb_op_attention_split(vkb_stream *s, const vkb_buffer *out, const vk
                                   const vkb_buffer *v_cache, const vkb_kv_layout *v_layout,
                                   const vkb_buffer *partials, uint32_t splits,
                                   const vkb_attention_shape *shape);
+/* The same writing its output as the 8-bit blocks of vkb_op_quantize_q8 (k = heads x
+ * head_dim values per token, vkb_q8_bytes of them) instead of floats, for the
+ * integer-dot-product products that read it: the bits of vkb_op_attention_split then
+ * vkb_op_quantize_q8, in one dispatch (two with splits: the merge writes the blocks).
+ * head_dim a multiple of 32; not on cooperative matrices. */
+vkb_status vkb_op_attention_split_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buffer *q,
+                                     const vkb_buffer *k_cache, const vkb_kv_layout *k_layout,
+                                     const vkb_buffer *v_cache, const vkb_kv_layout *v_layout,
+                                     const vkb_buffer *partials, uint32_t splits,
+                                     const vkb_attention_shape *shape);
 uint64_t vkb_attention_partials_bytes(const vkb_attention_shape *shape, uint32_t splits);
 uint32_t vkb_attention_splits(const vkb_device *dev, const vkb_attention_shape *shape);
 

@@ -644,6 +644,15 @@ static bool fused_prologue(eng_session *s, uint32_t l, uint32_t n, uint32_t p0, 
     return true;
 }
 
+/* Whether layer L's attention writes its output as 8-bit blocks: the output projection
+ * reads them (one product, not factorized) and the heads hold whole blocks. */
+static bool attention_q8(const eng_session *s, const eng_dev_layer *L, uint32_t n)
+{
+    const eng_hparams *hp = &s->m->hp;
+    return !L->wo.rank && L->wo.matrix.k == hp->n_head * hp->head_dim && hp->head_dim % 32 == 0 &&
+           takes_q8(s, &L->wo.matrix, n);
+}
+
 /* The attention of n tokens from position p0 over the session's caches. */
 static vkb_attention_shape attention_shape(const eng_session *s, uint32_t n, uint32_t p0)
 {
@@ -695,12 +704,18 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
             return vs;
     }
     s->xq_of = NULL; /* att is rewritten below */
-    if ((vs = s->unfused ? vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l],
-                                                    s->scores, &as)
-                         : vkb_op_attention_split(st, s->att, s->q, s->k_cache[l], &s->k_layout,
-                                                  s->v_cache[l], &s->v_layout, s->partials, splits,
-                                                  &as)) ||
-        (vs = mul_residual(s, &L->wo, s->att, n)))
+    if (s->unfused)
+        vs = vkb_op_attention_unfused(st, s->att, s->q, s->k_cache[l], s->v_cache[l], s->scores,
+                                      &as);
+    else if (attention_q8(s, L, n)) {
+        /* the output projection reads 8-bit blocks: attention writes them, not att */
+        vs = vkb_op_attention_split_q8(st, s->xq, s->q, s->k_cache[l], &s->k_layout, s->v_cache[l],
+                                       &s->v_layout, s->partials, splits, &as);
+        xq_holds(s, s->att, qw, n);
+    } else
+        vs = vkb_op_attention_split(st, s->att, s->q, s->k_cache[l], &s->k_layout, s->v_cache[l],
+                                    &s->v_layout, s->partials, splits, &as);
+    if (vs || (vs = mul_residual(s, &L->wo, s->att, n)))
         return vs;
     if ((vs = ffn_products(s, L, n)) || (vs = mul_residual(s, &L->down, s->h, n)))
         return vs;
@@ -740,7 +755,13 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
         return vkb_op_matvec_norm_split(st, &m->d_output.matrix, s->last, norm->buffer, hp->rms_eps,
                                         &out, 1);
     }
-    if ((vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)))
+    if (takes_q8(s, &m->d_output.matrix, 1) && m->d_output.matrix.k == e) {
+        /* the norm writes the 8-bit blocks the product reads */
+        if ((vs = vkb_op_rms_norm_q8(st, s->last_n, s->xq, s->last, norm->buffer, e, 1,
+                                     hp->rms_eps)))
+            return vs;
+        xq_holds(s, s->last_n, e, 1);
+    } else if ((vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)))
         return vs;
     return product(s, &m->d_output.matrix, s->last_n, s->logits, 1, false);
 }

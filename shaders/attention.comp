@@ -20,12 +20,18 @@
 // pos0 AT_POS: the queries are at pos[0] + t, read here, and the keys j < min(n_kv,
 // pos[0] + tokens) (n_kv then bounds them: the cache's rows), the splits re-cut to them:
 // one recording serves every decode step.
+//
+// OUT_Q8 (specialization constant 3): without splits, out gets the rows as the 8-bit
+// blocks of vkb_q8.glsl (the integer-dot-product matvec's input) instead of floats: the
+// bits of writing floats and quantize_q8.comp after (head_dim a multiple of 32, the
+// workgroup of 8).
 #include "vkb_index.glsl"
 #include "vkb_kv.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint K_TYPE = KV_F16;
 layout(constant_id = 2) const uint V_TYPE = KV_F16;
+layout(constant_id = 3) const bool OUT_Q8 = false;
 
 #include "vkb_reduce.glsl" // after the workgroup size: it sizes shared memory by it
 
@@ -36,6 +42,7 @@ layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { uint kc[]; };
 layout(std430, binding = 2) readonly buffer V { uint vc[]; };
 layout(std430, binding = 3) writeonly buffer Out { float dst[]; };
+layout(std430, binding = 3) writeonly buffer OutQ8 { uint xq[]; }; // OUT_Q8
 layout(std430, binding = 4) readonly buffer Pos { int pos[]; };
 
 layout(push_constant) uniform Push {
@@ -53,6 +60,8 @@ layout(push_constant) uniform Push {
     uint ring_rows; // KIVI: rows of the window ring
     uint group;     // KIVI: values per scale
 } pc;
+
+#include "vkb_q8.glsl"
 
 KV_PAIR_FN(k_pair, kc, K_TYPE, true)
 KV_PAIR_FN(v_pair, vc, V_TYPE, false)
@@ -252,7 +261,7 @@ void main()
                 if (d < pc.head_dim)
                     dst[at + 2u + d] = acc[r][i];
             }
-        } else {
+        } else if (!OUT_Q8) {
             const float inv = 1.0 / l[r];
             const uint q_at = (t * pc.heads + h) * pc.head_dim;
             for (uint i = 0u; i < DIMS_PER_INVOCATION; i++) {
@@ -260,6 +269,32 @@ void main()
                 if (d < pc.head_dim)
                     dst[q_at + d] = acc[r][i] * inv;
             }
+        } else {
+            // the row's values into qs (free after the last tile's barrier), for the quads
+            const float inv = 1.0 / l[r];
+            for (uint i = 0u; i < DIMS_PER_INVOCATION; i += 2u) {
+                const uint pair = lid + (i >> 1u) * wg;
+                if (2u * pair < pc.head_dim)
+                    qs[r * (MAX_HEAD_DIM / 2u) + pair] = vec2(acc[r][i], acc[r][i + 1u]) * inv;
+            }
         }
+    }
+    if (!OUT_Q8 || pc.split_len != 0u)
+        return;
+    // quad j of the rows (four values in a row: rows of a multiple of 32 values keep
+    // eight of them per block) by invocation j % wg, at its place in the output
+    barrier();
+    const uint quads = pc.head_dim / 4u, blocks = pc.tokens * pc.heads * pc.head_dim / 32u;
+    for (uint j0 = 0u; j0 < rows * quads; j0 += wg) {
+        const uint j = j0 + lid, r = j / quads, c = j % quads;
+        const bool live = j < rows * quads;
+        vec4 v = vec4(0.0);
+        uint quad = 0u;
+        if (live) {
+            const uint at = r * (MAX_HEAD_DIM / 2u) + 2u * c;
+            v = vec4(qs[at], qs[at + 1u]);
+            quad = ((t0 + r / nh) * pc.heads + h0 + r % nh) * quads + c;
+        }
+        q8_store(v, quad, blocks, live);
     }
 }

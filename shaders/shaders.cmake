@@ -47,6 +47,7 @@ vkllm_shader(attention_coopmat_emu attention_coopmat.comp DEFINES COOPMAT_EMU)
 
 # Split-K attention's merge of the partial results.
 vkllm_shader(attention_merge attention_merge.comp)
+vkllm_shader(attention_merge_q8 attention_merge.comp DEFINES Q8)
 
 # Quantize-on-write into the KV cache.
 vkllm_shader(kv_store_q8_0 kv_store.comp DEFINES TYPE=KV_Q8_0)

@@ -532,6 +532,49 @@ static void check_synthetic(const char *const *recipes, size_t n, uint64_t seed,
 
 static void qwen2_case(cmp_type v_type);
 
+/* The 8-bit path's decode step as dispatches (profile statistics), the tiny preset in
+ * Q4_0: per layer the two norms writing 8-bit blocks, the q/k/v product with rope and
+ * the caches' write, attention writing the blocks the output projection reads, that
+ * projection adding into the residual stream, gate/up, silu·mul writing 8-bit blocks and
+ * down adding; then the final norm (8-bit blocks), the output product and the logits'
+ * copy. No quantize_q8 of its own anywhere. */
+static void check_int_dot_dispatches(void)
+{
+    char path[] = "/tmp/vkllm-synth-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    eng_synth_params p = {
+        .preset = eng_synth_preset_find("tiny"), .recipe = cmp_recipe_find("Q4_0"), .seed = 5};
+    char err[256] = "";
+    CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s", err);
+    eng_model *m = open_model(path, true);
+    eng_session *s = NULL;
+    eng_session_params sp = {.n_ctx = 64, .n_batch = 8, .profile = true};
+    if (m)
+        CHECK_MSG(eng_session_create(m, &sp, &s, err, sizeof err) == ENG_OK, "session: %s", err);
+    int32_t ids[6] = {1, 20, 30, 40, 50, 60};
+    if (s) {
+        CHECK(eng_session_eval(s, ids, 4) == ENG_OK && eng_session_eval(s, ids + 4, 1) == ENG_OK &&
+              eng_session_eval(s, ids + 5, 1) == ENG_OK);
+        eng_stats st;
+        eng_session_stats(s, &st);
+        uint32_t L = eng_model_hparams(m)->n_layer, total = 0, attention = 0, quantize = 0;
+        for (uint32_t i = 0; i < st.op_count; i++) {
+            total += st.ops[i].calls;
+            attention += strcmp(st.ops[i].name, "attention") == 0 ? st.ops[i].calls : 0;
+            quantize += strcmp(st.ops[i].name, "quantize_q8") == 0 ? st.ops[i].calls : 0;
+        }
+        CHECK_MSG(total == 8 * L + 4 && attention == L && quantize == 0,
+                  "8-bit decode step: %u dispatches (want %u), %u attention (want %u), %u "
+                  "quantize_q8 (want 0)",
+                  total, 8 * L + 4, attention, L, quantize);
+    }
+    eng_session_destroy(s);
+    eng_model_close(m);
+    unlink(path);
+}
+
 /* The integer-dot-product matvec and matmul forced on (lavapipe offers the instructions
  * without accelerating them, so the automatic choice leaves them off there): Q8_0, Q4_0,
  * Q4_K_M and Q5_K_M models (K-quant mixes: q4_K or q5_K matrices with q6_K ones, all
@@ -562,6 +605,7 @@ static void test_layers_int_dot(void)
     check_synthetic(recipes, sizeof recipes / sizeof recipes[0], 7, 4);
     printf("  qwen2, q, k, v stacked:");
     qwen2_case(CMP_TYPE_Q8_0);
+    check_int_dot_dispatches();
     vkb_op_matvec_tune(t_dev, NULL);
     vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
 }

@@ -622,6 +622,82 @@ static void test_at_pos(void)
     teardown(&f);
 }
 
+/* Attention writing 8-bit blocks (vkb_op_attention_split_q8): the bytes of the float
+ * output quantized by vkb_op_quantize_q8, without splits (attention.comp OUT_Q8) and with
+ * them (attention_merge.comp Q8); heads of 32 to 128, GQA, decode and prefill tiles, f16
+ * and quantized caches. */
+static void test_attention_q8(void)
+{
+    static const struct {
+        vkb_attention_shape sh;
+        uint32_t splits;
+        vkb_kv_type k, v;
+    } cases[] = {
+        {{64, 8, 2, 1, 40, 41, 0, NULL}, 1, VKB_KV_F16, VKB_KV_F16},
+        {{128, 4, 4, 1, 70, 71, 0, NULL}, 3, VKB_KV_F16, VKB_KV_F16},
+        {{32, 6, 2, 5, 9, 14, 0, NULL}, 1, VKB_KV_Q8_0, VKB_KV_Q4_0},
+        {{64, 8, 8, 19, 0, 19, 0, NULL}, 1, VKB_KV_F16, VKB_KV_F16},
+        {{128, 32, 8, 2, 300, 302, 0, NULL}, 5, VKB_KV_Q8_0, VKB_KV_Q8_0},
+    };
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        vkb_attention_shape sh = cases[c].sh;
+        sh.scale = 1.0f / sqrtf((float)sh.head_dim);
+        uint32_t row = sh.kv_heads * sh.head_dim, k = sh.heads * sh.head_dim;
+        vkb_kv_layout kl = {cases[c].k, true, row, sh.n_kv, 0, 0},
+                      vl = {cases[c].v, false, row, sh.n_kv, 0, 0};
+        uint64_t kb = vkb_kv_bytes(&kl, NULL, 0), vb = vkb_kv_bytes(&vl, NULL, 0);
+        uint64_t xq_bytes = vkb_q8_bytes(k, sh.tokens);
+        size_t qn = (size_t)sh.tokens * k;
+        float *q = t_random_floats(qn, 400 + c, -1.f, 1.f);
+        float *rows = t_random_floats((size_t)sh.n_kv * row, 410 + c, -1.f, 1.f);
+        uint8_t *got = malloc(xq_bytes), *want = malloc(xq_bytes);
+        begin(&f);
+        vkb_buffer *bq = upload(&f, q, qn * 4),
+                   *brows = upload(&f, rows, (size_t)sh.n_kv * row * 4), *bk = upload(&f, NULL, kb),
+                   *bv = upload(&f, NULL, vb), *bo = upload(&f, NULL, qn * 4),
+                   *xa = upload(&f, NULL, xq_bytes), *xb = upload(&f, NULL, xq_bytes),
+                   *part = upload(&f, NULL, vkb_attention_partials_bytes(&sh, cases[c].splits));
+        if (!q || !rows || !got || !want || !bq || !brows || !bk || !bv || !bo || !xa || !xb ||
+            !part) {
+            t_fail_at(__FILE__, __LINE__, "setup failed");
+            goto next;
+        }
+        CHECK_OK(vkb_op_kv_store(f.stream, bk, &kl, 0, brows, sh.n_kv));
+        CHECK_OK(vkb_op_kv_store(f.stream, bv, &vl, 0, brows, sh.n_kv));
+        CHECK_OK(
+            vkb_op_attention_split(f.stream, bo, bq, bk, &kl, bv, &vl, part, cases[c].splits, &sh));
+        CHECK_OK(vkb_op_quantize_q8(f.stream, xb, bo, k, sh.tokens));
+        CHECK_OK(vkb_op_attention_split_q8(f.stream, xa, bq, bk, &kl, bv, &vl, part,
+                                           cases[c].splits, &sh));
+        finish(&f, xa, got, xq_bytes);
+        CHECK_OK(vkb_buffer_download(t_dev, xb, 0, want, xq_bytes));
+        size_t bad = 0, first = 0;
+        for (size_t i = xq_bytes; i-- > 0;)
+            if (got[i] != want[i])
+                bad++, first = i;
+        CHECK_MSG(bad == 0,
+                  "attention_q8 %s/%s hd=%u heads=%u/%u tokens=%u pos0=%u, %u splits: %zu of %llu "
+                  "bytes differ from attention then quantize_q8, first at %zu",
+                  vkb_kv_type_name(kl.type), vkb_kv_type_name(vl.type), sh.head_dim, sh.heads,
+                  sh.kv_heads, sh.tokens, sh.pos0, cases[c].splits, bad,
+                  (unsigned long long)xq_bytes, first);
+    next:
+        free(q), free(rows), free(got), free(want);
+    }
+    vkb_attention_shape odd = {40, 4, 4, 1, 0, 1, 0.1f, NULL};
+    begin(&f);
+    vkb_buffer *a = upload(&f, NULL, 1 << 16);
+    vkb_kv_layout l = {VKB_KV_F16, true, 160, 1, 0, 0};
+    CHECK_STATUS(vkb_op_attention_split_q8(f.stream, a, a, a, &l, a, &l, a, 1, &odd),
+                 VKB_ERR_UNSUPPORTED);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "a multiple of 32") != NULL);
+    finish(&f, NULL, NULL, 0);
+    teardown(&f);
+}
+
 /* attention_coopmat.comp's arithmetic in double: q·scale rounded to f16, the scores'
  * row maximum m over the visible keys, p = exp(s - m) rounded to f16, out = Σ p·v / Σ p. */
 static void coopmat_attention_ref(float *out, const float *q, const uint16_t *kh,
@@ -1037,6 +1113,7 @@ int main(int argc, char **argv)
         {"attention", test_attention, true},
         {"attention_kv", test_attention_kv, true},
         {"at_pos", test_at_pos, true},
+        {"attention_q8", test_attention_q8, true},
         {"attention_coopmat", test_attention_coopmat, true},
         {"kivi_error", test_kivi_error, false},
         {"errors", test_op_errors, true},
