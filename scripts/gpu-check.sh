@@ -57,11 +57,12 @@ if want profile; then
 fi
 
 if want fusion; then
-    # the norms and silu·mul fused into the products against the unfused sequence, in turn
-    # (twice each: the second pair says how much of the difference is noise)
+    # the norms and silu·mul fused into the products against the unfused sequence, and the
+    # reused decode recording against recording each step, in turn (twice each: the second
+    # round says how much of the difference is noise)
     step fusion
     for run in 1 2; do
-        for f in "" --unfused-products; do
+        for f in "" --unfused-products --record-each-step; do
             timeout 150 "$V" bench --synthetic llama2-7b:Q4_0,llama2-7b:Q4_K_M -p 0 -n 128 \
                 -r 3 $f 2>&1 | grep tg128
         done
