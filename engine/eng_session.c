@@ -809,9 +809,10 @@ static vkb_status record_into(eng_session *s, int i, uint32_t n, uint32_t p0, bo
 }
 
 /* One chunk of at most n_batch tokens: take a stream that holds the step (a decode step
- * recorded earlier) or record it, submit once, record the next decode step while this
- * one runs where no stream holds it, wait. The ids and positions are host-visible buffers
- * written here, so a recording does not depend on them. */
+ * recorded earlier) or record it, submit once, record the decode step after it while
+ * this one runs where no stream holds it (after a chunk with logits), wait. The ids and
+ * positions are host-visible buffers written here, so a recording does not depend on
+ * them. */
 static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, bool logits)
 {
     uint32_t *ids = vkb_buffer_map(s->ids);
@@ -842,13 +843,15 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
         return vfail(s, vs, "running the step");
     }
     s->ran = s->streams[slot];
-    /* a position-bound recording is spent; the next decode step, while this one runs,
-     * where no stream holds it (on failure it is recorded again when it comes, and fails
-     * there with its message) */
+    /* a position-bound recording is spent; the decode step after this chunk (the first
+     * of a reply after its prompt, or the next one), while this one runs, where no stream
+     * holds it (on failure it is recorded again when it comes, and fails there with its
+     * message) */
     if (!s->slots[slot].any_pos)
         s->slots[slot].ready = false;
-    if (decode && s->n_past + 2 <= s->n_ctx && step_slot_for(s, s->n_past + 1) < 0)
-        record_into(s, !slot, 1, s->n_past + 1, true);
+    uint32_t next = s->n_past + n;
+    if (logits && next + 1 <= s->n_ctx && step_slot_for(s, next) < 0)
+        record_into(s, !slot, 1, next, true);
     if ((vs = vkb_stream_wait(s->ran)) != VKB_OK)
         return vfail(s, vs, "running the step");
     s->last_wait_ms = (now_s() - t1) * 1e3;
