@@ -245,6 +245,7 @@ static const struct vkb_kernel kernels[] = {
      .shared_bytes_per_invocation = 8},
     ELTWISE("kv_store_q8_0", OUT3, 16),
     ELTWISE("kv_store_q4_0", OUT3, 16),
+    ELTWISE("kv_store_f16", OUT3, 16),
     ELTWISE("kv_fold_keys", OUT2, 32),
     ELTWISE("kv_fold_values", OUT2, 32),
     ELTWISE("kv_window", OUT2, 32),

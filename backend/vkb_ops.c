@@ -699,14 +699,15 @@ static vkb_status kv_store(vkb_stream *s, const char *op, const vkb_buffer *cach
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "%s: %u rows from position %u do not fit a cache of %u positions", op,
                             rows, pos ? 0 : row0, l->n_ctx);
-    if (pos && l->type != VKB_KV_Q8_0 && l->type != VKB_KV_Q4_0)
+    if (pos && (kv_is_kivi(l->type) || l->values % 64))
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
-                            "%s: rows at positions read on the GPU are written into q8_0 and "
-                            "q4_0 caches (this one: %s)",
-                            op, vkb_kv_type_name(l->type));
+                            "%s: rows at positions read on the GPU are written into f16, q8_0 "
+                            "and q4_0 caches of a multiple of 64 values per position (this one: "
+                            "%s, %u values)",
+                            op, vkb_kv_type_name(l->type), l->values);
     if (kv_is_kivi(l->type))
         return kivi_store(s, cache, l, &g, row0, x, rows);
-    if (l->type == VKB_KV_F16)
+    if (l->type == VKB_KV_F16 && !pos)
         return vkb_op_store_f16(s, cache, (uint64_t)row0 * l->values, x,
                                 (uint64_t)rows * l->values);
     uint64_t cache_rows = pos ? l->n_ctx : (uint64_t)row0 + rows;
@@ -716,8 +717,11 @@ static vkb_status kv_store(vkb_stream *s, const char *op, const vkb_buffer *cach
     struct {
         uint32_t row_len, rows, row0, row_bytes;
     } push = {l->values, rows, pos ? VKB_AT_POS : row0, (uint32_t)g.stride};
-    return dispatch_simple(s, op, l->type == VKB_KV_Q8_0 ? "kv_store_q8_0" : "kv_store_q4_0", a, 3,
-                           &push, sizeof push, (uint64_t)rows * (l->values / 64), 0);
+    const char *kernel = l->type == VKB_KV_Q8_0   ? "kv_store_q8_0"
+                         : l->type == VKB_KV_Q4_0 ? "kv_store_q4_0"
+                                                  : "kv_store_f16";
+    return dispatch_simple(s, op, kernel, a, 3, &push, sizeof push,
+                           (uint64_t)rows * (l->values / 64), 0);
 }
 
 vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *l,

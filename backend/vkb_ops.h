@@ -416,9 +416,9 @@ uint32_t vkb_kv_quantized(const vkb_kv_layout *layout, uint32_t n);
  * apart on some drivers). */
 vkb_status vkb_op_kv_store(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *layout,
                            uint32_t row0, const vkb_buffer *x, uint32_t rows);
-/* The same into rows pos[r] read on the GPU (VKB_AT_POS; pos: int32 per row): q8_0 and
- * q4_0 caches (f16 ones take vkb_op_rope_store_f16; KIVI's writes depend on the position
- * when recorded). */
+/* The same into rows pos[r] read on the GPU (VKB_AT_POS; pos: int32 per row): f16, q8_0
+ * and q4_0 caches of a multiple of 64 values per position (KIVI's writes depend on the
+ * position when recorded). */
 vkb_status vkb_op_kv_store_at(vkb_stream *s, const vkb_buffer *cache, const vkb_kv_layout *layout,
                               const vkb_buffer *pos, const vkb_buffer *x, uint32_t rows);
 

@@ -767,14 +767,15 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
 }
 
 /* Whether a decode step may be recorded once with its positions read on the GPU: the
- * fused attention over f16 caches, or over q8_0 / q4_0 ones (not KIVI, whose writes depend
- * on the position; not f16 beside a quantized cache), each layer's caches bound whole. */
+ * fused attention over f16, q8_0 and q4_0 caches (not KIVI, whose writes depend on the
+ * position; an f16 cache beside a quantized one written by vkb_op_kv_store_at, rows of a
+ * multiple of 64 values), each layer's caches bound whole. */
 static bool reusable(const eng_session *s)
 {
     vkb_kv_type k = s->k_layout.type, v = s->v_layout.type;
     bool f16 = k == VKB_KV_F16 && v == VKB_KV_F16;
-    bool blocks = (k == VKB_KV_Q8_0 || k == VKB_KV_Q4_0) && (v == VKB_KV_Q8_0 || v == VKB_KV_Q4_0);
-    return !s->record_each && !s->unfused && (f16 || blocks) &&
+    bool stored = k <= VKB_KV_Q4_0 && v <= VKB_KV_Q4_0 && s->k_layout.values % 64 == 0;
+    return !s->record_each && !s->unfused && (f16 || stored) &&
            vkb_buffer_part_count(s->k_cache[0]) == 1 && vkb_buffer_part_count(s->v_cache[0]) == 1;
 }
 

@@ -1,6 +1,6 @@
 #version 450
 // Quantize-on-write: rows of f32 values (new keys or values) into the KV cache as ggml's
-// q8_0 or q4_0 blocks (TYPE), from cache row row0 on (row0 AT_POS: row r of x into the
+// q8_0 or q4_0 blocks (TYPE; KV_F16: f16 values), from cache row row0 on (row0 AT_POS: row r of x into the
 // cache's row pos[r]). One invocation makes two blocks (64 values; 17 / 9 whole words,
 // so no two invocations share a word):
 //   q8_0: d = max |x| / 127, q = round(x / d) (half away from zero), in [-127, 127]
@@ -22,7 +22,9 @@ layout(push_constant) uniform Push {
     uint row_bytes; // bytes per cache row
 } pc;
 
-#if TYPE == KV_Q8_0
+#if TYPE == KV_F16
+#define PAIR_WORDS 32u
+#elif TYPE == KV_Q8_0
 #define PAIR_WORDS 17u
 #else
 #define PAIR_WORDS 9u
@@ -42,6 +44,14 @@ void main()
     if (i >= pc.rows * pairs)
         return;
     const uint r = i / pairs, p = i % pairs;
+#if TYPE == KV_F16
+    // f16 (for rows at positions read here; vkb_op_store_f16 writes the others): the
+    // values as they are, two to a word, by the conversion store_f16 uses
+    for (uint w = 0u; w < PAIR_WORDS; w++) {
+        const uint at = r * pc.row_len + p * 64u + 2u * w;
+        words[w] = packHalf2x16(vec2(x[at], x[at + 1u]));
+    }
+#else
     for (uint w = 0u; w < PAIR_WORDS; w++)
         words[w] = 0u;
     for (uint b = 0u; b < 2u; b++) {
@@ -78,8 +88,9 @@ void main()
         }
 #endif
     }
+#endif
     const uint row = pc.row0 == AT_POS ? uint(pos[r]) : pc.row0 + r;
-    const uint base = (row * pc.row_bytes + p * 2u * KV_BLOCK_BYTES(TYPE)) >> 2u;
+    const uint base = (row * pc.row_bytes + p * PAIR_WORDS * 4u) >> 2u;
     for (uint w = 0u; w < PAIR_WORDS; w++)
         cache[base + w] = words[w];
 }

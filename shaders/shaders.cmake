@@ -52,6 +52,7 @@ vkllm_shader(attention_merge_q8 attention_merge.comp DEFINES Q8)
 # Quantize-on-write into the KV cache.
 vkllm_shader(kv_store_q8_0 kv_store.comp DEFINES TYPE=KV_Q8_0)
 vkllm_shader(kv_store_q4_0 kv_store.comp DEFINES TYPE=KV_Q4_0)
+vkllm_shader(kv_store_f16 kv_store.comp DEFINES TYPE=KV_F16)
 # KIVI caches: what leaves the f16 window folded into the store, and the window's rows.
 vkllm_shader(kv_fold_keys kv_kivi.comp DEFINES FOLD_KEYS)
 vkllm_shader(kv_fold_values kv_kivi.comp DEFINES FOLD_VALUES)

@@ -797,7 +797,7 @@ static void test_session_limits(void)
 
 /* Decode steps that submit one recording again (positions read on the GPU) against steps
  * recorded each time (record_each_step): the same logits bit for bit at every step, over
- * f16 and quantized caches, split-K attention forced (splits re-cut on the GPU as the
+ * f16, quantized and mixed caches, split-K attention forced (splits re-cut on the GPU as the
  * context grows), a prefill chunk between decode runs and a reset; and the statistics
  * say which happened. KIVI caches record each step. */
 static void check_reused(eng_model *m, eng_kv_type kv_k, eng_kv_type kv_v, uint32_t splits)
@@ -870,6 +870,7 @@ static void test_reused_steps(void)
     check_reused(m, ENG_KV_F16, ENG_KV_F16, 0);
     check_reused(m, ENG_KV_F16, ENG_KV_F16, 3);
     check_reused(m, ENG_KV_Q8_0, ENG_KV_Q4_0, 2);
+    check_reused(m, ENG_KV_F16, ENG_KV_Q8_0, 0);
     check_reused(m, ENG_KV_KIVI4, ENG_KV_KIVI4, 0);
     eng_model_close(m);
 }

@@ -504,8 +504,8 @@ static void test_attention(void)
  * block (q copied in, rope and the caches' write, split-K attention) submitted again at
  * several positions, the positions buffer rewritten between, gives the bits of the same
  * ops recorded at each position: the output and both caches whole. f16 caches through
- * rope_store_f16; q8_0 keys and q4_0 values through rope and kv_store_at; split counts
- * whose splits are empty at the first positions. */
+ * rope_store_f16; q8_0 keys and q4_0 values, and f16 beside q8_0 or q4_0, through rope and
+ * kv_store_at; split counts whose splits are empty at the first positions. */
 static void check_at_pos(struct fixture *f, vkb_kv_type kt, vkb_kv_type vt, uint32_t splits,
                          uint64_t seed)
 {
@@ -572,7 +572,7 @@ static void check_at_pos(struct fixture *f, vkb_kv_type kt, vkb_kv_type vt, uint
                                           at ? n_ctx : p + 1,
                                           0.125f,
                                           at ? bpos : NULL};
-                if (kt == VKB_KV_F16) {
+                if (kt == VKB_KV_F16 && vt == VKB_KV_F16) {
                     CHECK_OK(vkb_op_rope_store_f16(st, qr[set], bk, bv, bpos, bf, &rq, HKV, kc[set],
                                                    vc[set], at ? VKB_AT_POS : p));
                 } else {
@@ -619,6 +619,8 @@ static void test_at_pos(void)
     check_at_pos(&f, VKB_KV_F16, VKB_KV_F16, 1, 9100);
     check_at_pos(&f, VKB_KV_F16, VKB_KV_F16, 4, 9200);
     check_at_pos(&f, VKB_KV_Q8_0, VKB_KV_Q4_0, 3, 9300);
+    check_at_pos(&f, VKB_KV_F16, VKB_KV_Q8_0, 2, 9400);
+    check_at_pos(&f, VKB_KV_Q4_0, VKB_KV_F16, 1, 9500);
     teardown(&f);
 }
 
@@ -1096,6 +1098,18 @@ static void test_op_errors(void)
     CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &ash), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "6 heads over 4 kv heads") != NULL);
     CHECK_STATUS(vkb_op_store_f16(f.stream, b, 3, a, 4), VKB_ERR_INVALID_ARGUMENT);
+    /* positions read on the GPU: not without the positions, not where the work depends
+     * on the position when recorded (KIVI, the unfused attention), whole rows of 64 */
+    vkb_attention_shape at = {8, 4, 4, 1, VKB_AT_POS, 8, 1.f, NULL};
+    CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &at), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "positions buffer") != NULL);
+    at.pos = a;
+    CHECK_STATUS(vkb_op_attention_unfused(f.stream, b, a, a, a, b, &at), VKB_ERR_UNSUPPORTED);
+    vkb_kv_layout kivi = {VKB_KV_KIVI4, false, 64, 8, 32, 0}, f16 = {VKB_KV_F16, true, 32, 8, 0, 0};
+    CHECK_STATUS(vkb_op_kv_store_at(f.stream, b, &kivi, a, a, 1), VKB_ERR_UNSUPPORTED);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "kivi4, 64 values") != NULL);
+    CHECK_STATUS(vkb_op_kv_store_at(f.stream, b, &f16, a, a, 1), VKB_ERR_UNSUPPORTED);
+    CHECK_STATUS(vkb_op_kv_store_at(f.stream, b, &f16, NULL, a, 1), VKB_ERR_INVALID_ARGUMENT);
     finish(&f, NULL, NULL, 0);
     teardown(&f);
 }
