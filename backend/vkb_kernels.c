@@ -254,6 +254,16 @@ static const struct vkb_kernel kernels[] = {
     ROWWISE_Q8("rms_norm_q8_subgroup", SG_OPS),
     ROWWISE_Q8("rms_norm_q8_shared", 0),
     ROWWISE("softmax_subgroup", 16, SG_OPS),
+    /* argmax.comp: one workgroup; the logits, then the positions (read and advanced), the
+     * ids and the picks' ring; a value and an index per invocation in shared memory */
+    {.name = "argmax",
+     .binding_count = 4,
+     .writes = {false, true, true, true},
+     .push_size = 8,
+     .spec_count = 1,
+     .spec_defaults = {256},
+     .group_per_elem = true,
+     .shared_bytes_per_invocation = 8},
     ROWWISE("softmax_shared", 16, 0),
     ATTENTION("attention_subgroup", SG_OPS),
     ATTENTION("attention_shared", 0),

@@ -260,6 +260,15 @@ const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type);
 vkb_status vkb_op_rms_norm(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
                            const vkb_buffer *w, uint32_t n, uint32_t rows, float eps);
 
+/* Greedy decoding's pick on the GPU, fed to the next step: t = the index of the largest
+ * of x[0..n) (ties to the lowest index; NaN and -inf never chosen: eng_sampler's greedy
+ * choice, vkb_ref_argmax), then with p = pos[0] (int32): ids[0] = t, pos[0] = p + 1 and
+ * picked[(p + 1) % picked_len] = t (int32). Where every value is NaN or -inf the pick is
+ * -1 and ids[0] gets 0. A decode step ending with it, submitted again, runs at the next
+ * position on the token it picked without the host; the host reads the picks. */
+vkb_status vkb_op_argmax_feed(vkb_stream *s, const vkb_buffer *x, uint32_t n, const vkb_buffer *pos,
+                              const vkb_buffer *ids, const vkb_buffer *picked, uint32_t picked_len);
+
 /* out[r] = softmax(x[r] · scale + mask[r % mask_rows]) over rows of n values; mask NULL
  * (mask_rows ignored) for none. -inf masks; a row of only -inf comes out as zeros. */
 vkb_status vkb_op_softmax(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,

@@ -265,6 +265,15 @@ void vkb_ref_rms_norm(float *out, const float *x, const float *w, uint32_t n, ui
     }
 }
 
+int32_t vkb_ref_argmax(const float *x, uint32_t n)
+{
+    int32_t best = -1;
+    for (uint32_t i = 0; i < n; i++)
+        if (!isnan(x[i]) && !(isinf(x[i]) && x[i] < 0) && (best < 0 || x[i] > x[best]))
+            best = (int32_t)i;
+    return best;
+}
+
 void vkb_ref_softmax(float *out, const float *x, const float *mask, uint32_t mask_rows, uint32_t n,
                      uint32_t rows, float scale)
 {

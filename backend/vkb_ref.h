@@ -51,6 +51,9 @@ void vkb_ref_rms_norm(float *out, const float *x, const float *w, uint32_t n, ui
                       float eps);
 void vkb_ref_softmax(float *out, const float *x, const float *mask, uint32_t mask_rows, uint32_t n,
                      uint32_t rows, float scale);
+/* The index of the largest of x[0..n): ties to the lowest index, NaN and -inf skipped;
+ * -1 when nothing is left (vkb_op_argmax_feed's pick). */
+int32_t vkb_ref_argmax(const float *x, uint32_t n);
 void vkb_ref_rope(float *out, const float *x, const int32_t *pos, const float *freqs,
                   const vkb_rope_shape *shape);
 void vkb_ref_silu_mul(float *out, const float *gate, const float *up, uint64_t n);

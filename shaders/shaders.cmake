@@ -62,6 +62,9 @@ vkllm_shader(kv_window kv_kivi.comp DEFINES WINDOW)
 vkllm_shader(attention_scores attention_unfused.comp DEFINES SCORES)
 vkllm_shader(attention_values attention_unfused.comp DEFINES VALUES)
 
+# Greedy decoding's pick on the GPU, written where the next step reads its token.
+vkllm_shader(argmax argmax.comp)
+
 vkllm_shader(rope_f32 rope.comp)
 vkllm_shader(rope_store_f16 rope_store.comp)
 vkllm_shader(silu_mul_f32 eltwise.comp DEFINES OP_SILU_MUL)

@@ -152,6 +152,73 @@ static void test_softmax(void)
     teardown(&f);
 }
 
+/* Greedy decoding's pick on the GPU against vkb_ref_argmax (the host sampler's greedy
+ * rule), exact: random rows, the maximum planted at several indices (the lowest must
+ * win, wherever the invocations' strides put them), NaN and -inf among the values and
+ * before the maximum, +inf twice, and rows with nothing to pick. Two picks recorded one
+ * after the other: the second reads the position the first advanced, and the ring of
+ * picks wraps. */
+static void test_argmax(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    static const uint32_t sizes[] = {1, 7, 33, 1000, 4097, 32000, 151936};
+    const float nan = NAN, inf = INFINITY;
+    for (size_t a = 0; a < sizeof sizes / sizeof sizes[0]; a++)
+        for (int kind = 0; kind < 5; kind++) {
+            uint32_t n = sizes[a];
+            float *x = t_random_floats((size_t)n * 2, 900 + a * 5 + kind, -30.f, 30.f);
+            if (!x) {
+                t_fail_at(__FILE__, __LINE__, "out of memory");
+                return;
+            }
+            float *y = x + n; /* the second row */
+            for (uint32_t i = 0; i < n; i++) {
+                if (kind == 1 && i % 97 == 3) /* ties at 3, 100, 197, ... */
+                    x[i] = 31.f;
+                if (kind == 2 && (i % 5 == 0 || i == n - 1))
+                    x[i] = i % 2 ? -inf : nan;
+                if (kind == 3 && (i == n / 3 || i == n - 1))
+                    x[i] = inf;
+                if (kind == 4)
+                    x[i] = i % 2 ? nan : -inf;
+                if (kind == 1 && i % 61 == 60)
+                    y[i] = 30.5f;
+            }
+            int32_t want[2] = {vkb_ref_argmax(x, n), vkb_ref_argmax(y, n)};
+            const uint32_t ring = 3;
+            int32_t start = 4 + (int32_t)kind, pos_got = 0;
+            int32_t picked[3] = {-7, -7, -7}, ids_got = -7;
+            begin(&f);
+            vkb_buffer *bx = upload(&f, x, (uint64_t)n * 4), *by = upload(&f, y, (uint64_t)n * 4),
+                       *bp = upload(&f, &start, 4), *bi = upload(&f, &ids_got, 4),
+                       *bk = upload(&f, picked, sizeof picked);
+            if (bx && by && bp && bi && bk) {
+                CHECK_OK(vkb_op_argmax_feed(f.stream, bx, n, bp, bi, bk, ring));
+                CHECK_OK(vkb_op_argmax_feed(f.stream, by, n, bp, bi, bk, ring));
+                finish(&f, bk, picked, sizeof picked);
+                CHECK_OK(vkb_buffer_download(t_dev, bp, 0, &pos_got, 4));
+                CHECK_OK(vkb_buffer_download(t_dev, bi, 0, &ids_got, 4));
+                /* positions 4 + kind, then + 1: picks at (5 + kind) % 3, (6 + kind) % 3 */
+                int32_t got[2] = {picked[(start + 1) % ring], picked[(start + 2) % ring]};
+                CHECK_MSG(got[0] == want[0] && got[1] == want[1],
+                          "argmax n=%u kind %d: picked %d then %d, want %d then %d", n, kind,
+                          got[0], got[1], want[0], want[1]);
+                CHECK_MSG(picked[start % ring] == -7, "argmax n=%u: ring entry %d written", n,
+                          start % ring);
+                CHECK_MSG(pos_got == start + 2, "argmax n=%u: position %d, want %d", n, pos_got,
+                          start + 2);
+                CHECK_MSG(ids_got == (want[1] < 0 ? 0 : want[1]), "argmax n=%u: id %d, want %d", n,
+                          ids_got, want[1]);
+                CHECK_MSG(kind != 4 || want[0] == -1, "argmax n=%u: the reference picked %d", n,
+                          want[0]);
+            }
+            free(x);
+        }
+    teardown(&f);
+}
+
 static void check_rope(struct fixture *f, vkb_rope_shape sh, float base, float freq_scale,
                        uint64_t seed)
 {
@@ -1094,6 +1161,9 @@ static void test_op_errors(void)
     CHECK(strstr(vkb_device_errmsg(t_dev), "multiple of 32") != NULL);
     CHECK_STATUS(vkb_op_silu_mul_q8(f.stream, b, a, a, a, 0, 1), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_scale(f.stream, b, a, 0, 1.f), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_argmax_feed(f.stream, a, 16, a, a, b, 0), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "a ring of 0 picks") != NULL);
+    CHECK_STATUS(vkb_op_argmax_feed(f.stream, a, 2048, a, a, b, 1), VKB_ERR_INVALID_ARGUMENT);
     vkb_attention_shape ash = {8, 6, 4, 1, 3, 3, 1.f, NULL}; /* 6 heads over 4; pos0 + 1 > n_kv */
     CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &ash), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "6 heads over 4 kv heads") != NULL);
@@ -1119,6 +1189,7 @@ int main(int argc, char **argv)
     static const t_case cases[] = {
         {"rms_norm", test_rms_norm, true},
         {"softmax", test_softmax, true},
+        {"argmax", test_argmax, true},
         {"rope", test_rope, true},
         {"eltwise", test_eltwise, true},
         {"fused_q8", test_fused_q8, true},
