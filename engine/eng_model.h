@@ -226,7 +226,25 @@ void eng_session_destroy(eng_session *s);
  * changing nothing, when n_past + n exceeds n_ctx. */
 eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n);
 
-const float *eng_session_logits(const eng_session *s); /* n_vocab floats */
+/* n_vocab floats: the last token's logits of the last eval; NULL before an eval, after a
+ * reset and after eng_session_greedy. */
+const float *eng_session_logits(const eng_session *s);
+
+/* Receives each token eng_session_greedy picks, in order; false stops it. */
+typedef bool (*eng_token_fn)(void *user, int32_t token);
+
+/* Greedy decoding with each token picked on the GPU and fed to the next step there
+ * (vkb_op_argmax_feed: the highest logit, ties to the lowest id, NaN and -inf never:
+ * eng_sampler's choice at temperature 0 without a repetition penalty). Evaluates `token`
+ * at n_past, then each token picked, handing fn the picks in order: the host reads one id
+ * per token, not the logits, and keeps the next step queued behind the running one
+ * instead of submitting it after the pick. Stops after `max` picks, when fn returns
+ * false, or when the context is full; *n_out (may be NULL) receives the picks handed
+ * over. As after an eval and a sample, the last pick is not evaluated: n_past grows by
+ * the picks. The step queued behind the last one may have run; it wrote nothing before
+ * n_past. ENG_ERR_UNSUPPORTED with params.all_logits. */
+eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_token_fn fn,
+                              void *user, uint32_t *n_out);
 /* With params.all_logits: [tokens][n_vocab] logits of the last eval's last chunk (an eval
  * of at most n_batch tokens is one chunk: every token's logits); *tokens receives the
  * chunk's length. NULL otherwise. Valid until the next eval. */

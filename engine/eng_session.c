@@ -50,14 +50,18 @@ struct eng_session {
     pthread_mutex_t stats_lock;
     eng_stats stats; /* updated after each eval under stats_lock */
     double born;     /* monotonic seconds at creation */
-    /* host-visible: written before submit, read after wait */
-    vkb_buffer *ids, *pos, *logits, *captured;
+    /* host-visible: written before submit, read after wait; picked is the ring of tokens
+     * decode steps pick on the GPU (vkb_op_argmax_feed; eng_session_greedy) */
+    vkb_buffer *ids, *pos, *logits, *captured, *picked;
     uint32_t captured_tokens;
     double last_gpu_ms, last_record_ms, last_wait_ms;
     bool last_record_ahead; /* the last step was recorded while the one before ran */
     bool last_reused;       /* the last step submitted a recording made for an earlier one */
     char err[512];
 };
+
+/* Entries of the ring of picks: more than the steps in flight (two). */
+#define PICK_RING 8
 
 static eng_status sfail(eng_session *s, eng_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -326,6 +330,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         {true, B * 4, &s->pos},
         {true, (p.all_logits ? B : 1) * hp->n_vocab * 4, &s->logits},
         {true, p.capture ? hp->n_layer * B * e * 4 : 4, &s->captured},
+        {true, PICK_RING * 4, &s->picked},
     };
     const size_t n_list = sizeof list / sizeof list[0];
     uint64_t sizes[2] = {0, 0};
@@ -752,8 +757,11 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
         return vs;
     if (norm_fuses(s, &m->d_output, 1)) {
         vkb_outputs out = {1, {s->logits}, {m->d_output.matrix.rows}};
-        return vkb_op_matvec_norm_split(st, &m->d_output.matrix, s->last, norm->buffer, hp->rms_eps,
-                                        &out, 1);
+        if ((vs = vkb_op_matvec_norm_split(st, &m->d_output.matrix, s->last, norm->buffer,
+                                           hp->rms_eps, &out, 1)) ||
+            n != 1)
+            return vs;
+        return vkb_op_argmax_feed(st, s->logits, hp->n_vocab, s->pos, s->ids, s->picked, PICK_RING);
     }
     if (takes_q8(s, &m->d_output.matrix, 1) && m->d_output.matrix.k == e) {
         /* the norm writes the 8-bit blocks the product reads */
@@ -763,7 +771,11 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
         xq_holds(s, s->last_n, e, 1);
     } else if ((vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)))
         return vs;
-    return product(s, &m->d_output.matrix, s->last_n, s->logits, 1, false);
+    if ((vs = product(s, &m->d_output.matrix, s->last_n, s->logits, 1, false)) || n != 1)
+        return vs;
+    /* a decode step picks its greedy successor and feeds it to the next step (read by
+     * eng_session_greedy; an eval writes the id and position again before each submit) */
+    return vkb_op_argmax_feed(st, s->logits, hp->n_vocab, s->pos, s->ids, s->picked, PICK_RING);
 }
 
 /* Whether a decode step may be recorded once with its positions read on the GPU: the
@@ -779,12 +791,12 @@ static bool reusable(const eng_session *s)
            vkb_buffer_part_count(s->k_cache[0]) == 1 && vkb_buffer_part_count(s->v_cache[0]) == 1;
 }
 
-/* The stream holding a decode step for position p, or -1. */
-static int step_slot_for(const eng_session *s, uint32_t p)
+/* The stream holding a decode step for position p, other than `busy` (-1: none), or -1. */
+static int step_slot_for(const eng_session *s, uint32_t p, int busy)
 {
     for (int i = 0; i < 2; i++) {
         const struct step_slot *t = &s->slots[i];
-        if (t->ready && (t->any_pos ? t->splits == split_count(s, 1, p) : t->p0 == p))
+        if (i != busy && t->ready && (t->any_pos ? t->splits == split_count(s, 1, p) : t->p0 == p))
             return i;
     }
     return -1;
@@ -824,7 +836,7 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
     }
     bool decode = n == 1 && logits;
     vkb_status vs = VKB_OK;
-    int slot = decode ? step_slot_for(s, s->n_past) : -1;
+    int slot = decode ? step_slot_for(s, s->n_past, -1) : -1;
     bool held = slot >= 0;
     if (held) {
         s->last_reused = s->slots[slot].any_pos && s->slots[slot].p0 != s->n_past;
@@ -851,7 +863,7 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
     if (!s->slots[slot].any_pos)
         s->slots[slot].ready = false;
     uint32_t next = s->n_past + n;
-    if (logits && next + 1 <= s->n_ctx && step_slot_for(s, next) < 0)
+    if (logits && next + 1 <= s->n_ctx && step_slot_for(s, next, -1) < 0)
         record_into(s, !slot, 1, next, true);
     if ((vs = vkb_stream_wait(s->ran)) != VKB_OK)
         return vfail(s, vs, "running the step");
@@ -888,8 +900,123 @@ eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n)
     return ENG_OK;
 }
 
+/* A step of eng_session_greedy in flight: its stream and what its submission was. */
+struct queued_step {
+    int slot;
+    bool reused,
+        ahead; /* submitted a recording made for an earlier step / recorded while one ran */
+    double record_ms, submitted;
+};
+
+/* Submits the decode step at position p into a stream other than `busy`: one holding it,
+ * or one recorded for it now (while `busy`, when not -1, runs). */
+static eng_status queue_step(eng_session *s, uint32_t p, int busy, struct queued_step *q)
+{
+    int i = step_slot_for(s, p, busy);
+    *q = (struct queued_step){.slot = i, .ahead = busy >= 0};
+    if (i >= 0) {
+        q->reused = s->slots[i].any_pos && s->slots[i].p0 != p;
+        q->ahead = !q->reused;
+        q->record_ms = q->reused ? 0.0 : s->slots[i].ms;
+    } else {
+        /* not the running one; of two, the one not holding a reusable step */
+        i = busy >= 0 ? !busy : s->slots[0].ready && s->slots[0].any_pos;
+        vkb_status vs = record_into(s, i, 1, p, true);
+        if (vs != VKB_OK)
+            return vfail(s, vs, "recording the step");
+        q->slot = i;
+        q->record_ms = s->slots[i].ms;
+    }
+    q->submitted = now_s();
+    vkb_status vs = vkb_stream_submit(s->streams[i]);
+    if (vs != VKB_OK) {
+        s->slots[i].ready = false;
+        return vfail(s, vs, "running the step");
+    }
+    if (!s->slots[i].any_pos)
+        s->slots[i].ready = false;
+    return ENG_OK;
+}
+
+eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_token_fn fn,
+                              void *user, uint32_t *n_out)
+{
+    if (n_out)
+        *n_out = 0;
+    if (!fn)
+        return sfail(s, ENG_ERR_ARGUMENT, "greedy decoding needs a function to hand the tokens");
+    if (s->all_logits)
+        return sfail(s, ENG_ERR_UNSUPPORTED,
+                     "greedy decoding on the GPU runs decode steps; this session keeps every "
+                     "token's logits (all_logits)");
+    if (token < 0 || (uint32_t)token >= s->m->hp.n_vocab)
+        return sfail(s, ENG_ERR_ARGUMENT, "token %d is not in the vocabulary (0 to %u)", token,
+                     s->m->hp.n_vocab - 1);
+    if (s->n_past + 1 > s->n_ctx)
+        return sfail(s, ENG_ERR_CONTEXT_FULL, "the context of %u positions is full", s->n_ctx);
+    if (max == 0)
+        return ENG_OK;
+    ((uint32_t *)vkb_buffer_map(s->ids))[0] = (uint32_t)token;
+    ((int32_t *)vkb_buffer_map(s->pos))[0] = (int32_t)s->n_past;
+    const int32_t *picked = vkb_buffer_map(s->picked);
+    /* the steps in flight, oldest first: while the host waits for one, the GPU has the
+     * next queued behind it, reading the token the first picks */
+    struct queued_step q[2];
+    const uint32_t p0 = s->n_past;
+    uint32_t queued = 0, issued = 0, got = 0;
+    bool stop = false;
+    eng_status st = ENG_OK;
+    double last = now_s();
+    for (;;) {
+        while (st == ENG_OK && !stop && queued < 2 && issued < max && p0 + issued < s->n_ctx) {
+            st = queue_step(s, p0 + issued, queued ? q[0].slot : -1, &q[queued]);
+            queued += st == ENG_OK;
+            issued += st == ENG_OK;
+        }
+        if (queued == 0)
+            break;
+        struct queued_step done = q[0];
+        q[0] = q[1];
+        queued--;
+        vkb_status vs = vkb_stream_wait(s->streams[done.slot]);
+        if (st != ENG_OK || stop)
+            continue; /* an error or a stop: the step behind it runs out unread */
+        if (vs != VKB_OK) {
+            st = vfail(s, vs, "running the step");
+            continue;
+        }
+        double t = now_s();
+        s->ran = s->streams[done.slot];
+        s->last_reused = done.reused;
+        s->last_record_ahead = done.ahead;
+        s->last_record_ms = done.record_ms;
+        s->last_wait_ms = (t - done.submitted) * 1e3;
+        s->last_gpu_ms = vkb_stream_total_ms(s->ran);
+        int32_t pick = picked[(s->n_past + 1) % PICK_RING];
+        s->n_past++;
+        record_stats(s, 1, t - last);
+        last = t;
+        if (pick < 0) {
+            st = sfail(s, ENG_ERR_DEVICE,
+                       "every logit is NaN or -inf after position %u: the model or the GPU "
+                       "produced garbage",
+                       s->n_past - 1);
+            continue;
+        }
+        got++;
+        stop = !fn(user, pick);
+    }
+    s->logits_tokens = 0;
+    s->captured_tokens = 0;
+    if (n_out)
+        *n_out = got;
+    return st;
+}
+
 const float *eng_session_logits(const eng_session *s)
 {
+    if (!s->logits_tokens)
+        return NULL;
     const float *l = vkb_buffer_map(s->logits);
     if (s->all_logits && s->logits_tokens)
         l += (size_t)(s->logits_tokens - 1) * s->m->hp.n_vocab;

@@ -91,39 +91,66 @@ static int32_t argmax(const float *v, uint32_t n)
     return best;
 }
 
-/* Greedy generation of up to n_new tokens after the prompt ids; the text of the new
- * tokens (special tokens rendered) in out. Stops at end-of-generation. */
-static bool generate(eng_session *s, const eng_model *m, const int32_t *prompt, uint32_t n_prompt,
-                     uint32_t n_new, bool stop_at_bos, char *out, size_t cap)
+/* What generate() has made so far. */
+struct gen {
+    const eng_vocab *v;
+    bool stop_at_bos;
+    int32_t prev;
+    uint32_t left; /* tokens still wanted */
+    char *out;
+    size_t len, cap;
+    bool overflow;
+};
+
+/* Appends token t's text; false at end-of-generation or when no more are wanted. */
+static bool gen_take(void *user, int32_t t)
 {
-    const eng_vocab *v = eng_model_vocab(m);
-    uint32_t n_vocab = eng_model_hparams(m)->n_vocab;
-    size_t len = 0;
-    out[0] = '\0';
-    eng_status st = eng_session_eval(s, prompt, n_prompt);
-    int32_t prev = prompt[n_prompt - 1];
-    for (uint32_t i = 0; i < n_new && st == ENG_OK; i++) {
-        int32_t t = argmax(eng_session_logits(s), n_vocab);
-        if (eng_vocab_is_eog(v, t) || (stop_at_bos && t == eng_vocab_bos(v)))
-            break;
-        char piece[128];
-        size_t l = eng_token_piece(v, t, true, piece, sizeof piece);
-        const char *p = piece;
-        if (stop_at_bos && prev == eng_vocab_bos(v) && l && piece[0] == ' ')
-            p++, l--; /* llama2.c drops the space SentencePiece puts after BOS */
-        if (len + l + 1 > cap)
-            return false;
-        memcpy(out + len, p, l);
-        out[len += l] = '\0';
-        prev = t;
-        if (i + 1 < n_new)
-            st = eng_session_eval(s, &t, 1);
+    struct gen *g = user;
+    if (g->left == 0 || eng_vocab_is_eog(g->v, t) || (g->stop_at_bos && t == eng_vocab_bos(g->v)))
+        return false;
+    char piece[128];
+    size_t l = eng_token_piece(g->v, t, true, piece, sizeof piece);
+    const char *p = piece;
+    if (g->stop_at_bos && g->prev == eng_vocab_bos(g->v) && l && piece[0] == ' ')
+        p++, l--; /* llama2.c drops the space SentencePiece puts after BOS */
+    if (g->len + l + 1 > g->cap) {
+        g->overflow = true;
+        return false;
     }
-    CHECK_MSG(st == ENG_OK, "eval: %s", eng_session_errmsg(s));
-    return st == ENG_OK;
+    memcpy(g->out + g->len, p, l);
+    g->out[g->len += l] = '\0';
+    g->prev = t;
+    return --g->left > 0;
 }
 
-/* stories260K from BOS, greedy, 200 steps: llama2.c's run prints this text. */
+/* Greedy generation of up to n_new tokens after the prompt ids; the text of the new
+ * tokens (special tokens rendered) in out. Stops at end-of-generation. The first token
+ * is picked on the host from the prompt's logits; the rest there too (gpu false: eval,
+ * then the host's argmax of the logits) or on the GPU (eng_session_greedy). */
+static bool generate(eng_session *s, const eng_model *m, const int32_t *prompt, uint32_t n_prompt,
+                     uint32_t n_new, bool stop_at_bos, bool gpu, char *out, size_t cap)
+{
+    uint32_t n_vocab = eng_model_hparams(m)->n_vocab;
+    struct gen g = {
+        eng_model_vocab(m), stop_at_bos, prompt[n_prompt - 1], n_new, out, 0, cap, false};
+    out[0] = '\0';
+    eng_status st = eng_session_eval(s, prompt, n_prompt);
+    int32_t t = st == ENG_OK ? argmax(eng_session_logits(s), n_vocab) : 0;
+    if (st == ENG_OK && gen_take(&g, t)) {
+        if (gpu) {
+            st = eng_session_greedy(s, t, UINT32_MAX, gen_take, &g, NULL);
+        } else {
+            while ((st = eng_session_eval(s, &t, 1)) == ENG_OK &&
+                   gen_take(&g, t = argmax(eng_session_logits(s), n_vocab)))
+                ;
+        }
+    }
+    CHECK_MSG(st == ENG_OK, "eval: %s", eng_session_errmsg(s));
+    return st == ENG_OK && !g.overflow;
+}
+
+/* stories260K from BOS, greedy, 200 steps: llama2.c's run prints this text; with the
+ * tokens picked on the host from the logits, then on the GPU. */
 static void test_stories260k_golden(void)
 {
     eng_model *m = open_model("stories260K.gguf", true);
@@ -138,17 +165,20 @@ static void test_stories260k_golden(void)
     CHECK_MSG(eng_session_create(m, &sp, &s, err, sizeof err) == ENG_OK, "session: %s", err);
     static char got[1 << 14];
     int32_t bos = eng_vocab_bos(eng_model_vocab(m));
-    if (s && want && generate(s, m, &bos, 1, 200, true, got, sizeof got)) {
+    for (int gpu = 0; gpu < 2 && s && want; gpu++) {
+        eng_session_reset(s);
+        if (!generate(s, m, &bos, 1, 200, true, gpu, got, sizeof got))
+            continue;
         size_t wl = strlen(want);
         while (wl && (want[wl - 1] == '\n'))
             wl--;
         size_t common = 0;
         while (common < wl && got[common] == want[common])
             common++;
-        CHECK_MSG(
-            strlen(got) == wl && common == wl,
-            "stories260K differs from llama2.c at byte %zu:\n  got  \"%.80s\"\n  want \"%.80s\"",
-            common, got + common, want + common);
+        CHECK_MSG(strlen(got) == wl && common == wl,
+                  "stories260K (picked on the %s) differs from llama2.c at byte %zu:\n  got  "
+                  "\"%.80s\"\n  want \"%.80s\"",
+                  gpu ? "GPU" : "host", common, got + common, want + common);
     }
     CHECK_MSG(want != NULL, "cannot read %s", path);
     eng_session_destroy(s);
@@ -178,7 +208,8 @@ static const char *json_string(const char *from, const char *key, char *out, siz
     return p;
 }
 
-/* TinyStories-656K-Q8_0: BOS + prompt (parse_special), greedy, as llama.cpp printed. */
+/* TinyStories-656K-Q8_0: BOS + prompt (parse_special), greedy, as llama.cpp printed;
+ * picked on the host, then on the GPU. */
 static void test_q8_0_llamacpp_golden(void)
 {
     eng_model *m = open_model("TinyStories-656K-Q8_0.gguf", true);
@@ -202,10 +233,13 @@ static void test_q8_0_llamacpp_golden(void)
         uint32_t n_new = (uint32_t)atoi(n_at + strlen("\"max_new_tokens\": "));
         int32_t ids[256];
         int64_t n = eng_tokenize(eng_model_vocab(m), prompt, strlen(prompt), true, true, ids, 256);
-        eng_session_reset(s);
-        if (n > 0 && generate(s, m, ids, (uint32_t)n, n_new, false, got, sizeof got))
-            CHECK_MSG(strcmp(got, want) == 0, "prompt \"%s\":\n  got  \"%s\"\n  want \"%s\"",
-                      prompt, got, want);
+        for (int gpu = 0; gpu < 2; gpu++) {
+            eng_session_reset(s);
+            if (n > 0 && generate(s, m, ids, (uint32_t)n, n_new, false, gpu, got, sizeof got))
+                CHECK_MSG(strcmp(got, want) == 0,
+                          "prompt \"%s\" (picked on the %s):\n  got  \"%s\"\n  want \"%s\"", prompt,
+                          gpu ? "GPU" : "host", got, want);
+        }
         cases++;
     }
     CHECK_MSG(cases == 2, "%d golden cases read, want 2", cases);
@@ -536,8 +570,8 @@ static void qwen2_case(cmp_type v_type);
  * Q4_0: per layer the two norms writing 8-bit blocks, the q/k/v product with rope and
  * the caches' write, attention writing the blocks the output projection reads, that
  * projection adding into the residual stream, gate/up, silu·mul writing 8-bit blocks and
- * down adding; then the final norm (8-bit blocks), the output product and the logits'
- * copy. No quantize_q8 of its own anywhere. */
+ * down adding; then the final norm (8-bit blocks), the output product, the logits' copy
+ * and the greedy pick fed to the next step. No quantize_q8 of its own anywhere. */
 static void check_int_dot_dispatches(void)
 {
     char path[] = "/tmp/vkllm-synth-XXXXXX";
@@ -565,10 +599,10 @@ static void check_int_dot_dispatches(void)
             attention += strcmp(st.ops[i].name, "attention") == 0 ? st.ops[i].calls : 0;
             quantize += strcmp(st.ops[i].name, "quantize_q8") == 0 ? st.ops[i].calls : 0;
         }
-        CHECK_MSG(total == 8 * L + 4 && attention == L && quantize == 0,
+        CHECK_MSG(total == 8 * L + 5 && attention == L && quantize == 0,
                   "8-bit decode step: %u dispatches (want %u), %u attention (want %u), %u "
                   "quantize_q8 (want 0)",
-                  total, 8 * L + 4, attention, L, quantize);
+                  total, 8 * L + 5, attention, L, quantize);
     }
     eng_session_destroy(s);
     eng_model_close(m);
@@ -875,6 +909,120 @@ static void test_reused_steps(void)
     eng_model_close(m);
 }
 
+/* Collects eng_session_greedy's picks, stopping after `limit`. */
+struct picks {
+    int32_t ids[128];
+    uint32_t n, limit;
+};
+
+static bool take_pick(void *user, int32_t t)
+{
+    struct picks *p = user;
+    if (p->n < 128)
+        p->ids[p->n] = t;
+    return ++p->n < p->limit;
+}
+
+/* Greedy decoding with the picks made on the GPU against the host's argmax of each
+ * step's logits, token for token, in one session config: a run to a limit, a run the
+ * function stops (the step queued behind the last pick runs out unread: the logits of
+ * evaluating that pick afterwards must be the host path's, bit for bit), a run to the
+ * end of the context; then the refusals. */
+static void check_greedy(eng_model *m, eng_session_params sp, const char *what)
+{
+    const eng_hparams *hp = eng_model_hparams(m);
+    char err[256] = "";
+    eng_session *host = NULL, *gpu = NULL;
+    sp.n_ctx = 64;
+    sp.n_batch = 8;
+    bool ok = eng_session_create(m, &sp, &host, err, sizeof err) == ENG_OK &&
+              eng_session_create(m, &sp, &gpu, err, sizeof err) == ENG_OK;
+    CHECK_MSG(ok, "%s: session: %s", what, err);
+    int32_t prompt[8] = {1, 403, 407, 261, 378, 429, 414, 270};
+    for (uint32_t j = 0; j < 8; j++)
+        prompt[j] %= (int32_t)hp->n_vocab;
+    ok = ok && eng_session_eval(host, prompt, 8) == ENG_OK &&
+         eng_session_eval(gpu, prompt, 8) == ENG_OK;
+    CHECK_MSG(ok, "%s: the prompt: %s", what, host ? eng_session_errmsg(host) : "");
+    int32_t t = ok ? argmax(eng_session_logits(host), hp->n_vocab) : 0;
+    /* 20 picks, then 5 (stopped by the function), then to the end of the context */
+    static const uint32_t limits[3] = {20, 5, 1000};
+    for (int run = 0; run < 3 && ok; run++) {
+        struct picks p = {.limit = limits[run]};
+        uint32_t n = 0, start = eng_session_n_past(gpu);
+        eng_status st = eng_session_greedy(gpu, t, run == 0 ? 20 : 1000, take_pick, &p, &n);
+        uint32_t want_n = run == 2 ? 64 - start : limits[run];
+        ok = st == ENG_OK && n == want_n && p.n == n;
+        CHECK_MSG(ok, "%s run %d: %s (%s), %u picks (want %u)", what, run, eng_session_errmsg(gpu),
+                  eng_status_name(st), n, want_n);
+        CHECK_MSG(eng_session_n_past(gpu) == start + n && eng_session_logits(gpu) == NULL,
+                  "%s run %d: n_past %u after %u picks from %u; logits %p", what, run,
+                  eng_session_n_past(gpu), n, start, (const void *)eng_session_logits(gpu));
+        for (uint32_t i = 0; ok && i < n && i < 128; i++) {
+            ok = eng_session_eval(host, &t, 1) == ENG_OK;
+            CHECK_MSG(ok, "%s: eval: %s", what, eng_session_errmsg(host));
+            t = ok ? argmax(eng_session_logits(host), hp->n_vocab) : 0;
+            ok = ok && p.ids[i] == t;
+            CHECK_MSG(ok, "%s run %d: pick %u is %d, the host's argmax %d", what, run, i, p.ids[i],
+                      t);
+        }
+        if (ok && run == 1) {
+            /* on from the last pick by eval: the step that ran out unread left no trace */
+            ok = eng_session_eval(host, &t, 1) == ENG_OK && eng_session_eval(gpu, &t, 1) == ENG_OK;
+            CHECK_MSG(ok, "%s: eval after a stopped run: %s", what, eng_session_errmsg(gpu));
+            CHECK_MSG(!ok || memcmp(eng_session_logits(host), eng_session_logits(gpu),
+                                    hp->n_vocab * sizeof(float)) == 0,
+                      "%s: the logits after a stopped greedy run differ from the host path's",
+                      what);
+            t = ok ? argmax(eng_session_logits(host), hp->n_vocab) : 0;
+        }
+    }
+    if (ok) {
+        struct picks p = {.limit = 1};
+        eng_status st = eng_session_greedy(gpu, t, 4, take_pick, &p, NULL);
+        CHECK_MSG(st == ENG_ERR_CONTEXT_FULL, "%s: a full context gave %s", what,
+                  eng_status_name(st));
+        eng_session_reset(gpu);
+        st = eng_session_greedy(gpu, (int32_t)hp->n_vocab, 4, take_pick, &p, NULL);
+        CHECK_MSG(st == ENG_ERR_ARGUMENT && strstr(eng_session_errmsg(gpu), "vocabulary"),
+                  "%s: a token outside the vocabulary gave %s", what, eng_status_name(st));
+        st = eng_session_greedy(gpu, 1, 4, NULL, &p, NULL);
+        CHECK_MSG(st == ENG_ERR_ARGUMENT && p.n == 0, "%s: no function gave %s", what,
+                  eng_status_name(st));
+        eng_stats stats;
+        eng_session_stats(gpu, &stats);
+        /* 20 + 5 + 1 evaluated by the picks and the eval, then to the end */
+        CHECK_MSG(stats.decode_tokens == 64 - 8, "%s: %llu decode tokens counted (want %u)", what,
+                  (unsigned long long)stats.decode_tokens, 64 - 8);
+    }
+    eng_session_destroy(host);
+    eng_session_destroy(gpu);
+}
+
+static void test_gpu_greedy(void)
+{
+    eng_model *m = open_model("TinyStories-656K-Q8_0.gguf", true);
+    if (!m)
+        return;
+    check_greedy(m, (eng_session_params){0}, "f16 caches");
+    check_greedy(m, (eng_session_params){.record_each_step = true}, "recorded each step");
+    check_greedy(
+        m, (eng_session_params){.kv_k = ENG_KV_Q8_0, .kv_v = ENG_KV_Q4_0, .attention_splits = 3},
+        "q8_0/q4_0 caches, 3 splits");
+    check_greedy(m, (eng_session_params){.kv_k = ENG_KV_KIVI4, .kv_v = ENG_KV_KIVI2},
+                 "kivi4/kivi2 caches");
+    check_greedy(m, (eng_session_params){.unfused_attention = true}, "unfused attention");
+    char err[256] = "";
+    eng_session *s = NULL;
+    eng_session_params all = {.n_ctx = 16, .all_logits = true};
+    struct picks p = {.limit = 4};
+    bool made = eng_session_create(m, &all, &s, err, sizeof err) == ENG_OK;
+    CHECK_MSG(made, "session: %s", err);
+    CHECK(!made || eng_session_greedy(s, 1, 4, take_pick, &p, NULL) == ENG_ERR_UNSUPPORTED);
+    eng_session_destroy(s);
+    eng_model_close(m);
+}
+
 /* A copy of stories260K with `patch` applied (find → replace, same length), or cut to
  * `cut` bytes; opened, it must fail with `status` and a message containing `want`. */
 static void check_bad_file(const char *find, const char *replace, size_t find_len, size_t cut,
@@ -981,6 +1129,7 @@ int main(int argc, char **argv)
         {"layers_lowrank", test_layers_lowrank, true},
         {"session_limits", test_session_limits, true},
         {"reused_steps", test_reused_steps, true},
+        {"gpu_greedy", test_gpu_greedy, true},
         {"bad_files", test_bad_files, false},
         {"upload_twice", test_too_large, true},
     };
