@@ -58,11 +58,12 @@ fi
 
 if want fusion; then
     # the norms and silu·mul fused into the products against the unfused sequence, and the
-    # reused decode recording against recording each step, in turn (twice each: the second
-    # round says how much of the difference is noise)
+    # reused decode recording against recording each step, and greedy picks on the GPU
+    # (steps queued, no wait per token) against llama-bench's wait per step, in turn (twice
+    # each: the second round says how much of the difference is noise)
     step fusion
     for run in 1 2; do
-        for f in "" --unfused-products --record-each-step; do
+        for f in "" --unfused-products --record-each-step --gpu-picks; do
             timeout 150 "$V" bench --synthetic llama2-7b:Q4_0,llama2-7b:Q4_K_M -p 0 -n 128 \
                 -r 3 $f 2>&1 | grep tg128
         done

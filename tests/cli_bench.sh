@@ -51,6 +51,14 @@ run "$work/b.json" "${bench[@]}" -o json || fail "bench (json) failed"
 run "$work/b.jsonl" "${bench[@]}" -o jsonl --profile minimal || fail "bench (jsonl) failed"
 [ "$(wc -l <"$work/b.jsonl")" = 2 ] || fail "jsonl: want 2 lines"
 
+# tg with the tokens picked on the GPU (steps queued): its rows say so, the pp row does not
+run "$work/picks.md" "$vkllm" bench --synthetic tiny:Q4_0 -p 16 -n 8 -d 0,20 -r 1 --gpu-picks \
+    --validation || fail "bench --gpu-picks failed"
+[ "$(grep -Ec '^\| .* \| Vulkan, GPU picks \| .* \| tg8( @ d20)? \| [0-9.]+ ±' "$work/picks.md")" = 2 ] ||
+    fail "--gpu-picks: want 2 tg8 rows that say GPU picks"
+grep -Eq '^\| .* \| Vulkan \| .* \| pp16 \|' "$work/picks.md" ||
+    fail "--gpu-picks: the pp16 row should not say GPU picks"
+
 # depth (-d is the depth, as in llama-bench) and both attention paths: 2 x 2 x 2 rows
 run "$work/fa.jsonl" "$vkllm" bench --synthetic tiny:Q8_0 -p 16 -n 4 -d 0,32 -fa 0,1 -r 1 -o jsonl ||
     fail "bench with depths and -fa 0,1 failed"

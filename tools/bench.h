@@ -33,6 +33,7 @@ typedef struct bench_row {
     int flash_attn;
     bool unfused_products; /* --unfused-products: norms and silu·mul apart */
     bool record_each_step; /* --record-each-step: no reused decode recordings */
+    bool gpu_picks;        /* --gpu-picks: tg picks its tokens on the GPU, steps queued */
     uint32_t n_prompt, n_gen, n_depth;
     char test_time[32]; /* ISO 8601, UTC */
     /* the correctness gate of the device: "pass (worst 3.1e-05 of the budget ...)" or

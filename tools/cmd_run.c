@@ -41,7 +41,12 @@ static const char usage[] =
     "  --top-p X             keep the smallest set with probability X (default 0.95)\n"
     "  --min-p X             drop tokens below X times the best's probability (default 0.05)\n"
     "  --temp X              temperature (default 0.8; 0 = greedy)\n"
-    "  --greedy              same as --temp 0: always the most likely token\n"
+    "  --greedy              same as --temp 0: always the most likely token. Greedy\n"
+    "                        without a repeat penalty picks each token on the GPU and feeds\n"
+    "                        it to the next step there: one id per token comes back, not\n"
+    "                        the logits, and the next step is queued before the pick\n"
+    "  --host-picks          greedy tokens picked on the host from the logits instead\n"
+    "                        (the same tokens; for comparison)\n"
     "  --seed N              random seed (default: from the clock; printed at the end)\n"
     "  --ignore-eos          go on past the end-of-text token (benchmarks, demos)\n"
     "\n"
@@ -76,6 +81,7 @@ typedef struct run_opts {
     const char *metrics_host;
     bool profile_ops;
     bool shift, print_ids, special, parse_special, quiet, seed_given;
+    bool host_picks; /* greedy tokens picked on the host from the logits, not on the GPU */
     eng_sampler_params sp;
 } run_opts;
 
@@ -147,6 +153,8 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
             TAKE(tool_parse_float(a, val, 0.0f, 100.0f, &o->sp.temperature));
         } else if (IS("--greedy")) {
             o->sp.temperature = 0.0f;
+        } else if (IS("--host-picks")) {
+            o->host_picks = true;
         } else if (IS("--top-k")) {
             TAKE(tool_parse_long(a, val, 0, INT32_MAX, &n));
             o->sp.top_k = (int32_t)n;
@@ -216,6 +224,46 @@ static void print_ids(const char *what, const int32_t *ids, size_t n)
     for (size_t i = 0; i < n; i++)
         printf(" %d", ids[i]);
     printf("\n");
+}
+
+/* The reply as it grows: the history (prompt, then each token taken) and why it stopped. */
+struct reply {
+    run_opts *o;
+    const eng_vocab *v;
+    eng_sampler *smp;
+    int32_t *hist;
+    size_t n_hist, hist_cap, n_gen;
+    int32_t last; /* the last token taken */
+    const char *stop;
+    bool stopped;
+};
+
+/* Takes token t into the reply (prints it, counts it) or stops there: the viewer was
+ * closed, the end of text, or the last token asked for (taken). False to stop. */
+static bool take_token(void *user, int32_t t)
+{
+    struct reply *r = user;
+    const run_opts *o = r->o;
+    if (atomic_load(&r->o->stop)) {
+        r->stop = "the viewer was closed";
+        r->stopped = true;
+        return false;
+    }
+    if (eng_vocab_is_eog(r->v, t) && !o->ignore_eos) {
+        r->stop = "end of text";
+        r->stopped = true;
+        if (o->special)
+            print_piece(r->v, t, true);
+        return false;
+    }
+    eng_sampler_accept(r->smp, t);
+    print_piece(r->v, t, o->special);
+    if (r->n_hist < r->hist_cap)
+        r->hist[r->n_hist++] = t;
+    r->n_gen++;
+    r->last = t;
+    r->stopped = o->n_predict >= 0 && r->n_gen >= (size_t)o->n_predict;
+    return !r->stopped;
 }
 
 /* The whole run once the device is open; returns the exit status. */
@@ -306,61 +354,71 @@ static int generate(run_opts *o, vkb_device *dev)
         goto done;
     }
     double t_prefill = tool_now_s() - tp, t_decode = 0;
-    size_t n_hist = (size_t)n_prompt, n_gen = 0, shifts = 0;
-    const char *stop = "the requested number of tokens";
+    size_t shifts = 0;
+    struct reply r = {
+        o,    v, smp, hist, (size_t)n_prompt, hist_cap, 0, -1, "the requested number of tokens",
+        false};
+    /* greedy without a penalty: each token picked on the GPU and fed to the next step */
+    bool gpu_picks = sp.temperature <= 0.0f && sp.repeat_penalty == 1.0f && !o->host_picks;
+    /* the logits of the last eval are there to sample from; else r.last is taken but not
+     * yet evaluated */
+    bool sample = true;
     for (;;) {
-        if (o->n_predict >= 0 && n_gen >= (size_t)o->n_predict)
+        if (sample && o->n_predict >= 0 && r.n_gen >= (size_t)o->n_predict)
             break;
-        if (atomic_load(&o->stop)) {
-            stop = "the viewer was closed";
-            break;
-        }
         double td = tool_now_s();
-        int32_t t = eng_sampler_sample(smp, eng_session_logits(s));
-        if (t < 0) {
-            tool_error("every logit is NaN or -inf: the model or the GPU produced garbage");
-            goto done;
-        }
-        if (eng_vocab_is_eog(v, t) && !o->ignore_eos) {
-            stop = "end of text";
-            if (o->special)
-                print_piece(v, t, true);
-            break;
-        }
-        eng_sampler_accept(smp, t);
-        print_piece(v, t, o->special);
-        if (n_hist < hist_cap)
-            hist[n_hist++] = t;
-        n_gen++;
-        if (o->n_predict >= 0 && n_gen >= (size_t)o->n_predict) {
-            t_decode += tool_now_s() - td;
-            break;
+        if (sample) {
+            int32_t t = eng_sampler_sample(smp, eng_session_logits(s));
+            if (t < 0) {
+                tool_error("every logit is NaN or -inf: the model or the GPU produced garbage");
+                goto done;
+            }
+            if (!take_token(&r, t)) {
+                t_decode += tool_now_s() - td;
+                break;
+            }
         }
         if (eng_session_n_past(s) + 1 > n_ctx) {
             if (!o->shift) {
                 fputc('\n', stdout);
                 tool_error("the context of %u tokens is full after %zu generated: raise --ctx "
                            "or pass --context-full shift",
-                           n_ctx, n_gen);
+                           n_ctx, r.n_gen);
                 goto done;
             }
             /* keep the first tokens and the newer half of the rest; recompute */
-            size_t keep = o->keep < n_hist / 2 ? o->keep : 0;
-            size_t drop = (n_hist - keep) / 2;
-            memmove(hist + keep, hist + keep + drop, sizeof *hist * (n_hist - keep - drop));
-            n_hist -= drop;
+            size_t keep = o->keep < r.n_hist / 2 ? o->keep : 0;
+            size_t drop = (r.n_hist - keep) / 2;
+            memmove(hist + keep, hist + keep + drop, sizeof *hist * (r.n_hist - keep - drop));
+            r.n_hist -= drop;
             eng_session_reset(s);
-            if ((st = eng_session_eval(s, hist, (uint32_t)n_hist))) {
+            if ((st = eng_session_eval(s, hist, (uint32_t)r.n_hist))) {
                 tool_error("context shift: %s", eng_session_errmsg(s));
                 goto done;
             }
             shifts++;
-        } else if ((st = eng_session_eval(s, &t, 1))) {
-            tool_error("decode: %s", eng_session_errmsg(s));
-            goto done;
+            sample = true;
+        } else if (gpu_picks) {
+            uint32_t max = o->n_predict < 0 ? UINT32_MAX : (uint32_t)(o->n_predict - r.n_gen);
+            if ((st = eng_session_greedy(s, r.last, max, take_token, &r, NULL))) {
+                fputc('\n', stdout);
+                tool_error("decode: %s", eng_session_errmsg(s));
+                goto done;
+            }
+            sample = false; /* the context is full, or take_token stopped it */
+        } else {
+            if ((st = eng_session_eval(s, &r.last, 1))) {
+                tool_error("decode: %s", eng_session_errmsg(s));
+                goto done;
+            }
+            sample = true;
         }
         t_decode += tool_now_s() - td;
+        if (r.stopped)
+            break;
     }
+    size_t n_hist = r.n_hist, n_gen = r.n_gen;
+    const char *stop = r.stop;
     fputc('\n', stdout);
     if (o->print_ids) {
         print_ids("prompt ids", hist, (size_t)n_prompt);
@@ -380,7 +438,7 @@ static int generate(run_opts *o, vkb_device *dev)
                 "device   %s (%s, %s)\n"
                 "load     %.3f s\n"
                 "prefill  %lld tokens in %.3f s: %.1f tokens/s\n"
-                "decode   %zu tokens in %.3f s: %.1f tokens/s\n"
+                "decode   %zu tokens in %.3f s: %.1f tokens/s%s\n"
                 "memory   weights %.1f MiB, KV cache %.1f MiB (%u positions, %s keys, %s "
                 "values%s, %.2f bits per value), scratch "
                 "%.1f MiB, staging %.1f MiB (upload ring, host-visible inputs and logits)\n"
@@ -391,6 +449,7 @@ static int generate(run_opts *o, vkb_device *dev)
                 info->driver_name, t_load, (long long)n_prompt, t_prefill,
                 t_prefill > 0 ? (double)n_prompt / t_prefill : 0.0, n_gen, t_decode,
                 t_decode > 0 ? (double)n_gen / t_decode : 0.0,
+                gpu_picks ? " (greedy, picked on the GPU)" : "",
                 ms.by_purpose[VKB_PURPOSE_WEIGHTS] / 1048576.0,
                 ms.by_purpose[VKB_PURPOSE_KV] / 1048576.0, n_ctx, eng_kv_type_name(kv.k),
                 eng_kv_type_name(kv.v), kivi, kv.bits_per_value,
