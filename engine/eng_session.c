@@ -30,9 +30,11 @@ struct eng_session {
         bool any_pos;    /* its positions read on the GPU (VKB_AT_POS) */
         uint32_t p0;     /* !any_pos: its position */
         uint32_t splits; /* any_pos: its attention's split count */
+        bool picks;      /* it ends with the greedy pick (pick()) */
         double ms;       /* host time its recording took */
     } slots[2];
-    bool at_pos;                      /* the recording in progress reads its positions on the GPU */
+    bool at_pos; /* the recording in progress reads its positions on the GPU */
+    bool picks;  /* decode steps end with the greedy pick: since the first eng_session_greedy */
     vkb_buffer **k_cache, **v_cache;  /* per layer: n_ctx rows of the kv width */
     vkb_kv_layout k_layout, v_layout; /* types: eng_kv_type mirrors vkb_kv_type */
     uint64_t k_bytes, v_bytes;        /* of one layer's cache */
@@ -732,6 +734,18 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
 
 /* Records a chunk of n tokens from position p0 into s->stream, up to its submission. Only
  * the last chunk of an eval computes logits. */
+/* In a session that has decoded greedily on the GPU, a decode step ends by picking its
+ * greedy successor and feeding it to the next step (eng_session_greedy reads the picks;
+ * an eval writes the id and the position again before each submit, so the pick is
+ * harmless there). Other sessions' steps leave it out: a dispatch over the vocabulary. */
+static vkb_status pick(eng_session *s, uint32_t n)
+{
+    if (n != 1 || !s->picks)
+        return VKB_OK;
+    return vkb_op_argmax_feed(s->stream, s->logits, s->m->hp.n_vocab, s->pos, s->ids, s->picked,
+                              PICK_RING);
+}
+
 static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool logits)
 {
     const eng_model *m = s->m;
@@ -758,10 +772,9 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
     if (norm_fuses(s, &m->d_output, 1)) {
         vkb_outputs out = {1, {s->logits}, {m->d_output.matrix.rows}};
         if ((vs = vkb_op_matvec_norm_split(st, &m->d_output.matrix, s->last, norm->buffer,
-                                           hp->rms_eps, &out, 1)) ||
-            n != 1)
+                                           hp->rms_eps, &out, 1)))
             return vs;
-        return vkb_op_argmax_feed(st, s->logits, hp->n_vocab, s->pos, s->ids, s->picked, PICK_RING);
+        return pick(s, n);
     }
     if (takes_q8(s, &m->d_output.matrix, 1) && m->d_output.matrix.k == e) {
         /* the norm writes the 8-bit blocks the product reads */
@@ -771,11 +784,9 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
         xq_holds(s, s->last_n, e, 1);
     } else if ((vs = vkb_op_rms_norm(st, s->last_n, s->last, norm->buffer, e, 1, hp->rms_eps)))
         return vs;
-    if ((vs = product(s, &m->d_output.matrix, s->last_n, s->logits, 1, false)) || n != 1)
+    if ((vs = product(s, &m->d_output.matrix, s->last_n, s->logits, 1, false)))
         return vs;
-    /* a decode step picks its greedy successor and feeds it to the next step (read by
-     * eng_session_greedy; an eval writes the id and position again before each submit) */
-    return vkb_op_argmax_feed(st, s->logits, hp->n_vocab, s->pos, s->ids, s->picked, PICK_RING);
+    return pick(s, n);
 }
 
 /* Whether a decode step may be recorded once with its positions read on the GPU: the
@@ -796,7 +807,8 @@ static int step_slot_for(const eng_session *s, uint32_t p, int busy)
 {
     for (int i = 0; i < 2; i++) {
         const struct step_slot *t = &s->slots[i];
-        if (i != busy && t->ready && (t->any_pos ? t->splits == split_count(s, 1, p) : t->p0 == p))
+        if (i != busy && t->ready && (t->picks || !s->picks) &&
+            (t->any_pos ? t->splits == split_count(s, 1, p) : t->p0 == p))
             return i;
     }
     return -1;
@@ -816,6 +828,7 @@ static vkb_status record_into(eng_session *s, int i, uint32_t n, uint32_t p0, bo
                                      .any_pos = s->at_pos,
                                      .p0 = p0,
                                      .splits = split_count(s, n, p0),
+                                     .picks = s->picks,
                                      .ms = (now_s() - t0) * 1e3};
     s->at_pos = false;
     return vs;
@@ -956,6 +969,7 @@ eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_t
         return sfail(s, ENG_ERR_CONTEXT_FULL, "the context of %u positions is full", s->n_ctx);
     if (max == 0)
         return ENG_OK;
+    s->picks = true; /* from now on; steps recorded before without it are recorded again */
     ((uint32_t *)vkb_buffer_map(s->ids))[0] = (uint32_t)token;
     ((int32_t *)vkb_buffer_map(s->pos))[0] = (int32_t)s->n_past;
     const int32_t *picked = vkb_buffer_map(s->picked);
