@@ -230,7 +230,8 @@ eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n);
  * reset and after eng_session_greedy. */
 const float *eng_session_logits(const eng_session *s);
 
-/* Receives each token eng_session_greedy picks, in order; false stops it. */
+/* Receives each token eng_session_greedy picks, in order; false stops it. It runs while
+ * the next step is on the GPU and must not call into the session. */
 typedef bool (*eng_token_fn)(void *user, int32_t token);
 
 /* Greedy decoding with each token picked on the GPU and fed to the next step there
