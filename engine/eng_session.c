@@ -732,8 +732,6 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     return vs;
 }
 
-/* Records a chunk of n tokens from position p0 into s->stream, up to its submission. Only
- * the last chunk of an eval computes logits. */
 /* In a session that has decoded greedily on the GPU, a decode step ends by picking its
  * greedy successor and feeding it to the next step (eng_session_greedy reads the picks;
  * an eval writes the id and the position again before each submit, so the pick is
@@ -746,6 +744,8 @@ static vkb_status pick(eng_session *s, uint32_t n)
                               PICK_RING);
 }
 
+/* Records a chunk of n tokens from position p0 into s->stream, up to its submission. Only
+ * the last chunk of an eval computes logits. */
 static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool logits)
 {
     const eng_model *m = s->m;
@@ -834,11 +834,64 @@ static vkb_status record_into(eng_session *s, int i, uint32_t n, uint32_t p0, bo
     return vs;
 }
 
-/* One chunk of at most n_batch tokens: take a stream that holds the step (a decode step
- * recorded earlier) or record it, submit once, record the decode step after it while
- * this one runs where no stream holds it (after a chunk with logits), wait. The ids and
- * positions are host-visible buffers written here, so a recording does not depend on
- * them. */
+/* A chunk submitted: its stream and how its recording came about. */
+struct submitted {
+    int slot;
+    bool reused;      /* a recording made for an earlier step, submitted again */
+    bool ahead;       /* recorded while the GPU ran another step */
+    double record_ms; /* host time its recording took */
+    double at;        /* when it was submitted */
+};
+
+/* Submits n tokens from position p from a stream other than `busy` (-1: none): one that
+ * holds the step (a decode step recorded earlier), or one it is recorded into now (while
+ * `busy`, when not -1, runs; else one that does not hold a reusable step, where one
+ * does). The ids and positions are host-visible buffers written before, or by the GPU,
+ * so a recording does not depend on them. */
+static eng_status submit_chunk(eng_session *s, uint32_t n, uint32_t p, bool logits, int busy,
+                               struct submitted *q)
+{
+    int i = n == 1 && logits ? step_slot_for(s, p, busy) : -1;
+    *q = (struct submitted){.slot = i, .ahead = busy >= 0};
+    if (i >= 0) {
+        q->reused = s->slots[i].any_pos && s->slots[i].p0 != p;
+        q->ahead = !q->reused;
+        q->record_ms = q->reused ? 0.0 : s->slots[i].ms;
+    } else {
+        i = busy >= 0 ? !busy : s->slots[0].ready && s->slots[0].any_pos;
+        vkb_status vs = record_into(s, i, n, p, logits);
+        if (vs != VKB_OK)
+            return vfail(s, vs, "recording the step");
+        q->slot = i;
+        q->record_ms = s->slots[i].ms;
+    }
+    q->at = now_s();
+    vkb_status vs = vkb_stream_submit(s->streams[i]);
+    if (vs != VKB_OK) {
+        s->slots[i].ready = false;
+        return vfail(s, vs, "running the step");
+    }
+    /* a position-bound recording is spent */
+    if (!s->slots[i].any_pos)
+        s->slots[i].ready = false;
+    return ENG_OK;
+}
+
+/* After waiting for a submitted chunk: what the statistics say of it. */
+static void note_ran(eng_session *s, const struct submitted *q, double now)
+{
+    s->ran = s->streams[q->slot];
+    s->last_reused = q->reused;
+    s->last_record_ahead = q->ahead;
+    s->last_record_ms = q->record_ms;
+    s->last_wait_ms = (now - q->at) * 1e3;
+    s->last_gpu_ms = vkb_stream_total_ms(s->ran);
+}
+
+/* One chunk of at most n_batch tokens: submitted once (submit_chunk); while it runs, the
+ * decode step after it (the first of a reply after its prompt, or the next one) is
+ * recorded where no stream holds it (on failure it is recorded again when it comes, and
+ * fails there with its message); then the wait. */
 static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, bool logits)
 {
     uint32_t *ids = vkb_buffer_map(s->ids);
@@ -847,41 +900,17 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
         ids[i] = (uint32_t)tokens[i];
         pos[i] = (int32_t)(s->n_past + i);
     }
-    bool decode = n == 1 && logits;
-    vkb_status vs = VKB_OK;
-    int slot = decode ? step_slot_for(s, s->n_past, -1) : -1;
-    bool held = slot >= 0;
-    if (held) {
-        s->last_reused = s->slots[slot].any_pos && s->slots[slot].p0 != s->n_past;
-        s->last_record_ahead = !s->last_reused;
-        s->last_record_ms = s->last_reused ? 0.0 : s->slots[slot].ms;
-    } else {
-        /* a stream that does not hold a reusable step, where one does */
-        slot = s->slots[0].ready && s->slots[0].any_pos;
-        if ((vs = record_into(s, slot, n, s->n_past, logits)) != VKB_OK)
-            return vfail(s, vs, "recording the step");
-        s->last_reused = s->last_record_ahead = false;
-        s->last_record_ms = s->slots[slot].ms;
-    }
-    double t1 = now_s();
-    if ((vs = vkb_stream_submit(s->streams[slot])) != VKB_OK) {
-        s->slots[slot].ready = false;
-        return vfail(s, vs, "running the step");
-    }
-    s->ran = s->streams[slot];
-    /* a position-bound recording is spent; the decode step after this chunk (the first
-     * of a reply after its prompt, or the next one), while this one runs, where no stream
-     * holds it (on failure it is recorded again when it comes, and fails there with its
-     * message) */
-    if (!s->slots[slot].any_pos)
-        s->slots[slot].ready = false;
+    struct submitted q;
+    eng_status st = submit_chunk(s, n, s->n_past, logits, -1, &q);
+    if (st != ENG_OK)
+        return st;
     uint32_t next = s->n_past + n;
     if (logits && next + 1 <= s->n_ctx && step_slot_for(s, next, -1) < 0)
-        record_into(s, !slot, 1, next, true);
-    if ((vs = vkb_stream_wait(s->ran)) != VKB_OK)
+        record_into(s, !q.slot, 1, next, true);
+    vkb_status vs = vkb_stream_wait(s->streams[q.slot]);
+    if (vs != VKB_OK)
         return vfail(s, vs, "running the step");
-    s->last_wait_ms = (now_s() - t1) * 1e3;
-    s->last_gpu_ms = vkb_stream_total_ms(s->ran);
+    note_ran(s, &q, now_s());
     s->captured_tokens = n;
     if (logits)
         s->logits_tokens = n;
@@ -913,44 +942,6 @@ eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n)
     return ENG_OK;
 }
 
-/* A step of eng_session_greedy in flight: its stream and what its submission was. */
-struct queued_step {
-    int slot;
-    bool reused,
-        ahead; /* submitted a recording made for an earlier step / recorded while one ran */
-    double record_ms, submitted;
-};
-
-/* Submits the decode step at position p into a stream other than `busy`: one holding it,
- * or one recorded for it now (while `busy`, when not -1, runs). */
-static eng_status queue_step(eng_session *s, uint32_t p, int busy, struct queued_step *q)
-{
-    int i = step_slot_for(s, p, busy);
-    *q = (struct queued_step){.slot = i, .ahead = busy >= 0};
-    if (i >= 0) {
-        q->reused = s->slots[i].any_pos && s->slots[i].p0 != p;
-        q->ahead = !q->reused;
-        q->record_ms = q->reused ? 0.0 : s->slots[i].ms;
-    } else {
-        /* not the running one; of two, the one not holding a reusable step */
-        i = busy >= 0 ? !busy : s->slots[0].ready && s->slots[0].any_pos;
-        vkb_status vs = record_into(s, i, 1, p, true);
-        if (vs != VKB_OK)
-            return vfail(s, vs, "recording the step");
-        q->slot = i;
-        q->record_ms = s->slots[i].ms;
-    }
-    q->submitted = now_s();
-    vkb_status vs = vkb_stream_submit(s->streams[i]);
-    if (vs != VKB_OK) {
-        s->slots[i].ready = false;
-        return vfail(s, vs, "running the step");
-    }
-    if (!s->slots[i].any_pos)
-        s->slots[i].ready = false;
-    return ENG_OK;
-}
-
 eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_token_fn fn,
                               void *user, uint32_t *n_out)
 {
@@ -975,7 +966,7 @@ eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_t
     const int32_t *picked = vkb_buffer_map(s->picked);
     /* the steps in flight, oldest first: while the host waits for one, the GPU has the
      * next queued behind it, reading the token the first picks */
-    struct queued_step q[2];
+    struct submitted q[2];
     const uint32_t p0 = s->n_past;
     uint32_t queued = 0, issued = 0, got = 0;
     bool stop = false;
@@ -983,13 +974,13 @@ eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_t
     double last = now_s();
     for (;;) {
         while (st == ENG_OK && !stop && queued < 2 && issued < max && p0 + issued < s->n_ctx) {
-            st = queue_step(s, p0 + issued, queued ? q[0].slot : -1, &q[queued]);
+            st = submit_chunk(s, 1, p0 + issued, true, queued ? q[0].slot : -1, &q[queued]);
             queued += st == ENG_OK;
             issued += st == ENG_OK;
         }
         if (queued == 0)
             break;
-        struct queued_step done = q[0];
+        struct submitted done = q[0];
         q[0] = q[1];
         queued--;
         vkb_status vs = vkb_stream_wait(s->streams[done.slot]);
@@ -1000,12 +991,7 @@ eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_t
             continue;
         }
         double t = now_s();
-        s->ran = s->streams[done.slot];
-        s->last_reused = done.reused;
-        s->last_record_ahead = done.ahead;
-        s->last_record_ms = done.record_ms;
-        s->last_wait_ms = (t - done.submitted) * 1e3;
-        s->last_gpu_ms = vkb_stream_total_ms(s->ran);
+        note_ran(s, &done, t);
         int32_t pick = picked[(s->n_past + 1) % PICK_RING];
         s->n_past++;
         record_stats(s, 1, t - last);
