@@ -355,9 +355,14 @@ static int generate(run_opts *o, vkb_device *dev)
     }
     double t_prefill = tool_now_s() - tp, t_decode = 0;
     size_t shifts = 0;
-    struct reply r = {
-        o,    v, smp, hist, (size_t)n_prompt, hist_cap, 0, -1, "the requested number of tokens",
-        false};
+    struct reply r = {.o = o,
+                      .v = v,
+                      .smp = smp,
+                      .hist = hist,
+                      .n_hist = (size_t)n_prompt,
+                      .hist_cap = hist_cap,
+                      .last = -1,
+                      .stop = "the requested number of tokens"};
     /* greedy without a penalty: each token picked on the GPU and fed to the next step */
     bool gpu_picks = sp.temperature <= 0.0f && sp.repeat_penalty == 1.0f && !o->host_picks;
     /* the logits of the last eval are there to sample from; else r.last is taken but not
@@ -417,12 +422,10 @@ static int generate(run_opts *o, vkb_device *dev)
         if (r.stopped)
             break;
     }
-    size_t n_hist = r.n_hist, n_gen = r.n_gen;
-    const char *stop = r.stop;
     fputc('\n', stdout);
     if (o->print_ids) {
         print_ids("prompt ids", hist, (size_t)n_prompt);
-        print_ids("generated ids", hist + n_prompt, n_hist - (size_t)n_prompt);
+        print_ids("generated ids", hist + n_prompt, r.n_hist - (size_t)n_prompt);
     }
     if (!o->quiet) {
         eng_kv_info kv;
@@ -447,14 +450,14 @@ static int generate(run_opts *o, vkb_device *dev)
                 eng_model_param_count(m) / 1e6, eng_model_type_name(m),
                 eng_model_weight_bytes(m) / 1048576.0, info->name, vkb_device_type_name(info->type),
                 info->driver_name, t_load, (long long)n_prompt, t_prefill,
-                t_prefill > 0 ? (double)n_prompt / t_prefill : 0.0, n_gen, t_decode,
-                t_decode > 0 ? (double)n_gen / t_decode : 0.0,
+                t_prefill > 0 ? (double)n_prompt / t_prefill : 0.0, r.n_gen, t_decode,
+                t_decode > 0 ? (double)r.n_gen / t_decode : 0.0,
                 gpu_picks ? " (greedy, picked on the GPU)" : "",
                 ms.by_purpose[VKB_PURPOSE_WEIGHTS] / 1048576.0,
                 ms.by_purpose[VKB_PURPOSE_KV] / 1048576.0, n_ctx, eng_kv_type_name(kv.k),
                 eng_kv_type_name(kv.v), kivi, kv.bits_per_value,
                 ms.by_purpose[VKB_PURPOSE_SCRATCH] / 1048576.0,
-                ms.by_purpose[VKB_PURPOSE_STAGING] / 1048576.0, stop, (unsigned long long)sp.seed,
+                ms.by_purpose[VKB_PURPOSE_STAGING] / 1048576.0, r.stop, (unsigned long long)sp.seed,
                 shifts ? "; context shifted" : "");
     }
     rc = 0;
