@@ -24,6 +24,12 @@ uint64_t vkb_matvec_shared_bytes(uint32_t wg, uint32_t rows, uint32_t ncols, boo
     return matvec_bytes(wg, rows, ncols, true, staged);
 }
 
+/* top_logits.comp: hist[256] and scan[workgroup] and five counters, uints */
+static uint64_t top_logits_shared(const uint32_t *spec)
+{
+    return 256 * 4 + (uint64_t)spec[0] * 4 + 5 * 4;
+}
+
 /* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS, NORM, GLU, ROPE} */
 static uint64_t matvec_shared(const uint32_t *spec)
 {
@@ -264,6 +270,16 @@ static const struct vkb_kernel kernels[] = {
      .spec_defaults = {256},
      .group_per_elem = true,
      .shared_bytes_per_invocation = 8},
+    /* top_logits.comp: a workgroup per slice; the logits, the first pass's pairs, the
+     * pairs written; 256 bins and a prefix sum's value per invocation in shared memory */
+    {.name = "top_logits",
+     .binding_count = 3,
+     .writes = {false, false, true},
+     .push_size = 16,
+     .spec_count = 1,
+     .spec_defaults = {256},
+     .group_per_elem = true,
+     .shared_bytes = top_logits_shared},
     ROWWISE("softmax_shared", 16, 0),
     ATTENTION("attention_subgroup", SG_OPS),
     ATTENTION("attention_shared", 0),

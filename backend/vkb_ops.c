@@ -334,6 +334,62 @@ vkb_status vkb_op_argmax_feed(vkb_stream *s, const vkb_buffer *x, uint32_t n, co
     return dispatch_simple(s, "argmax", "argmax", a, 4, &push, sizeof push, 1, row_wg(dev, n));
 }
 
+/* Slices of at least 2048 logits, about sqrt(n·m) each so that the second pass (groups ×
+ * m pairs in one workgroup) is as long as a first-pass slice, at most 64 of them. */
+uint32_t vkb_top_logits_groups(uint32_t n, uint32_t m, uint32_t groups)
+{
+    if (groups == 0) {
+        double slice = sqrt((double)n * m);
+        slice = slice < 2048 ? 2048 : slice;
+        groups = (uint32_t)ceil(n / slice);
+        groups = groups < 1 ? 1 : groups > 64 ? 64 : groups;
+    }
+    /* every workgroup's slice starts inside the row */
+    uint32_t slice = (n + groups - 1) / groups;
+    return n ? (n + slice - 1) / slice : 1;
+}
+
+uint64_t vkb_top_logits_scratch_bytes(uint32_t n, uint32_t m, uint32_t groups)
+{
+    groups = vkb_top_logits_groups(n, m, groups);
+    return groups > 1 ? (uint64_t)groups * m * sizeof(vkb_top_logit) : 0;
+}
+
+vkb_status vkb_op_top_logits(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *scratch,
+                             const vkb_buffer *x, uint32_t n, uint32_t m, uint32_t groups)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    if (n == 0 || m == 0 || groups > 65535 || (uint64_t)groups * m > UINT32_MAX / 8)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "top_logits: the best %u of %u values over %u workgroups (n and m "
+                            "must be at least 1)",
+                            m, n, groups);
+    groups = vkb_top_logits_groups(n, m, groups);
+    uint32_t slice = (n + groups - 1) / groups;
+    uint64_t out_bytes = (uint64_t)m * sizeof(vkb_top_logit);
+    if (groups > 1 && !scratch)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                            "top_logits: %u workgroups need scratch (%llu bytes)", groups,
+                            (unsigned long long)vkb_top_logits_scratch_bytes(n, m, groups));
+    /* the first pass's unused pair input is bound to x, which it does not read */
+    struct op_arg a[3] = {{"x", x, (uint64_t)n * 4},
+                          {"x", x, (uint64_t)n * 4},
+                          {groups > 1 ? "scratch" : "out", groups > 1 ? scratch : out,
+                           groups > 1 ? groups * out_bytes : out_bytes}};
+    uint32_t push[4] = {n, slice, m, 0};
+    uint32_t wg = row_wg(dev, slice);
+    vkb_status st =
+        dispatch_simple(s, "top_logits", "top_logits", a, 3, push, sizeof push, groups, wg);
+    if (st != VKB_OK || groups == 1)
+        return st;
+    struct op_arg b[3] = {{"x", x, (uint64_t)n * 4},
+                          {"scratch", scratch, groups * out_bytes},
+                          {"out", out, out_bytes}};
+    uint32_t push2[4] = {groups * m, groups * m, m, 1};
+    return dispatch_simple(s, "top_logits", "top_logits", b, 3, push2, sizeof push2, 1,
+                           row_wg(dev, groups * m));
+}
+
 void vkb_rope_freqs(float *freqs, uint32_t rot_dims, float base, float freq_scale)
 {
     for (uint32_t i = 0; i < rot_dims / 2; i++)

@@ -269,6 +269,24 @@ vkb_status vkb_op_rms_norm(vkb_stream *s, const vkb_buffer *out, const vkb_buffe
 vkb_status vkb_op_argmax_feed(vkb_stream *s, const vkb_buffer *x, uint32_t n, const vkb_buffer *pos,
                               const vkb_buffer *ids, const vkb_buffer *picked, uint32_t picked_len);
 
+/* One of the best logits (vkb_op_top_logits' output): id -1 and a NaN logit pad. */
+typedef struct vkb_top_logit {
+    int32_t id;
+    float logit;
+} vkb_top_logit;
+
+/* The best m of x[0..n) by (value descending, index ascending), the order eng_sampler
+ * ranks logits in (NaN and -inf never; -0 equals +0), into out[m] as (index, value) in
+ * ascending index order, padded with {-1, NaN} where fewer than m are valid
+ * (vkb_ref_top_logits). A sampler that needs no other logits reads m pairs instead of n
+ * floats. Over `groups` workgroups, each selecting from a slice, and a second dispatch
+ * over their picks in scratch (vkb_top_logits_scratch_bytes); groups 0 = as suits n and
+ * m (vkb_top_logits_groups), 1 = one dispatch, no scratch (may be NULL). */
+vkb_status vkb_op_top_logits(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *scratch,
+                             const vkb_buffer *x, uint32_t n, uint32_t m, uint32_t groups);
+uint32_t vkb_top_logits_groups(uint32_t n, uint32_t m, uint32_t groups);
+uint64_t vkb_top_logits_scratch_bytes(uint32_t n, uint32_t m, uint32_t groups);
+
 /* out[r] = softmax(x[r] · scale + mask[r % mask_rows]) over rows of n values; mask NULL
  * (mask_rows ignored) for none. -inf masks; a row of only -inf comes out as zeros. */
 vkb_status vkb_op_softmax(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,

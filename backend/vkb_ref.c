@@ -274,6 +274,39 @@ int32_t vkb_ref_argmax(const float *x, uint32_t n)
     return best;
 }
 
+/* Highest value first (-0 equals +0), then lowest index. */
+static int by_value(const void *a, const void *b)
+{
+    const vkb_top_logit *x = a, *y = b;
+    if (x->logit != y->logit)
+        return x->logit < y->logit ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const vkb_top_logit *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+int64_t vkb_ref_top_logits(const float *x, uint32_t n, uint32_t m, vkb_top_logit *out)
+{
+    vkb_top_logit *all = malloc(((size_t)n + 1) * sizeof *all);
+    if (!all)
+        return -1;
+    uint32_t valid = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!isnan(x[i]) && !(isinf(x[i]) && x[i] < 0))
+            all[valid++] = (vkb_top_logit){(int32_t)i, x[i]};
+    qsort(all, valid, sizeof *all, by_value);
+    uint32_t k = valid < m ? valid : m;
+    qsort(all, k, sizeof *all, by_id);
+    for (uint32_t i = 0; i < m; i++)
+        out[i] = i < k ? all[i] : (vkb_top_logit){-1, NAN};
+    free(all);
+    return k;
+}
+
 void vkb_ref_softmax(float *out, const float *x, const float *mask, uint32_t mask_rows, uint32_t n,
                      uint32_t rows, float scale)
 {

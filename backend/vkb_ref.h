@@ -54,6 +54,9 @@ void vkb_ref_softmax(float *out, const float *x, const float *mask, uint32_t mas
 /* The index of the largest of x[0..n): ties to the lowest index, NaN and -inf skipped;
  * -1 when nothing is left (vkb_op_argmax_feed's pick). */
 int32_t vkb_ref_argmax(const float *x, uint32_t n);
+/* The best m of x[0..n) as vkb_op_top_logits writes them (ascending index, padded with
+ * {-1, NaN}); the number valid, or -1 out of host memory. */
+int64_t vkb_ref_top_logits(const float *x, uint32_t n, uint32_t m, vkb_top_logit *out);
 void vkb_ref_rope(float *out, const float *x, const int32_t *pos, const float *freqs,
                   const vkb_rope_shape *shape);
 void vkb_ref_silu_mul(float *out, const float *gate, const float *up, uint64_t n);

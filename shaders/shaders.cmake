@@ -64,6 +64,8 @@ vkllm_shader(attention_values attention_unfused.comp DEFINES VALUES)
 
 # Greedy decoding's pick on the GPU, written where the next step reads its token.
 vkllm_shader(argmax argmax.comp)
+# The best logits for a sampler that needs no others (top-k with or without a penalty).
+vkllm_shader(top_logits top_logits.comp)
 
 vkllm_shader(rope_f32 rope.comp)
 vkllm_shader(rope_store_f16 rope_store.comp)

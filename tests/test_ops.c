@@ -4,6 +4,7 @@
  * Instructions): a, b, a·b correctly rounded; 1/x and x/y 2.5 ULP; inversesqrt 2 ULP
  * (sqrt inherits it through 1/inversesqrt); exp(x) 3 + 2·|x| ULP; sin and cos an
  * absolute 2^-11 inside [-π, π]. U below is one ULP of 1, 2^-23. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,112 @@ static void test_argmax(void)
             }
             free(x);
         }
+    teardown(&f);
+}
+
+/* Row kind for the best logits' test: 0 random, 1 a few values (long runs of ties), 2
+ * NaN, ±inf and ±0 among them, 3 nothing valid, 4 the extremes of the floats (subnormals,
+ * ±FLT_MAX: keys at both ends), 5 every value equal, 6 mostly ±0 (equal: the lower
+ * index first whatever the sign). */
+static void top_logits_row(float *x, uint32_t n, int kind, uint64_t seed)
+{
+    uint64_t st = seed;
+    for (uint32_t i = 0; i < n; i++) {
+        float v = t_rand_float(&st, -30.f, 30.f);
+        uint32_t r = (uint32_t)(t_rand_u64(&st) % 16);
+        if (kind == 1)
+            v = floorf(v / 8.f) * 0.5f;
+        if (kind == 2)
+            v = r == 0   ? NAN
+                : r == 1 ? -INFINITY
+                : r == 2 ? INFINITY
+                : r == 3 ? -0.f
+                : r == 4 ? 0.f
+                         : v;
+        if (kind == 3)
+            v = r % 2 ? NAN : -INFINITY;
+        if (kind == 4)
+            v = r < 4    ? -FLT_MAX
+                : r < 6  ? FLT_MAX
+                : r < 9  ? (r % 2 ? 1 : -1) * 0x1p-140f * (float)(1 + i % 5)
+                : r < 10 ? -FLT_MAX * 0.5f
+                         : v * 1e30f;
+        if (kind == 5)
+            v = 1.25f;
+        if (kind == 6) /* the cut among zeros of both signs */
+            v = r < 6 ? 0.f : r < 12 ? -0.f : r < 13 ? 1.f : -1.f;
+        x[i] = v;
+    }
+}
+
+/* The best m logits on the GPU against vkb_ref_top_logits, exact in ids, value bits and
+ * padding: rows of 1 to 151936 values of every kind above, m from 1 to past the valid
+ * count, in one workgroup, the automatic number, 3 and 64 (whose slices hold fewer than m
+ * at the small sizes); all of a row's selections recorded into one submission. */
+static void test_top_logits(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    static const uint32_t sizes[] = {1, 7, 100, 4097, 32000, 151936};
+    static const uint32_t ms[] = {1, 40, 104, 300};
+    static const uint32_t groupings[] = {0, 1, 3, 64};
+    enum { NM = 4, NG = 4 };
+    vkb_top_logit *want = malloc(300 * sizeof *want), *got = malloc(300 * sizeof *got);
+    for (size_t a = 0; a < sizeof sizes / sizeof sizes[0] && want && got; a++)
+        for (int kind = 0; kind < 7; kind++) {
+            uint32_t n = sizes[a];
+            float *x = malloc((size_t)n * 4);
+            if (!x) {
+                t_fail_at(__FILE__, __LINE__, "out of memory");
+                break;
+            }
+            top_logits_row(x, n, kind, 7100 + a * 11 + (uint64_t)kind);
+            begin(&f);
+            vkb_buffer *bx = upload(&f, x, (uint64_t)n * 4), *outs[NM][NG];
+            bool ok = bx != NULL;
+            for (int i = 0; i < NM && ok; i++)
+                for (int g = 0; g < NG && ok; g++) {
+                    uint64_t sb = vkb_top_logits_scratch_bytes(n, ms[i], groupings[g]);
+                    vkb_buffer *scratch = sb ? upload(&f, NULL, sb) : NULL;
+                    outs[i][g] = upload(&f, NULL, ms[i] * sizeof(vkb_top_logit));
+                    ok = outs[i][g] && (scratch || !sb);
+                    if (ok)
+                        CHECK_OK(vkb_op_top_logits(f.stream, outs[i][g], scratch, bx, n, ms[i],
+                                                   groupings[g]));
+                }
+            if (ok)
+                finish(&f, NULL, NULL, 0);
+            for (int i = 0; i < NM && ok; i++) {
+                uint32_t m = ms[i];
+                int64_t valid = vkb_ref_top_logits(x, n, m, want);
+                CHECK_MSG(valid >= 0, "top_logits: reference out of memory");
+                CHECK_MSG(kind != 3 || valid == 0, "top_logits n=%u: %lld valid in a row of none",
+                          n, (long long)valid);
+                for (int g = 0; g < NG; g++) {
+                    CHECK_OK(vkb_buffer_download(t_dev, outs[i][g], 0, got, m * sizeof *got));
+                    uint32_t bad = 0, first = 0;
+                    for (uint32_t j = 0; j < m; j++) {
+                        uint32_t gb, wb;
+                        memcpy(&gb, &got[j].logit, 4);
+                        memcpy(&wb, &want[j].logit, 4);
+                        bool same = got[j].id == want[j].id &&
+                                    (want[j].id < 0 ? isnan(got[j].logit) : gb == wb);
+                        if (!same && bad++ == 0)
+                            first = j;
+                    }
+                    CHECK_MSG(bad == 0,
+                              "top_logits n=%u kind %d m=%u groups %u (%u): %u of %u entries "
+                              "differ, the first at %u: id %d logit %g, want id %d logit %g",
+                              n, kind, m, groupings[g], vkb_top_logits_groups(n, m, groupings[g]),
+                              bad, m, first, got[first].id, got[first].logit, want[first].id,
+                              want[first].logit);
+                }
+            }
+            free(x);
+        }
+    free(want);
+    free(got);
     teardown(&f);
 }
 
@@ -1164,6 +1271,11 @@ static void test_op_errors(void)
     CHECK_STATUS(vkb_op_argmax_feed(f.stream, a, 16, a, a, b, 0), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "a ring of 0 picks") != NULL);
     CHECK_STATUS(vkb_op_argmax_feed(f.stream, a, 2048, a, a, b, 1), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_top_logits(f.stream, b, NULL, a, 16, 0, 0), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "the best 0 of 16") != NULL);
+    CHECK_STATUS(vkb_op_top_logits(f.stream, b, NULL, a, 1024, 8, 4), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "need scratch") != NULL);
+    CHECK_STATUS(vkb_op_top_logits(f.stream, b, NULL, a, 1024, 600, 1), VKB_ERR_INVALID_ARGUMENT);
     vkb_attention_shape ash = {8, 6, 4, 1, 3, 3, 1.f, NULL}; /* 6 heads over 4; pos0 + 1 > n_kv */
     CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &ash), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "6 heads over 4 kv heads") != NULL);
@@ -1190,6 +1302,7 @@ int main(int argc, char **argv)
         {"rms_norm", test_rms_norm, true},
         {"softmax", test_softmax, true},
         {"argmax", test_argmax, true},
+        {"top_logits", test_top_logits, true},
         {"rope", test_rope, true},
         {"eltwise", test_eltwise, true},
         {"fused_q8", test_fused_q8, true},
