@@ -6,16 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct candidate {
-    int32_t id;
-    float logit;
-};
-
 struct eng_sampler {
     eng_sampler_params p;
     uint32_t n_vocab;
     uint64_t rng;
-    struct candidate *cand;
+    eng_candidate *cand;
     float *probs;
     int32_t *history; /* ring of repeat_last_n tokens */
     uint32_t history_len, history_at;
@@ -117,7 +112,7 @@ static double uniform(eng_sampler *s)
 /* Descending logit, then ascending id: a total order, so results do not depend on qsort. */
 static int by_logit(const void *a, const void *b)
 {
-    const struct candidate *x = a, *y = b;
+    const eng_candidate *x = a, *y = b;
     if (x->logit != y->logit)
         return x->logit < y->logit ? 1 : -1;
     return (x->id > y->id) - (x->id < y->id);
@@ -125,7 +120,7 @@ static int by_logit(const void *a, const void *b)
 
 /* Moves the k best candidates to the front (any order): a heap of the k best so far,
  * its worst at the root; O(n log k). */
-static void heap_down(struct candidate *h, uint32_t k, uint32_t i)
+static void heap_down(eng_candidate *h, uint32_t k, uint32_t i)
 {
     for (;;) {
         uint32_t w = i, l = 2 * i + 1, r = l + 1;
@@ -135,14 +130,14 @@ static void heap_down(struct candidate *h, uint32_t k, uint32_t i)
             w = r;
         if (w == i)
             return;
-        struct candidate t = h[i];
+        eng_candidate t = h[i];
         h[i] = h[w];
         h[w] = t;
         i = w;
     }
 }
 
-static void select_top(struct candidate *c, uint32_t n, uint32_t k)
+static void select_top(eng_candidate *c, uint32_t n, uint32_t k)
 {
     for (uint32_t i = k / 2; i-- > 0;)
         heap_down(c, k, i);
@@ -154,15 +149,49 @@ static void select_top(struct candidate *c, uint32_t n, uint32_t k)
     }
 }
 
+uint32_t eng_sampler_best_needed(const eng_sampler_params *p)
+{
+    bool greedy = p->temperature <= 0.0f;
+    if ((!greedy && p->top_k <= 0) || p->repeat_penalty < 1.0f)
+        return 0;
+    uint64_t k = greedy ? 1 : (uint64_t)p->top_k;
+    if (p->repeat_penalty > 1.0f)
+        k += (uint64_t)p->repeat_last_n;
+    return k > UINT32_MAX ? UINT32_MAX : (uint32_t)k;
+}
+
+static bool valid_logit(float l)
+{
+    return !isnan(l) && !(isinf(l) && l < 0);
+}
+
+static int32_t sample_candidates(eng_sampler *s, uint32_t n);
+
 int32_t eng_sampler_sample(eng_sampler *s, const float *logits)
 {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < s->n_vocab; i++) {
-        float l = logits[i];
-        if (isnan(l) || (isinf(l) && l < 0))
-            continue;
-        s->cand[n++] = (struct candidate){(int32_t)i, l};
-    }
+    for (uint32_t i = 0; i < s->n_vocab; i++)
+        if (valid_logit(logits[i]))
+            s->cand[n++] = (eng_candidate){(int32_t)i, logits[i]};
+    return sample_candidates(s, n);
+}
+
+/* The candidates are a superset of those top-k (after the penalty) keeps, so the steps
+ * below see the same survivors in the same order; at temperature 0, of the best. */
+int32_t eng_sampler_sample_best(eng_sampler *s, const eng_candidate *best, uint32_t n)
+{
+    if (eng_sampler_best_needed(&s->p) == 0)
+        return -1;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n && k < s->n_vocab; i++)
+        if (best[i].id >= 0 && (uint32_t)best[i].id < s->n_vocab && valid_logit(best[i].logit))
+            s->cand[k++] = best[i];
+    return sample_candidates(s, k);
+}
+
+/* Penalty, top-k, top-p, min-p, temperature and the draw over s->cand[0..n). */
+static int32_t sample_candidates(eng_sampler *s, uint32_t n)
+{
     if (n == 0)
         return -1;
 
@@ -181,7 +210,7 @@ int32_t eng_sampler_sample(eng_sampler *s, const float *logits)
     }
 
     if (s->p.temperature <= 0.0f) {
-        struct candidate *best = &s->cand[0];
+        eng_candidate *best = &s->cand[0];
         for (uint32_t i = 1; i < n; i++)
             if (by_logit(&s->cand[i], best) < 0)
                 best = &s->cand[i];

@@ -41,6 +41,27 @@ void eng_sampler_destroy(eng_sampler *s);
  * logit is NaN or -inf. Does not add the token to the history: call eng_sampler_accept. */
 int32_t eng_sampler_sample(eng_sampler *s, const float *logits);
 
+/* A token and its logit. */
+typedef struct eng_candidate {
+    int32_t id;
+    float logit;
+} eng_candidate;
+
+/* How many of a row's best logits decide the sampler's choice: top-k, or 1 at temperature
+ * 0, plus, with a repetition penalty above 1, the penalty window (a penalty only lowers
+ * logits, so each recent token can push at most one other into the top k). 0 when the
+ * choice may depend on every logit: top-k off at a temperature, or a penalty below 1
+ * (which raises recent tokens from anywhere). */
+uint32_t eng_sampler_best_needed(const eng_sampler_params *params);
+
+/* eng_sampler_sample from a row's best logits alone: best[0..n) (any order) must be the n
+ * highest valid logits (not NaN, not -inf) by (logit descending, id ascending), with n at
+ * least eng_sampler_best_needed, or every valid logit of the row where it has fewer.
+ * Returns exactly what eng_sampler_sample returns for the whole row (the same draw
+ * from the generator); -1 when n is 0 or best_needed is 0 for these parameters. Entries
+ * with an id < 0 or past the vocabulary (padding) are skipped. */
+int32_t eng_sampler_sample_best(eng_sampler *s, const eng_candidate *best, uint32_t n);
+
 /* Adds a token (from the prompt or generated) to the history the penalty looks at. */
 void eng_sampler_accept(eng_sampler *s, int32_t token);
 

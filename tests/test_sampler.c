@@ -1,5 +1,5 @@
 /* The sampler: greedy, each filter alone, the draw's distribution, determinism by seed,
- * the repetition penalty, bad parameters. */
+ * the repetition penalty, sampling from a row's best logits, bad parameters. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +215,129 @@ static void test_repeat_penalty(void)
     eng_sampler_destroy(s);
 }
 
+/* Highest logit first, then lowest id: the order eng_sampler_sample_best's input is cut by. */
+static int by_rank(const void *a, const void *b)
+{
+    const eng_candidate *x = a, *y = b;
+    if (x->logit != y->logit)
+        return x->logit < y->logit ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The best `need` valid logits of row[n] (or all valid), shuffled, then padding. Returns
+ * the count handed over. */
+static uint32_t best_of(const float *row, uint32_t n, uint32_t need, eng_candidate *out,
+                        uint64_t *rng)
+{
+    uint32_t v = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!isnan(row[i]) && !(isinf(row[i]) && row[i] < 0))
+            out[v++] = (eng_candidate){(int32_t)i, row[i]};
+    qsort(out, v, sizeof *out, by_rank);
+    uint32_t k = v < need ? v : need;
+    for (uint32_t i = k; i-- > 1;) {
+        uint32_t j = (uint32_t)(t_rand_u64(rng) % (i + 1));
+        eng_candidate t = out[i];
+        out[i] = out[j];
+        out[j] = t;
+    }
+    out[k] = (eng_candidate){-1, NAN}; /* padding, as the GPU writes it */
+    return k + 1;
+}
+
+/* Sampling from the best eng_sampler_best_needed logits draws exactly the tokens that
+ * sampling from the whole row draws, for every filter and penalty setting the cut
+ * supports: two samplers of one seed, one fed the row and one its best, take the same
+ * token at every step. Each configuration's rows vary a little around one row, and the
+ * history takes a token from the best at every step, so that the penalty reaches deep
+ * into the top (more than half a window of 64 penalized there); rows with long runs of ties, NaN
+ * and -inf, and fewer valid logits than the cut. */
+static void test_best(void)
+{
+    enum { N = 600 };
+    static const float temps[] = {0.f, 0.4f, 0.8f, 1.7f};
+    static const int32_t top_ks[] = {1, 7, 40, 700};
+    static const float top_ps[] = {1.f, 0.9f, 0.5f};
+    static const float min_ps[] = {0.f, 0.05f, 0.3f};
+    static const float penalties[] = {1.f, 1.1f, 1.6f, 4.f};
+    static const int32_t windows[] = {0, 3, 64};
+    float *row = malloc(N * sizeof *row), *base = malloc(N * sizeof *base);
+    eng_candidate *best = malloc((N + 1) * sizeof *best);
+    uint64_t rng = 77;
+    int steps = 0, configs = 0;
+    for (size_t ti = 0; ti < 4 && row && base && best; ti++)
+        for (size_t ki = 0; ki < 4; ki++)
+            for (size_t pi = 0; pi < 4; pi++) {
+                eng_sampler_params p = eng_sampler_params_default();
+                p.temperature = temps[ti];
+                p.top_k = top_ks[ki];
+                p.top_p = top_ps[(ti + ki) % 3];
+                p.min_p = min_ps[(ki + pi) % 3];
+                p.repeat_penalty = penalties[pi];
+                p.repeat_last_n = windows[(ti + pi) % 3];
+                p.seed = 1000 + configs;
+                uint32_t need = eng_sampler_best_needed(&p);
+                CHECK_MSG(need > 0, "temp %g top-k %d penalty %g: no cut", p.temperature, p.top_k,
+                          p.repeat_penalty);
+                eng_sampler *a = make(p, N), *b = make(p, N);
+                configs++;
+                for (uint32_t i = 0; i < N; i++)
+                    base[i] = t_rand_float(&rng, -6.f, 6.f);
+                for (int step = 0; a && b && step < 40; step++) {
+                    int kind = step % 4;
+                    for (uint32_t i = 0; i < N; i++) {
+                        float l = base[i] + t_rand_float(&rng, -0.3f, 0.3f);
+                        if (kind == 1)
+                            l = floorf(l) * 0.5f;
+                        if (kind == 2 && i % 7 == 0)
+                            l = i % 2 ? NAN : -INFINITY;
+                        if (kind == 3 && i % 50 != 0)
+                            l = -INFINITY; /* 12 valid */
+                        row[i] = l;
+                    }
+                    uint32_t n = best_of(row, N, need, best, &rng);
+                    int32_t ta = eng_sampler_sample(a, row),
+                            tb = eng_sampler_sample_best(b, best, n);
+                    CHECK_MSG(ta == tb,
+                              "temp %g top-k %d top-p %g min-p %g penalty %g window %d, step %d: "
+                              "the whole row gave %d, its best %u gave %d",
+                              p.temperature, p.top_k, p.top_p, p.min_p, p.repeat_penalty,
+                              p.repeat_last_n, step, ta, need, tb);
+                    steps++;
+                    /* the history: what was sampled, and a token from the top */
+                    int32_t top = best[(uint32_t)(t_rand_u64(&rng) % (n > 1 ? n - 1 : 1))].id;
+                    int32_t took[2] = {ta, top};
+                    for (int h = 0; h < 2; h++) {
+                        eng_sampler_accept(a, took[h]);
+                        eng_sampler_accept(b, took[h]);
+                    }
+                }
+                eng_sampler_destroy(a);
+                eng_sampler_destroy(b);
+            }
+    CHECK(steps == 64 * 40);
+    /* no cut: top-k off at a temperature, a penalty that raises recent tokens */
+    eng_sampler_params p = eng_sampler_params_default();
+    CHECK(eng_sampler_best_needed(&p) == 40);
+    p.repeat_penalty = 1.1f;
+    CHECK(eng_sampler_best_needed(&p) == 40 + 64);
+    p.temperature = 0.f;
+    CHECK(eng_sampler_best_needed(&p) == 1 + 64);
+    p.top_k = 0;
+    CHECK(eng_sampler_best_needed(&p) == 1 + 64);
+    p.temperature = 0.8f;
+    CHECK(eng_sampler_best_needed(&p) == 0);
+    p.top_k = 40, p.repeat_penalty = 0.9f;
+    CHECK(eng_sampler_best_needed(&p) == 0);
+    eng_sampler *s = make(p, N);
+    if (s && best)
+        CHECK(eng_sampler_sample_best(s, best, 1) == -1);
+    eng_sampler_destroy(s);
+    free(row);
+    free(base);
+    free(best);
+}
+
 static void test_bad_params(void)
 {
     static const struct {
@@ -249,6 +372,7 @@ int main(int argc, char **argv)
         {"filters", test_filters, false},
         {"seed_and_reset", test_seed_and_reset, false},
         {"repeat_penalty", test_repeat_penalty, false},
+        {"best", test_best, false},
         {"bad_params", test_bad_params, false},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
