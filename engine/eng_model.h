@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "cmp_quant.h"
+#include "eng_sampler.h"
 #include "eng_vocab.h"
 #include "vkb.h"
 #include "vkb_ops.h"
@@ -158,6 +159,11 @@ typedef struct eng_session_params {
     /* logits for every token of an eval's last chunk, not only the last token
      * (eng_session_logits_all; n_batch × n_vocab floats of host-visible memory) */
     bool all_logits;
+    /* N > 0: the logits stay in device memory, and after each eval the best N of them
+     * come back (eng_session_best; eng_session_logits is NULL): what a sampler needs when
+     * eng_sampler_best_needed(params) is N. At most n_vocab (more is cut to it). Not with
+     * all_logits. */
+    uint32_t best_logits;
     eng_kv_type kv_k, kv_v; /* the cache types of keys and values (default f16) */
     /* KIVI caches: values per scale (0 = ENG_KV_GROUP_DEFAULT; a multiple of 32 up to
      * 256) and positions kept in f16 (0 = ENG_KV_WINDOW_DEFAULT; a multiple of group;
@@ -227,8 +233,15 @@ void eng_session_destroy(eng_session *s);
 eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n);
 
 /* n_vocab floats: the last token's logits of the last eval; NULL before an eval, after a
- * reset and after eng_session_greedy. */
+ * reset, after eng_session_greedy and with params.best_logits. */
 const float *eng_session_logits(const eng_session *s);
+
+/* With params.best_logits = N: the best N logits of the last eval's last token, by
+ * (logit descending, id ascending), NaN and -inf never, in ascending id order (the input
+ * eng_sampler_sample_best takes); *n receives how many (fewer than N where fewer are
+ * valid). NULL (*n = 0) otherwise, and where eng_session_logits would be. Valid until the
+ * next eval. */
+const eng_candidate *eng_session_best(const eng_session *s, uint32_t *n);
 
 /* Receives each token eng_session_greedy picks, in order; false stops it. It runs while
  * the next step is on the GPU and must not call into the session. */

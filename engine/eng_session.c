@@ -2,6 +2,7 @@
  * of backend ops recorded into one stream per chunk of tokens. */
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@ struct eng_session {
     vkb_device *dev;
     uint32_t n_ctx, n_batch, n_past;
     bool capture, unfused, all_logits, unfused_products, record_each;
+    uint32_t best_n;        /* params.best_logits: the logits stay on the device, these come back */
     uint32_t logits_tokens; /* tokens with logits from the last chunk */
     vkb_arena *kv, *scratch, *staging;
     /* Two command streams. A decode step (one token, logits) is recorded with its
@@ -30,7 +32,7 @@ struct eng_session {
         bool any_pos;    /* its positions read on the GPU (VKB_AT_POS) */
         uint32_t p0;     /* !any_pos: its position */
         uint32_t splits; /* any_pos: its attention's split count */
-        bool picks;      /* it ends with the greedy pick (pick()) */
+        bool picks;      /* it ends with the greedy pick (after_logits()) */
         double ms;       /* host time its recording took */
     } slots[2];
     bool at_pos; /* the recording in progress reads its positions on the GPU */
@@ -54,13 +56,19 @@ struct eng_session {
     double born;     /* monotonic seconds at creation */
     /* host-visible: written before submit, read after wait; picked is the ring of tokens
      * decode steps pick on the GPU (vkb_op_argmax_feed; eng_session_greedy) */
-    vkb_buffer *ids, *pos, *logits, *captured, *picked;
+    vkb_buffer *ids, *pos, *logits, *captured, *picked, *best;
+    vkb_buffer *best_scratch; /* the best logits' first pass (vkb_op_top_logits) */
     uint32_t captured_tokens;
     double last_gpu_ms, last_record_ms, last_wait_ms;
     bool last_record_ahead; /* the last step was recorded while the one before ran */
     bool last_reused;       /* the last step submitted a recording made for an earlier one */
     char err[512];
 };
+
+/* The GPU writes the best logits as vkb_top_logit; the host reads them as eng_candidate. */
+_Static_assert(sizeof(eng_candidate) == sizeof(vkb_top_logit) &&
+                   offsetof(eng_candidate, logit) == offsetof(vkb_top_logit, logit),
+               "eng_candidate mirrors vkb_top_logit");
 
 /* Entries of the ring of picks: more than the steps in flight (two). */
 #define PICK_RING 8
@@ -268,6 +276,12 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         return eng_fail(err, err_size, ENG_ERR_ARGUMENT,
                         "context %u (at most 2^20) or batch %u (at most 65535) too large", p.n_ctx,
                         p.n_batch);
+    if (p.best_logits && p.all_logits)
+        return eng_fail(err, err_size, ENG_ERR_ARGUMENT,
+                        "the best %u logits or every token's logits (all_logits), not both",
+                        p.best_logits);
+    if (p.best_logits > hp->n_vocab)
+        p.best_logits = hp->n_vocab; /* every logit; padding where some are NaN or -inf */
     eng_session *s = calloc(1, sizeof *s);
     if (!s)
         return eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
@@ -280,6 +294,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     s->unfused_products = p.unfused_products;
     s->record_each = p.record_each_step;
     s->all_logits = p.all_logits;
+    s->best_n = p.best_logits;
     s->splits = p.attention_splits;
     pthread_mutex_init(&s->stats_lock, NULL);
     s->born = now_s();
@@ -330,7 +345,9 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         {false, vkb_q8_bytes(q8_width(m), q8_columns(s->dev, B)) + 4, &s->xq},
         {true, B * 4, &s->ids},
         {true, B * 4, &s->pos},
-        {true, (p.all_logits ? B : 1) * hp->n_vocab * 4, &s->logits},
+        {!p.best_logits, (p.all_logits ? B : 1) * hp->n_vocab * 4, &s->logits},
+        {true, (uint64_t)p.best_logits * sizeof(eng_candidate) + 4, &s->best},
+        {false, vkb_top_logits_scratch_bytes(hp->n_vocab, p.best_logits, 0) + 4, &s->best_scratch},
         {true, p.capture ? hp->n_layer * B * e * 4 : 4, &s->captured},
         {true, PICK_RING * 4, &s->picked},
     };
@@ -732,16 +749,22 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     return vs;
 }
 
-/* In a session that has decoded greedily on the GPU, a decode step ends by picking its
- * greedy successor and feeding it to the next step (eng_session_greedy reads the picks;
- * an eval writes the id and the position again before each submit, so the pick is
- * harmless there). Other sessions' steps leave it out: a dispatch over the vocabulary. */
-static vkb_status pick(eng_session *s, uint32_t n)
+/* What follows the logits. With params.best_logits, the best of them for the host
+ * (eng_session_best). In a session that has decoded greedily on the GPU, a decode step
+ * ends by picking its greedy successor and feeding it to the next step
+ * (eng_session_greedy reads the picks; an eval writes the id and the position again
+ * before each submit, so the pick is harmless there). Other sessions' steps leave it
+ * out: a dispatch over the vocabulary. */
+static vkb_status after_logits(eng_session *s, uint32_t n)
 {
+    vkb_status vs;
+    uint32_t n_vocab = s->m->hp.n_vocab;
+    if (s->best_n && (vs = vkb_op_top_logits(s->stream, s->best, s->best_scratch, s->logits,
+                                             n_vocab, s->best_n, 0)))
+        return vs;
     if (n != 1 || !s->picks)
         return VKB_OK;
-    return vkb_op_argmax_feed(s->stream, s->logits, s->m->hp.n_vocab, s->pos, s->ids, s->picked,
-                              PICK_RING);
+    return vkb_op_argmax_feed(s->stream, s->logits, n_vocab, s->pos, s->ids, s->picked, PICK_RING);
 }
 
 /* Records a chunk of n tokens from position p0 into s->stream, up to its submission. Only
@@ -774,7 +797,7 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
         if ((vs = vkb_op_matvec_norm_split(st, &m->d_output.matrix, s->last, norm->buffer,
                                            hp->rms_eps, &out, 1)))
             return vs;
-        return pick(s, n);
+        return after_logits(s, n);
     }
     if (takes_q8(s, &m->d_output.matrix, 1) && m->d_output.matrix.k == e) {
         /* the norm writes the 8-bit blocks the product reads */
@@ -786,7 +809,7 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
         return vs;
     if ((vs = product(s, &m->d_output.matrix, s->last_n, s->logits, 1, false)))
         return vs;
-    return pick(s, n);
+    return after_logits(s, n);
 }
 
 /* Whether a decode step may be recorded once with its positions read on the GPU: the
@@ -1015,12 +1038,23 @@ eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_t
 
 const float *eng_session_logits(const eng_session *s)
 {
-    if (!s->logits_tokens)
+    if (!s->logits_tokens || s->best_n)
         return NULL;
     const float *l = vkb_buffer_map(s->logits);
     if (s->all_logits && s->logits_tokens)
         l += (size_t)(s->logits_tokens - 1) * s->m->hp.n_vocab;
     return l;
+}
+
+const eng_candidate *eng_session_best(const eng_session *s, uint32_t *n)
+{
+    *n = 0;
+    if (!s->logits_tokens || !s->best_n)
+        return NULL;
+    const eng_candidate *c = vkb_buffer_map(s->best);
+    while (*n < s->best_n && c[*n].id >= 0)
+        (*n)++;
+    return c;
 }
 
 const float *eng_session_logits_all(const eng_session *s, uint32_t *tokens)

@@ -13,6 +13,7 @@
 #include "eng_model.h"
 #include "eng_ref.h"
 #include "eng_unicode.h"
+#include "vkb_ref.h"
 #include "cmp_lowrank.h"
 #include "cmp_quantize_model.h"
 #include "eng_synth.h"
@@ -1024,6 +1025,98 @@ static void test_gpu_greedy(void)
     eng_model_close(m);
 }
 
+/* Sampling from the best logits the session brings back against sampling from all of
+ * them, in one session config and for one sampler: at every step the session's best are
+ * vkb_ref_top_logits of the whole row (bit for bit, the same kernels' logits), and the two
+ * samplers (one seed) take the same token, which both sessions then evaluate. */
+static void check_best(eng_model *m, eng_session_params sp, eng_sampler_params smp,
+                       const char *what)
+{
+    const eng_hparams *hp = eng_model_hparams(m);
+    uint32_t need = eng_sampler_best_needed(&smp);
+    CHECK_MSG(need > 0, "%s: the sampler needs every logit", what);
+    char err[256] = "";
+    eng_session *host = NULL, *best = NULL;
+    eng_sampler *sa = eng_sampler_create(&smp, hp->n_vocab, err, sizeof err),
+                *sb = eng_sampler_create(&smp, hp->n_vocab, err, sizeof err);
+    vkb_top_logit *want = malloc(need * sizeof *want);
+    sp.n_ctx = 64;
+    sp.n_batch = 8;
+    bool ok = sa && sb && want && eng_session_create(m, &sp, &host, err, sizeof err) == ENG_OK;
+    sp.best_logits = need;
+    ok = ok && eng_session_create(m, &sp, &best, err, sizeof err) == ENG_OK;
+    CHECK_MSG(ok, "%s: %s", what, err);
+    int32_t t[8] = {1, 403, 407, 261, 378, 429, 414, 270};
+    uint32_t n = 8;
+    for (uint32_t j = 0; j < 8; j++) {
+        t[j] %= (int32_t)hp->n_vocab;
+        if (ok)
+            eng_sampler_accept(sa, t[j]), eng_sampler_accept(sb, t[j]);
+    }
+    for (int step = 0; ok && step < 24; step++) {
+        ok = eng_session_eval(host, t, n) == ENG_OK && eng_session_eval(best, t, n) == ENG_OK;
+        CHECK_MSG(ok, "%s: eval: %s / %s", what, eng_session_errmsg(host),
+                  eng_session_errmsg(best));
+        if (!ok)
+            break;
+        uint32_t got_n = 0;
+        const eng_candidate *got = eng_session_best(best, &got_n);
+        int64_t valid = vkb_ref_top_logits(eng_session_logits(host), hp->n_vocab, need, want);
+        ok = got && eng_session_logits(best) == NULL && valid == (int64_t)got_n;
+        CHECK_MSG(ok, "%s step %d: %u best logits came back (want %lld), logits %p", what, step,
+                  got_n, (long long)valid, (const void *)eng_session_logits(best));
+        for (uint32_t i = 0; ok && i < got_n; i++) {
+            ok = got[i].id == want[i].id && memcmp(&got[i].logit, &want[i].logit, 4) == 0;
+            CHECK_MSG(ok, "%s step %d: best %u is id %d logit %.9g, want id %d logit %.9g", what,
+                      step, i, got[i].id, got[i].logit, want[i].id, want[i].logit);
+        }
+        int32_t ta = eng_sampler_sample(sa, eng_session_logits(host));
+        int32_t tb = ok ? eng_sampler_sample_best(sb, got, got_n) : -2;
+        ok = ok && ta == tb && ta >= 0;
+        CHECK_MSG(ok, "%s step %d: sampled %d from all the logits, %d from the best %u", what, step,
+                  ta, tb, need);
+        eng_sampler_accept(sa, ta);
+        eng_sampler_accept(sb, ta);
+        t[0] = ta, n = 1;
+    }
+    free(want);
+    eng_sampler_destroy(sa);
+    eng_sampler_destroy(sb);
+    eng_session_destroy(host);
+    eng_session_destroy(best);
+}
+
+static void test_best_logits(void)
+{
+    eng_model *m = open_model("TinyStories-656K-Q8_0.gguf", true);
+    if (!m)
+        return;
+    eng_sampler_params def = eng_sampler_params_default(), pen = def, greedy = def;
+    def.seed = 11;
+    pen.seed = 12, pen.repeat_penalty = 1.3f, pen.repeat_last_n = 16, pen.top_k = 8;
+    greedy.temperature = 0.f, greedy.repeat_penalty = 1.5f, greedy.repeat_last_n = 64;
+    check_best(m, (eng_session_params){0}, def, "f16 caches, llama.cpp's sampler");
+    check_best(m, (eng_session_params){0}, pen, "f16 caches, top-8 with a penalty");
+    check_best(m, (eng_session_params){.record_each_step = true}, greedy,
+               "recorded each step, greedy with a penalty");
+    check_best(
+        m, (eng_session_params){.kv_k = ENG_KV_Q8_0, .kv_v = ENG_KV_Q4_0, .attention_splits = 3},
+        pen, "q8_0/q4_0 caches, 3 splits");
+    check_best(m, (eng_session_params){.kv_k = ENG_KV_KIVI4, .kv_v = ENG_KV_KIVI2}, def,
+               "kivi4/kivi2 caches");
+    /* more than the vocabulary: every logit comes back */
+    eng_sampler_params wide = def;
+    wide.top_k = (int32_t)eng_model_hparams(m)->n_vocab + 100;
+    check_best(m, (eng_session_params){0}, wide, "top-k past the vocabulary");
+    char err[256] = "";
+    eng_session *s = NULL;
+    eng_session_params both = {.n_ctx = 16, .all_logits = true, .best_logits = 40};
+    CHECK(eng_session_create(m, &both, &s, err, sizeof err) == ENG_ERR_ARGUMENT &&
+          strstr(err, "not both"));
+    eng_session_destroy(s);
+    eng_model_close(m);
+}
+
 /* A copy of stories260K with `patch` applied (find → replace, same length), or cut to
  * `cut` bytes; opened, it must fail with `status` and a message containing `want`. */
 static void check_bad_file(const char *find, const char *replace, size_t find_len, size_t cut,
@@ -1131,6 +1224,7 @@ int main(int argc, char **argv)
         {"session_limits", test_session_limits, true},
         {"reused_steps", test_reused_steps, true},
         {"gpu_greedy", test_gpu_greedy, true},
+        {"best_logits", test_best_logits, true},
         {"bad_files", test_bad_files, false},
         {"upload_twice", test_too_large, true},
     };
