@@ -141,6 +141,15 @@ eng_status eng_kv_layouts(uint32_t values, uint32_t n_ctx, eng_kv_type k, eng_kv
                           uint32_t group, uint32_t window, vkb_kv_layout *k_layout,
                           vkb_kv_layout *v_layout, char *err, size_t err_size);
 
+/* Where the best logits (eng_session_params.best_logits) are selected. */
+typedef enum eng_best_place {
+    /* on the GPU (vkb_op_top_logits), except on CPU drivers: there the logits are in host
+     * memory anyway, and the kernel's barriers cost more than the host's selection */
+    ENG_BEST_AUTO,
+    ENG_BEST_GPU,  /* always on the GPU */
+    ENG_BEST_HOST, /* every logit read by the host, which selects (eng_best_logits) */
+} eng_best_place;
+
 typedef struct eng_session_params {
     uint32_t n_ctx;   /* positions the KV cache holds; 0 = the training context, at most 4096 */
     uint32_t n_batch; /* tokens per prefill chunk; 0 = 512 */
@@ -159,12 +168,13 @@ typedef struct eng_session_params {
     /* logits for every token of an eval's last chunk, not only the last token
      * (eng_session_logits_all; n_batch × n_vocab floats of host-visible memory) */
     bool all_logits;
-    /* N > 0: the logits stay in device memory, and after each eval the best N of them
-     * come back (eng_session_best; eng_session_logits is NULL): what a sampler needs when
-     * eng_sampler_best_needed(params) is N. At most n_vocab (more is cut to it). Not with
-     * all_logits. */
+    /* N > 0: after each eval the best N logits come back (eng_session_best;
+     * eng_session_logits is NULL), what a sampler needs when eng_sampler_best_needed(params)
+     * is N; selected on the GPU, the logits stay in device memory and N pairs are read.
+     * At most n_vocab (more is cut to it). Not with all_logits. */
     uint32_t best_logits;
-    eng_kv_type kv_k, kv_v; /* the cache types of keys and values (default f16) */
+    eng_best_place best_place; /* where that selection runs */
+    eng_kv_type kv_k, kv_v;    /* the cache types of keys and values (default f16) */
     /* KIVI caches: values per scale (0 = ENG_KV_GROUP_DEFAULT; a multiple of 32 up to
      * 256) and positions kept in f16 (0 = ENG_KV_WINDOW_DEFAULT; a multiple of group;
      * ENG_KV_WINDOW_NONE: none) */

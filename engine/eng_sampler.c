@@ -149,6 +149,35 @@ static void select_top(eng_candidate *c, uint32_t n, uint32_t k)
     }
 }
 
+static int by_id(const void *a, const void *b)
+{
+    const eng_candidate *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static bool valid_logit(float l);
+
+uint32_t eng_best_logits(const float *logits, uint32_t n_vocab, uint32_t n, eng_candidate *out)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n_vocab && n; i++) {
+        if (!valid_logit(logits[i]))
+            continue;
+        eng_candidate c = {(int32_t)i, logits[i]};
+        if (k < n) {
+            out[k++] = c;
+            if (k == n) /* a heap of the n best so far, the worst at the root */
+                for (uint32_t j = n / 2; j-- > 0;)
+                    heap_down(out, n, j);
+        } else if (by_logit(&c, &out[0]) < 0) {
+            out[0] = c;
+            heap_down(out, n, 0);
+        }
+    }
+    qsort(out, k, sizeof *out, by_id);
+    return k;
+}
+
 uint32_t eng_sampler_best_needed(const eng_sampler_params *p)
 {
     bool greedy = p->temperature <= 0.0f;

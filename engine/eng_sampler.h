@@ -54,6 +54,11 @@ typedef struct eng_candidate {
  * (which raises recent tokens from anywhere). */
 uint32_t eng_sampler_best_needed(const eng_sampler_params *params);
 
+/* The best n valid logits of logits[n_vocab] (the order above) into out[n], in ascending
+ * id order; returns how many (fewer than n where fewer are valid). On the host: what
+ * vkb_op_top_logits computes on the GPU. */
+uint32_t eng_best_logits(const float *logits, uint32_t n_vocab, uint32_t n, eng_candidate *out);
+
 /* eng_sampler_sample from a row's best logits alone: best[0..n) (any order) must be the n
  * highest valid logits (not NaN, not -inf) by (logit descending, id ascending), with n at
  * least eng_sampler_best_needed, or every valid logit of the row where it has fewer.

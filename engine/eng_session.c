@@ -15,8 +15,12 @@ struct eng_session {
     vkb_device *dev;
     uint32_t n_ctx, n_batch, n_past;
     bool capture, unfused, all_logits, unfused_products, record_each;
-    uint32_t best_n;        /* params.best_logits: the logits stay on the device, these come back */
     uint32_t logits_tokens; /* tokens with logits from the last chunk */
+    /* params.best_logits: the logits stay on the device and these come back, or they come
+     * to host memory and best_host[0..best_count) is selected from them after each eval
+     * (params.best_place) */
+    uint32_t best_n, best_count;
+    eng_candidate *best_host;
     vkb_arena *kv, *scratch, *staging;
     /* Two command streams. A decode step (one token, logits) is recorded with its
      * positions read on the GPU where the session allows (reusable()): that recording
@@ -295,14 +299,19 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     s->record_each = p.record_each_step;
     s->all_logits = p.all_logits;
     s->best_n = p.best_logits;
+    bool host_best =
+        p.best_place == ENG_BEST_HOST ||
+        (p.best_place == ENG_BEST_AUTO && vkb_device_get_info(m->dev)->type == VKB_DEVICE_CPU);
     s->splits = p.attention_splits;
     pthread_mutex_init(&s->stats_lock, NULL);
     s->born = now_s();
     s->k_cache = calloc(hp->n_layer, sizeof *s->k_cache);
     s->v_cache = calloc(hp->n_layer, sizeof *s->v_cache);
+    if (p.best_logits && host_best)
+        s->best_host = malloc((size_t)p.best_logits * sizeof *s->best_host);
     eng_status st = ENG_OK;
     vkb_status vs;
-    if (!s->k_cache || !s->v_cache) {
+    if (!s->k_cache || !s->v_cache || (p.best_logits && host_best && !s->best_host)) {
         st = sfail(s, ENG_ERR_HOST_MEMORY, "out of host memory");
         goto done;
     }
@@ -345,9 +354,10 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         {false, vkb_q8_bytes(q8_width(m), q8_columns(s->dev, B)) + 4, &s->xq},
         {true, B * 4, &s->ids},
         {true, B * 4, &s->pos},
-        {!p.best_logits, (p.all_logits ? B : 1) * hp->n_vocab * 4, &s->logits},
-        {true, (uint64_t)p.best_logits * sizeof(eng_candidate) + 4, &s->best},
-        {false, vkb_top_logits_scratch_bytes(hp->n_vocab, p.best_logits, 0) + 4, &s->best_scratch},
+        {!p.best_logits || host_best, (p.all_logits ? B : 1) * hp->n_vocab * 4, &s->logits},
+        {true, host_best ? 4 : (uint64_t)p.best_logits * sizeof(eng_candidate) + 4, &s->best},
+        {false, host_best ? 4 : vkb_top_logits_scratch_bytes(hp->n_vocab, p.best_logits, 0) + 4,
+         &s->best_scratch},
         {true, p.capture ? hp->n_layer * B * e * 4 : 4, &s->captured},
         {true, PICK_RING * 4, &s->picked},
     };
@@ -415,6 +425,7 @@ void eng_session_destroy(eng_session *s)
     vkb_arena_destroy(s->kv);
     free(s->k_cache);
     free(s->v_cache);
+    free(s->best_host);
     pthread_mutex_destroy(&s->stats_lock);
     free(s);
 }
@@ -759,8 +770,9 @@ static vkb_status after_logits(eng_session *s, uint32_t n)
 {
     vkb_status vs;
     uint32_t n_vocab = s->m->hp.n_vocab;
-    if (s->best_n && (vs = vkb_op_top_logits(s->stream, s->best, s->best_scratch, s->logits,
-                                             n_vocab, s->best_n, 0)))
+    if (s->best_n && !s->best_host &&
+        (vs = vkb_op_top_logits(s->stream, s->best, s->best_scratch, s->logits, n_vocab, s->best_n,
+                                0)))
         return vs;
     if (n != 1 || !s->picks)
         return VKB_OK;
@@ -937,6 +949,9 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
     s->captured_tokens = n;
     if (logits)
         s->logits_tokens = n;
+    if (logits && s->best_host)
+        s->best_count =
+            eng_best_logits(vkb_buffer_map(s->logits), s->m->hp.n_vocab, s->best_n, s->best_host);
     s->n_past += n;
     return ENG_OK;
 }
@@ -1051,6 +1066,10 @@ const eng_candidate *eng_session_best(const eng_session *s, uint32_t *n)
     *n = 0;
     if (!s->logits_tokens || !s->best_n)
         return NULL;
+    if (s->best_host) {
+        *n = s->best_count;
+        return s->best_host;
+    }
     const eng_candidate *c = vkb_buffer_map(s->best);
     while (*n < s->best_n && c[*n].id >= 0)
         (*n)++;

@@ -21,8 +21,8 @@
 // 256 bins, and the bins from the top hold the m-th largest. It stops early where the
 // bins above and the chosen bin hold exactly the entries still wanted (or the slice holds
 // no more than m valid entries). Then one pass writes, in index order, the entries above
-// the threshold and the first of those equal to it: an exclusive prefix sum over the
-// workgroup gives each its place. The bins' atomics name the workgroup scope: glslang's
+// the threshold and the first of those equal to it: each invocation counts a run of them,
+// and an exclusive prefix sum of the counts over the workgroup gives each run its place. The bins' atomics name the workgroup scope: glslang's
 // default, the device scope, is invalid where the memory model lacks it.
 layout(local_size_x_id = 0) in;
 
@@ -40,6 +40,7 @@ layout(push_constant) uniform Push {
 #define NONE     0xffffffffu
 #define NAN_BITS 0x7fc00000u
 #define BINS     256u
+#define RUN      16u // entries per invocation in the writing pass: wg × RUN < 2^16
 
 shared uint hist[BINS];
 shared uint scan[gl_WorkGroupSize.x];
@@ -130,17 +131,20 @@ void main()
         s_ties_seen = 0u;
     }
     barrier();
-    for (uint c0 = base; c0 < end; c0 += wg) {
-        const uint i = c0 + lid;
-        entry e;
-        e.valid = false;
-        if (i < end)
-            e = load(i);
-        const bool above = e.valid && e.key > threshold;
-        const bool tie = e.valid && ties > 0u && e.key == threshold;
-        // the entries above in the high half, the ties in the low (each at most wg)
-        const uint flag = (above ? 0x10000u : 0u) | (tie ? 1u : 0u);
-        scan[lid] = flag;
+    // each invocation a run of RUN entries: counted, a prefix sum of the counts over the
+    // workgroup (one per wg × RUN entries: barriers are dear on CPU drivers), then the
+    // run again, writing what it takes
+    for (uint c0 = base; c0 < end; c0 += wg * RUN) {
+        const uint lo = min(c0 + lid * RUN, end), hi = min(lo + RUN, end);
+        uint n_above = 0u, n_ties = 0u;
+        for (uint i = lo; i < hi; i++) {
+            const entry e = load(i);
+            n_above += e.valid && e.key > threshold ? 1u : 0u;
+            n_ties += e.valid && ties > 0u && e.key == threshold ? 1u : 0u;
+        }
+        // the entries above in the high half, the ties in the low (each under 2^16)
+        const uint count = n_above << 16 | n_ties;
+        scan[lid] = count;
         barrier();
         for (uint d = 1u; d < wg; d <<= 1) {
             const uint add = lid >= d ? scan[lid - d] : 0u;
@@ -148,12 +152,25 @@ void main()
             scan[lid] += add;
             barrier();
         }
-        const uint before = scan[lid] - flag, total = scan[wg - 1u];
+        const uint before = scan[lid] - count, total = scan[wg - 1u];
         const uint written = s_written, seen = s_ties_seen;
         const uint left = ties > seen ? ties - seen : 0u; // ties still to take
-        const uint ties_before = before & 0xffffu;
-        if (above || (tie && ties_before < left))
-            cand_out[out0 + written + (before >> 16) + min(ties_before, left)] = uvec2(e.id, e.bits);
+        // the place of an entry: written + the entries above before it + the ties taken
+        // before it (the first `left` ties are taken)
+        uint a = before >> 16, t = before & 0xffffu;
+        for (uint i = lo; i < hi && (n_above | n_ties) != 0u; i++) {
+            const entry e = load(i);
+            if (!e.valid)
+                continue;
+            if (e.key > threshold) {
+                cand_out[out0 + written + a + min(t, left)] = uvec2(e.id, e.bits);
+                a++;
+            } else if (ties > 0u && e.key == threshold) {
+                if (t < left)
+                    cand_out[out0 + written + a + t] = uvec2(e.id, e.bits);
+                t++;
+            }
+        }
         barrier(); // every lane has read s_written and scan
         if (lid == 0u) {
             s_written = written + (total >> 16) + min(total & 0xffffu, left);

@@ -59,6 +59,20 @@ run "$work/picks.md" "$vkllm" bench --synthetic tiny:Q4_0 -p 16 -n 8 -d 0,20 -r 
 grep -Eq '^\| .* \| Vulkan \| .* \| pp16 \|' "$work/picks.md" ||
     fail "--gpu-picks: the pp16 row should not say GPU picks"
 
+# tg sampled from the best logits and from all of them: rows and JSON say which
+run "$work/sample.md" "$vkllm" bench --synthetic tiny:Q4_0 -p 0 -n 8 -r 1 --sample best ||
+    fail "bench --sample best failed"
+grep -Eq '^\| .* \| Vulkan, sampled from the best logits \| .* \| tg8 \| [0-9.]+ ±' "$work/sample.md" ||
+    fail "--sample best: want a tg8 row that says so"
+run "$work/sample.json" "$vkllm" bench --synthetic tiny:Q4_0 -p 0 -n 8 -r 1 --sample all -o json ||
+    fail "bench --sample all failed"
+grep -Eq '"sample":[[:space:]]+"all"' "$work/sample.json" || fail "--sample all: the JSON row does not say so"
+"$vkllm" bench --synthetic tiny:Q4_0 --sample some >/dev/null 2>"$work/err" &&
+    fail "--sample some was taken"
+grep -q 'best or all' "$work/err" || fail "--sample some: $(cat "$work/err")"
+"$vkllm" bench --synthetic tiny:Q4_0 --sample best --gpu-picks >/dev/null 2>"$work/err" &&
+    fail "--sample with --gpu-picks was taken"
+
 # depth (-d is the depth, as in llama-bench) and both attention paths: 2 x 2 x 2 rows
 run "$work/fa.jsonl" "$vkllm" bench --synthetic tiny:Q8_0 -p 16 -n 4 -d 0,32 -fa 0,1 -r 1 -o jsonl ||
     fail "bench with depths and -fa 0,1 failed"

@@ -1025,10 +1025,11 @@ static void test_gpu_greedy(void)
     eng_model_close(m);
 }
 
-/* Sampling from the best logits the session brings back against sampling from all of
- * them, in one session config and for one sampler: at every step the session's best are
- * vkb_ref_top_logits of the whole row (bit for bit, the same kernels' logits), and the two
- * samplers (one seed) take the same token, which both sessions then evaluate. */
+/* Sampling from the best logits the session brings back (selected on the GPU or the
+ * host) against sampling from all of them, in one session config and for one sampler: at every step
+ * the session's best are vkb_ref_top_logits of the whole row (bit for bit, the same kernels'
+ * logits), and the two samplers (one seed) take the same token, which both sessions then evaluate.
+ */
 static void check_best(eng_model *m, eng_session_params sp, eng_sampler_params smp,
                        const char *what)
 {
@@ -1095,19 +1096,28 @@ static void test_best_logits(void)
     def.seed = 11;
     pen.seed = 12, pen.repeat_penalty = 1.3f, pen.repeat_last_n = 16, pen.top_k = 8;
     greedy.temperature = 0.f, greedy.repeat_penalty = 1.5f, greedy.repeat_last_n = 64;
-    check_best(m, (eng_session_params){0}, def, "f16 caches, llama.cpp's sampler");
-    check_best(m, (eng_session_params){0}, pen, "f16 caches, top-8 with a penalty");
-    check_best(m, (eng_session_params){.record_each_step = true}, greedy,
+    const eng_best_place gpu = ENG_BEST_GPU, host = ENG_BEST_HOST;
+    check_best(m, (eng_session_params){.best_place = gpu}, def, "f16 caches, llama.cpp's sampler");
+    check_best(m, (eng_session_params){.best_place = gpu}, pen, "f16 caches, top-8, a penalty");
+    check_best(m, (eng_session_params){.best_place = gpu, .record_each_step = true}, greedy,
                "recorded each step, greedy with a penalty");
     check_best(
-        m, (eng_session_params){.kv_k = ENG_KV_Q8_0, .kv_v = ENG_KV_Q4_0, .attention_splits = 3},
+        m,
+        (eng_session_params){
+            .best_place = gpu, .kv_k = ENG_KV_Q8_0, .kv_v = ENG_KV_Q4_0, .attention_splits = 3},
         pen, "q8_0/q4_0 caches, 3 splits");
-    check_best(m, (eng_session_params){.kv_k = ENG_KV_KIVI4, .kv_v = ENG_KV_KIVI2}, def,
-               "kivi4/kivi2 caches");
+    check_best(m,
+               (eng_session_params){.best_place = gpu, .kv_k = ENG_KV_KIVI4, .kv_v = ENG_KV_KIVI2},
+               def, "kivi4/kivi2 caches");
+    /* selected by the host; and where the device suits */
+    check_best(m, (eng_session_params){.best_place = host}, pen, "on the host, top-8, a penalty");
+    check_best(m, (eng_session_params){.best_place = host}, greedy, "on the host, greedy");
+    check_best(m, (eng_session_params){0}, def, "where the device suits");
     /* more than the vocabulary: every logit comes back */
     eng_sampler_params wide = def;
     wide.top_k = (int32_t)eng_model_hparams(m)->n_vocab + 100;
-    check_best(m, (eng_session_params){0}, wide, "top-k past the vocabulary");
+    check_best(m, (eng_session_params){.best_place = gpu}, wide, "top-k past the vocabulary");
+    check_best(m, (eng_session_params){.best_place = host}, wide, "on the host, past it");
     char err[256] = "";
     eng_session *s = NULL;
     eng_session_params both = {.n_ctx = 16, .all_logits = true, .best_logits = 40};

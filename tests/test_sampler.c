@@ -224,6 +224,12 @@ static int by_rank(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+static int by_id(const void *a, const void *b)
+{
+    const eng_candidate *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
 /* The best `need` valid logits of row[n] (or all valid), shuffled, then padding. Returns
  * the count handed over. */
 static uint32_t best_of(const float *row, uint32_t n, uint32_t need, eng_candidate *out,
@@ -247,7 +253,8 @@ static uint32_t best_of(const float *row, uint32_t n, uint32_t need, eng_candida
 
 /* Sampling from the best eng_sampler_best_needed logits draws exactly the tokens that
  * sampling from the whole row draws, for every filter and penalty setting the cut
- * supports: two samplers of one seed, one fed the row and one its best, take the same
+ * supports: two samplers of one seed (and the host's selection of the best, the same
+ * set as the test's), one fed the row and one its best, take the same
  * token at every step. Each configuration's rows vary a little around one row, and the
  * history takes a token from the best at every step, so that the penalty reaches deep
  * into the top (more than half a window of 64 penalized there); rows with long runs of ties, NaN
@@ -262,10 +269,11 @@ static void test_best(void)
     static const float penalties[] = {1.f, 1.1f, 1.6f, 4.f};
     static const int32_t windows[] = {0, 3, 64};
     float *row = malloc(N * sizeof *row), *base = malloc(N * sizeof *base);
-    eng_candidate *best = malloc((N + 1) * sizeof *best);
+    eng_candidate *best = malloc((N + 1) * sizeof *best), *host = malloc(N * sizeof *host),
+                  *sorted = malloc(N * sizeof *sorted);
     uint64_t rng = 77;
     int steps = 0, configs = 0;
-    for (size_t ti = 0; ti < 4 && row && base && best; ti++)
+    for (size_t ti = 0; ti < 4 && row && base && best && host && sorted; ti++)
         for (size_t ki = 0; ki < 4; ki++)
             for (size_t pi = 0; pi < 4; pi++) {
                 eng_sampler_params p = eng_sampler_params_default();
@@ -296,6 +304,14 @@ static void test_best(void)
                         row[i] = l;
                     }
                     uint32_t n = best_of(row, N, need, best, &rng);
+                    /* the host's selection (eng_best_logits): the same set, by id */
+                    uint32_t cut = need < N ? need : N;
+                    uint32_t hn = eng_best_logits(row, N, cut, host);
+                    memcpy(sorted, best, (n - 1) * sizeof *best);
+                    qsort(sorted, n - 1, sizeof *sorted, by_id);
+                    CHECK_MSG(hn == n - 1 && memcmp(host, sorted, hn * sizeof *host) == 0,
+                              "eng_best_logits: %u of the best %u, %s", hn, cut,
+                              hn == n - 1 ? "another set or order" : "want every valid one");
                     int32_t ta = eng_sampler_sample(a, row),
                             tb = eng_sampler_sample_best(b, best, n);
                     CHECK_MSG(ta == tb,
@@ -336,6 +352,8 @@ static void test_best(void)
     free(row);
     free(base);
     free(best);
+    free(host);
+    free(sorted);
 }
 
 static void test_bad_params(void)

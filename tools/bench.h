@@ -34,6 +34,9 @@ typedef struct bench_row {
     bool unfused_products; /* --unfused-products: norms and silu·mul apart */
     bool record_each_step; /* --record-each-step: no reused decode recordings */
     bool gpu_picks;        /* --gpu-picks: tg picks its tokens on the GPU, steps queued */
+    /* --sample: tg samples each token (llama.cpp's default sampler, seed 1) from "best"
+     * (the GPU's best logits, as vkllm run) or "all" (every logit read); "" = given tokens */
+    char sample[8];
     uint32_t n_prompt, n_gen, n_depth;
     char test_time[32]; /* ISO 8601, UTC */
     /* the correctness gate of the device: "pass (worst 3.1e-05 of the budget ...)" or

@@ -76,6 +76,7 @@ static const struct field {
     F("unfused_products", K_BOOL, unfused_products),
     F("record_each_step", K_BOOL, record_each_step),
     F("gpu_picks", K_BOOL, gpu_picks),
+    F("sample", K_STR, sample),
     F("n_prompt", K_U32, n_prompt),
     F("n_gen", K_U32, n_gen),
     F("n_depth", K_U32, n_depth),
@@ -205,12 +206,16 @@ static void row_md(FILE *out, const bench_row *r)
     char kivi[32] = "";
     if (r->kv_group)
         snprintf(kivi, sizeof kivi, " g%u w%u", r->kv_group, r->kv_window);
-    fprintf(out, "| %s | %s | %s | %s | Vulkan%s%s%s | %d | %u | %s/%s%s | %s | %.2f ± %.2f | ",
+    char sampled[32] = "";
+    if (r->sample[0] && r->n_gen)
+        snprintf(sampled, sizeof sampled, ", sampled from %s logits",
+                 strcmp(r->sample, "best") == 0 ? "the best" : "all");
+    fprintf(out, "| %s | %s | %s | %s | Vulkan%s%s%s%s | %d | %u | %s/%s%s | %s | %.2f ± %.2f | ",
             r->dev.name, r->model_type, size, params,
             r->unfused_products ? ", products unfused" : "",
             r->record_each_step ? ", recorded each step" : "",
-            r->gpu_picks && r->n_gen ? ", GPU picks" : "", r->flash_attn, r->n_batch, r->type_k,
-            r->type_v, kivi, test, r->avg_ts, r->stddev_ts);
+            r->gpu_picks && r->n_gen ? ", GPU picks" : "", sampled, r->flash_attn, r->n_batch,
+            r->type_k, r->type_v, kivi, test, r->avg_ts, r->stddev_ts);
     if (r->n_gen)
         fprintf(out, "%.1f | %.1f%% | - | %s |\n", r->decode_gbps, r->bandwidth_pct, mem);
     else

@@ -69,6 +69,10 @@ static const char usage[] =
     "                            behind the running one (as `vkllm run --greedy`),\n"
     "                            instead of llama-bench's given tokens with a wait per\n"
     "                            step (rows say \"GPU picks\")\n"
+    "  --sample best|all         tg: each token sampled from the one before with\n"
+    "                            llama.cpp's default sampler (top-k 40, seed 1), from\n"
+    "                            the best 40 logits the GPU picks (best: as `vkllm run`)\n"
+    "                            or from every logit read back (all); rows say so\n"
     "  -r, --repetitions N       timed runs per test (default 5, at most 64)\n"
     "  --no-warmup               skip the untimed warm-up (17 tokens) per session\n"
     "  --profile-ops             after each generation test, print (stderr) the GPU time\n"
@@ -110,6 +114,7 @@ typedef struct bench_opts {
     const char *gate_model;
     int reps;
     bool warmup, profile, unfused_products, record_each_step, gpu_picks;
+    const char *sample; /* --sample: "best", "all" or NULL */
     uint64_t seed;
     bench_format fmt;
     tool_gpu_opts gpu;
@@ -241,7 +246,21 @@ static int parse_flags(int argc, char **argv, bench_opts *o)
         } else if (IS("--record-each-step")) {
             o->record_each_step = true;
         } else if (IS("--gpu-picks")) {
+            if (o->sample) {
+                tool_error("bench: --sample or --gpu-picks, not both");
+                return 2;
+            }
             o->gpu_picks = true;
+        } else if (IS("--sample") && o->gpu_picks) {
+            tool_error("bench: --sample or --gpu-picks, not both");
+            return 2;
+        } else if (IS("--sample")) {
+            NEEDS_VALUE;
+            if (strcmp(val, "best") != 0 && strcmp(val, "all") != 0) {
+                tool_error("bench: --sample takes best or all, not \"%s\"", val);
+                return 2;
+            }
+            o->sample = val;
         } else if (IS("-ctk") || IS("--cache-type-k")) {
             NEEDS_VALUE;
             if (!parse_kv_types(a, val, &o->type_k))
@@ -528,8 +547,26 @@ static bool take_all(void *user, int32_t token)
     return true;
 }
 
-/* One test's repetitions into r. tok holds depth + max(n_prompt, n_gen) tokens. */
-static bool run_test(eng_session *s, const int32_t *tok, bench_row *r, int reps)
+/* --sample: n tokens, each sampled from the logits of the one before. */
+static bool sample_tokens(eng_session *s, eng_sampler *smp, int32_t token, uint32_t n, bool best)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (eng_session_eval(s, &token, 1) != ENG_OK)
+            return false;
+        uint32_t n_best = 0;
+        const eng_candidate *c = eng_session_best(s, &n_best);
+        token = best ? eng_sampler_sample_best(smp, c, n_best)
+                     : eng_sampler_sample(smp, eng_session_logits(s));
+        if (token < 0)
+            return false;
+        eng_sampler_accept(smp, token);
+    }
+    return true;
+}
+
+/* One test's repetitions into r. tok holds depth + max(n_prompt, n_gen) tokens; smp is
+ * the sampler of --sample. */
+static bool run_test(eng_session *s, eng_sampler *smp, const int32_t *tok, bench_row *r, int reps)
 {
     for (int rep = 0; rep < reps; rep++) {
         eng_session_reset(s);
@@ -538,6 +575,10 @@ static bool run_test(eng_session *s, const int32_t *tok, bench_row *r, int reps)
         double t0 = tool_now_s();
         if (r->n_prompt) {
             if (eng_session_eval(s, tok + r->n_depth, r->n_prompt) != ENG_OK)
+                return false;
+        } else if (r->sample[0]) {
+            eng_sampler_reset(smp);
+            if (!sample_tokens(s, smp, tok[r->n_depth], r->n_gen, strcmp(r->sample, "best") == 0))
                 return false;
         } else if (r->gpu_picks) {
             uint32_t got = 0;
@@ -651,6 +692,15 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
     }
     base.model_size = eng_model_weight_bytes(m);
     base.model_n_params = eng_model_param_count(m);
+    /* --sample's sampler: llama.cpp's defaults, seed 1, restarted for every repetition */
+    eng_sampler_params smp_params = eng_sampler_params_default();
+    smp_params.seed = 1;
+    eng_sampler *smp =
+        o->sample ? eng_sampler_create(&smp_params, hp->n_vocab, err, sizeof err) : NULL;
+    if (o->sample && !smp) {
+        tool_error("bench: %s", err);
+        b->failed = true;
+    }
 
     /* the tokens: random ids, as llama-bench uses */
     uint32_t need = 1, most = 17; /* the warm-up's tokens */
@@ -670,7 +720,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
     }
     double w_bytes = weight_bytes_per_token(m);
     uint32_t runs = o->n_batch.n * o->fa.n * o->type_k.n * o->type_v.n;
-    for (uint32_t run = 0; tok && run < runs; run++) {
+    for (uint32_t run = 0; tok && !b->failed && run < runs; run++) {
         uint32_t at = run, tv = o->type_v.v[at % o->type_v.n];
         at /= o->type_v.n;
         uint32_t tk = o->type_k.v[at % o->type_k.n];
@@ -686,7 +736,10 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                                  .kv_v = (eng_kv_type)tv,
                                  .kv_group = o->kv.group,
                                  .kv_window = o->kv.window,
-                                 .profile = o->profile};
+                                 .profile = o->profile,
+                                 .best_logits = o->sample && strcmp(o->sample, "best") == 0
+                                                    ? eng_sampler_best_needed(&smp_params)
+                                                    : 0};
         vkb_device_memory_reset_peak(dev);
         if (eng_session_create(m, &sp, &s, err, sizeof err) != ENG_OK) {
             /* a combination the model or the path cannot take: said, and skipped */
@@ -720,6 +773,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                     r.unfused_products = o->unfused_products;
                     r.record_each_step = o->record_each_step;
                     r.gpu_picks = o->gpu_picks;
+                    snprintf(r.sample, sizeof r.sample, "%s", o->sample ? o->sample : "");
                     snprintf(r.type_k, sizeof r.type_k, "%s", eng_kv_type_name(sp.kv_k));
                     snprintf(r.type_v, sizeof r.type_v, "%s", eng_kv_type_name(sp.kv_v));
                     eng_kv_info kvi;
@@ -733,7 +787,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                         bench_test_name(&r, t, sizeof t);
                         fprintf(stderr, "\r%s: %s ...\033[K", base.model_type, t);
                     }
-                    if (!run_test(s, tok, &r, o->reps)) {
+                    if (!run_test(s, smp, tok, &r, o->reps)) {
                         tool_error("bench: %s: %s", base.model_type, eng_session_errmsg(s));
                         b->failed = true;
                         break;
@@ -763,6 +817,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
         b->failed = true;
     }
     free(tok);
+    eng_sampler_destroy(smp);
     eng_model_close(m);
 }
 

@@ -32,12 +32,19 @@ static const char usage[] =
     "  --context-full MODE   when the context fills: error (stop with an error; default)\n"
     "                        or shift (keep the first --keep tokens and the newer half of\n"
     "                        the rest, recompute, go on)\n"
-    "  --keep N              tokens kept at the start on a shift (default 1: BOS)\n" TOOL_KV_HELP
+    "  --keep N              tokens kept at the start on a shift (default 1: BOS)\n" TOOL_KV_HELP;
+
+/* in two literals: C99 promises 4095 characters in one */
+static const char usage_sampling[] =
     "\n"
     "sampling (llama.cpp's defaults; applied in this order):\n"
     "  --repeat-penalty X    divide the logits of recent tokens by X (default 1 = off)\n"
     "  --repeat-last-n N     how many recent tokens the penalty looks at (default 64)\n"
-    "  --top-k N             keep the N most likely tokens (default 40; 0 = off)\n"
+    "  --top-k N             keep the N most likely tokens (default 40; 0 = off). With\n"
+    "                        top-k on, the GPU picks the best N logits (N + --repeat-last-n\n"
+    "                        with a penalty above 1) and only those come back: the same\n"
+    "                        tokens as from all the logits, for a vocabulary's worth less\n"
+    "                        reading on the host\n"
     "  --top-p X             keep the smallest set with probability X (default 0.95)\n"
     "  --min-p X             drop tokens below X times the best's probability (default 0.05)\n"
     "  --temp X              temperature (default 0.8; 0 = greedy)\n"
@@ -45,8 +52,8 @@ static const char usage[] =
     "                        without a repeat penalty picks each token on the GPU and feeds\n"
     "                        it to the next step there: one id per token comes back, not\n"
     "                        the logits, and the next step is queued before the pick\n"
-    "  --host-picks          greedy tokens picked on the host from the logits instead\n"
-    "                        (the same tokens; for comparison)\n"
+    "  --host-picks          every logit comes back and the host picks or samples from\n"
+    "                        them (the same tokens; for comparison)\n"
     "  --seed N              random seed (default: from the clock; printed at the end)\n"
     "  --ignore-eos          go on past the end-of-text token (benchmarks, demos)\n"
     "\n"
@@ -81,7 +88,8 @@ typedef struct run_opts {
     const char *metrics_host;
     bool profile_ops;
     bool shift, print_ids, special, parse_special, quiet, seed_given;
-    bool host_picks; /* greedy tokens picked on the host from the logits, not on the GPU */
+    bool host_picks; /* tokens picked on the host from all the logits (not the GPU's picks
+                        or its best logits) */
     eng_sampler_params sp;
 } run_opts;
 
@@ -106,7 +114,7 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         i++;                                                                                       \
     } while (0)
         if (IS("-h") || IS("--help")) {
-            fputs(usage, stdout);
+            fputs(usage, stdout), fputs(usage_sampling, stdout);
             return 1;
         } else if (IS("-m") || IS("--model")) {
             TAKE(val);
@@ -294,7 +302,12 @@ static int generate(run_opts *o, vkb_device *dev)
         tool_error("%s", err);
         goto done;
     }
+    /* greedy without a penalty: each token picked on the GPU and fed to the next step;
+     * else, where the sampler's choice depends on the best logits alone, only those */
+    bool gpu_picks = o->sp.temperature <= 0.0f && o->sp.repeat_penalty == 1.0f && !o->host_picks;
+    uint32_t best_n = gpu_picks || o->host_picks ? 0 : eng_sampler_best_needed(&o->sp);
     eng_session_params spar = {.n_ctx = o->n_ctx,
+                               .best_logits = best_n,
                                .n_batch = o->n_batch,
                                .kv_k = o->kv.k,
                                .kv_v = o->kv.v,
@@ -363,8 +376,6 @@ static int generate(run_opts *o, vkb_device *dev)
                       .hist_cap = hist_cap,
                       .last = -1,
                       .stop = "the requested number of tokens"};
-    /* greedy without a penalty: each token picked on the GPU and fed to the next step */
-    bool gpu_picks = sp.temperature <= 0.0f && sp.repeat_penalty == 1.0f && !o->host_picks;
     /* the logits of the last eval are there to sample from; else r.last is taken but not
      * yet evaluated */
     bool sample = true;
@@ -373,7 +384,10 @@ static int generate(run_opts *o, vkb_device *dev)
             break;
         double td = tool_now_s();
         if (sample) {
-            int32_t t = eng_sampler_sample(smp, eng_session_logits(s));
+            uint32_t n_best = 0;
+            const eng_candidate *best = eng_session_best(s, &n_best);
+            int32_t t = best_n ? eng_sampler_sample_best(smp, best, n_best)
+                               : eng_sampler_sample(smp, eng_session_logits(s));
             if (t < 0) {
                 tool_error("every logit is NaN or -inf: the model or the GPU produced garbage");
                 goto done;
@@ -433,7 +447,10 @@ static int generate(run_opts *o, vkb_device *dev)
         vkb_memory_stats ms;
         vkb_device_memory_stats(dev, &ms);
         const vkb_device_info *info = vkb_device_get_info(dev);
-        char kivi[64] = "";
+        char kivi[64] = "", picked_how[64] = "";
+        if (best_n)
+            snprintf(picked_how, sizeof picked_how, " (%s from the best %u logits)",
+                     sp.temperature > 0.0f ? "sampled" : "greedy", best_n);
         if (kv.group)
             snprintf(kivi, sizeof kivi, ", group %u, f16 window %u", kv.group, kv.window);
         fprintf(stderr,
@@ -441,7 +458,7 @@ static int generate(run_opts *o, vkb_device *dev)
                 "device   %s (%s, %s)\n"
                 "load     %.3f s\n"
                 "prefill  %lld tokens in %.3f s: %.1f tokens/s\n"
-                "decode   %zu tokens in %.3f s: %.1f tokens/s%s\n"
+                "decode   %zu tokens in %.3f s: %.1f tokens/s%s%s\n"
                 "memory   weights %.1f MiB, KV cache %.1f MiB (%u positions, %s keys, %s "
                 "values%s, %.2f bits per value), scratch "
                 "%.1f MiB, staging %.1f MiB (upload ring, host-visible inputs and logits)\n"
@@ -452,7 +469,7 @@ static int generate(run_opts *o, vkb_device *dev)
                 info->driver_name, t_load, (long long)n_prompt, t_prefill,
                 t_prefill > 0 ? (double)n_prompt / t_prefill : 0.0, r.n_gen, t_decode,
                 t_decode > 0 ? (double)r.n_gen / t_decode : 0.0,
-                gpu_picks ? " (greedy, picked on the GPU)" : "",
+                gpu_picks ? " (greedy, picked on the GPU)" : "", picked_how,
                 ms.by_purpose[VKB_PURPOSE_WEIGHTS] / 1048576.0,
                 ms.by_purpose[VKB_PURPOSE_KV] / 1048576.0, n_ctx, eng_kv_type_name(kv.k),
                 eng_kv_type_name(kv.v), kivi, kv.bits_per_value,
