@@ -937,7 +937,9 @@ static void check_greedy(eng_model *m, eng_session_params sp, const char *what)
     eng_session *host = NULL, *gpu = NULL;
     sp.n_ctx = 64;
     sp.n_batch = 8;
-    bool ok = eng_session_create(m, &sp, &host, err, sizeof err) == ENG_OK &&
+    eng_session_params host_sp = sp;
+    host_sp.best_logits = 0; /* the host reads every logit */
+    bool ok = eng_session_create(m, &host_sp, &host, err, sizeof err) == ENG_OK &&
               eng_session_create(m, &sp, &gpu, err, sizeof err) == ENG_OK;
     CHECK_MSG(ok, "%s: session: %s", what, err);
     int32_t prompt[8] = {1, 403, 407, 261, 378, 429, 414, 270};
@@ -972,10 +974,17 @@ static void check_greedy(eng_model *m, eng_session_params sp, const char *what)
             /* on from the last pick by eval: the step that ran out unread left no trace */
             ok = eng_session_eval(host, &t, 1) == ENG_OK && eng_session_eval(gpu, &t, 1) == ENG_OK;
             CHECK_MSG(ok, "%s: eval after a stopped run: %s", what, eng_session_errmsg(gpu));
-            CHECK_MSG(!ok || memcmp(eng_session_logits(host), eng_session_logits(gpu),
-                                    hp->n_vocab * sizeof(float)) == 0,
-                      "%s: the logits after a stopped greedy run differ from the host path's",
-                      what);
+            uint32_t nb = 0;
+            const eng_candidate *b = eng_session_best(gpu, &nb);
+            const float *hl = ok ? eng_session_logits(host) : NULL;
+            if (sp.best_logits) /* the best logit only: the rest stayed on the device */
+                CHECK_MSG(!ok || (nb == 1 && b[0].id == argmax(hl, hp->n_vocab) &&
+                                  b[0].logit == hl[b[0].id]),
+                          "%s: the best logit after a stopped greedy run is not the host's", what);
+            else
+                CHECK_MSG(
+                    !ok || memcmp(hl, eng_session_logits(gpu), hp->n_vocab * sizeof(float)) == 0,
+                    "%s: the logits after a stopped greedy run differ from the host path's", what);
             t = ok ? argmax(eng_session_logits(host), hp->n_vocab) : 0;
         }
     }
@@ -1014,6 +1023,9 @@ static void test_gpu_greedy(void)
     check_greedy(m, (eng_session_params){.kv_k = ENG_KV_KIVI4, .kv_v = ENG_KV_KIVI2},
                  "kivi4/kivi2 caches");
     check_greedy(m, (eng_session_params){.unfused_attention = true}, "unfused attention");
+    /* as vkllm run --greedy: the logits in device memory, the best one read after evals */
+    check_greedy(m, (eng_session_params){.best_logits = 1, .best_place = ENG_BEST_GPU},
+                 "the logits on the device");
     char err[256] = "";
     eng_session *s = NULL;
     eng_session_params all = {.n_ctx = 16, .all_logits = true};

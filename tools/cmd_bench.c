@@ -737,7 +737,10 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                                  .kv_group = o->kv.group,
                                  .kv_window = o->kv.window,
                                  .profile = o->profile,
-                                 .best_logits = o->sample && strcmp(o->sample, "best") == 0
+                                 /* the logits stay on the device where only the best
+                                  * (or the GPU's picks) are read, as in vkllm run */
+                                 .best_logits = o->gpu_picks ? 1
+                                                : o->sample && strcmp(o->sample, "best") == 0
                                                     ? eng_sampler_best_needed(&smp_params)
                                                     : 0};
         vkb_device_memory_reset_peak(dev);

@@ -303,9 +303,11 @@ static int generate(run_opts *o, vkb_device *dev)
         goto done;
     }
     /* greedy without a penalty: each token picked on the GPU and fed to the next step;
-     * else, where the sampler's choice depends on the best logits alone, only those */
+     * where the sampler's choice depends on the best logits alone, only those come back
+     * (for greedy picks the best one, after the prompt and a shift; the logits stay in
+     * device memory, where the picks read them) */
     bool gpu_picks = o->sp.temperature <= 0.0f && o->sp.repeat_penalty == 1.0f && !o->host_picks;
-    uint32_t best_n = gpu_picks || o->host_picks ? 0 : eng_sampler_best_needed(&o->sp);
+    uint32_t best_n = o->host_picks ? 0 : eng_sampler_best_needed(&o->sp);
     eng_session_params spar = {.n_ctx = o->n_ctx,
                                .best_logits = best_n,
                                .n_batch = o->n_batch,
@@ -448,7 +450,7 @@ static int generate(run_opts *o, vkb_device *dev)
         vkb_device_memory_stats(dev, &ms);
         const vkb_device_info *info = vkb_device_get_info(dev);
         char kivi[64] = "", picked_how[64] = "";
-        if (best_n)
+        if (best_n && !gpu_picks)
             snprintf(picked_how, sizeof picked_how, " (%s from the best %u logits)",
                      sp.temperature > 0.0f ? "sampled" : "greedy", best_n);
         if (kv.group)
