@@ -58,8 +58,9 @@ struct eng_session {
     pthread_mutex_t stats_lock;
     eng_stats stats; /* updated after each eval under stats_lock */
     double born;     /* monotonic seconds at creation */
-    /* host-visible: written before submit, read after wait; picked is the ring of tokens
-     * decode steps pick on the GPU (vkb_op_argmax_feed; eng_session_greedy) */
+    /* host-visible: written before submit, read after wait (the logits in device memory
+     * where the best come back from the GPU: best_n && !best_host); picked is the ring of
+     * tokens decode steps pick on the GPU (vkb_op_argmax_feed; eng_session_greedy) */
     vkb_buffer *ids, *pos, *logits, *captured, *picked, *best;
     vkb_buffer *best_scratch; /* the best logits' first pass (vkb_op_top_logits) */
     uint32_t captured_tokens;
