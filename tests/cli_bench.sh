@@ -80,6 +80,24 @@ run "$work/fa.jsonl" "$vkllm" bench --synthetic tiny:Q8_0 -p 16 -n 4 -d 0,32 -fa
 [ "$(grep -c '"flash_attn":0,.*"n_depth":32' "$work/fa.jsonl")" = 2 ] ||
     fail "-fa 0 at depth 32: want a pp and a tg row"
 
+# a combination the path refuses (the unfused attention over a q8_0 cache) is said and
+# skipped, the others still run: fa 0 f16, fa 1 f16 and fa 1 q8_0, a pp and a tg each
+run "$work/skip.jsonl" "$vkllm" bench --synthetic tiny:Q8_0 -p 16 -n 4 -fa 0,1 -ctk f16,q8_0 \
+    -r 1 -o jsonl && fail "a refused combination left the exit status 0"
+grep -q "unfused attention path reads f16 caches only" "$work/stderr" ||
+    fail "the refused combination was not said"
+[ "$(wc -l <"$work/skip.jsonl")" = 6 ] || fail "after a refused combination: want 6 rows"
+
+# compare keys rows by configuration too: the 8 rows of -d 0,32 -fa 0,1 stay 8
+run "$work/cmpfa.md" "$vkllm" bench compare "$work/fa.jsonl" "$work/skip.jsonl" --no-chart ||
+    fail "compare of configurations failed"
+[ "$(grep -c '^| tiny Q8_0' "$work/cmpfa.md")" = 10 ] ||
+    fail "compare: want 10 rows (8 of -d 0,32 -fa 0,1, and q8_0's pp and tg)"
+grep -q '| tg4 @ d32 (fa 0) | [0-9.]* ± [0-9.]* ([0-9]*% of bw) | - |' "$work/cmpfa.md" ||
+    fail "compare: no tg4 @ d32 (fa 0) row in the first run only"
+grep -q '| pp16 (kv q8_0/f16) | - | [0-9.]* ± ' "$work/cmpfa.md" ||
+    fail "compare: no pp16 (kv q8_0/f16) row in the second run only"
+
 # compressed KV caches: q8_0 keys with q4_0 values, recorded in the rows
 run "$work/kv.jsonl" "$vkllm" bench --synthetic tiny:Q8_0 -p 16 -n 4 -ctk q8_0 -ctv q4_0 -r 1 \
     -o jsonl || fail "bench with -ctk q8_0 -ctv q4_0 failed"

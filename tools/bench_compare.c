@@ -17,7 +17,9 @@ static const char usage[] =
     "Reads runs of `vkllm bench -o json` (or jsonl) made on different machines, drivers or\n"
     "builds, prints one markdown table with a column per run (tokens/s, and for generation\n"
     "the share of that device's copy bandwidth reached), and draws the same as a PNG bar\n"
-    "chart. Rows are matched by model and test (pp512, tg128, ...).\n"
+    "chart. Rows are matched by model, test (pp512, tg128, ...) and configuration (what\n"
+    "differs from bench's defaults: KV cache types, -fa 0, batch size, --sample, ...,\n"
+    "shown beside the test).\n"
     "\n"
     "  -o, --chart FILE.png   where the chart goes (default bench-compare.png)\n"
     "  --no-chart             the table only\n"
@@ -33,7 +35,7 @@ typedef struct cell {
 } cell;
 
 typedef struct group {
-    char model[96], test[64];
+    char model[96], test[240]; /* the test and its configuration */
     bool generation;
     cell c[MAX_RUNS];
 } group;
@@ -77,6 +79,35 @@ static group *find_group(table *t, const char *model, const char *test)
     return g;
 }
 
+/* What a row's configuration changes from bench's defaults, as " (kv q8_0/q8_0, fa 0)",
+ * or "" for none: rows of one model and test are one group only in one configuration. */
+static void config_of(const cJSON *o, bool prompt, char *out, size_t size)
+{
+    char c[160] = "";
+    size_t at = 0;
+#define ADD(...) at += (size_t)snprintf(c + at, at < sizeof c ? sizeof c - at : 0, __VA_ARGS__)
+    const char *tk = str(o, "type_k"), *tv = str(o, "type_v");
+    if ((tk[0] && strcmp(tk, "f16")) || (tv[0] && strcmp(tv, "f16")))
+        ADD(", kv %s/%s", tk, tv);
+    if (num(o, "kv_group") > 0)
+        ADD(" g%.0f w%.0f", num(o, "kv_group"), num(o, "kv_window"));
+    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(o, "flash_attn");
+    if (cJSON_IsNumber(fa) && fa->valuedouble == 0)
+        ADD(", fa 0");
+    if (prompt && num(o, "n_batch") > 0 && num(o, "n_batch") != 512)
+        ADD(", batch %.0f", num(o, "n_batch"));
+    static const char *const flags[][2] = {{"unfused_products", "products unfused"},
+                                           {"record_each_step", "recorded each step"},
+                                           {"gpu_picks", "GPU picks"}};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, flags[i][0])))
+            ADD(", %s", flags[i][1]);
+    if (!prompt && str(o, "sample")[0])
+        ADD(", sampled from %s logits", strcmp(str(o, "sample"), "best") ? "all" : "the best");
+#undef ADD
+    snprintf(out, size, "%s%s%s", at ? " (" : "", at ? c + 2 : "", at ? ")" : "");
+}
+
 static bool add_row(table *t, int run, const cJSON *o)
 {
     bench_row r = {0};
@@ -85,8 +116,10 @@ static bool add_row(table *t, int run, const cJSON *o)
     r.n_prompt = (uint32_t)num(o, "n_prompt");
     r.n_gen = (uint32_t)num(o, "n_gen");
     r.n_depth = (uint32_t)num(o, "n_depth");
-    char test[64];
-    bench_test_name(&r, test, sizeof test);
+    char test[240], name[64], config[168];
+    bench_test_name(&r, name, sizeof name);
+    config_of(o, r.n_gen == 0, config, sizeof config);
+    snprintf(test, sizeof test, "%s%s", name, r.gate_ok ? config : "");
     group *g = find_group(t, r.gate_ok ? str(o, "model_type") : "(correctness gate)", test);
     if (!g)
         return false;
@@ -240,7 +273,7 @@ static int draw_section(image *im, const table *t, int y, bool pct)
         if (pct && !g->generation)
             continue;
         int gh = t->runs * (BAR_H + GAP);
-        char label[200];
+        char label[360];
         snprintf(label, sizeof label, "%s  %s", g->model, g->test);
         text(im, 20, y + gh / 2 - 8, label, 2, black);
         fill_rect(im, LEFT, y - 2, LEFT + 1, y + gh, grey);

@@ -720,7 +720,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
     }
     double w_bytes = weight_bytes_per_token(m);
     uint32_t runs = o->n_batch.n * o->fa.n * o->type_k.n * o->type_v.n;
-    for (uint32_t run = 0; tok && !b->failed && run < runs; run++) {
+    for (uint32_t run = 0; tok && (smp || !o->sample) && run < runs; run++) {
         uint32_t at = run, tv = o->type_v.v[at % o->type_v.n];
         at /= o->type_v.n;
         uint32_t tk = o->type_k.v[at % o->type_k.n];
@@ -751,6 +751,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
             b->failed = true;
             continue;
         }
+        bool session_failed = false;
         /* warm-up: pipelines are created on first use; 16 tokens take the matrix-matrix
          * path (when a prompt test will), one more the matrix-vector path */
         if (o->warmup) {
@@ -761,13 +762,14 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
             if ((n && eng_session_eval(s, tok, n) != ENG_OK) ||
                 eng_session_eval(s, tok + n, 1) != ENG_OK) {
                 tool_error("bench: warm-up: %s", eng_session_errmsg(s));
-                b->failed = true;
+                b->failed = session_failed = true;
             }
         }
-        for (uint32_t d = 0; !b->failed && d < o->n_depth.n; d++)
+        /* a failure ends this session's tests; the other combinations still run */
+        for (uint32_t d = 0; !session_failed && d < o->n_depth.n; d++)
             for (int kind = 0; kind < 2; kind++) {
                 const uint_list *l = kind == 0 ? &o->n_prompt : &o->n_gen;
-                for (uint32_t k = 0; k < l->n && !b->failed; k++) {
+                for (uint32_t k = 0; k < l->n && !session_failed; k++) {
                     if (l->v[k] == 0)
                         continue;
                     bench_row r = base;
@@ -792,7 +794,7 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                     }
                     if (!run_test(s, smp, tok, &r, o->reps)) {
                         tool_error("bench: %s: %s", base.model_type, eng_session_errmsg(s));
-                        b->failed = true;
+                        b->failed = session_failed = true;
                         break;
                     }
                     if (kind == 0) {
