@@ -261,11 +261,12 @@ static const struct vkb_kernel kernels[] = {
     ROWWISE_Q8("rms_norm_q8_shared", 0),
     ROWWISE("softmax_subgroup", 16, SG_OPS),
     /* argmax.comp: one workgroup; the logits, then the positions (read and advanced), the
-     * ids and the picks' ring; a value and an index per invocation in shared memory */
+     * ids, the picks' ring and the best logit; a value and an index per invocation in
+     * shared memory */
     {.name = "argmax",
-     .binding_count = 4,
-     .writes = {false, true, true, true},
-     .push_size = 8,
+     .binding_count = 5,
+     .writes = {false, true, true, true, true},
+     .push_size = 12,
      .spec_count = 1,
      .spec_defaults = {256},
      .group_per_elem = true,

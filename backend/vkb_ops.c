@@ -317,21 +317,24 @@ vkb_status vkb_op_softmax(vkb_stream *s, const vkb_buffer *out, const vkb_buffer
 }
 
 vkb_status vkb_op_argmax_feed(vkb_stream *s, const vkb_buffer *x, uint32_t n, const vkb_buffer *pos,
-                              const vkb_buffer *ids, const vkb_buffer *picked, uint32_t picked_len)
+                              const vkb_buffer *ids, const vkb_buffer *picked, uint32_t picked_len,
+                              const vkb_buffer *best)
 {
     vkb_device *dev = vkb_stream_device(s);
     if (n == 0 || picked_len == 0)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "argmax: %u values, a ring of %u picks (each must be at least 1)", n,
                             picked_len);
-    struct op_arg a[4] = {{"x", x, (uint64_t)n * 4},
+    /* without best, the ids are bound in its place: the kernel does not write it */
+    struct op_arg a[5] = {{"x", x, (uint64_t)n * 4},
                           {"pos", pos, 4},
                           {"ids", ids, 4},
-                          {"picked", picked, (uint64_t)picked_len * 4}};
+                          {"picked", picked, (uint64_t)picked_len * 4},
+                          {best ? "best" : "ids", best ? best : ids, best ? 8 : 4}};
     struct {
-        uint32_t n, picked_len;
-    } push = {n, picked_len};
-    return dispatch_simple(s, "argmax", "argmax", a, 4, &push, sizeof push, 1, row_wg(dev, n));
+        uint32_t n, picked_len, write_best;
+    } push = {n, picked_len, best != NULL};
+    return dispatch_simple(s, "argmax", "argmax", a, 5, &push, sizeof push, 1, row_wg(dev, n));
 }
 
 /* Slices of at least 2048 logits, about sqrt(n·m) each so that the second pass (groups ×

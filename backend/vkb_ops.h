@@ -265,9 +265,12 @@ vkb_status vkb_op_rms_norm(vkb_stream *s, const vkb_buffer *out, const vkb_buffe
  * choice, vkb_ref_argmax), then with p = pos[0] (int32): ids[0] = t, pos[0] = p + 1 and
  * picked[(p + 1) % picked_len] = t (int32). Where every value is NaN or -inf the pick is
  * -1 and ids[0] gets 0. A decode step ending with it, submitted again, runs at the next
- * position on the token it picked without the host; the host reads the picks. */
+ * position on the token it picked without the host; the host reads the picks. best (may
+ * be NULL) receives {t, x[t]} as one vkb_top_logit, or {-1, NaN}: vkb_op_top_logits' output
+ * for m = 1. */
 vkb_status vkb_op_argmax_feed(vkb_stream *s, const vkb_buffer *x, uint32_t n, const vkb_buffer *pos,
-                              const vkb_buffer *ids, const vkb_buffer *picked, uint32_t picked_len);
+                              const vkb_buffer *ids, const vkb_buffer *picked, uint32_t picked_len,
+                              const vkb_buffer *best);
 
 /* One of the best logits (vkb_op_top_logits' output): id -1 and a NaN logit pad. */
 typedef struct vkb_top_logit {

@@ -766,18 +766,21 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
  * ends by picking its greedy successor and feeding it to the next step
  * (eng_session_greedy reads the picks; an eval writes the id and the position again
  * before each submit, so the pick is harmless there). Other sessions' steps leave it
- * out: a dispatch over the vocabulary. */
+ * out: a dispatch over the vocabulary. The pick is the best logit: where only that one
+ * comes back, the pick writes it and no selection runs beside it. */
 static vkb_status after_logits(eng_session *s, uint32_t n)
 {
     vkb_status vs;
     uint32_t n_vocab = s->m->hp.n_vocab;
-    if (s->best_n && !s->best_host &&
+    bool picks = n == 1 && s->picks, gpu_best = s->best_n && !s->best_host;
+    if (gpu_best && !(picks && s->best_n == 1) &&
         (vs = vkb_op_top_logits(s->stream, s->best, s->best_scratch, s->logits, n_vocab, s->best_n,
                                 0)))
         return vs;
-    if (n != 1 || !s->picks)
+    if (!picks)
         return VKB_OK;
-    return vkb_op_argmax_feed(s->stream, s->logits, n_vocab, s->pos, s->ids, s->picked, PICK_RING);
+    return vkb_op_argmax_feed(s->stream, s->logits, n_vocab, s->pos, s->ids, s->picked, PICK_RING,
+                              gpu_best && s->best_n == 1 ? s->best : NULL);
 }
 
 /* Records a chunk of n tokens from position p0 into s->stream, up to its submission. Only

@@ -4,11 +4,13 @@
 //   t = the index of the largest of x[0..n): ties to the lowest index, NaN and -inf never
 //       chosen (the host sampler's greedy choice, eng_sampler.c)
 //   p = pos[0];  ids[0] = t;  pos[0] = p + 1;  picked[(p + 1) % picked_len] = t
+//   best[0] = (t, x[t]) where write_best is set (the best 1 logit: what top_logits.comp
+//             writes for m = 1, so that a step that picks needs no second selection)
 //
 // so a decode step recorded once and submitted again runs at the next position on the
 // token it picked, without the host between; the host reads only the picks. Where every
 // value is NaN or -inf the pick is -1 (ids[0] gets 0, a valid row, so that a step already
-// queued after this one reads inside the embeddings).
+// queued after this one reads inside the embeddings; best[0] gets (-1, NaN).
 //
 // One workgroup. Each invocation keeps the best of the values it visits, four loads in
 // flight at a time (a GPU waits on memory once per four); a shared-memory tree joins them
@@ -19,10 +21,12 @@ layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) buffer Pos { int pos[]; };
 layout(std430, binding = 2) writeonly buffer Ids { uint ids[]; };
 layout(std430, binding = 3) writeonly buffer Picked { int picked[]; };
+layout(std430, binding = 4) writeonly buffer Best { uvec2 best[]; }; // (id, value bits)
 
 layout(push_constant) uniform Push {
     uint n;          // values in x
     uint picked_len; // entries of picked: a ring
+    uint write_best; // 0: best is not written (bound to another buffer)
 } pc;
 
 #define NONE 0xffffffffu
@@ -77,5 +81,7 @@ void main()
         ids[0] = t == NONE ? 0u : t;
         pos[0] = p + 1;
         picked[uint(p + 1) % pc.picked_len] = t == NONE ? -1 : int(t);
+        if (pc.write_best != 0u)
+            best[0] = t == NONE ? uvec2(NONE, 0x7fc00000u) : uvec2(t, floatBitsToUint(best_v[0]));
     }
 }

@@ -158,7 +158,8 @@ static void test_softmax(void)
  * win, wherever the invocations' strides put them), NaN and -inf among the values and
  * before the maximum, +inf twice, and rows with nothing to pick. Two picks recorded one
  * after the other: the second reads the position the first advanced, and the ring of
- * picks wraps. */
+ * picks wraps. The first also writes the best logit, as vkb_ref_top_logits for m = 1
+ * (id and value bits, or {-1, NaN}); the second, without, leaves it. */
 static void test_argmax(void)
 {
     struct fixture f;
@@ -191,16 +192,26 @@ static void test_argmax(void)
             const uint32_t ring = 3;
             int32_t start = 4 + (int32_t)kind, pos_got = 0;
             int32_t picked[3] = {-7, -7, -7}, ids_got = -7;
+            vkb_top_logit best = {-7, 7.f};
             begin(&f);
             vkb_buffer *bx = upload(&f, x, (uint64_t)n * 4), *by = upload(&f, y, (uint64_t)n * 4),
                        *bp = upload(&f, &start, 4), *bi = upload(&f, &ids_got, 4),
-                       *bk = upload(&f, picked, sizeof picked);
-            if (bx && by && bp && bi && bk) {
-                CHECK_OK(vkb_op_argmax_feed(f.stream, bx, n, bp, bi, bk, ring));
-                CHECK_OK(vkb_op_argmax_feed(f.stream, by, n, bp, bi, bk, ring));
+                       *bk = upload(&f, picked, sizeof picked), *bb = upload(&f, &best, 8);
+            if (bx && by && bp && bi && bk && bb) {
+                /* the first writes the best logit too, the second (NULL) leaves it */
+                CHECK_OK(vkb_op_argmax_feed(f.stream, bx, n, bp, bi, bk, ring, bb));
+                CHECK_OK(vkb_op_argmax_feed(f.stream, by, n, bp, bi, bk, ring, NULL));
                 finish(&f, bk, picked, sizeof picked);
                 CHECK_OK(vkb_buffer_download(t_dev, bp, 0, &pos_got, 4));
                 CHECK_OK(vkb_buffer_download(t_dev, bi, 0, &ids_got, 4));
+                CHECK_OK(vkb_buffer_download(t_dev, bb, 0, &best, 8));
+                vkb_top_logit want_best;
+                CHECK(vkb_ref_top_logits(x, n, 1, &want_best) == (want[0] >= 0));
+                CHECK_MSG(best.id == want_best.id &&
+                              (best.id < 0 ? isnan(best.logit)
+                                           : memcmp(&best.logit, &want_best.logit, 4) == 0),
+                          "argmax n=%u kind %d: best {%d, %g}, want {%d, %g}", n, kind, best.id,
+                          best.logit, want_best.id, want_best.logit);
                 /* positions 4 + kind, then + 1: picks at (5 + kind) % 3, (6 + kind) % 3 */
                 int32_t got[2] = {picked[(start + 1) % ring], picked[(start + 2) % ring]};
                 CHECK_MSG(got[0] == want[0] && got[1] == want[1],
@@ -1268,9 +1279,9 @@ static void test_op_errors(void)
     CHECK(strstr(vkb_device_errmsg(t_dev), "multiple of 32") != NULL);
     CHECK_STATUS(vkb_op_silu_mul_q8(f.stream, b, a, a, a, 0, 1), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_scale(f.stream, b, a, 0, 1.f), VKB_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(vkb_op_argmax_feed(f.stream, a, 16, a, a, b, 0), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_argmax_feed(f.stream, a, 16, a, a, b, 0, NULL), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "a ring of 0 picks") != NULL);
-    CHECK_STATUS(vkb_op_argmax_feed(f.stream, a, 2048, a, a, b, 1), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_argmax_feed(f.stream, a, 2048, a, a, b, 1, NULL), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_top_logits(f.stream, b, NULL, a, 16, 0, 0), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "the best 0 of 16") != NULL);
     CHECK_STATUS(vkb_op_top_logits(f.stream, b, NULL, a, 1024, 8, 4), VKB_ERR_INVALID_ARGUMENT);
