@@ -137,16 +137,32 @@ static void heap_down(eng_candidate *h, uint32_t k, uint32_t i)
     }
 }
 
-static void select_top(eng_candidate *c, uint32_t n, uint32_t k)
+/* h[0..k) made a heap of the k best so far, then c offered to it (c replaces the worst
+ * where it is better). */
+static void heap_make(eng_candidate *h, uint32_t k)
 {
     for (uint32_t i = k / 2; i-- > 0;)
-        heap_down(c, k, i);
-    for (uint32_t i = k; i < n; i++) {
-        if (by_logit(&c[i], &c[0]) < 0) {
-            c[0] = c[i];
-            heap_down(c, k, 0);
-        }
+        heap_down(h, k, i);
+}
+
+static void heap_offer(eng_candidate *h, uint32_t k, eng_candidate c)
+{
+    if (by_logit(&c, &h[0]) < 0) {
+        h[0] = c;
+        heap_down(h, k, 0);
     }
+}
+
+static void select_top(eng_candidate *c, uint32_t n, uint32_t k)
+{
+    heap_make(c, k);
+    for (uint32_t i = k; i < n; i++)
+        heap_offer(c, k, c[i]);
+}
+
+static bool valid_logit(float l)
+{
+    return !isnan(l) && !(isinf(l) && l < 0);
 }
 
 static int by_id(const void *a, const void *b)
@@ -154,8 +170,6 @@ static int by_id(const void *a, const void *b)
     const eng_candidate *x = a, *y = b;
     return (x->id > y->id) - (x->id < y->id);
 }
-
-static bool valid_logit(float l);
 
 uint32_t eng_best_logits(const float *logits, uint32_t n_vocab, uint32_t n, eng_candidate *out)
 {
@@ -166,12 +180,10 @@ uint32_t eng_best_logits(const float *logits, uint32_t n_vocab, uint32_t n, eng_
         eng_candidate c = {(int32_t)i, logits[i]};
         if (k < n) {
             out[k++] = c;
-            if (k == n) /* a heap of the n best so far, the worst at the root */
-                for (uint32_t j = n / 2; j-- > 0;)
-                    heap_down(out, n, j);
-        } else if (by_logit(&c, &out[0]) < 0) {
-            out[0] = c;
-            heap_down(out, n, 0);
+            if (k == n)
+                heap_make(out, n);
+        } else {
+            heap_offer(out, n, c);
         }
     }
     qsort(out, k, sizeof *out, by_id);
@@ -187,11 +199,6 @@ uint32_t eng_sampler_best_needed(const eng_sampler_params *p)
     if (p->repeat_penalty > 1.0f)
         k += (uint64_t)p->repeat_last_n;
     return k > UINT32_MAX ? UINT32_MAX : (uint32_t)k;
-}
-
-static bool valid_logit(float l)
-{
-    return !isnan(l) && !(isinf(l) && l < 0);
 }
 
 static int32_t sample_candidates(eng_sampler *s, uint32_t n);
