@@ -253,6 +253,12 @@ const float *eng_session_logits(const eng_session *s);
  * next eval. */
 const eng_candidate *eng_session_best(const eng_session *s, uint32_t *n);
 
+/* The next token from the last eval's logits: from the best the session brings back
+ * (params.best_logits: eng_sampler_sample_best, which needs best_logits at least
+ * eng_sampler_best_needed) or else from every logit (eng_sampler_sample). -1 where there
+ * are no logits or nothing to sample. Does not add the token to smp's history. */
+int32_t eng_session_sample(const eng_session *s, eng_sampler *smp);
+
 /* Receives each token eng_session_greedy picks, in order; false stops it. It runs while
  * the next step is on the GPU and must not call into the session. */
 typedef bool (*eng_token_fn)(void *user, int32_t token);

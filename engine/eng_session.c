@@ -1080,6 +1080,16 @@ const eng_candidate *eng_session_best(const eng_session *s, uint32_t *n)
     return c;
 }
 
+int32_t eng_session_sample(const eng_session *s, eng_sampler *smp)
+{
+    uint32_t n = 0;
+    const eng_candidate *best = eng_session_best(s, &n);
+    if (best)
+        return eng_sampler_sample_best(smp, best, n);
+    const float *logits = eng_session_logits(s);
+    return logits ? eng_sampler_sample(smp, logits) : -1;
+}
+
 const float *eng_session_logits_all(const eng_session *s, uint32_t *tokens)
 {
     if (!s->all_logits || !s->logits_tokens)

@@ -1084,7 +1084,7 @@ static void check_best(eng_model *m, eng_session_params sp, eng_sampler_params s
                       step, i, got[i].id, got[i].logit, want[i].id, want[i].logit);
         }
         int32_t ta = eng_sampler_sample(sa, eng_session_logits(host));
-        int32_t tb = ok ? eng_sampler_sample_best(sb, got, got_n) : -2;
+        int32_t tb = ok ? eng_session_sample(best, sb) : -2;
         ok = ok && ta == tb && ta >= 0;
         CHECK_MSG(ok, "%s step %d: sampled %d from all the logits, %d from the best %u", what, step,
                   ta, tb, need);

@@ -547,16 +547,14 @@ static bool take_all(void *user, int32_t token)
     return true;
 }
 
-/* --sample: n tokens, each sampled from the logits of the one before. */
-static bool sample_tokens(eng_session *s, eng_sampler *smp, int32_t token, uint32_t n, bool best)
+/* --sample: n tokens, each sampled from the logits of the one before (the best where
+ * the session brings back only those). */
+static bool sample_tokens(eng_session *s, eng_sampler *smp, int32_t token, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         if (eng_session_eval(s, &token, 1) != ENG_OK)
             return false;
-        uint32_t n_best = 0;
-        const eng_candidate *c = eng_session_best(s, &n_best);
-        token = best ? eng_sampler_sample_best(smp, c, n_best)
-                     : eng_sampler_sample(smp, eng_session_logits(s));
+        token = eng_session_sample(s, smp);
         if (token < 0)
             return false;
         eng_sampler_accept(smp, token);
@@ -578,7 +576,7 @@ static bool run_test(eng_session *s, eng_sampler *smp, const int32_t *tok, bench
                 return false;
         } else if (r->sample[0]) {
             eng_sampler_reset(smp);
-            if (!sample_tokens(s, smp, tok[r->n_depth], r->n_gen, strcmp(r->sample, "best") == 0))
+            if (!sample_tokens(s, smp, tok[r->n_depth], r->n_gen))
                 return false;
         } else if (r->gpu_picks) {
             uint32_t got = 0;

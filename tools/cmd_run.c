@@ -385,10 +385,7 @@ static int generate(run_opts *o, vkb_device *dev)
             break;
         double td = tool_now_s();
         if (sample) {
-            uint32_t n_best = 0;
-            const eng_candidate *best = eng_session_best(s, &n_best);
-            int32_t t = best_n ? eng_sampler_sample_best(smp, best, n_best)
-                               : eng_sampler_sample(smp, eng_session_logits(s));
+            int32_t t = eng_session_sample(s, smp);
             if (t < 0) {
                 tool_error("every logit is NaN or -inf: the model or the GPU produced garbage");
                 goto done;
@@ -449,7 +446,9 @@ static int generate(run_opts *o, vkb_device *dev)
         vkb_device_memory_stats(dev, &ms);
         const vkb_device_info *info = vkb_device_get_info(dev);
         char kivi[64] = "", picked_how[64] = "";
-        if (best_n && !gpu_picks)
+        if (gpu_picks)
+            snprintf(picked_how, sizeof picked_how, " (greedy, picked on the GPU)");
+        else if (best_n)
             snprintf(picked_how, sizeof picked_how, " (%s from the best %u logits)",
                      sp.temperature > 0.0f ? "sampled" : "greedy", best_n);
         if (kv.group)
@@ -459,18 +458,17 @@ static int generate(run_opts *o, vkb_device *dev)
                 "device   %s (%s, %s)\n"
                 "load     %.3f s\n"
                 "prefill  %lld tokens in %.3f s: %.1f tokens/s\n"
-                "decode   %zu tokens in %.3f s: %.1f tokens/s%s%s\n"
+                "decode   %zu tokens in %.3f s: %.1f tokens/s%s\n"
                 "memory   weights %.1f MiB, KV cache %.1f MiB (%u positions, %s keys, %s "
                 "values%s, %.2f bits per value), scratch "
-                "%.1f MiB, staging %.1f MiB (upload ring, host-visible inputs and logits)\n"
+                "%.1f MiB, staging %.1f MiB (upload ring, host-visible inputs and outputs)\n"
                 "stopped  %s; seed %llu%s\n",
                 hp->name[0] ? hp->name : o->model, hp->arch_name, hp->n_layer,
                 eng_model_param_count(m) / 1e6, eng_model_type_name(m),
                 eng_model_weight_bytes(m) / 1048576.0, info->name, vkb_device_type_name(info->type),
                 info->driver_name, t_load, (long long)n_prompt, t_prefill,
                 t_prefill > 0 ? (double)n_prompt / t_prefill : 0.0, r.n_gen, t_decode,
-                t_decode > 0 ? (double)r.n_gen / t_decode : 0.0,
-                gpu_picks ? " (greedy, picked on the GPU)" : "", picked_how,
+                t_decode > 0 ? (double)r.n_gen / t_decode : 0.0, picked_how,
                 ms.by_purpose[VKB_PURPOSE_WEIGHTS] / 1048576.0,
                 ms.by_purpose[VKB_PURPOSE_KV] / 1048576.0, n_ctx, eng_kv_type_name(kv.k),
                 eng_kv_type_name(kv.v), kivi, kv.bits_per_value,
