@@ -6,6 +6,7 @@
 
 #include "eng_sampler.h"
 #include "harness.h"
+#include "vkb_ref.h"
 
 static eng_sampler_params off(void)
 {
@@ -215,40 +216,28 @@ static void test_repeat_penalty(void)
     eng_sampler_destroy(s);
 }
 
-/* Highest logit first, then lowest id: the order eng_sampler_sample_best's input is cut by. */
-static int by_rank(const void *a, const void *b)
+/* The best `cut` valid logits of row[n] (or every valid one) by vkb_ref_top_logits, the
+ * reference the GPU's selection is held to: into sorted in ascending id order, and into
+ * shuffled in any order and then a padding entry as the GPU writes it. Returns how many
+ * (without the padding). */
+static uint32_t best_of(const float *row, uint32_t n, uint32_t cut, eng_candidate *sorted,
+                        eng_candidate *shuffled, uint64_t *rng)
 {
-    const eng_candidate *x = a, *y = b;
-    if (x->logit != y->logit)
-        return x->logit < y->logit ? 1 : -1;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
-static int by_id(const void *a, const void *b)
-{
-    const eng_candidate *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
-/* The best `need` valid logits of row[n] (or all valid), shuffled, then padding. Returns
- * the count handed over. */
-static uint32_t best_of(const float *row, uint32_t n, uint32_t need, eng_candidate *out,
-                        uint64_t *rng)
-{
-    uint32_t v = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (!isnan(row[i]) && !(isinf(row[i]) && row[i] < 0))
-            out[v++] = (eng_candidate){(int32_t)i, row[i]};
-    qsort(out, v, sizeof *out, by_rank);
-    uint32_t k = v < need ? v : need;
+    vkb_top_logit *top = malloc((size_t)cut * sizeof *top);
+    int64_t got = top ? vkb_ref_top_logits(row, n, cut, top) : -1;
+    CHECK_MSG(got >= 0, "best_of: out of memory");
+    uint32_t k = got > 0 ? (uint32_t)got : 0;
+    for (uint32_t i = 0; i < k; i++)
+        sorted[i] = shuffled[i] = (eng_candidate){top[i].id, top[i].logit};
+    free(top);
     for (uint32_t i = k; i-- > 1;) {
         uint32_t j = (uint32_t)(t_rand_u64(rng) % (i + 1));
-        eng_candidate t = out[i];
-        out[i] = out[j];
-        out[j] = t;
+        eng_candidate t = shuffled[i];
+        shuffled[i] = shuffled[j];
+        shuffled[j] = t;
     }
-    out[k] = (eng_candidate){-1, NAN}; /* padding, as the GPU writes it */
-    return k + 1;
+    shuffled[k] = (eng_candidate){-1, NAN};
+    return k;
 }
 
 /* Sampling from the best eng_sampler_best_needed logits draws exactly the tokens that
@@ -303,17 +292,16 @@ static void test_best(void)
                             l = -INFINITY; /* 12 valid */
                         row[i] = l;
                     }
-                    uint32_t n = best_of(row, N, need, best, &rng);
-                    /* the host's selection (eng_best_logits): the same set, by id */
                     uint32_t cut = need < N ? need : N;
+                    uint32_t k = best_of(row, N, cut, sorted, best, &rng);
+                    /* the host's selection (eng_best_logits): the same, by id */
                     uint32_t hn = eng_best_logits(row, N, cut, host);
-                    memcpy(sorted, best, (n - 1) * sizeof *best);
-                    qsort(sorted, n - 1, sizeof *sorted, by_id);
-                    CHECK_MSG(hn == n - 1 && memcmp(host, sorted, hn * sizeof *host) == 0,
+                    CHECK_MSG(hn == k && memcmp(host, sorted, hn * sizeof *host) == 0,
                               "eng_best_logits: %u of the best %u, %s", hn, cut,
-                              hn == n - 1 ? "another set or order" : "want every valid one");
+                              hn == k ? "another set or order" : "want every valid one");
+                    /* the best shuffled, and the padding after them */
                     int32_t ta = eng_sampler_sample(a, row),
-                            tb = eng_sampler_sample_best(b, best, n);
+                            tb = eng_sampler_sample_best(b, best, k + 1);
                     CHECK_MSG(ta == tb,
                               "temp %g top-k %d top-p %g min-p %g penalty %g window %d, step %d: "
                               "the whole row gave %d, its best %u gave %d",
@@ -321,7 +309,7 @@ static void test_best(void)
                               p.repeat_last_n, step, ta, need, tb);
                     steps++;
                     /* the history: what was sampled, and a token from the top */
-                    int32_t top = best[(uint32_t)(t_rand_u64(&rng) % (n > 1 ? n - 1 : 1))].id;
+                    int32_t top = best[(uint32_t)(t_rand_u64(&rng) % (k ? k : 1))].id;
                     int32_t took[2] = {ta, top};
                     for (int h = 0; h < 2; h++) {
                         eng_sampler_accept(a, took[h]);
