@@ -246,14 +246,7 @@ static int parse_flags(int argc, char **argv, bench_opts *o)
         } else if (IS("--record-each-step")) {
             o->record_each_step = true;
         } else if (IS("--gpu-picks")) {
-            if (o->sample) {
-                tool_error("bench: --sample or --gpu-picks, not both");
-                return 2;
-            }
             o->gpu_picks = true;
-        } else if (IS("--sample") && o->gpu_picks) {
-            tool_error("bench: --sample or --gpu-picks, not both");
-            return 2;
         } else if (IS("--sample")) {
             NEEDS_VALUE;
             if (strcmp(val, "best") != 0 && strcmp(val, "all") != 0) {
@@ -305,6 +298,10 @@ static int parse_flags(int argc, char **argv, bench_opts *o)
 #undef NEEDS_VALUE
     }
     o->devices = o->gpu.device;
+    if (o->sample && o->gpu_picks) {
+        tool_error("bench: --sample or --gpu-picks, not both");
+        return 2;
+    }
     if (o->n_models == 0) {
         tool_error("bench: give a model: -m FILE.gguf, or --synthetic PRESET:TYPE such as "
                    "llama-1b:Q4_0 (see vkllm bench --help)");
