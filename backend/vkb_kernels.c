@@ -30,6 +30,13 @@ static uint64_t top_logits_shared(const uint32_t *spec)
     return 256 * 4 + (uint64_t)spec[0] * 4 + 5 * 4;
 }
 
+/* sample.comp: four arrays of VKB_SAMPLE_MAX words and a counter */
+static uint64_t sample_shared(const uint32_t *spec)
+{
+    (void)spec;
+    return 4ull * (4 * VKB_SAMPLE_MAX + 1);
+}
+
 /* matvec.comp: spec {workgroup, ROWS, NCOLS, ACC, OUTS, NORM, GLU, ROPE} */
 static uint64_t matvec_shared(const uint32_t *spec)
 {
@@ -281,6 +288,17 @@ static const struct vkb_kernel kernels[] = {
      .spec_defaults = {256},
      .group_per_elem = true,
      .shared_bytes = top_logits_shared},
+    /* sample.comp: one workgroup; the best logits, the draws, then the history ring
+     * (read and advanced), the positions (read and advanced), the ids and the picks'
+     * ring; the candidates and their order, VKB_SAMPLE_MAX each, in shared memory */
+    {.name = "sample",
+     .binding_count = 6,
+     .writes = {false, false, true, true, true, true},
+     .push_size = 32,
+     .spec_count = 1,
+     .spec_defaults = {256},
+     .group_per_elem = true,
+     .shared_bytes = sample_shared},
     ROWWISE("softmax_shared", 16, 0),
     ATTENTION("attention_subgroup", SG_OPS),
     ATTENTION("attention_shared", 0),

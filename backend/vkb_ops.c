@@ -393,6 +393,47 @@ vkb_status vkb_op_top_logits(vkb_stream *s, const vkb_buffer *out, const vkb_buf
                            row_wg(dev, groups * m));
 }
 
+_Static_assert(VKB_SAMPLE_MAX == 512, "sample.comp's MAX_CAND, and the message below");
+
+vkb_status vkb_op_sample_feed(vkb_stream *s, const vkb_buffer *best, uint32_t m,
+                              const vkb_buffer *draws, const vkb_buffer *hist,
+                              const vkb_buffer *pos, const vkb_buffer *ids,
+                              const vkb_buffer *picked, uint32_t picked_len,
+                              const vkb_sample_params *p)
+{
+    vkb_device *dev = vkb_stream_device(s);
+    const char *why = NULL;
+    if (!p)
+        why = "no parameters";
+    else if (m == 0 || m > VKB_SAMPLE_MAX)
+        why = "1 to 512 best logits (VKB_SAMPLE_MAX)";
+    else if (picked_len == 0)
+        why = "a ring of at least 1 pick";
+    else if (!(p->temperature >= 0.0f) || isinf(p->temperature))
+        why = "a temperature of 0 (greedy) or above";
+    else if (!(p->top_p > 0.0f && p->top_p <= 1.0f) || !(p->min_p >= 0.0f && p->min_p <= 1.0f))
+        why = "top-p in (0, 1] and min-p in [0, 1]";
+    else if (!(p->penalty > 0.0f) || isinf(p->penalty))
+        why = "a positive penalty";
+    else if (p->history > (UINT32_MAX - 2) / 4)
+        why = "a smaller history";
+    if (why)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "sample: %s (%u best logits, %u picks)",
+                            why, m, picked_len);
+    struct op_arg a[6] = {{"best", best, (uint64_t)m * sizeof(vkb_top_logit)},
+                          {"draws", draws, (uint64_t)picked_len * 4},
+                          {"history", hist, (2ull + p->history) * 4},
+                          {"pos", pos, 4},
+                          {"ids", ids, 4},
+                          {"picked", picked, (uint64_t)picked_len * 4}};
+    struct {
+        uint32_t m, picked_len, history, top_k;
+        float temperature, top_p, min_p, penalty;
+    } push = {m, picked_len, p->history, p->top_k, p->temperature, p->top_p, p->min_p, p->penalty};
+    uint32_t wg = vkb_op_wg_size(dev, m > 64 ? 256 : 64, 0);
+    return dispatch_simple(s, "sample", "sample", a, 6, &push, sizeof push, 1, wg);
+}
+
 void vkb_rope_freqs(float *freqs, uint32_t rot_dims, float base, float freq_scale)
 {
     for (uint32_t i = 0; i < rot_dims / 2; i++)

@@ -290,6 +290,33 @@ vkb_status vkb_op_top_logits(vkb_stream *s, const vkb_buffer *out, const vkb_buf
 uint32_t vkb_top_logits_groups(uint32_t n, uint32_t m, uint32_t groups);
 uint64_t vkb_top_logits_scratch_bytes(uint32_t n, uint32_t m, uint32_t groups);
 
+/* The most best logits vkb_op_sample_feed samples from. */
+#define VKB_SAMPLE_MAX 512
+
+/* A sampler's settings, as eng_sampler_params means them. */
+typedef struct vkb_sample_params {
+    float temperature; /* 0 = greedy (after the penalty) */
+    uint32_t top_k;    /* 0 = off */
+    float top_p;       /* 1 = off */
+    float min_p;       /* 0 = off */
+    float penalty;     /* for the tokens in the history; 1 = off */
+    uint32_t history;  /* the history ring's size: the penalty's window (0: none) */
+} vkb_sample_params;
+
+/* Sampling's pick on the GPU, fed to the next step as vkb_op_argmax_feed's is: from
+ * best[0..m) (vkb_op_top_logits' output; m at most VKB_SAMPLE_MAX, distinct ids), the
+ * host sampler's chain (penalty over the history, top-k, top-p, min-p, temperature) and
+ * the draw u = draws[(p + 1) % picked_len] (float in [0, 1)); then with p = pos[0]:
+ * ids[0] = the pick (0 where there is none), pos[0] = p + 1, picked[(p + 1) % picked_len]
+ * = the pick or -1, and the pick joins the history: int32 {len, at, tokens[history]}, a
+ * ring as eng_sampler keeps it. The host's pick except where the draw or a cut falls
+ * within float rounding of a boundary (vkb_ref_sample). */
+vkb_status vkb_op_sample_feed(vkb_stream *s, const vkb_buffer *best, uint32_t m,
+                              const vkb_buffer *draws, const vkb_buffer *hist,
+                              const vkb_buffer *pos, const vkb_buffer *ids,
+                              const vkb_buffer *picked, uint32_t picked_len,
+                              const vkb_sample_params *p);
+
 /* out[r] = softmax(x[r] · scale + mask[r % mask_rows]) over rows of n values; mask NULL
  * (mask_rows ignored) for none. -inf masks; a row of only -inf comes out as zeros. */
 vkb_status vkb_op_softmax(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,

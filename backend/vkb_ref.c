@@ -307,6 +307,113 @@ int64_t vkb_ref_top_logits(const float *x, uint32_t n, uint32_t m, vkb_top_logit
     return k;
 }
 
+/* A candidate of vkb_ref_sample: its logit after the penalty, and whether it took one. */
+struct sample_cand {
+    int32_t id;
+    float logit;
+    bool penalized;
+};
+
+static int by_logit_id(const void *a, const void *b)
+{
+    const struct sample_cand *x = a, *y = b;
+    if (x->logit != y->logit)
+        return x->logit < y->logit ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static double rel_gap(float a, float b)
+{
+    double scale = fmax(fabs((double)a), fabs((double)b));
+    return scale > 0 ? fabs((double)a - b) / scale : 0.0;
+}
+
+int32_t vkb_ref_sample(const vkb_top_logit *best, uint32_t m, const int32_t *history,
+                       uint32_t history_len, const vkb_sample_params *p, float u, double *margin)
+{
+    double near = HUGE_VAL;
+    struct sample_cand *c = malloc(((size_t)m + 1) * sizeof *c);
+    float *p1 = malloc(((size_t)m + 1) * sizeof *p1), *w = malloc(((size_t)m + 1) * sizeof *w);
+    int32_t pick = -1;
+    if (!c || !p1 || !w) {
+        pick = -2;
+        goto done;
+    }
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < m; i++) {
+        float v = best[i].logit;
+        if (best[i].id < 0 || isnan(v) || (isinf(v) && v < 0))
+            continue;
+        bool seen = false;
+        for (uint32_t h = 0; h < history_len && p->penalty != 1.0f && !seen; h++)
+            seen = history[h] == best[i].id;
+        if (seen)
+            v = v > 0 ? v / p->penalty : v * p->penalty;
+        c[n++] = (struct sample_cand){best[i].id, v, seen};
+    }
+    if (n == 0)
+        goto done;
+    qsort(c, n, sizeof *c, by_logit_id);
+    uint32_t valid = n;
+    bool greedy = p->temperature <= 0.0f;
+    if (!greedy && p->top_k > 0 && p->top_k < n)
+        n = p->top_k;
+    /* a penalized logit computed with other rounding may trade places with a neighbour,
+     * across the top-k cut too */
+    for (uint32_t r = 0; r < (greedy ? 1 : n) && r + 1 < valid; r++)
+        if (c[r].penalized || c[r + 1].penalized)
+            near = fmin(near, rel_gap(c[r].logit, c[r + 1].logit));
+    pick = c[0].id;
+    if (greedy)
+        goto done;
+    float top = c[0].logit;
+    for (uint32_t r = 0; r < n; r++) {
+        float d = c[r].logit - top;
+        p1[r] = expf(d);
+        w[r] = expf(d / p->temperature);
+    }
+    if (p->top_p < 1.0f) {
+        float sum = 0, cum = 0;
+        for (uint32_t r = 0; r < n; r++)
+            sum += p1[r];
+        for (uint32_t r = 0; r < n; r++) {
+            cum += p1[r] / sum;
+            near = fmin(near, fabs((double)cum - p->top_p));
+            if (cum >= p->top_p) {
+                n = r + 1;
+                break;
+            }
+        }
+    }
+    if (p->min_p > 0.0f) {
+        uint32_t keep = 1;
+        for (; keep < n; keep++) {
+            near = fmin(near, fabs((double)p1[keep] - p->min_p) / p->min_p);
+            if (!(p1[keep] >= p->min_p))
+                break;
+        }
+        n = keep;
+    }
+    float sum = 0, acc = 0;
+    for (uint32_t r = 0; r < n; r++)
+        sum += w[r];
+    float target = u * sum;
+    pick = c[n - 1].id;
+    for (uint32_t r = 0; r < n; r++) {
+        acc += w[r];
+        near = fmin(near, fabs((double)target - acc) / sum);
+        if (target < acc) {
+            pick = c[r].id;
+            break;
+        }
+    }
+done:
+    free(c), free(p1), free(w);
+    if (margin)
+        *margin = near;
+    return pick;
+}
+
 void vkb_ref_softmax(float *out, const float *x, const float *mask, uint32_t mask_rows, uint32_t n,
                      uint32_t rows, float scale)
 {

@@ -57,6 +57,16 @@ int32_t vkb_ref_argmax(const float *x, uint32_t n);
 /* The best m of x[0..n) as vkb_op_top_logits writes them (ascending index, padded with
  * {-1, NaN}); the number valid, or -1 out of host memory. */
 int64_t vkb_ref_top_logits(const float *x, uint32_t n, uint32_t m, vkb_top_logit *out);
+/* vkb_op_sample_feed's pick, in float as the kernel computes it: from best[0..m) (any
+ * order; ids < 0 and invalid logits skipped) with the penalty over history[0..history_len)
+ * and the draw u; -1 where nothing is valid. *margin (may be NULL) receives how near the
+ * pick came to another: the smallest relative distance between the draw and an edge of
+ * the chosen weights, the top-p sum and top_p, a min-p ratio and min_p, or a penalized
+ * logit and its neighbour in the order (HUGE_VAL where nothing is near). Arithmetic that
+ * differs in rounding (the GPU's exp, the host sampler's doubles) picks the same where
+ * the margin is well above its error: 1e-4 is safe. -2 out of host memory. */
+int32_t vkb_ref_sample(const vkb_top_logit *best, uint32_t m, const int32_t *history,
+                       uint32_t history_len, const vkb_sample_params *p, float u, double *margin);
 void vkb_ref_rope(float *out, const float *x, const int32_t *pos, const float *freqs,
                   const vkb_rope_shape *shape);
 void vkb_ref_silu_mul(float *out, const float *gate, const float *up, uint64_t n);

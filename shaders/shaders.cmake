@@ -66,6 +66,8 @@ vkllm_shader(attention_values attention_unfused.comp DEFINES VALUES)
 vkllm_shader(argmax argmax.comp)
 # The best logits for a sampler that needs no others (top-k with or without a penalty).
 vkllm_shader(top_logits top_logits.comp)
+# Sampling's pick on the GPU from those, fed to the next step as greedy's is.
+vkllm_shader(sample sample.comp)
 
 vkllm_shader(rope_f32 rope.comp)
 vkllm_shader(rope_store_f16 rope_store.comp)

@@ -337,6 +337,139 @@ static void test_top_logits(void)
     teardown(&f);
 }
 
+/* The history ring's state as vkb_op_sample_feed keeps it: {len, at, tokens[cap]}. */
+struct sample_ring {
+    int32_t len, at, tokens[64];
+};
+
+/* What eng_sampler_accept does to the ring (and the kernel after its pick). */
+static void ring_accept(struct sample_ring *h, uint32_t cap, int32_t t)
+{
+    if (cap == 0 || t < 0)
+        return;
+    h->tokens[h->at] = t;
+    h->at = (h->at + 1) % (int32_t)cap;
+    h->len = h->len < (int32_t)cap ? h->len + 1 : (int32_t)cap;
+}
+
+/* Sampling's pick on the GPU against vkb_ref_sample: the best m (1 to VKB_SAMPLE_MAX) of
+ * rows sharp and flat, with ties, NaN and -inf, fewer valid than m, or none; every
+ * setting of temperature (0: greedy after the penalty), top-k, top-p, min-p and a penalty
+ * above and below 1 over history rings of 0 to 64 tokens, full and partly full. Two picks
+ * are recorded one after the other: the second reads the position the first advanced,
+ * its own draw, and the history with the first pick in it. The pick must be the
+ * reference's wherever the reference's margin (the distance from a decision's edge) is
+ * above 1e-4, far above float rounding; the cases nearer an edge are counted, and must
+ * be few. The ring, the position, the id and the picks' ring are checked exactly. */
+static void test_sample(void)
+{
+    struct fixture f;
+    if (!setup(&f))
+        return;
+    static const uint32_t ms[] = {1, 2, 7, 40, 104, 300, 512};
+    static const float temps[] = {0.f, 0.3f, 0.8f, 2.f}, top_ps[] = {1.f, 0.9f, 0.5f},
+                       min_ps[] = {0.f, 0.05f, 0.2f}, penalties[] = {1.f, 1.5f, 0.7f};
+    static const uint32_t caps[] = {0, 1, 16, 64};
+    const int cases = 420;
+    int compared = 0, near = 0;
+    uint64_t st = 4242;
+    vkb_top_logit *best = malloc(VKB_SAMPLE_MAX * sizeof *best);
+    float *x = malloc(4 * VKB_SAMPLE_MAX * sizeof *x);
+    for (int c = 0; c < cases && best && x; c++) {
+        uint32_t m = ms[c % 7], kind = (uint32_t)(t_rand_u64(&st) % 8);
+        uint32_t n = kind == 5 ? m / 2 + 1 : m + (uint32_t)(t_rand_u64(&st) % (3 * m + 1));
+        float spread = kind == 0 ? 0.05f : kind == 1 ? 0.3f : 1.f;
+        for (uint32_t i = 0; i < n; i++) {
+            float v = t_rand_float(&st, -30.f, 30.f) * spread;
+            uint32_t r = (uint32_t)(t_rand_u64(&st) % 8);
+            if (kind == 3)
+                v = floorf(v / 4.f); /* runs of ties */
+            if (kind == 4 && r < 3)
+                v = r == 0 ? NAN : -INFINITY;
+            if (kind == 6 && c % 21 == 6)
+                v = NAN; /* nothing valid */
+            x[i] = v;
+        }
+        CHECK(vkb_ref_top_logits(x, n, m, best) >= 0);
+        uint32_t cap = caps[t_rand_u64(&st) % 4];
+        vkb_sample_params p = {.temperature = temps[t_rand_u64(&st) % 4],
+                               .top_p = top_ps[t_rand_u64(&st) % 3],
+                               .min_p = min_ps[t_rand_u64(&st) % 3],
+                               .penalty = penalties[t_rand_u64(&st) % 3],
+                               .history = cap};
+        static const uint32_t ks[] = {0, 1, 3, 40, 600};
+        p.top_k = ks[t_rand_u64(&st) % 5];
+        /* a ring filled from slot 0, or full with its next slot anywhere; its tokens
+         * mostly among the candidates */
+        struct sample_ring ring = {0};
+        if (cap) {
+            ring.len = (int32_t)(t_rand_u64(&st) % (cap + 1));
+            ring.at = ring.len < (int32_t)cap ? ring.len : (int32_t)(t_rand_u64(&st) % cap);
+            for (uint32_t h = 0; h < cap; h++) {
+                uint32_t j = (uint32_t)(t_rand_u64(&st) % m);
+                ring.tokens[h] = best[j].id >= 0 && h % 5 ? best[j].id : (int32_t)(h * 7 + 1);
+            }
+        }
+        const uint32_t picks_len = 5;
+        float draws[5];
+        for (int i = 0; i < 5; i++)
+            draws[i] = (float)(t_rand_u64(&st) >> 40) * 0x1p-24f;
+        if (c % 50 == 1)
+            draws[(c + 1) % 5] = 0.f, draws[(c + 2) % 5] = 1.f - 0x1p-24f;
+        int32_t start = c, picked[5] = {-7, -7, -7, -7, -7}, ids_got = -7, pos_got = 0;
+        struct sample_ring ring_got;
+        begin(&f);
+        vkb_buffer *bb = upload(&f, best, m * sizeof *best), *bd = upload(&f, draws, sizeof draws),
+                   *bh = upload(&f, &ring, sizeof ring), *bp = upload(&f, &start, 4),
+                   *bi = upload(&f, &ids_got, 4), *bk = upload(&f, picked, sizeof picked);
+        if (!bb || !bd || !bh || !bp || !bi || !bk) {
+            t_fail_at(__FILE__, __LINE__, "setup failed");
+            break;
+        }
+        CHECK_OK(vkb_op_sample_feed(f.stream, bb, m, bd, bh, bp, bi, bk, picks_len, &p));
+        CHECK_OK(vkb_op_sample_feed(f.stream, bb, m, bd, bh, bp, bi, bk, picks_len, &p));
+        finish(&f, bk, picked, sizeof picked);
+        CHECK_OK(vkb_buffer_download(t_dev, bp, 0, &pos_got, 4));
+        CHECK_OK(vkb_buffer_download(t_dev, bi, 0, &ids_got, 4));
+        CHECK_OK(vkb_buffer_download(t_dev, bh, 0, &ring_got, sizeof ring_got));
+        int32_t got[2] = {picked[(start + 1) % picks_len], picked[(start + 2) % picks_len]};
+        struct sample_ring want_ring = ring;
+        for (int k = 0; k < 2; k++) {
+            double margin;
+            int32_t want = vkb_ref_sample(best, m, want_ring.tokens, (uint32_t)want_ring.len, &p,
+                                          draws[(start + 1 + k) % picks_len], &margin);
+            if (margin < 1e-4) {
+                near++;
+            } else {
+                compared++;
+                CHECK_MSG(got[k] == want,
+                          "sample case %d pick %d (m=%u kind %u, t %g, top-k %u, top-p %g, "
+                          "min-p %g, penalty %g over %d of %u): %d, want %d (margin %.3g)",
+                          c, k, m, kind, p.temperature, p.top_k, p.top_p, p.min_p, p.penalty,
+                          want_ring.len, cap, got[k], want, margin);
+            }
+            /* the GPU's pick goes on, as the kernel's history holds it */
+            ring_accept(&want_ring, cap, got[k]);
+        }
+        CHECK_MSG(kind != 6 || c % 21 != 6 || (got[0] == -1 && got[1] == -1),
+                  "sample case %d: picks %d, %d where nothing is valid", c, got[0], got[1]);
+        CHECK_MSG(memcmp(&ring_got, &want_ring, (2 + cap) * 4) == 0,
+                  "sample case %d: history ring len %d at %d, want len %d at %d", c, ring_got.len,
+                  ring_got.at, want_ring.len, want_ring.at);
+        CHECK_MSG(pos_got == start + 2 && ids_got == (got[1] < 0 ? 0 : got[1]),
+                  "sample case %d: position %d id %d, want %d and %d", c, pos_got, ids_got,
+                  start + 2, got[1] < 0 ? 0 : got[1]);
+        CHECK_MSG(picked[start % picks_len] == -7, "sample case %d: ring entry %d written", c,
+                  start % picks_len);
+    }
+    fprintf(stderr, "  %d picks compared, %d within 1e-4 of an edge\n", compared, near);
+    CHECK_MSG(compared >= cases * 2 * 9 / 10, "sample: only %d of %d picks compared", compared,
+              cases * 2);
+    free(best);
+    free(x);
+    teardown(&f);
+}
+
 static void check_rope(struct fixture *f, vkb_rope_shape sh, float base, float freq_scale,
                        uint64_t seed)
 {
@@ -1287,6 +1420,23 @@ static void test_op_errors(void)
     CHECK_STATUS(vkb_op_top_logits(f.stream, b, NULL, a, 1024, 8, 4), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "need scratch") != NULL);
     CHECK_STATUS(vkb_op_top_logits(f.stream, b, NULL, a, 1024, 600, 1), VKB_ERR_INVALID_ARGUMENT);
+    vkb_sample_params sp = {0.8f, 40, 0.95f, 0.05f, 1.f, 64};
+    CHECK_STATUS(vkb_op_sample_feed(f.stream, a, VKB_SAMPLE_MAX + 1, a, a, a, a, b, 4, &sp),
+                 VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "1 to 512 best logits") != NULL);
+    CHECK_STATUS(vkb_op_sample_feed(f.stream, a, 8, a, a, a, a, b, 0, &sp),
+                 VKB_ERR_INVALID_ARGUMENT);
+    sp.top_p = 0.f;
+    CHECK_STATUS(vkb_op_sample_feed(f.stream, a, 8, a, a, a, a, b, 4, &sp),
+                 VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "top-p in (0, 1]") != NULL);
+    sp.top_p = 1.f, sp.penalty = 0.f;
+    CHECK_STATUS(vkb_op_sample_feed(f.stream, a, 8, a, a, a, a, b, 4, &sp),
+                 VKB_ERR_INVALID_ARGUMENT);
+    sp.penalty = 1.f, sp.history = 1024; /* a ring larger than its buffer */
+    CHECK_STATUS(vkb_op_sample_feed(f.stream, a, 8, a, a, a, a, b, 4, &sp),
+                 VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "history") != NULL);
     vkb_attention_shape ash = {8, 6, 4, 1, 3, 3, 1.f, NULL}; /* 6 heads over 4; pos0 + 1 > n_kv */
     CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &ash), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "6 heads over 4 kv heads") != NULL);
@@ -1314,6 +1464,7 @@ int main(int argc, char **argv)
         {"softmax", test_softmax, true},
         {"argmax", test_argmax, true},
         {"top_logits", test_top_logits, true},
+        {"sample", test_sample, true},
         {"rope", test_rope, true},
         {"eltwise", test_eltwise, true},
         {"fused_q8", test_fused_q8, true},
