@@ -243,7 +243,7 @@ void eng_session_destroy(eng_session *s);
 eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n);
 
 /* n_vocab floats: the last token's logits of the last eval; NULL before an eval, after a
- * reset, after eng_session_greedy and with params.best_logits. */
+ * reset, after eng_session_generate and with params.best_logits. */
 const float *eng_session_logits(const eng_session *s);
 
 /* With params.best_logits = N: the best N logits of the last eval's last token, by
@@ -259,22 +259,40 @@ const eng_candidate *eng_session_best(const eng_session *s, uint32_t *n);
  * are no logits or nothing to sample. Does not add the token to smp's history. */
 int32_t eng_session_sample(const eng_session *s, eng_sampler *smp);
 
-/* Receives each token eng_session_greedy picks, in order; false stops it. It runs while
- * the next step is on the GPU and must not call into the session. */
+/* Receives each token eng_session_generate picks, in order; false stops it. It runs
+ * while the next step is on the GPU and must not call into the session. */
 typedef bool (*eng_token_fn)(void *user, int32_t token);
 
-/* Greedy decoding with each token picked on the GPU and fed to the next step there
- * (vkb_op_argmax_feed: the highest logit, ties to the lowest id, NaN and -inf never:
- * eng_sampler's choice at temperature 0 without a repetition penalty). Evaluates `token`
- * at n_past, then each token picked, handing fn the picks in order: the host reads one id
- * per token, not the logits, and keeps the next step queued behind the running one
- * instead of submitting it after the pick. Stops after `max` picks, when fn returns
- * false, or when the context is full; *n_out (may be NULL) receives the picks handed
- * over. As after an eval and a sample, the last pick is not evaluated: n_past grows by
- * the picks. The step queued behind the last one may have run; it wrote nothing before
- * n_past. ENG_ERR_UNSUPPORTED with params.all_logits. */
+/* Decoding with each token picked on the GPU and fed to the next step there: evaluates
+ * `token` at n_past, then each token picked, handing fn the picks in order. The host
+ * reads one id per token, not the logits, and keeps the next step queued behind the
+ * running one instead of submitting it after the pick. Stops after `max` picks, when fn
+ * returns false, or when the context is full; *n_out (may be NULL) receives the picks
+ * handed over. As after an eval and a sample, the last pick is not evaluated: n_past
+ * grows by the picks. The step queued behind the last one may have run; it wrote nothing
+ * before n_past.
+ *
+ * smp NULL, or greedy without a penalty: the highest logit, ties to the lowest id, NaN
+ * and -inf never (vkb_op_argmax_feed: eng_sampler's choice at temperature 0). Otherwise
+ * smp's chain from the best logits (vkb_op_sample_feed), with smp's penalty window and
+ * the draws its generator would take (eng_sampler_draw_ahead): the host's token except
+ * where a draw or a cut falls within float rounding of a boundary. smp takes each pick
+ * as eng_session_sample then eng_sampler_accept would leave it (eng_sampler_took): fn
+ * must not accept it again. Where the GPU cannot pick for smp (eng_session_gpu_picks
+ * says why), each step is evaluated and sampled on the host instead, with the same
+ * contract. ENG_ERR_UNSUPPORTED with params.all_logits. */
+eng_status eng_session_generate(eng_session *s, int32_t token, uint32_t max, eng_sampler *smp,
+                                eng_token_fn fn, void *user, uint32_t *n_out);
+/* eng_session_generate greedily (smp NULL). */
 eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_token_fn fn,
                               void *user, uint32_t *n_out);
+/* Whether eng_session_generate picks on the GPU for smp (NULL: greedy); where not, why
+ * (into why, may be NULL): top-k off or a penalty below 1 (every logit may decide the
+ * token), a session that brings every logit back, selects its best on the host (CPU
+ * drivers), or brings back fewer than the sampler needs (eng_sampler_best_needed) or more
+ * than VKB_SAMPLE_MAX. */
+bool eng_session_gpu_picks(const eng_session *s, const eng_sampler *smp, char *why,
+                           size_t why_size);
 /* With params.all_logits: [tokens][n_vocab] logits of the last eval's last chunk (an eval
  * of at most n_batch tokens is one chunk: every token's logits); *tokens receives the
  * chunk's length. NULL otherwise. Valid until the next eval. */

@@ -99,14 +99,44 @@ void eng_sampler_accept(eng_sampler *s, int32_t token)
         s->history_len++;
 }
 
-/* splitmix64; a double in [0, 1) from its top 53 bits. */
-static double uniform(eng_sampler *s)
+#define RNG_STEP 0x9e3779b97f4a7c15ull
+
+/* splitmix64's output for a state: the generator adds RNG_STEP to its state per draw. */
+static uint64_t mix(uint64_t z)
 {
-    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (double)(z >> 11) * 0x1p-53;
+    return z ^ (z >> 31);
+}
+
+/* A double in [0, 1) from the next output's top 53 bits. */
+static double uniform(eng_sampler *s)
+{
+    return (double)(mix(s->rng += RNG_STEP) >> 11) * 0x1p-53;
+}
+
+float eng_sampler_draw_ahead(const eng_sampler *s, uint32_t j)
+{
+    return (float)(mix(s->rng + (j + 1ull) * RNG_STEP) >> 40) * 0x1p-24f;
+}
+
+void eng_sampler_took(eng_sampler *s, int32_t token)
+{
+    if (token >= 0 && s->p.temperature > 0.0f)
+        s->rng += RNG_STEP;
+    eng_sampler_accept(s, token);
+}
+
+const eng_sampler_params *eng_sampler_get_params(const eng_sampler *s)
+{
+    return &s->p;
+}
+
+uint32_t eng_sampler_history(const eng_sampler *s, int32_t *out, uint32_t *at)
+{
+    memcpy(out, s->history, (size_t)s->p.repeat_last_n * sizeof *out);
+    *at = s->history_at;
+    return s->history_len;
 }
 
 /* Descending logit, then ascending id: a total order, so results do not depend on qsort. */

@@ -70,6 +70,21 @@ int32_t eng_sampler_sample_best(eng_sampler *s, const eng_candidate *best, uint3
 /* Adds a token (from the prompt or generated) to the history the penalty looks at. */
 void eng_sampler_accept(eng_sampler *s, int32_t token);
 
+/* For a sampler that runs elsewhere (eng_session_generate's on the GPU), in step with
+ * this one: */
+/* its parameters; */
+const eng_sampler_params *eng_sampler_get_params(const eng_sampler *s);
+/* the penalty's window as the ring it is kept in: out[repeat_last_n] receives the ring's
+ * slots, whose first len (returned) are filled, and *at the slot the next token takes; */
+uint32_t eng_sampler_history(const eng_sampler *s, int32_t *out, uint32_t *at);
+/* the uniform in [0, 1) of the j-th draw from now (0: the next one) without taking it:
+ * the draw's top 24 bits (the host's takes 53), as a float; */
+float eng_sampler_draw_ahead(const eng_sampler *s, uint32_t j);
+/* and what eng_sampler_sample then eng_sampler_accept leave behind when they choose
+ * `token`: the generator past one draw (none at temperature 0, or for token -1), and the
+ * token in the history. */
+void eng_sampler_took(eng_sampler *s, int32_t token);
+
 /* Forgets the history and restarts the generator from the seed. */
 void eng_sampler_reset(eng_sampler *s);
 

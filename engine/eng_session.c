@@ -10,6 +10,13 @@
 
 #include "eng_internal.h"
 
+/* How a decode step ends: with nothing, the greedy pick (vkb_op_argmax_feed) or a
+ * sampler's (vkb_op_sample_feed, with these settings), fed to the next step. */
+struct step_pick {
+    enum { PICK_NONE, PICK_GREEDY, PICK_SAMPLE } mode;
+    vkb_sample_params sp; /* PICK_SAMPLE */
+};
+
 struct eng_session {
     eng_model *m;
     vkb_device *dev;
@@ -32,15 +39,16 @@ struct eng_session {
      * one submitted last; slots[i] says what streams[i] holds. */
     vkb_stream *streams[2], *stream, *ran;
     struct step_slot {
-        bool ready;      /* a decode step, for position p0 or (any_pos) every position */
-        bool any_pos;    /* its positions read on the GPU (VKB_AT_POS) */
-        uint32_t p0;     /* !any_pos: its position */
-        uint32_t splits; /* any_pos: its attention's split count */
-        bool picks;      /* it ends with the greedy pick (after_logits()) */
-        double ms;       /* host time its recording took */
+        bool ready;            /* a decode step, for position p0 or (any_pos) every position */
+        bool any_pos;          /* its positions read on the GPU (VKB_AT_POS) */
+        uint32_t p0;           /* !any_pos: its position */
+        uint32_t splits;       /* any_pos: its attention's split count */
+        struct step_pick pick; /* how it ends (after_logits()) */
+        double ms;             /* host time its recording took */
     } slots[2];
     bool at_pos; /* the recording in progress reads its positions on the GPU */
-    bool picks;  /* decode steps end with the greedy pick: since the first eng_session_greedy */
+    /* how decode steps end: since the first eng_session_generate, with its pick */
+    struct step_pick pick;
     vkb_buffer **k_cache, **v_cache;  /* per layer: n_ctx rows of the kv width */
     vkb_kv_layout k_layout, v_layout; /* types: eng_kv_type mirrors vkb_kv_type */
     uint64_t k_bytes, v_bytes;        /* of one layer's cache */
@@ -60,8 +68,9 @@ struct eng_session {
     double born;     /* monotonic seconds at creation */
     /* host-visible: written before submit, read after wait (the logits in device memory
      * where the best come back from the GPU: best_n && !best_host); picked is the ring of
-     * tokens decode steps pick on the GPU (vkb_op_argmax_feed; eng_session_greedy) */
-    vkb_buffer *ids, *pos, *logits, *captured, *picked, *best;
+     * tokens decode steps pick on the GPU (eng_session_generate), draws the ring of the
+     * draws they sample with, hist the sampler's penalty window (vkb_op_sample_feed) */
+    vkb_buffer *ids, *pos, *logits, *captured, *picked, *best, *draws, *hist;
     vkb_buffer *best_scratch; /* the best logits' first pass (vkb_op_top_logits) */
     uint32_t captured_tokens;
     double last_gpu_ms, last_record_ms, last_wait_ms;
@@ -361,6 +370,8 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
          &s->best_scratch},
         {true, p.capture ? hp->n_layer * B * e * 4 : 4, &s->captured},
         {true, PICK_RING * 4, &s->picked},
+        {true, PICK_RING * 4, &s->draws},
+        {true, host_best || !p.best_logits ? 8 : (2 + VKB_SAMPLE_MAX) * 4, &s->hist},
     };
     const size_t n_list = sizeof list / sizeof list[0];
     uint64_t sizes[2] = {0, 0};
@@ -762,25 +773,39 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
 }
 
 /* What follows the logits. With params.best_logits, the best of them for the host
- * (eng_session_best). In a session that has decoded greedily on the GPU, a decode step
- * ends by picking its greedy successor and feeding it to the next step
- * (eng_session_greedy reads the picks; an eval writes the id and the position again
- * before each submit, so the pick is harmless there). Other sessions' steps leave it
- * out: a dispatch over the vocabulary. The pick is the best logit: where only that one
- * comes back, the pick writes it and no selection runs beside it. */
+ * (eng_session_best). In a session that has decoded on the GPU, a decode step ends by
+ * picking its successor as the last eng_session_generate did (greedily, or sampling from
+ * the best) and feeding it to the next step (eng_session_generate reads the picks; an
+ * eval writes the id and the position again before each submit, so the pick is harmless
+ * there). Other sessions' steps leave it out: a dispatch over the vocabulary. The greedy
+ * pick is the best logit: where only that one comes back, the pick writes it and no
+ * selection runs beside it. */
 static vkb_status after_logits(eng_session *s, uint32_t n)
 {
     vkb_status vs;
     uint32_t n_vocab = s->m->hp.n_vocab;
-    bool picks = n == 1 && s->picks, gpu_best = s->best_n && !s->best_host;
-    if (gpu_best && !(picks && s->best_n == 1) &&
+    int mode = n == 1 ? s->pick.mode : PICK_NONE;
+    bool gpu_best = s->best_n && !s->best_host;
+    if (gpu_best && !(mode == PICK_GREEDY && s->best_n == 1) &&
         (vs = vkb_op_top_logits(s->stream, s->best, s->best_scratch, s->logits, n_vocab, s->best_n,
                                 0)))
         return vs;
-    if (!picks)
+    if (mode == PICK_SAMPLE)
+        return vkb_op_sample_feed(s->stream, s->best, s->best_n, s->draws, s->hist, s->pos, s->ids,
+                                  s->picked, PICK_RING, &s->pick.sp);
+    if (mode == PICK_NONE)
         return VKB_OK;
     return vkb_op_argmax_feed(s->stream, s->logits, n_vocab, s->pos, s->ids, s->picked, PICK_RING,
                               gpu_best && s->best_n == 1 ? s->best : NULL);
+}
+
+static bool same_pick(const struct step_pick *a, const struct step_pick *b)
+{
+    const vkb_sample_params *x = &a->sp, *y = &b->sp;
+    return a->mode == b->mode &&
+           (a->mode != PICK_SAMPLE ||
+            (x->temperature == y->temperature && x->top_k == y->top_k && x->top_p == y->top_p &&
+             x->min_p == y->min_p && x->penalty == y->penalty && x->history == y->history));
 }
 
 /* Records a chunk of n tokens from position p0 into s->stream, up to its submission. Only
@@ -846,7 +871,7 @@ static int step_slot_for(const eng_session *s, uint32_t p, int busy)
 {
     for (int i = 0; i < 2; i++) {
         const struct step_slot *t = &s->slots[i];
-        if (i != busy && t->ready && (t->picks || !s->picks) &&
+        if (i != busy && t->ready && (s->pick.mode == PICK_NONE || same_pick(&t->pick, &s->pick)) &&
             (t->any_pos ? t->splits == split_count(s, 1, p) : t->p0 == p))
             return i;
     }
@@ -867,7 +892,7 @@ static vkb_status record_into(eng_session *s, int i, uint32_t n, uint32_t p0, bo
                                      .any_pos = s->at_pos,
                                      .p0 = p0,
                                      .splits = split_count(s, n, p0),
-                                     .picks = s->picks,
+                                     .pick = s->pick,
                                      .ms = (now_s() - t0) * 1e3};
     s->at_pos = false;
     return vs;
@@ -984,17 +1009,71 @@ eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n)
     return ENG_OK;
 }
 
-eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_token_fn fn,
-                              void *user, uint32_t *n_out)
+bool eng_session_gpu_picks(const eng_session *s, const eng_sampler *smp, char *why, size_t why_size)
 {
+    const eng_sampler_params *p = smp ? eng_sampler_get_params(smp) : NULL;
+    uint32_t need = p ? eng_sampler_best_needed(p) : 1;
+    char buf[200] = "";
+    if (s->all_logits)
+        snprintf(buf, sizeof buf, "the session keeps every token's logits (all_logits)");
+    else if (!p || (p->temperature <= 0.0f && p->repeat_penalty == 1.0f))
+        ; /* greedy: the pick reads the logits where they are */
+    else if (need == 0)
+        snprintf(buf, sizeof buf,
+                 "%s: every logit may decide the token, so every logit comes to the host",
+                 p->repeat_penalty < 1.0f ? "a penalty below 1 raises tokens from anywhere"
+                                          : "top-k is off");
+    else if (!s->best_n)
+        snprintf(buf, sizeof buf, "the session brings every logit back (best_logits 0)");
+    else if (s->best_host)
+        snprintf(buf, sizeof buf,
+                 "the session selects its best logits on the host (a CPU driver, or best_place)");
+    else if (need > s->best_n)
+        snprintf(buf, sizeof buf,
+                 "the sampler needs the best %u logits; the session brings back %u", need,
+                 s->best_n);
+    else if (s->best_n > VKB_SAMPLE_MAX)
+        snprintf(buf, sizeof buf, "the GPU samples from at most %u logits; the session selects %u",
+                 VKB_SAMPLE_MAX, s->best_n);
+    if (why && why_size)
+        snprintf(why, why_size, "%s", buf);
+    return buf[0] == 0;
+}
+
+/* eng_session_generate where the GPU cannot pick: each step evaluated, then sampled on
+ * the host. */
+static eng_status generate_on_host(eng_session *s, int32_t token, uint32_t max, eng_sampler *smp,
+                                   eng_token_fn fn, void *user, uint32_t *n_out)
+{
+    eng_status st;
+    for (;;) {
+        if ((st = eng_session_eval(s, &token, 1)) != ENG_OK)
+            return st;
+        token = eng_session_sample(s, smp);
+        if (token < 0)
+            return sfail(s, ENG_ERR_DEVICE,
+                         "every logit is NaN or -inf after position %u: the model or the GPU "
+                         "produced garbage",
+                         s->n_past - 1);
+        eng_sampler_accept(smp, token);
+        ++*n_out;
+        if (!fn(user, token) || *n_out == max || s->n_past + 1 > s->n_ctx)
+            return ENG_OK;
+    }
+}
+
+eng_status eng_session_generate(eng_session *s, int32_t token, uint32_t max, eng_sampler *smp,
+                                eng_token_fn fn, void *user, uint32_t *n_out)
+{
+    uint32_t got = 0;
     if (n_out)
         *n_out = 0;
     if (!fn)
-        return sfail(s, ENG_ERR_ARGUMENT, "greedy decoding needs a function to hand the tokens");
+        return sfail(s, ENG_ERR_ARGUMENT, "generating needs a function to hand the tokens");
     if (s->all_logits)
         return sfail(s, ENG_ERR_UNSUPPORTED,
-                     "greedy decoding on the GPU runs decode steps; this session keeps every "
-                     "token's logits (all_logits)");
+                     "generating runs decode steps; this session keeps every token's logits "
+                     "(all_logits)");
     if (token < 0 || (uint32_t)token >= s->m->hp.n_vocab)
         return sfail(s, ENG_ERR_ARGUMENT, "token %d is not in the vocabulary (0 to %u)", token,
                      s->m->hp.n_vocab - 1);
@@ -1002,20 +1081,47 @@ eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_t
         return sfail(s, ENG_ERR_CONTEXT_FULL, "the context of %u positions is full", s->n_ctx);
     if (max == 0)
         return ENG_OK;
-    s->picks = true; /* from now on; steps recorded before without it are recorded again */
+    if (!eng_session_gpu_picks(s, smp, NULL, 0)) {
+        eng_status st = generate_on_host(s, token, max, smp, fn, user, &got);
+        if (n_out)
+            *n_out = got;
+        return st;
+    }
+    /* from now on, decode steps end with this pick; steps recorded before with another are
+     * recorded again */
+    const eng_sampler_params *sp = smp ? eng_sampler_get_params(smp) : NULL;
+    s->pick = (struct step_pick){.mode = PICK_GREEDY};
+    if (sp && (sp->temperature > 0.0f || sp->repeat_penalty != 1.0f)) {
+        bool window = sp->repeat_penalty != 1.0f;
+        s->pick =
+            (struct step_pick){PICK_SAMPLE,
+                               {sp->temperature, (uint32_t)sp->top_k, sp->top_p, sp->min_p,
+                                sp->repeat_penalty, window ? (uint32_t)sp->repeat_last_n : 0}};
+        /* the sampler's window as it stands; the steps add their picks to it */
+        int32_t *h = vkb_buffer_map(s->hist);
+        uint32_t at = 0;
+        h[0] = window ? (int32_t)eng_sampler_history(smp, h + 2, &at) : 0;
+        h[1] = (int32_t)at;
+    }
+    bool draws = s->pick.mode == PICK_SAMPLE && sp->temperature > 0.0f;
     ((uint32_t *)vkb_buffer_map(s->ids))[0] = (uint32_t)token;
     ((int32_t *)vkb_buffer_map(s->pos))[0] = (int32_t)s->n_past;
     const int32_t *picked = vkb_buffer_map(s->picked);
+    float *draw = vkb_buffer_map(s->draws);
     /* the steps in flight, oldest first: while the host waits for one, the GPU has the
      * next queued behind it, reading the token the first picks */
     struct submitted q[2];
     const uint32_t p0 = s->n_past;
-    uint32_t queued = 0, issued = 0, got = 0;
+    uint32_t queued = 0, issued = 0;
     bool stop = false;
     eng_status st = ENG_OK;
     double last = now_s();
     for (;;) {
         while (st == ENG_OK && !stop && queued < 2 && issued < max && p0 + issued < s->n_ctx) {
+            /* the step at p samples with the draw the host's sampler would take next after
+             * the picks before it */
+            if (draws)
+                draw[(p0 + issued + 1) % PICK_RING] = eng_sampler_draw_ahead(smp, issued - got);
             st = submit_chunk(s, 1, p0 + issued, true, queued ? q[0].slot : -1, &q[queued]);
             queued += st == ENG_OK;
             issued += st == ENG_OK;
@@ -1045,6 +1151,8 @@ eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_t
                        s->n_past - 1);
             continue;
         }
+        if (smp)
+            eng_sampler_took(smp, pick);
         got++;
         stop = !fn(user, pick);
     }
@@ -1053,6 +1161,12 @@ eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_t
     if (n_out)
         *n_out = got;
     return st;
+}
+
+eng_status eng_session_greedy(eng_session *s, int32_t token, uint32_t max, eng_token_fn fn,
+                              void *user, uint32_t *n_out)
+{
+    return eng_session_generate(s, token, max, NULL, fn, user, n_out);
 }
 
 const float *eng_session_logits(const eng_session *s)

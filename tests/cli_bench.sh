@@ -70,8 +70,14 @@ grep -Eq '"sample":[[:space:]]+"all"' "$work/sample.json" || fail "--sample all:
 "$vkllm" bench --synthetic tiny:Q4_0 --sample some >/dev/null 2>"$work/err" &&
     fail "--sample some was taken"
 grep -q 'best or all' "$work/err" || fail "--sample some: $(cat "$work/err")"
-"$vkllm" bench --synthetic tiny:Q4_0 --sample best --gpu-picks >/dev/null 2>"$work/err" &&
-    fail "--sample with --gpu-picks was taken"
+"$vkllm" bench --synthetic tiny:Q4_0 --sample all --gpu-picks >/dev/null 2>"$work/err" &&
+    fail "--sample all with --gpu-picks was taken"
+grep -q 'not both' "$work/err" || fail "--sample all --gpu-picks: $(cat "$work/err")"
+# sampled on the GPU, steps queued: the rows say both
+run "$work/gpu-sample.jsonl" "$vkllm" bench --synthetic tiny:Q4_0 -p 0 -n 8 -r 1 --sample best \
+    --gpu-picks --validation -o jsonl || fail "bench --sample best --gpu-picks failed"
+grep -q '"gpu_picks":true,.*"sample":"best"' "$work/gpu-sample.jsonl" ||
+    fail "--sample best --gpu-picks: the JSON row does not say both: $(cat "$work/gpu-sample.jsonl")"
 
 # depth (-d is the depth, as in llama-bench) and both attention paths: 2 x 2 x 2 rows
 run "$work/fa.jsonl" "$vkllm" bench --synthetic tiny:Q8_0 -p 16 -n 4 -d 0,32 -fa 0,1 -r 1 -o jsonl ||

@@ -1099,6 +1099,159 @@ static void check_best(eng_model *m, eng_session_params sp, eng_sampler_params s
     eng_session_destroy(best);
 }
 
+/* The sampler's settings as the GPU's pick takes them. */
+static vkb_sample_params gpu_sample_params(const eng_sampler_params *p)
+{
+    return (vkb_sample_params){
+        p->temperature,    (uint32_t)p->top_k,
+        p->top_p,          p->min_p,
+        p->repeat_penalty, p->repeat_penalty != 1.f ? (uint32_t)p->repeat_last_n : 0};
+}
+
+/* Sampling with each token picked on the GPU (eng_session_generate with a sampler)
+ * against the host sampling each step's best logits, for one session config and sampler:
+ * three runs (12 picks; 5, stopped by the function; to the end of the context), each
+ * continuing from the last pick, so the penalty window and the generator carry across
+ * them. Token for token, the same until a pick the reference places within 1e-4 of a
+ * decision's edge (vkb_ref_sample's margin over that step's best logits, window and
+ * draw), where float and double may part; any other difference fails. Where they never
+ * part, the two samplers end in the same state. On a session whose best logits are
+ * selected on the host, generate samples on the host: exactly the reference. */
+static void check_gpu_sample(eng_model *m, eng_session_params sp, eng_sampler_params smp,
+                             bool want_gpu, const char *what)
+{
+    const eng_hparams *hp = eng_model_hparams(m);
+    uint32_t need = eng_sampler_best_needed(&smp);
+    char err[256] = "", why[256] = "";
+    eng_session *host = NULL, *gpu = NULL;
+    eng_sampler *sh = eng_sampler_create(&smp, hp->n_vocab, err, sizeof err),
+                *sg = eng_sampler_create(&smp, hp->n_vocab, err, sizeof err);
+    vkb_top_logit *best = malloc(need * sizeof *best);
+    int32_t *ring = malloc(((size_t)smp.repeat_last_n + 1) * sizeof *ring),
+            *ring_g = malloc(((size_t)smp.repeat_last_n + 1) * sizeof *ring_g);
+    sp.n_ctx = 64;
+    sp.n_batch = 8;
+    sp.best_logits = need;
+    eng_session_params host_sp = sp;
+    host_sp.best_place = ENG_BEST_HOST;
+    bool ok = sh && sg && best && ring && ring_g &&
+              eng_session_create(m, &host_sp, &host, err, sizeof err) == ENG_OK &&
+              eng_session_create(m, &sp, &gpu, err, sizeof err) == ENG_OK;
+    CHECK_MSG(ok, "%s: %s", what, err);
+    bool on_gpu = ok && eng_session_gpu_picks(gpu, sg, why, sizeof why);
+    CHECK_MSG(!ok || on_gpu == want_gpu, "%s: picks on the GPU %d, want %d (%s)", what, on_gpu,
+              want_gpu, why);
+    int32_t prompt[8] = {1, 403, 407, 261, 378, 429, 414, 270}, t = 0;
+    for (uint32_t j = 0; j < 8 && ok; j++) {
+        prompt[j] %= (int32_t)hp->n_vocab;
+        eng_sampler_accept(sh, prompt[j]), eng_sampler_accept(sg, prompt[j]);
+    }
+    ok = ok && eng_session_eval(host, prompt, 8) == ENG_OK &&
+         eng_session_eval(gpu, prompt, 8) == ENG_OK;
+    if (ok) {
+        t = eng_session_sample(host, sh);
+        ok = t >= 0 && eng_session_sample(gpu, sg) == t;
+        CHECK_MSG(ok, "%s: the first token after the prompt", what);
+        eng_sampler_accept(sh, t), eng_sampler_accept(sg, t);
+    }
+    vkb_sample_params vsp = gpu_sample_params(&smp);
+    bool parted = false;
+    static const uint32_t limits[3] = {12, 5, 1000};
+    for (int run = 0; run < 3 && ok && !parted; run++) {
+        struct picks p = {.limit = limits[run]};
+        uint32_t n = 0, start = eng_session_n_past(gpu);
+        eng_status st = eng_session_generate(gpu, t, run == 0 ? 12 : 1000, sg, take_pick, &p, &n);
+        uint32_t want_n = run == 2 ? 64 - start : limits[run];
+        ok = st == ENG_OK && n == want_n && p.n == n && eng_session_n_past(gpu) == start + n;
+        CHECK_MSG(ok, "%s run %d: %s (%s), %u picks (want %u), n_past %u", what, run,
+                  eng_session_errmsg(gpu), eng_status_name(st), n, want_n, eng_session_n_past(gpu));
+        for (uint32_t i = 0; ok && !parted && i < n; i++) {
+            ok = eng_session_eval(host, &t, 1) == ENG_OK;
+            CHECK_MSG(ok, "%s: eval: %s", what, eng_session_errmsg(host));
+            uint32_t nb = 0, at;
+            const eng_candidate *b = ok ? eng_session_best(host, &nb) : NULL;
+            memcpy(best, b, nb * sizeof *best);
+            uint32_t len = eng_sampler_history(sh, ring, &at);
+            float u = eng_sampler_draw_ahead(sh, 0);
+            t = ok ? eng_session_sample(host, sh) : -1;
+            eng_sampler_accept(sh, t);
+            if (!ok || p.ids[i] == t)
+                continue;
+            double margin = 0;
+            int32_t ref = vkb_ref_sample(best, nb, ring, len, &vsp, u, &margin);
+            parted = on_gpu && margin < 1e-4;
+            ok = parted;
+            CHECK_MSG(ok,
+                      "%s run %d: pick %u is %d, the host's %d (the float reference's %d, "
+                      "margin %.3g)",
+                      what, run, i, p.ids[i], t, ref, margin);
+            if (parted)
+                fprintf(stderr, "  %s: parted from the host at run %d pick %u, margin %.3g\n", what,
+                        run, i, margin);
+        }
+    }
+    if (ok && !parted) {
+        uint32_t at_h, at_g, len_h = eng_sampler_history(sh, ring, &at_h),
+                             len_g = eng_sampler_history(sg, ring_g, &at_g);
+        CHECK_MSG(eng_sampler_draw_ahead(sh, 0) == eng_sampler_draw_ahead(sg, 0) &&
+                      len_h == len_g && at_h == at_g &&
+                      memcmp(ring, ring_g, len_h * sizeof *ring) == 0,
+                  "%s: the samplers' states differ after the same tokens", what);
+    }
+    free(best), free(ring), free(ring_g);
+    eng_sampler_destroy(sh);
+    eng_sampler_destroy(sg);
+    eng_session_destroy(host);
+    eng_session_destroy(gpu);
+}
+
+static void test_gpu_sample(void)
+{
+    eng_model *m = open_model("TinyStories-656K-Q8_0.gguf", true);
+    if (!m)
+        return;
+    eng_sampler_params def = eng_sampler_params_default(), pen = def, greedy = def, hot = def;
+    def.seed = 3;
+    pen.seed = 5, pen.temperature = 1.5f, pen.top_k = 100, pen.top_p = 1.f, pen.min_p = 0.f;
+    pen.repeat_penalty = 1.3f, pen.repeat_last_n = 16;
+    greedy.temperature = 0.f, greedy.repeat_penalty = 1.5f, greedy.repeat_last_n = 8;
+    hot.seed = 9, hot.temperature = 0.7f, hot.top_k = 5, hot.top_p = 0.5f, hot.min_p = 0.2f;
+    hot.repeat_penalty = 1.1f, hot.repeat_last_n = 64;
+    const eng_best_place gpu = ENG_BEST_GPU;
+    check_gpu_sample(m, (eng_session_params){.best_place = gpu}, def, true,
+                     "f16 caches, llama.cpp's sampler");
+    check_gpu_sample(m, (eng_session_params){.best_place = gpu}, pen, true,
+                     "f16 caches, top-100 at 1.5, a penalty over 16");
+    check_gpu_sample(m, (eng_session_params){.best_place = gpu, .record_each_step = true}, greedy,
+                     true, "recorded each step, greedy with a penalty");
+    check_gpu_sample(
+        m,
+        (eng_session_params){
+            .best_place = gpu, .kv_k = ENG_KV_Q8_0, .kv_v = ENG_KV_Q4_0, .attention_splits = 3},
+        hot, true, "q8_0/q4_0 caches, 3 splits, top-5 top-p min-p, a penalty over 64");
+    check_gpu_sample(m, (eng_session_params){.best_place = ENG_BEST_HOST}, pen, false,
+                     "selected on the host: sampled there");
+    /* the reasons it stays on the host */
+    char err[256] = "", why[256] = "";
+    eng_session *s = NULL;
+    eng_session_params few = {.n_ctx = 16, .best_logits = 8, .best_place = gpu};
+    eng_sampler *smp = eng_sampler_create(&def, eng_model_hparams(m)->n_vocab, err, sizeof err);
+    bool made = smp && eng_session_create(m, &few, &s, err, sizeof err) == ENG_OK;
+    CHECK_MSG(made, "session: %s", err);
+    CHECK(!made || (!eng_session_gpu_picks(s, smp, why, sizeof why) &&
+                    strstr(why, "needs the best 40 logits; the session brings back 8")));
+    eng_sampler_params off = def;
+    off.top_k = 0;
+    eng_sampler *smp_off = eng_sampler_create(&off, eng_model_hparams(m)->n_vocab, err, sizeof err);
+    CHECK(!made || !smp_off ||
+          (!eng_session_gpu_picks(s, smp_off, why, sizeof why) && strstr(why, "top-k is off")));
+    CHECK(!made || eng_session_gpu_picks(s, NULL, why, sizeof why));
+    eng_sampler_destroy(smp);
+    eng_sampler_destroy(smp_off);
+    eng_session_destroy(s);
+    eng_model_close(m);
+}
+
 static void test_best_logits(void)
 {
     eng_model *m = open_model("TinyStories-656K-Q8_0.gguf", true);
@@ -1247,6 +1400,7 @@ int main(int argc, char **argv)
         {"reused_steps", test_reused_steps, true},
         {"gpu_greedy", test_gpu_greedy, true},
         {"best_logits", test_best_logits, true},
+        {"gpu_sample", test_gpu_sample, true},
         {"bad_files", test_bad_files, false},
         {"upload_twice", test_too_large, true},
     };

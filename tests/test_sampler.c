@@ -261,7 +261,8 @@ static void test_best(void)
     eng_candidate *best = malloc((N + 1) * sizeof *best), *host = malloc(N * sizeof *host),
                   *sorted = malloc(N * sizeof *sorted);
     uint64_t rng = 77;
-    int steps = 0, configs = 0;
+    int steps = 0, configs = 0, compared = 0, near = 0;
+    int32_t ring[64], ring_a[64];
     for (size_t ti = 0; ti < 4 && row && base && best && host && sorted; ti++)
         for (size_t ki = 0; ki < 4; ki++)
             for (size_t pi = 0; pi < 4; pi++) {
@@ -276,11 +277,17 @@ static void test_best(void)
                 uint32_t need = eng_sampler_best_needed(&p);
                 CHECK_MSG(need > 0, "temp %g top-k %d penalty %g: no cut", p.temperature, p.top_k,
                           p.repeat_penalty);
-                eng_sampler *a = make(p, N), *b = make(p, N);
+                /* c follows a as a sampler on the GPU would: the draw ahead, the float
+                 * reference's pick (vkb_op_sample_feed's), then eng_sampler_took */
+                eng_sampler *a = make(p, N), *b = make(p, N), *c = make(p, N);
+                vkb_sample_params vp = {
+                    p.temperature,    (uint32_t)p.top_k,
+                    p.top_p,          p.min_p,
+                    p.repeat_penalty, p.repeat_penalty != 1.f ? (uint32_t)p.repeat_last_n : 0};
                 configs++;
                 for (uint32_t i = 0; i < N; i++)
                     base[i] = t_rand_float(&rng, -6.f, 6.f);
-                for (int step = 0; a && b && step < 40; step++) {
+                for (int step = 0; a && b && c && step < 40; step++) {
                     int kind = step % 4;
                     for (uint32_t i = 0; i < N; i++) {
                         float l = base[i] + t_rand_float(&rng, -0.3f, 0.3f);
@@ -308,6 +315,20 @@ static void test_best(void)
                               p.temperature, p.top_k, p.top_p, p.min_p, p.repeat_penalty,
                               p.repeat_last_n, step, ta, need, tb);
                     steps++;
+                    if (k + 1 <= VKB_SAMPLE_MAX) {
+                        uint32_t at, len = eng_sampler_history(c, ring, &at);
+                        double margin;
+                        int32_t tc = vkb_ref_sample((const vkb_top_logit *)best, k + 1, ring, len,
+                                                    &vp, eng_sampler_draw_ahead(c, 0), &margin);
+                        near += margin < 1e-4;
+                        CHECK_MSG(margin < 1e-4 || tc == ta,
+                                  "temp %g top-k %d top-p %g min-p %g penalty %g window %d, step "
+                                  "%d: the float reference gave %d, the host %d (margin %.3g)",
+                                  p.temperature, p.top_k, p.top_p, p.min_p, p.repeat_penalty,
+                                  p.repeat_last_n, step, tc, ta, margin);
+                        compared++;
+                    }
+                    eng_sampler_took(c, ta);
                     /* the history: what was sampled, and a token from the top */
                     int32_t top = best[(uint32_t)(t_rand_u64(&rng) % (k ? k : 1))].id;
                     int32_t took[2] = {ta, top};
@@ -315,11 +336,25 @@ static void test_best(void)
                         eng_sampler_accept(a, took[h]);
                         eng_sampler_accept(b, took[h]);
                     }
+                    eng_sampler_accept(c, top);
+                    uint32_t at_a, at_c, len_a = eng_sampler_history(a, ring_a, &at_a),
+                                         len_c = eng_sampler_history(c, ring, &at_c);
+                    CHECK_MSG(eng_sampler_draw_ahead(a, 0) == eng_sampler_draw_ahead(c, 0) &&
+                                  eng_sampler_draw_ahead(a, 3) == eng_sampler_draw_ahead(c, 3) &&
+                                  len_a == len_c && at_a == at_c &&
+                                  memcmp(ring_a, ring, len_a * sizeof *ring) == 0,
+                              "step %d: eng_sampler_took left another state than sample and "
+                              "accept",
+                              step);
                 }
                 eng_sampler_destroy(a);
                 eng_sampler_destroy(b);
+                eng_sampler_destroy(c);
             }
     CHECK(steps == 64 * 40);
+    fprintf(stderr, "  the float reference against the host: %d picks, %d within 1e-4 of an edge\n",
+            compared, near);
+    CHECK(compared >= 48 * 40 && near < compared / 10);
     /* no cut: top-k off at a temperature, a penalty that raises recent tokens */
     eng_sampler_params p = eng_sampler_params_default();
     CHECK(eng_sampler_best_needed(&p) == 40);

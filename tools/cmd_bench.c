@@ -68,11 +68,12 @@ static const char usage[] =
     "                            and fed to the next step there, the next step queued\n"
     "                            behind the running one (as `vkllm run --greedy`),\n"
     "                            instead of llama-bench's given tokens with a wait per\n"
-    "                            step (rows say \"GPU picks\")\n"
+    "                            step (rows say \"GPU picks\"); with --sample best, each\n"
+    "                            token sampled on the GPU that way (CPU drivers too)\n"
     "  --sample best|all         tg: each token sampled from the one before with\n"
-    "                            llama.cpp's default sampler (top-k 40, seed 1), from\n"
-    "                            the best 40 logits the GPU picks (best: as `vkllm run`)\n"
-    "                            or from every logit read back (all); rows say so\n"
+    "                            llama.cpp's default sampler (top-k 40, seed 1), by the\n"
+    "                            host from the best 40 logits (best) or from every logit\n"
+    "                            read back (all); rows say so\n"
     "  -r, --repetitions N       timed runs per test (default 5, at most 64)\n"
     "  --no-warmup               skip the untimed warm-up (17 tokens) per session\n"
     "  --profile-ops             after each generation test, print (stderr) the GPU time\n"
@@ -298,8 +299,9 @@ static int parse_flags(int argc, char **argv, bench_opts *o)
 #undef NEEDS_VALUE
     }
     o->devices = o->gpu.device;
-    if (o->sample && o->gpu_picks) {
-        tool_error("bench: --sample or --gpu-picks, not both");
+    if (o->sample && o->gpu_picks && strcmp(o->sample, "all") == 0) {
+        tool_error("bench: --sample all reads every logit on the host; --gpu-picks picks on "
+                   "the GPU: not both (--sample best --gpu-picks samples on the GPU)");
         return 2;
     }
     if (o->n_models == 0) {
@@ -537,7 +539,7 @@ static void stats(bench_row *r, uint32_t n_tokens)
     r->stddev_ts = r->reps > 1 ? sqrt(v_ts / (r->reps - 1)) : 0;
 }
 
-/* eng_session_greedy's receiver for --gpu-picks: every pick, none kept. */
+/* eng_session_generate's receiver for --gpu-picks: every pick, none kept. */
 static bool take_all(void *user, int32_t token)
 {
     (void)user, (void)token;
@@ -571,13 +573,16 @@ static bool run_test(eng_session *s, eng_sampler *smp, const int32_t *tok, bench
         if (r->n_prompt) {
             if (eng_session_eval(s, tok + r->n_depth, r->n_prompt) != ENG_OK)
                 return false;
-        } else if (r->sample[0]) {
+        } else if (r->sample[0] && !r->gpu_picks) {
             eng_sampler_reset(smp);
             if (!sample_tokens(s, smp, tok[r->n_depth], r->n_gen))
                 return false;
         } else if (r->gpu_picks) {
             uint32_t got = 0;
-            if (eng_session_greedy(s, tok[r->n_depth], r->n_gen, take_all, NULL, &got) != ENG_OK)
+            if (smp)
+                eng_sampler_reset(smp);
+            if (eng_session_generate(s, tok[r->n_depth], r->n_gen, smp, take_all, NULL, &got) !=
+                ENG_OK)
                 return false;
             if (got != r->n_gen)
                 return false;
@@ -734,10 +739,12 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
                                  .profile = o->profile,
                                  /* the logits stay on the device where only the best
                                   * (or the GPU's picks) are read, as in vkllm run */
-                                 .best_logits = o->gpu_picks ? 1
-                                                : o->sample && strcmp(o->sample, "best") == 0
+                                 .best_logits = o->sample && strcmp(o->sample, "best") == 0
                                                     ? eng_sampler_best_needed(&smp_params)
-                                                    : 0};
+                                                : o->gpu_picks ? 1
+                                                               : 0,
+                                 /* --gpu-picks: on the GPU, whatever the device */
+                                 .best_place = o->gpu_picks ? ENG_BEST_GPU : ENG_BEST_AUTO};
         vkb_device_memory_reset_peak(dev);
         if (eng_session_create(m, &sp, &s, err, sizeof err) != ENG_OK) {
             /* a combination the model or the path cannot take: said, and skipped */
@@ -747,6 +754,11 @@ static void bench_model(bench_run *b, vkb_device *dev, const bench_device *bd, c
             continue;
         }
         bool session_failed = false;
+        char why[256];
+        if (o->gpu_picks && smp && !eng_session_gpu_picks(s, smp, why, sizeof why)) {
+            tool_error("bench: --gpu-picks: the GPU cannot sample here: %s", why);
+            b->failed = session_failed = true;
+        }
         /* warm-up: pipelines are created on first use; 16 tokens take the matrix-matrix
          * path (when a prompt test will), one more the matrix-vector path */
         if (o->warmup) {

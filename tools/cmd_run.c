@@ -41,18 +41,22 @@ static const char usage_sampling[] =
     "  --repeat-penalty X    divide the logits of recent tokens by X (default 1 = off)\n"
     "  --repeat-last-n N     how many recent tokens the penalty looks at (default 64)\n"
     "  --top-k N             keep the N most likely tokens (default 40; 0 = off). With\n"
-    "                        top-k on, only the best N logits (N + --repeat-last-n with\n"
-    "                        a penalty above 1) come back, selected on the GPU (by the\n"
-    "                        host on CPU drivers): the same tokens as from every logit\n"
+    "                        top-k on, the GPU selects the best N logits (N +\n"
+    "                        --repeat-last-n with a penalty above 1; at most 512), samples\n"
+    "                        from them with the host's draws and feeds the token to the\n"
+    "                        next step: one id per token comes back, and the next step is\n"
+    "                        queued before the pick. On CPU drivers the host selects and\n"
+    "                        samples. The same tokens as from every logit, except where a\n"
+    "                        draw falls within float rounding of a boundary\n"
     "  --top-p X             keep the smallest set with probability X (default 0.95)\n"
     "  --min-p X             drop tokens below X times the best's probability (default 0.05)\n"
     "  --temp X              temperature (default 0.8; 0 = greedy)\n"
-    "  --greedy              same as --temp 0: always the most likely token. Greedy\n"
-    "                        without a repeat penalty picks each token on the GPU and feeds\n"
-    "                        it to the next step there: one id per token comes back, not\n"
-    "                        the logits, and the next step is queued before the pick\n"
+    "  --greedy              same as --temp 0: always the most likely token, picked on the\n"
+    "                        GPU and fed to the next step there (on CPU drivers too)\n"
     "  --host-picks          every logit comes back and the host picks or samples from\n"
     "                        them (the same tokens; for comparison)\n"
+    "  --gpu-picks           select and sample on the GPU on CPU drivers too (whose host\n"
+    "                        does it faster; for comparison)\n"
     "  --seed N              random seed (default: from the clock; printed at the end)\n"
     "  --ignore-eos          go on past the end-of-text token (benchmarks, demos)\n"
     "\n"
@@ -87,6 +91,7 @@ typedef struct run_opts {
     const char *metrics_host;
     bool profile_ops;
     bool shift, print_ids, special, parse_special, quiet, seed_given;
+    bool gpu_picks;  /* the best logits selected and sampled on the GPU, CPU drivers too */
     bool host_picks; /* tokens picked on the host from all the logits (not the GPU's picks
                         or its best logits) */
     eng_sampler_params sp;
@@ -162,6 +167,8 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
             o->sp.temperature = 0.0f;
         } else if (IS("--host-picks")) {
             o->host_picks = true;
+        } else if (IS("--gpu-picks")) {
+            o->gpu_picks = true;
         } else if (IS("--top-k")) {
             TAKE(tool_parse_long(a, val, 0, INT32_MAX, &n));
             o->sp.top_k = (int32_t)n;
@@ -205,6 +212,10 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         tool_error("pass either -p or -f, not both");
         return 2;
     }
+    if (o->gpu_picks && o->host_picks) {
+        tool_error("--gpu-picks or --host-picks, not both");
+        return 2;
+    }
     return 0;
 }
 
@@ -243,6 +254,7 @@ struct reply {
     int32_t last; /* the last token taken */
     const char *stop;
     bool stopped;
+    bool generating; /* in eng_session_generate, whose sampler has taken the token */
 };
 
 /* Takes token t into the reply (prints it, counts it) or stops there: the viewer was
@@ -263,7 +275,8 @@ static bool take_token(void *user, int32_t t)
             print_piece(r->v, t, true);
         return false;
     }
-    eng_sampler_accept(r->smp, t);
+    if (!r->generating)
+        eng_sampler_accept(r->smp, t);
     print_piece(r->v, t, o->special);
     if (r->n_hist < r->hist_cap)
         r->hist[r->n_hist++] = t;
@@ -301,14 +314,14 @@ static int generate(run_opts *o, vkb_device *dev)
         tool_error("%s", err);
         goto done;
     }
-    /* greedy without a penalty: each token picked on the GPU and fed to the next step;
-     * where the sampler's choice depends on the best logits alone, only those come back
-     * (for greedy picks the best one, after the prompt and a shift; the logits stay in
-     * device memory, where the picks read them) */
-    bool gpu_picks = o->sp.temperature <= 0.0f && o->sp.repeat_penalty == 1.0f && !o->host_picks;
+    /* where the sampler's choice depends on the best logits alone, only those come back
+     * (after the prompt and a shift) and the GPU picks each token from them and feeds it
+     * to the next step (eng_session_gpu_picks: not on CPU drivers, whose host selects
+     * and samples); greedy without a penalty picks from every logit, in device memory */
     uint32_t best_n = o->host_picks ? 0 : eng_sampler_best_needed(&o->sp);
     eng_session_params spar = {.n_ctx = o->n_ctx,
                                .best_logits = best_n,
+                               .best_place = o->gpu_picks ? ENG_BEST_GPU : ENG_BEST_AUTO,
                                .n_batch = o->n_batch,
                                .kv_k = o->kv.k,
                                .kv_v = o->kv.v,
@@ -359,6 +372,7 @@ static int generate(run_opts *o, vkb_device *dev)
     }
     for (int64_t i = 0; i < n_prompt; i++)
         eng_sampler_accept(smp, hist[i]);
+    bool gpu_picks = !o->host_picks && eng_session_gpu_picks(s, smp, NULL, 0);
 
     fwrite(prompt, 1, prompt_len, stdout);
     fflush(stdout);
@@ -417,7 +431,10 @@ static int generate(run_opts *o, vkb_device *dev)
             sample = true;
         } else if (gpu_picks) {
             uint32_t max = o->n_predict < 0 ? UINT32_MAX : (uint32_t)(o->n_predict - r.n_gen);
-            if ((st = eng_session_greedy(s, r.last, max, take_token, &r, NULL))) {
+            r.generating = true;
+            st = eng_session_generate(s, r.last, max, smp, take_token, &r, NULL);
+            r.generating = false;
+            if (st) {
                 fputc('\n', stdout);
                 tool_error("decode: %s", eng_session_errmsg(s));
                 goto done;
@@ -445,8 +462,11 @@ static int generate(run_opts *o, vkb_device *dev)
         vkb_memory_stats ms;
         vkb_device_memory_stats(dev, &ms);
         const vkb_device_info *info = vkb_device_get_info(dev);
-        char kivi[64] = "", picked_how[64] = "";
-        if (gpu_picks)
+        char kivi[64] = "", picked_how[96] = "";
+        if (gpu_picks && best_n > 1)
+            snprintf(picked_how, sizeof picked_how, " (%s on the GPU from the best %u logits)",
+                     sp.temperature > 0.0f ? "sampled" : "greedy with a penalty, picked", best_n);
+        else if (gpu_picks)
             snprintf(picked_how, sizeof picked_how, " (greedy, picked on the GPU)");
         else if (best_n)
             snprintf(picked_how, sizeof picked_how, " (%s from the best %u logits)",
