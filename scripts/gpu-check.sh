@@ -60,12 +60,13 @@ if want fusion; then
     # the norms and silu·mul fused into the products against the unfused sequence, and the
     # reused decode recording against recording each step, and greedy picks on the GPU
     # (steps queued, no wait per token) against llama-bench's wait per step, and sampling
-    # from the best logits against every logit read back, in turn (twice each: the
-    # second round says how much of the difference is noise)
+    # from the best logits (by the host, or on the GPU with steps queued) against every
+    # logit read back, in turn (twice each: the second round says how much of the
+    # difference is noise)
     step fusion
     for run in 1 2; do
         for f in "" --unfused-products --record-each-step --gpu-picks "--sample best" \
-            "--sample all"; do
+            "--sample best --gpu-picks" "--sample all"; do
             timeout 150 "$V" bench --synthetic llama2-7b:Q4_0,llama2-7b:Q4_K_M -p 0 -n 128 \
                 -r 3 $f 2>&1 | grep tg128
         done
