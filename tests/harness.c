@@ -134,6 +134,16 @@ static int open_fixture(void)
     const vkb_device_info *info = vkb_device_get_info(t_dev);
     fprintf(stderr, "device: %s (%s, %s profile), validation on\n", info->name, info->driver_info,
             vkb_profile_name(t_profile));
+    /* a run for one subgroup size (lavapipe's is its SIMD width: LP_NATIVE_VECTOR_WIDTH / 32
+     * invocations); other devices have their own and skip it */
+    const char *sg = getenv("VKLLM_TEST_SUBGROUP");
+    if (sg && *sg && strtoul(sg, NULL, 10) != info->subgroup_size) {
+        fprintf(stderr,
+                "skipping GPU tests: this run is for subgroups of %s invocations, the device's "
+                "are %u (lavapipe's follow LP_NATIVE_VECTOR_WIDTH: 32 x the size)\n",
+                sg, info->subgroup_size);
+        return 77;
+    }
     return 0;
 }
 
@@ -156,7 +166,9 @@ static void drain_validation(const char *when)
 
 int t_main(int argc, char **argv, const t_case *cases, int n_cases)
 {
-    const char *only = NULL;
+    /* the cases named on the command line, or all */
+    const char *only[64];
+    int n_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--profile") == 0 && i + 1 < argc) {
             if (!vkb_profile_parse(argv[++i], &t_profile)) {
@@ -164,7 +176,11 @@ int t_main(int argc, char **argv, const t_case *cases, int n_cases)
                 return 2;
             }
         } else {
-            only = argv[i];
+            if (n_only == 64) {
+                fprintf(stderr, "more than 64 cases named\n");
+                return 2;
+            }
+            only[n_only++] = argv[i];
         }
     }
     bool need_gpu = false;
@@ -182,7 +198,10 @@ int t_main(int argc, char **argv, const t_case *cases, int n_cases)
     int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < n_cases; i++) {
         const t_case *c = &cases[i];
-        if (only && strcmp(only, c->name) != 0)
+        bool named = n_only == 0;
+        for (int k = 0; k < n_only && !named; k++)
+            named = strcmp(only[k], c->name) == 0;
+        if (!named)
             continue;
         if (c->gpu && gpu == 77) {
             skipped++;
