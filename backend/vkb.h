@@ -277,6 +277,13 @@ typedef struct vkb_buffer vkb_buffer;
 vkb_status vkb_arena_create(vkb_device *dev, vkb_purpose purpose, uint64_t block_bytes,
                             vkb_arena **out);
 
+/* Says the arena will be asked for about `bytes` in all (the buffers' sizes plus 256 per
+ * buffer for alignment). A new block then holds no more than what is still to come, so
+ * the last block ends near that total instead of up to a whole block past it (a 620 MiB
+ * model took 768 MiB in 256 MiB blocks). Blocks stay large enough for what is placed in
+ * them; asking for more than `bytes` still works, in blocks of just that size. */
+void vkb_arena_expect(vkb_arena *arena, uint64_t bytes);
+
 /* Frees the arena's blocks and invalidates its buffers. Accepts NULL. The caller must
  * make sure no submitted stream still uses them. */
 void vkb_arena_destroy(vkb_arena *arena);

@@ -108,7 +108,9 @@ struct vkb_arena {
     uint32_t memory_type;
     uint32_t heap;
     uint64_t block_bytes;
+    uint64_t expected; /* vkb_arena_expect's total, 0 when not given */
     uint32_t block_count, block_cap;
+    uint32_t current; /* the block being filled; those after it are empty */
     struct vkb_block *blocks;
     uint64_t used;
     struct vkb_buffer *buffers;

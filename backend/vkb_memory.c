@@ -211,6 +211,11 @@ vkb_status vkb_arena_create(vkb_device *dev, vkb_purpose purpose, uint64_t block
     return VKB_OK;
 }
 
+void vkb_arena_expect(vkb_arena *arena, uint64_t bytes)
+{
+    arena->expected = bytes;
+}
+
 static void free_buffers(vkb_arena *arena)
 {
     struct vkb_buffer *b = arena->buffers;
@@ -269,6 +274,7 @@ void vkb_arena_reset(vkb_arena *arena)
     for (uint32_t i = 0; i < arena->block_count; i++)
         arena->blocks[i].used = 0;
     arena->used = 0;
+    arena->current = 0;
 }
 
 uint64_t vkb_arena_capacity(const vkb_arena *arena)
@@ -290,28 +296,37 @@ static uint64_t part_limit(const vkb_device_info *info, uint64_t granule)
     return vkb_part_limit(info) / granule * granule;
 }
 
-/* Places `size` bytes in the last block, or in a new one. */
+/* Places `size` bytes by bumping through the blocks in order: the block being filled,
+ * then the ones a reset emptied, then a new one. Blocks after `current` are empty. */
 static vkb_status place(vkb_arena *arena, uint64_t size, struct vkb_part *part)
 {
-    if (arena->block_count > 0) {
-        struct vkb_block *b = &arena->blocks[arena->block_count - 1];
+    for (; arena->current < arena->block_count; arena->current++) {
+        struct vkb_block *b = &arena->blocks[arena->current];
         uint64_t at = align_up(b->used, PART_ALIGN);
         if (at + size <= b->size) {
-            part->block = arena->block_count - 1;
+            part->block = arena->current;
             part->block_offset = at;
             b->used = at + size;
             return VKB_OK;
         }
     }
-    uint64_t bytes = size > arena->block_bytes ? size : arena->block_bytes;
-    vkb_status st = grow(arena, bytes);
+    uint64_t bytes = arena->block_bytes;
+    if (arena->expected) {
+        uint64_t placed = 0;
+        for (uint32_t i = 0; i < arena->block_count; i++)
+            placed += arena->blocks[i].used;
+        uint64_t left = arena->expected > placed ? arena->expected - placed : 0;
+        bytes = left < bytes ? align_up(left, PART_ALIGN) : bytes;
+    }
+    vkb_status st = grow(arena, size > bytes ? size : bytes);
     if (st != VKB_OK)
         return st;
-    struct vkb_block *b = &arena->blocks[arena->block_count - 1];
+    arena->current = arena->block_count - 1;
+    struct vkb_block *b = &arena->blocks[arena->current];
     if (size > b->size)
         return vkb_dev_fail(arena->dev, VKB_ERR_VULKAN, "block of %llu bytes is smaller than asked",
                             (unsigned long long)b->size);
-    part->block = arena->block_count - 1;
+    part->block = arena->current;
     part->block_offset = 0;
     b->used = size;
     return VKB_OK;
@@ -355,18 +370,19 @@ vkb_status vkb_buffer_alloc(vkb_arena *arena, uint64_t size, uint64_t granule, v
         free(parts);
         return vkb_dev_fail(dev, VKB_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
-    uint32_t saved_blocks = arena->block_count;
-    uint64_t saved_used = saved_blocks ? arena->blocks[saved_blocks - 1].used : 0;
+    uint32_t saved = arena->current;
+    uint64_t saved_used = saved < arena->block_count ? arena->blocks[saved].used : 0;
     for (uint32_t i = 0; i < n; i++) {
         parts[i].offset = (uint64_t)i * part_max;
         parts[i].size = i + 1 < n ? part_max : size - parts[i].offset;
         st = place(arena, parts[i].size, &parts[i]);
         if (st != VKB_OK) {
             /* give back the space; blocks already created stay as free capacity */
-            for (uint32_t b = saved_blocks; b < arena->block_count; b++)
+            for (uint32_t b = saved + 1; b < arena->block_count; b++)
                 arena->blocks[b].used = 0;
-            if (saved_blocks)
-                arena->blocks[saved_blocks - 1].used = saved_used;
+            if (saved < arena->block_count)
+                arena->blocks[saved].used = saved_used;
+            arena->current = saved;
             free(parts);
             free(buf);
             return st;

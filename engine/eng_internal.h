@@ -48,9 +48,10 @@ struct eng_model {
 eng_status eng_fail(char *err, size_t err_size, eng_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* The block size for an arena that will hold `count` buffers of `bytes` in all: the
- * total with alignment slack, at most 256 MiB (larger arenas take several blocks). */
-uint64_t eng_arena_block(uint64_t bytes, uint64_t count);
+/* An arena that will hold `count` buffers of `bytes` in all: blocks of at most 256 MiB,
+ * the last one sized to what is left (vkb_arena_expect), so it holds about the total. */
+vkb_status eng_arena_create(vkb_device *dev, vkb_purpose purpose, uint64_t bytes, uint64_t count,
+                            vkb_arena **out);
 
 /* The eng_status for a failed backend call. */
 eng_status eng_from_vkb(vkb_status st);

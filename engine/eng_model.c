@@ -31,10 +31,15 @@ eng_status eng_from_vkb(vkb_status st)
     }
 }
 
-uint64_t eng_arena_block(uint64_t bytes, uint64_t count)
+vkb_status eng_arena_create(vkb_device *dev, vkb_purpose purpose, uint64_t bytes, uint64_t count,
+                            vkb_arena **out)
 {
-    uint64_t b = bytes + 256 * (count + 1);
-    return b < (256ull << 20) ? b : (256ull << 20);
+    uint64_t total = bytes + 256 * (count + 1);
+    vkb_status st =
+        vkb_arena_create(dev, purpose, total < (256ull << 20) ? total : 256ull << 20, out);
+    if (st == VKB_OK)
+        vkb_arena_expect(*out, total);
+    return st;
 }
 
 const char *eng_status_name(eng_status st)
@@ -730,8 +735,7 @@ eng_status eng_model_upload(eng_model *m, vkb_device *dev, eng_progress_fn progr
                       budget / 1048576.0);
         goto fail;
     }
-    vkb_status vs =
-        vkb_arena_create(dev, VKB_PURPOSE_WEIGHTS, eng_arena_block(need, n), &m->weights);
+    vkb_status vs = eng_arena_create(dev, VKB_PURPOSE_WEIGHTS, need, n, &m->weights);
     if (vs != VKB_OK) {
         st = eng_fail(err, err_size, eng_from_vkb(vs), "weights arena: %s", vkb_device_errmsg(dev));
         goto fail;

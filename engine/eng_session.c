@@ -377,13 +377,10 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     uint64_t sizes[2] = {0, 0};
     for (size_t i = 0; i < n_list; i++)
         sizes[list[i].staging] += list[i].bytes;
-    if ((vs = vkb_arena_create(s->dev, VKB_PURPOSE_KV,
-                               eng_arena_block(2 * hp->n_layer * cache_bytes, 2 * hp->n_layer),
-                               &s->kv)) ||
-        (vs = vkb_arena_create(s->dev, VKB_PURPOSE_SCRATCH, eng_arena_block(sizes[0], n_list),
-                               &s->scratch)) ||
-        (vs = vkb_arena_create(s->dev, VKB_PURPOSE_STAGING, eng_arena_block(sizes[1], n_list),
-                               &s->staging)) ||
+    if ((vs = eng_arena_create(s->dev, VKB_PURPOSE_KV, 2 * hp->n_layer * cache_bytes,
+                               2 * hp->n_layer, &s->kv)) ||
+        (vs = eng_arena_create(s->dev, VKB_PURPOSE_SCRATCH, sizes[0], n_list, &s->scratch)) ||
+        (vs = eng_arena_create(s->dev, VKB_PURPOSE_STAGING, sizes[1], n_list, &s->staging)) ||
         (vs = vkb_stream_create(s->dev, p.profile ? 24 * hp->n_layer + 16 : 0, &s->streams[0])) ||
         (vs = vkb_stream_create(s->dev, p.profile ? 24 * hp->n_layer + 16 : 0, &s->streams[1]))) {
         st = vfail(s, vs, "creating the session");

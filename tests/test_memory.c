@@ -142,6 +142,44 @@ static void test_accounting(void)
     CHECK(after.peak_allocated >= during.peak_allocated);
 }
 
+/* vkb_arena_expect sizes the last block to what is left; a reset arena fills its blocks
+ * again from the first instead of growing. */
+static void test_expect(void)
+{
+    const uint64_t mib = 1u << 20;
+    vkb_arena *a = NULL;
+    CHECK_OK(vkb_arena_create(t_dev, VKB_PURPOSE_WEIGHTS, 4 * mib, &a));
+    if (!a)
+        return;
+    vkb_arena_expect(a, 9 * mib + 4 * 256);
+    vkb_buffer *b;
+    CHECK_OK(vkb_buffer_alloc(a, 4 * mib, 0, &b));
+    CHECK_OK(vkb_buffer_alloc(a, 4 * mib, 0, &b));
+    CHECK_OK(vkb_buffer_alloc(a, mib, 0, &b));
+    CHECK_MSG(vkb_arena_capacity(a) == 9 * mib + 1024,
+              "capacity %llu for 9 MiB expected: the last block should hold what was left",
+              (unsigned long long)vkb_arena_capacity(a));
+    CHECK_OK(vkb_buffer_alloc(a, 2 * mib, 0, &b)); /* past the expected total: just its size */
+    CHECK(vkb_arena_capacity(a) == 11 * mib + 1024);
+    round_trip(a, 100, 0, 7);
+
+    vkb_arena_reset(a);
+    const uint64_t held = vkb_arena_capacity(a);
+    /* the same again, then with 3 MiB and 1 MiB sharing the second block (the 2 MiB buffer
+     * then passes over the 1 MiB block to the 2 MiB one) */
+    for (uint64_t second = 4; second >= 3; second--) {
+        CHECK_OK(vkb_buffer_alloc(a, 4 * mib, 0, &b));
+        CHECK_OK(vkb_buffer_alloc(a, second * mib, 0, &b));
+        CHECK_OK(vkb_buffer_alloc(a, mib, 0, &b));
+        CHECK_OK(vkb_buffer_alloc(a, 2 * mib, 0, &b));
+        round_trip(a, 100, 0, second);
+        CHECK_MSG(vkb_arena_capacity(a) == held, "reset arena grew from %llu to %llu bytes",
+                  (unsigned long long)held, (unsigned long long)vkb_arena_capacity(a));
+        vkb_arena_reset(a);
+    }
+    vkb_arena_destroy(a);
+}
+
 static void test_out_of_memory(void)
 {
     const vkb_device_info *info = vkb_device_get_info(t_dev);
@@ -189,6 +227,7 @@ int main(int argc, char **argv)
         {"round_trips", test_round_trips, true},
         {"split", test_split, true},
         {"accounting", test_accounting, true},
+        {"expect", test_expect, true},
         {"out_of_memory", test_out_of_memory, true},
         {"transfer_errors", test_transfer_errors, true},
     };

@@ -357,7 +357,7 @@ static void test_prune_heads(void)
     CHECK(cmp_gguf_arch_u32(gb, "attention.value_length", 0) == hd);
     CHECK(cmp_gguf_tensor_count(ga) == cmp_gguf_tensor_count(gb));
     for (uint32_t l = 0; l < ps->n_layer; l++) {
-        uint64_t ra, ka, rb, kb;
+        uint64_t ra = 0, ka = 0, rb = 0, kb = 0;
         /* which groups were kept: find each kept k head among the original ones */
         const float *ka_w = tensor_f32(ga, "blk.%u.attn_k.weight", l, &ra, &ka);
         const float *kb_w = tensor_f32(gb, "blk.%u.attn_k.weight", l, &rb, &kb);
