@@ -315,6 +315,17 @@ vkb_status vkb_device_open(vkb_context *ctx, const vkb_device_config *config, vk
                             "VKLLM_MATMUL=%s: want TMxTNxTK/RMxRN (e.g. 128x64x16/8x8): TM, TN "
                             "multiples of RM, RN; TK of 8; RM x RN at most 256",
                             mm);
+    const char *mmin = getenv("VKLLM_MATMUL_MIN");
+    if (mmin && *mmin) {
+        char *end;
+        unsigned long v = strtoul(mmin, &end, 10);
+        if (*end || v < 1 || v > 65536)
+            return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                                "VKLLM_MATMUL_MIN=%s: want the fewest columns that take the "
+                                "matmul, 1 to 65536 (9 or less: every product of more than 8)",
+                                mmin);
+        dev->matmul_min = (uint32_t)v;
+    }
     const char *cm = getenv("VKLLM_COOPMAT");
     if (cm && *cm && !vkb_coopmat_mode_parse(cm, &dev->coopmat))
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,

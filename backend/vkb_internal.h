@@ -130,6 +130,7 @@ struct vkb_device {
     bool lost;
     vkb_matvec_tuning matvec_tuning; /* wg 0: the built-in choice */
     vkb_coopmat_mode coopmat;        /* vkb_op_coopmat_mode */
+    uint32_t matmul_min;             /* VKLLM_MATMUL_MIN; 0: vkb_op_matmul_min_columns's own */
     vkb_matmul_tuning matmul_tuning; /* tm 0: the built-in choice */
     /* per weight type (indexed by cmp_type), from the device's tuning file; wg 0: none */
     vkb_matvec_tuning format_tuning[VKB_TUNED_TYPES];

@@ -199,6 +199,17 @@ void vkb_op_matmul_tune(vkb_device *dev, const vkb_matmul_tuning *t);
 /* The f32 matmul's tiles in force on the device. */
 vkb_matmul_tuning vkb_op_matmul_plan(const vkb_device *dev);
 
+/* The fewest columns (tokens) a product should take the matmul for; fewer go through
+ * matvec, 8 columns a pass. The shared-memory matmul computes whole tiles of TN columns
+ * whatever n is, and a pass over a tile costs several matvec passes: on lavapipe (2-core
+ * VM, TN 64, Q4_0) prompts of 9, 16, 32 and 47 tokens ran 4.3x, 2.5x, 1.8x and 1.2x faster
+ * as matvec passes (smollm-135m; llama-1b: 3.0x at 16, 1.7x at 32), even near 56, and
+ * slower at 64. So 7/8 of the matmul's TN (56 on CPU drivers and discrete GPUs, 28
+ * elsewhere), at least 9; 9 where prefill takes the cooperative matrices (a tile pass
+ * there costs about one read of W). VKLLM_MATMUL_MIN=N, read when the device opens,
+ * replaces the choice. */
+uint32_t vkb_op_matmul_min_columns(const vkb_device *dev);
+
 /* The prefill product on matrix units (matmul_coopmat.comp): W dequantized and x converted
  * to f16 in shared memory, multiplied by 16 x 16 x 16 cooperative-matrix fragments
  * (VK_NV_cooperative_matrix) with f32 sums; the rounding of W and x to f16 is its price.

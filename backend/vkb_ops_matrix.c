@@ -210,6 +210,16 @@ static vkb_spec matmul_int_dot_spec(const vkb_device *dev, uint32_t outs)
     return (vkb_spec){.count = 7, .values = {(tm / rm) * (tn / rn), tm, tn, tkb, outs, rm, rn}};
 }
 
+uint32_t vkb_op_matmul_min_columns(const vkb_device *dev)
+{
+    if (dev->matmul_min)
+        return dev->matmul_min;
+    if (vkb_op_matmul_coopmat(dev))
+        return 9;
+    uint32_t n = vkb_op_matmul_plan(dev).tn * 7 / 8;
+    return n > 9 ? n : 9;
+}
+
 uint32_t vkb_matmul_tuning_wg(const vkb_matmul_tuning *t)
 {
     return (t->tm / t->rm) * (t->tn / t->rn);

@@ -53,6 +53,16 @@ eng_status eng_fail(char *err, size_t err_size, eng_status st, const char *fmt, 
 vkb_status eng_arena_create(vkb_device *dev, vkb_purpose purpose, uint64_t bytes, uint64_t count,
                             vkb_arena **out);
 
+/* Tokens in the next submission of an eval with `left` tokens to go: at most `batch`; a
+ * chunk of 9 to matmul_min - 1 tokens runs as passes of 8 through matvec, and a chunk of
+ * more than one matmul tile (`tile` columns) leaves a remainder shorter than matmul_min
+ * to such passes. */
+uint32_t eng_chunk_size(uint32_t left, uint32_t batch, uint32_t matmul_min, uint32_t tile);
+
+/* The session's eng_chunk_size arguments but the first. */
+void eng_session_chunking(const eng_session *s, uint32_t *batch, uint32_t *matmul_min,
+                          uint32_t *tile);
+
 /* The eng_status for a failed backend call. */
 eng_status eng_from_vkb(vkb_status st);
 

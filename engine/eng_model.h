@@ -153,7 +153,13 @@ typedef enum eng_best_place {
 typedef struct eng_session_params {
     uint32_t n_ctx;   /* positions the KV cache holds; 0 = the training context, at most 4096 */
     uint32_t n_batch; /* tokens per prefill chunk; 0 = 512 */
-    bool capture;     /* keep each layer's output of the last chunk (tests; eng_session_capture) */
+    /* a chunk of more than 8 but fewer than this many tokens runs as passes of 8 through
+     * the matrix-vector kernels instead of one through the matrix-matrix ones, which
+     * compute whole tiles of columns; a longer chunk takes whole tiles and passes for a
+     * rest that short (0 = the device's vkb_op_matmul_min_columns; 1 = never). Never
+     * with all_logits or capture, which keep one submission's tokens */
+    uint32_t matmul_min;
+    bool capture; /* keep each layer's output of the last chunk (tests; eng_session_capture) */
     /* attention in three passes with the scores in memory (n_batch × heads × n_ctx
      * floats of scratch) instead of the fused kernel: the reference point for speed */
     bool unfused_attention;
@@ -237,9 +243,10 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
 void eng_session_destroy(eng_session *s);
 
 /* Runs tokens[0..n) at positions n_past, n_past+1, ... in chunks of n_batch (matmul for
- * chunks of more than 8 tokens, matvec otherwise), each chunk recorded and submitted
- * once; afterwards eng_session_logits holds the last token's logits. ENG_ERR_CONTEXT_FULL,
- * changing nothing, when n_past + n exceeds n_ctx. */
+ * chunks of eng_session_matmul_min tokens or more, cut to whole matmul tiles where the
+ * rest is shorter than that; passes of 8 through matvec otherwise), each chunk or pass
+ * recorded and submitted once; afterwards eng_session_logits holds the last
+ * token's logits. ENG_ERR_CONTEXT_FULL, changing nothing, when n_past + n exceeds n_ctx. */
 eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n);
 
 /* n_vocab floats: the last token's logits of the last eval; NULL before an eval, after a
@@ -303,6 +310,11 @@ uint32_t eng_session_n_ctx(const eng_session *s);
 void eng_session_reset(eng_session *s);
 /* The reason for the last failure. */
 const char *eng_session_errmsg(const eng_session *s);
+
+/* The fewest tokens of an eval's chunk that go through the matrix-matrix kernels
+ * (eng_session_params.matmul_min resolved): a chunk of 9 up to this less one runs as
+ * passes of 8 through the matrix-vector kernels. 9 or less: none does. */
+uint32_t eng_session_matmul_min(const eng_session *s);
 
 /* With params.capture: layer l's output (the residual stream after the layer) for the
  * last chunk, [tokens][n_embd]; *tokens receives the chunk's length. NULL otherwise. */

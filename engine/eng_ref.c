@@ -17,7 +17,8 @@ struct eng_ref {
     float *freqs;
     eng_ref_input_fn observe;
     void *observe_user;
-    const vkb_device *mirror; /* eng_ref_mirror_device */
+    const vkb_device *mirror;                /* eng_ref_mirror_session's device */
+    uint32_t batch, matmul_min, matmul_tile; /* and its eng_session_chunking */
 };
 
 eng_ref *eng_ref_create(const eng_model *m, uint32_t n_ctx, char *err, size_t err_size)
@@ -87,9 +88,11 @@ void eng_ref_observe_inputs(eng_ref *r, eng_ref_input_fn fn, void *user)
     r->observe_user = user;
 }
 
-void eng_ref_mirror_device(eng_ref *r, const vkb_device *dev)
+void eng_ref_mirror_session(eng_ref *r, const eng_session *s)
 {
-    r->mirror = dev;
+    r->mirror = s ? r->m->dev : NULL;
+    if (s)
+        eng_session_chunking(s, &r->batch, &r->matmul_min, &r->matmul_tile);
 }
 
 /* The product of W and x both rounded to f16, as the cooperative-matrix matmul
@@ -112,17 +115,19 @@ static bool product_f16(cmp_type type, const void *w, uint32_t rows, uint32_t k,
     return ok;
 }
 
-/* One product as the session runs it: x through 8-bit blocks where the mirrored device's
- * matvec (up to 8 columns) or matmul reads them (eng_session.c's takes_q8); W and x in
- * f16 where its matmul runs on cooperative matrices. */
-static bool product(const eng_ref *r, cmp_type type, const void *w, uint32_t rows, uint32_t k,
-                    const float *x, float *y, uint32_t n)
+/* The product of one submission's n columns as the mirrored session runs it: x through
+ * 8-bit blocks where the device's matvec (up to 8 columns) or matmul reads them
+ * (eng_session.c's takes_q8); W and x in f16 where its matmul runs on cooperative
+ * matrices. */
+static bool product_chunk(const eng_ref *r, cmp_type type, const void *w, uint32_t rows, uint32_t k,
+                          const float *x, float *y, uint32_t n)
 {
-    if (r->mirror && n > 8 && vkb_op_matmul_coopmat(r->mirror))
+    bool matmul = n > 8;
+    if (r->mirror && matmul && vkb_op_matmul_coopmat(r->mirror))
         return product_f16(type, w, rows, k, x, y, n);
     bool q8 =
         r->mirror && k % 32 == 0 &&
-        (n <= 8 ? vkb_op_matvec_int_dot(r->mirror, type) : vkb_op_matmul_int_dot(r->mirror, type));
+        (matmul ? vkb_op_matmul_int_dot(r->mirror, type) : vkb_op_matvec_int_dot(r->mirror, type));
     if (!q8)
         return vkb_ref_matmul(type, w, rows, k, x, y, n);
     uint32_t *xq = malloc(vkb_q8_bytes(k, n));
@@ -136,6 +141,21 @@ static bool product(const eng_ref *r, cmp_type type, const void *w, uint32_t row
     free(xq);
     free(xr);
     return ok;
+}
+
+/* One product as the session runs it: its columns cut into the session's submissions
+ * (an eval of the same tokens; eng_chunk_size), each as product_chunk. */
+static bool product(const eng_ref *r, cmp_type type, const void *w, uint32_t rows, uint32_t k,
+                    const float *x, float *y, uint32_t n)
+{
+    if (!r->mirror)
+        return vkb_ref_matmul(type, w, rows, k, x, y, n);
+    for (uint32_t at = 0, c; at < n; at += c) {
+        c = eng_chunk_size(n - at, r->batch, r->matmul_min, r->matmul_tile);
+        if (!product_chunk(r, type, w, rows, k, x + (size_t)at * k, y + (size_t)at * rows, c))
+            return false;
+    }
+    return true;
 }
 
 static bool mul(const eng_ref *r, const eng_weight *w, const float *x, float *y, uint32_t n)

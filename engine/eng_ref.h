@@ -37,12 +37,14 @@ eng_status eng_ref_set_kv_types(eng_ref *r, eng_kv_type k, eng_kv_type v, uint32
 typedef void (*eng_ref_input_fn)(void *user, const eng_weight *w, const float *x, uint32_t n);
 void eng_ref_observe_inputs(eng_ref *r, eng_ref_input_fn fn, void *user);
 
-/* Computes what a session on `dev` computes where the two differ by design: the weight
- * products that dev runs on 8-bit activations (vkb_op_matvec_int_dot for decode steps,
- * vkb_op_matmul_int_dot for prefill) read x rounded the same way, and where its prefill
- * runs on cooperative matrices (vkb_op_matmul_coopmat) W and x are rounded to f16. NULL:
- * exact f32 weights and activations everywhere (the default). */
-void eng_ref_mirror_device(eng_ref *r, const vkb_device *dev);
+/* Computes what session s computes where the two differ by design: the weight products
+ * that its device runs on 8-bit activations (vkb_op_matvec_int_dot for decode steps and
+ * chunks the session runs as passes of up to 8 tokens, vkb_op_matmul_int_dot for the
+ * rest of prefill) read x rounded the same way, and where its prefill runs on cooperative
+ * matrices (vkb_op_matmul_coopmat) W and x are rounded to f16. NULL: exact f32 weights
+ * and activations everywhere (the default). The session must outlive the reference's use
+ * of it. */
+void eng_ref_mirror_session(eng_ref *r, const eng_session *s);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,8 @@ struct eng_session {
     vkb_device *dev;
     uint32_t n_ctx, n_batch, n_past;
     bool capture, unfused, all_logits, unfused_products, record_each;
+    uint32_t matmul_min;    /* eng_session_params.matmul_min, resolved */
+    uint32_t matmul_tile;   /* the matmul's columns per tile (TN) */
     uint32_t logits_tokens; /* tokens with logits from the last chunk */
     /* params.best_logits: the logits stay on the device and these come back, or they come
      * to host memory and best_host[0..best_count) is selected from them after each eval
@@ -304,6 +306,10 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
     s->n_ctx = p.n_ctx;
     s->n_batch = p.n_batch;
     s->capture = p.capture;
+    s->matmul_min = p.all_logits || p.capture ? 1
+                    : p.matmul_min            ? p.matmul_min
+                                              : vkb_op_matmul_min_columns(s->dev);
+    s->matmul_tile = vkb_op_matmul_plan(s->dev).tn;
     s->unfused = p.unfused_attention;
     s->unfused_products = p.unfused_products;
     s->record_each = p.record_each_step;
@@ -982,6 +988,24 @@ static eng_status eval_chunk(eng_session *s, const int32_t *tokens, uint32_t n, 
     return ENG_OK;
 }
 
+uint32_t eng_chunk_size(uint32_t left, uint32_t batch, uint32_t matmul_min, uint32_t tile)
+{
+    uint32_t c = left < batch ? left : batch, rest = c % tile;
+    if (c > 8 && c < matmul_min)
+        return 8; /* cheaper than a tile of matmul columns mostly empty */
+    if (c > tile && rest && rest < matmul_min)
+        return c - rest; /* whole tiles; the rest as passes */
+    return c;
+}
+
+void eng_session_chunking(const eng_session *s, uint32_t *batch, uint32_t *matmul_min,
+                          uint32_t *tile)
+{
+    *batch = s->n_batch;
+    *matmul_min = s->matmul_min;
+    *tile = s->matmul_tile;
+}
+
 eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n)
 {
     if (n == 0 || !tokens)
@@ -996,7 +1020,7 @@ eng_status eng_session_eval(eng_session *s, const int32_t *tokens, uint32_t n)
                          tokens[i], i, s->m->hp.n_vocab - 1);
     double t0 = now_s();
     for (uint32_t done = 0; done < n;) {
-        uint32_t c = n - done < s->n_batch ? n - done : s->n_batch;
+        uint32_t c = eng_chunk_size(n - done, s->n_batch, s->matmul_min, s->matmul_tile);
         eng_status st = eval_chunk(s, tokens + done, c, done + c == n);
         if (st != ENG_OK)
             return st;
@@ -1231,6 +1255,11 @@ void eng_session_reset(eng_session *s)
 const char *eng_session_errmsg(const eng_session *s)
 {
     return s->err;
+}
+
+uint32_t eng_session_matmul_min(const eng_session *s)
+{
+    return s->matmul_min;
 }
 
 const float *eng_session_capture(const eng_session *s, uint32_t layer, uint32_t *tokens)

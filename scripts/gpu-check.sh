@@ -95,11 +95,16 @@ if want prefill; then
         done
         VKLLM_MATMUL=64x64x16/4x4 timeout 150 "$V" bench kernels --reps 10 --no-baseline \
             --formats q4_0,q4_K --shapes 4096x4096,4096x11008
+        echo "short prompts: matvec passes of 8 (default below 56 tokens), then the matmul"
+        for mm in 0 1; do
+            VKLLM_MATMUL_MIN=$([ $mm = 1 ] && echo 1 || echo 56) timeout 150 "$V" bench \
+                --synthetic llama2-7b:Q4_0 -p 16,32,48 -n 0 -r 3
+        done
         echo "attention, 512 queries: scalar kernel, then cooperative matrices"
         timeout 100 "$V" bench attention --tokens 512 --ctx 4096 --kv-types f16 --no-unfused
         VKLLM_COOPMAT=1 timeout 100 "$V" bench attention --tokens 512 --ctx 4096 --kv-types f16 \
             --no-unfused
     } >"$OUT/prefill.txt" 2>&1
-    grep -E "pp512|matmul|mm-|attention|f16" "$OUT/prefill.txt" | head -30
+    grep -E "pp512|pp16|pp32|pp48|matmul|mm-|attention|f16" "$OUT/prefill.txt" | head -40
 fi
 step done

@@ -293,11 +293,11 @@ static void check_layers_kv(const char *file, uint32_t decode_steps, bool unfuse
                              .kv_group = layers_kv_group,
                              .kv_window = layers_kv_window};
     eng_ref *ref = eng_ref_create(m, 128, err, sizeof err);
-    if (ref)
-        eng_ref_mirror_device(ref, t_dev); /* 8-bit activations where t_dev uses them */
     CHECK(!ref ||
           eng_ref_set_kv_types(ref, kv_k, kv_v, layers_kv_group, layers_kv_window) == ENG_OK);
     CHECK_MSG(eng_session_create(m, &sp, &s, err, sizeof err) == ENG_OK, "session: %s", err);
+    if (ref && s)
+        eng_ref_mirror_session(ref, s); /* 8-bit activations where s's products use them */
     size_t e = hp->n_embd;
     float *cap = malloc(sizeof *cap * hp->n_layer * 24 * e);
     float *logits = malloc(sizeof *logits * hp->n_vocab);
@@ -532,6 +532,111 @@ done:
     free(want);
     eng_ref_destroy(ref);
     eng_session_destroy(s);
+    eng_model_close(m);
+}
+
+/* Dispatches of the last submission whose op name starts with `prefix`. */
+static uint32_t op_calls(eng_session *s, const char *prefix)
+{
+    eng_stats st;
+    eng_session_stats(s, &st);
+    uint32_t calls = 0;
+    for (uint32_t i = 0; i < st.op_count; i++)
+        calls += strncmp(st.ops[i].name, prefix, strlen(prefix)) == 0 ? st.ops[i].calls : 0;
+    return calls;
+}
+
+/* A prompt chunk of 9 to matmul_min - 1 tokens runs as passes of 8 through the matvec
+ * kernels: 20 tokens as 8 + 8 + 4 with matmul_min 64 (the last submission has no matmul),
+ * and 75 as a whole matmul tile and passes for the rest; with matmul_min 1 each is one
+ * matmul chunk. Both against the reference mirroring each session's submissions, and
+ * against each other, with decode steps after them. The device's own choice, and
+ * sessions that keep a chunk's logits or activations never splitting. */
+static void test_prefill_passes(void)
+{
+    eng_model *m = open_model("TinyStories-656K-Q8_0.gguf", true);
+    if (!m)
+        return;
+    const eng_hparams *hp = eng_model_hparams(m);
+    const uint32_t mins[2] = {64, 1};
+    eng_session *s[2] = {NULL, NULL};
+    eng_ref *ref[2] = {NULL, NULL};
+    char err[256] = "";
+    float *want = malloc(sizeof *want * hp->n_vocab);
+    float *first = malloc(sizeof *first * hp->n_vocab);
+    for (int i = 0; i < 2; i++) {
+        eng_session_params sp = {
+            .n_ctx = 128, .n_batch = 128, .matmul_min = mins[i], .profile = true};
+        CHECK_MSG(eng_session_create(m, &sp, &s[i], err, sizeof err) == ENG_OK, "session: %s", err);
+        ref[i] = eng_ref_create(m, 128, err, sizeof err);
+        if (s[i] && ref[i])
+            eng_ref_mirror_session(ref[i], s[i]);
+    }
+    if (!s[0] || !s[1] || !ref[0] || !ref[1] || !want || !first)
+        goto done;
+    CHECK(eng_session_matmul_min(s[0]) == 64 && eng_session_matmul_min(s[1]) == 1);
+    /* 20 tokens: passes of 8 (8 + 8 + 4); 75: a whole matmul tile (64 columns on CPU
+     * drivers and discrete GPUs, two of 32 elsewhere), then passes (8 + 3) */
+    static const uint32_t lens[] = {20, 1, 75, 1, 1};
+    int32_t ids[98];
+    for (int i = 0; i < 98; i++)
+        ids[i] = (int32_t)((3 + 41u * (uint32_t)i) % hp->n_vocab);
+    for (uint32_t step = 0, at = 0; step < 5; step++) {
+        uint32_t len = lens[step];
+        for (int i = 0; i < 2; i++) {
+            CHECK_MSG(eng_session_eval(s[i], ids + at, len) == ENG_OK, "eval: %s",
+                      eng_session_errmsg(s[i]));
+            CHECK(eng_ref_eval(ref[i], ids + at, len, want, NULL) == ENG_OK);
+            const float *got = eng_session_logits(s[i]);
+            if (!got)
+                goto done;
+            /* passes of 8 read 8-bit activations only where matvec does, until the tile */
+            double budget = i == 0 && step < 2 && !vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q8_0)
+                                ? LOGIT_BUDGET
+                                : logit_budget();
+            double d = max_diff(got, want, hp->n_vocab) / rms(want, hp->n_vocab);
+            CHECK_MSG(d <= budget, "matmul_min %u step %u: max diff %.3g x rms (budget %.0e)",
+                      mins[i], step, d, budget);
+            if (i == 0)
+                memcpy(first, got, sizeof *first * hp->n_vocab);
+            else {
+                d = max_diff(got, first, hp->n_vocab) / rms(first, hp->n_vocab);
+                /* the two round activations differently (float passes against the 8-bit
+                 * matmul: 0.060 apart at worst on lavapipe); a wrong token or position
+                 * moves the logits by about their rms */
+                CHECK_MSG(d <= 2 * logit_budget(), "step %u: passes and one chunk %.3g x rms apart",
+                          step, d);
+            }
+            if (len > 8) {
+                uint32_t mm = op_calls(s[i], "matmul"), mv = op_calls(s[i], "matvec");
+                CHECK_MSG(i == 0 ? mm == 0 && mv > 0 : mm > 0,
+                          "matmul_min %u: the last submission of %u tokens ran %u matmul and %u "
+                          "matvec dispatches",
+                          mins[i], len, mm, mv);
+            }
+        }
+        at += len;
+    }
+    /* the device's choice; logits of every token, or activations, keep chunks whole */
+    const eng_session_params others[] = {{.n_ctx = 64},
+                                         {.n_ctx = 64, .matmul_min = 64, .all_logits = true},
+                                         {.n_ctx = 64, .matmul_min = 64, .capture = true}};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        eng_session *o = NULL;
+        CHECK_MSG(eng_session_create(m, &others[i], &o, err, sizeof err) == ENG_OK, "session: %s",
+                  err);
+        if (o)
+            CHECK_MSG(eng_session_matmul_min(o) == (i == 0 ? vkb_op_matmul_min_columns(t_dev) : 1u),
+                      "session %zu: matmul_min %u", i, eng_session_matmul_min(o));
+        eng_session_destroy(o);
+    }
+done:
+    free(want);
+    free(first);
+    for (int i = 0; i < 2; i++) {
+        eng_ref_destroy(ref[i]);
+        eng_session_destroy(s[i]);
+    }
     eng_model_close(m);
 }
 
@@ -1394,6 +1499,7 @@ int main(int argc, char **argv)
         {"layers_kv", test_layers_kv, true},
         {"layers_split", test_layers_split, true},
         {"all_logits", test_all_logits, true},
+        {"prefill_passes", test_prefill_passes, true},
         {"layers_quantized", test_layers_quantized, true},
         {"layers_lowrank", test_layers_lowrank, true},
         {"session_limits", test_session_limits, true},
