@@ -179,11 +179,11 @@ static uint64_t matvec_staged_shared(const uint32_t *spec)
         .shared_bytes = matmul_shared                                                              \
     }
 
-/* matmul_int_dot.comp: spec {workgroup, TM, TN, TKB, OUTS}; shared: W's words and scales,
+/* matmul_int_dot.comp: spec {workgroup, TM, TN, TKB, OUTS}; shared: W's words and d, m,
  * X's words and d, s. */
 static uint64_t matmul_int_dot_shared(const uint32_t *spec)
 {
-    return 4ull * spec[3] * (8 * (spec[1] + spec[2]) + spec[1] + 2 * spec[2]);
+    return 4ull * spec[3] * (8 * (spec[1] + spec[2]) + 2 * spec[1] + 2 * spec[2]);
 }
 
 #define MATMUL_INT_DOT(n)                                                                          \
@@ -311,18 +311,25 @@ static const struct vkb_kernel kernels[] = {
     MATVEC_INT_DOT("matvec_q4_0_int_dot"),
     MATMUL_INT_DOT("matmul_q4_0_int_dot"),
     QUANT_WEIGHT_KERNELS("q4_1"),
+    MATMUL_INT_DOT("matmul_q4_1_int_dot"),
     QUANT_WEIGHT_KERNELS("q5_0"),
+    MATMUL_INT_DOT("matmul_q5_0_int_dot"),
     QUANT_WEIGHT_KERNELS("q5_1"),
+    MATMUL_INT_DOT("matmul_q5_1_int_dot"),
     QUANT_WEIGHT_KERNELS("q8_0"),
     MATVEC_INT_DOT("matvec_q8_0_int_dot"),
     MATMUL_INT_DOT("matmul_q8_0_int_dot"),
     QUANT_WEIGHT_KERNELS("q4_k"),
+    MATMUL_INT_DOT("matmul_q4_k_int_dot"),
     MATVEC_INT_DOT("matvec_q4_k_int_dot"),
     QUANT_WEIGHT_KERNELS("q5_k"),
+    MATMUL_INT_DOT("matmul_q5_k_int_dot"),
     MATVEC_INT_DOT("matvec_q5_k_int_dot"),
     QUANT_WEIGHT_KERNELS("q6_k"),
+    MATMUL_INT_DOT("matmul_q6_k_int_dot"),
     MATVEC_INT_DOT("matvec_q6_k_int_dot"),
     QUANT_WEIGHT_KERNELS("iq4_nl"),
+    MATMUL_INT_DOT("matmul_iq4_nl_int_dot"),
 };
 
 const struct vkb_kernel *vkb_kernel_find(const char *name)

@@ -132,8 +132,8 @@ typedef struct vkb_matvec_tuning {
     uint32_t wg, rows;
     bool staged;
     int int_dot; /* 1: x as 8-bit blocks, dotted in integers (matvec: q4_0, q8_0, q4_K, q5_K, q6_K;
-                  * matmul: q4_0, q8_0); -1: never; 0: where the device accelerates 4x8-bit
-                  * dot products */
+                  * matmul: every quantized format); -1: never; 0: where the device accelerates
+                  * 4x8-bit dot products */
     bool lanes;  /* each invocation owns whole rows (rows: a multiple of wg, at most
                   * VKB_LANE_ROWS per invocation) and x is broadcast across the subgroup;
                   * CPU drivers with subgroups of 8 or more only */

@@ -204,7 +204,7 @@ static vkb_spec matmul_int_dot_spec(const vkb_device *dev, uint32_t outs)
     else if (info->type == VKB_DEVICE_DISCRETE && vkb_max_workgroup_x(info) >= 256 &&
              info->profile == VKB_PROFILE_NATIVE)
         tm = tn = 64;
-    uint32_t shared = 4 * tkb * (8 * (tm + tn) + tm + 2 * tn); /* vkb_kernels.c's formula */
+    uint32_t shared = 4 * tkb * (8 * (tm + tn) + 2 * tm + 2 * tn); /* vkb_kernels.c's formula */
     if (shared > info->max_shared_memory || (tm / rm) * (tn / rn) > vkb_max_workgroup_x(info))
         tm = tn = 32, tkb = 2, rm = rn = 4;
     return (vkb_spec){.count = 7, .values = {(tm / rm) * (tn / rn), tm, tn, tkb, outs, rm, rn}};
@@ -267,11 +267,13 @@ static int int_dot_switch(const vkb_device *dev, cmp_type type)
 }
 
 /* The weight formats the integer-dot kernels read: matvec.comp INT_DOT (q4_0, q8_0, q4_K,
- * q5_K, q6_K), matmul_int_dot.comp (q4_0, q8_0). */
+ * q5_K, q6_K), matmul_int_dot.comp (every quantized one). */
 static bool q8_format(cmp_type type, bool matmul)
 {
-    return type == CMP_TYPE_Q4_0 || type == CMP_TYPE_Q8_0 ||
-           (!matmul && (type == CMP_TYPE_Q4_K || type == CMP_TYPE_Q5_K || type == CMP_TYPE_Q6_K));
+    if (matmul)
+        return !is_float_format(type) && format_name(type);
+    return type == CMP_TYPE_Q4_0 || type == CMP_TYPE_Q8_0 || type == CMP_TYPE_Q4_K ||
+           type == CMP_TYPE_Q5_K || type == CMP_TYPE_Q6_K;
 }
 
 /* q8_format's list as text ("q4_0, q8_0"), for errors. */

@@ -320,9 +320,8 @@ float quarter_dot(uint off, const uint w[QW], uint xa, uint xb, float xd, float 
 #define LANE_RPI 4u // rows per invocation at most (VKB_LANE_ROWS)
 
 #if defined(FORMAT_IQ4_NL)
-// iq4nl_values as signed bytes, four to a word: picked by selects and a shift, not by an
-// indexed load (a CPU driver loads for each invocation on its own)
-const uvec4 IQ4NL_BYTES = uvec4(0xbfad9881u, 0xf6eaddcfu, 0x26190d01u, 0x71594535u);
+// iq4nl_values (IQ4NL_BYTES) picked by selects and a shift, not by an indexed load (a CPU
+// driver loads for each invocation on its own)
 vec4 iq4nl_lane4(uvec4 v)
 {
     const uvec4 lo = mix(uvec4(IQ4NL_BYTES.x), uvec4(IQ4NL_BYTES.y), greaterThan(v, uvec4(3u)));

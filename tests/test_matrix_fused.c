@@ -124,9 +124,13 @@ out:
     free(row);
 }
 
-/* The integer-dot matvec's formats; the matmul takes the first two. */
+/* The integer-dot matvec's formats; the matmul takes these and the rest of the quantized
+ * ones. */
 static const cmp_type int_dot_types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q8_0, CMP_TYPE_Q4_K, CMP_TYPE_Q5_K,
                                          CMP_TYPE_Q6_K};
+static const cmp_type matmul_int_dot_types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q8_0, CMP_TYPE_Q4_1,
+                                                CMP_TYPE_Q5_0, CMP_TYPE_Q5_1, CMP_TYPE_IQ4_NL,
+                                                CMP_TYPE_Q4_K, CMP_TYPE_Q5_K, CMP_TYPE_Q6_K};
 
 /* The integer-dot products forced on (the device may not accelerate them). */
 static bool int_dot_setup(struct fixture *f)
@@ -160,25 +164,35 @@ static void test_matvec_int_dot(void)
     teardown(&f);
 }
 
-/* matmul_int_dot.comp: tiles cut short in rows, columns and K (two blocks a step). */
+/* matmul_int_dot.comp: tiles cut short in rows, columns and K, for every quantized format
+ * (the K-quants where K holds their 256-value blocks). */
 static void test_matmul_int_dot(void)
 {
     struct fixture f;
     if (!int_dot_setup(&f))
         return;
     bool heavy = t_profile == VKB_PROFILE_NATIVE;
-    static const struct shape shapes[] = {{1, 32, 9},      {7, 96, 33},    {65, 512, 17},
-                                          {70, 11008, 12}, {4097, 64, 10}, {40, 4096, 512}};
+    static const struct shape shapes[] = {{1, 32, 9},      {7, 96, 33},  {65, 512, 17},
+                                          {70, 11008, 12}, {3, 768, 20}, {4097, 64, 10},
+                                          {40, 4096, 512}};
+    const size_t n_types = sizeof matmul_int_dot_types / sizeof matmul_int_dot_types[0];
     vkb_coopmat_mode was = vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_OFF);
-    for (size_t ti = 0; ti < 2; ti++) {
-        fprintf(stderr, "  %s\n", vkb_op_matmul_variant(t_dev, int_dot_types[ti]));
+    for (size_t ti = 0; ti < n_types; ti++) {
+        cmp_type t = matmul_int_dot_types[ti];
+        CHECK(vkb_op_matmul_int_dot(t_dev, t));
+        fprintf(stderr, "  %s\n", vkb_op_matmul_variant(t_dev, t));
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-            if (heavy || shapes[si].n < 512)
-                check_int_dot(&f, int_dot_types[ti], shapes[si], 5500 + 100 * ti + si);
+            if (shapes[si].k % cmp_type_get(t)->block_size == 0 && (heavy || shapes[si].n < 512) &&
+                (ti < 2 || shapes[si].n < 512)) /* n = 512 for q4_0 and q8_0 */
+                check_int_dot(&f, t, shapes[si], 5500 + 100 * ti + si);
     }
-    /* the tiles other devices get (matmul_int_dot_spec), and odd ones (K by TK / 32 blocks) */
+    /* the tiles other devices get (matmul_int_dot_spec), and odd ones (K by TK / 32 blocks),
+     * for a format of each kind the tile loop treats apart: q4_0 and q8_0 (one scale), q4_1
+     * (a minimum), q6_K (a scale per 16 values) */
     static const vkb_matmul_tuning tiles[] = {
         {64, 64, 64, 4, 4}, {32, 32, 64, 4, 4}, {64, 64, 128, 8, 4}, {16, 64, 32, 2, 8}};
+    static const cmp_type tile_types[] = {CMP_TYPE_Q4_0, CMP_TYPE_Q8_0, CMP_TYPE_Q4_1,
+                                          CMP_TYPE_Q6_K};
     const vkb_device_info *info = vkb_device_get_info(t_dev);
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
         if (vkb_matmul_tuning_wg(&tiles[i]) > info->max_workgroup_invocations)
@@ -186,9 +200,12 @@ static void test_matmul_int_dot(void)
         vkb_op_matmul_tune(t_dev, &tiles[i]);
         fprintf(stderr, "  %ux%ux%u/%ux%u\n", tiles[i].tm, tiles[i].tn, tiles[i].tk, tiles[i].rm,
                 tiles[i].rn);
-        for (size_t ti = 0; ti < 2; ti++)
-            for (size_t si = 0; si < 4; si++)
-                check_int_dot(&f, int_dot_types[ti], shapes[si], 5800 + 100 * i + 10 * ti + si);
+        for (size_t ti = 0; ti < sizeof tile_types / sizeof tile_types[0]; ti++) {
+            cmp_type t = tile_types[ti];
+            for (size_t si = 0; si < 5; si++)
+                if (shapes[si].k % cmp_type_get(t)->block_size == 0)
+                    check_int_dot(&f, t, shapes[si], 5800 + 100 * i + 10 * ti + si);
+        }
     }
     vkb_op_matmul_tune(t_dev, NULL);
     vkb_op_coopmat_mode(t_dev, was);

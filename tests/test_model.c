@@ -35,9 +35,9 @@
  * except that a value within f32 rounding of a midpoint between two steps may land on
  * either side: one step (max|x|/127 of its block) times a column of W. Measured worst
  * 3.7e-2 (tiny synthetic Q8_0, random weights, on an H100), 1.4e-2 (its Q4_0), 2.6e-5 on
- * the trained 656K; on lavapipe, whose prefill alone takes the integer path, 2.1e-2 (the
- * synthetic Q8_0); 8e-2 for layers and logits there. The kernels themselves are held
- * within their budgets by test_matrix's matvec_int_dot and matmul_int_dot. */
+ * the trained 656K; on lavapipe, whose prefill alone takes the integer path, 2.1e-2 to
+ * 2.3e-2 (the synthetic Q8_0, Q4_1, Q4_K_S); 8e-2 for layers and logits there. The kernels
+ * themselves are held within their budgets by test_matrix's matvec_int_dot and matmul_int_dot. */
 #define INT_DOT_BUDGET 8e-2
 
 static bool device_reads_q8(void)
@@ -717,9 +717,9 @@ static void check_int_dot_dispatches(void)
 }
 
 /* The integer-dot-product matvec and matmul forced on (lavapipe offers the instructions
- * without accelerating them, so the automatic choice leaves them off there): Q8_0, Q4_0,
- * Q4_K_M and Q5_K_M models (K-quant mixes: q4_K or q5_K matrices with q6_K ones, all
- * dotted in integers in decode steps) through every layer, prefill chunks and decode steps,
+ * without accelerating them, so the automatic choice leaves the matvec's off there): Q8_0,
+ * Q4_0, Q4_K_M and Q5_K_M models (K-quant mixes: q4_K or q5_K matrices with q6_K ones, all
+ * dotted in integers) through every layer, prefill chunks and decode steps,
  * against the reference reading the same 8-bit activations. And the small qwen2 with q, k,
  * v stacked in Q8_0, gate and up in Q4_0, down in F16: decode's fused prologue from 8-bit
  * blocks (vkb_op_matvec_q8_rope, biases, neox order) and gate/up with silu·mul from 8-bit
@@ -740,7 +740,10 @@ static void test_layers_int_dot(void)
           vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q5_K) &&
           vkb_op_matvec_int_dot(t_dev, CMP_TYPE_Q6_K) &&
           vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q4_0) &&
-          vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q8_0));
+          vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q8_0) &&
+          vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q4_K) &&
+          vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q5_K) &&
+          vkb_op_matmul_int_dot(t_dev, CMP_TYPE_Q6_K));
     check_layers("TinyStories-656K-Q8_0.gguf", 8, false);
     static const char *recipes[] = {"Q4_0", "Q4_K_M", "Q5_K_M"};
     check_synthetic(recipes, sizeof recipes / sizeof recipes[0], 7, 4);

@@ -32,6 +32,12 @@ const uint block_q6_k_size = 210u, block_q6_k_ql = 0u, block_q6_k_qh = 128u,
 
 const float iq4nl_values[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0,
                                          -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+#if defined(FORMAT_IQ4_NL)
+// The same values as signed bytes, four to a word (value i in byte i % 4 of word i / 4).
+// (Only where IQ4_NL is read: a constant more renumbers the other formats' SPIR-V, and
+// lavapipe's LLVM may then contract their unmarked multiply-adds differently.)
+const uvec4 IQ4NL_BYTES = uvec4(0xbfad9881u, 0xf6eaddcfu, 0x26190d01u, 0x71594535u);
+#endif
 
 #if defined(FORMAT_F32)
 #define QK 8u
