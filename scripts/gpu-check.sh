@@ -95,6 +95,10 @@ if want prefill; then
         done
         VKLLM_MATMUL=64x64x16/4x4 timeout 150 "$V" bench kernels --reps 10 --no-baseline \
             --formats q4_0,q4_K --shapes 4096x4096,4096x11008
+        echo "K-quant prefill: the integer matmul (default where 8-bit dots are accelerated), then f32"
+        for mv in "" 128x2f; do
+            VKLLM_MATVEC=$mv timeout 150 "$V" bench --synthetic llama2-7b:Q4_K_M -p 512 -n 0 -r 3
+        done
         echo "short prompts: matvec passes of 8 (default below 56 tokens), then the matmul"
         for mm in 0 1; do
             VKLLM_MATMUL_MIN=$([ $mm = 1 ] && echo 1 || echo 56) timeout 150 "$V" bench \
