@@ -454,10 +454,10 @@ static void test_matrix_errors(void)
     /* 8-bit x for weights the integer kernels do not read: the message lists those they do */
     CHECK_STATUS(vkb_op_matvec_q8(f.stream, &m, x, y, 1), VKB_ERR_UNSUPPORTED);
     CHECK(strstr(vkb_device_errmsg(t_dev), "q4_0, q8_0, q4_K, q5_K, q6_K weights, not f32"));
-    m = (vkb_matrix){w, CMP_TYPE_Q4_K, 16, 256};
     vkb_outputs one = {1, {y}, {16}};
     CHECK_STATUS(vkb_op_matmul_q8_split(f.stream, &m, x, &one, 9), VKB_ERR_UNSUPPORTED);
-    CHECK(strstr(vkb_device_errmsg(t_dev), "q4_0, q8_0 weights, not q4_k"));
+    CHECK(strstr(vkb_device_errmsg(t_dev),
+                 "q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K, iq4_nl weights, not f32"));
     m = (vkb_matrix){w, CMP_TYPE_F32, 16, 256};
     vkb_outputs outs = {2, {y, y}, {10, 5}}; /* 15 rows of 16 */
     CHECK_STATUS(vkb_op_matvec_split(f.stream, &m, x, &outs, 1), VKB_ERR_INVALID_ARGUMENT);
