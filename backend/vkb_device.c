@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "vkb_internal.h"
 
@@ -99,10 +100,25 @@ static void *read_file(const char *path, size_t *size)
     return data;
 }
 
+/* The device's cache file as it is on disk now, or NULL where it is missing, unreadable or
+ * made for another device or driver. */
+static void *read_cache_blob(const vkb_device *dev, size_t *size)
+{
+    *size = 0;
+    if (!dev->pipeline_cache_path)
+        return NULL;
+    void *blob = read_file(dev->pipeline_cache_path, size);
+    if (blob && !cache_blob_matches(&dev->info, blob, *size)) {
+        free(blob);
+        blob = NULL;
+    }
+    if (!blob)
+        *size = 0;
+    return blob;
+}
+
 static vkb_status create_pipeline_cache(vkb_device *dev, const char *dir)
 {
-    void *blob = NULL;
-    size_t size = 0;
     if (dir && *dir) {
         char name[1024];
         int len = snprintf(name, sizeof name, "%s/pipelines-%04x-%04x-", dir, dev->info.vendor_id,
@@ -113,13 +129,9 @@ static vkb_status create_pipeline_cache(vkb_device *dev, const char *dir)
         if (len > 0 && len < (int)sizeof name - 5)
             snprintf(name + len, sizeof name - (size_t)len, ".bin");
         dev->pipeline_cache_path = strdup(name);
-        blob = read_file(name, &size);
-        if (blob && !cache_blob_matches(&dev->info, blob, size)) {
-            free(blob);
-            blob = NULL;
-            size = 0;
-        }
     }
+    size_t size;
+    void *blob = read_cache_blob(dev, &size);
     VkPipelineCacheCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
         .initialDataSize = size,
@@ -136,10 +148,35 @@ static vkb_status create_pipeline_cache(vkb_device *dev, const char *dir)
     return vkb_dev_check(dev, r, "vkCreatePipelineCache");
 }
 
+/* Another process on the same device (a test suite, bench beside run) may have saved its
+ * pipelines since this one read the file: merge them in first, so that the last to close
+ * does not drop the others' work. A blob the driver refuses is left out. */
+static void merge_saved_pipelines(vkb_device *dev)
+{
+    size_t size;
+    void *blob = read_cache_blob(dev, &size);
+    if (!blob)
+        return;
+    VkPipelineCacheCreateInfo info = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+        .initialDataSize = size,
+        .pInitialData = blob,
+    };
+    VkPipelineCache saved;
+    if (dev->vk.vkCreatePipelineCache(dev->device, &info, NULL, &saved) == VK_SUCCESS) {
+        dev->vk.vkMergePipelineCaches(dev->device, dev->pipeline_cache, 1, &saved);
+        dev->vk.vkDestroyPipelineCache(dev->device, saved, NULL);
+    }
+    free(blob);
+}
+
+/* Written to a file of this device's own, then renamed over the cache: a reader sees the
+ * old blob or the new one whole, never two writers' bytes interleaved. */
 static void save_pipeline_cache(vkb_device *dev)
 {
     if (!dev->pipeline_cache || !dev->pipeline_cache_path || dev->lost)
         return;
+    merge_saved_pipelines(dev);
     size_t size = 0;
     if (dev->vk.vkGetPipelineCacheData(dev->device, dev->pipeline_cache, &size, NULL) !=
             VK_SUCCESS ||
@@ -155,7 +192,8 @@ static void save_pipeline_cache(vkb_device *dev)
         char *slash = strrchr(dir, '/');
         if (slash)
             *slash = '\0';
-        snprintf(tmp, sizeof tmp, "%s.tmp", dev->pipeline_cache_path);
+        snprintf(tmp, sizeof tmp, "%s.%ld-%p.tmp", dev->pipeline_cache_path, (long)getpid(),
+                 (void *)dev);
         FILE *f = (!slash || vkb_make_dirs(dir) == 0) ? fopen(tmp, "wb") : NULL;
         if (f) {
             bool ok = fwrite(data, 1, size, f) == size;

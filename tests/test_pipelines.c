@@ -193,6 +193,17 @@ static void test_contract(void)
     fixture_close(&f);
 }
 
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0)
+        n = ftell(f);
+    if (f)
+        fclose(f);
+    return n;
+}
+
 static void test_pipeline_cache(void)
 {
     char dir[] = "/tmp/vkllm-test-cache-XXXXXX";
@@ -248,6 +259,33 @@ static void test_pipeline_cache(void)
         CHECK(f && fread(header, 4, 4, f) == 4 && header[1] == 1);
         if (f)
             fclose(f);
+
+        /* two devices on one folder at once (two processes, or a test suite's): each
+         * builds its own pipeline, and each close merges what the other saved; the file
+         * stays whole and no temporary file of theirs is left behind */
+        vkb_device *a = NULL, *b = NULL;
+        CHECK_OK(vkb_device_open(t_ctx, &cfg, &a));
+        CHECK_OK(vkb_device_open(t_ctx, &cfg, &b));
+        if (a && b) {
+            CHECK_OK(vkb_pipeline_get(a, "silu_mul_f32", NULL, &p));
+            CHECK_OK(vkb_pipeline_get(b, "scale_f32", NULL, &p));
+        }
+        vkb_device_close(a);
+        long size_a = file_size(path);
+        vkb_device_close(b);
+        long size_ab = file_size(path);
+        CHECK_MSG(size_a >= 32 && size_ab >= size_a,
+                  "the cache held %ld bytes after one device closed, %ld after both", size_a,
+                  size_ab);
+        snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp", sub);
+        FILE *tmps = popen(cmd, "r");
+        int n_tmp = -1;
+        if (tmps) {
+            if (fscanf(tmps, "%d", &n_tmp) != 1)
+                n_tmp = -1;
+            pclose(tmps);
+        }
+        CHECK_MSG(n_tmp == 0, "%d temporary files left in %s", n_tmp, sub);
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
