@@ -117,6 +117,16 @@ static void *read_cache_blob(const vkb_device *dev, size_t *size)
     return blob;
 }
 
+static VkResult new_cache(vkb_device *dev, const void *blob, size_t size, VkPipelineCache *out)
+{
+    VkPipelineCacheCreateInfo info = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
+        .initialDataSize = size,
+        .pInitialData = blob,
+    };
+    return dev->vk.vkCreatePipelineCache(dev->device, &info, NULL, out);
+}
+
 static vkb_status create_pipeline_cache(vkb_device *dev, const char *dir)
 {
     if (dir && *dir) {
@@ -132,18 +142,9 @@ static vkb_status create_pipeline_cache(vkb_device *dev, const char *dir)
     }
     size_t size;
     void *blob = read_cache_blob(dev, &size);
-    VkPipelineCacheCreateInfo info = {
-        .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
-        .initialDataSize = size,
-        .pInitialData = blob,
-    };
-    VkResult r = dev->vk.vkCreatePipelineCache(dev->device, &info, NULL, &dev->pipeline_cache);
-    if (r != VK_SUCCESS && blob) {
-        /* a driver may still refuse a blob it does not like: start empty */
-        info.initialDataSize = 0;
-        info.pInitialData = NULL;
-        r = dev->vk.vkCreatePipelineCache(dev->device, &info, NULL, &dev->pipeline_cache);
-    }
+    VkResult r = new_cache(dev, blob, size, &dev->pipeline_cache);
+    if (r != VK_SUCCESS && blob) /* a driver may still refuse a blob it does not like */
+        r = new_cache(dev, NULL, 0, &dev->pipeline_cache);
     free(blob);
     return vkb_dev_check(dev, r, "vkCreatePipelineCache");
 }
@@ -157,13 +158,8 @@ static void merge_saved_pipelines(vkb_device *dev)
     void *blob = read_cache_blob(dev, &size);
     if (!blob)
         return;
-    VkPipelineCacheCreateInfo info = {
-        .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO,
-        .initialDataSize = size,
-        .pInitialData = blob,
-    };
     VkPipelineCache saved;
-    if (dev->vk.vkCreatePipelineCache(dev->device, &info, NULL, &saved) == VK_SUCCESS) {
+    if (new_cache(dev, blob, size, &saved) == VK_SUCCESS) {
         dev->vk.vkMergePipelineCaches(dev->device, dev->pipeline_cache, 1, &saved);
         dev->vk.vkDestroyPipelineCache(dev->device, saved, NULL);
     }

@@ -193,6 +193,19 @@ static void test_contract(void)
     fixture_close(&f);
 }
 
+/* The first line a shell command prints, without its newline ("" where it prints none). */
+static void shell_line(const char *cmd, char *line, size_t size)
+{
+    line[0] = '\0';
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        if (!fgets(line, (int)size, p))
+            line[0] = '\0';
+        pclose(p);
+    }
+    line[strcspn(line, "\n")] = '\0';
+}
+
 static long file_size(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -223,15 +236,9 @@ static void test_pipeline_cache(void)
         CHECK_OK(vkb_pipeline_get(dev, "add_f32", NULL, &p));
     vkb_device_close(dev);
 
-    char cmd[256], path[512] = "";
+    char cmd[256], path[512];
     snprintf(cmd, sizeof cmd, "ls %s/pipelines-*.bin 2>/dev/null", sub);
-    FILE *ls = popen(cmd, "r");
-    if (ls) {
-        if (!fgets(path, sizeof path, ls))
-            path[0] = '\0';
-        pclose(ls);
-    }
-    path[strcspn(path, "\n")] = '\0';
+    shell_line(cmd, path, sizeof path);
     CHECK_MSG(path[0] != '\0', "no pipeline cache file written under %s", sub);
     if (path[0]) {
         /* the blob starts with a header naming this device */
@@ -277,15 +284,10 @@ static void test_pipeline_cache(void)
         CHECK_MSG(size_a >= 32 && size_ab >= size_a,
                   "the cache held %ld bytes after one device closed, %ld after both", size_a,
                   size_ab);
+        char n_tmp[32];
         snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp", sub);
-        FILE *tmps = popen(cmd, "r");
-        int n_tmp = -1;
-        if (tmps) {
-            if (fscanf(tmps, "%d", &n_tmp) != 1)
-                n_tmp = -1;
-            pclose(tmps);
-        }
-        CHECK_MSG(n_tmp == 0, "%d temporary files left in %s", n_tmp, sub);
+        shell_line(cmd, n_tmp, sizeof n_tmp);
+        CHECK_MSG(strcmp(n_tmp, "0") == 0, "temporary files left in %s: \"%s\"", sub, n_tmp);
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
