@@ -535,15 +535,26 @@ float lane_dot32(uint rb, uint k0, const vec4 xv[8], vec2 xs, bool tail, uvec4 h
 #else
     return dm.x * sq + dm.y * sx;
 #endif
-#else
-    // the float formats eight values at a time
-    float s = 0.0;
-    for (uint i = 0u; i < 4u; i++) {
-        vec4 a, b;
-        dequant8(rb, k0 + 8u * i, a, b);
-        s += dot(a, xv[2u * i]) + dot(b, xv[2u * i + 1u]);
+#elif defined(FORMAT_F32)
+    // 128 bytes in sixteen 8-byte loads (rows of f32 start on 32 bytes). Scalar loads, 32
+    // per row, made each of these pipelines take LLVM 20 s to compile at four rows per
+    // invocation.
+    const uint e = (rb >> 3u) + k0 / 2u;
+    vec4 acc = vec4(0.0);
+    for (uint i = 0u; i < 8u; i++) {
+        const uvec2 lo = unpackUint2x32(wq8[e + 2u * i]), hi = unpackUint2x32(wq8[e + 2u * i + 1u]);
+        acc = fma(uintBitsToFloat(uvec4(lo, hi)), xv[i], acc);
     }
-    return s;
+    return (acc.x + acc.y) + (acc.z + acc.w);
+#else
+    // f16, bf16: 64 bytes in eight 8-byte loads (rows start on 16 bytes)
+    const uint e = (rb >> 3u) + k0 / 4u;
+    vec4 acc = vec4(0.0);
+    for (uint i = 0u; i < 8u; i++) {
+        const uvec2 w = unpackUint2x32(wq8[e + i]);
+        acc = fma(vec4(half2(w.x), half2(w.y)), xv[i], acc);
+    }
+    return (acc.x + acc.y) + (acc.z + acc.w);
 #endif
 }
 
@@ -818,6 +829,10 @@ void main()
             for (uint sb = 0u; sb < 8u; sb++)
                 lane_step(c, 8u * bb + sb, false, rb, rpi, hdr, s, ss);
         }
+#elif defined(FORMAT_F32) || defined(FORMAT_F16) || defined(FORMAT_BF16)
+        // aligned 8-byte words of the row: no tail (one copy of the step, not two)
+        for (uint b = 0u; b < nb; b++)
+            lane_step(c, b, false, rb, rpi, hdr, s, ss);
 #else
         // the last block apart: its loads must end within the row
         for (uint b = 0u; b + 1u < nb; b++)
