@@ -100,6 +100,12 @@ const char *t_shared_dir(void)
     return d && *d ? d : NULL;
 }
 
+bool t_all_variants(void)
+{
+    const char *sg = getenv("VKLLM_TEST_SUBGROUP");
+    return t_profile == VKB_PROFILE_NATIVE && !(sg && *sg);
+}
+
 static bool require_device(void)
 {
     const char *v = getenv("VKLLM_TEST_REQUIRE_DEVICE");

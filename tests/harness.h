@@ -77,6 +77,13 @@ char *t_read_file(const char *path, size_t *len);
  * The case sets VKB_COOPMAT_AUTO again when done. */
 bool t_coopmat_begin(void);
 
+/* True in the run of the device as it is: native profile, its own subgroup size. Cases
+ * cover every format, cache type and column count there. The capped profiles and the
+ * runs at other subgroup sizes (VKLLM_TEST_SUBGROUP) change reductions, limits and
+ * required subgroup sizes, which a few formats exercise as well as all of them; every
+ * variant is another pipeline for lavapipe's LLVM to compile, seconds each. */
+bool t_all_variants(void);
+
 /* The shared test data folder (VKLLM_SHARED_DIR, set by ctest), or NULL. */
 const char *t_shared_dir(void);
 

@@ -171,7 +171,7 @@ static void test_matmul_int_dot(void)
     struct fixture f;
     if (!int_dot_setup(&f))
         return;
-    bool heavy = t_profile == VKB_PROFILE_NATIVE;
+    bool heavy = t_all_variants();
     static const struct shape shapes[] = {{1, 32, 9},      {7, 96, 33},  {65, 512, 17},
                                           {70, 11008, 12}, {3, 768, 20}, {4097, 64, 10},
                                           {40, 4096, 512}};
@@ -497,7 +497,7 @@ static void test_matvec_norm(void)
     /* the device's own plan, every format; under the capped profiles (where the reduction
      * is what changes, and each pipeline takes lavapipe a second or more to compile) one
      * format in four */
-    bool capped = t_profile != VKB_PROFILE_NATIVE;
+    bool capped = !t_all_variants();
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         cmp_type t = all_types[ti];
         const uint32_t rows[1] = {37};
@@ -594,7 +594,7 @@ static void test_matvec_glu(void)
     struct fixture f;
     if (!setup(&f))
         return;
-    bool capped = t_profile != VKB_PROFILE_NATIVE;
+    bool capped = !t_all_variants();
     static const cmp_type plan_types[] = {CMP_TYPE_F16,  CMP_TYPE_Q4_0, CMP_TYPE_Q8_0,
                                           CMP_TYPE_Q4_K, CMP_TYPE_Q6_K, CMP_TYPE_IQ4_NL};
     for (size_t ti = 0; ti < sizeof plan_types / sizeof plan_types[0]; ti++) {
@@ -755,7 +755,7 @@ static void test_matvec_rope(void)
     struct fixture f;
     if (!setup(&f))
         return;
-    bool capped = t_profile != VKB_PROFILE_NATIVE;
+    bool capped = !t_all_variants();
     /* GQA, partial rotation (normal with rot_dims % 4 == 2), MHA, 1 to 8 tokens, biases */
     static const struct rope_case cases[] = {
         {4, 2, 32, 32, false, 1, 5, false}, {4, 2, 32, 32, true, 3, 0, true},
