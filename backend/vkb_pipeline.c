@@ -37,9 +37,15 @@ static vkb_spec resolve_spec(const vkb_device *dev, const struct vkb_kernel *k, 
             s.values[0] /= 2;
     }
     s.required_subgroup_size = in ? in->required_subgroup_size : 0;
-    if (!s.required_subgroup_size && dev->info.profile == VKB_PROFILE_MOBILE &&
-        dev->info.subgroup_size_control)
-        s.required_subgroup_size = dev->info.subgroup_size;
+    /* the mobile profile fixes the subgroup size, as mobile drivers do, where the
+     * workgroup fits in the subgroups allowed at that size (lavapipe at subgroups of 4
+     * allows 32: 128 invocations, fewer than a 256-invocation kernel's) */
+    const vkb_device_info *info = &dev->info;
+    if (!s.required_subgroup_size && info->profile == VKB_PROFILE_MOBILE &&
+        info->subgroup_size_control &&
+        (!info->max_compute_workgroup_subgroups ||
+         s.values[0] <= info->subgroup_size * info->max_compute_workgroup_subgroups))
+        s.required_subgroup_size = info->subgroup_size;
     return s;
 }
 

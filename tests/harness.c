@@ -189,6 +189,19 @@ int t_main(int argc, char **argv, const t_case *cases, int n_cases)
             only[n_only++] = argv[i];
         }
     }
+    /* a misspelt case would run nothing and pass */
+    for (int k = 0; k < n_only; k++) {
+        bool known = false;
+        for (int i = 0; i < n_cases && !known; i++)
+            known = strcmp(only[k], cases[i].name) == 0;
+        if (!known) {
+            fprintf(stderr, "no case is named %s; the cases:", only[k]);
+            for (int i = 0; i < n_cases; i++)
+                fprintf(stderr, " %s", cases[i].name);
+            fprintf(stderr, "\n");
+            return 2;
+        }
+    }
     bool need_gpu = false;
     for (int i = 0; i < n_cases; i++)
         need_gpu = need_gpu || cases[i].gpu;
