@@ -764,13 +764,17 @@ static void test_matvec_rope(void)
     };
     static const cmp_type plan_types[] = {CMP_TYPE_F16, CMP_TYPE_Q4_0, CMP_TYPE_Q8_0, CMP_TYPE_Q4_K,
                                           CMP_TYPE_Q6_K};
+    /* each format takes the cases of its parity, so every case runs for two or three
+     * formats (the epilogue is the same code for all: each pairing is another pipeline
+     * for lavapipe to compile, and there were 25) */
     for (size_t ti = 0; ti < sizeof plan_types / sizeof plan_types[0]; ti++) {
         if (capped && ti % 2 != 0)
             continue;
         cmp_type t = plan_types[ti];
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
-            check_rope(&f, t, k_for(t, 512), &cases[c], (c + ti) % 2 == 0, false, (c + ti) % 3 == 0,
-                       10000 + 100 * ti + 10 * c, "plan");
+            if ((c + ti) % 2 == 0 || capped)
+                check_rope(&f, t, k_for(t, 512), &cases[c], (c + ti) / 2 % 2 == 0, false,
+                           (c + ti) % 3 == 0, 10000 + 100 * ti + 10 * c, "plan");
     }
     static const struct forced_path paths[] = {
         {{.wg = 16, .rows = 1, .int_dot = -1}, "in place, 1 row made 4"},
