@@ -24,6 +24,14 @@ const vkb_pipeline_contract *vkb_pipeline_get_contract(const vkb_pipeline *pipe)
     return &pipe->contract;
 }
 
+/* Whether a workgroup of wg fits in the subgroups the device allows at size sg
+ * (maxComputeWorkgroupSubgroups; 0 = not reported). */
+static bool subgroups_hold(const vkb_device_info *info, uint32_t wg, uint32_t sg)
+{
+    return !info->max_compute_workgroup_subgroups ||
+           wg <= sg * info->max_compute_workgroup_subgroups;
+}
+
 /* The spec with defaults filled in and the profile's subgroup size applied. */
 static vkb_spec resolve_spec(const vkb_device *dev, const struct vkb_kernel *k, const vkb_spec *in)
 {
@@ -42,9 +50,7 @@ static vkb_spec resolve_spec(const vkb_device *dev, const struct vkb_kernel *k, 
      * allows 32: 128 invocations, fewer than a 256-invocation kernel's) */
     const vkb_device_info *info = &dev->info;
     if (!s.required_subgroup_size && info->profile == VKB_PROFILE_MOBILE &&
-        info->subgroup_size_control &&
-        (!info->max_compute_workgroup_subgroups ||
-         s.values[0] <= info->subgroup_size * info->max_compute_workgroup_subgroups))
+        info->subgroup_size_control && subgroups_hold(info, s.values[0], info->subgroup_size))
         s.required_subgroup_size = info->subgroup_size;
     return s;
 }
@@ -107,8 +113,7 @@ static vkb_status check_spec(vkb_device *dev, const struct vkb_kernel *k, const 
                             k->name, sg, info->name, info->subgroup_size_min,
                             info->subgroup_size_max,
                             info->subgroup_size_control ? "" : ", no size control");
-    if (sg && info->max_compute_workgroup_subgroups &&
-        wg > sg * info->max_compute_workgroup_subgroups)
+    if (sg && !subgroups_hold(info, wg, sg))
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
                             "kernel %s: a workgroup of %u needs more than %u subgroups of %u",
                             k->name, wg, info->max_compute_workgroup_subgroups, sg);

@@ -21,6 +21,11 @@ const char *tname(cmp_type t)
     return cmp_type_get(t)->name;
 }
 
+bool format_in_run(size_t ti)
+{
+    return t_all_variants() || ti % 4 == 0;
+}
+
 uint32_t block_of(cmp_type t)
 {
     return cmp_type_get(t)->block_size;

@@ -27,6 +27,12 @@ extern const cmp_type all_types[N_TYPES];
 const char *tname(cmp_type t);
 uint32_t block_of(cmp_type t);
 
+/* Whether all_types[ti] takes a case's extra variants in this run: every format in the
+ * all-variants run (t_all_variants), one in four (f32, q4_1, q4_K) elsewhere, where what
+ * changes is the reduction, the same code for every format, and each variant is another
+ * pipeline for lavapipe to compile. */
+bool format_in_run(size_t ti);
+
 /* ---- data ---- */
 
 /* rows x k weights of type t in GGUF layout, exact kind; *unit_log2 receives the unit. */

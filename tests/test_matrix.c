@@ -31,11 +31,8 @@ static void test_matvec(void)
             {1, kb, 1},    {7, 3 * kb, 1}, {4097, k_for(t, 512), 1}, {7, 11008, 2},
             {3, 14336, 1}, {1, 11008, 8},  {33, k_for(t, 24), 3},
         };
-        /* Outside the all-variants run (t_all_variants) what changes is the reduction, the
-         * same code for every format, and each column count is another pipeline for
-         * lavapipe to compile (a second or more): there the extra counts run for one
-         * format in four. */
-        bool capped = !t_all_variants() && ti % 4 != 0;
+        /* the extra column counts for the formats in this run (format_in_run) */
+        bool capped = !format_in_run(ti);
         fprintf(stderr, "  %s\n", vkb_op_matvec_variant(t_dev, t));
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
             if (!capped || shapes[i].n == 1)
@@ -70,8 +67,8 @@ static void test_matvec_staged(void)
             cmp_type t = all_types[ti];
             if (t == CMP_TYPE_F32 || t == CMP_TYPE_F16 || t == CMP_TYPE_BF16)
                 continue;
-            if (!t_all_variants() && ti % 4 != 0)
-                continue; /* q4_1 and q4_K stage as the others do (t_all_variants) */
+            if (!format_in_run(ti))
+                continue; /* q4_1 and q4_K stage as the others do */
             if (vkb_op_matvec_plan(t_dev, t, 1).staged != true) {
                 t_skip("the device cannot run the staged matvec (subgroup arithmetic)");
                 goto done;
@@ -112,10 +109,8 @@ static void test_matvec_lanes(void)
         }
         for (size_t ti = 0; ti < N_TYPES; ti++) {
             cmp_type t = all_types[ti];
-            /* f32, q4_1 and q4_K outside the all-variants run: the subgroup's broadcasts
-             * are the same code for every format (t_all_variants) */
-            if (!t_all_variants() && ti % 4 != 0)
-                continue;
+            if (!format_in_run(ti))
+                continue; /* the subgroup's broadcasts are the same code for every format */
             uint32_t kb = k_for(t, 1);
             const struct shape shapes[] = {
                 {1, kb, 1}, {7, k_for(t, 24), 1}, {45, 3 * kb, 3}, {37, 11008, 1}};
