@@ -77,10 +77,12 @@ run)
     ;;
 test)
     # Tests run on the CPU driver (lavapipe) with the validation layer on.
-    # (the sanitizer run leaves out the runs at other subgroup sizes, the same host code,
-    # and the GGUF fuzzer, which builds itself with the sanitizers in the first run)
+    # (the sanitizer run leaves out the runs at other subgroup sizes and the capped
+    # profiles' runs of the kernel and model tests, the same host code choosing other
+    # kernels, and the GGUF fuzzer, which builds itself with the sanitizers in the first run)
     skip=()
-    [ "$sanitize" = ON ] && skip=(-LE subgroup -E '^fuzz_gguf$')
+    [ "$sanitize" = ON ] &&
+        skip=(-LE subgroup -E '^(fuzz_gguf|test_(matrix|matrix_fused|ops|model|session)_(minimal|mobile))$')
     ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" "${skip[@]}"
     if [ "${CI:-}" = true ] && [ "$sanitize" = OFF ]; then
         # CI also runs the suite under AddressSanitizer + UndefinedBehaviorSanitizer.

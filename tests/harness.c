@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vkb_ops.h"
 
@@ -11,6 +12,14 @@ vkb_device *t_dev;
 vkb_profile t_profile = VKB_PROFILE_NATIVE;
 
 static int failures_in_case;
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static bool skipped_case;
 
 void t_fail_at(const char *file, int line, const char *fmt, ...)
@@ -229,18 +238,21 @@ int t_main(int argc, char **argv, const t_case *cases, int n_cases)
         failures_in_case = 0;
         skipped_case = false;
         fprintf(stderr, "[ RUN  ] %s\n", c->name);
+        double start = seconds_now();
         c->fn();
         drain_validation("during the test");
+        const char *verdict = "[  OK  ]";
         if (failures_in_case) {
             failed++;
-            fprintf(stderr, "[ FAIL ] %s\n", c->name);
+            verdict = "[ FAIL ]";
         } else if (skipped_case) {
             skipped++;
-            fprintf(stderr, "[ SKIP ] %s\n", c->name);
+            verdict = "[ SKIP ]";
         } else {
             passed++;
-            fprintf(stderr, "[  OK  ] %s\n", c->name);
         }
+        /* The time says which cases a cold run (pipelines compiled on first use) spends on. */
+        fprintf(stderr, "%s %s (%.1f s)\n", verdict, c->name, seconds_now() - start);
     }
     failures_in_case = 0;
     vkb_device_close(t_dev);

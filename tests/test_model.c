@@ -742,8 +742,10 @@ static void test_layers_coopmat(void)
  * forward pass, against the CPU reference. Needs no ../shared. */
 static void test_layers_synthetic(void)
 {
-    static const char *recipes[] = {"Q4_0",   "Q4_1",   "Q5_0", "Q5_1",   "Q8_0", "Q4_K_S",
-                                    "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_NL", "F16",  "BF16"};
+    /* Q8_0 and IQ4_NL take the same kernels through the real models (layers_q8_0,
+     * layers_iq4_nl) */
+    static const char *recipes[] = {"Q4_0",   "Q4_1",   "Q5_0", "Q5_1", "Q4_K_S",
+                                    "Q4_K_M", "Q5_K_M", "Q6_K", "F16",  "BF16"};
     /* Outside the all-variants run (t_all_variants), two formats the other cases do not
      * take through a whole model (q4_0, q8_0, f16 and iq4_nl they do): a K-quant mix and
      * a legacy one. Lavapipe compiles every format's kernels anew per profile, about
