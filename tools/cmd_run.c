@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "eng_chat.h"
 #include "eng_model.h"
 #include "eng_sampler.h"
 #include "metrics.h"
@@ -16,6 +17,7 @@
 
 static const char usage[] =
     "usage: vkllm run -m MODEL.gguf [-p PROMPT | -f FILE] [flags]\n"
+    "       vkllm run -m MODEL.gguf --chat [--system TEXT] [flags]\n"
     "\n"
     "Generates text with a GGUF model (llama family or qwen2) on the GPU and streams it to\n"
     "stdout after the prompt. At the end, load time, prefill and decode speed and the\n"
@@ -24,6 +26,18 @@ static const char usage[] =
     "  -m, --model FILE      the GGUF model (required)\n"
     "  -p, --prompt TEXT     text to continue (default: none; generation starts at BOS)\n"
     "  -f, --file FILE       read the prompt from FILE instead\n"
+    "  -cnv, --chat          a conversation: each line on stdin is a message (end a line\n"
+    "                        with \\ to go on to the next), answered in the model's chat\n"
+    "                        format; the prompt, when given, is the first message. Each\n"
+    "                        turn evaluates only what the session has not seen; when the\n"
+    "                        context cannot leave a quarter for the reply the oldest\n"
+    "                        exchanges are left out. /reset forgets the conversation,\n"
+    "                        /exit or Ctrl-D ends it. -n limits each reply (default: to\n"
+    "                        its end of turn)\n"
+    "  --chat-template NAME  the format, where the model's tokenizer.chat_template is\n"
+    "                        missing or unknown: chatml, llama3, llama2, mistral,\n"
+    "                        zephyr, phi3 or deepseek (implies --chat)\n"
+    "  -sys, --system TEXT   the conversation's system message (implies --chat)\n"
     "  -n, --n-predict N     tokens to generate (default 128; -1 = until the end-of-text\n"
     "                        token or the context is full)\n"
     "  -c, --ctx N           context length in tokens: the KV cache holds this many\n"
@@ -83,6 +97,7 @@ static const char usage_sampling[] =
 typedef struct run_opts {
     const char *model, *prompt, *prompt_file;
     long n_predict;
+    bool n_predict_given;
     uint32_t n_ctx, n_batch, keep;
     tool_kv_opts kv;
     long metrics_port; /* -1: no endpoint */
@@ -93,6 +108,9 @@ typedef struct run_opts {
     const char *metrics_host;
     bool profile_ops;
     bool shift, print_ids, special, parse_special, quiet, seed_given;
+    bool chat;                 /* a conversation read from stdin (--chat) */
+    eng_chat_style chat_style; /* --chat-template; ENG_CHAT_NONE: the model's */
+    const char *system;        /* --system: the conversation's system message */
     bool gpu_picks;  /* the best logits selected and sampled on the GPU, CPU drivers too */
     bool host_picks; /* tokens picked on the host from all the logits (not the GPU's picks
                         or its best logits) */
@@ -133,6 +151,22 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
             o->prompt_file = val;
         } else if (IS("-n") || IS("--n-predict")) {
             TAKE(tool_parse_long(a, val, -1, INT32_MAX, &o->n_predict));
+            o->n_predict_given = true;
+        } else if (IS("-cnv") || IS("--chat")) {
+            o->chat = true;
+            continue;
+        } else if (IS("--chat-template")) {
+            if (val && !eng_chat_style_parse(val, &o->chat_style)) {
+                tool_error("--chat-template %s: not a format vkllm knows (%s)", val,
+                           eng_chat_style_list());
+                return 2;
+            }
+            TAKE(val);
+            o->chat = true;
+        } else if (IS("-sys") || IS("--system")) {
+            TAKE(val);
+            o->system = val;
+            o->chat = true;
         } else if (IS("-c") || IS("--ctx")) {
             TAKE(tool_parse_long(a, val, 1, 1 << 20, &n));
             o->n_ctx = (uint32_t)n;
@@ -214,6 +248,12 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         tool_error("pass either -p or -f, not both");
         return 2;
     }
+    if (o->chat && !o->n_predict_given)
+        o->n_predict = -1; /* each reply to its end */
+    if (o->chat && o->print_ids) {
+        tool_error("--print-ids is not for conversations");
+        return 2;
+    }
     if (o->gpu_picks && o->host_picks) {
         tool_error("--gpu-picks or --host-picks, not both");
         return 2;
@@ -257,6 +297,7 @@ struct reply {
     const char *stop;
     bool stopped;
     bool generating; /* in eng_session_generate, whose sampler has taken the token */
+    bool chat;       /* a reply in a conversation: hist holds the reply alone */
 };
 
 /* Takes token t into the reply (prints it, counts it) or stops there: the viewer was
@@ -286,6 +327,303 @@ static bool take_token(void *user, int32_t t)
     r->last = t;
     r->stopped = o->n_predict >= 0 && r->n_gen >= (size_t)o->n_predict;
     return !r->stopped;
+}
+
+/* Takes tokens into r from the last eval's logits on until r stops. A full context is an
+ * error, or shifts (--context-full shift: r->hist is the whole history), or with r->chat
+ * ends the reply. Adds the seconds spent to *t_decode; returns 0, or 1 after an error. */
+static int decode_tokens(eng_session *s, struct reply *r, bool gpu_picks, size_t *shifts,
+                         double *t_decode)
+{
+    const run_opts *o = r->o;
+    uint32_t n_ctx = eng_session_n_ctx(s);
+    /* the logits of the last eval are there to sample from; else r->last is taken but not
+     * yet evaluated */
+    bool sample = true;
+    for (;;) {
+        if (sample && o->n_predict >= 0 && r->n_gen >= (size_t)o->n_predict)
+            return 0;
+        double td = tool_now_s();
+        if (sample) {
+            int32_t t = eng_session_sample(s, r->smp);
+            if (t < 0) {
+                fputc('\n', stdout);
+                tool_error("every logit is NaN or -inf: the model or the GPU produced garbage");
+                return 1;
+            }
+            if (!take_token(r, t)) {
+                *t_decode += tool_now_s() - td;
+                return 0;
+            }
+        }
+        if (eng_session_n_past(s) + 1 > n_ctx) {
+            if (r->chat) {
+                r->stop = "the context is full";
+                r->stopped = true;
+                return 0;
+            }
+            if (!o->shift) {
+                fputc('\n', stdout);
+                tool_error("the context of %u tokens is full after %zu generated: raise --ctx "
+                           "or pass --context-full shift",
+                           n_ctx, r->n_gen);
+                return 1;
+            }
+            /* keep the first tokens and the newer half of the rest; recompute */
+            size_t keep = o->keep < r->n_hist / 2 ? o->keep : 0;
+            size_t drop = (r->n_hist - keep) / 2;
+            memmove(r->hist + keep, r->hist + keep + drop,
+                    sizeof *r->hist * (r->n_hist - keep - drop));
+            r->n_hist -= drop;
+            eng_session_reset(s);
+            if (eng_session_eval(s, r->hist, (uint32_t)r->n_hist)) {
+                tool_error("context shift: %s", eng_session_errmsg(s));
+                return 1;
+            }
+            (*shifts)++;
+            sample = true;
+        } else if (gpu_picks) {
+            uint32_t max = o->n_predict < 0 ? UINT32_MAX : (uint32_t)(o->n_predict - r->n_gen);
+            r->generating = true;
+            eng_status st = eng_session_generate(s, r->last, max, r->smp, take_token, r, NULL);
+            r->generating = false;
+            if (st) {
+                fputc('\n', stdout);
+                tool_error("decode: %s", eng_session_errmsg(s));
+                return 1;
+            }
+            sample = false; /* the context is full, or take_token stopped it */
+        } else {
+            if (eng_session_eval(s, &r->last, 1)) {
+                fputc('\n', stdout);
+                tool_error("decode: %s", eng_session_errmsg(s));
+                return 1;
+            }
+            sample = true;
+        }
+        *t_decode += tool_now_s() - td;
+        if (r->stopped)
+            return 0;
+    }
+}
+
+/* What a run did, for the statistics at the end. */
+typedef struct run_stats {
+    double t_load, t_prefill, t_decode; /* seconds */
+    uint64_t n_prefill, n_decode;       /* tokens */
+    size_t shifts, turns, dropped;      /* context shifts; chat turns, exchanges left out */
+    const char *stop;                   /* why the (last) generation stopped */
+} run_stats;
+
+static void print_stats(const run_opts *o, eng_model *m, eng_session *s, vkb_device *dev,
+                        bool gpu_picks, uint32_t best_n, const eng_sampler_params *sp,
+                        const run_stats *rs)
+{
+    if (o->quiet)
+        return;
+    const eng_hparams *hp = eng_model_hparams(m);
+    eng_kv_info kv;
+    eng_session_kv_info(s, &kv);
+    vkb_memory_stats ms;
+    vkb_device_memory_stats(dev, &ms);
+    const vkb_device_info *info = vkb_device_get_info(dev);
+    char kivi[64] = "", picked_how[96] = "", turns[96] = "";
+    if (gpu_picks && best_n > 1)
+        snprintf(picked_how, sizeof picked_how, " (%s on the GPU from the best %u logits)",
+                 sp->temperature > 0.0f ? "sampled" : "greedy with a penalty, picked", best_n);
+    else if (gpu_picks)
+        snprintf(picked_how, sizeof picked_how, " (greedy, picked on the GPU)");
+    else if (best_n)
+        snprintf(picked_how, sizeof picked_how, " (%s from the best %u logits)",
+                 sp->temperature > 0.0f ? "sampled" : "greedy", best_n);
+    if (kv.group)
+        snprintf(kivi, sizeof kivi, ", group %u, f16 window %u", kv.group, kv.window);
+    if (o->chat)
+        snprintf(turns, sizeof turns,
+                 "chat     %zu replies; %zu old exchanges left out to fit the context\n", rs->turns,
+                 rs->dropped);
+    fprintf(stderr,
+            "\nmodel    %s (%s, %u layers, %.2f M parameters, %s, %.1f MiB)\n"
+            "device   %s (%s, %s)\n"
+            "load     %.3f s\n"
+            "%s"
+            "prefill  %llu tokens in %.3f s: %.1f tokens/s\n"
+            "decode   %llu tokens in %.3f s: %.1f tokens/s%s\n"
+            "memory   weights %.1f MiB, KV cache %.1f MiB (%u positions, %s keys, %s "
+            "values%s, %.2f bits per value), scratch "
+            "%.1f MiB, staging %.1f MiB (upload ring, host-visible inputs and outputs)\n"
+            "stopped  %s; seed %llu%s\n",
+            hp->name[0] ? hp->name : o->model, hp->arch_name, hp->n_layer,
+            eng_model_param_count(m) / 1e6, eng_model_type_name(m),
+            eng_model_weight_bytes(m) / 1048576.0, info->name, vkb_device_type_name(info->type),
+            info->driver_name, rs->t_load, turns, (unsigned long long)rs->n_prefill, rs->t_prefill,
+            rs->t_prefill > 0 ? (double)rs->n_prefill / rs->t_prefill : 0.0,
+            (unsigned long long)rs->n_decode, rs->t_decode,
+            rs->t_decode > 0 ? (double)rs->n_decode / rs->t_decode : 0.0, picked_how,
+            ms.by_purpose[VKB_PURPOSE_WEIGHTS] / 1048576.0,
+            ms.by_purpose[VKB_PURPOSE_KV] / 1048576.0, eng_session_n_ctx(s), eng_kv_type_name(kv.k),
+            eng_kv_type_name(kv.v), kivi, kv.bits_per_value,
+            ms.by_purpose[VKB_PURPOSE_SCRATCH] / 1048576.0,
+            ms.by_purpose[VKB_PURPOSE_STAGING] / 1048576.0, rs->stop, (unsigned long long)sp->seed,
+            rs->shifts ? "; context shifted" : "");
+}
+
+/* One message from stdin into *buf: a line, or lines joined while one ends with a
+ * backslash. False at the end of input. */
+static bool read_message(char **buf, size_t *cap, size_t *len)
+{
+    *len = 0;
+    char *line = NULL;
+    size_t line_cap = 0;
+    ssize_t n;
+    bool any = false;
+    while ((n = getline(&line, &line_cap, stdin)) >= 0) {
+        any = true;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            n--;
+        bool more = n > 0 && line[n - 1] == '\\';
+        if (more)
+            line[n - 1] = '\n';
+        if (*len + (size_t)n + 1 > *cap) {
+            size_t c = 2 * (*len + (size_t)n + 1);
+            char *p = realloc(*buf, c);
+            if (!p)
+                break;
+            *buf = p;
+            *cap = c;
+        }
+        memcpy(*buf + *len, line, (size_t)n);
+        *len += (size_t)n;
+        (*buf)[*len] = '\0';
+        if (!more)
+            break;
+    }
+    free(line);
+    return any;
+}
+
+/* A conversation: the prompt (when given) and then each message read from stdin, each
+ * answered in the model's chat format. Returns 0, or 1 after an error. */
+static int chat(run_opts *o, eng_model *m, eng_session *s, eng_sampler *smp, bool gpu_picks,
+                const char *prompt, size_t prompt_len, run_stats *rs)
+{
+    const eng_vocab *v = eng_model_vocab(m);
+    eng_chat_style style = o->chat_style;
+    const char *from = "--chat-template";
+    if (style == ENG_CHAT_NONE) {
+        size_t tl;
+        const char *tmpl = eng_model_chat_template(m, &tl);
+        style = eng_chat_detect(tmpl, tl);
+        from = "the model's tokenizer.chat_template";
+        if (style == ENG_CHAT_NONE) {
+            tool_error("%s: %s; pass --chat-template NAME (%s)", o->model,
+                       tmpl ? "its chat template is not one vkllm knows"
+                            : "the file has no chat template",
+                       eng_chat_style_list());
+            return 1;
+        }
+    }
+    char err[256];
+    eng_chat *c = eng_chat_create(v, style, o->system, err, sizeof err);
+    if (!c) {
+        tool_error("%s", err);
+        return 1;
+    }
+    uint32_t n_ctx = eng_session_n_ctx(s);
+    int32_t *reply = malloc(sizeof *reply * ((size_t)n_ctx + 1));
+    char *msg = NULL;
+    size_t msg_cap = 0, msg_len = 0;
+    int rc = 1;
+    if (!reply) {
+        tool_error("out of host memory");
+        goto done;
+    }
+    bool tty = isatty(0);
+    if (!o->quiet)
+        fprintf(stderr,
+                "chat in the %s format (from %s), %u positions. A line is a message (end it with "
+                "\\ to go on); /reset forgets the conversation; Ctrl-D or /exit ends it.\n",
+                eng_chat_style_name(style), from, n_ctx);
+    bool first = prompt_len > 0;
+    for (;;) {
+        const char *text = prompt;
+        size_t len = prompt_len;
+        if (!first) {
+            if (tty)
+                fputs("\n> ", stdout), fflush(stdout);
+            if (!read_message(&msg, &msg_cap, &msg_len))
+                break;
+            text = msg;
+            len = msg_len;
+        }
+        if (first || !tty) /* a transcript shows each message before its reply */
+            printf("> %.*s\n", (int)len, text);
+        first = false;
+        if (len == 0)
+            continue;
+        if (len == 5 && memcmp(text, "/exit", 5) == 0)
+            break;
+        if (len == 6 && memcmp(text, "/reset", 6) == 0) {
+            eng_chat_clear(c);
+            eng_session_reset(s);
+            fprintf(stderr, "(the conversation is forgotten)\n");
+            continue;
+        }
+        eng_chat_turn turn;
+        eng_status st = eng_chat_add_user(c, text, len, n_ctx, &turn);
+        if (st == ENG_ERR_CONTEXT_FULL) {
+            tool_error("%s", eng_chat_errmsg(c));
+            continue;
+        }
+        if (st) {
+            tool_error("%s", eng_chat_errmsg(c));
+            goto done;
+        }
+        if (turn.dropped)
+            fprintf(stderr, "(%u old exchanges left out to fit the context of %u)\n", turn.dropped,
+                    n_ctx);
+        rs->dropped += turn.dropped;
+        if (turn.restart)
+            eng_session_reset(s);
+        for (uint32_t i = 0; i < turn.n; i++)
+            eng_sampler_accept(smp, turn.tokens[i]);
+        double tp = tool_now_s();
+        if (eng_session_eval(s, turn.tokens, turn.n)) {
+            tool_error("prefill: %s", eng_session_errmsg(s));
+            goto done;
+        }
+        rs->t_prefill += tool_now_s() - tp;
+        rs->n_prefill += turn.n;
+        uint32_t n_past = eng_session_n_past(s);
+        struct reply r = {.o = o,
+                          .v = v,
+                          .smp = smp,
+                          .hist = reply,
+                          .hist_cap = (size_t)n_ctx + 1,
+                          .last = -1,
+                          .stop = "the requested number of tokens",
+                          .chat = true};
+        if (decode_tokens(s, &r, gpu_picks, &rs->shifts, &rs->t_decode))
+            goto done;
+        fputc('\n', stdout);
+        fflush(stdout);
+        if (atomic_load(&o->stop))
+            break;
+        if (eng_chat_add_reply(c, reply, r.n_hist, eng_session_n_past(s) - n_past)) {
+            tool_error("%s", eng_chat_errmsg(c));
+            goto done;
+        }
+        rs->n_decode += r.n_gen;
+        rs->turns++;
+        rs->stop = r.stop;
+    }
+    rs->stop = atomic_load(&o->stop) ? "the viewer was closed" : "the end of the input";
+    rc = 0;
+done:
+    free(msg);
+    free(reply);
+    eng_chat_destroy(c);
+    return rc;
 }
 
 /* The whole run once the device is open; returns the exit status. */
@@ -345,6 +683,23 @@ static int generate(run_opts *o, vkb_device *dev)
             goto done;
         prompt = file_prompt;
     }
+    eng_sampler_params sp = o->sp;
+    if (!o->seed_given)
+        sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    smp = eng_sampler_create(&sp, hp->n_vocab, err, sizeof err);
+    if (!smp) {
+        tool_error("%s", err);
+        goto done;
+    }
+    bool gpu_picks = !o->host_picks && eng_session_gpu_picks(s, smp, NULL, 0);
+    run_stats rs = {.t_load = t_load, .stop = "the requested number of tokens"};
+    if (o->chat) {
+        if (chat(o, m, s, smp, gpu_picks, prompt, prompt_len, &rs))
+            goto done;
+        print_stats(o, m, s, dev, gpu_picks, best_n, &sp, &rs);
+        rc = 0;
+        goto done;
+    }
     /* the history: the prompt, then what is generated; it never holds more than the
      * context and one token (a full context stops or shifts) */
     int64_t n_prompt = 0;
@@ -363,18 +718,8 @@ static int generate(run_opts *o, vkb_device *dev)
                    (long long)n_prompt, n_ctx, hp->n_ctx_train);
         goto done;
     }
-    size_t hist_cap = (size_t)n_prompt + n_ctx + 1;
-    eng_sampler_params sp = o->sp;
-    if (!o->seed_given)
-        sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    smp = eng_sampler_create(&sp, hp->n_vocab, err, sizeof err);
-    if (!smp) {
-        tool_error("%s", err);
-        goto done;
-    }
     for (int64_t i = 0; i < n_prompt; i++)
         eng_sampler_accept(smp, hist[i]);
-    bool gpu_picks = !o->host_picks && eng_session_gpu_picks(s, smp, NULL, 0);
 
     fwrite(prompt, 1, prompt_len, stdout);
     fflush(stdout);
@@ -383,121 +728,26 @@ static int generate(run_opts *o, vkb_device *dev)
         tool_error("prefill: %s", eng_session_errmsg(s));
         goto done;
     }
-    double t_prefill = tool_now_s() - tp, t_decode = 0;
-    size_t shifts = 0;
+    rs.t_prefill = tool_now_s() - tp;
+    rs.n_prefill = (uint64_t)n_prompt;
     struct reply r = {.o = o,
                       .v = v,
                       .smp = smp,
                       .hist = hist,
                       .n_hist = (size_t)n_prompt,
-                      .hist_cap = hist_cap,
+                      .hist_cap = (size_t)n_prompt + n_ctx + 1,
                       .last = -1,
                       .stop = "the requested number of tokens"};
-    /* the logits of the last eval are there to sample from; else r.last is taken but not
-     * yet evaluated */
-    bool sample = true;
-    for (;;) {
-        if (sample && o->n_predict >= 0 && r.n_gen >= (size_t)o->n_predict)
-            break;
-        double td = tool_now_s();
-        if (sample) {
-            int32_t t = eng_session_sample(s, smp);
-            if (t < 0) {
-                tool_error("every logit is NaN or -inf: the model or the GPU produced garbage");
-                goto done;
-            }
-            if (!take_token(&r, t)) {
-                t_decode += tool_now_s() - td;
-                break;
-            }
-        }
-        if (eng_session_n_past(s) + 1 > n_ctx) {
-            if (!o->shift) {
-                fputc('\n', stdout);
-                tool_error("the context of %u tokens is full after %zu generated: raise --ctx "
-                           "or pass --context-full shift",
-                           n_ctx, r.n_gen);
-                goto done;
-            }
-            /* keep the first tokens and the newer half of the rest; recompute */
-            size_t keep = o->keep < r.n_hist / 2 ? o->keep : 0;
-            size_t drop = (r.n_hist - keep) / 2;
-            memmove(hist + keep, hist + keep + drop, sizeof *hist * (r.n_hist - keep - drop));
-            r.n_hist -= drop;
-            eng_session_reset(s);
-            if ((st = eng_session_eval(s, hist, (uint32_t)r.n_hist))) {
-                tool_error("context shift: %s", eng_session_errmsg(s));
-                goto done;
-            }
-            shifts++;
-            sample = true;
-        } else if (gpu_picks) {
-            uint32_t max = o->n_predict < 0 ? UINT32_MAX : (uint32_t)(o->n_predict - r.n_gen);
-            r.generating = true;
-            st = eng_session_generate(s, r.last, max, smp, take_token, &r, NULL);
-            r.generating = false;
-            if (st) {
-                fputc('\n', stdout);
-                tool_error("decode: %s", eng_session_errmsg(s));
-                goto done;
-            }
-            sample = false; /* the context is full, or take_token stopped it */
-        } else {
-            if ((st = eng_session_eval(s, &r.last, 1))) {
-                tool_error("decode: %s", eng_session_errmsg(s));
-                goto done;
-            }
-            sample = true;
-        }
-        t_decode += tool_now_s() - td;
-        if (r.stopped)
-            break;
-    }
+    if (decode_tokens(s, &r, gpu_picks, &rs.shifts, &rs.t_decode))
+        goto done;
     fputc('\n', stdout);
     if (o->print_ids) {
         print_ids("prompt ids", hist, (size_t)n_prompt);
         print_ids("generated ids", hist + n_prompt, r.n_hist - (size_t)n_prompt);
     }
-    if (!o->quiet) {
-        eng_kv_info kv;
-        eng_session_kv_info(s, &kv);
-        vkb_memory_stats ms;
-        vkb_device_memory_stats(dev, &ms);
-        const vkb_device_info *info = vkb_device_get_info(dev);
-        char kivi[64] = "", picked_how[96] = "";
-        if (gpu_picks && best_n > 1)
-            snprintf(picked_how, sizeof picked_how, " (%s on the GPU from the best %u logits)",
-                     sp.temperature > 0.0f ? "sampled" : "greedy with a penalty, picked", best_n);
-        else if (gpu_picks)
-            snprintf(picked_how, sizeof picked_how, " (greedy, picked on the GPU)");
-        else if (best_n)
-            snprintf(picked_how, sizeof picked_how, " (%s from the best %u logits)",
-                     sp.temperature > 0.0f ? "sampled" : "greedy", best_n);
-        if (kv.group)
-            snprintf(kivi, sizeof kivi, ", group %u, f16 window %u", kv.group, kv.window);
-        fprintf(stderr,
-                "\nmodel    %s (%s, %u layers, %.2f M parameters, %s, %.1f MiB)\n"
-                "device   %s (%s, %s)\n"
-                "load     %.3f s\n"
-                "prefill  %lld tokens in %.3f s: %.1f tokens/s\n"
-                "decode   %zu tokens in %.3f s: %.1f tokens/s%s\n"
-                "memory   weights %.1f MiB, KV cache %.1f MiB (%u positions, %s keys, %s "
-                "values%s, %.2f bits per value), scratch "
-                "%.1f MiB, staging %.1f MiB (upload ring, host-visible inputs and outputs)\n"
-                "stopped  %s; seed %llu%s\n",
-                hp->name[0] ? hp->name : o->model, hp->arch_name, hp->n_layer,
-                eng_model_param_count(m) / 1e6, eng_model_type_name(m),
-                eng_model_weight_bytes(m) / 1048576.0, info->name, vkb_device_type_name(info->type),
-                info->driver_name, t_load, (long long)n_prompt, t_prefill,
-                t_prefill > 0 ? (double)n_prompt / t_prefill : 0.0, r.n_gen, t_decode,
-                t_decode > 0 ? (double)r.n_gen / t_decode : 0.0, picked_how,
-                ms.by_purpose[VKB_PURPOSE_WEIGHTS] / 1048576.0,
-                ms.by_purpose[VKB_PURPOSE_KV] / 1048576.0, n_ctx, eng_kv_type_name(kv.k),
-                eng_kv_type_name(kv.v), kivi, kv.bits_per_value,
-                ms.by_purpose[VKB_PURPOSE_SCRATCH] / 1048576.0,
-                ms.by_purpose[VKB_PURPOSE_STAGING] / 1048576.0, r.stop, (unsigned long long)sp.seed,
-                shifts ? "; context shifted" : "");
-    }
+    rs.n_decode = r.n_gen;
+    rs.stop = r.stop;
+    print_stats(o, m, s, dev, gpu_picks, best_n, &sp, &rs);
     rc = 0;
 done:
     tool_metrics_attach(o->metrics, NULL);

@@ -1,0 +1,526 @@
+/* Chat formats and conversations (eng_chat.h). */
+#include "eng_chat.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_internal.h"
+
+/* ---- styles ---- */
+
+static const char *const style_names[ENG_CHAT_COUNT] = {
+    "none", "chatml", "llama3", "llama2", "mistral", "zephyr", "phi3", "deepseek",
+};
+
+const char *eng_chat_style_name(eng_chat_style style)
+{
+    return style < ENG_CHAT_COUNT ? style_names[style] : "?";
+}
+
+bool eng_chat_style_parse(const char *name, eng_chat_style *out)
+{
+    for (int s = ENG_CHAT_NONE + 1; s < ENG_CHAT_COUNT; s++) {
+        if (strcmp(name, style_names[s]) == 0) {
+            *out = (eng_chat_style)s;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *eng_chat_style_list(void)
+{
+    return "chatml, llama3, llama2, mistral, zephyr, phi3, deepseek";
+}
+
+static bool contains(const char *text, size_t len, const char *needle)
+{
+    size_t nl = strlen(needle);
+    for (size_t i = 0; i + nl <= len; i++)
+        if (text[i] == needle[0] && memcmp(text + i, needle, nl) == 0)
+            return true;
+    return false;
+}
+
+eng_chat_style eng_chat_detect(const char *text, size_t len)
+{
+    if (!text)
+        return ENG_CHAT_NONE;
+    if (contains(text, len, "<|im_start|>"))
+        return ENG_CHAT_CHATML;
+    if (contains(text, len, "<|start_header_id|>") && contains(text, len, "<|end_header_id|>"))
+        return ENG_CHAT_LLAMA3;
+    if (contains(text, len, "[INST]"))
+        return contains(text, len, "<<SYS>>") ? ENG_CHAT_LLAMA2 : ENG_CHAT_MISTRAL;
+    if (contains(text, len, "<|assistant|>"))
+        return contains(text, len, "<|end|>") ? ENG_CHAT_PHI3 : ENG_CHAT_ZEPHYR;
+    if (contains(text, len, "### Instruction:") && contains(text, len, "<|EOT|>"))
+        return ENG_CHAT_DEEPSEEK;
+    return ENG_CHAT_NONE;
+}
+
+const char *eng_model_chat_template(const eng_model *m, size_t *len)
+{
+    cmp_gguf_str s;
+    if (cmp_gguf_get_str(m->gguf, "tokenizer.chat_template", &s) != CMP_GGUF_OK || !s.len) {
+        *len = 0;
+        return NULL;
+    }
+    *len = (size_t)s.len;
+    return s.ptr;
+}
+
+/* ---- writing a conversation out ---- */
+
+/* A growing string; `failed` once an allocation failed (later appends do nothing). */
+typedef struct text_buf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} text_buf;
+
+static void put_n(text_buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void put(text_buf *b, const char *s)
+{
+    put_n(b, s, strlen(s));
+}
+
+/* s without leading and trailing ASCII white space (the templates' `| trim`) */
+static void put_trimmed(text_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    while (n && strchr(" \t\r\n", s[0])) {
+        s++;
+        n--;
+    }
+    while (n && strchr(" \t\r\n", s[n - 1]))
+        n--;
+    put_n(b, s, n);
+}
+
+static const char *role_name(eng_chat_role r)
+{
+    return r == ENG_CHAT_SYSTEM ? "system" : r == ENG_CHAT_USER ? "user" : "assistant";
+}
+
+/* The [INST] formats: a system message goes inside the next user message. */
+static void put_inst(text_buf *b, eng_chat_style style, const char *eos, const eng_chat_msg *msgs,
+                     size_t n)
+{
+    const char *system = NULL;
+    bool after_reply = false;
+    for (size_t i = 0; i < n; i++) {
+        const eng_chat_msg *m = &msgs[i];
+        if (m->role == ENG_CHAT_SYSTEM) {
+            system = m->text;
+            continue;
+        }
+        if (m->role == ENG_CHAT_ASSISTANT) {
+            if (style == ENG_CHAT_LLAMA2) {
+                put(b, " ");
+                put_trimmed(b, m->text);
+                put(b, " ");
+            } else {
+                put(b, m->text);
+            }
+            put(b, eos);
+            after_reply = true;
+            continue;
+        }
+        if (after_reply && style == ENG_CHAT_LLAMA2)
+            put(b, "<s>");
+        put(b, "[INST] ");
+        if (system && style == ENG_CHAT_LLAMA2) {
+            put(b, "<<SYS>>\n");
+            put(b, system);
+            put(b, "\n<</SYS>>\n\n");
+        } else if (system) {
+            put(b, system);
+            put(b, "\n\n");
+        }
+        system = NULL;
+        if (style == ENG_CHAT_LLAMA2)
+            put_trimmed(b, m->text);
+        else
+            put(b, m->text);
+        put(b, " [/INST]");
+        after_reply = false;
+    }
+    if (system) { /* a system message and nothing after it */
+        put(b, "[INST] ");
+        put(b, system);
+    }
+}
+
+static void format_into(text_buf *b, eng_chat_style style, const char *eos,
+                        const eng_chat_msg *msgs, size_t n, bool add_assistant)
+{
+    if (style == ENG_CHAT_LLAMA2 || style == ENG_CHAT_MISTRAL) {
+        put_inst(b, style, eos, msgs, n);
+        return; /* the reply follows [/INST] directly */
+    }
+    for (size_t i = 0; i < n; i++) {
+        const eng_chat_msg *m = &msgs[i];
+        const char *role = role_name(m->role);
+        switch (style) {
+        case ENG_CHAT_CHATML:
+            put(b, "<|im_start|>"), put(b, role), put(b, "\n");
+            put(b, m->text), put(b, "<|im_end|>\n");
+            break;
+        case ENG_CHAT_LLAMA3:
+            put(b, "<|start_header_id|>"), put(b, role), put(b, "<|end_header_id|>\n\n");
+            put_trimmed(b, m->text), put(b, "<|eot_id|>");
+            break;
+        case ENG_CHAT_ZEPHYR:
+        case ENG_CHAT_PHI3:
+            put(b, "<|"), put(b, role), put(b, "|>\n"), put(b, m->text);
+            put(b, style == ENG_CHAT_PHI3 ? "<|end|>" : eos), put(b, "\n");
+            break;
+        case ENG_CHAT_DEEPSEEK:
+            if (m->role == ENG_CHAT_SYSTEM)
+                put(b, m->text), put(b, "\n");
+            else if (m->role == ENG_CHAT_USER)
+                put(b, "### Instruction:\n"), put(b, m->text), put(b, "\n");
+            else
+                put(b, "### Response:\n"), put(b, m->text), put(b, "\n<|EOT|>\n");
+            break;
+        default: put(b, m->text); break;
+        }
+    }
+    if (!add_assistant)
+        return;
+    switch (style) {
+    case ENG_CHAT_CHATML: put(b, "<|im_start|>assistant\n"); break;
+    case ENG_CHAT_LLAMA3: put(b, "<|start_header_id|>assistant<|end_header_id|>\n\n"); break;
+    case ENG_CHAT_ZEPHYR:
+    case ENG_CHAT_PHI3: put(b, "<|assistant|>\n"); break;
+    case ENG_CHAT_DEEPSEEK: put(b, "### Response:\n"); break;
+    default: break;
+    }
+}
+
+size_t eng_chat_format(eng_chat_style style, const char *eos, const eng_chat_msg *msgs, size_t n,
+                       bool add_assistant, char *out, size_t cap)
+{
+    text_buf b = {0};
+    format_into(&b, style, eos ? eos : "</s>", msgs, n, add_assistant);
+    if (b.failed) {
+        free(b.p);
+        return SIZE_MAX;
+    }
+    if (cap) {
+        size_t k = b.len < cap ? b.len : cap - 1;
+        if (k)
+            memcpy(out, b.p, k);
+        out[k] = '\0';
+    }
+    free(b.p);
+    return b.len;
+}
+
+/* ---- conversations ---- */
+
+struct eng_chat {
+    const eng_vocab *v;
+    eng_chat_style style;
+    char eos[64];
+    eng_chat_msg *msgs; /* texts owned */
+    size_t n_msgs, cap_msgs;
+    text_buf held;    /* the conversation the session holds, written out */
+    uint32_t n_held;  /* its tokens */
+    int32_t *pending; /* reply tokens taken but not evaluated */
+    size_t n_pending, cap_pending;
+    int32_t *turn; /* what eng_chat_add_user hands out */
+    size_t cap_turn;
+    char err[256];
+};
+
+static eng_status fail(eng_chat *c, eng_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+static bool push_msg(eng_chat *c, eng_chat_role role, const char *text, size_t len)
+{
+    if (c->n_msgs == c->cap_msgs) {
+        size_t cap = c->cap_msgs ? 2 * c->cap_msgs : 8;
+        eng_chat_msg *m = realloc(c->msgs, sizeof *m * cap);
+        if (!m)
+            return false;
+        c->msgs = m;
+        c->cap_msgs = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return false;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    c->msgs[c->n_msgs++] = (eng_chat_msg){role, copy};
+    return true;
+}
+
+/* Removes msgs[from..to). */
+static void remove_msgs(eng_chat *c, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        free((char *)c->msgs[i].text);
+    if (to < c->n_msgs)
+        memmove(c->msgs + from, c->msgs + to, sizeof *c->msgs * (c->n_msgs - to));
+    c->n_msgs -= to - from;
+}
+
+eng_chat *eng_chat_create(const eng_vocab *v, eng_chat_style style, const char *system, char *err,
+                          size_t err_size)
+{
+    if (style <= ENG_CHAT_NONE || style >= ENG_CHAT_COUNT) {
+        snprintf(err, err_size, "no chat format: the model names none known here (%s)",
+                 eng_chat_style_list());
+        return NULL;
+    }
+    eng_chat *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, err_size, "out of host memory");
+        return NULL;
+    }
+    c->v = v;
+    c->style = style;
+    int32_t eos = eng_vocab_eos(v);
+    size_t n = eos >= 0 ? eng_token_piece(v, eos, true, c->eos, sizeof c->eos) : 0;
+    if (n == 0 || n >= sizeof c->eos)
+        snprintf(c->eos, sizeof c->eos, "</s>");
+    if (system && system[0] && !push_msg(c, ENG_CHAT_SYSTEM, system, strlen(system))) {
+        eng_chat_destroy(c);
+        snprintf(err, err_size, "out of host memory");
+        return NULL;
+    }
+    return c;
+}
+
+void eng_chat_destroy(eng_chat *c)
+{
+    if (!c)
+        return;
+    remove_msgs(c, 0, c->n_msgs);
+    free(c->msgs);
+    free(c->held.p);
+    free(c->pending);
+    free(c->turn);
+    free(c);
+}
+
+/* c->turn[at..) = the tokens of text[0..len); how many, or -1 when out of memory. */
+static int64_t tokenize_into(eng_chat *c, size_t at, const char *text, size_t len, bool first)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        size_t room = c->cap_turn - at;
+        int64_t got = eng_tokenize(c->v, text, len, first, true, c->turn + at, room);
+        if (got < 0 || (size_t)got <= room)
+            return got;
+        size_t cap = at + (size_t)got;
+        int32_t *t = realloc(c->turn, sizeof *t * cap);
+        if (!t)
+            return -1;
+        c->turn = t;
+        c->cap_turn = cap;
+    }
+    return -1;
+}
+
+static bool ensure_turn(eng_chat *c, size_t n)
+{
+    if (n <= c->cap_turn)
+        return true;
+    int32_t *t = realloc(c->turn, sizeof *t * n);
+    if (!t)
+        return false;
+    c->turn = t;
+    c->cap_turn = n;
+    return true;
+}
+
+/* The oldest exchange after the system message: [*from, *to); false when the last user
+ * message is the only one. */
+static bool oldest_exchange(const eng_chat *c, size_t *from, size_t *to)
+{
+    size_t i = 0;
+    while (i < c->n_msgs && c->msgs[i].role == ENG_CHAT_SYSTEM)
+        i++;
+    size_t j = i + 1;
+    while (j < c->n_msgs && c->msgs[j].role != ENG_CHAT_USER)
+        j++;
+    if (j >= c->n_msgs)
+        return false; /* msgs[i] is the message being added */
+    *from = i;
+    *to = j;
+    return true;
+}
+
+eng_status eng_chat_add_user(eng_chat *c, const char *text, size_t len, uint32_t n_ctx,
+                             eng_chat_turn *turn)
+{
+    *turn = (eng_chat_turn){0};
+    if (!push_msg(c, ENG_CHAT_USER, text, len))
+        return fail(c, ENG_ERR_HOST_MEMORY, "out of host memory");
+    /* the least the conversation can be: the system message and this one */
+    eng_chat_msg least[2];
+    size_t n_least = 0;
+    if (c->n_msgs > 1 && c->msgs[0].role == ENG_CHAT_SYSTEM)
+        least[n_least++] = c->msgs[0];
+    least[n_least++] = c->msgs[c->n_msgs - 1];
+    text_buf alone = {0};
+    format_into(&alone, c->style, c->eos, least, n_least, true);
+    int64_t n_alone =
+        alone.failed ? -1 : eng_tokenize(c->v, alone.p, alone.len, true, true, NULL, 0);
+    free(alone.p);
+    if (n_alone < 0 || (uint64_t)n_alone + 1 > n_ctx) {
+        remove_msgs(c, c->n_msgs - 1, c->n_msgs);
+        if (n_alone < 0)
+            return fail(c, ENG_ERR_HOST_MEMORY, "out of host memory");
+        return fail(c, ENG_ERR_CONTEXT_FULL,
+                    "the message needs %lld tokens with the system message but the context "
+                    "holds %u: shorten it or raise --ctx",
+                    (long long)n_alone, n_ctx);
+    }
+    uint32_t room = n_ctx - n_ctx / 4; /* a quarter of the context for the reply */
+    uint32_t dropped = 0;
+    bool restart = c->held.len == 0;
+    for (;;) {
+        text_buf full = {0};
+        format_into(&full, c->style, c->eos, c->msgs, c->n_msgs, true);
+        if (!restart && (full.len < c->held.len || memcmp(full.p, c->held.p, c->held.len) != 0))
+            restart = true; /* the format rewrote what the session holds (a trim, say) */
+        size_t at = restart ? 0 : c->n_pending;
+        int64_t got = -1;
+        if (!full.failed && ensure_turn(c, at + 16)) {
+            if (!restart && c->n_pending)
+                memcpy(c->turn, c->pending, sizeof *c->turn * c->n_pending);
+            size_t from = restart ? 0 : c->held.len;
+            got = tokenize_into(c, at, full.p + from, full.len - from, restart);
+        }
+        if (got < 0) {
+            free(full.p);
+            remove_msgs(c, c->n_msgs - 1, c->n_msgs);
+            return fail(c, ENG_ERR_HOST_MEMORY, "out of host memory");
+        }
+        uint64_t n_new = at + (uint64_t)got;
+        uint64_t total = (restart ? 0 : c->n_held) + n_new;
+        size_t from, to;
+        if (total > room && oldest_exchange(c, &from, &to)) {
+            free(full.p);
+            remove_msgs(c, from, to);
+            dropped++;
+            restart = true;
+            continue;
+        }
+        if (total + 1 > n_ctx && !restart) {
+            free(full.p);
+            restart = true; /* the tokens of a conversation written afresh can be fewer */
+            continue;
+        }
+        if (total + 1 > n_ctx) { /* the last exchange took what the system message left */
+            free(full.p);
+            remove_msgs(c, c->n_msgs - 1, c->n_msgs);
+            return fail(c, ENG_ERR_CONTEXT_FULL,
+                        "the conversation needs %llu tokens but the context holds %u",
+                        (unsigned long long)total, n_ctx);
+        }
+        free(c->held.p);
+        c->held = full;
+        c->n_held = (uint32_t)total;
+        c->n_pending = 0;
+        *turn = (eng_chat_turn){c->turn, (uint32_t)n_new, restart, dropped};
+        return ENG_OK;
+    }
+}
+
+eng_status eng_chat_add_reply(eng_chat *c, const int32_t *ids, size_t n, size_t n_evaluated)
+{
+    text_buf reply = {0};
+    char piece[256];
+    for (size_t i = 0; i < n && !reply.failed; i++) {
+        size_t k = eng_token_piece(c->v, ids[i], false, piece, sizeof piece);
+        if (k < sizeof piece) {
+            put_n(&reply, piece, k);
+            continue;
+        }
+        char *big = malloc(k + 1);
+        if (!big) {
+            reply.failed = true;
+            break;
+        }
+        eng_token_piece(c->v, ids[i], false, big, k + 1);
+        put_n(&reply, big, k);
+        free(big);
+    }
+    size_t n_pending = n - n_evaluated;
+    if (n_pending > c->cap_pending) {
+        int32_t *p = realloc(c->pending, sizeof *p * n_pending);
+        if (p) {
+            c->pending = p;
+            c->cap_pending = n_pending;
+        } else {
+            reply.failed = true;
+        }
+    }
+    if (reply.failed || !push_msg(c, ENG_CHAT_ASSISTANT, reply.p ? reply.p : "", reply.len)) {
+        free(reply.p);
+        c->held.len = 0; /* the next turn starts again */
+        return fail(c, ENG_ERR_HOST_MEMORY, "out of host memory");
+    }
+    put_n(&c->held, reply.p ? reply.p : "", reply.len);
+    free(reply.p);
+    if (c->held.failed)
+        c->held.len = 0, c->held.failed = false;
+    if (n_pending)
+        memcpy(c->pending, ids + n_evaluated, sizeof *ids * n_pending);
+    c->n_pending = n_pending;
+    c->n_held += (uint32_t)n_evaluated;
+    return ENG_OK;
+}
+
+void eng_chat_clear(eng_chat *c)
+{
+    size_t i = 0;
+    while (i < c->n_msgs && c->msgs[i].role == ENG_CHAT_SYSTEM)
+        i++;
+    remove_msgs(c, i, c->n_msgs);
+    c->held.len = 0;
+    c->n_held = 0;
+    c->n_pending = 0;
+}
+
+uint32_t eng_chat_n_tokens(const eng_chat *c)
+{
+    return c->n_held;
+}
+
+const char *eng_chat_errmsg(const eng_chat *c)
+{
+    return c->err;
+}

@@ -1,0 +1,121 @@
+/* Conversations with instruction-tuned models: the chat formats their GGUF files name in
+ * tokenizer.chat_template, and a conversation that hands the session only the tokens it
+ * has not seen yet.
+ *
+ * There is no Jinja interpreter: as in llama.cpp, the template's text is matched against
+ * the formats known here (eng_chat_detect) and the conversation is written out by code.
+ *
+ * Not thread-safe: one conversation per session. */
+#ifndef ENG_CHAT_H
+#define ENG_CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eng_model.h"
+#include "eng_vocab.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum eng_chat_style {
+    ENG_CHAT_NONE = 0, /* no known format */
+    /* <|im_start|>role\n TEXT <|im_end|>\n ... <|im_start|>assistant\n
+     * (Qwen, SmolLM, OpenHermes and many more) */
+    ENG_CHAT_CHATML,
+    /* <|start_header_id|>role<|end_header_id|>\n\n TEXT <|eot_id|> (Llama 3; texts trimmed) */
+    ENG_CHAT_LLAMA3,
+    /* [INST] <<SYS>>\n SYSTEM \n<</SYS>>\n\n USER [/INST] REPLY </s><s>[INST] ...
+     * (Llama 2 chat; texts trimmed) */
+    ENG_CHAT_LLAMA2,
+    /* [INST] USER [/INST]REPLY</s>[INST] ... (Mistral 7B Instruct; a system message is put
+     * before the first user message, separated by a blank line) */
+    ENG_CHAT_MISTRAL,
+    /* <|user|>\n TEXT EOS\n<|assistant|>\n (Zephyr, TinyLlama chat; EOS the model's text) */
+    ENG_CHAT_ZEPHYR,
+    /* <|user|>\n TEXT <|end|>\n<|assistant|>\n (Phi-3) */
+    ENG_CHAT_PHI3,
+    /* SYSTEM\n### Instruction:\n USER \n### Response:\n REPLY \n<|EOT|>\n (DeepSeek Coder) */
+    ENG_CHAT_DEEPSEEK,
+    ENG_CHAT_COUNT
+} eng_chat_style;
+
+/* "chatml", "llama3", ...; "none" for ENG_CHAT_NONE. */
+const char *eng_chat_style_name(eng_chat_style style);
+/* The style of that name; false (leaving *out) for other names. */
+bool eng_chat_style_parse(const char *name, eng_chat_style *out);
+/* The names, separated by ", " (for messages). */
+const char *eng_chat_style_list(void);
+
+/* The format a Jinja chat template writes, from the markers it contains; ENG_CHAT_NONE
+ * when none is recognised. text[0..len) need not be NUL-terminated. */
+eng_chat_style eng_chat_detect(const char *text, size_t len);
+
+/* The template the model's file carries (tokenizer.chat_template), not NUL-terminated,
+ * owned by the model; NULL (*len = 0) when it has none. */
+const char *eng_model_chat_template(const eng_model *m, size_t *len);
+
+typedef enum eng_chat_role { ENG_CHAT_SYSTEM, ENG_CHAT_USER, ENG_CHAT_ASSISTANT } eng_chat_role;
+
+typedef struct eng_chat_msg {
+    eng_chat_role role;
+    const char *text; /* NUL-terminated */
+} eng_chat_msg;
+
+/* Writes msgs[0..n) in `style` into out (NUL-terminated when it fits) and returns the
+ * length (call again with a larger buffer when it is >= cap). add_assistant ends it with
+ * what opens the assistant's reply. eos is the model's end-of-sequence text (zephyr and
+ * llama2 write it; NULL: "</s>"). The first message's BOS is not written: the tokenizer
+ * adds it where the model's metadata asks. Messages out of the format's order are
+ * written as they come. */
+size_t eng_chat_format(eng_chat_style style, const char *eos, const eng_chat_msg *msgs, size_t n,
+                       bool add_assistant, char *out, size_t cap);
+
+typedef struct eng_chat eng_chat;
+
+/* A conversation in `style` for a model with vocabulary v (which must outlive it),
+ * starting with a system message when system is not NULL or empty. NULL when out of
+ * memory or style is ENG_CHAT_NONE, with the reason in err. */
+eng_chat *eng_chat_create(const eng_vocab *v, eng_chat_style style, const char *system, char *err,
+                          size_t err_size);
+void eng_chat_destroy(eng_chat *c);
+
+/* What the session must evaluate for the next reply. */
+typedef struct eng_chat_turn {
+    const int32_t *tokens; /* owned by the conversation, valid until its next call */
+    uint32_t n;
+    bool restart;     /* reset the session first: tokens are the whole conversation */
+    uint32_t dropped; /* the oldest exchanges (a user message and its reply) left out */
+} eng_chat_turn;
+
+/* Adds the user's message text[0..len) and says what to evaluate: where the conversation
+ * written out with it begins with what the session holds, only the rest (with any reply
+ * tokens not yet evaluated, see eng_chat_add_reply); otherwise, or when that would not
+ * leave a quarter of n_ctx for the reply, the whole conversation from the start, leaving
+ * out the oldest exchanges (never the system message) until it does or none is left.
+ * ENG_ERR_CONTEXT_FULL, the message not added, when the system message and this one do
+ * not fit n_ctx with a position to spare; ENG_ERR_HOST_MEMORY. The message is in
+ * eng_chat_errmsg. */
+eng_status eng_chat_add_user(eng_chat *c, const char *text, size_t len, uint32_t n_ctx,
+                             eng_chat_turn *turn);
+
+/* The reply to the last user message: the tokens generated for it, without the token that
+ * ended it, of which the session has evaluated the first n_evaluated (n, or n - 1 where
+ * the last one was taken but not evaluated); the next turn begins with the others. */
+eng_status eng_chat_add_reply(eng_chat *c, const int32_t *ids, size_t n, size_t n_evaluated);
+
+/* Forgets the exchanges (the system message stays); the next turn restarts. */
+void eng_chat_clear(eng_chat *c);
+
+/* Tokens of the conversation the session holds, by this conversation's account. */
+uint32_t eng_chat_n_tokens(const eng_chat *c);
+
+const char *eng_chat_errmsg(const eng_chat *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ENG_CHAT_H */
