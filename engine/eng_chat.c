@@ -334,6 +334,19 @@ void eng_chat_destroy(eng_chat *c)
     free(c);
 }
 
+/* *ids holds at least n tokens (*cap grows to n); false when out of memory. */
+static bool reserve_ids(int32_t **ids, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return true;
+    int32_t *p = realloc(*ids, sizeof *p * n);
+    if (!p)
+        return false;
+    *ids = p;
+    *cap = n;
+    return true;
+}
+
 /* c->turn[at..) = the tokens of text[0..len); how many, or -1 when out of memory. */
 static int64_t tokenize_into(eng_chat *c, size_t at, const char *text, size_t len, bool first)
 {
@@ -342,26 +355,10 @@ static int64_t tokenize_into(eng_chat *c, size_t at, const char *text, size_t le
         int64_t got = eng_tokenize(c->v, text, len, first, true, c->turn + at, room);
         if (got < 0 || (size_t)got <= room)
             return got;
-        size_t cap = at + (size_t)got;
-        int32_t *t = realloc(c->turn, sizeof *t * cap);
-        if (!t)
+        if (!reserve_ids(&c->turn, &c->cap_turn, at + (size_t)got))
             return -1;
-        c->turn = t;
-        c->cap_turn = cap;
     }
     return -1;
-}
-
-static bool ensure_turn(eng_chat *c, size_t n)
-{
-    if (n <= c->cap_turn)
-        return true;
-    int32_t *t = realloc(c->turn, sizeof *t * n);
-    if (!t)
-        return false;
-    c->turn = t;
-    c->cap_turn = n;
-    return true;
 }
 
 /* The oldest exchange after the system message: [*from, *to); false when the last user
@@ -417,7 +414,7 @@ eng_status eng_chat_add_user(eng_chat *c, const char *text, size_t len, uint32_t
             restart = true; /* the format rewrote what the session holds (a trim, say) */
         size_t at = restart ? 0 : c->n_pending;
         int64_t got = -1;
-        if (!full.failed && ensure_turn(c, at + 16)) {
+        if (!full.failed && reserve_ids(&c->turn, &c->cap_turn, at + 16)) {
             if (!restart && c->n_pending)
                 memcpy(c->turn, c->pending, sizeof *c->turn * c->n_pending);
             size_t from = restart ? 0 : c->held.len;
@@ -461,6 +458,8 @@ eng_status eng_chat_add_user(eng_chat *c, const char *text, size_t len, uint32_t
 
 eng_status eng_chat_add_reply(eng_chat *c, const int32_t *ids, size_t n, size_t n_evaluated)
 {
+    if (n_evaluated > n)
+        return fail(c, ENG_ERR_ARGUMENT, "%zu of a reply of %zu tokens evaluated", n_evaluated, n);
     text_buf reply = {0};
     char piece[256];
     for (size_t i = 0; i < n && !reply.failed; i++) {
@@ -479,15 +478,8 @@ eng_status eng_chat_add_reply(eng_chat *c, const int32_t *ids, size_t n, size_t 
         free(big);
     }
     size_t n_pending = n - n_evaluated;
-    if (n_pending > c->cap_pending) {
-        int32_t *p = realloc(c->pending, sizeof *p * n_pending);
-        if (p) {
-            c->pending = p;
-            c->cap_pending = n_pending;
-        } else {
-            reply.failed = true;
-        }
-    }
+    if (!reserve_ids(&c->pending, &c->cap_pending, n_pending))
+        reply.failed = true;
     if (reply.failed || !push_msg(c, ENG_CHAT_ASSISTANT, reply.p ? reply.p : "", reply.len)) {
         free(reply.p);
         c->held.len = 0; /* the next turn starts again */
@@ -495,8 +487,10 @@ eng_status eng_chat_add_reply(eng_chat *c, const int32_t *ids, size_t n, size_t 
     }
     put_n(&c->held, reply.p ? reply.p : "", reply.len);
     free(reply.p);
-    if (c->held.failed)
-        c->held.len = 0, c->held.failed = false;
+    if (c->held.failed) { /* out of memory: the next turn starts again */
+        c->held.len = 0;
+        c->held.failed = false;
+    }
     if (n_pending)
         memcpy(c->pending, ids + n_evaluated, sizeof *ids * n_pending);
     c->n_pending = n_pending;

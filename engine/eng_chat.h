@@ -103,7 +103,9 @@ eng_status eng_chat_add_user(eng_chat *c, const char *text, size_t len, uint32_t
 
 /* The reply to the last user message: the tokens generated for it, without the token that
  * ended it, of which the session has evaluated the first n_evaluated (n, or n - 1 where
- * the last one was taken but not evaluated); the next turn begins with the others. */
+ * the last one was taken but not evaluated); the next turn begins with the others.
+ * ENG_ERR_ARGUMENT when n_evaluated > n; ENG_ERR_HOST_MEMORY (the next turn then starts
+ * over). */
 eng_status eng_chat_add_reply(eng_chat *c, const int32_t *ids, size_t n, size_t n_evaluated);
 
 /* Forgets the exchanges (the system message stays); the next turn restarts. */

@@ -264,6 +264,8 @@ static void test_fit(void)
     CHECK_MSG(c != NULL, "%s", err);
     if (!c)
         goto done;
+    int32_t one = 1;
+    CHECK_CHAT(c, eng_chat_add_reply(c, &one, 1, 2), ENG_ERR_ARGUMENT);
     const uint32_t n_ctx = 64;
     uint32_t dropped = 0;
     for (int t = 0; t < 6; t++) {
