@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eng_internal.h"
-
 /* ---- styles ---- */
 
 static const char *const style_names[ENG_CHAT_COUNT] = {
@@ -59,17 +57,6 @@ eng_chat_style eng_chat_detect(const char *text, size_t len)
     if (contains(text, len, "### Instruction:") && contains(text, len, "<|EOT|>"))
         return ENG_CHAT_DEEPSEEK;
     return ENG_CHAT_NONE;
-}
-
-const char *eng_model_chat_template(const eng_model *m, size_t *len)
-{
-    cmp_gguf_str s;
-    if (cmp_gguf_get_str(m->gguf, "tokenizer.chat_template", &s) != CMP_GGUF_OK || !s.len) {
-        *len = 0;
-        return NULL;
-    }
-    *len = (size_t)s.len;
-    return s.ptr;
 }
 
 /* ---- writing a conversation out ---- */
@@ -460,33 +447,21 @@ eng_status eng_chat_add_reply(eng_chat *c, const int32_t *ids, size_t n, size_t 
 {
     if (n_evaluated > n)
         return fail(c, ENG_ERR_ARGUMENT, "%zu of a reply of %zu tokens evaluated", n_evaluated, n);
-    text_buf reply = {0};
-    char piece[256];
-    for (size_t i = 0; i < n && !reply.failed; i++) {
-        size_t k = eng_token_piece(c->v, ids[i], false, piece, sizeof piece);
-        if (k < sizeof piece) {
-            put_n(&reply, piece, k);
-            continue;
-        }
-        char *big = malloc(k + 1);
-        if (!big) {
-            reply.failed = true;
-            break;
-        }
-        eng_token_piece(c->v, ids[i], false, big, k + 1);
-        put_n(&reply, big, k);
-        free(big);
-    }
+    size_t n_text = eng_detokenize(c->v, ids, n, false, NULL, 0);
+    char *text = malloc(n_text + 1);
     size_t n_pending = n - n_evaluated;
-    if (!reserve_ids(&c->pending, &c->cap_pending, n_pending))
-        reply.failed = true;
-    if (reply.failed || !push_msg(c, ENG_CHAT_ASSISTANT, reply.p ? reply.p : "", reply.len)) {
-        free(reply.p);
+    bool ok = text && reserve_ids(&c->pending, &c->cap_pending, n_pending);
+    if (ok) {
+        eng_detokenize(c->v, ids, n, false, text, n_text + 1);
+        ok = push_msg(c, ENG_CHAT_ASSISTANT, text, n_text);
+    }
+    if (!ok) {
+        free(text);
         c->held.len = 0; /* the next turn starts again */
         return fail(c, ENG_ERR_HOST_MEMORY, "out of host memory");
     }
-    put_n(&c->held, reply.p ? reply.p : "", reply.len);
-    free(reply.p);
+    put_n(&c->held, text, n_text);
+    free(text);
     if (c->held.failed) { /* out of memory: the next turn starts again */
         c->held.len = 0;
         c->held.failed = false;

@@ -53,10 +53,6 @@ const char *eng_chat_style_list(void);
  * when none is recognised. text[0..len) need not be NUL-terminated. */
 eng_chat_style eng_chat_detect(const char *text, size_t len);
 
-/* The template the model's file carries (tokenizer.chat_template), not NUL-terminated,
- * owned by the model; NULL (*len = 0) when it has none. */
-const char *eng_model_chat_template(const eng_model *m, size_t *len);
-
 typedef enum eng_chat_role { ENG_CHAT_SYSTEM, ENG_CHAT_USER, ENG_CHAT_ASSISTANT } eng_chat_role;
 
 typedef struct eng_chat_msg {

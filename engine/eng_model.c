@@ -449,6 +449,17 @@ uint64_t eng_model_param_count(const eng_model *m)
     return m->params;
 }
 
+const char *eng_model_chat_template(const eng_model *m, size_t *len)
+{
+    cmp_gguf_str s;
+    if (cmp_gguf_get_str(m->gguf, "tokenizer.chat_template", &s) != CMP_GGUF_OK || !s.len) {
+        *len = 0;
+        return NULL;
+    }
+    *len = (size_t)s.len;
+    return s.ptr;
+}
+
 const char *eng_model_type_name(const eng_model *m)
 {
     return m->type_name;

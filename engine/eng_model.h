@@ -98,6 +98,9 @@ uint64_t eng_model_weight_bytes(const eng_model *m);
 uint64_t eng_model_param_count(const eng_model *m);
 /* The most common matrix type ("q8_0", "iq4_nl", ...), for reports. */
 const char *eng_model_type_name(const eng_model *m);
+/* The template the model's file carries (tokenizer.chat_template), not NUL-terminated,
+ * owned by the model; NULL (*len = 0) when it has none. */
+const char *eng_model_chat_template(const eng_model *m, size_t *len);
 
 /* Called while weights upload: bytes done of total. */
 typedef void (*eng_progress_fn)(uint64_t done, uint64_t total, void *user);

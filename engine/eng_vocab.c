@@ -878,3 +878,16 @@ size_t eng_token_piece(const eng_vocab *v, int32_t id, bool special, char *buf, 
         buf[len < cap ? len : cap - 1] = '\0';
     return len;
 }
+
+size_t eng_detokenize(const eng_vocab *v, const int32_t *ids, size_t n, bool special, char *buf,
+                      size_t cap)
+{
+    size_t len = 0;
+    if (cap)
+        buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t room = len < cap ? cap - len : 0;
+        len += eng_token_piece(v, ids[i], special, room ? buf + len : NULL, room);
+    }
+    return len;
+}

@@ -55,6 +55,12 @@ int64_t eng_tokenize(const eng_vocab *v, const char *text, size_t len, bool add_
  * concatenate pieces before treating them as text. */
 size_t eng_token_piece(const eng_vocab *v, int32_t id, bool special, char *buf, size_t cap);
 
+/* The pieces of ids[0..n) joined (eng_token_piece each), NUL-terminated in buf when they
+ * fit; returns the length (call again with a larger buffer when it is >= cap; buf may be
+ * NULL with cap 0 to measure). */
+size_t eng_detokenize(const eng_vocab *v, const int32_t *ids, size_t n, bool special, char *buf,
+                      size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

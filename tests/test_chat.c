@@ -153,21 +153,6 @@ static int32_t *tokens_of(const eng_vocab *v, const char *text, bool special, in
     return ids;
 }
 
-/* The text of ids[0..n) with control tokens, into out. */
-static void text_of(const eng_vocab *v, const int32_t *ids, size_t n, char *out, size_t cap)
-{
-    size_t len = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        char piece[128];
-        size_t k = eng_token_piece(v, ids[i], true, piece, sizeof piece);
-        if (k >= sizeof piece || len + k + 1 > cap)
-            break;
-        memcpy(out + len, piece, k + 1);
-        len += k;
-    }
-}
-
 /* Qwen2's real template is chatml. A conversation of three turns hands out the first
  * turn whole, then only what follows the reply (beginning with the reply's token that was
  * taken but not evaluated): together exactly the tokens of the whole conversation. */
@@ -240,7 +225,7 @@ static void test_turns(void)
     eng_chat_turn turn;
     CHECK_CHAT(c, eng_chat_add_user(c, "Bye", 3, 4096, &turn), ENG_OK);
     char text[1024];
-    text_of(v, turn.tokens, turn.n, text, sizeof text);
+    eng_detokenize(v, turn.tokens, turn.n, true, text, sizeof text);
     CHECK_MSG(turn.restart &&
                   strcmp(text, "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\n"
                                "Bye<|im_end|>\n<|im_start|>assistant\n") == 0,
@@ -278,7 +263,7 @@ static void test_fit(void)
                   eng_chat_n_tokens(c));
         if (turn.dropped) {
             char text[1024];
-            text_of(v, turn.tokens, turn.n, text, sizeof text);
+            eng_detokenize(v, turn.tokens, turn.n, true, text, sizeof text);
             CHECK_MSG(turn.restart &&
                           strncmp(text, "<|im_start|>system\nSys.<|im_end|>", 33) == 0 &&
                           strstr(text, msg) && !strstr(text, "number 0 "),

@@ -615,7 +615,6 @@ static int chat(run_opts *o, eng_model *m, eng_session *s, eng_sampler *smp, boo
         }
         rs->n_decode += r.n_gen;
         rs->turns++;
-        rs->stop = r.stop;
     }
     rs->stop = atomic_load(&o->stop) ? "the viewer was closed" : "the end of the input";
     rc = 0;
