@@ -672,6 +672,13 @@ cmp_type vkb_kv_block_type(vkb_kv_type t)
     return t == VKB_KV_Q8_0 ? CMP_TYPE_Q8_0 : t == VKB_KV_Q4_0 ? CMP_TYPE_Q4_0 : CMP_TYPE_F16;
 }
 
+/* A KIVI cache's f16 window ring: window + group rows, at most the positions it holds. */
+static uint32_t kivi_ring_rows(const vkb_kv_layout *l)
+{
+    uint64_t ring = (uint64_t)l->window + l->group;
+    return (uint32_t)(ring < l->n_ctx ? ring : l->n_ctx);
+}
+
 static bool kv_is_kivi(vkb_kv_type t)
 {
     return t == VKB_KV_KIVI4 || t == VKB_KV_KIVI2;
@@ -722,8 +729,7 @@ bool vkb_kv_geometry_of(const vkb_kv_layout *l, vkb_kv_geometry *g, char *why, s
         return false;
     }
     g->bits = l->type == VKB_KV_KIVI4 ? 4 : 2;
-    uint64_t ring = (uint64_t)l->window + l->group;
-    g->ring_rows = (uint32_t)(ring < l->n_ctx ? ring : l->n_ctx);
+    g->ring_rows = kivi_ring_rows(l);
     g->store = (uint64_t)g->ring_rows * l->values * 2;
     g->stride = l->keys ? (uint64_t)l->values * (4 + l->group * g->bits / 8)
                         : (uint64_t)l->values / l->group * 4 + (uint64_t)l->values * g->bits / 8;
@@ -735,6 +741,16 @@ uint32_t vkb_kv_quantized(const vkb_kv_layout *l, uint32_t n)
     if (!kv_is_kivi(l->type))
         return n;
     return n > l->window && l->group ? (n - l->window) / l->group * l->group : 0;
+}
+
+uint32_t vkb_kv_keep(const vkb_kv_layout *l, uint32_t n_written, uint32_t n)
+{
+    if (n > n_written)
+        n = n_written;
+    if (!kv_is_kivi(l->type))
+        return n;
+    /* the ring holds the last ring_rows positions written */
+    return (uint64_t)vkb_kv_quantized(l, n) + kivi_ring_rows(l) >= n_written ? n : 0;
 }
 
 uint64_t vkb_kv_span(const vkb_kv_layout *l, const vkb_kv_geometry *g, uint32_t n)

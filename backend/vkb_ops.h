@@ -477,6 +477,11 @@ const char *vkb_kv_type_name(vkb_kv_type t); /* "f16", "q8_0", "q4_0", "kivi4", 
 uint64_t vkb_kv_bytes(const vkb_kv_layout *layout, char *why, size_t why_size);
 /* Positions of the first n held quantized (n for f16, q8_0, q4_0). */
 uint32_t vkb_kv_quantized(const vkb_kv_layout *layout, uint32_t n);
+/* Of a cache written in order up to position n_written, how many positions stay valid
+ * when writing starts again at position n (at most n_written): n, except for a KIVI cache
+ * whose positions [vkb_kv_quantized(n), n) are no longer all in its f16 window ring, to be
+ * folded again from there: 0 then (write it from the start). */
+uint32_t vkb_kv_keep(const vkb_kv_layout *layout, uint32_t n_written, uint32_t n);
 
 /* Writes rows of f32 x ([rows][values]) into positions row0, row0 + 1, ... of a cache,
  * quantizing on the way (q8_0, q4_0: the reference quantizers' arithmetic; KIVI: folds

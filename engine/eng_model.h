@@ -311,6 +311,13 @@ uint32_t eng_session_n_past(const eng_session *s);
 uint32_t eng_session_n_ctx(const eng_session *s);
 /* Forgets the conversation (positions restart at 0). */
 void eng_session_reset(eng_session *s);
+/* Keeps the first n positions (at most eng_session_n_past) and forgets the rest, so that
+ * a text beginning with the same tokens goes on from there without evaluating them again
+ * (a server's prompt cache). Returns the positions kept: n, or 0 (as eng_session_reset)
+ * where a KIVI cache has folded positions before n into its quantized store and no longer
+ * holds them in f16 to fold again (vkb_kv_keep). The last eval's logits are gone unless n
+ * is n_past. */
+uint32_t eng_session_keep(eng_session *s, uint32_t n);
 /* The reason for the last failure. */
 const char *eng_session_errmsg(const eng_session *s);
 

@@ -1243,13 +1243,29 @@ uint32_t eng_session_n_ctx(const eng_session *s)
     return s->n_ctx;
 }
 
-void eng_session_reset(eng_session *s)
+/* The conversation cut to its first n positions, without logits. */
+static void cut(eng_session *s, uint32_t n)
 {
-    s->n_past = 0;
+    s->n_past = n;
     s->logits_tokens = 0;
     pthread_mutex_lock(&s->stats_lock);
-    s->stats.kv.tokens = 0;
+    s->stats.kv.tokens = n;
     pthread_mutex_unlock(&s->stats_lock);
+}
+
+uint32_t eng_session_keep(eng_session *s, uint32_t n)
+{
+    if (n >= s->n_past)
+        return s->n_past;
+    uint32_t k = vkb_kv_keep(&s->k_layout, s->n_past, n);
+    uint32_t v = vkb_kv_keep(&s->v_layout, s->n_past, n);
+    cut(s, k < v ? k : v);
+    return s->n_past;
+}
+
+void eng_session_reset(eng_session *s)
+{
+    cut(s, 0);
 }
 
 const char *eng_session_errmsg(const eng_session *s)

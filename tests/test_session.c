@@ -119,6 +119,65 @@ static void test_reused_steps(void)
     eng_model_close(m);
 }
 
+/* eng_session_keep: a session that evaluated `first` tokens, kept `keep` of them and then
+ * evaluated `more` gives the logits of one that evaluated the kept tokens and the rest
+ * straight away. Both cut the tokens into the same passes of 8 from position 0, so every
+ * position's keys and values come from the same arithmetic and the logits must agree bit
+ * for bit; KIVI caches fold the positions they had folded before the cut again from their
+ * f16 window ring. Where the ring no longer holds them, nothing is kept. */
+static void check_keep(eng_model *m, eng_kv_type kv, uint32_t first, uint32_t keep, uint32_t more,
+                       uint32_t want_kept)
+{
+    const eng_hparams *hp = eng_model_hparams(m);
+    char err[256] = "", what[96];
+    snprintf(what, sizeof what, "%s cache: %u tokens, keep %u, then %u", eng_kv_type_name(kv),
+             first, keep, more);
+    int32_t ids[256];
+    for (uint32_t i = 0; i < first + more && i < 256; i++)
+        ids[i] = (int32_t)((i * 37u + 11u) % hp->n_vocab);
+    int32_t *rest = ids + first; /* the tokens after the cut */
+    eng_session *s[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        eng_session_params sp = {
+            .n_ctx = 128, .n_batch = 8, .kv_k = kv, .kv_v = kv, .kv_group = 32, .kv_window = 32};
+        CHECK_MSG(eng_session_create(m, &sp, &s[i], err, sizeof err) == ENG_OK, "session: %s", err);
+    }
+    if (!s[0] || !s[1])
+        goto done;
+    CHECK(eng_session_eval(s[0], ids, first) == ENG_OK);
+    CHECK_MSG(eng_session_keep(s[0], first + 5) == first && eng_session_logits(s[0]),
+              "%s: keeping more than it holds changes it", what);
+    uint32_t kept = eng_session_keep(s[0], keep);
+    CHECK_MSG(kept == want_kept && eng_session_n_past(s[0]) == kept && !eng_session_logits(s[0]),
+              "%s: kept %u (want %u), n_past %u", what, kept, want_kept, eng_session_n_past(s[0]));
+    if (kept != keep)
+        goto done;
+    memmove(ids + keep, rest, sizeof *ids * more); /* the straight session's text */
+    CHECK(eng_session_eval(s[0], ids + keep, more) == ENG_OK);
+    CHECK(eng_session_eval(s[1], ids, keep) == ENG_OK);
+    CHECK(eng_session_eval(s[1], ids + keep, more) == ENG_OK);
+    const float *a = eng_session_logits(s[0]), *b = eng_session_logits(s[1]);
+    CHECK_MSG(a && b && memcmp(a, b, sizeof *a * hp->n_vocab) == 0,
+              "%s: the logits differ from evaluating the kept tokens and the rest at once", what);
+done:
+    for (int i = 0; i < 2; i++)
+        eng_session_destroy(s[i]);
+}
+
+static void test_keep(void)
+{
+    eng_model *m = open_model("TinyStories-656K-Q8_0.gguf", true);
+    if (!m)
+        return;
+    check_keep(m, ENG_KV_F16, 40, 24, 10, 24);
+    check_keep(m, ENG_KV_Q8_0, 40, 16, 10, 16);
+    /* group 32, window 32: a ring of 64 rows. After 96 positions, 64 are folded and the
+     * ring holds 32..95: a cut at 72 folds 32..63 again from it, a cut at 40 cannot */
+    check_keep(m, ENG_KV_KIVI4, 96, 72, 30, 72);
+    check_keep(m, ENG_KV_KIVI2, 96, 40, 30, 0);
+    eng_model_close(m);
+}
+
 /* Collects eng_session_greedy's picks, stopping after `limit`. */
 struct picks {
     int32_t ids[128];
@@ -591,7 +650,7 @@ int main(int argc, char **argv)
         {"session_limits", test_session_limits, true}, {"reused_steps", test_reused_steps, true},
         {"gpu_greedy", test_gpu_greedy, true},         {"best_logits", test_best_logits, true},
         {"gpu_sample", test_gpu_sample, true},         {"bad_files", test_bad_files, false},
-        {"upload_twice", test_too_large, true},
+        {"upload_twice", test_too_large, true},        {"keep", test_keep, true},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }
