@@ -126,6 +126,8 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         int g = tool_parse_gpu_flag(argc, argv, &i, gpu);
         if (g == 0)
             g = tool_parse_kv_flag(argc, argv, &i, &o->kv);
+        if (g == 0)
+            g = tool_parse_sampling_flag(argc, argv, &i, &o->sp, &o->seed_given);
         if (g < 0)
             return 2;
         if (g > 0)
@@ -197,30 +199,10 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
         } else if (IS("--context-full")) {
             TAKE(val && (strcmp(val, "error") == 0 || strcmp(val, "shift") == 0));
             o->shift = strcmp(val, "shift") == 0;
-        } else if (IS("--temp")) {
-            TAKE(tool_parse_float(a, val, 0.0f, 100.0f, &o->sp.temperature));
-        } else if (IS("--greedy")) {
-            o->sp.temperature = 0.0f;
         } else if (IS("--host-picks")) {
             o->host_picks = true;
         } else if (IS("--gpu-picks")) {
             o->gpu_picks = true;
-        } else if (IS("--top-k")) {
-            TAKE(tool_parse_long(a, val, 0, INT32_MAX, &n));
-            o->sp.top_k = (int32_t)n;
-        } else if (IS("--top-p")) {
-            TAKE(tool_parse_float(a, val, 0.0f, 1.0f, &o->sp.top_p));
-        } else if (IS("--min-p")) {
-            TAKE(tool_parse_float(a, val, 0.0f, 1.0f, &o->sp.min_p));
-        } else if (IS("--repeat-penalty")) {
-            TAKE(tool_parse_float(a, val, 0.0f, 100.0f, &o->sp.repeat_penalty));
-        } else if (IS("--repeat-last-n")) {
-            TAKE(tool_parse_long(a, val, 0, INT32_MAX, &n));
-            o->sp.repeat_last_n = (int32_t)n;
-        } else if (IS("--seed")) {
-            TAKE(tool_parse_long(a, val, 0, LONG_MAX, &n));
-            o->sp.seed = (uint64_t)n;
-            o->seed_given = true;
         } else if (IS("--print-ids")) {
             o->print_ids = true;
         } else if (IS("--special")) {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -308,6 +309,52 @@ int tool_parse_kv_flag(int argc, char **argv, int *i, tool_kv_opts *kv)
         kv->k = t;
     if (both || vo)
         kv->v = t;
+    return 1;
+}
+
+int tool_parse_sampling_flag(int argc, char **argv, int *i, eng_sampler_params *sp,
+                             bool *seed_given)
+{
+    const char *a = argv[*i], *val = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (strcmp(a, "--greedy") == 0) {
+        sp->temperature = 0.0f;
+        return 1;
+    }
+    static const char *const flags[] = {"--temp",           "--top-k",         "--top-p", "--min-p",
+                                        "--repeat-penalty", "--repeat-last-n", "--seed"};
+    int f = 0;
+    while (f < 7 && strcmp(a, flags[f]) != 0)
+        f++;
+    if (f == 7)
+        return 0;
+    if (!val) {
+        tool_error("%s needs a value", a);
+        return -1;
+    }
+    long n = 0;
+    bool ok = true;
+    switch (f) {
+    case 0: ok = tool_parse_float(a, val, 0.0f, 100.0f, &sp->temperature); break;
+    case 1:
+        if ((ok = tool_parse_long(a, val, 0, INT32_MAX, &n)))
+            sp->top_k = (int32_t)n;
+        break;
+    case 2: ok = tool_parse_float(a, val, 0.0f, 1.0f, &sp->top_p); break;
+    case 3: ok = tool_parse_float(a, val, 0.0f, 1.0f, &sp->min_p); break;
+    case 4: ok = tool_parse_float(a, val, 0.0f, 100.0f, &sp->repeat_penalty); break;
+    case 5:
+        if ((ok = tool_parse_long(a, val, 0, INT32_MAX, &n)))
+            sp->repeat_last_n = (int32_t)n;
+        break;
+    default:
+        if ((ok = tool_parse_long(a, val, 0, LONG_MAX, &n))) {
+            sp->seed = (uint64_t)n;
+            *seed_given = true;
+        }
+    }
+    if (!ok)
+        return -1;
+    ++*i;
     return 1;
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "eng_model.h"
+#include "eng_sampler.h"
 #include "vkb.h"
 
 #define TOOL_NAME    "vkllm"
@@ -40,6 +41,13 @@ typedef struct tool_kv_opts {
  * --kv-window N at argv[*i]. Returns 1 when it took the flag, 0 when the flag is not one
  * of them, -1 on a bad value (after printing why). */
 int tool_parse_kv_flag(int argc, char **argv, int *i, tool_kv_opts *kv);
+
+/* Parses the sampling flags at argv[*i] into *sp: --temp X, --greedy, --top-k N, --top-p X,
+ * --min-p X, --repeat-penalty X, --repeat-last-n N and --seed N (setting *seed_given).
+ * Returns 1 when it took the flag, 0 when the flag is not one of them, -1 on a bad value
+ * (after printing why). */
+int tool_parse_sampling_flag(int argc, char **argv, int *i, eng_sampler_params *sp,
+                             bool *seed_given);
 
 /* Help text for those flags. */
 #define TOOL_KV_HELP                                                                               \
