@@ -21,4 +21,8 @@ uint16_t tool_metrics_port(const tool_metrics *m);
 void tool_metrics_attach(tool_metrics *m, eng_session *s);
 void tool_metrics_stop(tool_metrics *m);
 
+/* What GET /metrics answers, for dev and (not NULL) s, for a server of its own: a malloc'd
+ * text of *len bytes (NUL-terminated), NULL when out of memory. */
+char *tool_metrics_render(vkb_device *dev, eng_session *s, size_t *len);
+
 #endif /* TOOL_METRICS_H */
