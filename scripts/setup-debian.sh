@@ -12,6 +12,7 @@ packages=(
     glslc glslang-tools spirv-tools
     mesa-vulkan-drivers vulkan-validationlayers
     libglfw3-dev libstb-dev libcjson-dev libmicrohttpd-dev xvfb
+    curl jq
     clang libclang-rt-14-dev
 )
 suite_file=/etc/apt/sources.list.d/vkllm-bookworm-backports.sources

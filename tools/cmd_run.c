@@ -123,11 +123,7 @@ static int parse_flags(int argc, char **argv, run_opts *o, tool_gpu_opts *gpu)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
-        int g = tool_parse_gpu_flag(argc, argv, &i, gpu);
-        if (g == 0)
-            g = tool_parse_kv_flag(argc, argv, &i, &o->kv);
-        if (g == 0)
-            g = tool_parse_sampling_flag(argc, argv, &i, &o->sp, &o->seed_given);
+        int g = tool_parse_generation_flag(argc, argv, &i, gpu, &o->kv, &o->sp, &o->seed_given);
         if (g < 0)
             return 2;
         if (g > 0)
@@ -614,19 +610,13 @@ static int generate(run_opts *o, vkb_device *dev)
     char err[512] = "";
     eng_status st;
     double t0 = tool_now_s();
-    eng_model *m = eng_model_open(o->model, &st, err, sizeof err);
+    eng_model *m = tool_open_model(o->model);
     eng_session *s = NULL;
     eng_sampler *smp = NULL;
     int32_t *hist = NULL;
     char *file_prompt = NULL;
-    if (!m) {
-        /* messages from the file layer name the path already */
-        if (strncmp(err, o->model, strlen(o->model)) == 0)
-            tool_error("%s", err);
-        else
-            tool_error("%s: %s", o->model, err);
+    if (!m)
         return 1;
-    }
     const eng_hparams *hp = eng_model_hparams(m);
     const eng_vocab *v = eng_model_vocab(m);
     bool bar = !o->quiet && isatty(2);

@@ -415,3 +415,29 @@ void tool_text_put(tool_text *t, const char *fmt, ...)
     va_end(ap);
     t->n += (size_t)n;
 }
+
+int tool_parse_generation_flag(int argc, char **argv, int *i, tool_gpu_opts *gpu, tool_kv_opts *kv,
+                               eng_sampler_params *sp, bool *seed_given)
+{
+    int g = tool_parse_gpu_flag(argc, argv, i, gpu);
+    if (g == 0)
+        g = tool_parse_kv_flag(argc, argv, i, kv);
+    if (g == 0)
+        g = tool_parse_sampling_flag(argc, argv, i, sp, seed_given);
+    return g;
+}
+
+eng_model *tool_open_model(const char *path)
+{
+    char err[512] = "";
+    eng_status st;
+    eng_model *m = eng_model_open(path, &st, err, sizeof err);
+    if (m)
+        return m;
+    /* messages from the file layer name the path already */
+    if (strncmp(err, path, strlen(path)) == 0)
+        tool_error("%s", err);
+    else
+        tool_error("%s: %s", path, err);
+    return NULL;
+}

@@ -49,6 +49,14 @@ int tool_parse_kv_flag(int argc, char **argv, int *i, tool_kv_opts *kv);
 int tool_parse_sampling_flag(int argc, char **argv, int *i, eng_sampler_params *sp,
                              bool *seed_given);
 
+/* The flags of the commands that generate (run, serve): tool_parse_gpu_flag, then
+ * tool_parse_kv_flag, then tool_parse_sampling_flag, with their returns. */
+int tool_parse_generation_flag(int argc, char **argv, int *i, tool_gpu_opts *gpu, tool_kv_opts *kv,
+                               eng_sampler_params *sp, bool *seed_given);
+
+/* Opens (maps and checks) the model at path; NULL after printing why, the path named. */
+eng_model *tool_open_model(const char *path);
+
 /* Help text for those flags. */
 #define TOOL_KV_HELP                                                                               \
     "  --kv-type T           KV cache type of keys and values: f16 (default), q8_0 (8.5\n"         \
@@ -143,6 +151,7 @@ int tool_measure_bandwidth(vkb_device *dev, unsigned long long bytes, int reps,
                            tool_bandwidth *out);
 
 int cmd_run(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_synth(int argc, char **argv);

@@ -11,6 +11,7 @@ struct command {
 
 static const struct command commands[] = {
     {"run", cmd_run, "generate text with a GGUF model: vkllm run -m MODEL.gguf -p \"Once upon\""},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server: vkllm serve -m MODEL.gguf --port 8080"},
     {"devices", cmd_devices, "list Vulkan devices and what they offer; --bandwidth measures GB/s"},
     {"bench", cmd_bench,
      "model speed llama-bench style; bench kernels; bench compare A.json B.json"},
