@@ -171,7 +171,7 @@ int cmd_imatrix(int argc, char **argv)
     const eng_vocab *v = eng_model_vocab(m);
     int64_t n_tok = 0;
     if (text)
-        tok = tool_tokenize(v, text, len, false, 0, &n_tok);
+        tok = tool_tokenize(v, text, len, true, false, 0, &n_tok);
     if (!text || !tok || !ref || !logits) {
         tool_error("%s", err[0] ? err : "out of memory");
         goto done;

@@ -207,7 +207,7 @@ static int run(const ppl_opts *o, vkb_device *dev)
     }
     double t0 = tool_now_s();
     int64_t n_tok = 0;
-    if (!(tok = tool_tokenize(v, text, len, false, 0, &n_tok))) {
+    if (!(tok = tool_tokenize(v, text, len, true, false, 0, &n_tok))) {
         tool_error("out of memory tokenizing %s", o->file);
         goto done;
     }

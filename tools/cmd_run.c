@@ -674,7 +674,7 @@ static int generate(run_opts *o, vkb_device *dev)
     /* the history: the prompt, then what is generated; it never holds more than the
      * context and one token (a full context stops or shifts) */
     int64_t n_prompt = 0;
-    hist = tool_tokenize(v, prompt, prompt_len, o->parse_special, n_ctx + 1, &n_prompt);
+    hist = tool_tokenize(v, prompt, prompt_len, true, o->parse_special, n_ctx + 1, &n_prompt);
     if (!hist) {
         tool_error("out of memory tokenizing the prompt");
         goto done;

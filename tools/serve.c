@@ -186,11 +186,16 @@ static cJSON *response(const job *j, const char *object, cJSON **choice)
     return o;
 }
 
+/* The object name of j's streamed chunks. */
+static const char *chunk_object(const job *j)
+{
+    return j->kind == CHAT ? "chat.completion.chunk" : "text_completion";
+}
+
 /* A streamed piece: text (NULL for none), or the end with its finish reason. */
 static void send_chunk(job *j, const char *text, size_t len, const char *finish, bool role)
 {
-    cJSON *choice,
-        *o = response(j, j->kind == CHAT ? "chat.completion.chunk" : "text_completion", &choice);
+    cJSON *choice, *o = response(j, chunk_object(j), &choice);
     char *t = malloc(len + 1);
     if (t) {
         memcpy(t, text ? text : "", len);
@@ -393,8 +398,7 @@ static void run_job(tool_server *sv, job *j)
     } else if (j->stream) {
         send_chunk(j, NULL, 0, j->finish, false);
         if (j->include_usage) {
-            cJSON *o =
-                response(j, j->kind == CHAT ? "chat.completion.chunk" : "text_completion", NULL);
+            cJSON *o = response(j, chunk_object(j), NULL);
             cJSON_AddItemToObject(o, "usage", usage_json(j));
             cJSON_AddItemToObject(o, "timings", timings_json(j));
             send_event(j, o);
@@ -694,6 +698,27 @@ static bool read_stops(check *ck, const cJSON *req, job *j)
     return true;
 }
 
+/* The array of token ids `a` (the field `key`) into a new *ids, *n of them. */
+static bool read_ids(tool_server *sv, check *ck, const char *key, const cJSON *a, int32_t **ids,
+                     uint32_t *n)
+{
+    if (!cJSON_IsArray(a))
+        return bad(ck, 400, "\"%s\" must be an array of token ids", key);
+    int size = cJSON_GetArraySize(a);
+    if (!(*ids = malloc(sizeof **ids * (size_t)(size ? size : 1))))
+        return bad(ck, 500, "out of host memory");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a)
+    {
+        double id = cJSON_IsNumber(it) ? it->valuedouble : -1;
+        if (!(id >= 0 && id < sv->n_vocab && id == floor(id)))
+            return bad(ck, 400, "\"%s\": token %u is not an id of the vocabulary (0 to %u)", key,
+                       *n, sv->n_vocab - 1);
+        (*ids)[(*n)++] = (int32_t)id;
+    }
+    return true;
+}
+
 /* "prompt": a string, token ids, or an array holding one of them. */
 static bool read_prompt(tool_server *sv, check *ck, const cJSON *req, job *j)
 {
@@ -703,7 +728,7 @@ static bool read_prompt(tool_server *sv, check *ck, const cJSON *req, job *j)
         p = p->child;
     if (cJSON_IsString(p)) {
         int64_t n;
-        j->prompt = tool_tokenize(sv->v, p->valuestring, strlen(p->valuestring), true, 0, &n);
+        j->prompt = tool_tokenize(sv->v, p->valuestring, strlen(p->valuestring), true, true, 0, &n);
         if (!j->prompt)
             return bad(ck, 500, "out of host memory");
         j->n_prompt = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
@@ -713,19 +738,7 @@ static bool read_prompt(tool_server *sv, check *ck, const cJSON *req, job *j)
         return bad(ck, 400,
                    "\"prompt\" must be a string or an array of token ids (one prompt per "
                    "request)");
-    int n = cJSON_GetArraySize(p);
-    if (!(j->prompt = malloc(sizeof *j->prompt * (size_t)(n ? n : 1))))
-        return bad(ck, 500, "out of host memory");
-    const cJSON *it;
-    cJSON_ArrayForEach(it, p)
-    {
-        double id = cJSON_IsNumber(it) ? it->valuedouble : -1;
-        if (!(id >= 0 && id < sv->n_vocab && id == floor(id)))
-            return bad(ck, 400, "\"prompt\": token %u is not an id of the vocabulary (0 to %u)",
-                       j->n_prompt, sv->n_vocab - 1);
-        j->prompt[j->n_prompt++] = (int32_t)id;
-    }
-    return true;
+    return read_ids(sv, ck, "prompt", p, &j->prompt, &j->n_prompt);
 }
 
 /* A message's content: a string, or the texts of an array of parts (no images). */
@@ -805,7 +818,7 @@ static bool read_messages(tool_server *sv, check *ck, const cJSON *req, job *j)
         else
             eng_chat_format(sv->o.chat_style, sv->eos, m, (size_t)n, true, out, len + 1);
         int64_t nt;
-        if (ok && !(j->prompt = tool_tokenize(sv->v, out, len, true, 0, &nt)))
+        if (ok && !(j->prompt = tool_tokenize(sv->v, out, len, true, true, 0, &nt)))
             ok = bad(ck, 500, "out of host memory");
         if (ok)
             j->n_prompt = nt > UINT32_MAX ? UINT32_MAX : (uint32_t)nt;
@@ -818,11 +831,27 @@ static bool read_messages(tool_server *sv, check *ck, const cJSON *req, job *j)
     return ok;
 }
 
-/* Reads a generation request into a new job; NULL with the problem in ck. */
-static job *read_request(tool_server *sv, enum kind kind, const char *body, size_t len, check *ck)
+/* The body as a JSON object; NULL with the problem in ck. */
+static cJSON *read_object(check *ck, const tool_text *body)
 {
     const char *end = NULL;
-    cJSON *req = cJSON_ParseWithLengthOpts(body ? body : "", len, &end, false);
+    cJSON *o = cJSON_ParseWithLengthOpts(body->p ? body->p : "", body->n, &end, false);
+    if (!o)
+        bad(ck, 400, "the body is not JSON (a problem at byte %ld)",
+            end && body->p ? (long)(end - body->p) : 0L);
+    else if (!cJSON_IsObject(o))
+        bad(ck, 400, "the body must be a JSON object");
+    if (ck->status) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Reads a generation request into a new job; NULL with the problem in ck. */
+static job *read_request(tool_server *sv, enum kind kind, const tool_text *body, check *ck)
+{
+    cJSON *req = read_object(ck, body);
     job *j = calloc(1, sizeof *j);
     if (!j) {
         bad(ck, 500, "out of host memory");
@@ -832,15 +861,10 @@ static job *read_request(tool_server *sv, enum kind kind, const char *body, size
     j->sv = sv;
     j->kind = kind;
     j->max_tokens = -1;
-    if (!req)
-        bad(ck, 400, "the body is not JSON (a problem at byte %ld)",
-            end && body ? (long)(end - body) : 0L);
-    else if (!cJSON_IsObject(req))
-        bad(ck, 400, "the body must be a JSON object");
-    else if (refuse_unsupported(ck, req) && read_sampling(sv, ck, req, j) &&
-             read_stops(ck, req, j) && get_bool(ck, req, "stream", &j->stream) &&
-             get_bool(ck, req, "ignore_eos", &j->ignore_eos) &&
-             (kind == CHAT ? read_messages(sv, ck, req, j) : read_prompt(sv, ck, req, j))) {
+    if (req && refuse_unsupported(ck, req) && read_sampling(sv, ck, req, j) &&
+        read_stops(ck, req, j) && get_bool(ck, req, "stream", &j->stream) &&
+        get_bool(ck, req, "ignore_eos", &j->ignore_eos) &&
+        (kind == CHAT ? read_messages(sv, ck, req, j) : read_prompt(sv, ck, req, j))) {
         static const char *const limits[] = {"max_tokens", "max_completion_tokens", "n_predict"};
         for (int i = 0; i < 3; i++)
             get_int(ck, req, limits[i], -1, INT32_MAX, &j->max_tokens);
@@ -873,7 +897,7 @@ static enum MHD_Result generation(tool_server *sv, struct MHD_Connection *c, enu
                                   const tool_text *body)
 {
     check ck = {0};
-    job *j = read_request(sv, kind, body->p, body->n, &ck);
+    job *j = read_request(sv, kind, body, &ck);
     if (!j) {
         if (!sv->o.quiet)
             fprintf(stderr, "serve: a %s request refused (%u): %s\n",
@@ -926,68 +950,66 @@ static enum MHD_Result generation(tool_server *sv, struct MHD_Connection *c, enu
     return ret;
 }
 
-/* POST /tokenize {"content", "add_special", "parse_special"} and POST /detokenize
- * {"tokens"}, as llama.cpp's server has them. */
-static enum MHD_Result tokens(tool_server *sv, struct MHD_Connection *c, bool to_ids,
-                              const tool_text *body)
+/* o, or the error in ck (o deleted then). */
+static enum MHD_Result send_result(struct MHD_Connection *c, const check *ck, cJSON *o)
 {
-    cJSON *req = cJSON_ParseWithLength(body->p ? body->p : "", body->n), *o = NULL;
+    if (!ck->status && o)
+        return send_json(c, MHD_HTTP_OK, o);
+    cJSON_Delete(o);
+    return send_error(c, ck->status ? ck->status : 500, "%s",
+                      ck->status ? ck->msg : "out of host memory");
+}
+
+/* POST /tokenize {"content", "add_special", "parse_special"}, as llama.cpp's server has it:
+ * {"tokens": [...]}. */
+static enum MHD_Result tokenize(tool_server *sv, struct MHD_Connection *c, const tool_text *body)
+{
     check ck = {0};
-    if (!cJSON_IsObject(req)) {
-        bad(&ck, 400, "the body must be a JSON object");
-    } else if (to_ids) {
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(req, "content");
-        bool add = false, parse = true;
-        if (!cJSON_IsString(content))
-            bad(&ck, 400, "\"content\" must be a string");
-        else if (get_bool(&ck, req, "add_special", &add) &&
-                 get_bool(&ck, req, "parse_special", &parse)) {
-            size_t len = strlen(content->valuestring);
-            int64_t n = eng_tokenize(sv->v, content->valuestring, len, add, parse, NULL, 0);
-            int32_t *ids = n >= 0 ? malloc(sizeof *ids * (size_t)(n ? n : 1)) : NULL;
-            if (ids && eng_tokenize(sv->v, content->valuestring, len, add, parse, ids, n) == n) {
-                o = cJSON_CreateObject();
-                cJSON *a = cJSON_AddArrayToObject(o, "tokens");
-                for (int64_t i = 0; i < n; i++)
-                    cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
-            } else {
-                bad(&ck, 500, "cannot tokenize (out of host memory?)");
-            }
-            free(ids);
-        }
-    } else {
-        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(req, "tokens"), *it;
-        eng_textstream *t = eng_textstream_create(NULL, 0);
-        if (!cJSON_IsArray(ids))
-            bad(&ck, 400, "\"tokens\" must be an array of token ids");
-        else if (!t)
-            bad(&ck, 500, "out of host memory");
-        const cJSON *list = ck.status ? NULL : ids;
-        cJSON_ArrayForEach(it, list)
-        {
-            double id = cJSON_IsNumber(it) ? it->valuedouble : -1;
-            if (!(id >= 0 && id < sv->n_vocab && id == floor(id)))
-                bad(&ck, 400, "\"tokens\": %g is not an id of the vocabulary (0 to %u)", id,
-                    sv->n_vocab - 1);
-            else if (!eng_textstream_add_token(t, sv->v, (int32_t)id, true))
-                bad(&ck, 500, "out of host memory");
-            if (ck.status)
-                break;
-        }
-        size_t n;
-        if (!ck.status && eng_textstream_finish(t)) {
+    cJSON *req = read_object(&ck, body), *o = NULL;
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(req, "content");
+    bool add = false, parse = true;
+    if (req && !cJSON_IsString(content))
+        bad(&ck, 400, "\"content\" must be a string");
+    else if (req && get_bool(&ck, req, "add_special", &add) &&
+             get_bool(&ck, req, "parse_special", &parse)) {
+        int64_t n;
+        int32_t *ids = tool_tokenize(sv->v, content->valuestring, strlen(content->valuestring), add,
+                                     parse, 0, &n);
+        if (ids) {
             o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "content", eng_textstream_text(t, &n));
+            cJSON *a = cJSON_AddArrayToObject(o, "tokens");
+            for (int64_t i = 0; i < n; i++)
+                cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
         }
-        eng_textstream_destroy(t);
+        free(ids);
     }
     cJSON_Delete(req);
-    if (ck.status || !o) {
-        cJSON_Delete(o);
-        return send_error(c, ck.status ? ck.status : 500, "%s",
-                          ck.status ? ck.msg : "out of memory");
+    return send_result(c, &ck, o);
+}
+
+/* POST /detokenize {"tokens": [...]}: {"content"}, the pieces joined as valid UTF-8. */
+static enum MHD_Result detokenize(tool_server *sv, struct MHD_Connection *c, const tool_text *body)
+{
+    check ck = {0};
+    cJSON *req = read_object(&ck, body), *o = NULL;
+    int32_t *ids = NULL;
+    uint32_t n = 0;
+    eng_textstream *t = NULL;
+    if (req &&
+        read_ids(sv, &ck, "tokens", cJSON_GetObjectItemCaseSensitive(req, "tokens"), &ids, &n)) {
+        bool ok = (t = eng_textstream_create(NULL, 0)) != NULL;
+        for (uint32_t i = 0; ok && i < n; i++)
+            ok = eng_textstream_add_token(t, sv->v, ids[i], true);
+        size_t len;
+        if (ok && eng_textstream_finish(t)) {
+            o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "content", eng_textstream_text(t, &len));
+        }
     }
-    return send_json(c, MHD_HTTP_OK, o);
+    eng_textstream_destroy(t);
+    free(ids);
+    cJSON_Delete(req);
+    return send_result(c, &ck, o);
 }
 
 static enum MHD_Result models(tool_server *sv, struct MHD_Connection *c)
@@ -1119,7 +1141,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
         case 1: return metrics(sv, c);
         case 2: return generation(sv, c, COMPLETION, &up->body);
         case 3: return generation(sv, c, CHAT, &up->body);
-        default: return tokens(sv, c, i == 4, &up->body);
+        case 4: return tokenize(sv, c, &up->body);
+        default: return detokenize(sv, c, &up->body);
         }
     }
     return send_error(c, 404,

@@ -256,13 +256,13 @@ char *tool_read_text(const char *path, size_t *len)
     return buf;
 }
 
-int32_t *tool_tokenize(const eng_vocab *v, const char *text, size_t len, bool parse_special,
-                       size_t extra, int64_t *n)
+int32_t *tool_tokenize(const eng_vocab *v, const char *text, size_t len, bool add_special,
+                       bool parse_special, size_t extra, int64_t *n)
 {
     size_t cap = len + 3; /* a token per byte, the space prefix, BOS, EOS: the usual most */
     for (int pass = 0; pass < 2; pass++) {
         int32_t *tok = malloc(sizeof *tok * (cap + extra));
-        int64_t got = tok ? eng_tokenize(v, text, len, true, parse_special, tok, cap) : -1;
+        int64_t got = tok ? eng_tokenize(v, text, len, add_special, parse_special, tok, cap) : -1;
         if (got >= 0 && (size_t)got <= cap) {
             *n = got;
             return tok;

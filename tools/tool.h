@@ -104,12 +104,12 @@ int tool_next_item(const char **list, char item[TOOL_ITEM_MAX]);
 /* A whole file, NUL-terminated (*len excludes the NUL); NULL after printing why. */
 char *tool_read_text(const char *path, size_t *len);
 
-/* A text's token ids (BOS and EOS as the vocabulary adds them; special tokens' text
- * parsed with parse_special) in a new array, *n of them and room for `extra` more after
- * them; the buffer grows when a tokenizer gives more ids than bytes. NULL when out of
- * memory. */
-int32_t *tool_tokenize(const eng_vocab *v, const char *text, size_t len, bool parse_special,
-                       size_t extra, int64_t *n);
+/* A text's token ids (with add_special, BOS and EOS as the vocabulary adds them; special
+ * tokens' text parsed with parse_special) in a new array, *n of them and room for `extra`
+ * more after them; the buffer grows when a tokenizer gives more ids than bytes. NULL when
+ * out of memory. */
+int32_t *tool_tokenize(const eng_vocab *v, const char *text, size_t len, bool add_special,
+                       bool parse_special, size_t extra, int64_t *n);
 
 /* Whether a command may write `out`: never over its input `in` (the same path or file;
  * NULL when there is none), and over an existing file only with force. Prints
