@@ -35,8 +35,8 @@ typedef struct job {
     bool stream, include_usage, ignore_eos;
     int32_t *prompt;
     uint32_t n_prompt;
-    eng_sampler_params sp;
-    long max_tokens; /* -1: to the end of the context */
+    eng_sampler *smp; /* made from the request's sampling fields when it is read */
+    long max_tokens;  /* -1: to the end of the context */
     char *stops[STOPS_MAX];
     size_t n_stops;
     char id[48];
@@ -251,7 +251,6 @@ static cJSON *timings_json(const job *j)
 typedef struct gen {
     tool_server *sv;
     job *j;
-    eng_sampler *smp;
     eng_textstream *text;
     bool generating; /* in eng_session_generate, whose sampler took the token */
     bool out_of_memory;
@@ -271,7 +270,7 @@ static bool take(void *user, int32_t t)
         return false;
     }
     if (!g->generating)
-        eng_sampler_accept(g->smp, t);
+        eng_sampler_accept(j->smp, t);
     sv->cached[j->n_prompt + g->taken++] = t;
     if (eng_vocab_is_eog(sv->v, t) && !j->ignore_eos) {
         g->finish = "stop";
@@ -312,7 +311,6 @@ static void job_fail(job *j, unsigned status, const char *fmt, ...)
 static void generate(tool_server *sv, job *j, gen *g)
 {
     eng_session *s = sv->s;
-    char err[256];
     double t0 = tool_now_s();
     /* the prompt cache: keep what the session holds of this prompt, less its last token,
      * whose logits the first pick needs */
@@ -323,12 +321,8 @@ static void generate(tool_server *sv, job *j, gen *g)
         common--;
     sv->n_cached = eng_session_keep(s, common);
     j->n_cached = sv->n_cached;
-    if (!(g->smp = eng_sampler_create(&j->sp, sv->n_vocab, err, sizeof err))) {
-        job_fail(j, 500, "sampler: %s", err);
-        return;
-    }
     for (uint32_t i = 0; i < j->n_prompt; i++)
-        eng_sampler_accept(g->smp, j->prompt[i]);
+        eng_sampler_accept(j->smp, j->prompt[i]);
     if (eng_session_eval(s, j->prompt + j->n_cached, j->n_prompt - j->n_cached)) {
         job_fail(j, 500, "prefill: %s", eng_session_errmsg(s));
         return;
@@ -342,7 +336,7 @@ static void generate(tool_server *sv, job *j, gen *g)
         send_chunk(j, NULL, 0, NULL, true);
     g->finish = "length";
     if (j->max_tokens != 0) {
-        int32_t t = eng_session_sample(s, g->smp);
+        int32_t t = eng_session_sample(s, j->smp);
         if (t < 0) {
             job_fail(j, 500, "every logit is NaN or -inf: the model or the GPU produced garbage");
             return;
@@ -351,7 +345,7 @@ static void generate(tool_server *sv, job *j, gen *g)
             uint32_t max = j->max_tokens < 0 ? UINT32_MAX : (uint32_t)(j->max_tokens - j->n_gen);
             g->generating = true;
             g->finish = "length"; /* unless take says otherwise: the context is full */
-            if (eng_session_generate(s, t, max, g->smp, take, g, NULL)) {
+            if (eng_session_generate(s, t, max, j->smp, take, g, NULL)) {
                 job_fail(j, 500, "decode: %s", eng_session_errmsg(s));
                 return;
             }
@@ -391,7 +385,6 @@ static void run_job(tool_server *sv, job *j)
         n_past = 0;
     }
     sv->n_cached = n_past;
-    eng_sampler_destroy(g.smp);
     eng_textstream_destroy(g.text);
     if (j->stream && j->status) {
         send_event(j, error_json(j->status, j->error));
@@ -464,6 +457,7 @@ static void job_free(job *j)
     if (!j)
         return;
     free(j->prompt);
+    eng_sampler_destroy(j->smp);
     for (size_t i = 0; i < j->n_stops; i++)
         free(j->stops[i]);
     free(j->out.p);
@@ -634,11 +628,10 @@ static bool refuse_unsupported(check *ck, const cJSON *req)
     return true;
 }
 
-/* The sampling fields into j->sp, starting from the server's defaults. */
+/* The sampling fields, over the server's defaults, into j's sampler. */
 static bool read_sampling(tool_server *sv, check *ck, const cJSON *req, job *j)
 {
-    eng_sampler_params *sp = &j->sp;
-    *sp = sv->o.sampling;
+    eng_sampler_params params = sv->o.sampling, *sp = &params;
     long top_k = sp->top_k, last_n = sp->repeat_last_n, seed = -1;
     if (!get_float(ck, req, "temperature", 0, 100, &sp->temperature) ||
         !get_float(ck, req, "top_p", 0, 1, &sp->top_p) ||
@@ -671,10 +664,8 @@ static bool read_sampling(tool_server *sv, check *ck, const cJSON *req, job *j)
         sp->top_k = (int32_t)(best - window);
     }
     char err[200];
-    eng_sampler *smp = eng_sampler_create(sp, sv->n_vocab, err, sizeof err);
-    if (!smp)
+    if (!(j->smp = eng_sampler_create(sp, sv->n_vocab, err, sizeof err)))
         return bad(ck, 400, "sampling: %s", err);
-    eng_sampler_destroy(smp);
     return true;
 }
 
