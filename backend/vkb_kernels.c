@@ -59,6 +59,9 @@ static uint64_t attention_shared(const uint32_t *spec)
 #define ATTENTION_IO .binding_count = 5, .writes = {false, false, false, true, false}
 /* rope_store.comp: q (rotated in place), k, v, pos, freqs, then the two caches */
 #define ROPE_STORE_IO .binding_count = 7, .writes = {true, false, false, false, false, true, true}
+/* rope_store.comp NORM: the same, then the norms' weights of q and of k */
+#define ROPE_STORE_NORM_IO                                                                         \
+    .binding_count = 9, .writes = {true, false, false, false, false, true, true, false, false}
 /* weight products: W, x, then up to three outputs (vkb_outputs.glsl); matvec then the
  * norm's weights (NORM; x again without), the positions, the rotation's frequencies and
  * the biases (ROPE; x again without) */
@@ -244,6 +247,15 @@ static const struct vkb_kernel kernels[] = {
     ELTWISE("convert_f16_f32", OUT2, 12),
     ELTWISE("rope_f32", OUT4, 20),
     ELTWISE("rope_store_f16", ROPE_STORE_IO, 28),
+    /* a head's squares in shared memory */
+    {.name = "rope_store_norm_f16",
+     ROPE_STORE_NORM_IO,
+     .push_size = 32,
+     .spec_count = 1,
+     .spec_defaults = {256},
+     .elems_per_invocation = 1,
+     .flatten_x = true,
+     .shared_bytes_per_invocation = 4},
     ELTWISE("attention_scores", OUT3, 52),
     ELTWISE("attention_values", OUT3, 52),
     ELTWISE("attention_merge", OUT2, 12),

@@ -473,14 +473,16 @@ static uint64_t f16_bytes(uint64_t n)
     return (n + 1) / 2 * 4;
 }
 
-vkb_status vkb_op_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_buffer *k,
-                                 const vkb_buffer *v, const vkb_buffer *pos,
+/* vkb_op_rope_store_f16, with norms (not NULL) vkb_op_norm_rope_store_f16. */
+static vkb_status rope_store_f16(vkb_stream *s, const char *op, const vkb_buffer *q,
+                                 const vkb_buffer *k, const vkb_buffer *v,
+                                 const vkb_head_norms *norms, const vkb_buffer *pos,
                                  const vkb_buffer *freqs, const vkb_rope_shape *sh,
                                  uint32_t kv_heads, const vkb_buffer *k_cache,
                                  const vkb_buffer *v_cache, uint32_t row0)
 {
     vkb_device *dev = vkb_stream_device(s);
-    vkb_status st = check_rope(dev, "rope_store_f16", sh);
+    vkb_status st = check_rope(dev, op, sh);
     if (st != VKB_OK)
         return st;
     uint64_t q_values = (uint64_t)sh->head_dim * sh->heads * sh->tokens;
@@ -493,20 +495,61 @@ vkb_status vkb_op_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_b
     if (kv_heads == 0 || q_values / 2 + kv_values > UINT32_MAX || cache_values > UINT32_MAX ||
         cache_values < kv_values)
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
-                            "rope_store_f16: %u kv heads of %u tokens from %s %u (1 or more "
-                            "heads; q, k, v and the caches below 2^32 values)",
-                            kv_heads, sh->tokens, at_pos ? "positions" : "row", at_pos ? 0 : row0);
-    struct op_arg a[7] = {{"q", q, q_values * 4},
+                            "%s: %u kv heads of %u tokens from %s %u (1 or more heads; q, k, v "
+                            "and the caches below 2^32 values)",
+                            op, kv_heads, sh->tokens, at_pos ? "positions" : "row",
+                            at_pos ? 0 : row0);
+    /* with norms, a workgroup holds whole heads: a multiple of head_dim / 2 invocations */
+    uint32_t half = sh->head_dim / 2, wg = 0;
+    if (norms) {
+        wg = vkb_op_wg_size(dev, 256, 4);
+        wg -= wg % half;
+        if (wg == 0 || !(norms->eps >= 0.0f))
+            return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
+                                "%s: head size %u (at most twice the workgroup limit %u), eps %g "
+                                "(not negative)",
+                                op, sh->head_dim, vkb_op_wg_size(dev, 256, 4), norms->eps);
+    }
+    struct op_arg a[9] = {{"q", q, q_values * 4},
                           {"k", k, kv_values * 4},
                           {"v", v, kv_values * 4},
                           {"pos", pos, (uint64_t)sh->tokens * 4},
                           {"freqs", freqs, (uint64_t)sh->rot_dims / 2 * 4},
                           {"k_cache", k_cache, f16_bytes(cache_values)},
-                          {"v_cache", v_cache, f16_bytes(cache_values)}};
-    uint32_t push[7] = {sh->head_dim, sh->rot_dims, sh->heads, kv_heads,
-                        sh->tokens,   sh->neox,     row0};
-    return dispatch_simple(s, "rope_store_f16", "rope_store_f16", a, 7, push, sizeof push,
-                           q_values / 2 + kv_values, 0);
+                          {"v_cache", v_cache, f16_bytes(cache_values)},
+                          {"q_norm", norms ? norms->q : NULL, (uint64_t)sh->head_dim * 4},
+                          {"k_norm", norms ? norms->k : NULL, (uint64_t)sh->head_dim * 4}};
+    struct {
+        uint32_t u[7];
+        float eps;
+    } push = {{sh->head_dim, sh->rot_dims, sh->heads, kv_heads, sh->tokens, sh->neox, row0},
+              norms ? norms->eps : 0.0f};
+    return dispatch_simple(s, op, norms ? "rope_store_norm_f16" : "rope_store_f16", a,
+                           norms ? 9 : 7, &push, norms ? 32 : 28, q_values / 2 + kv_values, wg);
+}
+
+vkb_status vkb_op_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_buffer *k,
+                                 const vkb_buffer *v, const vkb_buffer *pos,
+                                 const vkb_buffer *freqs, const vkb_rope_shape *sh,
+                                 uint32_t kv_heads, const vkb_buffer *k_cache,
+                                 const vkb_buffer *v_cache, uint32_t row0)
+{
+    return rope_store_f16(s, "rope_store_f16", q, k, v, NULL, pos, freqs, sh, kv_heads, k_cache,
+                          v_cache, row0);
+}
+
+vkb_status vkb_op_norm_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_buffer *k,
+                                      const vkb_buffer *v, const vkb_head_norms *norms,
+                                      const vkb_buffer *pos, const vkb_buffer *freqs,
+                                      const vkb_rope_shape *sh, uint32_t kv_heads,
+                                      const vkb_buffer *k_cache, const vkb_buffer *v_cache,
+                                      uint32_t row0)
+{
+    if (!norms)
+        return vkb_dev_fail(vkb_stream_device(s), VKB_ERR_INVALID_ARGUMENT,
+                            "norm_rope_store_f16: norms is NULL");
+    return rope_store_f16(s, "norm_rope_store_f16", q, k, v, norms, pos, freqs, sh, kv_heads,
+                          k_cache, v_cache, row0);
 }
 
 /* The push constants of eltwise.comp. */

@@ -367,6 +367,24 @@ vkb_status vkb_op_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_b
                                  uint32_t kv_heads, const vkb_buffer *k_cache,
                                  const vkb_buffer *v_cache, uint32_t row0);
 
+/* Per-head RMS norms (qwen3's q_norm and k_norm): each head of head_dim values x becomes
+ * x / sqrt(mean(x²) + eps) · w, with q's weights for q's heads and k's for k's (head_dim
+ * f32 values each). */
+typedef struct vkb_head_norms {
+    const vkb_buffer *q, *k;
+    float eps;
+} vkb_head_norms;
+
+/* vkb_op_rope_store_f16 with each head of q and k through its norm first: vkb_op_rms_norm
+ * of q and of k (rows of head_dim) then vkb_op_rope_store_f16, within f32 rounding (the
+ * squares are added in another order), in one dispatch instead of three. */
+vkb_status vkb_op_norm_rope_store_f16(vkb_stream *s, const vkb_buffer *q, const vkb_buffer *k,
+                                      const vkb_buffer *v, const vkb_head_norms *norms,
+                                      const vkb_buffer *pos, const vkb_buffer *freqs,
+                                      const vkb_rope_shape *shape, uint32_t kv_heads,
+                                      const vkb_buffer *k_cache, const vkb_buffer *v_cache,
+                                      uint32_t row0);
+
 /* The attention block's prologue fused into the q, k, v product (matvec sizes, 1 to 8
  * tokens): W holds q's, k's and v's rows stacked (shape.heads and kv_heads heads of
  * head_dim rows, one part of its buffer: else VKB_ERR_UNSUPPORTED), q gets q rotated

@@ -113,9 +113,12 @@ static eng_status read_hparams(eng_model *m, char *err, size_t err_size)
         hp->arch = ENG_ARCH_LLAMA;
     else if (cmp_gguf_str_eq(arch, "qwen2"))
         hp->arch = ENG_ARCH_QWEN2;
+    else if (cmp_gguf_str_eq(arch, "qwen3"))
+        hp->arch = ENG_ARCH_QWEN3;
     else
         return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
-                        "architecture \"%.*s\" is not supported (vkllm runs llama and qwen2)",
+                        "architecture \"%.*s\" is not supported (vkllm runs llama, qwen2 and "
+                        "qwen3)",
                         (int)(arch.len < 64 ? arch.len : 64), arch.ptr);
     snprintf(hp->arch_name, sizeof hp->arch_name, "%.*s", (int)arch.len, arch.ptr);
     cmp_gguf_str name;
@@ -160,7 +163,7 @@ static eng_status read_hparams(eng_model *m, char *err, size_t err_size)
     if (r.st != ENG_OK)
         return r.st;
     hp->rope_freq_scale = 1.0f / factor;
-    hp->rope_neox = hp->arch == ENG_ARCH_QWEN2;
+    hp->rope_neox = hp->arch == ENG_ARCH_QWEN2 || hp->arch == ENG_ARCH_QWEN3;
 
     if (v_len != hp->head_dim || hp->n_head % hp->n_head_kv || hp->head_dim % 2 ||
         hp->head_dim > 256 || hp->n_rot % 2 || hp->n_rot > hp->head_dim)
@@ -251,33 +254,40 @@ static eng_status find_factors(eng_model *m, const char *name, uint32_t k, uint3
 }
 
 /* The sizes a layer tensor's dimensions are given in. */
-typedef enum dim { DIM_NONE, DIM_EMBD, DIM_Q, DIM_KV, DIM_FF } dim;
+typedef enum dim { DIM_NONE, DIM_EMBD, DIM_Q, DIM_KV, DIM_FF, DIM_HEAD } dim;
+
+/* Which architectures read a layer tensor. OWNER_QWEN2: qwen2 requires it and the others
+ * read it where the file has it (llama.cpp's llama reads optional biases too);
+ * OWNER_QWEN3: qwen3 requires it and the others ignore it. */
+typedef enum owner { OWNER_ALL, OWNER_QWEN2, OWNER_QWEN3 } owner;
 
 /* Every tensor of a layer: its name after "blk.N.", its k and rows (rows DIM_NONE: an f32
- * vector), whether only qwen2 has it (the biases), and where it lives in
- * eng_layer_weights and eng_dev_layer. Checking, sizing and uploading all read this. */
+ * vector), which architectures have it, and where it lives in eng_layer_weights and
+ * eng_dev_layer. Checking, sizing and uploading all read this. */
 static const struct layer_tensor {
     const char *suffix;
     dim k, rows;
-    bool bias;
+    owner owner;
     size_t host, dev;
 } layer_tensors[] = {
-#define LT(suffix, k, rows, bias, field)                                                           \
+#define LT(suffix, k, rows, owner, field)                                                          \
     {                                                                                              \
-        suffix, k, rows, bias, offsetof(eng_layer_weights, field), offsetof(eng_dev_layer, field)  \
+        suffix, k, rows, owner, offsetof(eng_layer_weights, field), offsetof(eng_dev_layer, field) \
     }
-    LT("attn_norm.weight", DIM_EMBD, DIM_NONE, false, attn_norm),
-    LT("attn_q.weight", DIM_EMBD, DIM_Q, false, wq),
-    LT("attn_k.weight", DIM_EMBD, DIM_KV, false, wk),
-    LT("attn_v.weight", DIM_EMBD, DIM_KV, false, wv),
-    LT("attn_output.weight", DIM_Q, DIM_EMBD, false, wo),
-    LT("ffn_norm.weight", DIM_EMBD, DIM_NONE, false, ffn_norm),
-    LT("ffn_gate.weight", DIM_EMBD, DIM_FF, false, gate),
-    LT("ffn_up.weight", DIM_EMBD, DIM_FF, false, up),
-    LT("ffn_down.weight", DIM_FF, DIM_EMBD, false, down),
-    LT("attn_q.bias", DIM_Q, DIM_NONE, true, bq),
-    LT("attn_k.bias", DIM_KV, DIM_NONE, true, bk),
-    LT("attn_v.bias", DIM_KV, DIM_NONE, true, bv),
+    LT("attn_norm.weight", DIM_EMBD, DIM_NONE, OWNER_ALL, attn_norm),
+    LT("attn_q.weight", DIM_EMBD, DIM_Q, OWNER_ALL, wq),
+    LT("attn_k.weight", DIM_EMBD, DIM_KV, OWNER_ALL, wk),
+    LT("attn_v.weight", DIM_EMBD, DIM_KV, OWNER_ALL, wv),
+    LT("attn_output.weight", DIM_Q, DIM_EMBD, OWNER_ALL, wo),
+    LT("ffn_norm.weight", DIM_EMBD, DIM_NONE, OWNER_ALL, ffn_norm),
+    LT("ffn_gate.weight", DIM_EMBD, DIM_FF, OWNER_ALL, gate),
+    LT("ffn_up.weight", DIM_EMBD, DIM_FF, OWNER_ALL, up),
+    LT("ffn_down.weight", DIM_FF, DIM_EMBD, OWNER_ALL, down),
+    LT("attn_q.bias", DIM_Q, DIM_NONE, OWNER_QWEN2, bq),
+    LT("attn_k.bias", DIM_KV, DIM_NONE, OWNER_QWEN2, bk),
+    LT("attn_v.bias", DIM_KV, DIM_NONE, OWNER_QWEN2, bv),
+    LT("attn_q_norm.weight", DIM_HEAD, DIM_NONE, OWNER_QWEN3, q_norm),
+    LT("attn_k_norm.weight", DIM_HEAD, DIM_NONE, OWNER_QWEN3, k_norm),
 #undef LT
 };
 #define N_LAYER_TENSORS (sizeof layer_tensors / sizeof layer_tensors[0])
@@ -291,6 +301,7 @@ static uint32_t dim_size(const eng_model *m, dim d, bool device)
     case DIM_Q: return hp->n_head * hp->head_dim;
     case DIM_KV: return hp->n_head_kv * hp->head_dim;
     case DIM_FF: return device ? m->n_ff_pad : hp->n_ff;
+    case DIM_HEAD: return hp->head_dim;
     default: return 0;
     }
 }
@@ -323,12 +334,16 @@ static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers)
         return eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
-    bool qwen2 = hp->arch == ENG_ARCH_QWEN2;
     /* the type most of the layers' matrix bytes are in, for reports */
     uint64_t by_type[64] = {0};
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         for (size_t i = 0; i < N_LAYER_TENSORS; i++) {
             const struct layer_tensor *t = &layer_tensors[i];
+            bool required = t->owner == OWNER_ALL ||
+                            (t->owner == OWNER_QWEN2 && hp->arch == ENG_ARCH_QWEN2) ||
+                            (t->owner == OWNER_QWEN3 && hp->arch == ENG_ARCH_QWEN3);
+            if (!required && t->owner == OWNER_QWEN3)
+                continue;
             eng_weight *w = layer_weight(m, l, t);
             char name[96];
             snprintf(name, sizeof name, "blk.%u.%s", l, t->suffix);
@@ -337,7 +352,7 @@ static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
             if (factorized)
                 st = find_factors(m, name, k, rows, w, err, err_size);
             else
-                st = find_weight(m, name, k, rows, t->bias && !qwen2, w, err, err_size);
+                st = find_weight(m, name, k, rows, !required, w, err, err_size);
             if (st)
                 return st;
             if (t->rows != DIM_NONE)

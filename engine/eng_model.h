@@ -2,8 +2,10 @@
  * once to a device, and sessions that run the forward pass on it.
  *
  * Architectures: the llama family (Llama 1/2/3, Mistral, TinyLlama, SmolLM: grouped-query
- * attention, tied embeddings when output.weight is absent, normal rope) and qwen2 (QKV
- * biases, neox rope). Other architectures are refused by name.
+ * attention, tied embeddings when output.weight is absent, normal rope), qwen2 (QKV
+ * biases, neox rope) and qwen3 (an RMS norm of each q and k head before rope, neox rope,
+ * a head size of its own: n_head x head_dim need not be n_embd). Other architectures are
+ * refused by name.
  *
  * A model is opened on the host (the file stays mapped read-only: the CPU reference
  * forward pass in eng_ref.h reads the weights from it), then uploaded to one device.
@@ -41,7 +43,7 @@ typedef enum eng_status {
 
 const char *eng_status_name(eng_status st);
 
-typedef enum eng_arch { ENG_ARCH_LLAMA = 0, ENG_ARCH_QWEN2 } eng_arch;
+typedef enum eng_arch { ENG_ARCH_LLAMA = 0, ENG_ARCH_QWEN2, ENG_ARCH_QWEN3 } eng_arch;
 
 typedef struct eng_hparams {
     eng_arch arch;
@@ -77,7 +79,8 @@ typedef struct eng_weight {
 
 typedef struct eng_layer_weights {
     eng_weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
-    eng_weight bq, bk, bv; /* qwen2; data NULL for llama */
+    eng_weight bq, bk, bv;     /* qwen2; data NULL for the others */
+    eng_weight q_norm, k_norm; /* qwen3: head_dim values, each head's RMS norm weight */
 } eng_layer_weights;
 
 typedef struct eng_model eng_model;

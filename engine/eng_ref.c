@@ -217,6 +217,10 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
             vkb_ref_add_bias(k, k, L->bk.data, kvw, n);
             vkb_ref_add_bias(v, v, L->bv.data, kvw, n);
         }
+        if (L->q_norm.data) {
+            vkb_ref_rms_norm(q, q, L->q_norm.data, hp->head_dim, n * hp->n_head, hp->rms_eps);
+            vkb_ref_rms_norm(k, k, L->k_norm.data, hp->head_dim, n * hp->n_head_kv, hp->rms_eps);
+        }
         vkb_ref_rope(q, q, pos, r->freqs, &rq);
         vkb_ref_rope(k, k, pos, r->freqs, &rk);
         /* quantize-on-write with the CPU codec, as the GPU's kernel does */

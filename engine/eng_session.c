@@ -634,18 +634,32 @@ static vkb_status ffn_products(eng_session *s, const eng_dev_layer *L, uint32_t 
     return vkb_op_silu_mul(st, s->h, s->g, s->u, (uint64_t)n * ff);
 }
 
-/* q and k rotated, k and v into layer l's caches at positions p0 .. p0 + n: one dispatch
- * over f16 caches, else rope of each and the caches' quantize-on-write. */
+/* q and k rotated (each head through its norm first where the layer has them, qwen3), k
+ * and v into layer l's caches at positions p0 .. p0 + n: one dispatch over f16 caches
+ * (the norms as their own dispatches before it with unfused_products), else the norms,
+ * rope of each and the caches' quantize-on-write. */
 static vkb_status rope_store(eng_session *s, uint32_t l, uint32_t n, uint32_t p0)
 {
     const eng_hparams *hp = &s->m->hp;
+    const eng_dev_layer *L = &s->m->d_layers[l];
     vkb_stream *st = s->stream;
     vkb_rope_shape rq = {hp->head_dim, hp->n_rot, hp->n_head, n, hp->rope_neox};
     vkb_rope_shape rk = {hp->head_dim, hp->n_rot, hp->n_head_kv, n, hp->rope_neox};
+    vkb_head_norms norms = {L->q_norm.buffer, L->k_norm.buffer, hp->rms_eps};
+    uint32_t row0 = s->at_pos ? VKB_AT_POS : p0;
+    bool f16 = s->k_layout.type == VKB_KV_F16 && s->v_layout.type == VKB_KV_F16;
     vkb_status vs;
-    if (s->k_layout.type == VKB_KV_F16 && s->v_layout.type == VKB_KV_F16)
+    if (f16 && norms.q && !s->unfused_products)
+        return vkb_op_norm_rope_store_f16(st, s->q, s->k, s->v, &norms, s->pos, s->freqs, &rq,
+                                          hp->n_head_kv, s->k_cache[l], s->v_cache[l], row0);
+    if (norms.q && ((vs = vkb_op_rms_norm(st, s->q, s->q, norms.q, hp->head_dim, n * hp->n_head,
+                                          hp->rms_eps)) ||
+                    (vs = vkb_op_rms_norm(st, s->k, s->k, norms.k, hp->head_dim, n * hp->n_head_kv,
+                                          hp->rms_eps))))
+        return vs;
+    if (f16)
         return vkb_op_rope_store_f16(st, s->q, s->k, s->v, s->pos, s->freqs, &rq, hp->n_head_kv,
-                                     s->k_cache[l], s->v_cache[l], s->at_pos ? VKB_AT_POS : p0);
+                                     s->k_cache[l], s->v_cache[l], row0);
     if ((vs = vkb_op_rope(st, s->q, s->q, s->pos, s->freqs, &rq)) ||
         (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)))
         return vs;
@@ -669,9 +683,10 @@ static bool fused_prologue(eng_session *s, uint32_t l, uint32_t n, uint32_t p0, 
     const eng_dev_layer *L = &s->m->d_layers[l];
     const eng_dev_weight *qkv = &L->qkv;
     if (s->unfused_products || n > 8 || !qkv->buffer || qkv->rank ||
-        (L->bq.buffer && !L->bqkv.buffer) || vkb_buffer_part_count(qkv->buffer) != 1 ||
-        s->k_layout.type != VKB_KV_F16 || s->v_layout.type != VKB_KV_F16 || hp->head_dim % 4 ||
-        (hp->rope_neox && hp->n_rot % 4) || hp->n_head_kv > hp->n_head)
+        (L->bq.buffer && !L->bqkv.buffer) || L->q_norm.buffer ||
+        vkb_buffer_part_count(qkv->buffer) != 1 || s->k_layout.type != VKB_KV_F16 ||
+        s->v_layout.type != VKB_KV_F16 || hp->head_dim % 4 || (hp->rope_neox && hp->n_rot % 4) ||
+        hp->n_head_kv > hp->n_head)
         return false;
     vkb_kv_write kv = {.pos = s->pos,
                        .freqs = s->freqs,

@@ -11,15 +11,25 @@
 /* Shapes from the models' published configurations. */
 static const eng_synth_preset presets[] = {
     {"tiny", "a 2-layer toy (tests, the correctness gate)", 1024, 1024, 256, 2, 4, 2, 768, 10000.0f,
-     1e-5f, false},
-    {"smollm-135m", "SmolLM 135M", 49152, 2048, 576, 30, 9, 3, 1536, 10000.0f, 1e-5f, true},
+     1e-5f, false, false, 0},
+    {"smollm-135m", "SmolLM 135M", 49152, 2048, 576, 30, 9, 3, 1536, 10000.0f, 1e-5f, true, false,
+     0},
     {"qwen2-0.5b", "Qwen2 0.5B (as a llama: no QKV biases)", 151936, 32768, 896, 24, 14, 2, 4864,
-     1000000.0f, 1e-6f, true},
-    {"llama-1b", "TinyLlama 1.1B", 32000, 2048, 2048, 22, 32, 4, 5632, 10000.0f, 1e-5f, false},
-    {"llama2-7b", "Llama 2 7B", 32000, 4096, 4096, 32, 32, 32, 11008, 10000.0f, 1e-5f, false},
+     1000000.0f, 1e-6f, true, false, 0},
+    {"llama-1b", "TinyLlama 1.1B", 32000, 2048, 2048, 22, 32, 4, 5632, 10000.0f, 1e-5f, false,
+     false, 0},
+    {"llama2-7b", "Llama 2 7B", 32000, 4096, 4096, 32, 32, 32, 11008, 10000.0f, 1e-5f, false, false,
+     0},
     {"mistral-7b", "Mistral 7B v0.2", 32000, 32768, 4096, 32, 32, 8, 14336, 1000000.0f, 1e-5f,
-     false},
-    {"llama3-8b", "Llama 3 8B", 128256, 8192, 4096, 32, 32, 8, 14336, 500000.0f, 1e-5f, false},
+     false, false, 0},
+    {"llama3-8b", "Llama 3 8B", 128256, 8192, 4096, 32, 32, 8, 14336, 500000.0f, 1e-5f, false,
+     false, 0},
+    {"tiny-qwen3", "a 2-layer toy qwen3 (tests; heads of 128)", 1024, 1024, 256, 2, 4, 2, 768,
+     1000000.0f, 1e-6f, true, true, 128},
+    {"qwen3-0.6b", "Qwen3 0.6B", 151936, 40960, 1024, 28, 16, 8, 3072, 1000000.0f, 1e-6f, true,
+     true, 128},
+    {"qwen3-8b", "Qwen3 8B", 151936, 40960, 4096, 36, 32, 8, 12288, 1000000.0f, 1e-6f, false, true,
+     128},
 };
 
 #define N_PRESETS (sizeof presets / sizeof presets[0])
@@ -58,9 +68,14 @@ typedef struct synth {
     uint64_t done, total; /* bytes, for progress */
 } synth;
 
+uint32_t eng_synth_head_dim(const eng_synth_preset *ps)
+{
+    return ps->head_dim ? ps->head_dim : ps->n_embd / ps->n_head;
+}
+
 static uint32_t tensor_count(const eng_synth_preset *ps)
 {
-    return 2 + !ps->tied_output + 9 * ps->n_layer;
+    return 2 + !ps->tied_output + (ps->qwen3 ? 11 : 9) * ps->n_layer;
 }
 
 static void add(synth *s, const char *name, cmp_role role, uint32_t layer, uint64_t rows,
@@ -88,7 +103,8 @@ static bool build(synth *s, const eng_synth_params *p)
     s->t = calloc(tensor_count(ps), sizeof *s->t);
     if (!s->t)
         return false;
-    uint64_t e = ps->n_embd, hd = ps->n_embd / ps->n_head, kv = hd * ps->n_head_kv, f = ps->n_ff;
+    uint64_t e = ps->n_embd, hd = eng_synth_head_dim(ps), q = hd * ps->n_head,
+             kv = hd * ps->n_head_kv, f = ps->n_ff;
     add(s, "token_embd.weight", CMP_ROLE_TOKEN_EMBD, 0, ps->n_vocab, e);
     add(s, "output_norm.weight", CMP_ROLE_VECTOR, 0, 1, e);
     if (!ps->tied_output)
@@ -96,19 +112,23 @@ static bool build(synth *s, const eng_synth_params *p)
     static const struct {
         const char *name;
         cmp_role role;
+        bool qwen3; /* qwen3's alone */
     } per_layer[] = {
-        {"attn_norm", CMP_ROLE_VECTOR},        {"attn_q", CMP_ROLE_ATTN_Q},
-        {"attn_k", CMP_ROLE_ATTN_K},           {"attn_v", CMP_ROLE_ATTN_V},
-        {"attn_output", CMP_ROLE_ATTN_OUTPUT}, {"ffn_norm", CMP_ROLE_VECTOR},
-        {"ffn_gate", CMP_ROLE_FFN_GATE},       {"ffn_up", CMP_ROLE_FFN_UP},
-        {"ffn_down", CMP_ROLE_FFN_DOWN},
+        {"attn_norm", CMP_ROLE_VECTOR, false},        {"attn_q", CMP_ROLE_ATTN_Q, false},
+        {"attn_k", CMP_ROLE_ATTN_K, false},           {"attn_v", CMP_ROLE_ATTN_V, false},
+        {"attn_output", CMP_ROLE_ATTN_OUTPUT, false}, {"attn_q_norm", CMP_ROLE_VECTOR, true},
+        {"attn_k_norm", CMP_ROLE_VECTOR, true},       {"ffn_norm", CMP_ROLE_VECTOR, false},
+        {"ffn_gate", CMP_ROLE_FFN_GATE, false},       {"ffn_up", CMP_ROLE_FFN_UP, false},
+        {"ffn_down", CMP_ROLE_FFN_DOWN, false},
     };
     for (uint32_t l = 0; l < ps->n_layer; l++)
         for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
-            uint64_t rows = 1, k = e;
+            if (per_layer[i].qwen3 && !ps->qwen3)
+                continue;
+            uint64_t rows = 1, k = per_layer[i].qwen3 ? hd : e;
             switch (per_layer[i].role) {
-            case CMP_ROLE_ATTN_Q:
-            case CMP_ROLE_ATTN_OUTPUT: rows = e; break;
+            case CMP_ROLE_ATTN_Q: rows = q; break;
+            case CMP_ROLE_ATTN_OUTPUT: rows = e, k = q; break;
             case CMP_ROLE_ATTN_K:
             case CMP_ROLE_ATTN_V: rows = kv; break;
             case CMP_ROLE_FFN_GATE:
@@ -125,8 +145,9 @@ static bool build(synth *s, const eng_synth_params *p)
 
 uint64_t eng_synth_param_count(const eng_synth_preset *ps)
 {
-    uint64_t e = ps->n_embd, kv = e / ps->n_head * ps->n_head_kv, f = ps->n_ff;
-    uint64_t layer = 2 * e + 2 * e * e + 2 * kv * e + 3 * e * f;
+    uint64_t e = ps->n_embd, hd = eng_synth_head_dim(ps), q = hd * ps->n_head,
+             kv = hd * ps->n_head_kv, f = ps->n_ff;
+    uint64_t layer = 2 * e + 2 * q * e + 2 * kv * e + 3 * e * f + (ps->qwen3 ? 2 * hd : 0);
     return ps->n_vocab * e * (ps->tied_output ? 1 : 2) + e + ps->n_layer * layer;
 }
 
@@ -263,20 +284,38 @@ static bool set_metadata(cmp_gguf_writer *w, const eng_synth_params *p)
     char name[160];
     snprintf(name, sizeof name, "vkllm synthetic %s %s (random weights, seed %llu)", ps->name,
              p->recipe->name, (unsigned long long)p->seed);
-    return cmp_gguf_set_str(w, "general.architecture", "llama") &&
-           cmp_gguf_set_str(w, "general.name", name) &&
-           cmp_gguf_set_u32(w, "general.file_type", p->recipe->file_type) &&
-           cmp_gguf_set_u32(w, "general.quantization_version", 2) &&
-           cmp_gguf_set_u32(w, "llama.vocab_size", ps->n_vocab) &&
-           cmp_gguf_set_u32(w, "llama.context_length", ps->n_ctx_train) &&
-           cmp_gguf_set_u32(w, "llama.embedding_length", ps->n_embd) &&
-           cmp_gguf_set_u32(w, "llama.block_count", ps->n_layer) &&
-           cmp_gguf_set_u32(w, "llama.feed_forward_length", ps->n_ff) &&
-           cmp_gguf_set_u32(w, "llama.rope.dimension_count", ps->n_embd / ps->n_head) &&
-           cmp_gguf_set_u32(w, "llama.attention.head_count", ps->n_head) &&
-           cmp_gguf_set_u32(w, "llama.attention.head_count_kv", ps->n_head_kv) &&
-           cmp_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", ps->rms_eps) &&
-           cmp_gguf_set_f32(w, "llama.rope.freq_base", ps->rope_base) && set_vocab(w, ps->n_vocab);
+    const char *arch = ps->qwen3 ? "qwen3" : "llama";
+    uint32_t hd = eng_synth_head_dim(ps);
+    /* "{arch}.key" = value, u32 (the head size's keys only where the preset sets it) */
+    const struct {
+        const char *key;
+        uint32_t value;
+        bool set;
+    } u32s[] = {
+        {"vocab_size", ps->n_vocab, true},
+        {"context_length", ps->n_ctx_train, true},
+        {"embedding_length", ps->n_embd, true},
+        {"block_count", ps->n_layer, true},
+        {"feed_forward_length", ps->n_ff, true},
+        {"rope.dimension_count", hd, true},
+        {"attention.head_count", ps->n_head, true},
+        {"attention.head_count_kv", ps->n_head_kv, true},
+        {"attention.key_length", hd, ps->head_dim != 0},
+        {"attention.value_length", hd, ps->head_dim != 0},
+    };
+    char key[64];
+    bool ok = cmp_gguf_set_str(w, "general.architecture", arch) &&
+              cmp_gguf_set_str(w, "general.name", name) &&
+              cmp_gguf_set_u32(w, "general.file_type", p->recipe->file_type) &&
+              cmp_gguf_set_u32(w, "general.quantization_version", 2);
+    for (size_t i = 0; ok && i < sizeof u32s / sizeof u32s[0]; i++) {
+        snprintf(key, sizeof key, "%s.%s", arch, u32s[i].key);
+        ok = !u32s[i].set || cmp_gguf_set_u32(w, key, u32s[i].value);
+    }
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
+    ok = ok && cmp_gguf_set_f32(w, key, ps->rms_eps);
+    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
+    return ok && cmp_gguf_set_f32(w, key, ps->rope_base) && set_vocab(w, ps->n_vocab);
 }
 
 static eng_status write_model(const eng_synth_params *p, FILE *f, const char *path,

@@ -1,5 +1,5 @@
-/* Synthetic models: llama-architecture GGUF files with random weights in the shapes of
- * real models, quantized by a recipe (cmp_recipe.h), for benchmarks and tests. The files
+/* Synthetic models: llama-architecture (or qwen3) GGUF files with random weights in the
+ * shapes of real models, quantized by a recipe (cmp_recipe.h), for benchmarks and tests. The files
  * follow the GGUF specification with the metadata llama.cpp reads (a SentencePiece-style
  * vocabulary of byte tokens and made-up words), so llama.cpp loads them too.
  *
@@ -27,8 +27,13 @@ typedef struct eng_synth_preset {
     const char *like; /* the real model whose shapes it has */
     uint32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
     float rope_base, rms_eps;
-    bool tied_output; /* no output.weight: the embedding is the output matrix */
+    bool tied_output;  /* no output.weight: the embedding is the output matrix */
+    bool qwen3;        /* architecture qwen3 (per-head q and k norms, neox rope), else llama */
+    uint32_t head_dim; /* 0: n_embd / n_head */
 } eng_synth_preset;
+
+/* A preset's head size (head_dim, or n_embd / n_head). */
+uint32_t eng_synth_head_dim(const eng_synth_preset *preset);
 
 const eng_synth_preset *eng_synth_presets(size_t *count);
 /* By name, ignoring case; NULL when unknown. */

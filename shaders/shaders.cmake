@@ -69,6 +69,8 @@ vkllm_shader(sample sample.comp)
 
 vkllm_shader(rope_f32 rope.comp)
 vkllm_shader(rope_store_f16 rope_store.comp)
+# qwen3's per-head norms of q and k before rope, in the same dispatch
+vkllm_shader(rope_store_norm_f16 rope_store.comp DEFINES NORM)
 vkllm_shader(silu_mul_f32 eltwise.comp DEFINES OP_SILU_MUL)
 vkllm_shader(scale_f32 eltwise.comp DEFINES OP_SCALE)
 vkllm_shader(convert_f32_f16 eltwise.comp DEFINES OP_F32_F16)

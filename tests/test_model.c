@@ -613,29 +613,36 @@ static void test_layers_unfused(void)
     check_layers("TinyStories-656K-Q8_0.gguf", 8, true);
 }
 
-/* vkllm synth's tiny preset in each recipe (seeds seed, seed + 1, ...), written to a
+/* vkllm synth's `preset` in each recipe (seeds seed, seed + 1, ...), written to a
  * temporary file and checked by check_layers with `decode_steps` decode steps. */
-static void check_synthetic(const char *const *recipes, size_t n, uint64_t seed,
-                            uint32_t decode_steps)
+static void check_preset(const char *preset, const char *const *recipes, size_t n, uint64_t seed,
+                         uint32_t decode_steps)
 {
     char path[] = "/tmp/vkllm-synth-XXXXXX";
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     close(fd);
     for (size_t i = 0; i < n; i++) {
-        eng_synth_params p = {.preset = eng_synth_preset_find("tiny"),
+        eng_synth_params p = {.preset = eng_synth_preset_find(preset),
                               .recipe = cmp_recipe_find(recipes[i]),
                               .seed = seed + i};
         char err[256] = "";
-        CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s: %s", recipes[i],
-                  err);
-        printf("  %s:", recipes[i]);
+        CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s %s: %s", preset,
+                  recipes[i], err);
+        printf("  %s %s:", preset, recipes[i]);
         check_layers(path, decode_steps, false);
     }
     unlink(path);
 }
 
-static void qwen2_case(cmp_type v_type);
+/* The tiny preset (check_preset). */
+static void check_synthetic(const char *const *recipes, size_t n, uint64_t seed,
+                            uint32_t decode_steps)
+{
+    check_preset("tiny", recipes, n, seed, decode_steps);
+}
+
+static void qwen_case(eng_arch arch, cmp_type v_type);
 
 /* The 8-bit path's decode step as dispatches (profile statistics), the tiny preset in
  * Q4_0: per layer the two norms writing 8-bit blocks, the q/k/v product with rope and
@@ -713,7 +720,9 @@ static void test_layers_int_dot(void)
     static const char *recipes[] = {"Q4_0", "Q4_K_M", "Q5_K_M"};
     check_synthetic(recipes, sizeof recipes / sizeof recipes[0], 7, 4);
     printf("  qwen2, q, k, v stacked:");
-    qwen2_case(CMP_TYPE_Q8_0);
+    qwen_case(ENG_ARCH_QWEN2, CMP_TYPE_Q8_0);
+    printf("  qwen3, q, k, v stacked:");
+    qwen_case(ENG_ARCH_QWEN3, CMP_TYPE_Q8_0);
     check_int_dot_dispatches();
     vkb_op_matvec_tune(t_dev, NULL);
     vkb_op_coopmat_mode(t_dev, VKB_COOPMAT_AUTO);
@@ -758,14 +767,49 @@ static void test_layers_synthetic(void)
         check_synthetic(capped, sizeof capped / sizeof capped[0], 1, 2);
 }
 
-/* A small qwen2 model made here (byte-level BPE vocabulary, QKV biases, neox rope,
- * frequency base 1e6, Q8_0/Q4_0/F16 weights with random values): every layer against
- * the CPU reference, as for the real llamas. v_type: attn_v's type; Q8_0 as q and k
- * stacks the three (decode then rotates, adds the biases and writes the caches in the
- * product, vkb_op_matvec_rope), another type keeps them apart. */
-static void qwen2_case(cmp_type v_type)
+/* qwen3's decode step takes the norms of q and k in the dispatch that rotates them and
+ * writes the caches (vkb_op_norm_rope_store_f16): one per layer, and no other rope. */
+static void check_qwen3_prologue(const char *path)
 {
-    enum { E = 64, L = 2, H = 4, HKV = 2, HD = 16, FF = 96, V = 257 };
+    eng_model *m = open_model(path, true);
+    eng_session *s = NULL;
+    eng_session_params sp = {.n_ctx = 32, .n_batch = 8, .profile = true};
+    char err[256] = "";
+    if (m)
+        CHECK_MSG(eng_session_create(m, &sp, &s, err, sizeof err) == ENG_OK, "session: %s", err);
+    int32_t ids[3] = {20, 30, 40};
+    if (s && eng_session_eval(s, ids, 2) == ENG_OK && eng_session_eval(s, ids + 2, 1) == ENG_OK) {
+        eng_stats st;
+        eng_session_stats(s, &st);
+        uint32_t L = eng_model_hparams(m)->n_layer, fused = 0, other = 0;
+        for (uint32_t i = 0; i < st.op_count; i++) {
+            fused += strcmp(st.ops[i].name, "norm_rope_store_f16") == 0 ? st.ops[i].calls : 0;
+            other += strstr(st.ops[i].name, "rope") && strcmp(st.ops[i].name, "norm_rope_store_f16")
+                         ? st.ops[i].calls
+                         : 0;
+        }
+        CHECK_MSG(fused == L && other == 0,
+                  "qwen3 decode step: %u norm_rope_store_f16 (want %u), %u other rope dispatches",
+                  fused, L, other);
+    } else
+        CHECK_MSG(false, "eval: %s", s ? eng_session_errmsg(s) : err);
+    eng_session_destroy(s);
+    eng_model_close(m);
+}
+
+/* A small qwen2 or qwen3 model made here (byte-level BPE vocabulary, neox rope, frequency
+ * base 1e6, Q8_0/Q4_0/F16 weights with random values): every layer against the CPU
+ * reference, as for the real llamas. qwen2 has QKV biases; qwen3 has none but an RMS norm
+ * of each q and k head before rope, and heads of 32 where the width is 64 (4 heads: q is
+ * 128 wide, attn_output 128 to 64). v_type: attn_v's type; Q8_0 as q and k stacks the
+ * three (qwen2's decode then rotates, adds the biases and writes the caches in the
+ * product, vkb_op_matvec_rope), another type keeps them apart. */
+static void qwen_case(eng_arch arch, cmp_type v_type)
+{
+    enum { E = 64, L = 2, H = 4, HKV = 2, FF = 96, V = 257 };
+    bool qwen3 = arch == ENG_ARCH_QWEN3;
+    const char *an = qwen3 ? "qwen3" : "qwen2";
+    const uint32_t HD = qwen3 ? 32 : 16;
     cmp_gguf_writer *w = cmp_gguf_writer_create();
     static char tok_text[V][16];
     const char *toks[V];
@@ -781,15 +825,22 @@ static void qwen2_case(cmp_type v_type)
     toks[256] = "<|endoftext|>";
     types[256] = 3;
     const char *merges[1] = {""};
-    cmp_gguf_set_str(w, "general.architecture", "qwen2");
-    cmp_gguf_set_u32(w, "qwen2.block_count", L);
-    cmp_gguf_set_u32(w, "qwen2.embedding_length", E);
-    cmp_gguf_set_u32(w, "qwen2.feed_forward_length", FF);
-    cmp_gguf_set_u32(w, "qwen2.attention.head_count", H);
-    cmp_gguf_set_u32(w, "qwen2.attention.head_count_kv", HKV);
-    cmp_gguf_set_u32(w, "qwen2.context_length", 256);
-    cmp_gguf_set_f32(w, "qwen2.rope.freq_base", 1e6f);
-    cmp_gguf_set_f32(w, "qwen2.attention.layer_norm_rms_epsilon", 1e-6f);
+    char key[64];
+#define ARCH_KEY(k) (snprintf(key, sizeof key, "%s.%s", an, k), key)
+    cmp_gguf_set_str(w, "general.architecture", an);
+    cmp_gguf_set_u32(w, ARCH_KEY("block_count"), L);
+    cmp_gguf_set_u32(w, ARCH_KEY("embedding_length"), E);
+    cmp_gguf_set_u32(w, ARCH_KEY("feed_forward_length"), FF);
+    cmp_gguf_set_u32(w, ARCH_KEY("attention.head_count"), H);
+    cmp_gguf_set_u32(w, ARCH_KEY("attention.head_count_kv"), HKV);
+    if (qwen3) {
+        cmp_gguf_set_u32(w, ARCH_KEY("attention.key_length"), HD);
+        cmp_gguf_set_u32(w, ARCH_KEY("attention.value_length"), HD);
+    }
+    cmp_gguf_set_u32(w, ARCH_KEY("context_length"), 256);
+    cmp_gguf_set_f32(w, ARCH_KEY("rope.freq_base"), 1e6f);
+    cmp_gguf_set_f32(w, ARCH_KEY("attention.layer_norm_rms_epsilon"), 1e-6f);
+#undef ARCH_KEY
     cmp_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
     cmp_gguf_set_str(w, "tokenizer.ggml.pre", "qwen2");
     cmp_gguf_set_str_array(w, "tokenizer.ggml.tokens", toks, V);
@@ -818,9 +869,9 @@ static void qwen2_case(cmp_type v_type)
             {"attn_q.weight", E, H * HD, CMP_TYPE_Q8_0},
             {"attn_k.weight", E, HKV * HD, CMP_TYPE_Q8_0},
             {"attn_v.weight", E, HKV * HD, v_type},
-            {"attn_q.bias", H * HD, 0, CMP_TYPE_F32},
-            {"attn_k.bias", HKV * HD, 0, CMP_TYPE_F32},
-            {"attn_v.bias", HKV * HD, 0, CMP_TYPE_F32},
+            {qwen3 ? "attn_q_norm.weight" : "attn_q.bias", qwen3 ? HD : H * HD, 0, CMP_TYPE_F32},
+            {qwen3 ? "attn_k_norm.weight" : "attn_k.bias", qwen3 ? HD : HKV * HD, 0, CMP_TYPE_F32},
+            {qwen3 ? NULL : "attn_v.bias", HKV * HD, 0, CMP_TYPE_F32},
             {"attn_output.weight", H * HD, E, CMP_TYPE_Q8_0},
             {"ffn_norm.weight", E, 0, CMP_TYPE_F32},
             {"ffn_gate.weight", E, FF, CMP_TYPE_Q4_0},
@@ -828,6 +879,8 @@ static void qwen2_case(cmp_type v_type)
             {"ffn_down.weight", FF, E, CMP_TYPE_F16},
         };
         for (size_t i = 0; i < sizeof per / sizeof per[0]; i++) {
+            if (!per[i].suffix)
+                continue;
             char nm[48];
             snprintf(nm, sizeof nm, "blk.%u.%s", l, per[i].suffix);
             T(nm, per[i].k, per[i].rows, per[i].type);
@@ -858,7 +911,7 @@ static void qwen2_case(cmp_type v_type)
         cmp_gguf_add_tensor(w, list[i].name, (uint32_t)list[i].type, list[i].rows ? 2 : 1, ne,
                             data[i], bytes);
     }
-    char path[] = "/tmp/vkllm-qwen2-XXXXXX", err[256] = "";
+    char path[] = "/tmp/vkllm-qwen-XXXXXX", err[256] = "";
     int fd = mkstemp(path);
     if (fd >= 0)
         close(fd);
@@ -866,11 +919,21 @@ static void qwen2_case(cmp_type v_type)
     eng_model *m = open_model(path, false);
     if (m) {
         const eng_hparams *hp = eng_model_hparams(m);
-        CHECK(hp->arch == ENG_ARCH_QWEN2 && hp->rope_neox && hp->rope_base == 1e6f);
-        CHECK(eng_model_layer(m, 1)->bq.data != NULL && !hp->tied_output);
+        const eng_layer_weights *l1 = eng_model_layer(m, 1);
+        CHECK(hp->arch == arch && hp->rope_neox && hp->rope_base == 1e6f && hp->head_dim == HD);
+        CHECK((l1->bq.data != NULL) == !qwen3 && (l1->q_norm.data != NULL) == qwen3 &&
+              !hp->tied_output);
         CHECK(strcmp(eng_vocab_kind(eng_model_vocab(m)), "bpe/qwen2") == 0);
         eng_model_close(m);
         check_layers(path, 6, false);
+        if (qwen3)
+            check_qwen3_prologue(path);
+        if (qwen3) { /* the norms as their own dispatches: unfused, and before a q8_0 cache */
+            printf("    unfused:");
+            check_layers(path, 3, true);
+            printf("    q8_0 cache:");
+            check_layers_kv(path, 3, false, ENG_KV_Q8_0, ENG_KV_Q8_0);
+        }
     }
     remove(path);
 done:
@@ -882,9 +945,20 @@ done:
 static void test_layers_qwen2(void)
 {
     printf("  q, k, v apart:");
-    qwen2_case(CMP_TYPE_Q4_0);
+    qwen_case(ENG_ARCH_QWEN2, CMP_TYPE_Q4_0);
     printf("  q, k, v stacked:");
-    qwen2_case(CMP_TYPE_Q8_0);
+    qwen_case(ENG_ARCH_QWEN2, CMP_TYPE_Q8_0);
+}
+
+static void test_layers_qwen3(void)
+{
+    printf("  q, k, v apart:");
+    qwen_case(ENG_ARCH_QWEN3, CMP_TYPE_Q4_0);
+    printf("  q, k, v stacked:");
+    qwen_case(ENG_ARCH_QWEN3, CMP_TYPE_Q8_0);
+    /* heads of 128 (the real models'), the norm weights all 1 */
+    static const char *recipes[] = {"Q4_0"};
+    check_preset("tiny-qwen3", recipes, 1, 3, 4);
 }
 
 int main(int argc, char **argv)
@@ -896,6 +970,7 @@ int main(int argc, char **argv)
         {"layers_q8_0", test_layers_q8_0, true},
         {"layers_iq4_nl", test_layers_iq4_nl, true},
         {"layers_qwen2", test_layers_qwen2, true},
+        {"layers_qwen3", test_layers_qwen3, true},
         {"layers_coopmat", test_layers_coopmat, true},
         {"layers_int_dot", test_layers_int_dot, true},
         {"layers_synthetic", test_layers_synthetic, true},

@@ -527,10 +527,28 @@ static void test_rope(void)
     teardown(&f);
 }
 
+/* The largest difference between two arrays of f32 (or, half, f16) values, relative to
+ * the largest magnitude of `want` (1 where a NaN is met). */
+static double rel_diff(const void *got, const void *want, size_t n, bool half)
+{
+    double worst = 0, top = 0;
+    for (size_t i = 0; i < n; i++) {
+        double g = half ? cmp_f16_to_f32(((const uint16_t *)got)[i]) : ((const float *)got)[i];
+        double w = half ? cmp_f16_to_f32(((const uint16_t *)want)[i]) : ((const float *)want)[i];
+        double d = fabs(g - w);
+        top = fabs(w) > top ? fabs(w) : top;
+        worst = d > worst || d != d ? d : worst;
+    }
+    return worst != worst ? 1.0 : worst / (top > 0 ? top : 1);
+}
+
 /* rope_store_f16: the bits of rope (q, k) then store_f16 (k, v) apart, in place on q,
- * and nothing of the caches outside the positions written. */
+ * and nothing of the caches outside the positions written. With norm, rope_store_norm_f16
+ * against rms_norm of q's and k's heads (random weights) before those ops: within f32
+ * rounding for q (the squares are added in another order), and as f16 values one step
+ * apart at most in the caches (2^-11 relative: an f32 difference can round either way). */
 static void check_rope_store(struct fixture *f, vkb_rope_shape sh, uint32_t kv_heads, uint32_t row0,
-                             uint64_t seed)
+                             uint64_t seed, bool norm)
 {
     const uint32_t n_ctx = row0 + sh.tokens + 3;
     size_t qn = (size_t)sh.head_dim * sh.heads * sh.tokens;
@@ -538,12 +556,14 @@ static void check_rope_store(struct fixture *f, vkb_rope_shape sh, uint32_t kv_h
     size_t cache_bytes = (size_t)n_ctx * sh.head_dim * kv_heads * 2;
     float *q = t_random_floats(qn, seed, -2.f, 2.f), *k = t_random_floats(kvn, seed + 1, -2.f, 2.f);
     float *v = t_random_floats(kvn, seed + 2, -2.f, 2.f),
-          *fill = t_random_floats(cache_bytes / 4, seed + 3, -9.f, 9.f);
+          *fill = t_random_floats(cache_bytes / 4, seed + 3, -9.f, 9.f),
+          *wq = t_random_floats(sh.head_dim, seed + 4, 0.5f, 1.5f),
+          *wk = t_random_floats(sh.head_dim, seed + 5, 0.5f, 1.5f);
     float *freqs = malloc(sh.rot_dims / 2 * 4);
     int32_t *pos = malloc(sh.tokens * 4);
     uint8_t *host[6] = {malloc(qn * 4),      malloc(qn * 4),      malloc(cache_bytes),
                         malloc(cache_bytes), malloc(cache_bytes), malloc(cache_bytes)};
-    bool ok = q && k && v && fill && freqs && pos;
+    bool ok = q && k && v && fill && wq && wk && freqs && pos;
     for (int i = 0; i < 6; i++)
         ok = ok && host[i];
     if (!ok) {
@@ -561,26 +581,51 @@ static void check_rope_store(struct fixture *f, vkb_rope_shape sh, uint32_t kv_h
                *bp = upload(f, pos, sh.tokens * 4), *bf = upload(f, freqs, sh.rot_dims / 2 * 4),
                *qa = upload(f, NULL, qn * 4), *ka = upload(f, NULL, kvn * 4),
                *kca = upload(f, fill, cache_bytes), *vca = upload(f, fill, cache_bytes),
-               *kcb = upload(f, fill, cache_bytes), *vcb = upload(f, fill, cache_bytes);
-    if (!bq || !bk || !bv || !bp || !bf || !qa || !ka || !kca || !vca || !kcb || !vcb)
+               *kcb = upload(f, fill, cache_bytes), *vcb = upload(f, fill, cache_bytes),
+               *bwq = upload(f, wq, sh.head_dim * 4), *bwk = upload(f, wk, sh.head_dim * 4);
+    if (!bq || !bk || !bv || !bp || !bf || !qa || !ka || !kca || !vca || !kcb || !vcb || !bwq ||
+        !bwk)
         goto out;
-    CHECK_OK(vkb_op_rope(f->stream, qa, bq, bp, bf, &sh));
-    CHECK_OK(vkb_op_rope(f->stream, ka, bk, bp, bf, &sk));
+    const float eps = 1e-6f;
+    if (norm) { /* the reference reads the normalized heads from qa and ka */
+        CHECK_OK(vkb_op_rms_norm(f->stream, qa, bq, bwq, sh.head_dim, sh.heads * sh.tokens, eps));
+        CHECK_OK(vkb_op_rms_norm(f->stream, ka, bk, bwk, sh.head_dim, kv_heads * sh.tokens, eps));
+    }
+    CHECK_OK(vkb_op_rope(f->stream, qa, norm ? qa : bq, bp, bf, &sh));
+    CHECK_OK(vkb_op_rope(f->stream, ka, norm ? ka : bk, bp, bf, &sk));
     CHECK_OK(vkb_op_store_f16(f->stream, kca, kv_off, ka, kvn));
     CHECK_OK(vkb_op_store_f16(f->stream, vca, kv_off, bv, kvn));
-    CHECK_OK(vkb_op_rope_store_f16(f->stream, bq, bk, bv, bp, bf, &sh, kv_heads, kcb, vcb, row0));
+    vkb_head_norms norms = {bwq, bwk, eps};
+    if (norm)
+        CHECK_OK(vkb_op_norm_rope_store_f16(f->stream, bq, bk, bv, &norms, bp, bf, &sh, kv_heads,
+                                            kcb, vcb, row0));
+    else
+        CHECK_OK(
+            vkb_op_rope_store_f16(f->stream, bq, bk, bv, bp, bf, &sh, kv_heads, kcb, vcb, row0));
     finish(f, NULL, NULL, 0);
     const vkb_buffer *from[6] = {qa, bq, kca, kcb, vca, vcb};
     for (int i = 0; i < 6; i++)
         CHECK_OK(vkb_buffer_download(t_dev, from[i], 0, host[i], i < 2 ? qn * 4 : cache_bytes));
-    char what[96];
-    snprintf(what, sizeof what, "rope_store_f16 head_dim=%u rot=%u heads=%u/%u tokens=%u at %u%s",
-             sh.head_dim, sh.rot_dims, sh.heads, kv_heads, sh.tokens, row0, sh.neox ? " neox" : "");
-    CHECK_MSG(memcmp(host[0], host[1], qn * 4) == 0, "%s: q differs from rope's", what);
-    CHECK_MSG(memcmp(host[2], host[3], cache_bytes) == 0, "%s: the key cache differs", what);
+    char what[112];
+    snprintf(what, sizeof what, "rope_store%s_f16 head_dim=%u rot=%u heads=%u/%u tokens=%u at %u%s",
+             norm ? "_norm" : "", sh.head_dim, sh.rot_dims, sh.heads, kv_heads, sh.tokens, row0,
+             sh.neox ? " neox" : "");
+    if (norm) {
+        double dq = rel_diff(host[1], host[0], qn, false);
+        size_t at = kv_off * 2, end = at + kvn * 2; /* the rows written, in bytes */
+        double dk = rel_diff(host[3] + at, host[2] + at, kvn, true);
+        CHECK_MSG(dq <= 1e-5, "%s: q differs from rms_norm and rope's by %.3g", what, dq);
+        CHECK_MSG(dk <= 1.0 / 1024, "%s: the key cache differs by %.3g", what, dk);
+        CHECK_MSG(memcmp(host[2], host[3], at) == 0 &&
+                      memcmp(host[2] + end, host[3] + end, cache_bytes - end) == 0,
+                  "%s: the key cache changed outside the rows written", what);
+    } else {
+        CHECK_MSG(memcmp(host[0], host[1], qn * 4) == 0, "%s: q differs from rope's", what);
+        CHECK_MSG(memcmp(host[2], host[3], cache_bytes) == 0, "%s: the key cache differs", what);
+    }
     CHECK_MSG(memcmp(host[4], host[5], cache_bytes) == 0, "%s: the value cache differs", what);
 out:
-    free(q), free(k), free(v), free(fill), free(freqs), free(pos);
+    free(q), free(k), free(v), free(fill), free(wq), free(wk), free(freqs), free(pos);
     for (int i = 0; i < 6; i++)
         free(host[i]);
 }
@@ -590,12 +635,17 @@ static void test_rope_store(void)
     struct fixture f;
     if (!setup(&f))
         return;
-    for (int neox = 0; neox < 2; neox++) {
-        check_rope_store(&f, (vkb_rope_shape){64, 64, 4, 1, neox}, 2, 5, 10 + neox);
-        check_rope_store(&f, (vkb_rope_shape){128, 128, 8, 5, neox}, 2, 3, 12 + neox);
-        check_rope_store(&f, (vkb_rope_shape){64, 32, 3, 3, neox}, 3, 0, 14 + neox); /* partial */
-        check_rope_store(&f, (vkb_rope_shape){2, 2, 1, 1, neox}, 1, 7, 16 + neox);
-    }
+    for (int norm = 0; norm < 2; norm++)
+        for (int neox = 0; neox < 2; neox++) {
+            check_rope_store(&f, (vkb_rope_shape){64, 64, 4, 1, neox}, 2, 5, 10 + neox, norm);
+            check_rope_store(&f, (vkb_rope_shape){128, 128, 8, 5, neox}, 2, 3, 12 + neox, norm);
+            check_rope_store(&f, (vkb_rope_shape){64, 32, 3, 3, neox}, 3, 0, 14 + neox,
+                             norm); /* partial */
+            check_rope_store(&f, (vkb_rope_shape){2, 2, 1, 1, neox}, 1, 7, 16 + neox, norm);
+            /* heads of 80 (40 pairs: a workgroup of 240 holds six) and 256 */
+            check_rope_store(&f, (vkb_rope_shape){80, 80, 7, 3, neox}, 7, 2, 18 + neox, norm);
+            check_rope_store(&f, (vkb_rope_shape){256, 256, 4, 2, neox}, 2, 1, 20 + neox, norm);
+        }
     teardown(&f);
 }
 

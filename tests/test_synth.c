@@ -85,16 +85,22 @@ static void test_recipe_rules(void)
           CMP_TYPE_F16);
 }
 
-static bool write_tiny(const char *path, const char *recipe, uint64_t seed, unsigned threads)
+static bool write_preset(const char *path, const char *preset, const char *recipe, uint64_t seed,
+                         unsigned threads)
 {
-    eng_synth_params p = {.preset = eng_synth_preset_find("tiny"),
+    eng_synth_params p = {.preset = eng_synth_preset_find(preset),
                           .recipe = cmp_recipe_find(recipe),
                           .seed = seed,
                           .threads = threads};
     char err[256] = "";
     eng_status st = eng_synth_write_file(&p, path, err, sizeof err);
-    CHECK_MSG(st == ENG_OK, "synth %s: %s", recipe, err);
+    CHECK_MSG(st == ENG_OK, "synth %s %s: %s", preset, recipe, err);
     return st == ENG_OK;
+}
+
+static bool write_tiny(const char *path, const char *recipe, uint64_t seed, unsigned threads)
+{
+    return write_preset(path, "tiny", recipe, seed, threads);
 }
 
 static bool same_file(const char *a, const char *b)
@@ -131,26 +137,36 @@ static void test_engine_opens(void)
     int fd = mkstemp(path);
     CHECK(fd >= 0);
     close(fd);
-    static const char *recipes[] = {"Q4_0", "Q4_K_M", "IQ4_NL", "BF16"};
-    for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++) {
-        if (!write_tiny(path, recipes[i], 1, 0))
+    /* the tiny qwen3 in one type: its heads (128) are wider than the width over the heads */
+    static const struct {
+        const char *preset, *recipe;
+    } cases[] = {{"tiny", "Q4_0"},
+                 {"tiny", "Q4_K_M"},
+                 {"tiny", "IQ4_NL"},
+                 {"tiny", "BF16"},
+                 {"tiny-qwen3", "Q4_K_M"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *recipe = cases[i].recipe;
+        if (!write_preset(path, cases[i].preset, recipe, 1, 0))
             continue;
         char err[256] = "";
         eng_status st;
         eng_model *m = eng_model_open(path, &st, err, sizeof err);
-        CHECK_MSG(m, "%s: %s", recipes[i], err);
+        CHECK_MSG(m, "%s %s: %s", cases[i].preset, recipe, err);
         if (!m)
             continue;
-        const eng_synth_preset *ps = eng_synth_preset_find("tiny");
-        eng_synth_params p = {.preset = ps, .recipe = cmp_recipe_find(recipes[i])};
+        const eng_synth_preset *ps = eng_synth_preset_find(cases[i].preset);
+        eng_synth_params p = {.preset = ps, .recipe = cmp_recipe_find(recipe)};
         const eng_hparams *hp = eng_model_hparams(m);
         CHECK(hp->n_embd == ps->n_embd && hp->n_layer == ps->n_layer && hp->n_head == ps->n_head &&
               hp->n_head_kv == ps->n_head_kv && hp->n_ff == ps->n_ff &&
               hp->n_vocab == ps->n_vocab && hp->rope_base == ps->rope_base &&
-              hp->rms_eps == ps->rms_eps);
-        CHECK(hp->file_type == cmp_recipe_find(recipes[i])->file_type);
+              hp->rms_eps == ps->rms_eps && hp->head_dim == eng_synth_head_dim(ps) &&
+              hp->arch == (ps->qwen3 ? ENG_ARCH_QWEN3 : ENG_ARCH_LLAMA) &&
+              hp->rope_neox == ps->qwen3 && hp->tied_output == ps->tied_output);
+        CHECK(hp->file_type == cmp_recipe_find(recipe)->file_type);
         CHECK_MSG(eng_model_weight_bytes(m) == eng_synth_weight_bytes(&p),
-                  "%s: engine counts %llu bytes, synth %llu", recipes[i],
+                  "%s %s: engine counts %llu bytes, synth %llu", cases[i].preset, recipe,
                   (unsigned long long)eng_model_weight_bytes(m),
                   (unsigned long long)eng_synth_weight_bytes(&p));
         CHECK(eng_model_param_count(m) == eng_synth_param_count(ps));
@@ -476,8 +492,8 @@ static void test_presets(void)
     size_t n;
     const eng_synth_preset *ps = eng_synth_presets(&n);
     CHECK(n >= 6);
-    static const char *wanted[] = {"tiny",      "llama-1b",   "llama2-7b",
-                                   "llama3-8b", "qwen2-0.5b", "mistral-7b"};
+    static const char *wanted[] = {"tiny",       "llama-1b",   "llama2-7b",  "llama3-8b",
+                                   "qwen2-0.5b", "mistral-7b", "qwen3-0.6b", "qwen3-8b"};
     for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++)
         CHECK_MSG(eng_synth_preset_find(wanted[i]), "no preset %s", wanted[i]);
     for (size_t i = 0; i < n; i++) {
@@ -485,9 +501,16 @@ static void test_presets(void)
         eng_synth_params p = {.preset = &ps[i], .recipe = cmp_recipe_find("Q4_K_M")};
         CHECK(eng_synth_weight_bytes(&p) > 0);
     }
-    /* Llama 2 7B has 6.74 B parameters */
+    /* Llama 2 7B has 6.74 B parameters; Qwen3 0.6B 596 M (its model card: 0.6 B, 0.44 B
+     * without the embedding), Qwen3 8B 8.19 B (8.2 B, 6.95 B without the embeddings) */
     uint64_t params = eng_synth_param_count(eng_synth_preset_find("llama2-7b"));
     CHECK_MSG(params == 6738415616ull, "llama2-7b: %llu parameters", (unsigned long long)params);
+    const eng_synth_preset *q06 = eng_synth_preset_find("qwen3-0.6b");
+    params = eng_synth_param_count(q06);
+    uint64_t embd = (uint64_t)q06->n_vocab * q06->n_embd;
+    CHECK_MSG(params > 590000000ull && params < 600000000ull && params - embd > 435000000ull &&
+                  params - embd < 445000000ull,
+              "qwen3-0.6b: %llu parameters", (unsigned long long)params);
 }
 
 int main(int argc, char **argv)

@@ -16,7 +16,7 @@
 static const char usage[] =
     "usage: vkllm serve -m MODEL.gguf [--host ADDR] [--port N] [flags]\n"
     "\n"
-    "Serves a GGUF model (llama family or qwen2) over HTTP with OpenAI's API, so that\n"
+    "Serves a GGUF model (llama family, qwen2 or qwen3) over HTTP with OpenAI's API, so that\n"
     "OpenAI's client libraries, curl and chat front-ends talk to it unchanged:\n"
     "  POST /v1/chat/completions  messages in the model's chat format; \"stream\": true sends\n"
     "                             the reply as server-sent events while it is generated\n"

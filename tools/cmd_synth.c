@@ -10,11 +10,11 @@
 static const char usage[] =
     "usage: vkllm synth --preset NAME --type TYPE -o FILE.gguf [flags]\n"
     "\n"
-    "Writes a llama-architecture GGUF model with random weights in the shapes of a real\n"
-    "model, quantized like llama.cpp's quantizer would (a Q4_0 file has a Q6_K output\n"
-    "matrix, Q4_K_M gives Q6_K to some attn_v and ffn_down matrices). Benchmarks need no\n"
-    "download, and the same file runs in llama.cpp for comparisons. The same preset, type\n"
-    "and seed always give the same bytes.\n"
+    "Writes a llama-architecture GGUF model (qwen3 for the qwen3 presets) with random\n"
+    "weights in the shapes of a real model, quantized like llama.cpp's quantizer would (a\n"
+    "Q4_0 file has a Q6_K output matrix, Q4_K_M gives Q6_K to some attn_v and ffn_down\n"
+    "matrices). Benchmarks need no download, and the same file runs in llama.cpp for\n"
+    "comparisons. The same preset, type and seed always give the same bytes.\n"
     "\n"
     "  --preset NAME     the shapes (vkllm synth --list shows them with their sizes)\n"
     "  --type TYPE       F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S, Q4_K_M (or\n"
@@ -32,13 +32,13 @@ static void list_presets(void)
 {
     size_t n;
     const eng_synth_preset *ps = eng_synth_presets(&n);
-    printf("%-12s %-44s %8s %6s %6s %5s %4s %6s %7s %9s\n", "preset", "shapes of", "params",
-           "vocab", "embd", "layers", "heads", "kv", "ffn", "Q4_0 GiB");
+    printf("%-12s %-44s %8s %6s %6s %5s %4s %6s %4s %7s %9s\n", "preset", "shapes of", "params",
+           "vocab", "embd", "layers", "heads", "kv", "head", "ffn", "Q4_0 GiB");
     for (size_t i = 0; i < n; i++) {
         eng_synth_params p = {.preset = &ps[i], .recipe = cmp_recipe_find("Q4_0")};
-        printf("%-12s %-44s %7.2fB %6u %6u %5u %4u %6u %7u %9.2f\n", ps[i].name, ps[i].like,
+        printf("%-12s %-44s %7.2fB %6u %6u %5u %4u %6u %4u %7u %9.2f\n", ps[i].name, ps[i].like,
                eng_synth_param_count(&ps[i]) / 1e9, ps[i].n_vocab, ps[i].n_embd, ps[i].n_layer,
-               ps[i].n_head, ps[i].n_head_kv, ps[i].n_ff,
+               ps[i].n_head, ps[i].n_head_kv, eng_synth_head_dim(&ps[i]), ps[i].n_ff,
                eng_synth_weight_bytes(&p) / 1073741824.0);
     }
 }
