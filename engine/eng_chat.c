@@ -9,7 +9,7 @@
 /* ---- styles ---- */
 
 static const char *const style_names[ENG_CHAT_COUNT] = {
-    "none", "chatml", "llama3", "llama2", "mistral", "zephyr", "phi3", "deepseek",
+    "none", "chatml", "chatml-nothink", "llama3", "llama2", "mistral", "zephyr", "phi3", "deepseek",
 };
 
 const char *eng_chat_style_name(eng_chat_style style)
@@ -30,7 +30,7 @@ bool eng_chat_style_parse(const char *name, eng_chat_style *out)
 
 const char *eng_chat_style_list(void)
 {
-    return "chatml, llama3, llama2, mistral, zephyr, phi3, deepseek";
+    return "chatml, chatml-nothink, llama3, llama2, mistral, zephyr, phi3, deepseek";
 }
 
 static bool contains(const char *text, size_t len, const char *needle)
@@ -58,6 +58,18 @@ eng_chat_style eng_chat_detect(const char *text, size_t len)
         return ENG_CHAT_DEEPSEEK;
     return ENG_CHAT_NONE;
 }
+
+eng_chat_style eng_chat_thinking(eng_chat_style style, const char *tmpl, size_t len,
+                                 bool enable_thinking)
+{
+    if (style == ENG_CHAT_CHATML && !enable_thinking && tmpl &&
+        contains(tmpl, len, "enable_thinking"))
+        return ENG_CHAT_CHATML_NOTHINK;
+    return style;
+}
+
+/* What opens an assistant turn of chatml-nothink after its role line. */
+#define EMPTY_THINK "<think>\n\n</think>\n\n"
 
 /* ---- writing a conversation out ---- */
 
@@ -173,7 +185,10 @@ static void format_into(text_buf *b, eng_chat_style style, const char *eos,
         const char *role = role_name(m->role);
         switch (style) {
         case ENG_CHAT_CHATML:
+        case ENG_CHAT_CHATML_NOTHINK:
             put(b, "<|im_start|>"), put(b, role), put(b, "\n");
+            if (style == ENG_CHAT_CHATML_NOTHINK && m->role == ENG_CHAT_ASSISTANT)
+                put(b, EMPTY_THINK);
             put(b, m->text), put(b, "<|im_end|>\n");
             break;
         case ENG_CHAT_LLAMA3:
@@ -200,6 +215,7 @@ static void format_into(text_buf *b, eng_chat_style style, const char *eos,
         return;
     switch (style) {
     case ENG_CHAT_CHATML: put(b, "<|im_start|>assistant\n"); break;
+    case ENG_CHAT_CHATML_NOTHINK: put(b, "<|im_start|>assistant\n" EMPTY_THINK); break;
     case ENG_CHAT_LLAMA3: put(b, "<|start_header_id|>assistant<|end_header_id|>\n\n"); break;
     case ENG_CHAT_ZEPHYR:
     case ENG_CHAT_PHI3: put(b, "<|assistant|>\n"); break;

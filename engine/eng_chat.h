@@ -25,6 +25,10 @@ typedef enum eng_chat_style {
     /* <|im_start|>role\n TEXT <|im_end|>\n ... <|im_start|>assistant\n
      * (Qwen, SmolLM, OpenHermes and many more) */
     ENG_CHAT_CHATML,
+    /* chatml with every assistant turn opening with an empty think block,
+     * <|im_start|>assistant\n<think>\n\n</think>\n\n: Qwen3 with thinking off (its
+     * template's enable_thinking=false) */
+    ENG_CHAT_CHATML_NOTHINK,
     /* <|start_header_id|>role<|end_header_id|>\n\n TEXT <|eot_id|> (Llama 3; texts trimmed) */
     ENG_CHAT_LLAMA3,
     /* [INST] <<SYS>>\n SYSTEM \n<</SYS>>\n\n USER [/INST] REPLY </s><s>[INST] ...
@@ -52,6 +56,13 @@ const char *eng_chat_style_list(void);
 /* The format a Jinja chat template writes, from the markers it contains; ENG_CHAT_NONE
  * when none is recognised. text[0..len) need not be NUL-terminated. */
 eng_chat_style eng_chat_detect(const char *text, size_t len);
+
+/* The style a request asking for thinking on or off takes: chatml-nothink for chatml
+ * with thinking off where the model's template has that switch (it reads
+ * enable_thinking, as Qwen3's does), else `style` (a template without the switch ignores
+ * it, as its Jinja would). */
+eng_chat_style eng_chat_thinking(eng_chat_style style, const char *tmpl, size_t len,
+                                 bool enable_thinking);
 
 typedef enum eng_chat_role { ENG_CHAT_SYSTEM, ENG_CHAT_USER, ENG_CHAT_ASSISTANT } eng_chat_role;
 

@@ -103,6 +103,10 @@ echo "chat reply: $reply"
 ids=$(post /tokenize '{"content": "<|im_start|>system\nTell a story.<|im_end|>\n<|im_start|>user\nOnce upon a time<|im_end|>\n<|im_start|>assistant\n", "add_special": true}')
 [ "$(jq '.tokens | length' <<<"$ids")" = "$(jq .usage.prompt_tokens <<<"$d")" ] ||
     fail "the chat prompt is not the chatml text: $(jq -c .usage <<<"$d") vs $ids"
+# thinking off: this model's template has no switch (the server's chatml), so nothing changes
+d2=$(post /v1/chat/completions "{$msgs, \"max_tokens\": 1, \"chat_template_kwargs\": {\"enable_thinking\": false}}")
+[ "$(jq .usage.prompt_tokens <<<"$d2")" = "$(jq .usage.prompt_tokens <<<"$d")" ] ||
+    fail "enable_thinking false changed a template without the switch: $d2"
 curl -sSN -m 120 "$url/v1/chat/completions" -d "{$msgs, \"max_tokens\": 16, \"temperature\": 0,
     \"stream\": true}" >"$work/s3"
 [ "$(joined <"$work/s3")" = "$reply" ] || fail "the streamed reply differs: $(joined <"$work/s3")"
@@ -149,6 +153,7 @@ refused 400 'not an id of the vocabulary' /v1/completions '{"prompt": [1, 2, 999
 refused 400 '"temperature" must be a number' /v1/completions '{"prompt": "x", "temperature": "hot"}'
 refused 400 'only text parts' /v1/chat/completions '{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}'
 refused 404 'no such endpoint' /v1/embeddings '{"input": "x"}'
+refused 400 '"enable_thinking" true or false' /v1/chat/completions '{"messages": [{"role": "user", "content": "x"}], "chat_template_kwargs": {"enable_thinking": "no"}}'
 
 # stopping: SIGTERM ends the server cleanly, without validation messages
 kill -TERM $main_pid

@@ -37,6 +37,11 @@ static void test_formats(void)
                           "<|im_start|>assistant\nHello.<|im_end|>\n"
                           "<|im_start|>user\nAgain<|im_end|>\n"
                           "<|im_start|>assistant\n"},
+        {ENG_CHAT_CHATML_NOTHINK, "<|im_start|>system\nBe brief.<|im_end|>\n"
+                                  "<|im_start|>user\n Hi <|im_end|>\n"
+                                  "<|im_start|>assistant\n<think>\n\n</think>\n\nHello.<|im_end|>\n"
+                                  "<|im_start|>user\nAgain<|im_end|>\n"
+                                  "<|im_start|>assistant\n<think>\n\n</think>\n\n"},
         {ENG_CHAT_LLAMA3, "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
                           "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
                           "<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>"
@@ -110,6 +115,17 @@ static void test_detect(void)
                   eng_chat_style_name(cases[i].want));
     }
     CHECK(eng_chat_detect(NULL, 0) == ENG_CHAT_NONE);
+    /* thinking off: chatml-nothink where the template has the switch (Qwen3's reads
+     * enable_thinking), else the style as it is */
+    const char *qwen3 = "{%- if enable_thinking is defined and enable_thinking is false %}"
+                        "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}<|im_start|>";
+    size_t ql = strlen(qwen3);
+    CHECK(eng_chat_detect(qwen3, ql) == ENG_CHAT_CHATML);
+    CHECK(eng_chat_thinking(ENG_CHAT_CHATML, qwen3, ql, false) == ENG_CHAT_CHATML_NOTHINK);
+    CHECK(eng_chat_thinking(ENG_CHAT_CHATML, qwen3, ql, true) == ENG_CHAT_CHATML);
+    CHECK(eng_chat_thinking(ENG_CHAT_CHATML, "<|im_start|>", 12, false) == ENG_CHAT_CHATML);
+    CHECK(eng_chat_thinking(ENG_CHAT_CHATML, NULL, 0, false) == ENG_CHAT_CHATML);
+    CHECK(eng_chat_thinking(ENG_CHAT_LLAMA3, qwen3, ql, false) == ENG_CHAT_LLAMA3);
     /* the length bounds the search: the marker past it is not seen */
     const char *t = "abc<|im_start|>";
     CHECK(eng_chat_detect(t, 3) == ENG_CHAT_NONE);
@@ -155,8 +171,10 @@ static int32_t *tokens_of(const eng_vocab *v, const char *text, bool special, in
 
 /* Qwen2's real template is chatml. A conversation of three turns hands out the first
  * turn whole, then only what follows the reply (beginning with the reply's token that was
- * taken but not evaluated): together exactly the tokens of the whole conversation. */
-static void test_turns(void)
+ * taken but not evaluated): together exactly the tokens of the whole conversation. In
+ * chatml-nothink too, whose replies follow an empty think block in the history as they
+ * did when generated. */
+static void turns_case(eng_chat_style style)
 {
     char *tmpl = NULL;
     eng_vocab *v = qwen2_vocab(&tmpl);
@@ -165,7 +183,7 @@ static void test_turns(void)
     CHECK_MSG(tmpl && eng_chat_detect(tmpl, strlen(tmpl)) == ENG_CHAT_CHATML,
               "qwen2's tokenizer.chat_template is not read as chatml");
     char err[256];
-    eng_chat *c = eng_chat_create(v, ENG_CHAT_CHATML, "You are terse.", err, sizeof err);
+    eng_chat *c = eng_chat_create(v, style, "You are terse.", err, sizeof err);
     CHECK_MSG(c != NULL, "%s", err);
     if (!c)
         goto done;
@@ -189,7 +207,7 @@ static void test_turns(void)
         msgs[n_msgs++] = (eng_chat_msg){ENG_CHAT_USER, users[t]};
         /* the session holds the conversation so far: the same tokens as tokenizing it */
         char text[2048];
-        eng_chat_format(ENG_CHAT_CHATML, NULL, msgs, n_msgs, true, text, sizeof text);
+        eng_chat_format(style, NULL, msgs, n_msgs, true, text, sizeof text);
         int64_t n_want;
         int32_t *want = tokens_of(v, text, true, &n_want);
         CHECK_MSG(want && (size_t)n_want == n_held &&
@@ -226,14 +244,22 @@ static void test_turns(void)
     CHECK_CHAT(c, eng_chat_add_user(c, "Bye", 3, 4096, &turn), ENG_OK);
     char text[1024];
     eng_detokenize(v, turn.tokens, turn.n, true, text, sizeof text);
-    CHECK_MSG(turn.restart &&
-                  strcmp(text, "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\n"
-                               "Bye<|im_end|>\n<|im_start|>assistant\n") == 0,
-              "%s", text);
+    char want[256];
+    snprintf(want, sizeof want, "%s%s",
+             "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\n"
+             "Bye<|im_end|>\n<|im_start|>assistant\n",
+             style == ENG_CHAT_CHATML_NOTHINK ? "<think>\n\n</think>\n\n" : "");
+    CHECK_MSG(turn.restart && strcmp(text, want) == 0, "%s", text);
 done:
     free(tmpl);
     eng_chat_destroy(c);
     eng_vocab_destroy(v);
+}
+
+static void test_turns(void)
+{
+    turns_case(ENG_CHAT_CHATML);
+    turns_case(ENG_CHAT_CHATML_NOTHINK);
 }
 
 /* A small context: the oldest exchanges are left out (the system message stays) so that a

@@ -772,6 +772,19 @@ static bool read_messages(tool_server *sv, check *ck, const cJSON *req, job *j)
     int n = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : 0;
     if (n == 0)
         return bad(ck, 400, "\"messages\" must be a non-empty array");
+    /* chat_template_kwargs.enable_thinking (vLLM's and llama.cpp's): false turns Qwen3's
+     * thinking off where the model's template has the switch; other keys, as a template
+     * that does not read them */
+    const cJSON *kw = cJSON_GetObjectItemCaseSensitive(req, "chat_template_kwargs");
+    const cJSON *think = cJSON_GetObjectItemCaseSensitive(kw, "enable_thinking");
+    if ((kw && !cJSON_IsObject(kw) && !cJSON_IsNull(kw)) || (think && !cJSON_IsBool(think)))
+        return bad(ck, 400,
+                   "\"chat_template_kwargs\" must be an object, its \"enable_thinking\" true or "
+                   "false");
+    size_t tlen;
+    const char *tmpl = eng_model_chat_template(sv->m, &tlen);
+    eng_chat_style style =
+        eng_chat_thinking(sv->o.chat_style, tmpl, tlen, !think || cJSON_IsTrue(think));
     eng_chat_msg *m = calloc((size_t)n, sizeof *m);
     tool_text *texts = calloc((size_t)n, sizeof *texts);
     char *out = NULL;
@@ -803,11 +816,11 @@ static bool read_messages(tool_server *sv, check *ck, const cJSON *req, job *j)
         i++;
     }
     if (ok) {
-        size_t len = eng_chat_format(sv->o.chat_style, sv->eos, m, (size_t)n, true, NULL, 0);
+        size_t len = eng_chat_format(style, sv->eos, m, (size_t)n, true, NULL, 0);
         if (!(out = malloc(len + 1)))
             ok = bad(ck, 500, "out of host memory");
         else
-            eng_chat_format(sv->o.chat_style, sv->eos, m, (size_t)n, true, out, len + 1);
+            eng_chat_format(style, sv->eos, m, (size_t)n, true, out, len + 1);
         int64_t nt;
         if (ok && !(j->prompt = tool_tokenize(sv->v, out, len, true, true, 0, &nt)))
             ok = bad(ck, 500, "out of host memory");
