@@ -676,7 +676,9 @@ static vkb_status rope_store(eng_session *s, uint32_t l, uint32_t n, uint32_t p0
  * q, k, v product (its norm fused where it fuses, else after rms_norm, from 8-bit blocks
  * where the product takes them) rotating q and k and writing k and v into layer l's f16
  * caches. Needs matvec sizes, q, k, v stacked in one part (and their biases, where the
- * model has them), and head sizes the kernel's quads divide. false: not taken (*vs untouched). */
+ * model has them), no per-head norms (qwen3's take rope_store's dispatch: a norm needs the
+ * whole head, which the product's quads do not hold), and head sizes the kernel's quads
+ * divide. false: not taken (*vs untouched). */
 static bool fused_prologue(eng_session *s, uint32_t l, uint32_t n, uint32_t p0, vkb_status *vs)
 {
     const eng_hparams *hp = &s->m->hp;
