@@ -4,16 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmp_buf.h"
 #include "cmp_gguf.h"
 #include "cmp_gguf_write.h"
 
 #define ALIGNMENT 32
-
-typedef struct bytes {
-    uint8_t *p;
-    size_t n, cap;
-    bool failed;
-} bytes;
 
 typedef struct tensor_ref {
     const void *data; /* or made by fill */
@@ -23,52 +18,32 @@ typedef struct tensor_ref {
 } tensor_ref;
 
 struct cmp_gguf_writer {
-    bytes kv, info; /* serialized metadata and tensor infos */
+    cmp_buf kv, info; /* serialized metadata and tensor infos */
     uint64_t n_kv, n_tensors, data_bytes;
     tensor_ref *tensors;
 };
 
-static void put(bytes *b, const void *src, size_t n)
+static void put_u32(cmp_buf *b, uint32_t v)
 {
-    if (b->failed)
-        return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
+    cmp_buf_add(b, &v, 4); /* GGUF is little-endian, as every target of this project */
 }
 
-static void put_u32(bytes *b, uint32_t v)
+static void put_u64(cmp_buf *b, uint64_t v)
 {
-    put(b, &v, 4); /* GGUF is little-endian, as every target of this project */
+    cmp_buf_add(b, &v, 8);
 }
 
-static void put_u64(bytes *b, uint64_t v)
-{
-    put(b, &v, 8);
-}
-
-static void put_str(bytes *b, const char *s)
+static void put_str(cmp_buf *b, const char *s)
 {
     size_t n = strlen(s);
     put_u64(b, n);
-    put(b, s, n);
+    cmp_buf_add(b, s, n);
 }
 
-static void put_strn(bytes *b, const char *s, uint64_t n)
+static void put_strn(cmp_buf *b, const char *s, uint64_t n)
 {
     put_u64(b, n);
-    put(b, s, n);
+    cmp_buf_add(b, s, n);
 }
 
 static bool key(cmp_gguf_writer *w, const char *k, cmp_gguf_type type)
@@ -104,7 +79,7 @@ bool cmp_gguf_set_u32(cmp_gguf_writer *w, const char *k, uint32_t v)
 bool cmp_gguf_set_f32(cmp_gguf_writer *w, const char *k, float v)
 {
     key(w, k, CMP_GGUF_FLOAT32);
-    put(&w->kv, &v, 4);
+    cmp_buf_add(&w->kv, &v, 4);
     return !w->kv.failed;
 }
 
@@ -112,7 +87,7 @@ bool cmp_gguf_set_bool(cmp_gguf_writer *w, const char *k, bool v)
 {
     uint8_t b = v;
     key(w, k, CMP_GGUF_BOOL);
-    put(&w->kv, &b, 1);
+    cmp_buf_add(&w->kv, &b, 1);
     return !w->kv.failed;
 }
 
@@ -132,21 +107,21 @@ bool cmp_gguf_copy_kv(cmp_gguf_writer *w, const cmp_gguf_kv *kv)
     switch (v->type) {
     case CMP_GGUF_UINT8:
     case CMP_GGUF_INT8:
-    case CMP_GGUF_BOOL: put(&w->kv, &(uint8_t){(uint8_t)v->u}, 1); break;
+    case CMP_GGUF_BOOL: cmp_buf_add(&w->kv, &(uint8_t){(uint8_t)v->u}, 1); break;
     case CMP_GGUF_UINT16:
-    case CMP_GGUF_INT16: put(&w->kv, &(uint16_t){(uint16_t)v->u}, 2); break;
+    case CMP_GGUF_INT16: cmp_buf_add(&w->kv, &(uint16_t){(uint16_t)v->u}, 2); break;
     case CMP_GGUF_UINT32:
     case CMP_GGUF_INT32: put_u32(&w->kv, (uint32_t)v->u); break;
     case CMP_GGUF_UINT64:
     case CMP_GGUF_INT64: put_u64(&w->kv, v->u); break;
-    case CMP_GGUF_FLOAT32: put(&w->kv, &(float){(float)v->f}, 4); break;
-    case CMP_GGUF_FLOAT64: put(&w->kv, &v->f, 8); break;
+    case CMP_GGUF_FLOAT32: cmp_buf_add(&w->kv, &(float){(float)v->f}, 4); break;
+    case CMP_GGUF_FLOAT64: cmp_buf_add(&w->kv, &v->f, 8); break;
     case CMP_GGUF_STRING: put_strn(&w->kv, v->s.ptr, v->s.len); break;
     case CMP_GGUF_ARRAY:
         /* the elements as the file stores them, nested arrays included */
         put_u32(&w->kv, (uint32_t)v->arr.elem);
         put_u64(&w->kv, v->arr.count);
-        put(&w->kv, v->arr.data, v->arr.bytes);
+        cmp_buf_add(&w->kv, v->arr.data, v->arr.bytes);
         break;
     default: w->kv.failed = true;
     }
@@ -171,14 +146,14 @@ bool cmp_gguf_set_str_array(cmp_gguf_writer *w, const char *k, const char *const
 bool cmp_gguf_set_f32_array(cmp_gguf_writer *w, const char *k, const float *v, uint64_t n)
 {
     array_head(w, k, CMP_GGUF_FLOAT32, n);
-    put(&w->kv, v, n * 4);
+    cmp_buf_add(&w->kv, v, n * 4);
     return !w->kv.failed;
 }
 
 bool cmp_gguf_set_i32_array(cmp_gguf_writer *w, const char *k, const int32_t *v, uint64_t n)
 {
     array_head(w, k, CMP_GGUF_INT32, n);
-    put(&w->kv, v, n * 4);
+    cmp_buf_add(&w->kv, v, n * 4);
     return !w->kv.failed;
 }
 
@@ -223,8 +198,8 @@ bool cmp_gguf_write_stream(const cmp_gguf_writer *w, FILE *f, const char *what, 
         snprintf(err, err_size, "out of memory while building %s", what);
         return false;
     }
-    bytes head = {0};
-    put(&head, "GGUF", 4);
+    cmp_buf head = {0};
+    cmp_buf_add(&head, "GGUF", 4);
     put_u32(&head, 3);
     put_u64(&head, w->n_tensors);
     put_u64(&head, w->n_kv);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmp_buf.h"
+
 /* ---- styles ---- */
 
 static const char *const style_names[ENG_CHAT_COUNT] = {
@@ -73,41 +75,13 @@ eng_chat_style eng_chat_thinking(eng_chat_style style, const char *tmpl, size_t 
 
 /* ---- writing a conversation out ---- */
 
-/* A growing string; `failed` once an allocation failed (later appends do nothing). */
-typedef struct text_buf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} text_buf;
-
-static void put_n(text_buf *b, const char *s, size_t n)
+static void put(cmp_buf *b, const char *s)
 {
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void put(text_buf *b, const char *s)
-{
-    put_n(b, s, strlen(s));
+    cmp_buf_add(b, s, strlen(s));
 }
 
 /* s without leading and trailing ASCII white space (the templates' `| trim`) */
-static void put_trimmed(text_buf *b, const char *s)
+static void put_trimmed(cmp_buf *b, const char *s)
 {
     size_t n = strlen(s);
     while (n && strchr(" \t\r\n", s[0])) {
@@ -116,7 +90,7 @@ static void put_trimmed(text_buf *b, const char *s)
     }
     while (n && strchr(" \t\r\n", s[n - 1]))
         n--;
-    put_n(b, s, n);
+    cmp_buf_add(b, s, n);
 }
 
 static const char *role_name(eng_chat_role r)
@@ -125,7 +99,7 @@ static const char *role_name(eng_chat_role r)
 }
 
 /* The [INST] formats: a system message goes inside the next user message. */
-static void put_inst(text_buf *b, eng_chat_style style, const char *eos, const eng_chat_msg *msgs,
+static void put_inst(cmp_buf *b, eng_chat_style style, const char *eos, const eng_chat_msg *msgs,
                      size_t n)
 {
     const char *system = NULL;
@@ -173,8 +147,8 @@ static void put_inst(text_buf *b, eng_chat_style style, const char *eos, const e
     }
 }
 
-static void format_into(text_buf *b, eng_chat_style style, const char *eos,
-                        const eng_chat_msg *msgs, size_t n, bool add_assistant)
+static void format_into(cmp_buf *b, eng_chat_style style, const char *eos, const eng_chat_msg *msgs,
+                        size_t n, bool add_assistant)
 {
     if (style == ENG_CHAT_LLAMA2 || style == ENG_CHAT_MISTRAL) {
         put_inst(b, style, eos, msgs, n);
@@ -227,20 +201,20 @@ static void format_into(text_buf *b, eng_chat_style style, const char *eos,
 size_t eng_chat_format(eng_chat_style style, const char *eos, const eng_chat_msg *msgs, size_t n,
                        bool add_assistant, char *out, size_t cap)
 {
-    text_buf b = {0};
+    cmp_buf b = {0};
     format_into(&b, style, eos ? eos : "</s>", msgs, n, add_assistant);
     if (b.failed) {
         free(b.p);
         return SIZE_MAX;
     }
     if (cap) {
-        size_t k = b.len < cap ? b.len : cap - 1;
+        size_t k = b.n < cap ? b.n : cap - 1;
         if (k)
             memcpy(out, b.p, k);
         out[k] = '\0';
     }
     free(b.p);
-    return b.len;
+    return b.n;
 }
 
 /* ---- conversations ---- */
@@ -251,7 +225,7 @@ struct eng_chat {
     char eos[64];
     eng_chat_msg *msgs; /* texts owned */
     size_t n_msgs, cap_msgs;
-    text_buf held;    /* the conversation the session holds, written out */
+    cmp_buf held;     /* the conversation the session holds, written out */
     uint32_t n_held;  /* its tokens */
     int32_t *pending; /* reply tokens taken but not evaluated */
     size_t n_pending, cap_pending;
@@ -393,10 +367,9 @@ eng_status eng_chat_add_user(eng_chat *c, const char *text, size_t len, uint32_t
     if (c->n_msgs > 1 && c->msgs[0].role == ENG_CHAT_SYSTEM)
         least[n_least++] = c->msgs[0];
     least[n_least++] = c->msgs[c->n_msgs - 1];
-    text_buf alone = {0};
+    cmp_buf alone = {0};
     format_into(&alone, c->style, c->eos, least, n_least, true);
-    int64_t n_alone =
-        alone.failed ? -1 : eng_tokenize(c->v, alone.p, alone.len, true, true, NULL, 0);
+    int64_t n_alone = alone.failed ? -1 : eng_tokenize(c->v, alone.p, alone.n, true, true, NULL, 0);
     free(alone.p);
     if (n_alone < 0 || (uint64_t)n_alone + 1 > n_ctx) {
         remove_msgs(c, c->n_msgs - 1, c->n_msgs);
@@ -409,19 +382,19 @@ eng_status eng_chat_add_user(eng_chat *c, const char *text, size_t len, uint32_t
     }
     uint32_t room = n_ctx - n_ctx / 4; /* a quarter of the context for the reply */
     uint32_t dropped = 0;
-    bool restart = c->held.len == 0;
+    bool restart = c->held.n == 0;
     for (;;) {
-        text_buf full = {0};
+        cmp_buf full = {0};
         format_into(&full, c->style, c->eos, c->msgs, c->n_msgs, true);
-        if (!restart && (full.len < c->held.len || memcmp(full.p, c->held.p, c->held.len) != 0))
+        if (!restart && (full.n < c->held.n || memcmp(full.p, c->held.p, c->held.n) != 0))
             restart = true; /* the format rewrote what the session holds (a trim, say) */
         size_t at = restart ? 0 : c->n_pending;
         int64_t got = -1;
         if (!full.failed && reserve_ids(&c->turn, &c->cap_turn, at + 16)) {
             if (!restart && c->n_pending)
                 memcpy(c->turn, c->pending, sizeof *c->turn * c->n_pending);
-            size_t from = restart ? 0 : c->held.len;
-            got = tokenize_into(c, at, full.p + from, full.len - from, restart);
+            size_t from = restart ? 0 : c->held.n;
+            got = tokenize_into(c, at, full.p + from, full.n - from, restart);
         }
         if (got < 0) {
             free(full.p);
@@ -473,13 +446,13 @@ eng_status eng_chat_add_reply(eng_chat *c, const int32_t *ids, size_t n, size_t 
     }
     if (!ok) {
         free(text);
-        c->held.len = 0; /* the next turn starts again */
+        c->held.n = 0; /* the next turn starts again */
         return fail(c, ENG_ERR_HOST_MEMORY, "out of host memory");
     }
-    put_n(&c->held, text, n_text);
+    cmp_buf_add(&c->held, text, n_text);
     free(text);
     if (c->held.failed) { /* out of memory: the next turn starts again */
-        c->held.len = 0;
+        c->held.n = 0;
         c->held.failed = false;
     }
     if (n_pending)
@@ -495,7 +468,7 @@ void eng_chat_clear(eng_chat *c)
     while (i < c->n_msgs && c->msgs[i].role == ENG_CHAT_SYSTEM)
         i++;
     remove_msgs(c, i, c->n_msgs);
-    c->held.len = 0;
+    c->held.n = 0;
     c->n_held = 0;
     c->n_pending = 0;
 }

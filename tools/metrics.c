@@ -36,99 +36,99 @@ static const char *esc(const char *s, char *buf, size_t size)
     return buf;
 }
 
-static void help(tool_text *t, const char *name, const char *type, const char *what)
+static void help(cmp_buf *t, const char *name, const char *type, const char *what)
 {
-    tool_text_put(t, "# HELP %s %s\n# TYPE %s %s\n", name, what, name, type);
+    cmp_buf_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, what, name, type);
 }
 
 /* The device's identity and memory, then (st not NULL) the session's statistics. */
-static void render(vkb_device *dev, const eng_stats *st, tool_text *t)
+static void render(vkb_device *dev, const eng_stats *st, cmp_buf *t)
 {
     char e1[300], e2[300], e3[300];
     const vkb_device_info *info = vkb_device_get_info(dev);
     help(t, "vkllm_device_info", "gauge", "The device the model runs on (value 1).");
-    tool_text_put(t,
-                  "vkllm_device_info{name=\"%s\",vendor=\"%s\",driver=\"%s\",type=\"%s\","
-                  "api=\"%u.%u.%u\"} 1\n",
-                  esc(info->name, e1, sizeof e1), esc(info->vendor_name, e2, sizeof e2),
-                  esc(info->driver_name, e3, sizeof e3), vkb_device_type_name(info->type),
-                  info->api_version >> 22, (info->api_version >> 12) & 0x3ffu,
-                  info->api_version & 0xfffu);
+    cmp_buf_printf(t,
+                   "vkllm_device_info{name=\"%s\",vendor=\"%s\",driver=\"%s\",type=\"%s\","
+                   "api=\"%u.%u.%u\"} 1\n",
+                   esc(info->name, e1, sizeof e1), esc(info->vendor_name, e2, sizeof e2),
+                   esc(info->driver_name, e3, sizeof e3), vkb_device_type_name(info->type),
+                   info->api_version >> 22, (info->api_version >> 12) & 0x3ffu,
+                   info->api_version & 0xfffu);
 
     vkb_memory_stats ms;
     vkb_device_memory_stats(dev, &ms);
     static const char *purposes[VKB_PURPOSE_COUNT] = {"weights", "kv", "scratch", "staging"};
     help(t, "vkllm_memory_bytes", "gauge", "Device memory vkllm holds, by purpose.");
     for (int p = 0; p < VKB_PURPOSE_COUNT; p++)
-        tool_text_put(t, "vkllm_memory_bytes{purpose=\"%s\"} %llu\n", purposes[p],
-                      (unsigned long long)ms.by_purpose[p]);
+        cmp_buf_printf(t, "vkllm_memory_bytes{purpose=\"%s\"} %llu\n", purposes[p],
+                       (unsigned long long)ms.by_purpose[p]);
     help(t, "vkllm_memory_peak_bytes", "gauge", "The most device memory vkllm held at once.");
-    tool_text_put(t, "vkllm_memory_peak_bytes %llu\n", (unsigned long long)ms.peak_allocated);
+    cmp_buf_printf(t, "vkllm_memory_peak_bytes %llu\n", (unsigned long long)ms.peak_allocated);
     help(t, "vkllm_heap_size_bytes", "gauge", "Size of each memory heap.");
     for (uint32_t h = 0; h < ms.heap_count; h++)
-        tool_text_put(t, "vkllm_heap_size_bytes{heap=\"%u\"} %llu\n", h,
-                      (unsigned long long)ms.heaps[h].size);
+        cmp_buf_printf(t, "vkllm_heap_size_bytes{heap=\"%u\"} %llu\n", h,
+                       (unsigned long long)ms.heaps[h].size);
     help(t, "vkllm_heap_device_local", "gauge", "1 for a device-local heap (VRAM), else 0.");
     for (uint32_t h = 0; h < ms.heap_count && h < info->heap_count; h++)
-        tool_text_put(t, "vkllm_heap_device_local{heap=\"%u\"} %d\n", h,
-                      info->heaps[h].device_local ? 1 : 0);
+        cmp_buf_printf(t, "vkllm_heap_device_local{heap=\"%u\"} %d\n", h,
+                       info->heaps[h].device_local ? 1 : 0);
     help(t, "vkllm_heap_allocated_bytes", "gauge", "Memory vkllm holds on each heap.");
     for (uint32_t h = 0; h < ms.heap_count; h++)
-        tool_text_put(t, "vkllm_heap_allocated_bytes{heap=\"%u\"} %llu\n", h,
-                      (unsigned long long)ms.heaps[h].allocated);
+        cmp_buf_printf(t, "vkllm_heap_allocated_bytes{heap=\"%u\"} %llu\n", h,
+                       (unsigned long long)ms.heaps[h].allocated);
     help(t, "vkllm_heap_budget_bytes", "gauge",
          "Memory budget of each heap; source: driver (VK_EXT_memory_budget) or vkllm (its own "
          "accounting).");
     for (uint32_t h = 0; h < ms.heap_count; h++)
-        tool_text_put(t, "vkllm_heap_budget_bytes{heap=\"%u\",source=\"%s\"} %llu\n", h,
-                      ms.heaps[h].budget_from_driver ? "driver" : "vkllm",
-                      (unsigned long long)ms.heaps[h].budget);
+        cmp_buf_printf(t, "vkllm_heap_budget_bytes{heap=\"%u\",source=\"%s\"} %llu\n", h,
+                       ms.heaps[h].budget_from_driver ? "driver" : "vkllm",
+                       (unsigned long long)ms.heaps[h].budget);
     help(t, "vkllm_heap_usage_bytes", "gauge",
          "Memory in use on each heap (all processes where "
          "the driver reports it).");
     for (uint32_t h = 0; h < ms.heap_count; h++)
-        tool_text_put(t, "vkllm_heap_usage_bytes{heap=\"%u\",source=\"%s\"} %llu\n", h,
-                      ms.heaps[h].budget_from_driver ? "driver" : "vkllm",
-                      (unsigned long long)ms.heaps[h].usage);
+        cmp_buf_printf(t, "vkllm_heap_usage_bytes{heap=\"%u\",source=\"%s\"} %llu\n", h,
+                       ms.heaps[h].budget_from_driver ? "driver" : "vkllm",
+                       (unsigned long long)ms.heaps[h].usage);
 
     if (!st)
         return;
     help(t, "vkllm_tokens_total", "counter", "Tokens evaluated, by phase.");
-    tool_text_put(t, "vkllm_tokens_total{phase=\"prefill\"} %llu\n",
-                  (unsigned long long)st->prefill_tokens);
-    tool_text_put(t, "vkllm_tokens_total{phase=\"decode\"} %llu\n",
-                  (unsigned long long)st->decode_tokens);
+    cmp_buf_printf(t, "vkllm_tokens_total{phase=\"prefill\"} %llu\n",
+                   (unsigned long long)st->prefill_tokens);
+    cmp_buf_printf(t, "vkllm_tokens_total{phase=\"decode\"} %llu\n",
+                   (unsigned long long)st->decode_tokens);
     help(t, "vkllm_eval_seconds_total", "counter", "Wall time spent evaluating, by phase.");
-    tool_text_put(t, "vkllm_eval_seconds_total{phase=\"prefill\"} %.6f\n", st->prefill_seconds);
-    tool_text_put(t, "vkllm_eval_seconds_total{phase=\"decode\"} %.6f\n", st->decode_seconds);
+    cmp_buf_printf(t, "vkllm_eval_seconds_total{phase=\"prefill\"} %.6f\n", st->prefill_seconds);
+    cmp_buf_printf(t, "vkllm_eval_seconds_total{phase=\"decode\"} %.6f\n", st->decode_seconds);
     help(t, "vkllm_tokens_per_second", "gauge", "Speed of the last evaluation of each phase.");
-    tool_text_put(t, "vkllm_tokens_per_second{phase=\"prefill\"} %.3f\n", st->last_prefill_tps);
-    tool_text_put(t, "vkllm_tokens_per_second{phase=\"decode\"} %.3f\n", st->last_decode_tps);
+    cmp_buf_printf(t, "vkllm_tokens_per_second{phase=\"prefill\"} %.3f\n", st->last_prefill_tps);
+    cmp_buf_printf(t, "vkllm_tokens_per_second{phase=\"decode\"} %.3f\n", st->last_decode_tps);
     help(t, "vkllm_kv_cache_tokens", "gauge", "Positions the KV cache holds now.");
-    tool_text_put(t, "vkllm_kv_cache_tokens %u\n", st->kv.tokens);
+    cmp_buf_printf(t, "vkllm_kv_cache_tokens %u\n", st->kv.tokens);
     help(t, "vkllm_kv_cache_capacity_tokens", "gauge", "Positions the KV cache can hold.");
-    tool_text_put(t, "vkllm_kv_cache_capacity_tokens %u\n", st->kv.capacity);
+    cmp_buf_printf(t, "vkllm_kv_cache_capacity_tokens %u\n", st->kv.capacity);
     help(t, "vkllm_kv_cache_bytes", "gauge", "Device bytes of the KV cache.");
-    tool_text_put(t, "vkllm_kv_cache_bytes %llu\n", (unsigned long long)st->kv.bytes);
+    cmp_buf_printf(t, "vkllm_kv_cache_bytes %llu\n", (unsigned long long)st->kv.bytes);
     help(t, "vkllm_kv_cache_bits_per_value", "gauge",
          "Bits per cached value, scales included; the types are labels.");
-    tool_text_put(t, "vkllm_kv_cache_bits_per_value{key_type=\"%s\",value_type=\"%s\"} %.3f\n",
-                  eng_kv_type_name(st->kv.k), eng_kv_type_name(st->kv.v), st->kv.bits_per_value);
+    cmp_buf_printf(t, "vkllm_kv_cache_bits_per_value{key_type=\"%s\",value_type=\"%s\"} %.3f\n",
+                   eng_kv_type_name(st->kv.k), eng_kv_type_name(st->kv.v), st->kv.bits_per_value);
     help(t, "vkllm_decode_steps_reused_total", "counter",
          "Decode steps that submitted a recording made for an earlier step.");
-    tool_text_put(t, "vkllm_decode_steps_reused_total %llu\n",
-                  (unsigned long long)st->decode_steps_reused);
+    cmp_buf_printf(t, "vkllm_decode_steps_reused_total %llu\n",
+                   (unsigned long long)st->decode_steps_reused);
     help(t, "vkllm_step_gpu_seconds", "gauge", "GPU time of the last step (timestamps).");
-    tool_text_put(t, "vkllm_step_gpu_seconds %.9f\n", st->last_step_gpu_ms / 1e3);
+    cmp_buf_printf(t, "vkllm_step_gpu_seconds %.9f\n", st->last_step_gpu_ms / 1e3);
     if (st->op_count) {
         help(t, "vkllm_op_gpu_seconds", "gauge", "GPU time of each op in the last step.");
         for (uint32_t i = 0; i < st->op_count; i++)
-            tool_text_put(t, "vkllm_op_gpu_seconds{op=\"%s\"} %.9f\n",
-                          esc(st->ops[i].name, e1, sizeof e1), st->ops[i].ms / 1e3);
+            cmp_buf_printf(t, "vkllm_op_gpu_seconds{op=\"%s\"} %.9f\n",
+                           esc(st->ops[i].name, e1, sizeof e1), st->ops[i].ms / 1e3);
         help(t, "vkllm_op_dispatches", "gauge", "Dispatches of each op in the last step.");
         for (uint32_t i = 0; i < st->op_count; i++)
-            tool_text_put(t, "vkllm_op_dispatches{op=\"%s\"} %u\n",
-                          esc(st->ops[i].name, e1, sizeof e1), st->ops[i].calls);
+            cmp_buf_printf(t, "vkllm_op_dispatches{op=\"%s\"} %u\n",
+                           esc(st->ops[i].name, e1, sizeof e1), st->ops[i].calls);
     }
 }
 
@@ -140,13 +140,13 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     tool_metrics *m = cls;
     struct MHD_Response *r;
     unsigned status = MHD_HTTP_OK;
-    tool_text t = {0};
+    cmp_buf t = {0};
     if (strcmp(method, "GET") != 0) {
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
-        tool_text_put(&t, "only GET\n");
+        cmp_buf_printf(&t, "only GET\n");
     } else if (strcmp(url, "/metrics") != 0) {
         status = MHD_HTTP_NOT_FOUND;
-        tool_text_put(&t, "vkllm serves /metrics\n");
+        cmp_buf_printf(&t, "vkllm serves /metrics\n");
     } else {
         pthread_mutex_lock(&m->lock);
         eng_stats st;
@@ -225,7 +225,7 @@ void tool_metrics_stop(tool_metrics *m)
 
 char *tool_metrics_render(vkb_device *dev, eng_session *s, size_t *len)
 {
-    tool_text t = {0};
+    cmp_buf t = {0};
     eng_stats st;
     if (s)
         eng_session_stats(s, &st);

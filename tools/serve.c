@@ -45,7 +45,7 @@ typedef struct job {
 
     enum state state;
     struct job *next;
-    tool_text out;   /* stream: the events written so far */
+    cmp_buf out;     /* stream: the events written so far */
     size_t out_read; /* stream: what the connection has sent */
     /* the outcome, set by the worker before DONE */
     unsigned status; /* 0, or the HTTP status of a failure */
@@ -154,7 +154,7 @@ static void add_event(job *j, cJSON *o)
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (s)
-        tool_text_put(&j->out, "data: %s\n\n", s);
+        cmp_buf_printf(&j->out, "data: %s\n\n", s);
     else
         j->out.failed = true;
     free(s);
@@ -397,7 +397,7 @@ static void run_job(tool_server *sv, job *j)
             send_event(j, o);
         }
         pthread_mutex_lock(&sv->lock);
-        tool_text_add(&j->out, "data: [DONE]\n\n", 14);
+        cmp_buf_add(&j->out, "data: [DONE]\n\n", 14);
         pthread_mutex_unlock(&sv->lock);
     }
     if (!sv->o.quiet) {
@@ -733,10 +733,10 @@ static bool read_prompt(tool_server *sv, check *ck, const cJSON *req, job *j)
 }
 
 /* A message's content: a string, or the texts of an array of parts (no images). */
-static bool message_text(check *ck, const cJSON *content, int index, tool_text *out)
+static bool message_text(check *ck, const cJSON *content, int index, cmp_buf *out)
 {
     if (cJSON_IsString(content)) {
-        tool_text_add(out, content->valuestring, strlen(content->valuestring));
+        cmp_buf_add(out, content->valuestring, strlen(content->valuestring));
         return true;
     }
     if (cJSON_IsNull(content) || !content)
@@ -755,7 +755,7 @@ static bool message_text(check *ck, const cJSON *content, int index, tool_text *
                        "\"messages\"[%d]: only text parts are supported (vkllm runs text "
                        "models)",
                        index);
-        tool_text_add(out, text->valuestring, strlen(text->valuestring));
+        cmp_buf_add(out, text->valuestring, strlen(text->valuestring));
     }
     return true;
 }
@@ -786,7 +786,7 @@ static bool read_messages(tool_server *sv, check *ck, const cJSON *req, job *j)
     eng_chat_style style =
         eng_chat_thinking(sv->o.chat_style, tmpl, tlen, !think || cJSON_IsTrue(think));
     eng_chat_msg *m = calloc((size_t)n, sizeof *m);
-    tool_text *texts = calloc((size_t)n, sizeof *texts);
+    cmp_buf *texts = calloc((size_t)n, sizeof *texts);
     char *out = NULL;
     bool ok = m && texts;
     if (!ok)
@@ -809,7 +809,7 @@ static bool read_messages(tool_server *sv, check *ck, const cJSON *req, job *j)
             ok = bad(ck, 400, "\"messages\"[%d].role must be system, developer, user or assistant",
                      i);
         ok = ok && message_text(ck, cJSON_GetObjectItemCaseSensitive(msg, "content"), i, &texts[i]);
-        tool_text_add(&texts[i], "", 0);
+        cmp_buf_add(&texts[i], "", 0);
         if (ok && texts[i].failed)
             ok = bad(ck, 500, "out of host memory");
         m[i].text = texts[i].p;
@@ -836,7 +836,7 @@ static bool read_messages(tool_server *sv, check *ck, const cJSON *req, job *j)
 }
 
 /* The body as a JSON object; NULL with the problem in ck. */
-static cJSON *read_object(check *ck, const tool_text *body)
+static cJSON *read_object(check *ck, const cmp_buf *body)
 {
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithLengthOpts(body->p ? body->p : "", body->n, &end, false);
@@ -853,7 +853,7 @@ static cJSON *read_object(check *ck, const tool_text *body)
 }
 
 /* Reads a generation request into a new job; NULL with the problem in ck. */
-static job *read_request(tool_server *sv, enum kind kind, const tool_text *body, check *ck)
+static job *read_request(tool_server *sv, enum kind kind, const cmp_buf *body, check *ck)
 {
     cJSON *req = read_object(ck, body);
     job *j = calloc(1, sizeof *j);
@@ -898,7 +898,7 @@ static job *read_request(tool_server *sv, enum kind kind, const tool_text *body,
 }
 
 static enum MHD_Result generation(tool_server *sv, struct MHD_Connection *c, enum kind kind,
-                                  const tool_text *body)
+                                  const cmp_buf *body)
 {
     check ck = {0};
     job *j = read_request(sv, kind, body, &ck);
@@ -966,7 +966,7 @@ static enum MHD_Result send_result(struct MHD_Connection *c, const check *ck, cJ
 
 /* POST /tokenize {"content", "add_special", "parse_special"}, as llama.cpp's server has it:
  * {"tokens": [...]}. */
-static enum MHD_Result tokenize(tool_server *sv, struct MHD_Connection *c, const tool_text *body)
+static enum MHD_Result tokenize(tool_server *sv, struct MHD_Connection *c, const cmp_buf *body)
 {
     check ck = {0};
     cJSON *req = read_object(&ck, body), *o = NULL;
@@ -992,7 +992,7 @@ static enum MHD_Result tokenize(tool_server *sv, struct MHD_Connection *c, const
 }
 
 /* POST /detokenize {"tokens": [...]}: {"content"}, the pieces joined as valid UTF-8. */
-static enum MHD_Result detokenize(tool_server *sv, struct MHD_Connection *c, const tool_text *body)
+static enum MHD_Result detokenize(tool_server *sv, struct MHD_Connection *c, const cmp_buf *body)
 {
     check ck = {0};
     cJSON *req = read_object(&ck, body), *o = NULL;
@@ -1045,28 +1045,28 @@ static enum MHD_Result metrics(tool_server *sv, struct MHD_Connection *c)
 {
     size_t len;
     char *engine = tool_metrics_render(sv->dev, sv->s, &len);
-    tool_text t = {0};
+    cmp_buf t = {0};
     if (engine)
-        tool_text_add(&t, engine, len);
+        cmp_buf_add(&t, engine, len);
     free(engine);
     pthread_mutex_lock(&sv->lock);
-    tool_text_put(&t,
-                  "# HELP vkllm_requests_total Generation requests answered, by outcome.\n"
-                  "# TYPE vkllm_requests_total counter\n"
-                  "vkllm_requests_total{outcome=\"ok\"} %llu\n"
-                  "vkllm_requests_total{outcome=\"failed\"} %llu\n"
-                  "vkllm_requests_total{outcome=\"cancelled\"} %llu\n"
-                  "# HELP vkllm_requests_waiting Requests queued behind the running one.\n"
-                  "# TYPE vkllm_requests_waiting gauge\nvkllm_requests_waiting %u\n"
-                  "# HELP vkllm_requests_running Requests generating now (0 or 1).\n"
-                  "# TYPE vkllm_requests_running gauge\nvkllm_requests_running %d\n"
-                  "# HELP vkllm_request_tokens_total Tokens of answered requests, by kind.\n"
-                  "# TYPE vkllm_request_tokens_total counter\n"
-                  "vkllm_request_tokens_total{kind=\"prompt\"} %llu\n"
-                  "vkllm_request_tokens_total{kind=\"prompt_cached\"} %llu\n"
-                  "vkllm_request_tokens_total{kind=\"generated\"} %llu\n",
-                  sv->served, sv->failed, sv->cancelled, sv->waiting, sv->running != NULL,
-                  sv->tokens_in, sv->tokens_cached, sv->tokens_out);
+    cmp_buf_printf(&t,
+                   "# HELP vkllm_requests_total Generation requests answered, by outcome.\n"
+                   "# TYPE vkllm_requests_total counter\n"
+                   "vkllm_requests_total{outcome=\"ok\"} %llu\n"
+                   "vkllm_requests_total{outcome=\"failed\"} %llu\n"
+                   "vkllm_requests_total{outcome=\"cancelled\"} %llu\n"
+                   "# HELP vkllm_requests_waiting Requests queued behind the running one.\n"
+                   "# TYPE vkllm_requests_waiting gauge\nvkllm_requests_waiting %u\n"
+                   "# HELP vkllm_requests_running Requests generating now (0 or 1).\n"
+                   "# TYPE vkllm_requests_running gauge\nvkllm_requests_running %d\n"
+                   "# HELP vkllm_request_tokens_total Tokens of answered requests, by kind.\n"
+                   "# TYPE vkllm_request_tokens_total counter\n"
+                   "vkllm_request_tokens_total{kind=\"prompt\"} %llu\n"
+                   "vkllm_request_tokens_total{kind=\"prompt_cached\"} %llu\n"
+                   "vkllm_request_tokens_total{kind=\"generated\"} %llu\n",
+                   sv->served, sv->failed, sv->cancelled, sv->waiting, sv->running != NULL,
+                   sv->tokens_in, sv->tokens_cached, sv->tokens_out);
     pthread_mutex_unlock(&sv->lock);
     if (!engine || t.failed) {
         free(t.p);
@@ -1086,7 +1086,7 @@ static bool authorized(tool_server *sv, struct MHD_Connection *c)
 
 /* The body read so far (connection threads' state between calls). */
 typedef struct upload {
-    tool_text body;
+    cmp_buf body;
     bool too_large;
 } upload;
 
@@ -1106,7 +1106,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
         if (up->body.n + *data_size > BODY_MAX)
             up->too_large = true;
         else
-            tool_text_add(&up->body, data, *data_size);
+            cmp_buf_add(&up->body, data, *data_size);
         *data_size = 0;
         return MHD_YES;
     }

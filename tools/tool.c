@@ -374,48 +374,6 @@ bool tool_output_ok(const char *cmd, const char *in, const char *out, bool force
     return true;
 }
 
-/* Room for `more` bytes and a NUL after t's; false (t failed) when out of memory. */
-static bool text_room(tool_text *t, size_t more)
-{
-    if (t->failed)
-        return false;
-    if (t->n + more + 1 <= t->cap)
-        return true;
-    size_t cap = (t->n + more + 1) * 2;
-    char *p = realloc(t->p, cap);
-    if (!p) {
-        t->failed = true;
-        return false;
-    }
-    t->p = p, t->cap = cap;
-    return true;
-}
-
-void tool_text_add(tool_text *t, const char *s, size_t n)
-{
-    if (!text_room(t, n))
-        return;
-    memcpy(t->p + t->n, s, n);
-    t->n += n;
-    t->p[t->n] = '\0';
-}
-
-void tool_text_put(tool_text *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        t->failed = true;
-    if (n < 0 || !text_room(t, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(t->p + t->n, t->cap - t->n, fmt, ap);
-    va_end(ap);
-    t->n += (size_t)n;
-}
-
 int tool_parse_generation_flag(int argc, char **argv, int *i, tool_gpu_opts *gpu, tool_kv_opts *kv,
                                eng_sampler_params *sp, bool *seed_given)
 {

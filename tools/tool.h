@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cmp_buf.h"
 #include "eng_model.h"
 #include "eng_sampler.h"
 #include "vkb.h"
@@ -115,15 +116,6 @@ int32_t *tool_tokenize(const eng_vocab *v, const char *text, size_t len, bool ad
  * NULL when there is none), and over an existing file only with force. Prints
  * "CMD: OUT is the input; ..." or "CMD: OUT exists; pass --force ..." when not. */
 bool tool_output_ok(const char *cmd, const char *in, const char *out, bool force);
-
-/* A growing text: appends that fail (out of memory) set failed and change nothing more. */
-typedef struct tool_text {
-    char *p; /* NUL-terminated once anything was added; malloc'd */
-    size_t n, cap;
-    bool failed;
-} tool_text;
-void tool_text_add(tool_text *t, const char *s, size_t n);
-void tool_text_put(tool_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Seconds on the monotonic clock. */
 double tool_now_s(void);
