@@ -527,19 +527,25 @@ static void test_rope(void)
     teardown(&f);
 }
 
-/* The largest difference between two arrays of f32 (or, half, f16) values, relative to
- * the largest magnitude of `want` (1 where a NaN is met). */
-static double rel_diff(const void *got, const void *want, size_t n, bool half)
+/* The largest magnitude of x[0..n). */
+static double max_abs(const float *x, size_t n)
 {
-    double worst = 0, top = 0;
-    for (size_t i = 0; i < n; i++) {
-        double g = half ? cmp_f16_to_f32(((const uint16_t *)got)[i]) : ((const float *)got)[i];
-        double w = half ? cmp_f16_to_f32(((const uint16_t *)want)[i]) : ((const float *)want)[i];
-        double d = fabs(g - w);
-        top = fabs(w) > top ? fabs(w) : top;
-        worst = d > worst || d != d ? d : worst;
+    double top = 0;
+    for (size_t i = 0; i < n; i++)
+        top = fabs(x[i]) > top ? fabs(x[i]) : top;
+    return top;
+}
+
+/* n f16 values (bytes as a cache holds them) as floats, malloc'd; NULL out of memory. */
+static float *f16_floats(const uint8_t *bytes, size_t n)
+{
+    float *f = malloc(sizeof *f * (n ? n : 1));
+    for (size_t i = 0; f && i < n; i++) {
+        uint16_t h;
+        memcpy(&h, bytes + 2 * i, 2);
+        f[i] = cmp_f16_to_f32(h);
     }
-    return worst != worst ? 1.0 : worst / (top > 0 ? top : 1);
+    return f;
 }
 
 /* rope_store_f16: the bits of rope (q, k) then store_f16 (k, v) apart, in place on q,
@@ -611,11 +617,18 @@ static void check_rope_store(struct fixture *f, vkb_rope_shape sh, uint32_t kv_h
              norm ? "_norm" : "", sh.head_dim, sh.rot_dims, sh.heads, kv_heads, sh.tokens, row0,
              sh.neox ? " neox" : "");
     if (norm) {
-        double dq = rel_diff(host[1], host[0], qn, false);
+        /* q within 1e-5 of its largest value; the rows written within one f16 step of it */
+        const float *gq = (const float *)host[1], *rq = (const float *)host[0];
+        char part[160];
+        snprintf(part, sizeof part, "%s: q", what);
+        compare(part, gq, rq, qn, 0.0, 1e-5 * max_abs(rq, qn));
         size_t at = kv_off * 2, end = at + kvn * 2; /* the rows written, in bytes */
-        double dk = rel_diff(host[3] + at, host[2] + at, kvn, true);
-        CHECK_MSG(dq <= 1e-5, "%s: q differs from rms_norm and rope's by %.3g", what, dq);
-        CHECK_MSG(dk <= 1.0 / 1024, "%s: the key cache differs by %.3g", what, dk);
+        float *gk = f16_floats(host[3] + at, kvn), *rk = f16_floats(host[2] + at, kvn);
+        CHECK(gk && rk);
+        snprintf(part, sizeof part, "%s: the key cache", what);
+        if (gk && rk)
+            compare(part, gk, rk, kvn, 0.0, max_abs(rk, kvn) / 1024);
+        free(gk), free(rk);
         CHECK_MSG(memcmp(host[2], host[3], at) == 0 &&
                       memcmp(host[2] + end, host[3] + end, cache_bytes - end) == 0,
                   "%s: the key cache changed outside the rows written", what);
