@@ -82,7 +82,7 @@ test)
     # kernels, and the GGUF fuzzer, which builds itself with the sanitizers in the first run)
     skip=()
     [ "$sanitize" = ON ] &&
-        skip=(-LE subgroup -E '^(fuzz_gguf|test_(matrix|matrix_fused|ops|model|session)_(minimal|mobile))$')
+        skip=(-LE subgroup -E '^(fuzz_gguf|test_(matrix|matrix_fused|ops|attention|model|session)_(minimal|mobile))$')
     ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" "${skip[@]}"
     if [ "${CI:-}" = true ] && [ "$sanitize" = OFF ]; then
         # CI also runs the suite under AddressSanitizer + UndefinedBehaviorSanitizer.

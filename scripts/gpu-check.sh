@@ -28,7 +28,7 @@ fi
 if want tests; then
     step tests
     : >"$OUT/tests.txt"
-    for t in test_pipelines test_kernels test_matrix test_matrix_fused test_ops test_memory test_model; do
+    for t in test_pipelines test_kernels test_matrix test_matrix_fused test_ops test_attention test_memory test_model; do
         VKLLM_TEST_REQUIRE_DEVICE=1 timeout 150 "$B/tests/$t" >>"$OUT/tests.txt" 2>&1
         echo "$t: exit $? ($(grep -c ' FAIL' "$OUT/tests.txt") FAIL lines so far)"
     done
