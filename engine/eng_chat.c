@@ -11,7 +11,8 @@
 /* ---- styles ---- */
 
 static const char *const style_names[ENG_CHAT_COUNT] = {
-    "none", "chatml", "chatml-nothink", "llama3", "llama2", "mistral", "zephyr", "phi3", "deepseek",
+    "none",    "chatml", "chatml-nothink", "llama3",   "llama2",
+    "mistral", "zephyr", "phi3",           "deepseek", "deepseek-r1",
 };
 
 const char *eng_chat_style_name(eng_chat_style style)
@@ -32,22 +33,35 @@ bool eng_chat_style_parse(const char *name, eng_chat_style *out)
 
 const char *eng_chat_style_list(void)
 {
-    return "chatml, chatml-nothink, llama3, llama2, mistral, zephyr, phi3, deepseek";
+    return "chatml, chatml-nothink, llama3, llama2, mistral, zephyr, phi3, deepseek, deepseek-r1";
 }
 
-static bool contains(const char *text, size_t len, const char *needle)
+/* deepseek-r1's markers: fullwidth bars (U+FF5C), U+2581 for the spaces */
+#define R1_USER      "<｜User｜>"
+#define R1_ASSISTANT "<｜Assistant｜>"
+#define R1_EOS       "<｜end▁of▁sentence｜>"
+
+/* The first `needle` in text[0..len), or NULL. */
+static const char *find(const char *text, size_t len, const char *needle)
 {
     size_t nl = strlen(needle);
     for (size_t i = 0; i + nl <= len; i++)
         if (text[i] == needle[0] && memcmp(text + i, needle, nl) == 0)
-            return true;
-    return false;
+            return text + i;
+    return NULL;
+}
+
+static bool contains(const char *text, size_t len, const char *needle)
+{
+    return find(text, len, needle) != NULL;
 }
 
 eng_chat_style eng_chat_detect(const char *text, size_t len)
 {
     if (!text)
         return ENG_CHAT_NONE;
+    if (contains(text, len, R1_USER) && contains(text, len, R1_ASSISTANT))
+        return ENG_CHAT_DEEPSEEK_R1;
     if (contains(text, len, "<|im_start|>"))
         return ENG_CHAT_CHATML;
     if (contains(text, len, "<|start_header_id|>") && contains(text, len, "<|end_header_id|>"))
@@ -70,8 +84,139 @@ eng_chat_style eng_chat_thinking(eng_chat_style style, const char *tmpl, size_t 
     return style;
 }
 
+#define THINK_OPEN  "<think>"
+#define THINK_CLOSE "</think>"
 /* What opens an assistant turn of chatml-nothink after its role line. */
-#define EMPTY_THINK "<think>\n\n</think>\n\n"
+#define EMPTY_THINK THINK_OPEN "\n\n" THINK_CLOSE "\n\n"
+
+/* ---- reasoning ---- */
+
+/* before the block; inside it, before its text; in its text; after it; content */
+enum { T_START, T_OPENED, T_REASONING, T_AFTER, T_CONTENT };
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The length of the longest proper prefix of tag that text[0..len) ends with. */
+static size_t tag_start(const char *text, size_t len, const char *tag)
+{
+    size_t k = strlen(tag) - 1;
+    for (k = k < len ? k : len; k > 0; k--)
+        if (memcmp(text + len - k, tag, k) == 0)
+            return k;
+    return 0;
+}
+
+bool eng_chat_template_thinks(const char *tmpl, size_t len)
+{
+    return tmpl && contains(tmpl, len, THINK_OPEN);
+}
+
+bool eng_think_opened(const char *text, size_t len)
+{
+    while (len && is_space(text[len - 1]))
+        len--;
+    size_t tl = strlen(THINK_OPEN);
+    return len >= tl && memcmp(text + len - tl, THINK_OPEN, tl) == 0;
+}
+
+void eng_think_init(eng_think *t, bool opened)
+{
+    t->state = opened ? T_OPENED : T_START;
+    t->held.n = 0;
+    t->held.failed = false;
+}
+
+/* Hands out what of held[0..n) is known; the rest stays held. At the end (`last`) all of
+ * it goes. */
+static void think_split(eng_think *t, bool last, cmp_buf *reasoning, cmp_buf *content)
+{
+    const char *h = t->held.p;
+    size_t n = t->held.n, i = 0; /* h[0..i) is handed out */
+    for (bool more = true; more;) {
+        switch (t->state) {
+        case T_START: { /* white space, then the block or the content */
+            size_t s = i, tl = strlen(THINK_OPEN);
+            while (s < n && is_space(h[s]))
+                s++;
+            if (n - s >= tl && memcmp(h + s, THINK_OPEN, tl) == 0) {
+                i = s + tl;
+                t->state = T_OPENED;
+            } else if (!last && n - s < tl && memcmp(h + s, THINK_OPEN, n - s) == 0) {
+                more = false; /* white space, or what may become the tag */
+            } else {
+                t->state = T_CONTENT;
+            }
+            break;
+        }
+        case T_OPENED:
+        case T_AFTER: /* white space left out */
+            while (i < n && is_space(h[i]))
+                i++;
+            if (i < n)
+                t->state = t->state == T_OPENED ? T_REASONING : T_CONTENT;
+            else
+                more = false;
+            break;
+        case T_REASONING: {
+            const char *close = find(h + i, n - i, THINK_CLOSE);
+            size_t end = close  ? (size_t)(close - h)
+                         : last ? n
+                                : n - tag_start(h + i, n - i, THINK_CLOSE);
+            size_t e = end;
+            while (e > i && is_space(h[e - 1]))
+                e--; /* the white space before a tag, or held until text follows it */
+            cmp_buf_add(reasoning, h + i, e - i);
+            if (close) {
+                i = end + strlen(THINK_CLOSE);
+                t->state = T_AFTER;
+            } else {
+                i = last ? n : e;
+                more = false;
+            }
+            break;
+        }
+        default:
+            cmp_buf_add(content, h + i, n - i);
+            i = n;
+            more = false;
+            break;
+        }
+    }
+    memmove(t->held.p, h + i, n - i);
+    t->held.n = n - i;
+}
+
+bool eng_think_add(eng_think *t, const char *text, size_t n, cmp_buf *reasoning, cmp_buf *content)
+{
+    if (n == 0)
+        return true;
+    if (t->state == T_CONTENT && t->held.n == 0) {
+        cmp_buf_add(content, text, n);
+        return !content->failed;
+    }
+    cmp_buf_add(&t->held, text, n);
+    if (t->held.failed)
+        return false;
+    think_split(t, false, reasoning, content);
+    return !reasoning->failed && !content->failed;
+}
+
+bool eng_think_finish(eng_think *t, cmp_buf *reasoning, cmp_buf *content)
+{
+    if (t->held.n)
+        think_split(t, true, reasoning, content);
+    eng_think_init(t, false);
+    return !reasoning->failed && !content->failed;
+}
+
+void eng_think_free(eng_think *t)
+{
+    free(t->held.p);
+    *t = (eng_think){0};
+}
 
 /* ---- writing a conversation out ---- */
 
@@ -182,6 +327,18 @@ static void format_into(cmp_buf *b, eng_chat_style style, const char *eos, const
             else
                 put(b, "### Response:\n"), put(b, m->text), put(b, "\n<|EOT|>\n");
             break;
+        case ENG_CHAT_DEEPSEEK_R1:
+            if (m->role == ENG_CHAT_USER)
+                put(b, R1_USER);
+            if (m->role == ENG_CHAT_ASSISTANT) {
+                put(b, R1_ASSISTANT);
+                if (strstr(m->text, THINK_CLOSE) && strncmp(m->text, THINK_OPEN, 7) != 0)
+                    put(b, THINK_OPEN "\n"); /* the prompt opened it */
+            }
+            put(b, m->text);
+            if (m->role == ENG_CHAT_ASSISTANT)
+                put(b, R1_EOS);
+            break;
         default: put(b, m->text); break;
         }
     }
@@ -194,6 +351,7 @@ static void format_into(cmp_buf *b, eng_chat_style style, const char *eos, const
     case ENG_CHAT_ZEPHYR:
     case ENG_CHAT_PHI3: put(b, "<|assistant|>\n"); break;
     case ENG_CHAT_DEEPSEEK: put(b, "### Response:\n"); break;
+    case ENG_CHAT_DEEPSEEK_R1: put(b, R1_ASSISTANT THINK_OPEN "\n"); break;
     default: break;
     }
 }

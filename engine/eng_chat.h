@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cmp_buf.h"
 #include "eng_model.h"
 #include "eng_vocab.h"
 
@@ -43,6 +44,13 @@ typedef enum eng_chat_style {
     ENG_CHAT_PHI3,
     /* SYSTEM\n### Instruction:\n USER \n### Response:\n REPLY \n<|EOT|>\n (DeepSeek Coder) */
     ENG_CHAT_DEEPSEEK,
+    /* SYSTEM<｜User｜>USER<｜Assistant｜>REPLY<｜end▁of▁sentence｜>...<｜Assistant｜><think>\n
+     * (DeepSeek-R1 and its Qwen and Llama distillations): the reply starts inside its
+     * reasoning block, which the prompt opens. A past reply that ends its reasoning
+     * (holds </think>) is written as generated, reopened with <think>\n, where the
+     * model's template keeps only what follows </think>: a conversation then goes on
+     * from the tokens the session holds instead of starting over each turn. */
+    ENG_CHAT_DEEPSEEK_R1,
     ENG_CHAT_COUNT
 } eng_chat_style;
 
@@ -63,6 +71,40 @@ eng_chat_style eng_chat_detect(const char *text, size_t len);
  * it, as its Jinja would). */
 eng_chat_style eng_chat_thinking(eng_chat_style style, const char *tmpl, size_t len,
                                  bool enable_thinking);
+
+/* ---- reasoning ----
+ * Reasoning models (Qwen3, QwQ, DeepSeek-R1 and its distillations) open a reply with
+ * their thoughts in a <think>...</think> block. eng_think tells a reply's reasoning (the
+ * block's text, without the white space around it) from its content (what follows the
+ * block, without the white space after it; the whole reply where no block opens it), as
+ * llama.cpp's and vLLM's servers give them apart (reasoning_content and content). A reply
+ * ended inside the block is all reasoning. It takes the reply in pieces as it streams and
+ * hands out each piece's share at once, holding back only what may yet turn out to be
+ * part of a tag or the white space before one: any division of a reply into pieces gives
+ * the same two texts. */
+typedef struct eng_think {
+    int state;
+    cmp_buf held; /* text not handed out yet */
+} eng_think;
+
+/* Whether the prompt text[0..len) leaves the reply inside an open block: it ends with
+ * <think> and white space, as deepseek-r1's and QwQ's templates write. */
+bool eng_think_opened(const char *text, size_t len);
+/* A reply to come; opened: the prompt opened its block (eng_think_opened). t is {0}, or
+ * was used before (its buffer is kept). */
+void eng_think_init(eng_think *t, bool opened);
+/* Takes text[0..n) of the reply and appends what is now known to be reasoning to
+ * *reasoning and content to *content. false when out of host memory (a buffer's failed
+ * flag, or the text not taken). */
+bool eng_think_add(eng_think *t, const char *text, size_t n, cmp_buf *reasoning, cmp_buf *content);
+/* The reply's end: what was held back goes where it belongs. t is then as after
+ * eng_think_init(t, false). */
+bool eng_think_finish(eng_think *t, cmp_buf *reasoning, cmp_buf *content);
+void eng_think_free(eng_think *t);
+
+/* Whether a chat template writes reasoning blocks (mentions <think>): a server's
+ * reasoning_format auto splits the replies of such models. */
+bool eng_chat_template_thinks(const char *tmpl, size_t len);
 
 typedef enum eng_chat_role { ENG_CHAT_SYSTEM, ENG_CHAT_USER, ENG_CHAT_ASSISTANT } eng_chat_role;
 

@@ -4,8 +4,9 @@
 # llama.cpp's golden text, streamed pieces that join to the whole answer, the prompt
 # cache reusing what the session holds, stop strings, chat completions in the chat
 # format, seeds that repeat, requests at once answered in turn, a client that leaves
-# mid-stream, refusals with OpenAI's error object, an API key, and a clean stop on
-# SIGTERM with the validation layer silent.
+# mid-stream, refusals with OpenAI's error object, an API key, a reply's reasoning apart
+# from its content (deepseek-r1), and a clean stop on SIGTERM with the validation layer
+# silent.
 set -u
 V=$1 S=$2
 model=$S/models/TinyStories-656K-Q8_0.gguf
@@ -49,9 +50,9 @@ post() { # PATH JSON: the answer's body
     curl -sS -m 120 "$url$1" -H 'Content-Type: application/json' -d "$2"
 }
 # the text of a stream of server-sent events on stdin: its pieces joined
-joined() {
+joined() { # [FIELD]: the deltas' reasoning_content instead
     sed -n 's/^data: //p' | grep -v '^\[DONE\]$' |
-        jq -j '.choices[0] | (.text // .delta.content // "")'
+        jq -j ".choices[0] | (.text // .delta.${1:-content} // \"\")"
 }
 
 start main --chat-template chatml
@@ -111,6 +112,11 @@ curl -sSN -m 120 "$url/v1/chat/completions" -d "{$msgs, \"max_tokens\": 16, \"te
     \"stream\": true}" >"$work/s3"
 [ "$(joined <"$work/s3")" = "$reply" ] || fail "the streamed reply differs: $(joined <"$work/s3")"
 grep -q '"delta":{"role":"assistant"' "$work/s3" || fail "the stream does not open with the role"
+# reasoning_format deepseek: a reply that opens no <think> block stays content
+d3=$(post /v1/chat/completions "{$msgs, \"max_tokens\": 16, \"temperature\": 0, \"reasoning_format\": \"deepseek\"}")
+[ "$(jq -r '.choices[0].message.content' <<<"$d3")" = "$reply" ] &&
+    [ "$(jq '.choices[0].message | has("reasoning_content")' <<<"$d3")" = false ] ||
+    fail "reasoning_format deepseek changed a reply without a block: $d3"
 
 # a seed repeats its sample; /detokenize is /tokenize's inverse
 s='{"prompt": "Once upon a time", "max_tokens": 24, "temperature": 1, "seed": 7}'
@@ -153,6 +159,7 @@ refused 400 'not an id of the vocabulary' /v1/completions '{"prompt": [1, 2, 999
 refused 400 '"temperature" must be a number' /v1/completions '{"prompt": "x", "temperature": "hot"}'
 refused 400 'only text parts' /v1/chat/completions '{"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}'
 refused 404 'no such endpoint' /v1/embeddings '{"input": "x"}'
+refused 400 '"reasoning_format" must be' /v1/chat/completions '{"messages": [{"role": "user", "content": "x"}], "reasoning_format": "o1"}'
 refused 400 '"enable_thinking" true or false' /v1/chat/completions '{"messages": [{"role": "user", "content": "x"}], "chat_template_kwargs": {"enable_thinking": "no"}}'
 
 # stopping: SIGTERM ends the server cleanly, without validation messages
@@ -164,12 +171,34 @@ grep -q '^vkllm serve: terminated: stopping' "$work/main.err" || fail "no stop m
 grep -iq 'validation' "$work/main.err" && fail "validation messages: $(grep -i -m3 validation "$work/main.err")"
 grep '^serve: ' "$work/main.err" | head -4
 
-# an API key: /health without it, everything else with it
-start key --api-key sesame --quiet --greedy
+# an API key: /health without it, everything else with it (and deepseek-r1's format below)
+start key --api-key sesame --quiet --greedy --chat-template deepseek-r1
 refused 401 'API key' /v1/models ''
 [ "$(curl -sS "$url/health" | jq -r .status)" = ok ] || fail "/health needs no key"
 k=$(curl -sS "$url/v1/completions" -H 'Authorization: Bearer sesame' -d '{"prompt": "Once upon a time", "max_tokens": 32}')
 [ "$(jq -r '.choices[0].text' <<<"$k")" = "$text" ] || fail "with the key (and --greedy as the default): $k"
+
+# deepseek-r1: the prompt opens the reply's <think> block, which this model never closes:
+# all of the reply is reasoning_content (white space around it left out), streamed as such;
+# reasoning_format none leaves it in content
+kpost() { curl -sS -m 120 "$url$1" -H 'Authorization: Bearer sesame' -d "$2"; }
+r1msgs='"messages": [{"role": "user", "content": "Once upon a time"}], "max_tokens": 24'
+r=$(kpost /v1/chat/completions "{$r1msgs}")
+thought=$(jq -r '.choices[0].message.reasoning_content' <<<"$r")
+echo "deepseek-r1 reasoning: $thought"
+[ -n "$thought" ] && [ "$thought" != null ] && [ "$(jq -r '.choices[0].message.content' <<<"$r")" = "" ] ||
+    fail "deepseek-r1: the reply is not all reasoning: $r"
+ids=$(kpost /tokenize "{\"content\": \"<｜User｜>Once upon a time<｜Assistant｜><think>\\n\", \"add_special\": true}")
+[ "$(jq '.tokens | length' <<<"$ids")" = "$(jq .usage.prompt_tokens <<<"$r")" ] ||
+    fail "the deepseek-r1 prompt is not R1's text: $(jq -c .usage <<<"$r") vs $ids"
+curl -sSN -m 120 "$url/v1/chat/completions" -H 'Authorization: Bearer sesame' \
+    -d "{$r1msgs, \"stream\": true}" >"$work/s4"
+[ "$(joined reasoning_content <"$work/s4")" = "$thought" ] && [ "$(joined <"$work/s4")" = "" ] ||
+    fail "the streamed reasoning differs: $(joined reasoning_content <"$work/s4")"
+raw=$(kpost /v1/chat/completions "{$r1msgs, \"reasoning_format\": \"none\"}")
+[ "$(jq -r '.choices[0].message.content | sub("^\\s+"; "") | sub("\\s+$"; "")' <<<"$raw")" = "$thought" ] &&
+    [ "$(jq '.choices[0].message | has("reasoning_content")' <<<"$raw")" = false ] ||
+    fail "reasoning_format none: $raw"
 kill -TERM $pid
 wait $pid || fail "the second server exited with $?"
 

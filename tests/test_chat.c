@@ -1,10 +1,12 @@
 /* Chat formats and conversations (engine/eng_chat.h): each format written out exactly, the
- * template markers recognised, and a conversation handing out only the tokens the session
- * has not seen, the same as tokenizing the whole conversation. */
+ * template markers recognised, a conversation handing out only the tokens the session
+ * has not seen, the same as tokenizing the whole conversation, and a reply's reasoning
+ * told from its content however the reply is divided into pieces. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmp_buf.h"
 #include "eng_chat.h"
 #include "harness.h"
 
@@ -15,6 +17,11 @@
         CHECK_MSG(st_ == (want), "%s returned %s, want %s (%s)", #call, eng_status_name(st_),      \
                   eng_status_name(want), eng_chat_errmsg(c));                                      \
     } while (0)
+
+/* deepseek-r1's markers: fullwidth bars (U+FF5C), U+2581 for the spaces */
+#define R1_USER      "<｜User｜>"
+#define R1_ASSISTANT "<｜Assistant｜>"
+#define R1_EOS       "<｜end▁of▁sentence｜>"
 
 static const eng_chat_msg conversation[] = {
     {ENG_CHAT_SYSTEM, "Be brief."},
@@ -56,6 +63,8 @@ static void test_formats(void)
                         "<|assistant|>\nHello.<|end|>\n<|user|>\nAgain<|end|>\n<|assistant|>\n"},
         {ENG_CHAT_DEEPSEEK, "Be brief.\n### Instruction:\n Hi \n### Response:\nHello.\n<|EOT|>\n"
                             "### Instruction:\nAgain\n### Response:\n"},
+        {ENG_CHAT_DEEPSEEK_R1, "Be brief." R1_USER " Hi " R1_ASSISTANT "Hello." R1_EOS R1_USER
+                               "Again" R1_ASSISTANT "<think>\n"},
     };
     size_t n_msgs = sizeof conversation / sizeof conversation[0];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -78,6 +87,14 @@ static void test_formats(void)
     char out[256];
     eng_chat_format(ENG_CHAT_ZEPHYR, "<|endoftext|>", conversation + 1, 1, false, out, sizeof out);
     CHECK_MSG(strcmp(out, "<|user|>\n Hi <|endoftext|>\n") == 0, "%s", out);
+    /* deepseek-r1: a past reply with its reasoning (generated after the prompt's <think>)
+     * is reopened; one with its own block, or none, is written as it is */
+    const eng_chat_msg r1[] = {{ENG_CHAT_ASSISTANT, "Hmm.</think>\n\nHi."},
+                               {ENG_CHAT_ASSISTANT, "<think>a</think>b"}};
+    eng_chat_format(ENG_CHAT_DEEPSEEK_R1, NULL, r1, 2, false, out, sizeof out);
+    CHECK_MSG(strcmp(out, R1_ASSISTANT "<think>\nHmm.</think>\n\nHi." R1_EOS R1_ASSISTANT
+                                       "<think>a</think>b" R1_EOS) == 0,
+              "%s", out);
     eng_chat_style unchanged = ENG_CHAT_PHI3;
     CHECK(!eng_chat_style_parse("jinja", &unchanged) && unchanged == ENG_CHAT_PHI3);
     CHECK(!eng_chat_style_parse("none", &unchanged));
@@ -106,6 +123,9 @@ static void test_detect(void)
          ENG_CHAT_PHI3},
         {"{{ '### Instruction:\\n' + message['content'] + '\\n' }}{{ '<|EOT|>' }}",
          ENG_CHAT_DEEPSEEK},
+        {"{{bos_token}}{{ns.system_prompt}}{{'" R1_USER "' + message['content']}}"
+         "{{'" R1_ASSISTANT "' + content + '" R1_EOS "'}}{{'" R1_ASSISTANT "<think>\\n'}}",
+         ENG_CHAT_DEEPSEEK_R1},
         {"{% for m in messages %}{{ m['content'] }}{% endfor %}", ENG_CHAT_NONE},
         {"", ENG_CHAT_NONE},
     };
@@ -126,6 +146,9 @@ static void test_detect(void)
     CHECK(eng_chat_thinking(ENG_CHAT_CHATML, "<|im_start|>", 12, false) == ENG_CHAT_CHATML);
     CHECK(eng_chat_thinking(ENG_CHAT_CHATML, NULL, 0, false) == ENG_CHAT_CHATML);
     CHECK(eng_chat_thinking(ENG_CHAT_LLAMA3, qwen3, ql, false) == ENG_CHAT_LLAMA3);
+    /* templates that write reasoning blocks */
+    CHECK(eng_chat_template_thinks(qwen3, ql));
+    CHECK(!eng_chat_template_thinks("<|im_start|>", 12) && !eng_chat_template_thinks(NULL, 0));
     /* the length bounds the search: the marker past it is not seen */
     const char *t = "abc<|im_start|>";
     CHECK(eng_chat_detect(t, 3) == ENG_CHAT_NONE);
@@ -174,7 +197,7 @@ static int32_t *tokens_of(const eng_vocab *v, const char *text, bool special, in
  * taken but not evaluated): together exactly the tokens of the whole conversation. In
  * chatml-nothink too, whose replies follow an empty think block in the history as they
  * did when generated. */
-static void turns_case(eng_chat_style style)
+static void turns_case(eng_chat_style style, const char *const replies[3])
 {
     char *tmpl = NULL;
     eng_vocab *v = qwen2_vocab(&tmpl);
@@ -188,8 +211,6 @@ static void turns_case(eng_chat_style style)
     if (!c)
         goto done;
     static const char *const users[] = {"Hello there", "Tell me a joke", "Another one"};
-    static const char *const replies[] = {"Hi! How can I help?", "Why did the cat sit?",
-                                          "No more jokes."};
     eng_chat_msg msgs[8] = {{ENG_CHAT_SYSTEM, "You are terse."}};
     size_t n_msgs = 1;
     int32_t held[512];
@@ -242,14 +263,15 @@ static void turns_case(eng_chat_style style)
     /* after a clear the next turn is whole again, the system message first */
     eng_chat_turn turn;
     CHECK_CHAT(c, eng_chat_add_user(c, "Bye", 3, 4096, &turn), ENG_OK);
-    char text[1024];
+    char text[1024], want[256];
     eng_detokenize(v, turn.tokens, turn.n, true, text, sizeof text);
-    char want[256];
-    snprintf(want, sizeof want, "%s%s",
-             "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\n"
-             "Bye<|im_end|>\n<|im_start|>assistant\n",
-             style == ENG_CHAT_CHATML_NOTHINK ? "<think>\n\n</think>\n\n" : "");
+    const eng_chat_msg bye[] = {{ENG_CHAT_SYSTEM, "You are terse."}, {ENG_CHAT_USER, "Bye"}};
+    eng_chat_format(style, NULL, bye, 2, true, want, sizeof want);
     CHECK_MSG(turn.restart && strcmp(text, want) == 0, "%s", text);
+    if (style == ENG_CHAT_CHATML)
+        CHECK_MSG(strcmp(text, "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\n"
+                               "Bye<|im_end|>\n<|im_start|>assistant\n") == 0,
+                  "%s", text);
 done:
     free(tmpl);
     eng_chat_destroy(c);
@@ -258,8 +280,93 @@ done:
 
 static void test_turns(void)
 {
-    turns_case(ENG_CHAT_CHATML);
-    turns_case(ENG_CHAT_CHATML_NOTHINK);
+    static const char *const replies[] = {"Hi! How can I help?", "Why did the cat sit?",
+                                          "No more jokes."};
+    turns_case(ENG_CHAT_CHATML, replies);
+    turns_case(ENG_CHAT_CHATML_NOTHINK, replies);
+    /* the replies as deepseek-r1 generates them, after the prompt's <think>\n (each ends
+     * in a letter: qwen2's vocabulary lacks R1's end-of-sentence token, so "?<" would be
+     * one piece of the conversation's text) */
+    static const char *const r1_replies[] = {"A greeting.</think>\n\nHi, how can I help",
+                                             "A joke.\n</think>\n\nWhy did the cat sit",
+                                             "\n</think>\n\nNo more jokes"};
+    turns_case(ENG_CHAT_DEEPSEEK_R1, r1_replies);
+}
+
+/* A reply split into its reasoning and its content (eng_think): whole, in every division
+ * into two and three pieces, and a byte at a time, the same two texts. */
+static void think_case(bool opened, const char *reply, const char *reasoning, const char *content)
+{
+    size_t n = strlen(reply);
+    eng_think t = {0};
+    cmp_buf r = {0}, c = {0};
+    for (size_t a = 0; a <= n; a++) {
+        for (size_t b = a; b <= n; b++) {
+            for (int bytewise = 0; bytewise < 2 && (bytewise == 0 || (a == 0 && b == 0));
+                 bytewise++) {
+                eng_think_init(&t, opened);
+                r.n = c.n = 0;
+                bool ok = true;
+                if (bytewise) {
+                    for (size_t i = 0; i < n; i++)
+                        ok = eng_think_add(&t, reply + i, 1, &r, &c) && ok;
+                } else {
+                    ok = eng_think_add(&t, reply, a, &r, &c) && ok;
+                    ok = eng_think_add(&t, reply + a, b - a, &r, &c) && ok;
+                    ok = eng_think_add(&t, reply + b, n - b, &r, &c) && ok;
+                }
+                ok = eng_think_finish(&t, &r, &c) && ok;
+                bool same = ok && r.n == strlen(reasoning) && c.n == strlen(content) &&
+                            memcmp(r.p ? r.p : "", reasoning, r.n) == 0 &&
+                            memcmp(c.p ? c.p : "", content, c.n) == 0;
+                CHECK_MSG(same,
+                          "\"%s\"%s in pieces at %zu, %zu%s: reasoning \"%.*s\", content \"%.*s\"",
+                          reply, opened ? " (opened)" : "", a, b, bytewise ? " (bytewise)" : "",
+                          (int)r.n, r.p ? r.p : "", (int)c.n, c.p ? c.p : "");
+                if (!same)
+                    goto done;
+            }
+        }
+    }
+done:
+    eng_think_free(&t);
+    free(r.p);
+    free(c.p);
+}
+
+static void test_think(void)
+{
+    static const struct {
+        bool opened; /* by the prompt */
+        const char *reply, *reasoning, *content;
+    } cases[] = {
+        {false, "plain answer", "", "plain answer"},
+        {false, "<think>\nLet me see.\n</think>\n\nThe answer.", "Let me see.", "The answer."},
+        {false, "  \n<think>a  b</think>c", "a  b", "c"},
+        {false, "<think>\n\n</think>\n\nHi", "", "Hi"},
+        {false, "<think>cut off mid thought \n", "cut off mid thought", ""},
+        {false, "<thi", "", "<thi"},
+        {false, "<thinking>", "", "<thinking>"},
+        {false, "Sure. <think>not a block</think>", "", "Sure. <think>not a block</think>"},
+        {false, "</think>stray", "", "</think>stray"},
+        {false, " \n ", "", " \n "},
+        {false, "<think>a </thinking> b</think>c", "a </thinking> b", "c"},
+        {false, "<think>x</think>", "x", ""},
+        {false, "<think>x</think>\n\n  y  ", "x", "y  "},
+        {false, "", "", ""},
+        {true, "Thoughts.\n</think>\n\nAnswer <think> kept", "Thoughts.", "Answer <think> kept"},
+        {true, "never closed </thi", "never closed </thi", ""},
+        {true, "\n\n", "", ""},
+        {true, "", "", ""},
+        {true, "</think>\n\nno thoughts", "", "no thoughts"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        think_case(cases[i].opened, cases[i].reply, cases[i].reasoning, cases[i].content);
+    /* a prompt that opens the block */
+    CHECK(eng_think_opened(R1_ASSISTANT "<think>\n", strlen(R1_ASSISTANT "<think>\n")));
+    CHECK(eng_think_opened("<think>", 7));
+    CHECK(!eng_think_opened("<think>\n\n</think>\n\n", 19));
+    CHECK(!eng_think_opened("", 0) && !eng_think_opened("think>", 6));
 }
 
 /* A small context: the oldest exchanges are left out (the system message stays) so that a
@@ -333,7 +440,7 @@ int main(int argc, char **argv)
     static const t_case cases[] = {
         {"formats", test_formats, false}, {"detect", test_detect, false},
         {"turns", test_turns, false},     {"fit", test_fit, false},
-        {"create", test_create, false},
+        {"create", test_create, false},   {"think", test_think, false},
     };
     return t_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -36,7 +36,8 @@ static const char usage[] =
     "                        its end of turn)\n"
     "  --chat-template NAME  the format, where the model's tokenizer.chat_template is\n"
     "                        missing or unknown: chatml, llama3, llama2, mistral,\n"
-    "                        zephyr, phi3 or deepseek; chatml-nothink is chatml with\n"
+    "                        zephyr, phi3, deepseek or deepseek-r1 (whose replies start\n"
+    "                        inside their <think> block); chatml-nothink is chatml with\n"
     "                        each reply opened by an empty think block (Qwen3 with\n"
     "                        thinking off) (implies --chat)\n"
     "  -sys, --system TEXT   the conversation's system message (implies --chat)\n"
@@ -575,6 +576,8 @@ static int chat(run_opts *o, eng_model *m, eng_session *s, eng_sampler *smp, boo
         rs->t_prefill += tool_now_s() - tp;
         rs->n_prefill += turn.n;
         uint32_t n_past = eng_session_n_past(s);
+        if (style == ENG_CHAT_DEEPSEEK_R1)
+            fputs("<think>\n", stdout); /* the prompt opened the reply's reasoning */
         struct reply r = {.o = o,
                           .v = v,
                           .smp = smp,

@@ -26,9 +26,10 @@ static const char usage[] =
     "  GET  /health, /metrics     liveness; statistics in the Prometheus text format\n"
     "A request takes max_tokens (or max_completion_tokens, n_predict), temperature, top_p,\n"
     "top_k, min_p, repeat_penalty, repeat_last_n, seed, stop (strings), stream,\n"
-    "stream_options.include_usage and ignore_eos; answers carry usage and llama.cpp's\n"
-    "timings. Fields the server cannot honour (n > 1, logprobs, tools, penalties by\n"
-    "presence or frequency, ...) are refused with a 400 that names them.\n"
+    "stream_options.include_usage, ignore_eos, reasoning_format and\n"
+    "chat_template_kwargs.enable_thinking; answers carry usage and llama.cpp's timings.\n"
+    "Fields the server cannot honour (n > 1, logprobs, tools, penalties by presence or\n"
+    "frequency, ...) are refused with a 400 that names them.\n"
     "\n"
     "Requests are answered one at a time, in the order they come. The session keeps what\n"
     "it evaluated last: a request that begins with the same tokens (a conversation going\n"
@@ -47,9 +48,17 @@ static const char usage[] =
     "  -b, --batch N         prompt tokens per GPU submission (default 512)\n"
     "  --chat-template NAME  the chat format where the model's tokenizer.chat_template is\n"
     "                        missing or unknown: chatml, llama3, llama2, mistral, zephyr,\n"
-    "                        phi3 or deepseek; chatml-nothink: Qwen3 with thinking off for\n"
-    "                        every request (a request turns it off alone with\n"
-    "                        \"chat_template_kwargs\": {\"enable_thinking\": false})\n"
+    "                        phi3, deepseek or deepseek-r1; chatml-nothink: Qwen3 with\n"
+    "                        thinking off for every request (a request turns it off alone\n"
+    "                        with \"chat_template_kwargs\": {\"enable_thinking\": false})\n"
+    "  --reasoning-format F  a reply's <think>...</think> block: deepseek moves its text\n"
+    "                        to the message's reasoning_content (streamed as such), none\n"
+    "                        leaves it in content, auto (default) is deepseek for models\n"
+    "                        whose template writes the block (Qwen3, QwQ, DeepSeek-R1) and\n"
+    "                        none for others; a request's \"reasoning_format\" overrides it\n";
+
+/* in two literals: C99 promises 4095 characters in one */
+static const char usage_more[] =
     "  -n, --n-predict N     the most tokens one request may generate (default -1: up to\n"
     "                        the end of the context)\n"
     "  --sample-max N        the best N logits come back from the GPU each step and\n"
@@ -58,11 +67,7 @@ static const char usage[] =
     "                        0: every logit comes back, any top_k is exact (slower)\n"
     "  --queue N             requests that may wait behind the running one (default 16);\n"
     "                        more are answered 503\n"
-    "  --quiet               no line per request on stderr\n" TOOL_KV_HELP;
-
-/* in two literals: C99 promises 4095 characters in one */
-static const char usage_more[] =
-    "\n"
+    "  --quiet               no line per request on stderr\n" TOOL_KV_HELP "\n"
     "a request's defaults (llama.cpp's):\n"
     "  --temp X (0.8), --greedy (--temp 0), --top-k N (40), --top-p X (0.95),\n"
     "  --min-p X (0.05), --repeat-penalty X (1 = off), --repeat-last-n N (64),\n"
@@ -130,6 +135,11 @@ static int parse_flags(int argc, char **argv, serve_opts *o, tool_gpu_opts *gpu)
             if (!eng_chat_style_parse(val, &o->srv.chat_style)) {
                 tool_error("--chat-template %s: not a format vkllm knows (%s)", val,
                            eng_chat_style_list());
+                return 2;
+            }
+        } else if (IS("--reasoning-format")) {
+            if (!tool_reasoning_parse(val, &o->srv.reasoning)) {
+                tool_error("--reasoning-format %s: want auto, none or deepseek", val);
                 return 2;
             }
         } else if (IS("-n") || IS("--n-predict")) {

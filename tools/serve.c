@@ -33,6 +33,7 @@ typedef struct job {
     struct tool_server *sv;
     enum kind kind;
     bool stream, include_usage, ignore_eos;
+    bool think; /* split the reply's reasoning from its content */
     int32_t *prompt;
     uint32_t n_prompt;
     eng_sampler *smp; /* made from the request's sampling fields when it is read */
@@ -50,8 +51,9 @@ typedef struct job {
     /* the outcome, set by the worker before DONE */
     unsigned status; /* 0, or the HTTP status of a failure */
     char error[512];
-    char *content; /* the generated text */
-    size_t content_len;
+    eng_think split; /* think: the reply's text so far between the two */
+    cmp_buf content; /* the generated text (less the reasoning where think) */
+    cmp_buf reasoning;
     const char *finish; /* "stop", "length" */
     uint32_t n_cached, n_gen;
     double prompt_ms, gen_ms;
@@ -192,8 +194,10 @@ static const char *chunk_object(const job *j)
     return j->kind == CHAT ? "chat.completion.chunk" : "text_completion";
 }
 
-/* A streamed piece: text (NULL for none), or the end with its finish reason. */
-static void send_chunk(job *j, const char *text, size_t len, const char *finish, bool role)
+/* A streamed piece: text (NULL for none) as the delta's `field` (chat) or the choice's
+ * text (completions), or the end with its finish reason. */
+static void send_chunk(job *j, const char *field, const char *text, size_t len, const char *finish,
+                       bool role)
 {
     cJSON *choice, *o = response(j, chunk_object(j), &choice);
     char *t = malloc(len + 1);
@@ -206,7 +210,7 @@ static void send_chunk(job *j, const char *text, size_t len, const char *finish,
         if (role)
             cJSON_AddStringToObject(d, "role", "assistant");
         if (text || role)
-            cJSON_AddStringToObject(d, "content", t ? t : "");
+            cJSON_AddStringToObject(d, field, t ? t : "");
     } else {
         cJSON_AddStringToObject(choice, "text", t ? t : "");
     }
@@ -258,6 +262,27 @@ typedef struct gen {
     const char *finish;
 } gen;
 
+/* Takes text[0..n) of the reply, at its end (`end`) with what was held back: into the
+ * content, or between the reasoning and the content, and streamed as it is known. false
+ * when out of host memory. */
+static bool add_text(job *j, const char *text, size_t n, bool end)
+{
+    size_t r0 = j->reasoning.n, c0 = j->content.n;
+    bool ok;
+    if (j->think) {
+        ok = eng_think_add(&j->split, text, n, &j->reasoning, &j->content);
+        ok = (!end || eng_think_finish(&j->split, &j->reasoning, &j->content)) && ok;
+    } else {
+        cmp_buf_add(&j->content, text, n);
+        ok = !j->content.failed;
+    }
+    if (j->stream && j->reasoning.n > r0)
+        send_chunk(j, "reasoning_content", j->reasoning.p + r0, j->reasoning.n - r0, NULL, false);
+    if (j->stream && j->content.n > c0)
+        send_chunk(j, "content", j->content.p + c0, j->content.n - c0, NULL, false);
+    return ok;
+}
+
 /* Takes token t: into the cache's record, the text and the stream; false to stop (the end
  * of text, a stop string, the limit, the client gone). */
 static bool take(void *user, int32_t t)
@@ -283,8 +308,10 @@ static bool take(void *user, int32_t t)
     }
     size_t n;
     const char *piece = eng_textstream_take(g->text, &n);
-    if (j->stream && n)
-        send_chunk(j, piece, n, NULL, false);
+    if (!add_text(j, piece, n, false)) {
+        g->out_of_memory = true;
+        return false;
+    }
     if (eng_textstream_stop(g->text) >= 0) {
         g->finish = "stop";
         return false;
@@ -333,7 +360,7 @@ static void generate(tool_server *sv, job *j, gen *g)
     double t1 = tool_now_s();
     j->prompt_ms = (t1 - t0) * 1e3;
     if (j->stream && j->kind == CHAT)
-        send_chunk(j, NULL, 0, NULL, true);
+        send_chunk(j, "content", NULL, 0, NULL, true);
     g->finish = "length";
     if (j->max_tokens != 0) {
         int32_t t = eng_session_sample(s, j->smp);
@@ -358,12 +385,9 @@ static void generate(tool_server *sv, job *j, gen *g)
     }
     size_t n;
     const char *rest = eng_textstream_take(g->text, &n);
-    if (j->stream && n)
-        send_chunk(j, rest, n, NULL, false);
-    const char *text = eng_textstream_text(g->text, &n);
-    if ((j->content = malloc(n + 1))) {
-        memcpy(j->content, text, n + 1);
-        j->content_len = n;
+    if (!add_text(j, rest, n, true)) {
+        job_fail(j, 500, "out of host memory");
+        return;
     }
     j->finish = g->finish;
 }
@@ -389,7 +413,7 @@ static void run_job(tool_server *sv, job *j)
     if (j->stream && j->status) {
         send_event(j, error_json(j->status, j->error));
     } else if (j->stream) {
-        send_chunk(j, NULL, 0, j->finish, false);
+        send_chunk(j, "content", NULL, 0, j->finish, false);
         if (j->include_usage) {
             cJSON *o = response(j, chunk_object(j), NULL);
             cJSON_AddItemToObject(o, "usage", usage_json(j));
@@ -461,7 +485,9 @@ static void job_free(job *j)
     for (size_t i = 0; i < j->n_stops; i++)
         free(j->stops[i]);
     free(j->out.p);
-    free(j->content);
+    eng_think_free(&j->split);
+    free(j->content.p);
+    free(j->reasoning.p);
     free(j);
 }
 
@@ -760,6 +786,37 @@ static bool message_text(check *ck, const cJSON *content, int index, cmp_buf *ou
     return true;
 }
 
+bool tool_reasoning_parse(const char *name, tool_reasoning *out)
+{
+    static const char *const names[] = {"auto", "none", "deepseek"};
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *out = (tool_reasoning)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* reasoning_format (llama.cpp's field), over the server's default: whether j's reply is
+ * split into reasoning_content and content, and where it starts. prompt[0..len): the
+ * conversation written out. */
+static bool read_reasoning(tool_server *sv, check *ck, const cJSON *req, eng_chat_style style,
+                           const char *prompt, size_t len, job *j)
+{
+    tool_reasoning r = sv->o.reasoning;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "reasoning_format");
+    if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && tool_reasoning_parse(v->valuestring, &r)))
+        return bad(ck, 400, "\"reasoning_format\" must be \"auto\", \"none\" or \"deepseek\"");
+    size_t tlen;
+    const char *tmpl = eng_model_chat_template(sv->m, &tlen);
+    j->think = r == TOOL_REASONING_DEEPSEEK ||
+               (r == TOOL_REASONING_AUTO &&
+                (style == ENG_CHAT_DEEPSEEK_R1 || eng_chat_template_thinks(tmpl, tlen)));
+    eng_think_init(&j->split, j->think && eng_think_opened(prompt, len));
+    return true;
+}
+
 /* "messages" written out in the chat format and tokenized. */
 static bool read_messages(tool_server *sv, check *ck, const cJSON *req, job *j)
 {
@@ -824,6 +881,7 @@ static bool read_messages(tool_server *sv, check *ck, const cJSON *req, job *j)
         int64_t nt;
         if (ok && !(j->prompt = tool_tokenize(sv->v, out, len, true, true, 0, &nt)))
             ok = bad(ck, 500, "out of host memory");
+        ok = ok && read_reasoning(sv, ck, req, style, out, len, j);
         if (ok)
             j->n_prompt = nt > UINT32_MAX ? UINT32_MAX : (uint32_t)nt;
     }
@@ -940,9 +998,11 @@ static enum MHD_Result generation(tool_server *sv, struct MHD_Connection *c, enu
         if (kind == CHAT) {
             cJSON *m = cJSON_AddObjectToObject(choice, "message");
             cJSON_AddStringToObject(m, "role", "assistant");
-            cJSON_AddStringToObject(m, "content", j->content ? j->content : "");
+            cJSON_AddStringToObject(m, "content", j->content.p ? j->content.p : "");
+            if (j->reasoning.n)
+                cJSON_AddStringToObject(m, "reasoning_content", j->reasoning.p);
         } else {
-            cJSON_AddStringToObject(choice, "text", j->content ? j->content : "");
+            cJSON_AddStringToObject(choice, "text", j->content.p ? j->content.p : "");
         }
         cJSON_AddNullToObject(choice, "logprobs");
         cJSON_AddStringToObject(choice, "finish_reason", j->finish);

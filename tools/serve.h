@@ -18,11 +18,24 @@
 #include "eng_sampler.h"
 #include "vkb.h"
 
+/* What becomes of a chat reply's reasoning block (<think>...</think>), as llama.cpp's
+ * --reasoning-format: auto splits it off for models whose template writes one, deepseek
+ * always, none never (the block stays in the content). */
+typedef enum tool_reasoning {
+    TOOL_REASONING_AUTO,
+    TOOL_REASONING_NONE,
+    TOOL_REASONING_DEEPSEEK
+} tool_reasoning;
+
+/* "auto", "none" or "deepseek"; false for another name. */
+bool tool_reasoning_parse(const char *name, tool_reasoning *out);
+
 typedef struct tool_server_opts {
     const char *host;            /* an IPv4 address to listen on */
     uint16_t port;               /* 0: any free one (tool_server_port) */
     const char *name;            /* the model's id in answers and /v1/models */
     eng_chat_style chat_style;   /* ENG_CHAT_NONE: chat completions are refused */
+    tool_reasoning reasoning;    /* a chat request's default reasoning_format */
     eng_sampler_params sampling; /* a request's defaults */
     bool seed_given;             /* sampling.seed is every request's default seed; else
                                     each request without one draws a seed from the clock */
