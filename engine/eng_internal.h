@@ -33,6 +33,7 @@ struct eng_model {
     eng_hparams hp;
     eng_vocab *vocab;
     eng_weight token_embd, output_norm, output;
+    eng_weight rope_freqs; /* n_rot / 2 frequency divisors; data NULL where the file has none */
     eng_layer_weights *layers;
     uint64_t weight_bytes, params;
     char type_name[16];

@@ -1,5 +1,6 @@
 /* Opening a GGUF model: hyper-parameters with llama.cpp's defaults, every tensor checked,
  * then the weights uploaded once. */
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,6 +332,19 @@ static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
     m->hp.tied_output = m->output.data == NULL;
     if (m->hp.tied_output)
         m->output = m->token_embd;
+    /* Llama 3.1 and 3.2 carry their rope scaling as a divisor of each pair's frequency */
+    if ((st = find_weight(m, "rope_freqs.weight", hp->n_rot / 2, 0, true, &m->rope_freqs, err,
+                          err_size)))
+        return st;
+    for (uint32_t i = 0; m->rope_freqs.data && i < hp->n_rot / 2; i++) {
+        float f;
+        memcpy(&f, (const float *)m->rope_freqs.data + i, sizeof f);
+        if (!(f > 0.0f && f < INFINITY))
+            return eng_fail(err, err_size, ENG_ERR_FORMAT,
+                            "rope_freqs.weight holds %g at %u: frequency factors must be "
+                            "positive and finite",
+                            (double)f, i);
+    }
     m->layers = calloc(hp->n_layer, sizeof *m->layers);
     if (!m->layers)
         return eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory");
@@ -432,6 +446,17 @@ const eng_hparams *eng_model_hparams(const eng_model *m)
 const eng_vocab *eng_model_vocab(const eng_model *m)
 {
     return m->vocab;
+}
+
+void eng_model_rope_freqs(const eng_model *m, float *out)
+{
+    const eng_hparams *hp = &m->hp;
+    vkb_rope_freqs(out, hp->n_rot, hp->rope_base, hp->rope_freq_scale);
+    for (uint32_t i = 0; m->rope_freqs.data && i < hp->n_rot / 2; i++) {
+        float f;
+        memcpy(&f, (const float *)m->rope_freqs.data + i, sizeof f);
+        out[i] /= f;
+    }
 }
 
 const eng_weight *eng_model_token_embd(const eng_model *m)

@@ -96,6 +96,10 @@ const eng_weight *eng_model_token_embd(const eng_model *m);
 const eng_weight *eng_model_output_norm(const eng_model *m);
 const eng_weight *eng_model_output(const eng_model *m); /* the embedding when tied */
 const eng_layer_weights *eng_model_layer(const eng_model *m, uint32_t layer);
+/* The rotation frequency of each pair of a head's rotated dimensions (n_rot / 2 floats
+ * into out): base^(-2i/n_rot) x rope_freq_scale, divided by the pair's factor where the
+ * file has rope_freqs.weight (Llama 3.1 and 3.2 carry their rope scaling so). */
+void eng_model_rope_freqs(const eng_model *m, float *out);
 /* Bytes of all weight tensors in the file, and the count of values. */
 uint64_t eng_model_weight_bytes(const eng_model *m);
 uint64_t eng_model_param_count(const eng_model *m);

@@ -35,7 +35,7 @@ eng_ref *eng_ref_create(const eng_model *m, uint32_t n_ctx, char *err, size_t er
         eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory for the reference");
         return NULL;
     }
-    vkb_rope_freqs(r->freqs, hp->n_rot, hp->rope_base, hp->rope_freq_scale);
+    eng_model_rope_freqs(m, r->freqs);
     return r;
 }
 

@@ -413,7 +413,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         st = sfail(s, ENG_ERR_HOST_MEMORY, "out of host memory");
         goto done;
     }
-    vkb_rope_freqs(freqs, hp->n_rot, hp->rope_base, hp->rope_freq_scale);
+    eng_model_rope_freqs(s->m, freqs);
     vs = vkb_buffer_upload(s->dev, s->freqs, 0, freqs, hp->n_rot / 2 * sizeof *freqs);
     free(freqs);
     if (vs != VKB_OK)

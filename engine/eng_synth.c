@@ -11,25 +11,31 @@
 /* Shapes from the models' published configurations. */
 static const eng_synth_preset presets[] = {
     {"tiny", "a 2-layer toy (tests, the correctness gate)", 1024, 1024, 256, 2, 4, 2, 768, 10000.0f,
-     1e-5f, false, false, 0},
+     1e-5f, false, false, 0, 0},
     {"smollm-135m", "SmolLM 135M", 49152, 2048, 576, 30, 9, 3, 1536, 10000.0f, 1e-5f, true, false,
-     0},
+     0, 0},
     {"qwen2-0.5b", "Qwen2 0.5B (as a llama: no QKV biases)", 151936, 32768, 896, 24, 14, 2, 4864,
-     1000000.0f, 1e-6f, true, false, 0},
+     1000000.0f, 1e-6f, true, false, 0, 0},
     {"llama-1b", "TinyLlama 1.1B", 32000, 2048, 2048, 22, 32, 4, 5632, 10000.0f, 1e-5f, false,
-     false, 0},
+     false, 0, 0},
     {"llama2-7b", "Llama 2 7B", 32000, 4096, 4096, 32, 32, 32, 11008, 10000.0f, 1e-5f, false, false,
-     0},
+     0, 0},
     {"mistral-7b", "Mistral 7B v0.2", 32000, 32768, 4096, 32, 32, 8, 14336, 1000000.0f, 1e-5f,
-     false, false, 0},
+     false, false, 0, 0},
     {"llama3-8b", "Llama 3 8B", 128256, 8192, 4096, 32, 32, 8, 14336, 500000.0f, 1e-5f, false,
-     false, 0},
+     false, 0, 0},
+    {"tiny-llama3", "a 2-layer toy, Llama 3.1's rope (tests)", 1024, 131072, 256, 2, 4, 2, 768,
+     500000.0f, 1e-5f, false, false, 0, 8.0f},
+    {"llama3.2-1b", "Llama 3.2 1B", 128256, 131072, 2048, 16, 32, 8, 8192, 500000.0f, 1e-5f, true,
+     false, 0, 32.0f},
+    {"llama3.1-8b", "Llama 3.1 8B", 128256, 131072, 4096, 32, 32, 8, 14336, 500000.0f, 1e-5f, false,
+     false, 0, 8.0f},
     {"tiny-qwen3", "a 2-layer toy qwen3 (tests; heads of 128)", 1024, 1024, 256, 2, 4, 2, 768,
-     1000000.0f, 1e-6f, true, true, 128},
+     1000000.0f, 1e-6f, true, true, 128, 0},
     {"qwen3-0.6b", "Qwen3 0.6B", 151936, 40960, 1024, 28, 16, 8, 3072, 1000000.0f, 1e-6f, true,
-     true, 128},
+     true, 128, 0},
     {"qwen3-8b", "Qwen3 8B", 151936, 40960, 4096, 36, 32, 8, 12288, 1000000.0f, 1e-6f, false, true,
-     128},
+     128, 0},
 };
 
 #define N_PRESETS (sizeof presets / sizeof presets[0])
@@ -75,7 +81,22 @@ uint32_t eng_synth_head_dim(const eng_synth_preset *ps)
 
 static uint32_t tensor_count(const eng_synth_preset *ps)
 {
-    return 2 + !ps->tied_output + (ps->qwen3 ? 11 : 9) * ps->n_layer;
+    return 2 + !ps->tied_output + (ps->rope_factor > 0) + (ps->qwen3 ? 11 : 9) * ps->n_layer;
+}
+
+/* The divisor of pair i's rope frequency under Llama 3.1's scaling by `factor`: none for
+ * wavelengths under 2048 positions, `factor` over 8192, a smooth blend between. */
+static float llama3_rope_factor(const eng_synth_preset *ps, uint32_t i)
+{
+    const float orig = 8192.0f, low = 1.0f, high = 4.0f, factor = ps->rope_factor;
+    uint32_t n_rot = eng_synth_head_dim(ps);
+    float wavelen = 2.0f * 3.14159265f * powf(ps->rope_base, 2.0f * (float)i / (float)n_rot);
+    if (wavelen < orig / high)
+        return 1.0f;
+    if (wavelen > orig / low)
+        return factor;
+    float smooth = (orig / wavelen - low) / (high - low);
+    return 1.0f / ((1.0f - smooth) / factor + smooth);
 }
 
 static void add(synth *s, const char *name, cmp_role role, uint32_t layer, uint64_t rows,
@@ -109,6 +130,8 @@ static bool build(synth *s, const eng_synth_params *p)
     add(s, "output_norm.weight", CMP_ROLE_VECTOR, 0, 1, e);
     if (!ps->tied_output)
         add(s, "output.weight", CMP_ROLE_OUTPUT, 0, ps->n_vocab, e);
+    if (ps->rope_factor > 0)
+        add(s, "rope_freqs.weight", CMP_ROLE_VECTOR, 0, 1, hd / 2);
     static const struct {
         const char *name;
         cmp_role role;
@@ -148,7 +171,8 @@ uint64_t eng_synth_param_count(const eng_synth_preset *ps)
     uint64_t e = ps->n_embd, hd = eng_synth_head_dim(ps), q = hd * ps->n_head,
              kv = hd * ps->n_head_kv, f = ps->n_ff;
     uint64_t layer = 2 * e + 2 * q * e + 2 * kv * e + 3 * e * f + (ps->qwen3 ? 2 * hd : 0);
-    return ps->n_vocab * e * (ps->tied_output ? 1 : 2) + e + ps->n_layer * layer;
+    return ps->n_vocab * e * (ps->tied_output ? 1 : 2) + e + ps->n_layer * layer +
+           (ps->rope_factor > 0 ? hd / 2 : 0);
 }
 
 uint64_t eng_synth_weight_bytes(const eng_synth_params *p)
@@ -220,8 +244,9 @@ static bool fill_tensor(void *user, void *dst, uint64_t bytes, char *err, size_t
     synth *s = t->owner;
     if (t->role == CMP_ROLE_VECTOR) {
         float *v = dst;
+        bool freqs = strcmp(t->name, "rope_freqs.weight") == 0;
         for (uint64_t i = 0; i < t->k; i++)
-            v[i] = 1.0f;
+            v[i] = freqs ? llama3_rope_factor(s->p->preset, (uint32_t)i) : 1.0f;
     } else {
         fill_job j = {.seed = s->p->seed,
                       .t = t,

@@ -30,6 +30,10 @@ typedef struct eng_synth_preset {
     bool tied_output;  /* no output.weight: the embedding is the output matrix */
     bool qwen3;        /* architecture qwen3 (per-head q and k norms, neox rope), else llama */
     uint32_t head_dim; /* 0: n_embd / n_head */
+    /* Llama 3.1's rope scaling by this factor (low and high frequency factors 1 and 4 over
+     * an original context of 8192), written as rope_freqs.weight as llama.cpp's converter
+     * writes it; 0: none */
+    float rope_factor;
 } eng_synth_preset;
 
 /* A preset's head size (head_dim, or n_embd / n_head). */

@@ -765,6 +765,9 @@ static void test_layers_synthetic(void)
         check_synthetic(recipes, sizeof recipes / sizeof recipes[0], 1, 2);
     else
         check_synthetic(capped, sizeof capped / sizeof capped[0], 1, 2);
+    /* Llama 3.1's rope scaling (rope_freqs.weight divides each pair's frequency), in a
+     * format whose kernels the tiny preset compiled: test_synth checks the frequencies */
+    check_preset("tiny-llama3", capped, 1, 1, 2);
 }
 
 /* qwen3's decode step takes the norms of q and k in the dispatch that rotates them and

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmp_gguf.h"
 #include "cmp_gguf_write.h"
 #include "cmp_lowrank.h"
 #include "cmp_prune.h"
@@ -131,6 +132,8 @@ static void test_deterministic(void)
 
 /* The engine opens every preset-shaped file with the preset's hyper-parameters, and
  * counts the bytes and parameters synth says it wrote. */
+static void check_llama3_rope(const char *path, const eng_synth_preset *ps);
+
 static void test_engine_opens(void)
 {
     char path[] = "/tmp/vkllm-synth-XXXXXX";
@@ -140,11 +143,8 @@ static void test_engine_opens(void)
     /* the tiny qwen3 in one type: its heads (128) are wider than the width over the heads */
     static const struct {
         const char *preset, *recipe;
-    } cases[] = {{"tiny", "Q4_0"},
-                 {"tiny", "Q4_K_M"},
-                 {"tiny", "IQ4_NL"},
-                 {"tiny", "BF16"},
-                 {"tiny-qwen3", "Q4_K_M"}};
+    } cases[] = {{"tiny", "Q4_0"}, {"tiny", "Q4_K_M"},       {"tiny", "IQ4_NL"},
+                 {"tiny", "BF16"}, {"tiny-qwen3", "Q4_K_M"}, {"tiny-llama3", "Q4_0"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *recipe = cases[i].recipe;
         if (!write_preset(path, cases[i].preset, recipe, 1, 0))
@@ -171,8 +171,71 @@ static void test_engine_opens(void)
                   (unsigned long long)eng_synth_weight_bytes(&p));
         CHECK(eng_model_param_count(m) == eng_synth_param_count(ps));
         eng_model_close(m);
+        if (ps->rope_factor > 0)
+            check_llama3_rope(path, ps);
     }
     unlink(path);
+}
+
+/* Llama 3.1's rope scaling, as Meta's reference computes it: each pair's frequency
+ * divided by 1 for wavelengths under 8192/4 positions, by the factor over 8192, by a
+ * blend between. The model's frequencies (eng_model_rope_freqs, what the GPU and the CPU
+ * reference rotate by) must be those: synth wrote the divisors, the engine applied them. */
+static void check_llama3_rope(const char *path, const eng_synth_preset *ps)
+{
+    char err[256] = "";
+    eng_status st;
+    eng_model *m = eng_model_open(path, &st, err, sizeof err);
+    const eng_hparams *hp = m ? eng_model_hparams(m) : NULL;
+    uint32_t half = hp ? hp->n_rot / 2 : 0, scaled = 0, kept = 0;
+    float *got = malloc(sizeof *got * (half + 1));
+    if (!m || !got) {
+        eng_model_close(m);
+        free(got);
+        return;
+    }
+    eng_model_rope_freqs(m, got);
+    double worst = 0;
+    for (uint32_t i = 0; i < half; i++) {
+        double freq = pow(hp->rope_base, -2.0 * i / hp->n_rot),
+               wavelen = 2 * 3.14159265358979 / freq;
+        double div = ps->rope_factor;
+        if (wavelen < 8192 / 4.0)
+            div = 1;
+        else if (wavelen <= 8192) {
+            double smooth = (8192 / wavelen - 1) / 3;
+            div = 1 / ((1 - smooth) / ps->rope_factor + smooth);
+        }
+        scaled += div == ps->rope_factor;
+        kept += div == 1;
+        double rel = fabs(got[i] - freq / div) / (freq / div);
+        worst = rel > worst ? rel : worst;
+    }
+    CHECK_MSG(worst < 1e-5, "%s: rope frequencies off by %.2g (relative)", ps->name, worst);
+    CHECK_MSG(scaled > 0 && kept > 0, "%s: %u pairs scaled, %u kept: the case tests nothing",
+              ps->name, scaled, kept);
+    free(got);
+    eng_model_close(m);
+    /* a file whose factor is 0 (a divide by zero) or negative is refused, naming it */
+    cmp_gguf *g = NULL;
+    const cmp_gguf_tensor *t = NULL;
+    uint64_t at = 0;
+    if (cmp_gguf_open(path, &g, err, sizeof err) == CMP_GGUF_OK &&
+        (t = cmp_gguf_find_tensor(g, "rope_freqs.weight")))
+        at = cmp_gguf_data_offset(g) + t->offset + 4 * (half - 1);
+    cmp_gguf_close(g);
+    CHECK_MSG(at > 0, "%s: no rope_freqs.weight in %s", ps->name, path);
+    static const float bad[] = {0.0f, -8.0f};
+    for (int i = 0; at > 0 && i < 2; i++) {
+        FILE *f = fopen(path, "r+b");
+        CHECK(f && fseek(f, (long)at, SEEK_SET) == 0 && fwrite(&bad[i], 4, 1, f) == 1);
+        if (f)
+            fclose(f);
+        m = eng_model_open(path, &st, err, sizeof err);
+        CHECK_MSG(!m && st == ENG_ERR_FORMAT && strstr(err, "rope_freqs.weight holds"),
+                  "a factor of %g: %s", (double)bad[i], m ? "opened" : err);
+        eng_model_close(m);
+    }
 }
 
 static bool fail_fill(void *user, void *dst, uint64_t bytes, char *err, size_t err_size)
