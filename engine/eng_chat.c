@@ -229,11 +229,11 @@ static void put(cmp_buf *b, const char *s)
 static void put_trimmed(cmp_buf *b, const char *s)
 {
     size_t n = strlen(s);
-    while (n && strchr(" \t\r\n", s[0])) {
+    while (n && is_space(s[0])) {
         s++;
         n--;
     }
-    while (n && strchr(" \t\r\n", s[n - 1]))
+    while (n && is_space(s[n - 1]))
         n--;
     cmp_buf_add(b, s, n);
 }
@@ -332,7 +332,8 @@ static void format_into(cmp_buf *b, eng_chat_style style, const char *eos, const
                 put(b, R1_USER);
             if (m->role == ENG_CHAT_ASSISTANT) {
                 put(b, R1_ASSISTANT);
-                if (strstr(m->text, THINK_CLOSE) && strncmp(m->text, THINK_OPEN, 7) != 0)
+                if (strstr(m->text, THINK_CLOSE) &&
+                    strncmp(m->text, THINK_OPEN, strlen(THINK_OPEN)) != 0)
                     put(b, THINK_OPEN "\n"); /* the prompt opened it */
             }
             put(b, m->text);

@@ -312,6 +312,15 @@ static eng_weight *layer_weight(const eng_model *m, uint32_t l, const struct lay
     return (eng_weight *)((uint8_t *)&m->layers[l] + t->host);
 }
 
+/* rope_freqs.weight's divisor of pair i's frequency (the file's mapping need not align
+ * its floats) */
+static float rope_factor(const eng_model *m, uint32_t i)
+{
+    float f;
+    memcpy(&f, (const float *)m->rope_freqs.data + i, sizeof f);
+    return f;
+}
+
 static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
 {
     const eng_hparams *hp = &m->hp;
@@ -337,8 +346,7 @@ static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
                           err_size)))
         return st;
     for (uint32_t i = 0; m->rope_freqs.data && i < hp->n_rot / 2; i++) {
-        float f;
-        memcpy(&f, (const float *)m->rope_freqs.data + i, sizeof f);
+        float f = rope_factor(m, i);
         if (!(f > 0.0f && f < INFINITY))
             return eng_fail(err, err_size, ENG_ERR_FORMAT,
                             "rope_freqs.weight holds %g at %u: frequency factors must be "
@@ -452,11 +460,8 @@ void eng_model_rope_freqs(const eng_model *m, float *out)
 {
     const eng_hparams *hp = &m->hp;
     vkb_rope_freqs(out, hp->n_rot, hp->rope_base, hp->rope_freq_scale);
-    for (uint32_t i = 0; m->rope_freqs.data && i < hp->n_rot / 2; i++) {
-        float f;
-        memcpy(&f, (const float *)m->rope_freqs.data + i, sizeof f);
-        out[i] /= f;
-    }
+    for (uint32_t i = 0; m->rope_freqs.data && i < hp->n_rot / 2; i++)
+        out[i] /= rope_factor(m, i);
 }
 
 const eng_weight *eng_model_token_embd(const eng_model *m)
