@@ -213,6 +213,8 @@ vkb_status vkb_op_need_single_part(vkb_device *dev, const char *op, const char *
                                    const vkb_buffer *buf, uint64_t bytes);
 /* 1 to 2^32-1 elements. */
 vkb_status vkb_op_check_count(vkb_device *dev, const char *op, uint64_t n);
+/* One of the vkb_act values. */
+vkb_status vkb_op_check_act(vkb_device *dev, const char *op, vkb_act act);
 /* Subgroup arithmetic in compute shaders, under the device's profile. */
 bool vkb_op_use_subgroups(const vkb_device *dev);
 

@@ -55,6 +55,7 @@ static uint64_t attention_shared(const uint32_t *spec)
 #define OUT3   .binding_count = 3, .writes = {false, false, true}
 #define OUT4   .binding_count = 4, .writes = {false, false, false, true}
 #define OUT4_2 .binding_count = 4, .writes = {false, false, true, true}
+#define OUT4_3 .binding_count = 4, .writes = {false, false, true, false}
 /* attention: q, the two caches, out, then the positions (read where pos0 is VKB_AT_POS) */
 #define ATTENTION_IO .binding_count = 5, .writes = {false, false, false, true, false}
 /* rope_store.comp: q (rotated in place), k, v, pos, freqs, then the two caches */
@@ -111,6 +112,14 @@ static uint64_t attention_shared(const uint32_t *spec)
         .shared_bytes_per_invocation = 12                                                          \
     }
 
+/* rms_norm.comp ADD: the residual rows as a 4th binding, read. */
+#define ROWWISE_ADD(n, sg)                                                                         \
+    {                                                                                              \
+        .name = n, OUT4_3, .push_size = 12, .spec_count = 1, .spec_defaults = {256},               \
+        .group_per_elem = true, .flatten_x = true, .needs_subgroup_ops = sg,                       \
+        .shared_bytes_per_invocation = 4                                                           \
+    }
+
 /* attention.comp: one workgroup per (up to 8 query rows sharing a KV head: heads of its
  * group, then tokens; split); x counts kv heads x chunks of their groups, y tiles of
  * tokens, z splits. Shared memory: the queries (MAX_HEAD_DIM floats each), the tile's
@@ -118,8 +127,9 @@ static uint64_t attention_shared(const uint32_t *spec)
  * type, value cache type (vkb_kv_type, 0 = f16), OUT_Q8}. */
 #define ATTENTION(n, sg)                                                                           \
     {                                                                                              \
-        .name = n, ATTENTION_IO, .push_size = 52, .spec_count = 4, .spec_defaults = {64, 0, 0, 0}, \
-        .group_per_elem = true, .needs_subgroup_ops = sg, .shared_bytes = attention_shared         \
+        .name = n, ATTENTION_IO, .push_size = 60, .spec_count = 5,                                 \
+        .spec_defaults = {64, 0, 0, 0, 0}, .group_per_elem = true, .needs_subgroup_ops = sg,       \
+        .shared_bytes = attention_shared                                                           \
     }
 
 /* attention_coopmat.comp: one workgroup (two subgroups) per head and 32 query tokens; x
@@ -127,7 +137,7 @@ static uint64_t attention_shared(const uint32_t *spec)
  * Shared memory fixed by the shader (head_dim ≤ 128). */
 #define ATTENTION_COOPMAT(n, nv)                                                                   \
     {                                                                                              \
-        .name = n, ATTENTION_IO, .push_size = 52, .spec_count = 3, .spec_defaults = {64, 0, 0},    \
+        .name = n, ATTENTION_IO, .push_size = 60, .spec_count = 3, .spec_defaults = {64, 0, 0},    \
         .group_per_elem = true, .needs_subgroup_ops = VKB_SUBGROUP_BASIC, .needs_float16 = true,   \
         .needs_coopmat_nv = nv, .shared_bytes = attention_coopmat_shared                           \
     }
@@ -240,9 +250,12 @@ static const struct vkb_kernel kernels[] = {
      .elems_per_invocation = 1,
      .flatten_x = true},
     ELTWISE("silu_mul_f32", OUT3, 12),
+    ELTWISE("gelu_mul_f32", OUT3, 12),
     QUANTIZE_Q8("quantize_q8", OUT2),
     QUANTIZE_Q8("silu_mul_q8", OUT4_2), /* quantize_q8.comp SILU_MUL */
+    QUANTIZE_Q8("gelu_mul_q8", OUT4_2), /* and GELU_MUL */
     ELTWISE("scale_f32", OUT2, 12),
+    ELTWISE("softcap_f32", OUT2, 12),
     ELTWISE("convert_f32_f16", OUT2, 12),
     ELTWISE("convert_f16_f32", OUT2, 12),
     ELTWISE("rope_f32", OUT4, 20),
@@ -256,8 +269,8 @@ static const struct vkb_kernel kernels[] = {
      .elems_per_invocation = 1,
      .flatten_x = true,
      .shared_bytes_per_invocation = 4},
-    ELTWISE("attention_scores", OUT3, 52),
-    ELTWISE("attention_values", OUT3, 52),
+    ELTWISE("attention_scores", OUT3, 60),
+    ELTWISE("attention_values", OUT3, 60),
     ELTWISE("attention_merge", OUT2, 12),
     /* attention_merge.comp Q8: four values per invocation, eight per block */
     {.name = "attention_merge_q8",
@@ -278,6 +291,8 @@ static const struct vkb_kernel kernels[] = {
     ROWWISE("rms_norm_shared", 12, 0),
     ROWWISE_Q8("rms_norm_q8_subgroup", SG_OPS),
     ROWWISE_Q8("rms_norm_q8_shared", 0),
+    ROWWISE_ADD("rms_norm_add_subgroup", SG_OPS),
+    ROWWISE_ADD("rms_norm_add_shared", 0),
     ROWWISE("softmax_subgroup", 16, SG_OPS),
     /* argmax.comp: one workgroup; the logits, then the positions (read and advanced), the
      * ids, the picks' ring and the best logit; a value and an index per invocation in

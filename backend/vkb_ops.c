@@ -47,6 +47,14 @@ vkb_status vkb_op_check_count(vkb_device *dev, const char *op, uint64_t n)
     return VKB_OK;
 }
 
+vkb_status vkb_op_check_act(vkb_device *dev, const char *op, vkb_act act)
+{
+    if (act != VKB_ACT_SILU && act != VKB_ACT_GELU)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: activation %d (silu %d, gelu %d)",
+                            op, (int)act, VKB_ACT_SILU, VKB_ACT_GELU);
+    return VKB_OK;
+}
+
 static vkb_status pipeline(vkb_device *dev, const char *name, uint32_t wg, vkb_pipeline **out)
 {
     vkb_spec spec = {.count = 1, .values = {wg}};
@@ -210,15 +218,23 @@ static vkb_status check_q8(vkb_device *dev, const char *op, uint32_t k, uint32_t
     return VKB_OK;
 }
 
-/* rms_norm.comp; with xq (the Q8 variant) out is also quantized into it. */
-static vkb_status rms_norm(vkb_stream *s, const char *op, const vkb_buffer *out,
-                           const vkb_buffer *xq, const vkb_buffer *x, const vkb_buffer *w,
+/* The variants of rms_norm.comp: plain; Q8, out also quantized into `extra` (xq); ADD,
+ * out = `extra` (res) + the norm. */
+enum norm_variant { NORM_PLAIN, NORM_Q8, NORM_ADD };
+
+static vkb_status rms_norm(vkb_stream *s, enum norm_variant variant, const vkb_buffer *out,
+                           const vkb_buffer *extra, const vkb_buffer *x, const vkb_buffer *w,
                            uint32_t n, uint32_t rows, float eps)
 {
+    static const char *const ops[] = {"rms_norm", "rms_norm_q8", "rms_norm_add"};
+    const char *op = ops[variant];
     vkb_device *dev = vkb_stream_device(s);
+    bool q8 = variant == NORM_Q8;
     vkb_status st;
+    if (variant != NORM_PLAIN && !extra)
+        return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, q8 ? "xq" : "res");
     if ((st = check_rows(dev, op, n, rows)) != VKB_OK ||
-        (xq && (st = check_q8(dev, op, n, rows)) != VKB_OK))
+        (q8 && (st = check_q8(dev, op, n, rows)) != VKB_OK))
         return st;
     if (!(eps >= 0.0f))
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT, "%s: eps %g is negative", op, eps);
@@ -226,7 +242,7 @@ static vkb_status rms_norm(vkb_stream *s, const char *op, const vkb_buffer *out,
     struct op_arg a[4] = {{"x", x, bytes},
                           {"w", w, (uint64_t)n * 4},
                           {"out", out, bytes},
-                          {"xq", xq, vkb_q8_bytes(n, rows)}};
+                          {q8 ? "xq" : "res", extra, q8 ? vkb_q8_bytes(n, rows) : bytes}};
     struct {
         uint32_t n, rows;
         float eps;
@@ -235,27 +251,32 @@ static vkb_status rms_norm(vkb_stream *s, const char *op, const vkb_buffer *out,
     snprintf(kernel, sizeof kernel, "%s_%s", op, vkb_op_row_variant(dev));
     /* the same workgroup with and without xq, so out is the same bits */
     uint32_t wg = row_wg(dev, n);
-    if (xq && wg % 8)
+    if (q8 && wg % 8)
         return vkb_dev_fail(dev, VKB_ERR_UNSUPPORTED,
                             "%s: rows of %u values take a workgroup of %u, not a multiple of 8", op,
                             n, wg);
-    return dispatch_simple(s, op, kernel, a, xq ? 4 : 3, &push, sizeof push, rows, wg);
+    return dispatch_simple(s, op, kernel, a, variant == NORM_PLAIN ? 3 : 4, &push, sizeof push,
+                           rows, wg);
 }
 
 vkb_status vkb_op_rms_norm(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
                            const vkb_buffer *w, uint32_t n, uint32_t rows, float eps)
 {
-    return rms_norm(s, "rms_norm", out, NULL, x, w, n, rows, eps);
+    return rms_norm(s, NORM_PLAIN, out, NULL, x, w, n, rows, eps);
+}
+
+vkb_status vkb_op_rms_norm_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *res,
+                               const vkb_buffer *x, const vkb_buffer *w, uint32_t n, uint32_t rows,
+                               float eps)
+{
+    return rms_norm(s, NORM_ADD, out, res, x, w, n, rows, eps);
 }
 
 vkb_status vkb_op_rms_norm_q8(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *xq,
                               const vkb_buffer *x, const vkb_buffer *w, uint32_t n, uint32_t rows,
                               float eps)
 {
-    if (!xq)
-        return vkb_dev_fail(vkb_stream_device(s), VKB_ERR_INVALID_ARGUMENT,
-                            "rms_norm_q8: xq is NULL");
-    return rms_norm(s, "rms_norm_q8", out, xq, x, w, n, rows, eps);
+    return rms_norm(s, NORM_Q8, out, xq, x, w, n, rows, eps);
 }
 
 /* quantize_q8.comp's variants: args end with xq; k values per column, ncols columns. */
@@ -281,12 +302,14 @@ vkb_status vkb_op_quantize_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buf
     return quantize_q8(s, "quantize_q8", a, 2, k, ncols);
 }
 
-vkb_status vkb_op_silu_mul_q8(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *xq,
-                              const vkb_buffer *gate, const vkb_buffer *up, uint32_t k,
-                              uint32_t ncols)
+vkb_status vkb_op_glu_mul_q8(vkb_stream *s, vkb_act act, const vkb_buffer *out,
+                             const vkb_buffer *xq, const vkb_buffer *gate, const vkb_buffer *up,
+                             uint32_t k, uint32_t ncols)
 {
+    const char *op = act == VKB_ACT_GELU ? "gelu_mul_q8" : "silu_mul_q8";
     struct op_arg a[4] = {{"gate", gate, 0}, {"up", up, 0}, {"out", out, 0}, {"xq", xq, 0}};
-    return quantize_q8(s, "silu_mul_q8", a, 4, k, ncols);
+    vkb_status st = vkb_op_check_act(vkb_stream_device(s), op, act);
+    return st ? st : quantize_q8(s, op, a, 4, k, ncols);
 }
 
 vkb_status vkb_op_softmax(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
@@ -559,26 +582,46 @@ struct eltwise_push {
     uint32_t off;
 };
 
-vkb_status vkb_op_silu_mul(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *gate,
-                           const vkb_buffer *up, uint64_t n)
+vkb_status vkb_op_glu_mul(vkb_stream *s, vkb_act act, const vkb_buffer *out, const vkb_buffer *gate,
+                          const vkb_buffer *up, uint64_t n)
 {
-    vkb_status st = vkb_op_check_count(vkb_stream_device(s), "silu_mul", n);
-    if (st != VKB_OK)
+    bool gelu = act == VKB_ACT_GELU;
+    const char *op = gelu ? "gelu_mul" : "silu_mul";
+    vkb_status st;
+    if ((st = vkb_op_check_act(vkb_stream_device(s), op, act)) ||
+        (st = vkb_op_check_count(vkb_stream_device(s), op, n)))
         return st;
     struct op_arg a[3] = {{"gate", gate, n * 4}, {"up", up, n * 4}, {"out", out, n * 4}};
     struct eltwise_push push = {(uint32_t)n, 0.0f, 0};
-    return dispatch_simple(s, "silu_mul", "silu_mul_f32", a, 3, &push, sizeof push, n, 0);
+    return dispatch_simple(s, op, gelu ? "gelu_mul_f32" : "silu_mul_f32", a, 3, &push, sizeof push,
+                           n, 0);
+}
+
+/* eltwise.comp's one-input ops with a float parameter */
+static vkb_status eltwise1(vkb_stream *s, const char *op, const char *kernel, const vkb_buffer *out,
+                           const vkb_buffer *x, uint64_t n, float param)
+{
+    vkb_status st = vkb_op_check_count(vkb_stream_device(s), op, n);
+    if (st != VKB_OK)
+        return st;
+    struct op_arg a[2] = {{"x", x, n * 4}, {"out", out, n * 4}};
+    struct eltwise_push push = {(uint32_t)n, param, 0};
+    return dispatch_simple(s, op, kernel, a, 2, &push, sizeof push, n, 0);
 }
 
 vkb_status vkb_op_scale(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x, uint64_t n,
                         float scale)
 {
-    vkb_status st = vkb_op_check_count(vkb_stream_device(s), "scale", n);
-    if (st != VKB_OK)
-        return st;
-    struct op_arg a[2] = {{"x", x, n * 4}, {"out", out, n * 4}};
-    struct eltwise_push push = {(uint32_t)n, scale, 0};
-    return dispatch_simple(s, "scale", "scale_f32", a, 2, &push, sizeof push, n, 0);
+    return eltwise1(s, "scale", "scale_f32", out, x, n, scale);
+}
+
+vkb_status vkb_op_softcap(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x, uint64_t n,
+                          float cap)
+{
+    if (!(cap > 0.0f && cap < INFINITY))
+        return vkb_dev_fail(vkb_stream_device(s), VKB_ERR_INVALID_ARGUMENT,
+                            "softcap: cap %g (positive and finite)", (double)cap);
+    return eltwise1(s, "softcap", "softcap_f32", out, x, n, cap);
 }
 
 vkb_status vkb_op_store_f16(vkb_stream *s, const vkb_buffer *out, uint64_t out_offset,
@@ -670,6 +713,8 @@ struct attention_push {
     float scale;
     uint32_t k_row_bytes, v_row_bytes, split_len;
     uint32_t kv_nq, ring_rows, group; /* KIVI: positions quantized, window ring, group size */
+    uint32_t window;                  /* sliding window, 0 none */
+    float softcap;                    /* 0 none */
 };
 
 /* The shape's part of the push constants (the rest zero). */
@@ -681,7 +726,14 @@ static struct attention_push attention_push_of(const vkb_attention_shape *sh)
                                    .tokens = sh->tokens,
                                    .n_kv = sh->n_kv,
                                    .pos0 = sh->pos0,
-                                   .scale = sh->scale};
+                                   .scale = sh->scale,
+                                   .window = sh->window,
+                                   .softcap = sh->softcap};
+}
+
+uint32_t vkb_attention_first_key(const vkb_attention_shape *sh, uint32_t p)
+{
+    return sh->window && p >= sh->window ? p + 1 - sh->window : 0;
 }
 
 /* The shape checks of both attention paths; head_dim_limit: the largest head the kernel
@@ -693,14 +745,15 @@ static vkb_status check_attention(vkb_device *dev, const char *op, const vkb_att
         sh->head_dim > head_dim_limit || sh->heads == 0 || sh->kv_heads == 0 ||
         sh->heads % sh->kv_heads || sh->tokens == 0 || sh->n_kv == 0 ||
         (uint64_t)(sh->pos0 == VKB_AT_POS ? 0 : sh->pos0) + sh->tokens > sh->n_kv ||
-        (sh->pos0 == VKB_AT_POS && !sh->pos))
+        (sh->pos0 == VKB_AT_POS && !sh->pos) || !(sh->softcap >= 0.0f && sh->softcap < INFINITY))
         return vkb_dev_fail(dev, VKB_ERR_INVALID_ARGUMENT,
                             "%s: head_dim %u (even, at most %u), %u heads over %u kv heads "
                             "(a multiple), %u tokens from position %u, %u keys (at least pos0 + "
-                            "tokens; pos0 VKB_AT_POS with a positions buffer)",
+                            "tokens; pos0 VKB_AT_POS with a positions buffer), soft cap %g "
+                            "(0 or positive)",
                             op, sh ? sh->head_dim : 0, ATTN_MAX_HEAD_DIM, sh ? sh->heads : 0,
                             sh ? sh->kv_heads : 0, sh ? sh->tokens : 0, sh ? sh->pos0 : 0,
-                            sh ? sh->n_kv : 0);
+                            sh ? sh->n_kv : 0, sh ? (double)sh->softcap : 0.0);
     return VKB_OK;
 }
 
@@ -982,8 +1035,9 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, bool q8, co
     char kernel[32];
     snprintf(kernel, sizeof kernel, "attention_%s", vkb_op_row_variant(dev));
     /* the cache types are specialization constants 1 and 2 (0 = f16, the default), the
-     * 8-bit output 3 */
-    vkb_spec spec = {.count = 4, .values = {wg, kl->type, vl->type, q8 && splits <= 1}};
+     * 8-bit output 3, the soft cap 4 */
+    vkb_spec spec = {.count = 5,
+                     .values = {wg, kl->type, vl->type, q8 && splits <= 1, sh->softcap > 0.0f}};
     /* prefill on cooperative matrices (attention_coopmat.comp): a workgroup per head and
      * 32 tokens, the cache types as specialization constants 1 and 2 there too */
     const char *suffix;
@@ -998,7 +1052,10 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, bool q8, co
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, kernel, &spec, &p)) != VKB_OK)
         return st;
-    uint32_t split_len = splits > 1 ? (sh->n_kv + splits - 1) / splits : 0;
+    /* the splits cut the keys from the first query's first (with a window; the kernel cuts
+     * again from its tile's, which is no earlier) */
+    uint32_t lo = at_pos ? 0 : vkb_attention_first_key(sh, sh->pos0);
+    uint32_t split_len = splits > 1 ? (sh->n_kv - lo + splits - 1) / splits : 0;
     struct attention_push push = attention_push_of(sh);
     push.k_row_bytes = (uint32_t)kg.stride;
     push.v_row_bytes = (uint32_t)vg.stride;
@@ -1059,14 +1116,18 @@ uint32_t vkb_attention_splits(const vkb_device *dev, const vkb_attention_shape *
      * more, and at most VKB_ATTENTION_PARTIAL_ROWS partial results. (Counting query rows
      * instead of workgroups gave Llama-3-8B's decode 64 workgroups of 64 invocations on an
      * H100: half its compute units idle and 1-5% of its bandwidth.) */
-    if (!sh || dev->info.type == VKB_DEVICE_CPU || sh->n_kv < 2 * ATTN_SPLIT_MIN_KEYS ||
+    /* the keys read: from the first query's first (a sliding window's) */
+    uint32_t keys = !sh                      ? 0
+                    : sh->pos0 == VKB_AT_POS ? sh->n_kv
+                                             : sh->n_kv - vkb_attention_first_key(sh, sh->pos0);
+    if (!sh || dev->info.type == VKB_DEVICE_CPU || keys < 2 * ATTN_SPLIT_MIN_KEYS ||
         !sh->kv_heads || !sh->heads || !sh->tokens)
         return 1;
     uint64_t e[2];
     attention_groups(sh, e);
     uint64_t groups = e[0] * e[1], rows = (uint64_t)sh->heads * sh->tokens;
     uint64_t want = (ATTN_SPLIT_GROUPS + groups - 1) / groups;
-    uint64_t most = sh->n_kv / ATTN_SPLIT_MIN_KEYS, room = VKB_ATTENTION_PARTIAL_ROWS / rows;
+    uint64_t most = keys / ATTN_SPLIT_MIN_KEYS, room = VKB_ATTENTION_PARTIAL_ROWS / rows;
     want = want < most ? want : most;
     want = want < room ? want : room;
     return want > 1024 ? 1024 : want < 1 ? 1 : (uint32_t)want;

@@ -106,17 +106,24 @@ vkb_status vkb_op_matvec_norm_split(vkb_stream *s, const vkb_matrix *w, const vk
                                     const vkb_buffer *g, float eps, const vkb_outputs *out,
                                     uint32_t ncols);
 
-/* h = silu(gate·x) · (up·x) for 1 to 8 columns: the gated FFN's two products and silu·mul
+/* The gated FFN's activation: h = act(gate) · up with act silu (llama, qwen, mistral) or
+ * GELU in its tanh approximation, as ggml computes it (gemma):
+ *   silu(g) = g / (1 + exp(-g)),
+ *   gelu(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g³))) = g / (1 + exp(-2 sqrt(2/pi)
+ *             (g + 0.044715 g³))), the second form computed (no overflow to NaN). */
+typedef enum vkb_act { VKB_ACT_SILU = 0, VKB_ACT_GELU } vkb_act;
+
+/* h = act(gate·x) · (up·x) for 1 to 8 columns: the gated FFN's two products and act·mul
  * in one dispatch. W holds gate's rows then up's (2·ff rows, one part of its buffer: else
  * VKB_ERR_UNSUPPORTED), h ncols columns of ff floats. Each workgroup takes matching rows of
  * both. With g (not NULL) x is the residual stream and the products read rms_norm(x)·g as
  * in vkb_op_matvec_norm_split; vkb_op_matvec_q8_glu reads x as 8-bit blocks. Each product
- * the same bits as the split product's, then silu·mul as vkb_op_silu_mul computes it
+ * the same bits as the split product's, then act·mul as vkb_op_glu_mul computes it
  * (within f32 rounding with the norm, as there). */
-vkb_status vkb_op_matvec_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+vkb_status vkb_op_matvec_glu(vkb_stream *s, vkb_act act, const vkb_matrix *w, const vkb_buffer *x,
                              const vkb_buffer *g, float eps, const vkb_buffer *h, uint32_t ncols);
-vkb_status vkb_op_matvec_q8_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
-                                const vkb_buffer *h, uint32_t ncols);
+vkb_status vkb_op_matvec_q8_glu(vkb_stream *s, vkb_act act, const vkb_matrix *w,
+                                const vkb_buffer *xq, const vkb_buffer *h, uint32_t ncols);
 
 /* out[i][k] = W[ids[i]][k] dequantized (bit-exact with cmp_dequantize), i < n_ids:
  * embedding lookup. ids are uint32 in a buffer; an id ≥ w->rows leaves its row unwritten. */
@@ -151,7 +158,7 @@ typedef struct vkb_matvec_tuning {
  * vkb_op_matvec_int_dot: whether matvec of `type` should take this path on this device.
  * vkb_q8_bytes: bytes of ncols columns of k values so quantized.
  * vkb_op_quantize_q8: xq = x quantized, ncols columns of k (a multiple of 32) values.
- * vkb_op_silu_mul_q8: out = silu(gate) · up as vkb_op_silu_mul, and xq = out quantized.
+ * vkb_op_glu_mul_q8: out = act(gate) · up as vkb_op_glu_mul, and xq = out quantized.
  * vkb_op_rms_norm_q8: out as vkb_op_rms_norm (the same bits), and xq = out quantized
  * (n a multiple of 32).
  * vkb_op_matvec_q8: y = W·x from xq, for the types vkb_op_matvec_int_dot accepts when
@@ -166,9 +173,9 @@ bool vkb_op_matvec_int_dot(const vkb_device *dev, cmp_type type);
 uint64_t vkb_q8_bytes(uint32_t k, uint32_t ncols);
 vkb_status vkb_op_quantize_q8(vkb_stream *s, const vkb_buffer *xq, const vkb_buffer *x, uint32_t k,
                               uint32_t ncols);
-vkb_status vkb_op_silu_mul_q8(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *xq,
-                              const vkb_buffer *gate, const vkb_buffer *up, uint32_t k,
-                              uint32_t ncols);
+vkb_status vkb_op_glu_mul_q8(vkb_stream *s, vkb_act act, const vkb_buffer *out,
+                             const vkb_buffer *xq, const vkb_buffer *gate, const vkb_buffer *up,
+                             uint32_t k, uint32_t ncols);
 vkb_status vkb_op_rms_norm_q8(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *xq,
                               const vkb_buffer *x, const vkb_buffer *w, uint32_t n, uint32_t rows,
                               float eps);
@@ -270,6 +277,12 @@ const char *vkb_op_matmul_variant(const vkb_device *dev, cmp_type type);
 /* out[r][i] = x[r][i] / sqrt(mean(x[r]²) + eps) · w[i], rows of n values. */
 vkb_status vkb_op_rms_norm(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x,
                            const vkb_buffer *w, uint32_t n, uint32_t rows, float eps);
+/* out = res + rms_norm(x) · w, the norm's bits as vkb_op_rms_norm's, then one correctly
+ * rounded sum: a norm after a block fed to the residual stream (gemma 2 and 3 normalize
+ * the attention's and the FFN's outputs so). out may be res. */
+vkb_status vkb_op_rms_norm_add(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *res,
+                               const vkb_buffer *x, const vkb_buffer *w, uint32_t n, uint32_t rows,
+                               float eps);
 
 /* Greedy decoding's pick on the GPU, fed to the next step: t = the index of the largest
  * of x[0..n) (ties to the lowest index; NaN and -inf never chosen: eng_sampler's greedy
@@ -413,13 +426,16 @@ vkb_status vkb_op_matvec_q8_rope(vkb_stream *s, const vkb_matrix *w, const vkb_b
  * frequency base and linear scaling (freq_scale = 1 / scaling factor). */
 void vkb_rope_freqs(float *freqs, uint32_t rot_dims, float base, float freq_scale);
 
-/* out[i] = silu(gate[i]) · up[i] = gate / (1 + exp(-gate)) · up. */
-vkb_status vkb_op_silu_mul(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *gate,
-                           const vkb_buffer *up, uint64_t n);
+/* out[i] = act(gate[i]) · up[i] (vkb_act). */
+vkb_status vkb_op_glu_mul(vkb_stream *s, vkb_act act, const vkb_buffer *out, const vkb_buffer *gate,
+                          const vkb_buffer *up, uint64_t n);
 
 /* out[i] = x[i] · scale. */
 vkb_status vkb_op_scale(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x, uint64_t n,
                         float scale);
+/* out[i] = cap · tanh(x[i] / cap), cap > 0: logit soft-capping (gemma 2's final logits). */
+vkb_status vkb_op_softcap(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *x, uint64_t n,
+                          float cap);
 
 /* f32 → f16 (IEEE binary16 bits, two per 32-bit word; the driver rounds to nearest even
  * or toward zero, as Vulkan allows) and f16 → f32 (exact). */
@@ -435,10 +451,10 @@ vkb_status vkb_op_store_f16(vkb_stream *s, const vkb_buffer *out, uint64_t out_o
 
 /* Causal attention of `tokens` queries at positions pos0, pos0+1, ... over an f16 KV
  * cache: out[t][h] = sum_j softmax_j(scale · q[t][h]·k[j][g]) · v[j][g] for the keys
- * j ≤ pos0 + t, where g = h / (heads / kv_heads) (grouped-query attention). q and out
- * are f32 [tokens][heads][head_dim]; k_cache and v_cache hold n_kv positions of
- * [kv_heads][head_dim] f16 values (vkb_op_store_f16). One pass with an online softmax,
- * f32 arithmetic; head_dim even and at most 256. (Prefill on cooperative matrices where
+ * j ≤ pos0 + t (and within the window where there is one), where g = h / (heads / kv_heads)
+ * (grouped-query attention). q and out are f32 [tokens][heads][head_dim]; k_cache and v_cache hold
+ * n_kv positions of [kv_heads][head_dim] f16 values (vkb_op_store_f16). One pass with an online
+ * softmax, f32 arithmetic; head_dim even and at most 256. (Prefill on cooperative matrices where
  * vkb_op_matmul_coopmat says so: two passes, f16 factors; vkb_op_attention_kv likewise.) */
 typedef struct vkb_attention_shape {
     uint32_t head_dim;
@@ -451,7 +467,17 @@ typedef struct vkb_attention_shape {
                             * caches; not KIVI, not the unfused path) */
     float scale;           /* usually 1 / sqrt(head_dim) */
     const vkb_buffer *pos; /* with pos0 VKB_AT_POS: the positions; else unused */
+    /* sliding-window attention (gemma's local layers): 0 none; else the query at position
+     * p sees the keys j with p - j < window, the newest `window` of them (the ones before
+     * are masked, and the kernels skip what no query of a tile sees) */
+    uint32_t window;
+    /* logit soft-capping (gemma 2): 0 none; else each score s = scale · q·k becomes
+     * softcap · tanh(s / softcap) before the softmax */
+    float softcap;
 } vkb_attention_shape;
+
+/* The first key the query at position p sees: p + 1 - window, or 0. */
+uint32_t vkb_attention_first_key(const vkb_attention_shape *shape, uint32_t p);
 vkb_status vkb_op_attention(vkb_stream *s, const vkb_buffer *out, const vkb_buffer *q,
                             const vkb_buffer *k_cache, const vkb_buffer *v_cache,
                             const vkb_attention_shape *shape);

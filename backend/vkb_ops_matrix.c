@@ -683,12 +683,13 @@ static vkb_status check_rope_write(vkb_device *dev, const char *op, const vkb_ma
 }
 
 /* The decode product, one dispatch per part of w: x as floats, or (q8) as 8-bit blocks
- * for the integer-dot kernel; accumulate: out += W·x; norm: x through rms_norm first; glu:
- * W is gate and up stacked and out one output of half its rows, silu(gate·x) · (up·x);
+ * for the integer-dot kernel; accumulate: out += W·x; norm: x through rms_norm first; glu
+ * (not NULL): W is gate and up stacked and out one output of half its rows, act(gate·x) ·
+ * (up·x) with *glu's activation;
  * rope: W is q, k and v stacked, out q's output alone, and k and v go to the caches. */
 static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x, bool q8,
                          const vkb_outputs *out, uint32_t ncols, bool accumulate,
-                         const struct norm_in *norm, bool glu, const vkb_kv_write *rope)
+                         const struct norm_in *norm, const vkb_act *glu, const vkb_kv_write *rope)
 {
     vkb_device *dev = vkb_stream_device(s);
     const char *op = rope   ? "matvec_rope"
@@ -755,7 +756,7 @@ static vkb_status matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
                                 rope  ? 3
                                 : glu ? 1
                                       : out->count,
-                                norm != NULL, glu, rope != NULL}};
+                                norm != NULL, glu ? 1u + *glu : 0u, rope != NULL}};
     vkb_pipeline *p;
     if ((st = vkb_pipeline_get(dev, name, &spec, &p)) != VKB_OK)
         return st;
@@ -771,20 +772,20 @@ vkb_status vkb_op_matvec(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x
                          const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, x, false, &out, ncols, false, NULL, false, NULL);
+    return matvec(s, w, x, false, &out, ncols, false, NULL, NULL, NULL);
 }
 
 vkb_status vkb_op_matvec_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                              const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, x, false, &out, ncols, true, NULL, false, NULL);
+    return matvec(s, w, x, false, &out, ncols, true, NULL, NULL, NULL);
 }
 
 vkb_status vkb_op_matvec_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
                                const vkb_outputs *out, uint32_t ncols)
 {
-    return matvec(s, w, x, false, out, ncols, false, NULL, false, NULL);
+    return matvec(s, w, x, false, out, ncols, false, NULL, NULL, NULL);
 }
 
 vkb_status vkb_op_matvec_norm_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
@@ -792,22 +793,24 @@ vkb_status vkb_op_matvec_norm_split(vkb_stream *s, const vkb_matrix *w, const vk
                                     uint32_t ncols)
 {
     struct norm_in norm = {g, eps};
-    return matvec(s, w, x, false, out, ncols, false, &norm, false, NULL);
+    return matvec(s, w, x, false, out, ncols, false, &norm, NULL, NULL);
 }
 
-vkb_status vkb_op_matvec_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
+vkb_status vkb_op_matvec_glu(vkb_stream *s, vkb_act act, const vkb_matrix *w, const vkb_buffer *x,
                              const vkb_buffer *g, float eps, const vkb_buffer *h, uint32_t ncols)
 {
     struct norm_in norm = {g, eps};
     vkb_outputs out = {1, {h}, {w->rows / 2}};
-    return matvec(s, w, x, false, &out, ncols, false, g ? &norm : NULL, true, NULL);
+    vkb_status st = vkb_op_check_act(vkb_stream_device(s), "matvec_glu", act);
+    return st ? st : matvec(s, w, x, false, &out, ncols, false, g ? &norm : NULL, &act, NULL);
 }
 
-vkb_status vkb_op_matvec_q8_glu(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
-                                const vkb_buffer *h, uint32_t ncols)
+vkb_status vkb_op_matvec_q8_glu(vkb_stream *s, vkb_act act, const vkb_matrix *w,
+                                const vkb_buffer *xq, const vkb_buffer *h, uint32_t ncols)
 {
     vkb_outputs out = {1, {h}, {w->rows / 2}};
-    return matvec(s, w, xq, true, &out, ncols, false, NULL, true, NULL);
+    vkb_status st = vkb_op_check_act(vkb_stream_device(s), "matvec_q8_glu", act);
+    return st ? st : matvec(s, w, xq, true, &out, ncols, false, NULL, &act, NULL);
 }
 
 vkb_status vkb_op_matvec_rope(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *x,
@@ -836,20 +839,20 @@ vkb_status vkb_op_matvec_q8(vkb_stream *s, const vkb_matrix *w, const vkb_buffer
                             const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, xq, true, &out, ncols, false, NULL, false, NULL);
+    return matvec(s, w, xq, true, &out, ncols, false, NULL, NULL, NULL);
 }
 
 vkb_status vkb_op_matvec_q8_add(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                 const vkb_buffer *y, uint32_t ncols)
 {
     vkb_outputs out = one_output(w, y);
-    return matvec(s, w, xq, true, &out, ncols, true, NULL, false, NULL);
+    return matvec(s, w, xq, true, &out, ncols, true, NULL, NULL, NULL);
 }
 
 vkb_status vkb_op_matvec_q8_split(vkb_stream *s, const vkb_matrix *w, const vkb_buffer *xq,
                                   const vkb_outputs *out, uint32_t ncols)
 {
-    return matvec(s, w, xq, true, out, ncols, false, NULL, false, NULL);
+    return matvec(s, w, xq, true, out, ncols, false, NULL, NULL, NULL);
 }
 
 /* The prefill product: f32 tiles, cooperative matrices where vkb_op_matmul_coopmat says

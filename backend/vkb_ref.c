@@ -214,22 +214,25 @@ bool vkb_ref_attention_kv(float *out, const float *q, const void *k_cache, const
               vkb_ref_kv_read(vl, v_cache, sh->n_kv, vf);
     for (uint32_t t = 0; ok && t < sh->tokens; t++) {
         uint32_t limit = sh->pos0 + t + 1 < sh->n_kv ? sh->pos0 + t + 1 : sh->n_kv;
+        uint32_t lo = vkb_attention_first_key(sh, sh->pos0 + t);
         for (uint32_t h = 0; h < sh->heads; h++) {
             const float *qh = q + ((uint64_t)t * sh->heads + h) * hd;
             uint64_t g_at = (uint64_t)(h / group) * hd;
             double mx = -INFINITY, sum = 0;
-            for (uint32_t j = 0; j < limit; j++) {
+            for (uint32_t j = lo; j < limit; j++) {
                 double d = 0;
                 for (uint32_t i = 0; i < hd; i++)
                     d += (double)qh[i] * kf[j * row + g_at + i];
                 w[j] = d * sh->scale;
+                if (sh->softcap > 0.0f)
+                    w[j] = sh->softcap * tanh(w[j] / sh->softcap);
                 mx = w[j] > mx ? w[j] : mx;
             }
-            for (uint32_t j = 0; j < limit; j++)
+            for (uint32_t j = lo; j < limit; j++)
                 sum += w[j] = exp(w[j] - mx);
             for (uint32_t i = 0; i < hd; i++)
                 acc[i] = 0;
-            for (uint32_t j = 0; j < limit; j++)
+            for (uint32_t j = lo; j < limit; j++)
                 for (uint32_t i = 0; i < hd; i++)
                     acc[i] += w[j] * vf[j * row + g_at + i];
             float *o = out + ((uint64_t)t * sh->heads + h) * hd;
@@ -459,16 +462,28 @@ void vkb_ref_rope(float *out, const float *x, const int32_t *pos, const float *f
     }
 }
 
-void vkb_ref_silu_mul(float *out, const float *gate, const float *up, uint64_t n)
+double vkb_ref_act(vkb_act act, double g)
 {
-    for (uint64_t i = 0; i < n; i++) {
-        double g = gate[i];
-        out[i] = (float)(g / (1.0 + exp(-g)) * up[i]);
-    }
+    if (act == VKB_ACT_GELU) /* 2 sqrt(2/pi) (g + 0.044715 g³) */
+        return g / (1.0 +
+                    exp(-2.0 * sqrt(2.0 / 3.14159265358979323846) * g * (1.0 + 0.044715 * g * g)));
+    return g / (1.0 + exp(-g));
+}
+
+void vkb_ref_glu_mul(vkb_act act, float *out, const float *gate, const float *up, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        out[i] = (float)(vkb_ref_act(act, gate[i]) * up[i]);
 }
 
 void vkb_ref_scale(float *out, const float *x, uint64_t n, float scale)
 {
     for (uint64_t i = 0; i < n; i++)
         out[i] = x[i] * scale;
+}
+
+void vkb_ref_softcap(float *out, const float *x, uint64_t n, float cap)
+{
+    for (uint64_t i = 0; i < n; i++)
+        out[i] = (float)(cap * tanh((double)x[i] / cap));
 }

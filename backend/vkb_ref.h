@@ -69,8 +69,11 @@ int32_t vkb_ref_sample(const vkb_top_logit *best, uint32_t m, const int32_t *his
                        uint32_t history_len, const vkb_sample_params *p, float u, double *margin);
 void vkb_ref_rope(float *out, const float *x, const int32_t *pos, const float *freqs,
                   const vkb_rope_shape *shape);
-void vkb_ref_silu_mul(float *out, const float *gate, const float *up, uint64_t n);
+/* act(g) in double (vkb_act), and out[i] = act(gate[i]) · up[i]. */
+double vkb_ref_act(vkb_act act, double g);
+void vkb_ref_glu_mul(vkb_act act, float *out, const float *gate, const float *up, uint64_t n);
 void vkb_ref_scale(float *out, const float *x, uint64_t n, float scale);
+void vkb_ref_softcap(float *out, const float *x, uint64_t n, float cap);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,7 @@ typedef struct eng_dev_weight {
 typedef struct eng_dev_layer {
     eng_dev_weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down, bq, bk, bv;
     eng_dev_weight q_norm, k_norm; /* qwen3's per-head norms of q and k (f32 vectors) */
+    eng_dev_weight attn_post_norm, ffn_post_norm; /* gemma 2 and 3's (f32 vectors) */
     /* wq, wk and wv (gate and up) as one matrix, their rows one after the other, where
      * they share a type and none is factorized: one product with an output each. The
      * members then keep their shape and type but no buffer of their own. */

@@ -103,6 +103,56 @@ static float arch_f32(reader *r, const char *key, float fallback)
     return v;
 }
 
+/* "{arch}.{key}" as a float that may be absent (0) or 0: soft caps. */
+static float arch_f32_opt(reader *r, const char *key)
+{
+    char full[128];
+    snprintf(full, sizeof full, "%s.%s", r->arch, key);
+    float v = 0.0f;
+    cmp_gguf_status gs = cmp_gguf_get_f32(r->g, full, &v);
+    if (gs != CMP_GGUF_OK && gs != CMP_GGUF_ERR_NOT_FOUND && r->st == ENG_OK)
+        r->st = eng_fail(r->err, r->err_size, ENG_ERR_FORMAT, "%s is not a number", full);
+    if (!(v >= 0.0f && v < INFINITY) && r->st == ENG_OK)
+        r->st = eng_fail(r->err, r->err_size, ENG_ERR_FORMAT,
+                         "%s = %g must be 0 or positive and finite", full, v);
+    return v;
+}
+
+bool eng_layer_local(const eng_hparams *hp, uint32_t l)
+{
+    return hp->n_swa && hp->swa_period > 1 && l % hp->swa_period < hp->swa_period - 1;
+}
+
+static const char *const arch_names[ENG_ARCH_COUNT] = {"llama", "qwen2",  "qwen3",
+                                                       "gemma", "gemma2", "gemma3"};
+
+/* gemma's hyper-parameters beyond llama's, as llama.cpp reads them: the sliding window
+ * (gemma 2: 4096 where the file has none), soft caps (gemma 2), the local layers' rope
+ * (gemma 3: base 10000, unscaled), and the 27B models' score scale. */
+static void read_gemma(reader *r, eng_hparams *hp)
+{
+    bool g2 = hp->arch == ENG_ARCH_GEMMA2, g3 = hp->arch == ENG_ARCH_GEMMA3;
+    hp->act = VKB_ACT_GELU;
+    hp->embd_scale = sqrtf((float)hp->n_embd);
+    hp->rope_neox = true;
+    if (!g2 && !g3)
+        return;
+    hp->post_norms = true;
+    hp->n_swa = arch_u32(r, "attention.sliding_window", g2 ? 4096 : UINT32_MAX, 1u << 24);
+    hp->swa_period = g2 ? 2 : 6;
+    if (g2) {
+        hp->attn_softcap = arch_f32_opt(r, "attn_logit_softcapping");
+        hp->logit_softcap = arch_f32_opt(r, "final_logit_softcapping");
+    } else {
+        hp->rope_base_swa = 10000.0f;
+        hp->rope_freq_scale_swa = 1.0f;
+    }
+    /* gemma 2's 27B has 46 layers, gemma 3's 62: their queries are scaled by
+     * query_pre_attn_scalar = n_embd / n_head, not the head size */
+    if ((g2 && hp->n_layer == 46) || (g3 && hp->n_layer == 62))
+        hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+}
+
 static eng_status read_hparams(eng_model *m, char *err, size_t err_size)
 {
     eng_hparams *hp = &m->hp;
@@ -110,16 +160,14 @@ static eng_status read_hparams(eng_model *m, char *err, size_t err_size)
     if (cmp_gguf_get_str(m->gguf, "general.architecture", &arch) != CMP_GGUF_OK)
         return eng_fail(err, err_size, ENG_ERR_FORMAT,
                         "general.architecture is missing: not a model file");
-    if (cmp_gguf_str_eq(arch, "llama"))
-        hp->arch = ENG_ARCH_LLAMA;
-    else if (cmp_gguf_str_eq(arch, "qwen2"))
-        hp->arch = ENG_ARCH_QWEN2;
-    else if (cmp_gguf_str_eq(arch, "qwen3"))
-        hp->arch = ENG_ARCH_QWEN3;
-    else
+    hp->arch = ENG_ARCH_COUNT;
+    for (int a = 0; a < ENG_ARCH_COUNT; a++)
+        if (cmp_gguf_str_eq(arch, arch_names[a]))
+            hp->arch = (eng_arch)a;
+    if (hp->arch == ENG_ARCH_COUNT)
         return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
-                        "architecture \"%.*s\" is not supported (vkllm runs llama, qwen2 and "
-                        "qwen3)",
+                        "architecture \"%.*s\" is not supported (vkllm runs llama, qwen2, qwen3, "
+                        "gemma, gemma2 and gemma3)",
                         (int)(arch.len < 64 ? arch.len : 64), arch.ptr);
     snprintf(hp->arch_name, sizeof hp->arch_name, "%.*s", (int)arch.len, arch.ptr);
     cmp_gguf_str name;
@@ -165,6 +213,15 @@ static eng_status read_hparams(eng_model *m, char *err, size_t err_size)
         return r.st;
     hp->rope_freq_scale = 1.0f / factor;
     hp->rope_neox = hp->arch == ENG_ARCH_QWEN2 || hp->arch == ENG_ARCH_QWEN3;
+    hp->act = VKB_ACT_SILU;
+    hp->embd_scale = 1.0f;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->rope_base_swa = hp->rope_base;
+    hp->rope_freq_scale_swa = hp->rope_freq_scale;
+    if (hp->arch >= ENG_ARCH_GEMMA)
+        read_gemma(&r, hp);
+    if (r.st != ENG_OK)
+        return r.st;
 
     if (v_len != hp->head_dim || hp->n_head % hp->n_head_kv || hp->head_dim % 2 ||
         hp->head_dim > 256 || hp->n_rot % 2 || hp->n_rot > hp->head_dim)
@@ -257,38 +314,43 @@ static eng_status find_factors(eng_model *m, const char *name, uint32_t k, uint3
 /* The sizes a layer tensor's dimensions are given in. */
 typedef enum dim { DIM_NONE, DIM_EMBD, DIM_Q, DIM_KV, DIM_FF, DIM_HEAD } dim;
 
-/* Which architectures read a layer tensor. OWNER_QWEN2: qwen2 requires it and the others
- * read it where the file has it (llama.cpp's llama reads optional biases too);
- * OWNER_QWEN3: qwen3 requires it and the others ignore it. */
-typedef enum owner { OWNER_ALL, OWNER_QWEN2, OWNER_QWEN3 } owner;
+/* Architectures as bits: which require a layer tensor, and which read it where the file
+ * has it (llama.cpp's llama reads optional biases); the others ignore it. */
+#define ARCH(a)   (1u << ENG_ARCH_##a)
+#define ALL_ARCHS ((1u << ENG_ARCH_COUNT) - 1)
+#define BIASED    (ARCH(LLAMA) | ARCH(QWEN2) | ARCH(QWEN3))
 
 /* Every tensor of a layer: its name after "blk.N.", its k and rows (rows DIM_NONE: an f32
- * vector), which architectures have it, and where it lives in eng_layer_weights and
- * eng_dev_layer. Checking, sizing and uploading all read this. */
+ * vector), which architectures require and which read it, and where it lives in
+ * eng_layer_weights and eng_dev_layer. Checking, sizing and uploading all read this. */
 static const struct layer_tensor {
     const char *suffix;
     dim k, rows;
-    owner owner;
+    unsigned need, read;
     size_t host, dev;
 } layer_tensors[] = {
-#define LT(suffix, k, rows, owner, field)                                                          \
+#define LT(suffix, k, rows, need, read, field)                                                     \
     {                                                                                              \
-        suffix, k, rows, owner, offsetof(eng_layer_weights, field), offsetof(eng_dev_layer, field) \
+        suffix, k, rows, need, read, offsetof(eng_layer_weights, field),                           \
+            offsetof(eng_dev_layer, field)                                                         \
     }
-    LT("attn_norm.weight", DIM_EMBD, DIM_NONE, OWNER_ALL, attn_norm),
-    LT("attn_q.weight", DIM_EMBD, DIM_Q, OWNER_ALL, wq),
-    LT("attn_k.weight", DIM_EMBD, DIM_KV, OWNER_ALL, wk),
-    LT("attn_v.weight", DIM_EMBD, DIM_KV, OWNER_ALL, wv),
-    LT("attn_output.weight", DIM_Q, DIM_EMBD, OWNER_ALL, wo),
-    LT("ffn_norm.weight", DIM_EMBD, DIM_NONE, OWNER_ALL, ffn_norm),
-    LT("ffn_gate.weight", DIM_EMBD, DIM_FF, OWNER_ALL, gate),
-    LT("ffn_up.weight", DIM_EMBD, DIM_FF, OWNER_ALL, up),
-    LT("ffn_down.weight", DIM_FF, DIM_EMBD, OWNER_ALL, down),
-    LT("attn_q.bias", DIM_Q, DIM_NONE, OWNER_QWEN2, bq),
-    LT("attn_k.bias", DIM_KV, DIM_NONE, OWNER_QWEN2, bk),
-    LT("attn_v.bias", DIM_KV, DIM_NONE, OWNER_QWEN2, bv),
-    LT("attn_q_norm.weight", DIM_HEAD, DIM_NONE, OWNER_QWEN3, q_norm),
-    LT("attn_k_norm.weight", DIM_HEAD, DIM_NONE, OWNER_QWEN3, k_norm),
+    LT("attn_norm.weight", DIM_EMBD, DIM_NONE, ALL_ARCHS, 0, attn_norm),
+    LT("attn_q.weight", DIM_EMBD, DIM_Q, ALL_ARCHS, 0, wq),
+    LT("attn_k.weight", DIM_EMBD, DIM_KV, ALL_ARCHS, 0, wk),
+    LT("attn_v.weight", DIM_EMBD, DIM_KV, ALL_ARCHS, 0, wv),
+    LT("attn_output.weight", DIM_Q, DIM_EMBD, ALL_ARCHS, 0, wo),
+    LT("ffn_norm.weight", DIM_EMBD, DIM_NONE, ALL_ARCHS, 0, ffn_norm),
+    LT("ffn_gate.weight", DIM_EMBD, DIM_FF, ALL_ARCHS, 0, gate),
+    LT("ffn_up.weight", DIM_EMBD, DIM_FF, ALL_ARCHS, 0, up),
+    LT("ffn_down.weight", DIM_FF, DIM_EMBD, ALL_ARCHS, 0, down),
+    LT("attn_q.bias", DIM_Q, DIM_NONE, ARCH(QWEN2), BIASED, bq),
+    LT("attn_k.bias", DIM_KV, DIM_NONE, ARCH(QWEN2), BIASED, bk),
+    LT("attn_v.bias", DIM_KV, DIM_NONE, ARCH(QWEN2), BIASED, bv),
+    LT("attn_q_norm.weight", DIM_HEAD, DIM_NONE, ARCH(QWEN3) | ARCH(GEMMA3), 0, q_norm),
+    LT("attn_k_norm.weight", DIM_HEAD, DIM_NONE, ARCH(QWEN3) | ARCH(GEMMA3), 0, k_norm),
+    LT("post_attention_norm.weight", DIM_EMBD, DIM_NONE, ARCH(GEMMA2) | ARCH(GEMMA3), 0,
+       attn_post_norm),
+    LT("post_ffw_norm.weight", DIM_EMBD, DIM_NONE, ARCH(GEMMA2) | ARCH(GEMMA3), 0, ffn_post_norm),
 #undef LT
 };
 #define N_LAYER_TENSORS (sizeof layer_tensors / sizeof layer_tensors[0])
@@ -361,10 +423,8 @@ static eng_status read_tensors(eng_model *m, char *err, size_t err_size)
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         for (size_t i = 0; i < N_LAYER_TENSORS; i++) {
             const struct layer_tensor *t = &layer_tensors[i];
-            bool required = t->owner == OWNER_ALL ||
-                            (t->owner == OWNER_QWEN2 && hp->arch == ENG_ARCH_QWEN2) ||
-                            (t->owner == OWNER_QWEN3 && hp->arch == ENG_ARCH_QWEN3);
-            if (!required && t->owner == OWNER_QWEN3)
+            bool required = t->need & (1u << hp->arch);
+            if (!required && !(t->read & (1u << hp->arch)))
                 continue;
             eng_weight *w = layer_weight(m, l, t);
             char name[96];
@@ -456,9 +516,13 @@ const eng_vocab *eng_model_vocab(const eng_model *m)
     return m->vocab;
 }
 
-void eng_model_rope_freqs(const eng_model *m, float *out)
+void eng_model_rope_freqs(const eng_model *m, bool local, float *out)
 {
     const eng_hparams *hp = &m->hp;
+    if (local) {
+        vkb_rope_freqs(out, hp->n_rot, hp->rope_base_swa, hp->rope_freq_scale_swa);
+        return;
+    }
     vkb_rope_freqs(out, hp->n_rot, hp->rope_base, hp->rope_freq_scale);
     for (uint32_t i = 0; m->rope_freqs.data && i < hp->n_rot / 2; i++)
         out[i] /= rope_factor(m, i);

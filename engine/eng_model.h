@@ -3,9 +3,12 @@
  *
  * Architectures: the llama family (Llama 1/2/3, Mistral, TinyLlama, SmolLM: grouped-query
  * attention, tied embeddings when output.weight is absent, normal rope), qwen2 (QKV
- * biases, neox rope) and qwen3 (an RMS norm of each q and k head before rope, neox rope,
- * a head size of its own: n_head x head_dim need not be n_embd). Other architectures are
- * refused by name.
+ * biases, neox rope), qwen3 (an RMS norm of each q and k head before rope, neox rope,
+ * a head size of its own: n_head x head_dim need not be n_embd), and gemma, gemma2 and
+ * gemma3 (the embedding scaled by sqrt(n_embd), GELU in the FFN, neox rope, tied output;
+ * 2 and 3: RMS norms of the attention's and the FFN's outputs, local layers attending
+ * through a sliding window; 2: soft-capped scores and logits; 3: qwen3's per-head norms,
+ * the local layers' own rope base). Other architectures are refused by name.
  *
  * A model is opened on the host (the file stays mapped read-only: the CPU reference
  * forward pass in eng_ref.h reads the weights from it), then uploaded to one device.
@@ -43,7 +46,15 @@ typedef enum eng_status {
 
 const char *eng_status_name(eng_status st);
 
-typedef enum eng_arch { ENG_ARCH_LLAMA = 0, ENG_ARCH_QWEN2, ENG_ARCH_QWEN3 } eng_arch;
+typedef enum eng_arch {
+    ENG_ARCH_LLAMA = 0,
+    ENG_ARCH_QWEN2,
+    ENG_ARCH_QWEN3,
+    ENG_ARCH_GEMMA,
+    ENG_ARCH_GEMMA2,
+    ENG_ARCH_GEMMA3,
+    ENG_ARCH_COUNT
+} eng_arch;
 
 typedef struct eng_hparams {
     eng_arch arch;
@@ -59,7 +70,25 @@ typedef struct eng_hparams {
     float rms_eps;         /* default 1e-5 */
     bool tied_output;      /* output.weight absent: the embedding is the output matrix */
     uint32_t file_type;    /* general.file_type, or UINT32_MAX */
+    /* gemma's differences (the others: silu, 1, 1 / sqrt(head_dim), no window, no caps) */
+    vkb_act act;         /* the FFN's activation: silu, or gelu (gemma) */
+    float embd_scale;    /* the embedding's rows are multiplied by it: sqrt(n_embd) (gemma) */
+    float attn_scale;    /* the scores' scale (1 / sqrt(head_dim); gemma 2 and 3's 27B:
+                          * 1 / sqrt(n_embd / n_head), as llama.cpp) */
+    uint32_t n_swa;      /* the local layers' sliding window (gemma 2 and 3), 0 none */
+    uint32_t swa_period; /* every swa_period-th layer is global, the others local: 2 (gemma
+                          * 2), 6 (gemma 3) */
+    float rope_base_swa; /* the local layers' rope: gemma 3's base 10000, unscaled; gemma 2's
+                          * the global one */
+    float rope_freq_scale_swa;
+    float attn_softcap;  /* gemma 2: scores soft-capped at 50; 0 none */
+    float logit_softcap; /* gemma 2: the final logits at 30; 0 none */
+    bool post_norms;     /* gemma 2 and 3: the attention's and the FFN's outputs through
+                          * their own RMS norm before the residual add */
 } eng_hparams;
+
+/* Whether layer l attends through the sliding window (gemma 2 and 3's local layers). */
+bool eng_layer_local(const eng_hparams *hp, uint32_t l);
 
 /* One weight tensor as the file holds it: rows of k values of type, from data. */
 typedef struct eng_weight {
@@ -80,7 +109,8 @@ typedef struct eng_weight {
 typedef struct eng_layer_weights {
     eng_weight attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down;
     eng_weight bq, bk, bv;     /* qwen2; data NULL for the others */
-    eng_weight q_norm, k_norm; /* qwen3: head_dim values, each head's RMS norm weight */
+    eng_weight q_norm, k_norm; /* qwen3, gemma 3: head_dim values, each head's norm weight */
+    eng_weight attn_post_norm, ffn_post_norm; /* gemma 2 and 3 (hp.post_norms) */
 } eng_layer_weights;
 
 typedef struct eng_model eng_model;
@@ -98,8 +128,9 @@ const eng_weight *eng_model_output(const eng_model *m); /* the embedding when ti
 const eng_layer_weights *eng_model_layer(const eng_model *m, uint32_t layer);
 /* The rotation frequency of each pair of a head's rotated dimensions (n_rot / 2 floats
  * into out): base^(-2i/n_rot) x rope_freq_scale, divided by the pair's factor where the
- * file has rope_freqs.weight (Llama 3.1 and 3.2 carry their rope scaling so). */
-void eng_model_rope_freqs(const eng_model *m, float *out);
+ * file has rope_freqs.weight (Llama 3.1 and 3.2 carry their rope scaling so). local: the
+ * local layers' (eng_layer_local), from rope_base_swa and rope_freq_scale_swa. */
+void eng_model_rope_freqs(const eng_model *m, bool local, float *out);
 /* Bytes of all weight tensors in the file, and the count of values. */
 uint64_t eng_model_weight_bytes(const eng_model *m);
 uint64_t eng_model_param_count(const eng_model *m);
@@ -173,9 +204,10 @@ typedef struct eng_session_params {
     /* attention in three passes with the scores in memory (n_batch × heads × n_ctx
      * floats of scratch) instead of the fused kernel: the reference point for speed */
     bool unfused_attention;
-    /* each rms_norm as its own dispatch before the products that read it, silu·mul after
-     * gate and up, and rope with the caches' write after the q, k, v product, instead of
-     * fused into those products (decode and chunks of up to 8 tokens): the reference point */
+    /* each rms_norm as its own dispatch before the products that read it, silu·mul (or
+     * gelu·mul) after gate and up, and rope with the caches' write after the q, k, v
+     * product, instead of fused into those products (decode and chunks of up to 8
+     * tokens): the reference point */
     bool unfused_products;
     /* record every decode step's commands afresh (while the step before it runs) instead
      * of submitting again one recording that reads its positions on the GPU: the

@@ -13,8 +13,8 @@ struct eng_ref {
     uint32_t n_ctx, n_past;
     uint8_t *k_cache, *v_cache; /* [layer][k_bytes or v_bytes] in the cache layouts */
     vkb_kv_layout k_layout, v_layout;
-    uint64_t k_bytes, v_bytes; /* per layer, multiples of 4 */
-    float *freqs;
+    uint64_t k_bytes, v_bytes;  /* per layer, multiples of 4 */
+    float *freqs, *freqs_local; /* the global layers' rope frequencies, the local ones' */
     eng_ref_input_fn observe;
     void *observe_user;
     const vkb_device *mirror;                /* eng_ref_mirror_session's device */
@@ -29,13 +29,16 @@ eng_ref *eng_ref_create(const eng_model *m, uint32_t n_ctx, char *err, size_t er
         r->m = m;
         r->n_ctx = n_ctx;
         r->freqs = malloc(sizeof *r->freqs * (hp->n_rot / 2 + 1));
+        r->freqs_local = malloc(sizeof *r->freqs * (hp->n_rot / 2 + 1));
     }
-    if (!r || !r->freqs || eng_ref_set_kv_types(r, ENG_KV_F16, ENG_KV_F16, 0, 0) != ENG_OK) {
+    if (!r || !r->freqs || !r->freqs_local ||
+        eng_ref_set_kv_types(r, ENG_KV_F16, ENG_KV_F16, 0, 0) != ENG_OK) {
         eng_ref_destroy(r);
         eng_fail(err, err_size, ENG_ERR_HOST_MEMORY, "out of host memory for the reference");
         return NULL;
     }
-    eng_model_rope_freqs(m, r->freqs);
+    eng_model_rope_freqs(m, false, r->freqs);
+    eng_model_rope_freqs(m, true, r->freqs_local);
     return r;
 }
 
@@ -46,6 +49,7 @@ void eng_ref_destroy(eng_ref *r)
     free(r->k_cache);
     free(r->v_cache);
     free(r->freqs);
+    free(r->freqs_local);
     free(r);
 }
 
@@ -197,18 +201,17 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
     }
     if (!vkb_ref_get_rows(m->token_embd.type, m->token_embd.data, m->token_embd.rows, e, ids, n, x))
         goto done;
+    if (hp->embd_scale != 1.0f)
+        vkb_ref_scale(x, x, N * e, hp->embd_scale);
     vkb_rope_shape rq = {hp->head_dim, hp->n_rot, hp->n_head, n, hp->rope_neox};
     vkb_rope_shape rk = {hp->head_dim, hp->n_rot, hp->n_head_kv, n, hp->rope_neox};
-    vkb_attention_shape as = {hp->head_dim,
-                              hp->n_head,
-                              hp->n_head_kv,
-                              n,
-                              r->n_past,
-                              r->n_past + n,
-                              1.0f / sqrtf((float)hp->head_dim),
-                              NULL};
+    vkb_attention_shape as = {hp->head_dim,  hp->n_head,     hp->n_head_kv, n, r->n_past,
+                              r->n_past + n, hp->attn_scale, NULL,          0, hp->attn_softcap};
     for (uint32_t l = 0; l < hp->n_layer; l++) {
         const eng_layer_weights *L = &m->layers[l];
+        bool local = eng_layer_local(hp, l);
+        const float *freqs = local ? r->freqs_local : r->freqs;
+        as.window = local ? hp->n_swa : 0;
         vkb_ref_rms_norm(xn, x, L->attn_norm.data, e, n, hp->rms_eps);
         if (!mul(r, &L->wq, xn, q, n) || !mul(r, &L->wk, xn, k, n) || !mul(r, &L->wv, xn, v, n))
             goto done;
@@ -221,8 +224,8 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
             vkb_ref_rms_norm(q, q, L->q_norm.data, hp->head_dim, n * hp->n_head, hp->rms_eps);
             vkb_ref_rms_norm(k, k, L->k_norm.data, hp->head_dim, n * hp->n_head_kv, hp->rms_eps);
         }
-        vkb_ref_rope(q, q, pos, r->freqs, &rq);
-        vkb_ref_rope(k, k, pos, r->freqs, &rk);
+        vkb_ref_rope(q, q, pos, freqs, &rq);
+        vkb_ref_rope(k, k, pos, freqs, &rk);
         /* quantize-on-write with the CPU codec, as the GPU's kernel does */
         uint8_t *kc = r->k_cache + (size_t)l * r->k_bytes,
                 *vc = r->v_cache + (size_t)l * r->v_bytes;
@@ -232,13 +235,17 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
         if (!vkb_ref_attention_kv(att, q, kc, &r->k_layout, vc, &r->v_layout, &as) ||
             !mul(r, &L->wo, att, o, n))
             goto done;
+        if (hp->post_norms)
+            vkb_ref_rms_norm(o, o, L->attn_post_norm.data, e, n, hp->rms_eps);
         vkb_ref_add(x, x, o, N * e);
         vkb_ref_rms_norm(xn, x, L->ffn_norm.data, e, n, hp->rms_eps);
         if (!mul(r, &L->gate, xn, g, n) || !mul(r, &L->up, xn, u, n))
             goto done;
-        vkb_ref_silu_mul(h, g, u, N * ff);
+        vkb_ref_glu_mul(hp->act, h, g, u, N * ff);
         if (!mul(r, &L->down, h, o, n))
             goto done;
+        if (hp->post_norms)
+            vkb_ref_rms_norm(o, o, L->ffn_post_norm.data, e, n, hp->rms_eps);
         vkb_ref_add(x, x, o, N * e);
         if (capture)
             memcpy(capture + (size_t)l * N * e, x, N * e * 4);
@@ -246,6 +253,8 @@ eng_status eng_ref_eval(eng_ref *r, const int32_t *tokens, uint32_t n, float *lo
     vkb_ref_rms_norm(xn, x + (N - 1) * e, m->output_norm.data, e, 1, hp->rms_eps);
     if (!mul(r, &m->output, xn, logits, 1))
         goto done;
+    if (hp->logit_softcap > 0.0f)
+        vkb_ref_softcap(logits, logits, hp->n_vocab, hp->logit_softcap);
     r->n_past += n;
     st = ENG_OK;
 done:

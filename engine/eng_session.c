@@ -44,7 +44,7 @@ struct eng_session {
         bool ready;            /* a decode step, for position p0 or (any_pos) every position */
         bool any_pos;          /* its positions read on the GPU (VKB_AT_POS) */
         uint32_t p0;           /* !any_pos: its position */
-        uint32_t splits;       /* any_pos: its attention's split count */
+        uint32_t splits;       /* any_pos: its attention's split counts (step_splits) */
         struct step_pick pick; /* how it ends (after_logits()) */
         double ms;             /* host time its recording took */
     } slots[2];
@@ -55,10 +55,11 @@ struct eng_session {
     vkb_kv_layout k_layout, v_layout; /* types: eng_kv_type mirrors vkb_kv_type */
     uint64_t k_bytes, v_bytes;        /* of one layer's cache */
     /* scratch, sized for n_batch tokens */
-    vkb_buffer *x, *xn, *q, *k, *v, *att, *o, *g, *u, *h, *last, *last_n, *freqs;
-    vkb_buffer *scores;   /* unfused attention: n_batch × heads × n_ctx scores */
-    vkb_buffer *partials; /* split-K attention's partial results */
-    vkb_buffer *lowrank;  /* factorized matrices' inner products: n_batch × largest rank */
+    vkb_buffer *x, *xn, *q, *k, *v, *att, *o, *g, *u, *h, *last, *last_n;
+    vkb_buffer *freqs, *freqs_local; /* rope: the global layers', the local layers' */
+    vkb_buffer *scores;              /* unfused attention: n_batch × heads × n_ctx scores */
+    vkb_buffer *partials;            /* split-K attention's partial results */
+    vkb_buffer *lowrank; /* factorized matrices' inner products: n_batch × largest rank */
     /* the integer-dot-product matvec's input: xq_of quantized (k values, n columns); the
      * recording sets xq_of to NULL where any input buffer is about to be rewritten */
     vkb_buffer *xq;
@@ -364,6 +365,7 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         {false, e * 4, &s->last},
         {false, e * 4, &s->last_n},
         {false, hp->n_rot / 2 * 4, &s->freqs},
+        {false, hp->n_rot / 2 * 4, &s->freqs_local},
         {false, p.unfused_attention ? B * hp->n_head * p.n_ctx * 4 : 4, &s->scores},
         {false, partials_bytes(s->dev, hp, &p), &s->partials},
         {false, B * max_rank(m) * 4 + 4, &s->lowrank},
@@ -413,8 +415,11 @@ eng_status eng_session_create(eng_model *m, const eng_session_params *params, en
         st = sfail(s, ENG_ERR_HOST_MEMORY, "out of host memory");
         goto done;
     }
-    eng_model_rope_freqs(s->m, freqs);
+    eng_model_rope_freqs(s->m, false, freqs);
     vs = vkb_buffer_upload(s->dev, s->freqs, 0, freqs, hp->n_rot / 2 * sizeof *freqs);
+    eng_model_rope_freqs(s->m, true, freqs);
+    if (vs == VKB_OK)
+        vs = vkb_buffer_upload(s->dev, s->freqs_local, 0, freqs, hp->n_rot / 2 * sizeof *freqs);
     free(freqs);
     if (vs != VKB_OK)
         st = vfail(s, vs, "uploading the rope frequencies");
@@ -533,16 +538,21 @@ static vkb_status products(eng_session *s, const eng_dev_weight *stacked,
 }
 
 /* The residual stream x += W·in: one matvec that adds where it can, else the product into
- * o and an add. */
+ * o and an add. With post_norm (gemma 2 and 3): x += rms_norm(W·in) · post_norm, the
+ * product into o and the norm adding. */
 static vkb_status mul_residual(eng_session *s, const eng_dev_weight *w, const vkb_buffer *in,
-                               uint32_t n)
+                               const eng_dev_weight *post_norm, uint32_t n)
 {
-    uint64_t values = (uint64_t)n * s->m->hp.n_embd;
+    const eng_hparams *hp = &s->m->hp;
+    uint64_t values = (uint64_t)n * hp->n_embd;
     vkb_status vs;
-    if (n <= 8 && !w->rank)
+    if (n <= 8 && !w->rank && !post_norm->buffer)
         return product(s, &w->matrix, in, s->x, n, true);
     if ((vs = mul(s, w, in, s->o, n)) != VKB_OK)
         return vs;
+    if (post_norm->buffer)
+        return vkb_op_rms_norm_add(s->stream, s->x, s->x, s->o, post_norm->buffer, hp->n_embd, n,
+                                   hp->rms_eps);
     return vkb_op_add(s->stream, s->x, s->x, s->o, values);
 }
 
@@ -595,27 +605,28 @@ static vkb_status norm_products(eng_session *s, const vkb_buffer *norm_w,
     return VKB_OK;
 }
 
-/* The feed-forward block's products up to h = silu(gate·xn) · (up·xn), xn = rms_norm(x) ·
+/* The feed-forward block's products up to h = act(gate·xn) · (up·xn), xn = rms_norm(x) ·
  * ffn_norm: one dispatch where gate and up are stacked in one part and down reads h as
  * floats (vkb_op_matvec_glu; the norm fused too where it fuses), else the norm, the
- * products and silu·mul (quantized on the way where down takes 8-bit blocks). */
+ * products and act·mul (quantized on the way where down takes 8-bit blocks). */
 static vkb_status ffn_products(eng_session *s, const eng_dev_layer *L, uint32_t n)
 {
     const eng_dev_weight *gu = &L->gate_up;
     uint32_t ff = s->m->n_ff_pad;
+    vkb_act act = s->m->hp.act;
     vkb_stream *st = s->stream;
     vkb_status vs;
     bool down_q8 = takes_q8(s, &L->down.matrix, n) && L->down.matrix.k == ff;
     if (!s->unfused_products && n <= 8 && gu->buffer && !gu->rank && !down_q8 &&
         vkb_buffer_part_count(gu->buffer) == 1) {
         if (norm_fuses(s, gu, n)) {
-            vs = vkb_op_matvec_glu(st, &gu->matrix, s->x, L->ffn_norm.buffer, s->m->hp.rms_eps,
+            vs = vkb_op_matvec_glu(st, act, &gu->matrix, s->x, L->ffn_norm.buffer, s->m->hp.rms_eps,
                                    s->h, n);
         } else if ((vs = norm(s, L->ffn_norm.buffer, &gu->matrix, n)) == VKB_OK) {
             if (!takes_q8(s, &gu->matrix, n))
-                vs = vkb_op_matvec_glu(st, &gu->matrix, s->xn, NULL, 0.0f, s->h, n);
+                vs = vkb_op_matvec_glu(st, act, &gu->matrix, s->xn, NULL, 0.0f, s->h, n);
             else if ((vs = quantize_once(s, s->xn, gu->matrix.k, n)) == VKB_OK)
-                vs = vkb_op_matvec_q8_glu(st, &gu->matrix, s->xq, s->h, n);
+                vs = vkb_op_matvec_q8_glu(st, act, &gu->matrix, s->xq, s->h, n);
         }
         s->xq_of = NULL; /* h is rewritten */
         return vs;
@@ -626,12 +637,18 @@ static vkb_status ffn_products(eng_session *s, const eng_dev_layer *L, uint32_t 
         return vs;
     s->xq_of = NULL; /* h is rewritten */
     if (down_q8) {
-        if ((vs = vkb_op_silu_mul_q8(st, s->h, s->xq, s->g, s->u, ff, n)) != VKB_OK)
+        if ((vs = vkb_op_glu_mul_q8(st, act, s->h, s->xq, s->g, s->u, ff, n)) != VKB_OK)
             return vs;
         xq_holds(s, s->h, ff, n);
         return VKB_OK;
     }
-    return vkb_op_silu_mul(st, s->h, s->g, s->u, (uint64_t)n * ff);
+    return vkb_op_glu_mul(st, act, s->h, s->g, s->u, (uint64_t)n * ff);
+}
+
+/* Layer l's rope frequencies: the local layers' own (gemma 3) or the model's. */
+static const vkb_buffer *layer_freqs(const eng_session *s, uint32_t l)
+{
+    return eng_layer_local(&s->m->hp, l) ? s->freqs_local : s->freqs;
 }
 
 /* q and k rotated (each head through its norm first where the layer has them, qwen3), k
@@ -646,11 +663,12 @@ static vkb_status rope_store(eng_session *s, uint32_t l, uint32_t n, uint32_t p0
     vkb_rope_shape rq = {hp->head_dim, hp->n_rot, hp->n_head, n, hp->rope_neox};
     vkb_rope_shape rk = {hp->head_dim, hp->n_rot, hp->n_head_kv, n, hp->rope_neox};
     vkb_head_norms norms = {L->q_norm.buffer, L->k_norm.buffer, hp->rms_eps};
+    const vkb_buffer *freqs = layer_freqs(s, l);
     uint32_t row0 = s->at_pos ? VKB_AT_POS : p0;
     bool f16 = s->k_layout.type == VKB_KV_F16 && s->v_layout.type == VKB_KV_F16;
     vkb_status vs;
     if (f16 && norms.q && !s->unfused_products)
-        return vkb_op_norm_rope_store_f16(st, s->q, s->k, s->v, &norms, s->pos, s->freqs, &rq,
+        return vkb_op_norm_rope_store_f16(st, s->q, s->k, s->v, &norms, s->pos, freqs, &rq,
                                           hp->n_head_kv, s->k_cache[l], s->v_cache[l], row0);
     if (norms.q && ((vs = vkb_op_rms_norm(st, s->q, s->q, norms.q, hp->head_dim, n * hp->n_head,
                                           hp->rms_eps)) ||
@@ -658,10 +676,10 @@ static vkb_status rope_store(eng_session *s, uint32_t l, uint32_t n, uint32_t p0
                                           hp->rms_eps))))
         return vs;
     if (f16)
-        return vkb_op_rope_store_f16(st, s->q, s->k, s->v, s->pos, s->freqs, &rq, hp->n_head_kv,
+        return vkb_op_rope_store_f16(st, s->q, s->k, s->v, s->pos, freqs, &rq, hp->n_head_kv,
                                      s->k_cache[l], s->v_cache[l], row0);
-    if ((vs = vkb_op_rope(st, s->q, s->q, s->pos, s->freqs, &rq)) ||
-        (vs = vkb_op_rope(st, s->k, s->k, s->pos, s->freqs, &rk)))
+    if ((vs = vkb_op_rope(st, s->q, s->q, s->pos, freqs, &rq)) ||
+        (vs = vkb_op_rope(st, s->k, s->k, s->pos, freqs, &rk)))
         return vs;
     if (s->at_pos) {
         vs = vkb_op_kv_store_at(st, s->k_cache[l], &s->k_layout, s->pos, s->k, n);
@@ -691,7 +709,7 @@ static bool fused_prologue(eng_session *s, uint32_t l, uint32_t n, uint32_t p0, 
         hp->n_head_kv > hp->n_head)
         return false;
     vkb_kv_write kv = {.pos = s->pos,
-                       .freqs = s->freqs,
+                       .freqs = layer_freqs(s, l),
                        .bias = L->bqkv.buffer,
                        .shape = {hp->head_dim, hp->n_rot, hp->n_head, n, hp->rope_neox},
                        .kv_heads = hp->n_head_kv,
@@ -720,8 +738,10 @@ static bool attention_q8(const eng_session *s, const eng_dev_layer *L, uint32_t 
            takes_q8(s, &L->wo.matrix, n);
 }
 
-/* The attention of n tokens from position p0 over the session's caches. */
-static vkb_attention_shape attention_shape(const eng_session *s, uint32_t n, uint32_t p0)
+/* The attention of n tokens from position p0 over the session's caches, in a global layer
+ * or (local) one that attends through the sliding window. */
+static vkb_attention_shape attention_shape(const eng_session *s, uint32_t n, uint32_t p0,
+                                           bool local)
 {
     const eng_hparams *hp = &s->m->hp;
     return (vkb_attention_shape){.head_dim = hp->head_dim,
@@ -730,14 +750,24 @@ static vkb_attention_shape attention_shape(const eng_session *s, uint32_t n, uin
                                  .tokens = n,
                                  .pos0 = p0,
                                  .n_kv = p0 + n,
-                                 .scale = 1.0f / sqrtf((float)hp->head_dim)};
+                                 .scale = hp->attn_scale,
+                                 .window = local ? hp->n_swa : 0,
+                                 .softcap = hp->attn_softcap};
 }
 
 /* Split-K attention's split count for n tokens from p0: forced, or the device's choice. */
-static uint32_t split_count(const eng_session *s, uint32_t n, uint32_t p0)
+static uint32_t split_count(const eng_session *s, uint32_t n, uint32_t p0, bool local)
 {
-    vkb_attention_shape as = attention_shape(s, n, p0);
+    vkb_attention_shape as = attention_shape(s, n, p0, local);
     return s->splits ? s->splits : vkb_attention_splits(s->dev, &as);
+}
+
+/* What a recording of n tokens from p0 depends on of the split counts: the global layers'
+ * and, where the model has local layers, theirs (at most 1024 each). */
+static uint32_t step_splits(const eng_session *s, uint32_t n, uint32_t p0)
+{
+    uint32_t global = split_count(s, n, p0, false);
+    return s->m->hp.n_swa ? global * 2048 + split_count(s, n, p0, true) : global;
 }
 
 /* Records one layer for n tokens from position p0 (with s->at_pos, positions read on the
@@ -749,8 +779,9 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     const eng_dev_layer *L = &m->d_layers[l];
     vkb_stream *st = s->stream;
     uint32_t qw = hp->n_head * hp->head_dim, kvw = hp->n_head_kv * hp->head_dim;
-    vkb_attention_shape as = attention_shape(s, n, p0);
-    uint32_t splits = split_count(s, n, p0);
+    bool local = eng_layer_local(hp, l);
+    vkb_attention_shape as = attention_shape(s, n, p0, local);
+    uint32_t splits = split_count(s, n, p0, local);
     if (s->at_pos)
         as.pos0 = VKB_AT_POS, as.n_kv = s->n_ctx, as.pos = s->pos;
     vkb_status vs;
@@ -782,9 +813,10 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     } else
         vs = vkb_op_attention_split(st, s->att, s->q, s->k_cache[l], &s->k_layout, s->v_cache[l],
                                     &s->v_layout, s->partials, splits, &as);
-    if (vs || (vs = mul_residual(s, &L->wo, s->att, n)))
+    if (vs || (vs = mul_residual(s, &L->wo, s->att, &L->attn_post_norm, n)))
         return vs;
-    if ((vs = ffn_products(s, L, n)) || (vs = mul_residual(s, &L->down, s->h, n)))
+    if ((vs = ffn_products(s, L, n)) ||
+        (vs = mul_residual(s, &L->down, s->h, &L->ffn_post_norm, n)))
         return vs;
     if (s->capture)
         vs = vkb_stream_copy(st, s->x, 0, s->captured, (uint64_t)l * s->n_batch * hp->n_embd * 4,
@@ -792,7 +824,8 @@ static vkb_status record_layer(eng_session *s, uint32_t l, uint32_t n, uint32_t 
     return vs;
 }
 
-/* What follows the logits. With params.best_logits, the best of them for the host
+/* What follows the logits: first their soft cap where the model has one (gemma 2). With
+ * params.best_logits, the best of them for the host
  * (eng_session_best). In a session that has decoded on the GPU, a decode step ends by
  * picking its successor as the last eng_session_generate did (greedily, or sampling from
  * the best) and feeding it to the next step (eng_session_generate reads the picks; an
@@ -804,7 +837,10 @@ static vkb_status after_logits(eng_session *s, uint32_t n)
 {
     vkb_status vs;
     uint32_t n_vocab = s->m->hp.n_vocab;
+    float cap = s->m->hp.logit_softcap;
     int mode = n == 1 ? s->pick.mode : PICK_NONE;
+    if (cap > 0.0f && (vs = vkb_op_softcap(s->stream, s->logits, s->logits, n_vocab, cap)))
+        return vs;
     bool gpu_best = s->best_n && !s->best_host;
     if (gpu_best && !(mode == PICK_GREEDY && s->best_n == 1) &&
         (vs = vkb_op_top_logits(s->stream, s->best, s->best_scratch, s->logits, n_vocab, s->best_n,
@@ -838,7 +874,9 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
     uint32_t e = hp->n_embd;
     vkb_status vs;
     if ((vs = vkb_stream_begin(st)) ||
-        (vs = vkb_op_get_rows(st, &m->d_embd.matrix, s->ids, n, s->x)))
+        (vs = vkb_op_get_rows(st, &m->d_embd.matrix, s->ids, n, s->x)) ||
+        (hp->embd_scale != 1.0f &&
+         (vs = vkb_op_scale(st, s->x, s->x, (uint64_t)n * e, hp->embd_scale))))
         return vs;
     for (uint32_t l = 0; l < hp->n_layer; l++)
         if ((vs = record_layer(s, l, n, p0)) != VKB_OK)
@@ -847,7 +885,10 @@ static vkb_status record_chunk(eng_session *s, uint32_t n, uint32_t p0, bool log
     s->xq_of = NULL; /* xn or last_n is rewritten below */
     if (logits && s->all_logits &&
         ((vs = vkb_op_rms_norm(st, s->xn, s->x, norm->buffer, e, n, hp->rms_eps)) ||
-         (vs = mul(s, &m->d_output, s->xn, s->logits, n))))
+         (vs = mul(s, &m->d_output, s->xn, s->logits, n)) ||
+         (hp->logit_softcap > 0.0f &&
+          (vs = vkb_op_softcap(st, s->logits, s->logits, (uint64_t)n * hp->n_vocab,
+                               hp->logit_softcap)))))
         return vs;
     if (!logits || s->all_logits)
         return VKB_OK;
@@ -892,7 +933,7 @@ static int step_slot_for(const eng_session *s, uint32_t p, int busy)
     for (int i = 0; i < 2; i++) {
         const struct step_slot *t = &s->slots[i];
         if (i != busy && t->ready && (s->pick.mode == PICK_NONE || same_pick(&t->pick, &s->pick)) &&
-            (t->any_pos ? t->splits == split_count(s, 1, p) : t->p0 == p))
+            (t->any_pos ? t->splits == step_splits(s, 1, p) : t->p0 == p))
             return i;
     }
     return -1;
@@ -911,7 +952,7 @@ static vkb_status record_into(eng_session *s, int i, uint32_t n, uint32_t p0, bo
     s->slots[i] = (struct step_slot){.ready = vs == VKB_OK && decode,
                                      .any_pos = s->at_pos,
                                      .p0 = p0,
-                                     .splits = split_count(s, n, p0),
+                                     .splits = step_splits(s, n, p0),
                                      .pick = s->pick,
                                      .ms = (now_s() - t0) * 1e3};
     s->at_pos = false;

@@ -8,34 +8,54 @@
 #include "cmp_gguf_write.h"
 #include "eng_synth.h"
 
-/* Shapes from the models' published configurations. */
+/* Shapes from the models' published configurations: the sizes in order, then what only
+ * some presets have, by name. */
 static const eng_synth_preset presets[] = {
+#define LLAMA ENG_ARCH_LLAMA
+#define QWEN3 ENG_ARCH_QWEN3
     {"tiny", "a 2-layer toy (tests, the correctness gate)", 1024, 1024, 256, 2, 4, 2, 768, 10000.0f,
-     1e-5f, false, false, 0, 0},
-    {"smollm-135m", "SmolLM 135M", 49152, 2048, 576, 30, 9, 3, 1536, 10000.0f, 1e-5f, true, false,
-     0, 0},
+     1e-5f, false, LLAMA, .head_dim = 0},
+    {"smollm-135m", "SmolLM 135M", 49152, 2048, 576, 30, 9, 3, 1536, 10000.0f, 1e-5f, true, LLAMA,
+     .head_dim = 0},
     {"qwen2-0.5b", "Qwen2 0.5B (as a llama: no QKV biases)", 151936, 32768, 896, 24, 14, 2, 4864,
-     1000000.0f, 1e-6f, true, false, 0, 0},
+     1000000.0f, 1e-6f, true, LLAMA, .head_dim = 0},
     {"llama-1b", "TinyLlama 1.1B", 32000, 2048, 2048, 22, 32, 4, 5632, 10000.0f, 1e-5f, false,
-     false, 0, 0},
-    {"llama2-7b", "Llama 2 7B", 32000, 4096, 4096, 32, 32, 32, 11008, 10000.0f, 1e-5f, false, false,
-     0, 0},
+     LLAMA, .head_dim = 0},
+    {"llama2-7b", "Llama 2 7B", 32000, 4096, 4096, 32, 32, 32, 11008, 10000.0f, 1e-5f, false, LLAMA,
+     .head_dim = 0},
     {"mistral-7b", "Mistral 7B v0.2", 32000, 32768, 4096, 32, 32, 8, 14336, 1000000.0f, 1e-5f,
-     false, false, 0, 0},
+     false, LLAMA, .head_dim = 0},
     {"llama3-8b", "Llama 3 8B", 128256, 8192, 4096, 32, 32, 8, 14336, 500000.0f, 1e-5f, false,
-     false, 0, 0},
+     LLAMA, .head_dim = 0},
     {"tiny-llama3", "a 2-layer toy, Llama 3.1's rope (tests)", 1024, 131072, 256, 2, 4, 2, 768,
-     500000.0f, 1e-5f, false, false, 0, 8.0f},
+     500000.0f, 1e-5f, false, LLAMA, .rope_factor = 8.0f},
     {"llama3.2-1b", "Llama 3.2 1B", 128256, 131072, 2048, 16, 32, 8, 8192, 500000.0f, 1e-5f, true,
-     false, 0, 32.0f},
+     LLAMA, .rope_factor = 32.0f},
     {"llama3.1-8b", "Llama 3.1 8B", 128256, 131072, 4096, 32, 32, 8, 14336, 500000.0f, 1e-5f, false,
-     false, 0, 8.0f},
+     LLAMA, .rope_factor = 8.0f},
     {"tiny-qwen3", "a 2-layer toy qwen3 (tests; heads of 128)", 1024, 1024, 256, 2, 4, 2, 768,
-     1000000.0f, 1e-6f, true, true, 128, 0},
+     1000000.0f, 1e-6f, true, QWEN3, .head_dim = 128},
     {"qwen3-0.6b", "Qwen3 0.6B", 151936, 40960, 1024, 28, 16, 8, 3072, 1000000.0f, 1e-6f, true,
-     true, 128, 0},
-    {"qwen3-8b", "Qwen3 8B", 151936, 40960, 4096, 36, 32, 8, 12288, 1000000.0f, 1e-6f, false, true,
-     128, 0},
+     QWEN3, .head_dim = 128},
+    {"qwen3-8b", "Qwen3 8B", 151936, 40960, 4096, 36, 32, 8, 12288, 1000000.0f, 1e-6f, false, QWEN3,
+     .head_dim = 128},
+    /* gemma: tied embeddings, heads of 256 (the toys': 128); the toys' window of 8 positions
+     * is crossed by short prompts, their soft caps bend the scores and logits of random
+     * weights */
+    {"tiny-gemma2", "a 2-layer toy gemma2 (tests; soft caps 1.5, 3)", 1024, 1024, 256, 2, 4, 2, 768,
+     10000.0f, 1e-6f, true, ENG_ARCH_GEMMA2, .head_dim = 128, .n_swa = 8, .attn_softcap = 1.5f,
+     .logit_softcap = 3.0f},
+    {"gemma2-2b", "Gemma 2 2B", 256000, 8192, 2304, 26, 8, 4, 9216, 10000.0f, 1e-6f, true,
+     ENG_ARCH_GEMMA2, .head_dim = 256, .n_swa = 4096, .attn_softcap = 50.0f,
+     .logit_softcap = 30.0f},
+    {"tiny-gemma3", "a 6-layer toy gemma3 (tests; 5 local layers)", 1024, 1024, 256, 6, 4, 2, 768,
+     1000000.0f, 1e-6f, true, ENG_ARCH_GEMMA3, .head_dim = 128, .rope_linear = 8.0f, .n_swa = 8},
+    {"gemma3-1b", "Gemma 3 1B", 262144, 32768, 1152, 26, 4, 1, 6912, 1000000.0f, 1e-6f, true,
+     ENG_ARCH_GEMMA3, .head_dim = 256, .n_swa = 512},
+    {"gemma3-4b", "Gemma 3 4B (its text model)", 262208, 131072, 2560, 34, 8, 4, 10240, 1000000.0f,
+     1e-6f, true, ENG_ARCH_GEMMA3, .head_dim = 256, .rope_linear = 8.0f, .n_swa = 1024},
+#undef LLAMA
+#undef QWEN3
 };
 
 #define N_PRESETS (sizeof presets / sizeof presets[0])
@@ -79,9 +99,21 @@ uint32_t eng_synth_head_dim(const eng_synth_preset *ps)
     return ps->head_dim ? ps->head_dim : ps->n_embd / ps->n_head;
 }
 
+/* Architectures as bits, for the tensors some of them have. */
+#define ARCH_BIT(a) (1u << (a))
+#define HEAD_NORMS  (ARCH_BIT(ENG_ARCH_QWEN3) | ARCH_BIT(ENG_ARCH_GEMMA3))
+#define POST_NORMS  (ARCH_BIT(ENG_ARCH_GEMMA2) | ARCH_BIT(ENG_ARCH_GEMMA3))
+#define EVERY_ARCH  (~0u)
+
+static bool has(const eng_synth_preset *ps, unsigned archs)
+{
+    return (archs & ARCH_BIT(ps->arch)) != 0;
+}
+
 static uint32_t tensor_count(const eng_synth_preset *ps)
 {
-    return 2 + !ps->tied_output + (ps->rope_factor > 0) + (ps->qwen3 ? 11 : 9) * ps->n_layer;
+    uint32_t per_layer = 9 + 2 * has(ps, HEAD_NORMS) + 2 * has(ps, POST_NORMS);
+    return 2 + !ps->tied_output + (ps->rope_factor > 0) + per_layer * ps->n_layer;
 }
 
 /* The divisor of pair i's rope frequency under Llama 3.1's scaling by `factor`: none for
@@ -135,20 +167,28 @@ static bool build(synth *s, const eng_synth_params *p)
     static const struct {
         const char *name;
         cmp_role role;
-        bool qwen3; /* qwen3's alone */
+        unsigned archs; /* the architectures that have it */
     } per_layer[] = {
-        {"attn_norm", CMP_ROLE_VECTOR, false},        {"attn_q", CMP_ROLE_ATTN_Q, false},
-        {"attn_k", CMP_ROLE_ATTN_K, false},           {"attn_v", CMP_ROLE_ATTN_V, false},
-        {"attn_output", CMP_ROLE_ATTN_OUTPUT, false}, {"attn_q_norm", CMP_ROLE_VECTOR, true},
-        {"attn_k_norm", CMP_ROLE_VECTOR, true},       {"ffn_norm", CMP_ROLE_VECTOR, false},
-        {"ffn_gate", CMP_ROLE_FFN_GATE, false},       {"ffn_up", CMP_ROLE_FFN_UP, false},
-        {"ffn_down", CMP_ROLE_FFN_DOWN, false},
+        {"attn_norm", CMP_ROLE_VECTOR, EVERY_ARCH},
+        {"attn_q", CMP_ROLE_ATTN_Q, EVERY_ARCH},
+        {"attn_k", CMP_ROLE_ATTN_K, EVERY_ARCH},
+        {"attn_v", CMP_ROLE_ATTN_V, EVERY_ARCH},
+        {"attn_output", CMP_ROLE_ATTN_OUTPUT, EVERY_ARCH},
+        {"attn_q_norm", CMP_ROLE_VECTOR, HEAD_NORMS},
+        {"attn_k_norm", CMP_ROLE_VECTOR, HEAD_NORMS},
+        {"post_attention_norm", CMP_ROLE_VECTOR, POST_NORMS},
+        {"ffn_norm", CMP_ROLE_VECTOR, EVERY_ARCH},
+        {"ffn_gate", CMP_ROLE_FFN_GATE, EVERY_ARCH},
+        {"ffn_up", CMP_ROLE_FFN_UP, EVERY_ARCH},
+        {"ffn_down", CMP_ROLE_FFN_DOWN, EVERY_ARCH},
+        {"post_ffw_norm", CMP_ROLE_VECTOR, POST_NORMS},
     };
     for (uint32_t l = 0; l < ps->n_layer; l++)
         for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
-            if (per_layer[i].qwen3 && !ps->qwen3)
+            if (!has(ps, per_layer[i].archs))
                 continue;
-            uint64_t rows = 1, k = per_layer[i].qwen3 ? hd : e;
+            bool head = per_layer[i].archs == HEAD_NORMS;
+            uint64_t rows = 1, k = head ? hd : e;
             switch (per_layer[i].role) {
             case CMP_ROLE_ATTN_Q: rows = q; break;
             case CMP_ROLE_ATTN_OUTPUT: rows = e, k = q; break;
@@ -170,7 +210,8 @@ uint64_t eng_synth_param_count(const eng_synth_preset *ps)
 {
     uint64_t e = ps->n_embd, hd = eng_synth_head_dim(ps), q = hd * ps->n_head,
              kv = hd * ps->n_head_kv, f = ps->n_ff;
-    uint64_t layer = 2 * e + 2 * q * e + 2 * kv * e + 3 * e * f + (ps->qwen3 ? 2 * hd : 0);
+    uint64_t layer = 2 * e + 2 * q * e + 2 * kv * e + 3 * e * f +
+                     (has(ps, HEAD_NORMS) ? 2 * hd : 0) + (has(ps, POST_NORMS) ? 2 * e : 0);
     return ps->n_vocab * e * (ps->tied_output ? 1 : 2) + e + ps->n_layer * layer +
            (ps->rope_factor > 0 ? hd / 2 : 0);
 }
@@ -309,7 +350,9 @@ static bool set_metadata(cmp_gguf_writer *w, const eng_synth_params *p)
     char name[160];
     snprintf(name, sizeof name, "vkllm synthetic %s %s (random weights, seed %llu)", ps->name,
              p->recipe->name, (unsigned long long)p->seed);
-    const char *arch = ps->qwen3 ? "qwen3" : "llama";
+    static const char *const arch_names[ENG_ARCH_COUNT] = {"llama", "qwen2",  "qwen3",
+                                                           "gemma", "gemma2", "gemma3"};
+    const char *arch = arch_names[ps->arch];
     uint32_t hd = eng_synth_head_dim(ps);
     /* "{arch}.key" = value, u32 (the head size's keys only where the preset sets it) */
     const struct {
@@ -327,6 +370,7 @@ static bool set_metadata(cmp_gguf_writer *w, const eng_synth_params *p)
         {"attention.head_count_kv", ps->n_head_kv, true},
         {"attention.key_length", hd, ps->head_dim != 0},
         {"attention.value_length", hd, ps->head_dim != 0},
+        {"attention.sliding_window", ps->n_swa, ps->n_swa != 0},
     };
     char key[64];
     bool ok = cmp_gguf_set_str(w, "general.architecture", arch) &&
@@ -339,8 +383,23 @@ static bool set_metadata(cmp_gguf_writer *w, const eng_synth_params *p)
     }
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
     ok = ok && cmp_gguf_set_f32(w, key, ps->rms_eps);
-    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
-    return ok && cmp_gguf_set_f32(w, key, ps->rope_base) && set_vocab(w, ps->n_vocab);
+    /* "{arch}.key" = value, f32, where the preset has it */
+    const struct {
+        const char *key;
+        float value;
+    } f32s[] = {
+        {"rope.freq_base", ps->rope_base},
+        {"rope.scaling.factor", ps->rope_linear},
+        {"attn_logit_softcapping", ps->attn_softcap},
+        {"final_logit_softcapping", ps->logit_softcap},
+    };
+    for (size_t i = 0; ok && i < sizeof f32s / sizeof f32s[0]; i++) {
+        snprintf(key, sizeof key, "%s.%s", arch, f32s[i].key);
+        ok = !(f32s[i].value > 0) || cmp_gguf_set_f32(w, key, f32s[i].value);
+    }
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    ok = ok && (!(ps->rope_linear > 0) || cmp_gguf_set_str(w, key, "linear"));
+    return ok && set_vocab(w, ps->n_vocab);
 }
 
 static eng_status write_model(const eng_synth_params *p, FILE *f, const char *path,

@@ -1,4 +1,5 @@
-/* Synthetic models: llama-architecture (or qwen3) GGUF files with random weights in the
+/* Synthetic models: llama-architecture (or qwen3, gemma2, gemma3) GGUF files with random
+ * weights in the
  * shapes of real models, quantized by a recipe (cmp_recipe.h), for benchmarks and tests. The files
  * follow the GGUF specification with the metadata llama.cpp reads (a SentencePiece-style
  * vocabulary of byte tokens and made-up words), so llama.cpp loads them too.
@@ -28,12 +29,16 @@ typedef struct eng_synth_preset {
     uint32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
     float rope_base, rms_eps;
     bool tied_output;  /* no output.weight: the embedding is the output matrix */
-    bool qwen3;        /* architecture qwen3 (per-head q and k norms, neox rope), else llama */
+    eng_arch arch;     /* llama, qwen3 (per-head q and k norms), gemma2 or gemma3 */
     uint32_t head_dim; /* 0: n_embd / n_head */
     /* Llama 3.1's rope scaling by this factor (low and high frequency factors 1 and 4 over
      * an original context of 8192), written as rope_freqs.weight as llama.cpp's converter
      * writes it; 0: none */
     float rope_factor;
+    float rope_linear;  /* linear rope scaling (gemma 3 4B and up: 8), 0: none */
+    uint32_t n_swa;     /* gemma 2 and 3: the local layers' sliding window */
+    float attn_softcap; /* gemma 2: the scores' and the logits' soft caps */
+    float logit_softcap;
 } eng_synth_preset;
 
 /* A preset's head size (head_dim, or n_embd / n_head). */

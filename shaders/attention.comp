@@ -2,7 +2,9 @@
 // Causal attention over a KV cache:
 //
 //   out[t][h] = sum_j softmax_j(q[t][h] · k[j][g] · scale) · v[j][g],  g = h / (heads / kv_heads),
-//   over the keys j < min(n_kv, pos0 + t + 1)
+//   over the keys j < min(n_kv, pos0 + t + 1); with a sliding window (window > 0) only
+//   those with pos0 + t - j < window (gemma's local layers); with softcap > 0 each score s
+//   becomes softcap · tanh(s / softcap) first (gemma 2)
 //
 // A workgroup serves up to R_MAX query rows that share a KV head: the query heads of its
 // group (grouped-query attention) and, when the group has fewer than R_MAX heads,
@@ -25,6 +27,7 @@
 // blocks of vkb_q8.glsl (the integer-dot-product matvec's input) instead of floats: the
 // bits of writing floats and quantize_q8.comp after (head_dim a multiple of 32, the
 // workgroup of 8).
+#include "vkb_act.glsl"
 #include "vkb_index.glsl"
 #include "vkb_kv.glsl"
 
@@ -32,6 +35,9 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint K_TYPE = KV_F16;
 layout(constant_id = 2) const uint V_TYPE = KV_F16;
 layout(constant_id = 3) const bool OUT_Q8 = false;
+// soft-capped scores (pc.softcap > 0): compiled in only where a model caps them, so that
+// the others' kernels are what they were
+layout(constant_id = 4) const bool SOFTCAP = false;
 
 #include "vkb_reduce.glsl" // after the workgroup size: it sizes shared memory by it
 
@@ -59,6 +65,8 @@ layout(push_constant) uniform Push {
     uint kv_nq;     // KIVI: positions in the quantized store; the rest in the f16 window
     uint ring_rows; // KIVI: rows of the window ring
     uint group;     // KIVI: values per scale
+    uint window;    // sliding window: 0 none
+    float softcap;  // 0 none
 } pc;
 
 #include "vkb_q8.glsl"
@@ -118,10 +126,13 @@ void main()
     const bool at_pos = pc.pos0 == AT_POS;
     const uint pos0 = at_pos ? uint(pos[0]) : pc.pos0;
     const uint n_kv = at_pos ? min(pc.n_kv, pos0 + pc.tokens) : pc.n_kv;
+    // with a window, the first key this tile's first query sees: the splits cut from there
+    // (the host's split_len from the first query's, no later)
+    const uint lo = pc.window != 0u && pos0 + t0 >= pc.window ? pos0 + t0 + 1u - pc.window : 0u;
     const uint split_len = at_pos && pc.split_len != 0u
-                               ? (n_kv + gl_NumWorkGroups.z - 1u) / gl_NumWorkGroups.z
+                               ? (n_kv - lo + gl_NumWorkGroups.z - 1u) / gl_NumWorkGroups.z
                                : pc.split_len;
-    const uint k0 = split_len == 0u ? 0u : gl_WorkGroupID.z * split_len;
+    const uint k0 = lo + (split_len == 0u ? 0u : gl_WorkGroupID.z * split_len);
     const uint k_end = split_len == 0u ? n_kv : min(n_kv, k0 + split_len);
     const uint k1 = min(k_end, pos0 + t0 + nt); // the last token's limit: the furthest
     const uint c0 = g * pc.head_dim;
@@ -192,9 +203,14 @@ void main()
                         s[r] += dot(kv, qs[r * (MAX_HEAD_DIM / 2u) + i]);
                 }
             }
-            FOR_ROWS(r)
-                if (j >= min(k_end, pos0 + t0 + r / nh + 1u))
-                    s[r] = neg_inf; // after this row's token
+            if (SOFTCAP)
+                FOR_ROWS(r)
+                    s[r] = act_softcap(s[r], pc.softcap);
+            FOR_ROWS(r) {
+                const uint p = pos0 + t0 + r / nh; // this row's position
+                if (j >= min(k_end, p + 1u) || (pc.window != 0u && j + pc.window <= p))
+                    s[r] = neg_inf; // after this row's token, or before its window
+            }
         }
         FOR_ROWS(r) { // rows is the same for the whole workgroup
             const float m_new = max(m[r], wg_max(s[r]));

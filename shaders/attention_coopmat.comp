@@ -14,6 +14,8 @@
 // Computing S twice costs a third more products and spares the running rescale of O,
 // which opaque fragments cannot do per row. Then out = O / l.
 //
+// A sliding window (window > 0) starts the tiles at the first token's first key and masks
+// each row's keys before its own; softcap > 0 caps the scores (attention.comp's).
 // head_dim a multiple of 16, at most 128 (the backend takes attention.comp otherwise).
 // q and out are f32 [tokens][heads][head_dim]; the caches [position][kv_heads][head_dim]
 // in K_TYPE and V_TYPE (specialization constants, as attention.comp's). COOPMAT_EMU: the fragment operations in plain code (as matmul_coopmat.comp), for
@@ -25,6 +27,7 @@
 #extension GL_KHR_memory_scope_semantics : require
 #endif
 
+#include "vkb_act.glsl"
 #include "vkb_kv.glsl"
 
 layout(local_size_x_id = 0) in; // two subgroups
@@ -50,6 +53,8 @@ layout(push_constant) uniform Push { // attention.comp's
     uint kv_nq;     // KIVI: positions in the quantized store; the rest in the f16 window
     uint ring_rows; // KIVI: rows of the window ring
     uint group;     // KIVI: values per scale
+    uint window;    // sliding window: 0 none (attention.comp)
+    float softcap;  // 0 none
 } pc;
 
 KV_PAIR_FN(k_pair, kc, K_TYPE, true)
@@ -154,6 +159,18 @@ void stage(uint base, uint k1, uint g, bool values)
     }
 }
 
+// The first key the query at position p sees (its sliding window's; 0 without one).
+uint first_key(uint p)
+{
+    return pc.window != 0u && p >= pc.window ? p + 1u - pc.window : 0u;
+}
+
+// A score as the softmax takes it: soft-capped where the model caps them.
+float score(float s)
+{
+    return pc.softcap > 0.0 ? act_softcap(s, pc.softcap) : s;
+}
+
 void main()
 {
     const uint lid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
@@ -183,6 +200,8 @@ void main()
     // rows of this subgroup handled by this invocation: 16 / subgroup size of them (none
     // for lanes past 16), row sg * 16 + lane + i * sgs; a row's limit: its causal one
     const uint k1 = min(pc.n_kv, pc.pos0 + t0 + nt); // the furthest row's
+    // with a sliding window, each row's first key; the tiles start at the first row's
+    const uint k0 = first_key(pc.pos0 + t0);
     float m[4], l[4];
     for (uint i = 0u; i < 4u; i++) {
         m[i] = neg_inf;
@@ -194,7 +213,7 @@ void main()
     for (uint f = 0u; f < MAX_FRAGS; f++)
         cm_zero(o[f]);
     for (uint pass = 0u; pass < 2u; pass++) {
-        for (uint base = 0u; base < k1; base += BC) {
+        for (uint base = k0; base < k1; base += BC) {
             stage(base, k1, g, pass == 1u);
             barrier();
             for (uint kf = 0u; kf < BC / FR; kf++) {
@@ -216,15 +235,17 @@ void main()
                     break;
                 const uint row = sg * FR + r;
                 const uint lim = row < nt ? min(pc.n_kv, pc.pos0 + t0 + row + 1u) : 0u;
+                const uint from = first_key(pc.pos0 + t0 + row);
                 if (pass == 0u) {
                     for (uint c = 0u; c < BC; c++)
-                        if (base + c < lim)
-                            m[i] = max(m[i], ss[at_s + r * BC + c]);
+                        if (base + c < lim && base + c >= from)
+                            m[i] = max(m[i], score(ss[at_s + r * BC + c]));
                 } else {
                     for (uint c = 0u; c < BC; c++) {
-                        const float16_t p = base + c < lim
-                                                ? float16_t(exp(ss[at_s + r * BC + c] - m[i]))
-                                                : float16_t(0.0);
+                        const float16_t p =
+                            base + c < lim && base + c >= from
+                                ? float16_t(exp(score(ss[at_s + r * BC + c]) - m[i]))
+                                : float16_t(0.0);
                         ps[sg * FR * BC + r * BC + c] = p;
                         l[i] += float(p);
                     }

@@ -3,13 +3,15 @@
 // kernel is measured against, and what `vkllm bench -fa 0` runs). This file makes the
 // first and the last pass; vkb_op_softmax is the middle one.
 //
-//   SCORES: p[t][h][j] = scale · q[t][h] · k[j][g] for j ≤ pos0 + t, else -inf
-//           (one invocation per (t, h, j), j < n_kv)
+//   SCORES: p[t][h][j] = scale · q[t][h] · k[j][g] for j ≤ pos0 + t (and j within the
+//           sliding window, pos0 + t - j < window, where window > 0), else -inf; soft-capped
+//           where softcap > 0 (one invocation per (t, h, j), j < n_kv)
 //   VALUES: out[t][h][d] = sum_j p[t][h][j] · v[j][g][d]  over j ≤ min(n_kv - 1, pos0 + t)
 //           (one invocation per (t, h, d))
 //
 // g = h / (heads / kv_heads); q and out are f32 [tokens][heads][head_dim]; the caches
 // hold [position][kv_heads][head_dim] halves, two per 32-bit word.
+#include "vkb_act.glsl"
 #include "vkb_index.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -35,6 +37,9 @@ layout(push_constant) uniform Push {
     uint k_row_bytes; // the fused kernel's; f16 rows here
     uint v_row_bytes;
     uint split_len;
+    uint kv_nq, ring_rows, group; // the fused kernel's
+    uint window;                  // sliding window: 0 none
+    float softcap;                // 0 none
 } pc;
 
 void main()
@@ -48,15 +53,16 @@ void main()
     const uint j = i % pc.n_kv, r = i / pc.n_kv; // r = t * heads + h
     const uint h = r % pc.heads, t = r / pc.heads;
     const uint g = h / (pc.heads / pc.kv_heads);
-    if (j > pc.pos0 + t) {
-        dst[i] = uintBitsToFloat(0xff800000u); // -inf: the causal mask
+    if (j > pc.pos0 + t || (pc.window != 0u && j + pc.window <= pc.pos0 + t)) {
+        dst[i] = uintBitsToFloat(0xff800000u); // -inf: the causal mask, or the window's
         return;
     }
     const uint q_at = r * pc.head_dim, k_at = j * row_words + g * half_dim;
     float s = 0.0;
     for (uint d = 0u; d < half_dim; d++)
         s += dot(unpackHalf2x16(kc[k_at + d]), vec2(q[q_at + 2u * d], q[q_at + 2u * d + 1u]));
-    dst[i] = s * pc.scale;
+    s *= pc.scale;
+    dst[i] = pc.softcap > 0.0 ? act_softcap(s, pc.softcap) : s;
 #else
     if (i >= pc.tokens * pc.heads * pc.head_dim)
         return;

@@ -12,13 +12,14 @@
 // norm's weights g and scales its sums by 1 / sqrt(mean(x²) + eps) at the end (the norm
 // that feeds the product fused into it; not with INT_DOT, whose x the norm quantizes).
 // With GLU W is the gated FFN's gate and up matrices stacked (gate's rows, then up's) and
-// y = silu(gate·x) · (up·x): each workgroup takes matching rows of both and writes their
-// silu·mul (the two products and the op between them in one dispatch).
+// y = act(gate·x) · (up·x), act silu or gelu: each workgroup takes matching rows of both and
+// writes their product (the two products and the op between them in one dispatch).
 // With ROPE W is q, k and v stacked (outputs split1 and split2 apart) and the product is
 // the attention block's prologue too: the biases added where there are some, q's and k's
 // rows rotated (rope.comp), q written as floats, k and v as f16 into the caches at
 // positions cache_row0 + c (rope_store.comp's bits). Rows are taken in quads that hold
 // both dimensions of two rotated pairs, so each workgroup rotates and packs its own sums.
+#include "vkb_act.glsl"
 #include "vkb_index.glsl"
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : require
@@ -34,9 +35,11 @@ layout(constant_id = 2) const uint NCOLS = 1; // activation columns
 layout(constant_id = 3) const bool ACC = false; // add to y instead of writing it
 layout(constant_id = 4) const uint OUTS = 1;    // outputs (1 to 3)
 layout(constant_id = 5) const bool NORM = false; // y = W·(rms_norm(x)·g)
-layout(constant_id = 6) const bool GLU = false;  // y = silu(gate·x) · (up·x); ROWS even
+// y = act(gate·x) · (up·x), ROWS even: GLU_MODE 1 silu, 2 gelu (vkb_act.glsl); 0 none
+layout(constant_id = 6) const uint GLU_MODE = 0u;
 layout(constant_id = 7) const bool ROPE = false; // y = q, k and v roped and stored; ROWS % 4 == 0
 const uint ACCS = ROWS * NCOLS;
+const bool GLU = GLU_MODE != 0u;
 const uint PAIR = GLU ? ROWS / 2u : ROWS; // output rows per workgroup
 
 #ifndef LANE_ROWS
@@ -181,10 +184,11 @@ bool w_live(uint first, uint r)
     return GLU ? first + r % PAIR < pc.rows / 2u : first + r < pc.rows;
 }
 
-// GLU: the gated FFN's activation of a gate and an up sum (eltwise.comp's OP_SILU_MUL)
-float silu_mul(float g, float u)
+// GLU: the gated FFN's activation of a gate and an up sum (eltwise.comp's OP_SILU_MUL or
+// OP_GELU_MUL)
+float glu_mul(float g, float u)
 {
-    return g / (1.0 + exp(-g)) * u;
+    return act_mul(GLU_MODE == 2u ? ACT_GELU : ACT_SILU, g, u);
 }
 
 // ROPE: the sums v of the quad of rows from l (rope_dim's order; W in one part) for column
@@ -872,7 +876,7 @@ void main()
                     float up = 0.0;
                     for (uint i = 0u; i < LANE_RPI; i++)
                         up = i == j + outs ? s[i] : up; // no dynamic index into s
-                    v = silu_mul(v, up * scale);
+                    v = glu_mul(v, up * scale);
                 }
                 store_output(c, pc.row0 + first + r, v, pc.rows_all, pc.split1, pc.split2);
             }
@@ -960,7 +964,7 @@ void main()
         const float scale = NORM ? norm_scale(red_sum(ACCS + c, parts)) : 1.0;
         float t = red_sum(a, parts) * scale;
         if (GLU)
-            t = silu_mul(t, red_sum(a + PAIR * NCOLS, parts) * scale);
+            t = glu_mul(t, red_sum(a + PAIR * NCOLS, parts) * scale);
         if (w_live(first, r))
             store_output(c, pc.row0 + first + r, t, pc.rows_all, pc.split1, pc.split2);
     }

@@ -3,7 +3,9 @@
 // With Q8 the normalized row is also quantized to 8-bit blocks for the integer-dot-product
 // matvec (vkb_q8.glsl): the norm and the quantization of the products' input in one
 // dispatch. Q8 needs rows of a multiple of 32 values and a workgroup of a multiple of 8;
-// out is the same either way.
+// out is the same either way. With ADD the normalized row is added to a residual row:
+// out = res + rms_norm(x) · w (gemma 2 and 3's norms after the attention and the FFN, fed
+// to the residual stream; out may be res).
 #include "vkb_index.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -15,6 +17,9 @@ layout(std430, binding = 1) readonly buffer W { float w[]; };
 layout(std430, binding = 2) writeonly buffer Out { float dst[]; };
 #ifdef Q8
 layout(std430, binding = 3) writeonly buffer XQ { uint xq[]; };
+#endif
+#ifdef ADD
+layout(std430, binding = 3) readonly buffer Res { float res[]; };
 #endif
 
 layout(push_constant) uniform Push {
@@ -53,6 +58,11 @@ void main()
             }
         }
         q8_store(v, row * quads + q, pc.rows * (pc.n / 32u), live);
+    }
+#elif defined(ADD)
+    for (uint i = gl_LocalInvocationID.x; i < pc.n; i += gl_WorkGroupSize.x) {
+        precise float v = x[base + i] * scale * w[i]; // not contracted into the sum
+        dst[base + i] = res[base + i] + v;
     }
 #else
     for (uint i = gl_LocalInvocationID.x; i < pc.n; i += gl_WorkGroupSize.x)

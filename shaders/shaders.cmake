@@ -28,6 +28,7 @@ endforeach()
 # Activations to 8-bit blocks for the integer-dot-product matvec.
 vkllm_shader(quantize_q8 quantize_q8.comp)
 vkllm_shader(silu_mul_q8 quantize_q8.comp DEFINES SILU_MUL)
+vkllm_shader(gelu_mul_q8 quantize_q8.comp DEFINES GELU_MUL)
 
 # Row-wise ops reduce across a workgroup: a subgroup variant and a shared-memory one.
 foreach(op rms_norm softmax attention)
@@ -38,6 +39,9 @@ endforeach()
 # rms_norm with its output also quantized for the integer-dot-product matvec.
 vkllm_shader(rms_norm_q8_subgroup rms_norm.comp DEFINES USE_SUBGROUP Q8)
 vkllm_shader(rms_norm_q8_shared rms_norm.comp DEFINES Q8)
+# rms_norm added to the residual stream (gemma's norms after the attention and the FFN).
+vkllm_shader(rms_norm_add_subgroup rms_norm.comp DEFINES USE_SUBGROUP ADD)
+vkllm_shader(rms_norm_add_shared rms_norm.comp DEFINES ADD)
 
 # Prefill attention over f16 caches on cooperative matrices, and its emulation.
 vkllm_shader(attention_coopmat attention_coopmat.comp)
@@ -72,7 +76,9 @@ vkllm_shader(rope_store_f16 rope_store.comp)
 # qwen3's per-head norms of q and k before rope, in the same dispatch
 vkllm_shader(rope_store_norm_f16 rope_store.comp DEFINES NORM)
 vkllm_shader(silu_mul_f32 eltwise.comp DEFINES OP_SILU_MUL)
+vkllm_shader(gelu_mul_f32 eltwise.comp DEFINES OP_GELU_MUL)
 vkllm_shader(scale_f32 eltwise.comp DEFINES OP_SCALE)
+vkllm_shader(softcap_f32 eltwise.comp DEFINES OP_SOFTCAP)
 vkllm_shader(convert_f32_f16 eltwise.comp DEFINES OP_F32_F16)
 vkllm_shader(convert_f16_f32 eltwise.comp DEFINES OP_F16_F32)
 

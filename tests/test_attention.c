@@ -17,15 +17,25 @@
 /* Causal grouped-query attention over an f16 cache against the double reference, fused
  * and unfused (scores in memory), for head sizes 2 to 256, several tiles of keys,
  * queries in the middle of the cache and cache positions beyond the last query (which
- * must not be seen: they hold large values). Budget: f32 dot products and sums of at
- * most a few hundred terms with exp at |x| ≤ 16 — 4e-5 relative plus 2e-6 absolute on
- * outputs in [-1, 1]. */
+ * must not be seen: they hold large values); sliding windows and soft caps (the cap's
+ * exp at |x| ≤ 2 |s| / cap adds a few ULP of the cap to a score). Budget: f32 dot products and sums
+ * of at most a few hundred terms with exp at |x| ≤ 16 — 4e-5 relative plus 2e-6 absolute on outputs
+ * in [-1, 1]. */
 static void test_attention(void)
 {
     static const vkb_attention_shape shapes[] = {
-        {8, 8, 4, 1, 0, 1, 0, NULL},        {8, 8, 4, 5, 0, 5, 0, NULL},
-        {2, 3, 1, 4, 2, 9, 0, NULL},        {64, 4, 4, 3, 130, 140, 0, NULL},
-        {128, 32, 8, 1, 299, 300, 0, NULL}, {256, 2, 1, 2, 69, 71, 0, NULL},
+        {8, 8, 4, 1, 0, 1, 0, NULL, 0, 0},
+        {8, 8, 4, 5, 0, 5, 0, NULL, 0, 0},
+        {2, 3, 1, 4, 2, 9, 0, NULL, 0, 0},
+        {64, 4, 4, 3, 130, 140, 0, NULL, 0, 0},
+        {128, 32, 8, 1, 299, 300, 0, NULL, 0, 0},
+        {256, 2, 1, 2, 69, 71, 0, NULL, 0, 0},
+        /* sliding windows (gemma's local layers): prefill rows each with its own first key,
+         * a decode row far into the cache; soft-capped scores (gemma 2), with a window */
+        {64, 4, 2, 9, 300, 309, 0, NULL, 64, 0},
+        {128, 8, 2, 1, 700, 701, 0, NULL, 100, 0},
+        {64, 8, 4, 5, 0, 5, 0, NULL, 0, 5.f},
+        {256, 8, 4, 3, 200, 203, 0, NULL, 50, 2.f},
     };
     struct fixture f;
     if (!setup(&f))
@@ -63,8 +73,10 @@ static void test_attention(void)
         CHECK_OK(vkb_buffer_download(t_dev, bu, 0, got_u, qn * 4));
         CHECK(vkb_ref_attention(want, q, kh, vh, &sh));
         char what[112];
-        snprintf(what, sizeof what, "attention hd=%u heads=%u/%u tokens=%u pos0=%u n_kv=%u",
-                 sh.head_dim, sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv);
+        snprintf(what, sizeof what,
+                 "attention hd=%u heads=%u/%u tokens=%u pos0=%u n_kv=%u window=%u softcap=%g",
+                 sh.head_dim, sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv, sh.window,
+                 (double)sh.softcap);
         compare(what, got, want, qn, 4e-5, 2e-6);
         strcat(what, " unfused");
         compare(what, got_u, want, qn, 4e-5, 2e-6);
@@ -81,7 +93,7 @@ static void test_attention(void)
  * rope_store_f16; q8_0 keys and q4_0 values, and f16 beside q8_0 or q4_0, through rope and
  * kv_store_at; split counts whose splits are empty at the first positions. */
 static void check_at_pos(struct fixture *f, vkb_kv_type kt, vkb_kv_type vt, uint32_t splits,
-                         uint64_t seed)
+                         uint32_t window, uint64_t seed)
 {
     const uint32_t D = 64, H = 4, HKV = 2, n_ctx = 48, kvw = HKV * D;
     const uint32_t steps[] = {0, 1, 7, 30, 47};
@@ -145,7 +157,9 @@ static void check_at_pos(struct fixture *f, vkb_kv_type kt, vkb_kv_type vt, uint
                                           at ? VKB_AT_POS : p,
                                           at ? n_ctx : p + 1,
                                           0.125f,
-                                          at ? bpos : NULL};
+                                          at ? bpos : NULL,
+                                          window,
+                                          0};
                 if (kt == VKB_KV_F16 && vt == VKB_KV_F16) {
                     CHECK_OK(vkb_op_rope_store_f16(st, qr[set], bk, bv, bpos, bf, &rq, HKV, kc[set],
                                                    vc[set], at ? VKB_AT_POS : p));
@@ -174,9 +188,9 @@ static void check_at_pos(struct fixture *f, vkb_kv_type kt, vkb_kv_type vt, uint
         uint64_t bytes[3] = {H * D * 4, kb, vb};
         for (int i = 0; i < 3; i++)
             CHECK_MSG(memcmp(host[0][i], host[1][i], bytes[i]) == 0,
-                      "positions read on the GPU, %s keys / %s values, %u splits, position %u: %s "
-                      "differs from the ops recorded at that position",
-                      vkb_kv_type_name(kt), vkb_kv_type_name(vt), splits, p, what[i]);
+                      "positions read on the GPU, %s keys / %s values, %u splits, window %u, "
+                      "position %u: %s differs from the ops recorded at that position",
+                      vkb_kv_type_name(kt), vkb_kv_type_name(vt), splits, window, p, what[i]);
     }
 out:
     vkb_stream_destroy(once);
@@ -190,11 +204,14 @@ static void test_at_pos(void)
     struct fixture f;
     if (!setup(&f))
         return;
-    check_at_pos(&f, VKB_KV_F16, VKB_KV_F16, 1, 9100);
-    check_at_pos(&f, VKB_KV_F16, VKB_KV_F16, 4, 9200);
-    check_at_pos(&f, VKB_KV_Q8_0, VKB_KV_Q4_0, 3, 9300);
-    check_at_pos(&f, VKB_KV_F16, VKB_KV_Q8_0, 2, 9400);
-    check_at_pos(&f, VKB_KV_Q4_0, VKB_KV_F16, 1, 9500);
+    check_at_pos(&f, VKB_KV_F16, VKB_KV_F16, 1, 0, 9100);
+    check_at_pos(&f, VKB_KV_F16, VKB_KV_F16, 4, 0, 9200);
+    check_at_pos(&f, VKB_KV_Q8_0, VKB_KV_Q4_0, 3, 0, 9300);
+    check_at_pos(&f, VKB_KV_F16, VKB_KV_Q8_0, 2, 0, 9400);
+    check_at_pos(&f, VKB_KV_Q4_0, VKB_KV_F16, 1, 0, 9500);
+    /* a sliding window shorter than the later positions: the splits cut from its start */
+    check_at_pos(&f, VKB_KV_F16, VKB_KV_F16, 3, 16, 9600);
+    check_at_pos(&f, VKB_KV_Q8_0, VKB_KV_F16, 1, 5, 9700);
     teardown(&f);
 }
 
@@ -209,11 +226,11 @@ static void test_attention_q8(void)
         uint32_t splits;
         vkb_kv_type k, v;
     } cases[] = {
-        {{64, 8, 2, 1, 40, 41, 0, NULL}, 1, VKB_KV_F16, VKB_KV_F16},
-        {{128, 4, 4, 1, 70, 71, 0, NULL}, 3, VKB_KV_F16, VKB_KV_F16},
-        {{32, 6, 2, 5, 9, 14, 0, NULL}, 1, VKB_KV_Q8_0, VKB_KV_Q4_0},
-        {{64, 8, 8, 19, 0, 19, 0, NULL}, 1, VKB_KV_F16, VKB_KV_F16},
-        {{128, 32, 8, 2, 300, 302, 0, NULL}, 5, VKB_KV_Q8_0, VKB_KV_Q8_0},
+        {{64, 8, 2, 1, 40, 41, 0, NULL, 0, 0}, 1, VKB_KV_F16, VKB_KV_F16},
+        {{128, 4, 4, 1, 70, 71, 0, NULL, 0, 0}, 3, VKB_KV_F16, VKB_KV_F16},
+        {{32, 6, 2, 5, 9, 14, 0, NULL, 0, 0}, 1, VKB_KV_Q8_0, VKB_KV_Q4_0},
+        {{64, 8, 8, 19, 0, 19, 0, NULL, 0, 0}, 1, VKB_KV_F16, VKB_KV_F16},
+        {{128, 32, 8, 2, 300, 302, 0, NULL, 0, 0}, 5, VKB_KV_Q8_0, VKB_KV_Q8_0},
     };
     struct fixture f;
     if (!setup(&f))
@@ -263,7 +280,7 @@ static void test_attention_q8(void)
     next:
         free(q), free(rows), free(got), free(want);
     }
-    vkb_attention_shape odd = {40, 4, 4, 1, 0, 1, 0.1f, NULL};
+    vkb_attention_shape odd = {40, 4, 4, 1, 0, 1, 0.1f, NULL, 0, 0};
     begin(&f);
     vkb_buffer *a = upload(&f, NULL, 1 << 16);
     vkb_kv_layout l = {VKB_KV_F16, true, 160, 1, 0, 0};
@@ -274,8 +291,9 @@ static void test_attention_q8(void)
     teardown(&f);
 }
 
-/* attention_coopmat.comp's arithmetic in double: q·scale rounded to f16, the scores'
- * row maximum m over the visible keys, p = exp(s - m) rounded to f16, out = Σ p·v / Σ p. */
+/* attention_coopmat.comp's arithmetic in double: q·scale rounded to f16, the scores
+ * (soft-capped where shape has a cap) and their row maximum m over the visible keys (the
+ * window's, where there is one), p = exp(s - m) rounded to f16, out = Σ p·v / Σ p. */
 static void coopmat_attention_ref(float *out, const float *q, const uint16_t *kh,
                                   const uint16_t *vh, const vkb_attention_shape *sh)
 {
@@ -285,20 +303,23 @@ static void coopmat_attention_ref(float *out, const float *q, const uint16_t *kh
     for (uint32_t t = 0; s && o && qr && t < sh->tokens; t++)
         for (uint32_t h = 0; h < sh->heads; h++) {
             uint32_t g = h / group, lim = sh->pos0 + t + 1;
+            uint32_t lo = vkb_attention_first_key(sh, sh->pos0 + t);
             const float *qt = q + ((size_t)t * sh->heads + h) * D;
             for (uint32_t d = 0; d < D; d++)
                 qr[d] = cmp_f16_to_f32(cmp_f32_to_f16(qt[d] * sh->scale));
             double m = -INFINITY, l = 0;
-            for (uint32_t j = 0; j < lim; j++) {
+            for (uint32_t j = lo; j < lim; j++) {
                 const uint16_t *kj = kh + ((size_t)j * sh->kv_heads + g) * D;
                 s[j] = 0;
                 for (uint32_t d = 0; d < D; d++)
                     s[j] += (double)qr[d] * cmp_f16_to_f32(kj[d]);
+                if (sh->softcap > 0)
+                    s[j] = sh->softcap * tanh(s[j] / sh->softcap);
                 m = s[j] > m ? s[j] : m;
             }
             for (uint32_t d = 0; d < D; d++)
                 o[d] = 0;
-            for (uint32_t j = 0; j < lim; j++) {
+            for (uint32_t j = lo; j < lim; j++) {
                 double p = cmp_f16_to_f32(cmp_f32_to_f16((float)exp(s[j] - m)));
                 const uint16_t *vj = vh + ((size_t)j * sh->kv_heads + g) * D;
                 l += p;
@@ -326,9 +347,15 @@ static void coopmat_attention_ref(float *out, const float *q, const uint16_t *kh
 static void test_attention_coopmat(void)
 {
     static const vkb_attention_shape shapes[] = {
-        {16, 4, 4, 7, 0, 7, 0, NULL},   {64, 4, 4, 33, 30, 80, 0, NULL},
-        {80, 8, 4, 70, 5, 75, 0, NULL}, {128, 8, 2, 40, 100, 150, 0, NULL},
-        {96, 4, 2, 2, 0, 2, 0, NULL},   {32, 4, 2, 100, 0, 100, 0, NULL},
+        {16, 4, 4, 7, 0, 7, 0, NULL, 0, 0},
+        {64, 4, 4, 33, 30, 80, 0, NULL, 0, 0},
+        {80, 8, 4, 70, 5, 75, 0, NULL, 0, 0},
+        {128, 8, 2, 40, 100, 150, 0, NULL, 0, 0},
+        {96, 4, 2, 2, 0, 2, 0, NULL, 0, 0},
+        {32, 4, 2, 100, 0, 100, 0, NULL, 0, 0},
+        /* a sliding window starting inside a key tile and moving across them; with a cap */
+        {64, 4, 4, 33, 30, 80, 0, NULL, 20, 0},
+        {32, 4, 2, 100, 0, 100, 0, NULL, 45, 8.f},
     };
     /* each pair is a pipeline, which lavapipe takes about 20 s to compile emulated: the
      * reads of every type are attention.comp's (vkb_kv.glsl), tested in attention_kv */
@@ -455,25 +482,30 @@ static void store_pieces(struct fixture *f, const vkb_buffer *cache, void *host_
 static void test_attention_kv(void)
 {
     static const vkb_attention_shape shapes[] = {
-        {16, 8, 4, 5, 0, 5, 0, NULL},
-        {32, 6, 2, 7, 3, 12, 0, NULL},
-        {64, 4, 4, 3, 130, 140, 0, NULL},
-        {128, 32, 8, 1, 299, 300, 0, NULL},
-        {256, 2, 1, 2, 69, 71, 0, NULL},
+        {16, 8, 4, 5, 0, 5, 0, NULL, 0, 0},
+        {32, 6, 2, 7, 3, 12, 0, NULL, 0, 0},
+        {64, 4, 4, 3, 130, 140, 0, NULL, 0, 0},
+        {128, 32, 8, 1, 299, 300, 0, NULL, 0, 0},
+        {256, 2, 1, 2, 69, 71, 0, NULL, 0, 0},
         /* groups of more than 4 query heads take several workgroups: 7 (Qwen2-0.5B), 16 */
-        {64, 14, 2, 3, 5, 9, 0, NULL},
-        {64, 16, 1, 2, 40, 42, 0, NULL},
+        {64, 14, 2, 3, 5, 9, 0, NULL, 0, 0},
+        {64, 16, 1, 2, 40, 42, 0, NULL, 0, 0},
         /* caches of 1000 and 4097 positions (decode rows at the end of a long context) */
-        {128, 4, 4, 2, 998, 1000, 0, NULL},
-        {64, 8, 2, 1, 4096, 4097, 0, NULL},
+        {128, 4, 4, 2, 998, 1000, 0, NULL, 0, 0},
+        {64, 8, 2, 1, 4096, 4097, 0, NULL, 0, 0},
         /* prefill tiles of query rows: 8 tokens per workgroup without GQA (19: a partial
          * tile), 4 with groups of 2, each row with its own causal limit */
-        {64, 8, 8, 19, 0, 19, 0, NULL},
-        {32, 4, 2, 13, 5, 18, 0, NULL},
+        {64, 8, 8, 19, 0, 19, 0, NULL, 0, 0},
+        {32, 4, 2, 13, 5, 18, 0, NULL, 0, 0},
         /* the other head sizes models use: 80 (Phi-2-like), 96 (Phi-3), 8 (stories260K) */
-        {80, 8, 4, 3, 20, 23, 0, NULL},
-        {96, 12, 2, 1, 199, 200, 0, NULL},
-        {8, 8, 8, 4, 60, 64, 0, NULL},
+        {80, 8, 4, 3, 20, 23, 0, NULL, 0, 0},
+        {96, 12, 2, 1, 199, 200, 0, NULL, 0, 0},
+        {8, 8, 8, 4, 60, 64, 0, NULL, 0, 0},
+        /* a sliding window (gemma 3's 512) over a long cache, decode: the splits cut from
+         * the window's first key; an odd window over prefill rows; a soft cap */
+        {64, 8, 2, 1, 4096, 4097, 0, NULL, 512, 0},
+        {128, 8, 4, 3, 300, 303, 0, NULL, 37, 0},
+        {64, 4, 2, 2, 100, 102, 0, NULL, 0, 10.f},
     };
     /* The key type and the value type are specialization constants read by separate code
      * (k_pair, v_pair and the block path for keys): every type as keys and as values
@@ -536,9 +568,10 @@ static void test_attention_kv(void)
             char what[160];
             snprintf(what, sizeof what,
                      "attention %s keys, %s values (group %u, window %u), hd=%u heads=%u/%u "
-                     "tokens=%u pos0=%u n_kv=%u",
+                     "tokens=%u pos0=%u n_kv=%u sliding window %u softcap %g",
                      vkb_kv_type_name(kl.type), vkb_kv_type_name(vl.type), kl.group, kl.window,
-                     sh.head_dim, sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv);
+                     sh.head_dim, sh.heads, sh.kv_heads, sh.tokens, sh.pos0, sh.n_kv, sh.window,
+                     (double)sh.softcap);
             for (int which = 0; which < 2; which++) {
                 const vkb_kv_layout *l = which ? &vl : &kl;
                 const uint8_t *cache = which ? vc : kc, *ref = which ? vc_ref : kc_ref;

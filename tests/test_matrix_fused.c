@@ -527,13 +527,13 @@ static void test_matvec_norm(void)
     teardown(&f);
 }
 
-/* Gate and up stacked, silu·mul in the product's epilogue (vkb_op_matvec_glu): the same
- * bits as the split product into gate and up, then vkb_op_silu_mul; with the norm fused
+/* Gate and up stacked, act·mul in the product's epilogue (vkb_op_matvec_glu, silu or gelu):
+ * the same bits as the split product into gate and up, then vkb_op_glu_mul; with the norm fused
  * too, as the norm-fused split product then silu·mul; from 8-bit blocks (forced on), as
  * the q8 split product. On the device's plan and each path forced (rows per workgroup or
  * per invocation made even), ff not a multiple of the rows per workgroup. */
-static void check_glu(struct fixture *f, cmp_type t, uint32_t ff, uint32_t k, uint32_t n,
-                      bool with_norm, bool q8, uint64_t seed, const char *path)
+static void check_glu(struct fixture *f, vkb_act act, cmp_type t, uint32_t ff, uint32_t k,
+                      uint32_t n, bool with_norm, bool q8, uint64_t seed, const char *path)
 {
     uint32_t rows = 2 * ff;
     size_t outn = (size_t)ff * n;
@@ -560,25 +560,26 @@ static void check_glu(struct fixture *f, cmp_type t, uint32_t ff, uint32_t k, ui
     if (q8) {
         CHECK_OK(vkb_op_quantize_q8(f->stream, bq, bx, k, n));
         CHECK_OK(vkb_op_matvec_q8_split(f->stream, &m, bq, &split, n));
-        CHECK_OK(vkb_op_matvec_q8_glu(f->stream, &m, bq, bh, n));
+        CHECK_OK(vkb_op_matvec_q8_glu(f->stream, act, &m, bq, bh, n));
     } else if (with_norm) {
         CHECK_OK(vkb_op_matvec_norm_split(f->stream, &m, bx, bg, 1e-5f, &split, n));
-        CHECK_OK(vkb_op_matvec_glu(f->stream, &m, bx, bg, 1e-5f, bh, n));
+        CHECK_OK(vkb_op_matvec_glu(f->stream, act, &m, bx, bg, 1e-5f, bh, n));
     } else {
         CHECK_OK(vkb_op_matvec_split(f->stream, &m, bx, &split, n));
-        CHECK_OK(vkb_op_matvec_glu(f->stream, &m, bx, NULL, 0.0f, bh, n));
+        CHECK_OK(vkb_op_matvec_glu(f->stream, act, &m, bx, NULL, 0.0f, bh, n));
     }
-    CHECK_OK(vkb_op_silu_mul(f->stream, bw, gate, up, outn));
+    CHECK_OK(vkb_op_glu_mul(f->stream, act, bw, gate, up, outn));
     CHECK_OK(vkb_stream_submit(f->stream));
     CHECK_OK(vkb_stream_wait(f->stream));
     CHECK_OK(vkb_buffer_download(t_dev, bw, 0, want, outn * 4));
     CHECK_OK(vkb_buffer_download(t_dev, bh, 0, got, outn * 4));
     size_t first = 0, bad = bits_differ(got, want, outn, &first);
     CHECK_MSG(bad == 0,
-              "matvec_glu %s (%s%s%s) ff=%u k=%u n=%u: %zu of %zu values differ from the split "
-              "product and silu_mul; first [col %zu][row %zu] = %.9g, want %.9g",
-              tname(t), path, with_norm ? ", norm" : "", q8 ? ", 8-bit x" : "", ff, k, n, bad, outn,
-              first / ff, first % ff, (double)got[first], (double)want[first]);
+              "matvec_glu %s %s (%s%s%s) ff=%u k=%u n=%u: %zu of %zu values differ from the "
+              "split product and glu_mul; first [col %zu][row %zu] = %.9g, want %.9g",
+              act == VKB_ACT_GELU ? "gelu" : "silu", tname(t), path, with_norm ? ", norm" : "",
+              q8 ? ", 8-bit x" : "", ff, k, n, bad, outn, first / ff, first % ff,
+              (double)got[first], (double)want[first]);
 done:
     free(w);
     free(x);
@@ -599,8 +600,8 @@ static void test_matvec_glu(void)
         cmp_type t = plan_types[ti];
         if (capped && ti % 3 != 0)
             continue;
-        check_glu(&f, t, 45, k_for(t, 512), 1, true, false, 9700 + 10 * ti, "plan");
-        check_glu(&f, t, 45, k_for(t, 512), 3, false, false, 9705 + 10 * ti, "plan");
+        check_glu(&f, VKB_ACT_SILU, t, 45, k_for(t, 512), 1, true, false, 9700 + 10 * ti, "plan");
+        check_glu(&f, VKB_ACT_GELU, t, 45, k_for(t, 512), 3, false, false, 9705 + 10 * ti, "plan");
     }
     static const struct forced_path paths[] = {
         {{.wg = 16, .rows = 1, .int_dot = -1}, "in place, 1 row made 2"},
@@ -611,10 +612,12 @@ static void test_matvec_glu(void)
     for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
         if (!force_tuning(&paths[p]))
             continue;
-        check_glu(&f, CMP_TYPE_Q4_0, 37, 512, 2, p % 2 == 0, false, 9800 + 10 * p, paths[p].name);
+        vkb_act act = p % 2 ? VKB_ACT_GELU : VKB_ACT_SILU;
+        check_glu(&f, act, CMP_TYPE_Q4_0, 37, 512, 2, p % 2 == 0, false, 9800 + 10 * p,
+                  paths[p].name);
         if (!capped)
-            check_glu(&f, CMP_TYPE_Q4_K, 19, 768, 1, p % 2 == 1, false, 9805 + 10 * p,
-                      paths[p].name);
+            check_glu(&f, p % 2 ? VKB_ACT_SILU : VKB_ACT_GELU, CMP_TYPE_Q4_K, 19, 768, 1,
+                      p % 2 == 1, false, 9805 + 10 * p, paths[p].name);
     }
     vkb_op_matvec_tune(t_dev, NULL);
     /* from 8-bit blocks, the integer-dot kernel forced on */
@@ -624,7 +627,10 @@ static void test_matvec_glu(void)
             if (capped && ti > 0)
                 break;
             force_path(q8_types[ti], 2, 1, false);
-            check_glu(&f, q8_types[ti], 21, 512, 2, false, true, 9900 + 10 * ti, "int-dot");
+            check_glu(&f, VKB_ACT_SILU, q8_types[ti], 21, 512, 2, false, true, 9900 + 10 * ti,
+                      "int-dot");
+            check_glu(&f, VKB_ACT_GELU, q8_types[ti], 21, 512, 1, false, true, 9905 + 10 * ti,
+                      "int-dot");
         }
         vkb_op_matvec_tune(t_dev, NULL);
     }

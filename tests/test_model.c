@@ -969,6 +969,41 @@ static void test_layers_qwen3(void)
         check_preset("tiny-qwen3", recipes, 1, 3, 4);
 }
 
+/* gemma 2 and 3 (vkllm synth's toys: windows of 8 positions, which the 24-token prompt
+ * crosses; gemma 2's soft caps of 5 and 3; gemma 3's five local layers of six with their
+ * own rope, per-head norms): GELU, the embedding's scale and the norms after the blocks
+ * through every layer against the reference, fused (prefill chunks and decode steps),
+ * unfused (scores in memory, the norms and gelu·mul as their own dispatches) and with the
+ * attention split (the splits cut from the window's first key). */
+static void test_layers_gemma(void)
+{
+    static const char *recipes[] = {"Q4_K_M"};
+    printf("  gemma2:");
+    check_preset("tiny-gemma2", recipes, 1, 21, 4);
+    printf("  gemma3:");
+    check_preset("tiny-gemma3", recipes, 1, 22, 4);
+    char path[] = "/tmp/vkllm-synth-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    eng_synth_params p = {.preset = eng_synth_preset_find("tiny-gemma3"),
+                          .recipe = cmp_recipe_find("Q8_0"),
+                          .seed = 23};
+    char err[256] = "";
+    CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s", err);
+    printf("  gemma3 Q8_0, unfused:");
+    check_layers(path, 2, true);
+    layers_splits = 3;
+    printf("  gemma3 Q8_0, split-K:");
+    check_layers(path, 12, false);
+    layers_splits = 0;
+    p.preset = eng_synth_preset_find("tiny-gemma2");
+    CHECK_MSG(eng_synth_write_file(&p, path, err, sizeof err) == ENG_OK, "%s", err);
+    printf("  gemma2 Q8_0, unfused:");
+    check_layers(path, 2, true);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     static const t_case cases[] = {
@@ -979,6 +1014,7 @@ int main(int argc, char **argv)
         {"layers_iq4_nl", test_layers_iq4_nl, true},
         {"layers_qwen2", test_layers_qwen2, true},
         {"layers_qwen3", test_layers_qwen3, true},
+        {"layers_gemma", test_layers_gemma, true},
         {"layers_coopmat", test_layers_coopmat, true},
         {"layers_int_dot", test_layers_int_dot, true},
         {"layers_synthetic", test_layers_synthetic, true},

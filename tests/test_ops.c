@@ -1,6 +1,6 @@
-/* The transformer's small ops (rms_norm, softmax, rope, silu·mul, scale, f32↔f16) against
- * the references in vkb_ref.h, on awkward shapes, within budgets derived from the
- * precision the Vulkan specification promises (Precision and Operation of SPIR-V
+/* The transformer's small ops (rms_norm, softmax, rope, silu·mul and gelu·mul, scale, soft
+ * caps, f32↔f16) against the references in vkb_ref.h, on awkward shapes, within budgets derived
+ * from the precision the Vulkan specification promises (Precision and Operation of SPIR-V
  * Instructions): a, b, a·b correctly rounded; 1/x and x/y 2.5 ULP; inversesqrt 2 ULP
  * (sqrt inherits it through 1/inversesqrt); exp(x) 3 + 2·|x| ULP; sin and cos an
  * absolute 2^-11 inside [-π, π]. U below is one ULP of 1, 2^-23. */
@@ -45,6 +45,21 @@ static void test_rms_norm(void)
                 char what[64];
                 snprintf(what, sizeof what, "rms_norm n=%u rows=%u", n, rows);
                 compare(what, got, want, total, 2.0 * (n / 4.0 + 10.0) * U, 0.0);
+                /* rms_norm_add, in place over a residual: the norm's bits, then the add's */
+                float *res = t_random_floats(total, a * 7 + b + 500, -3.f, 3.f);
+                float *added = malloc(total * 4);
+                vkb_buffer *br = upload(&f, res, total * 4), *bs = upload(&f, NULL, total * 4);
+                if (res && added && br && bs) {
+                    CHECK_OK(vkb_stream_begin(f.stream));
+                    CHECK_OK(vkb_op_add(f.stream, bs, br, bo, total));
+                    CHECK_OK(vkb_op_rms_norm_add(f.stream, br, br, bx, bw, n, rows, 1e-5f));
+                    finish(&f, bs, want, total * 4);
+                    CHECK_OK(vkb_buffer_download(t_dev, br, 0, added, total * 4));
+                    CHECK_MSG(memcmp(added, want, total * 4) == 0,
+                              "rms_norm_add n=%u rows=%u: not rms_norm then add, bit for bit", n,
+                              rows);
+                }
+                free(res), free(added);
             }
             free(x), free(w), free(got), free(want);
         }
@@ -625,11 +640,45 @@ static void test_eltwise(void)
         char what[64];
         /* silu·mul: exp(-g) 3 + 2·|g| ULP (|g| ≤ 20), 1 + e, the quotient (2.5) and the
          * product: 47 ULP, doubled; tiny absolute slack where the result underflows */
-        CHECK_OK(vkb_op_silu_mul(f.stream, bo, bg, bu, n));
+        CHECK_OK(vkb_op_glu_mul(f.stream, VKB_ACT_SILU, bo, bg, bu, n));
         finish(&f, bo, got, n * 4);
-        vkb_ref_silu_mul(want, g, u, n);
+        vkb_ref_glu_mul(VKB_ACT_SILU, want, g, u, n);
         snprintf(what, sizeof what, "silu_mul n=%llu", (unsigned long long)n);
         compare(what, got, want, n, 2.0 * 47.0 * U, 1e-30);
+
+        /* gelu·mul: the exp's argument t = 2 sqrt(2/pi) (g + 0.044715 g³) comes with a few
+         * ULP of relative error (4 roundings), which exp turns into |t| times that in its
+         * result: (4 |t| + 47) ULP, doubled; where exp overflows (g below about -5.6) the
+         * value is 0 or nearly, within the absolute slack */
+        CHECK_OK(vkb_stream_begin(f.stream));
+        CHECK_OK(vkb_op_glu_mul(f.stream, VKB_ACT_GELU, bo, bg, bu, n));
+        finish(&f, bo, got, n * 4);
+        vkb_ref_glu_mul(VKB_ACT_GELU, want, g, u, n);
+        uint64_t bad_gelu = 0, worst = 0;
+        double worst_ratio = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            double t = 1.5957691216057308 * g[i] * (1.0 + 0.044715 * g[i] * g[i]);
+            double budget = 2.0 * (4.0 * fabs(t) + 47.0) * U * fabs(want[i]) + 1e-30;
+            double err = fabs((double)got[i] - want[i]);
+            bad_gelu += !(err <= budget);
+            if (!(err / budget <= worst_ratio))
+                worst_ratio = err / budget, worst = i;
+        }
+        CHECK_MSG(bad_gelu == 0,
+                  "gelu_mul n=%llu: %llu values outside the budget; worst at g=%.9g: %.9g, "
+                  "want %.9g",
+                  (unsigned long long)n, (unsigned long long)bad_gelu, (double)g[worst],
+                  (double)got[worst], (double)want[worst]);
+
+        /* softcap (30, gemma 2's logits) over g in ±20: tanh as 1 - 2 / (exp(2x) + 1),
+         * whose exp carries |2x| (at most 1.4) times a few ULP: 3 + 8 + 5 ULP of the cap,
+         * absolute, doubled */
+        CHECK_OK(vkb_stream_begin(f.stream));
+        CHECK_OK(vkb_op_softcap(f.stream, bo, bg, n, 30.0f));
+        finish(&f, bo, got, n * 4);
+        vkb_ref_softcap(want, g, n, 30.0f);
+        snprintf(what, sizeof what, "softcap n=%llu", (unsigned long long)n);
+        compare(what, got, want, n, 0.0, 2.0 * 16.0 * U * 30.0);
 
         /* scale: one correctly rounded product, bit-exact */
         CHECK_OK(vkb_stream_begin(f.stream));
@@ -685,8 +734,8 @@ static void test_fused_q8(void)
         float *u = t_random_floats(total, 320 + i, -3.f, 3.f);
         float *plain = malloc(total * 4), *fused = malloc(total * 4);
         uint32_t *got_q = malloc(qb), *want_q = malloc(qb);
-        for (int op = 0; op < 2; op++) {
-            const char *name = op == 0 ? "rms_norm_q8" : "silu_mul_q8";
+        for (int op = 0; op < 3; op++) {
+            const char *name = op == 0 ? "rms_norm_q8" : op == 1 ? "silu_mul_q8" : "gelu_mul_q8";
             begin(&f);
             vkb_buffer *bx = upload(&f, x, total * 4), *bw = upload(&f, w, n * 4),
                        *bu = upload(&f, u, total * 4), *bp = upload(&f, NULL, total * 4),
@@ -700,8 +749,9 @@ static void test_fused_q8(void)
                 CHECK_OK(vkb_op_rms_norm(f.stream, bp, bx, bw, n, rows, 1e-5f));
                 CHECK_OK(vkb_op_rms_norm_q8(f.stream, bf, bq, bx, bw, n, rows, 1e-5f));
             } else {
-                CHECK_OK(vkb_op_silu_mul(f.stream, bp, bx, bu, total));
-                CHECK_OK(vkb_op_silu_mul_q8(f.stream, bf, bq, bx, bu, n, rows));
+                vkb_act act = op == 1 ? VKB_ACT_SILU : VKB_ACT_GELU;
+                CHECK_OK(vkb_op_glu_mul(f.stream, act, bp, bx, bu, total));
+                CHECK_OK(vkb_op_glu_mul_q8(f.stream, act, bf, bq, bx, bu, n, rows));
             }
             finish(&f, bp, plain, total * 4);
             CHECK_OK(vkb_buffer_download(t_dev, bf, 0, fused, total * 4));
@@ -782,10 +832,16 @@ static void test_op_errors(void)
     CHECK_STATUS(vkb_op_rms_norm(f.stream, b, a, a, 2048, 1, 1e-5f), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "holds 4096 bytes") != NULL);
     CHECK_STATUS(vkb_op_softmax(f.stream, b, a, a, 0, 16, 4, 1.f), VKB_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(vkb_op_silu_mul(f.stream, b, a, NULL, 16), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_glu_mul(f.stream, VKB_ACT_SILU, b, a, NULL, 16), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_glu_mul(f.stream, (vkb_act)7, b, a, a, 16), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "activation 7") != NULL);
+    CHECK_STATUS(vkb_op_softcap(f.stream, b, a, 16, 0.0f), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_rms_norm_add(f.stream, b, NULL, a, a, 16, 1, 1e-5f),
+                 VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_rms_norm_q8(f.stream, b, a, a, a, 48, 1, 1e-5f), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "multiple of 32") != NULL);
-    CHECK_STATUS(vkb_op_silu_mul_q8(f.stream, b, a, a, a, 0, 1), VKB_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(vkb_op_glu_mul_q8(f.stream, VKB_ACT_GELU, b, a, a, a, 0, 1),
+                 VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_scale(f.stream, b, a, 0, 1.f), VKB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(vkb_op_argmax_feed(f.stream, a, 16, a, a, b, 0, NULL), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "a ring of 0 picks") != NULL);
@@ -812,13 +868,17 @@ static void test_op_errors(void)
     CHECK_STATUS(vkb_op_sample_feed(f.stream, a, 8, a, a, a, a, b, 4, &sp),
                  VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "history") != NULL);
-    vkb_attention_shape ash = {8, 6, 4, 1, 3, 3, 1.f, NULL}; /* 6 heads over 4; pos0 + 1 > n_kv */
+    vkb_attention_shape ash = {8, 6,   4,    1, 3,
+                               3, 1.f, NULL, 0, 0.f}; /* 6 heads over 4; pos0 + 1 > n_kv */
     CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &ash), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "6 heads over 4 kv heads") != NULL);
     CHECK_STATUS(vkb_op_store_f16(f.stream, b, 3, a, 4), VKB_ERR_INVALID_ARGUMENT);
     /* positions read on the GPU: not without the positions, not where the work depends
      * on the position when recorded (KIVI, the unfused attention), whole rows of 64 */
-    vkb_attention_shape at = {8, 4, 4, 1, VKB_AT_POS, 8, 1.f, NULL};
+    vkb_attention_shape cap = {8, 4, 4, 1, 0, 8, 1.f, NULL, 0, -1.f}; /* a negative soft cap */
+    CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &cap), VKB_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vkb_device_errmsg(t_dev), "soft cap -1") != NULL);
+    vkb_attention_shape at = {8, 4, 4, 1, VKB_AT_POS, 8, 1.f, NULL, 0, 0.f};
     CHECK_STATUS(vkb_op_attention(f.stream, b, a, a, a, &at), VKB_ERR_INVALID_ARGUMENT);
     CHECK(strstr(vkb_device_errmsg(t_dev), "positions buffer") != NULL);
     at.pos = a;

@@ -617,9 +617,9 @@ static void test_bad_files(void)
     check_bad_file(NULL, NULL, 0, 1000000, ENG_ERR_FORMAT, "");
     check_bad_file(NULL, NULL, 0, 5000, ENG_ERR_FORMAT, "at byte");
     static const char arch[] = "architecture\x08\0\0\0\x05\0\0\0\0\0\0\0llama";
-    static const char gemma[] = "architecture\x08\0\0\0\x05\0\0\0\0\0\0\0gemma";
-    check_bad_file(arch, gemma, sizeof arch - 1, 0, ENG_ERR_UNSUPPORTED,
-                   "architecture \"gemma\" is not supported");
+    static const char mamba[] = "architecture\x08\0\0\0\x05\0\0\0\0\0\0\0mamba";
+    check_bad_file(arch, mamba, sizeof arch - 1, 0, ENG_ERR_UNSUPPORTED,
+                   "architecture \"mamba\" is not supported");
     check_bad_file("blk.3.ffn_up.weight", "blk.3.ffn_uq.weight", 0, 0, ENG_ERR_FORMAT,
                    "tensor blk.3.ffn_up.weight is missing");
     check_bad_file("llama.block_count", "llama.block_kount", 0, 0, ENG_ERR_FORMAT,

@@ -133,6 +133,7 @@ static void test_deterministic(void)
 /* The engine opens every preset-shaped file with the preset's hyper-parameters, and
  * counts the bytes and parameters synth says it wrote. */
 static void check_llama3_rope(const char *path, const eng_synth_preset *ps);
+static void check_gemma(const eng_model *m, const eng_synth_preset *ps);
 
 static void test_engine_opens(void)
 {
@@ -143,8 +144,9 @@ static void test_engine_opens(void)
     /* the tiny qwen3 in one type: its heads (128) are wider than the width over the heads */
     static const struct {
         const char *preset, *recipe;
-    } cases[] = {{"tiny", "Q4_0"}, {"tiny", "Q4_K_M"},       {"tiny", "IQ4_NL"},
-                 {"tiny", "BF16"}, {"tiny-qwen3", "Q4_K_M"}, {"tiny-llama3", "Q4_0"}};
+    } cases[] = {{"tiny", "Q4_0"},        {"tiny", "Q4_K_M"},       {"tiny", "IQ4_NL"},
+                 {"tiny", "BF16"},        {"tiny-qwen3", "Q4_K_M"}, {"tiny-llama3", "Q4_0"},
+                 {"tiny-gemma2", "Q8_0"}, {"tiny-gemma3", "Q4_K_M"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *recipe = cases[i].recipe;
         if (!write_preset(path, cases[i].preset, recipe, 1, 0))
@@ -162,8 +164,10 @@ static void test_engine_opens(void)
               hp->n_head_kv == ps->n_head_kv && hp->n_ff == ps->n_ff &&
               hp->n_vocab == ps->n_vocab && hp->rope_base == ps->rope_base &&
               hp->rms_eps == ps->rms_eps && hp->head_dim == eng_synth_head_dim(ps) &&
-              hp->arch == (ps->qwen3 ? ENG_ARCH_QWEN3 : ENG_ARCH_LLAMA) &&
-              hp->rope_neox == ps->qwen3 && hp->tied_output == ps->tied_output);
+              hp->arch == ps->arch && hp->rope_neox == (ps->arch != ENG_ARCH_LLAMA) &&
+              hp->tied_output == ps->tied_output);
+        if (ps->arch >= ENG_ARCH_GEMMA)
+            check_gemma(m, ps);
         CHECK(hp->file_type == cmp_recipe_find(recipe)->file_type);
         CHECK_MSG(eng_model_weight_bytes(m) == eng_synth_weight_bytes(&p),
                   "%s %s: engine counts %llu bytes, synth %llu", cases[i].preset, recipe,
@@ -175,6 +179,45 @@ static void test_engine_opens(void)
             check_llama3_rope(path, ps);
     }
     unlink(path);
+}
+
+/* gemma's hyper-parameters as llama.cpp reads them from the file synth wrote: GELU, the
+ * embedding scaled by sqrt(n_embd), the norms after the blocks, the window and its layers
+ * (gemma 2: every other one from the first; gemma 3: five of each six), soft caps
+ * (gemma 2), and gemma 3's local layers rotating at base 10000 unscaled while the global
+ * ones take the file's base and linear scaling. */
+static void check_gemma(const eng_model *m, const eng_synth_preset *ps)
+{
+    const eng_hparams *hp = eng_model_hparams(m);
+    bool g3 = ps->arch == ENG_ARCH_GEMMA3;
+    CHECK_MSG(hp->act == VKB_ACT_GELU && hp->embd_scale == sqrtf((float)ps->n_embd) &&
+                  hp->post_norms && hp->n_swa == ps->n_swa &&
+                  hp->attn_softcap == ps->attn_softcap && hp->logit_softcap == ps->logit_softcap &&
+                  hp->attn_scale == 1.0f / sqrtf((float)eng_synth_head_dim(ps)),
+              "%s: gemma's hyper-parameters not as written", ps->name);
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        bool want = g3 ? l % 6 != 5 : l % 2 == 0;
+        CHECK_MSG(eng_layer_local(hp, l) == want, "%s: layer %u %s", ps->name, l,
+                  want ? "should be local" : "should be global");
+    }
+    uint32_t half = hp->n_rot / 2;
+    float *global = malloc(sizeof *global * half), *local = malloc(sizeof *local * half);
+    if (!global || !local) {
+        free(global), free(local);
+        return;
+    }
+    eng_model_rope_freqs(m, false, global);
+    eng_model_rope_freqs(m, true, local);
+    double worst = 0;
+    for (uint32_t i = 0; i < half; i++) {
+        double scale = ps->rope_linear > 0 ? 1.0 / ps->rope_linear : 1.0;
+        double want_g = scale * pow(ps->rope_base, -2.0 * i / hp->n_rot);
+        double want_l = g3 ? pow(10000.0, -2.0 * i / hp->n_rot) : want_g;
+        double e1 = fabs(global[i] - want_g) / want_g, e2 = fabs(local[i] - want_l) / want_l;
+        worst = e1 > worst ? e1 : e2 > worst ? e2 : worst;
+    }
+    CHECK_MSG(worst < 1e-5, "%s: rope frequencies off by %.2g (relative)", ps->name, worst);
+    free(global), free(local);
 }
 
 /* Llama 3.1's rope scaling, as Meta's reference computes it: each pair's frequency
@@ -194,7 +237,7 @@ static void check_llama3_rope(const char *path, const eng_synth_preset *ps)
         free(got);
         return;
     }
-    eng_model_rope_freqs(m, got);
+    eng_model_rope_freqs(m, false, got);
     double worst = 0;
     for (uint32_t i = 0; i < half; i++) {
         double freq = pow(hp->rope_base, -2.0 * i / hp->n_rot),

@@ -110,7 +110,9 @@ static bool run_ctx(vkb_device *dev, vkb_stream *st, const struct attn_opts *o, 
                               ctx - tokens,
                               ctx,
                               1.0f / sqrtf((float)o->head_dim),
-                              NULL};
+                              NULL,
+                              0,
+                              0.0f};
     uint32_t splits = o->splits ? o->splits : vkb_attention_splits(dev, &sh);
     double f16_ms = 0;
     char item[TOOL_ITEM_MAX];
