@@ -11,8 +11,8 @@
 /* ---- styles ---- */
 
 static const char *const style_names[ENG_CHAT_COUNT] = {
-    "none",    "chatml", "chatml-nothink", "llama3",   "llama2",
-    "mistral", "zephyr", "phi3",           "deepseek", "deepseek-r1",
+    "none",   "chatml", "chatml-nothink", "llama3",      "llama2", "mistral",
+    "zephyr", "phi3",   "deepseek",       "deepseek-r1", "gemma",
 };
 
 const char *eng_chat_style_name(eng_chat_style style)
@@ -33,7 +33,8 @@ bool eng_chat_style_parse(const char *name, eng_chat_style *out)
 
 const char *eng_chat_style_list(void)
 {
-    return "chatml, chatml-nothink, llama3, llama2, mistral, zephyr, phi3, deepseek, deepseek-r1";
+    return "chatml, chatml-nothink, llama3, llama2, mistral, zephyr, phi3, deepseek, deepseek-r1, "
+           "gemma";
 }
 
 /* deepseek-r1's markers: fullwidth bars (U+FF5C), U+2581 for the spaces */
@@ -72,6 +73,8 @@ eng_chat_style eng_chat_detect(const char *text, size_t len)
         return contains(text, len, "<|end|>") ? ENG_CHAT_PHI3 : ENG_CHAT_ZEPHYR;
     if (contains(text, len, "### Instruction:") && contains(text, len, "<|EOT|>"))
         return ENG_CHAT_DEEPSEEK;
+    if (contains(text, len, "<start_of_turn>"))
+        return ENG_CHAT_GEMMA;
     return ENG_CHAT_NONE;
 }
 
@@ -292,12 +295,40 @@ static void put_inst(cmp_buf *b, eng_chat_style style, const char *eos, const en
     }
 }
 
+/* gemma's turns: user and model; a system message (trimmed) opens the next user turn. */
+static void put_gemma(cmp_buf *b, const eng_chat_msg *msgs, size_t n)
+{
+    const char *system = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const eng_chat_msg *m = &msgs[i];
+        if (m->role == ENG_CHAT_SYSTEM) {
+            system = m->text;
+            continue;
+        }
+        bool user = m->role == ENG_CHAT_USER;
+        put(b, user ? "<start_of_turn>user\n" : "<start_of_turn>model\n");
+        if (system && user) {
+            put_trimmed(b, system);
+            put(b, "\n\n");
+            system = NULL;
+        }
+        put_trimmed(b, m->text);
+        put(b, "<end_of_turn>\n");
+    }
+}
+
 static void format_into(cmp_buf *b, eng_chat_style style, const char *eos, const eng_chat_msg *msgs,
                         size_t n, bool add_assistant)
 {
     if (style == ENG_CHAT_LLAMA2 || style == ENG_CHAT_MISTRAL) {
         put_inst(b, style, eos, msgs, n);
         return; /* the reply follows [/INST] directly */
+    }
+    if (style == ENG_CHAT_GEMMA) {
+        put_gemma(b, msgs, n);
+        if (add_assistant)
+            put(b, "<start_of_turn>model\n");
+        return;
     }
     for (size_t i = 0; i < n; i++) {
         const eng_chat_msg *m = &msgs[i];

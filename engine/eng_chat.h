@@ -51,6 +51,10 @@ typedef enum eng_chat_style {
      * model's template keeps only what follows </think>: a conversation then goes on
      * from the tokens the session holds instead of starting over each turn. */
     ENG_CHAT_DEEPSEEK_R1,
+    /* <start_of_turn>user\n SYSTEM\n\n USER <end_of_turn>\n<start_of_turn>model\n REPLY
+     * <end_of_turn>\n ... (Gemma 1, 2 and 3: no system role, the system message goes before
+     * the next user message; texts trimmed) */
+    ENG_CHAT_GEMMA,
     ENG_CHAT_COUNT
 } eng_chat_style;
 

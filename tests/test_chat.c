@@ -65,6 +65,9 @@ static void test_formats(void)
                             "### Instruction:\nAgain\n### Response:\n"},
         {ENG_CHAT_DEEPSEEK_R1, "Be brief." R1_USER " Hi " R1_ASSISTANT "Hello." R1_EOS R1_USER
                                "Again" R1_ASSISTANT "<think>\n"},
+        {ENG_CHAT_GEMMA, "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n"
+                         "<start_of_turn>model\nHello.<end_of_turn>\n"
+                         "<start_of_turn>user\nAgain<end_of_turn>\n<start_of_turn>model\n"},
     };
     size_t n_msgs = sizeof conversation / sizeof conversation[0];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -126,6 +129,9 @@ static void test_detect(void)
         {"{{bos_token}}{{ns.system_prompt}}{{'" R1_USER "' + message['content']}}"
          "{{'" R1_ASSISTANT "' + content + '" R1_EOS "'}}{{'" R1_ASSISTANT "<think>\\n'}}",
          ENG_CHAT_DEEPSEEK_R1},
+        {"{{ bos_token }}{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first "
+         "else '') }}{{ message['content'] | trim }}{{ '<end_of_turn>\\n' }}",
+         ENG_CHAT_GEMMA},
         {"{% for m in messages %}{{ m['content'] }}{% endfor %}", ENG_CHAT_NONE},
         {"", ENG_CHAT_NONE},
     };
@@ -291,6 +297,10 @@ static void test_turns(void)
                                              "A joke.\n</think>\n\nWhy did the cat sit",
                                              "\n</think>\n\nNo more jokes"};
     turns_case(ENG_CHAT_DEEPSEEK_R1, r1_replies);
+    /* gemma's markers are text to qwen2's vocabulary too: replies ending in a letter */
+    static const char *const plain_replies[] = {"Hi, how can I help", "Why did the cat sit",
+                                                "No more jokes"};
+    turns_case(ENG_CHAT_GEMMA, plain_replies);
 }
 
 /* A reply split into its reasoning and its content (eng_think): whole, in every division
