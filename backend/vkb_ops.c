@@ -736,6 +736,13 @@ uint32_t vkb_attention_first_key(const vkb_attention_shape *sh, uint32_t p)
     return sh->window && p >= sh->window ? p + 1 - sh->window : 0;
 }
 
+/* The first key any query of the shape reads: its first query's first (0 where the
+ * positions are read on the GPU: the kernel cuts from there). */
+static uint32_t first_read_key(const vkb_attention_shape *sh)
+{
+    return sh->pos0 == VKB_AT_POS ? 0 : vkb_attention_first_key(sh, sh->pos0);
+}
+
 /* The shape checks of both attention paths; head_dim_limit: the largest head the kernel
  * takes (the fused one: ATTN_DIMS_PER_INV values per invocation of its workgroup). */
 static vkb_status check_attention(vkb_device *dev, const char *op, const vkb_attention_shape *sh,
@@ -1054,8 +1061,7 @@ static vkb_status attention_kv(vkb_stream *s, const vkb_buffer *out, bool q8, co
         return st;
     /* the splits cut the keys from the first query's first (with a window; the kernel cuts
      * again from its tile's, which is no earlier) */
-    uint32_t lo = at_pos ? 0 : vkb_attention_first_key(sh, sh->pos0);
-    uint32_t split_len = splits > 1 ? (sh->n_kv - lo + splits - 1) / splits : 0;
+    uint32_t split_len = splits > 1 ? (sh->n_kv - first_read_key(sh) + splits - 1) / splits : 0;
     struct attention_push push = attention_push_of(sh);
     push.k_row_bytes = (uint32_t)kg.stride;
     push.v_row_bytes = (uint32_t)vg.stride;
@@ -1117,9 +1123,7 @@ uint32_t vkb_attention_splits(const vkb_device *dev, const vkb_attention_shape *
      * instead of workgroups gave Llama-3-8B's decode 64 workgroups of 64 invocations on an
      * H100: half its compute units idle and 1-5% of its bandwidth.) */
     /* the keys read: from the first query's first (a sliding window's) */
-    uint32_t keys = !sh                      ? 0
-                    : sh->pos0 == VKB_AT_POS ? sh->n_kv
-                                             : sh->n_kv - vkb_attention_first_key(sh, sh->pos0);
+    uint32_t keys = sh ? sh->n_kv - first_read_key(sh) : 0;
     if (!sh || dev->info.type == VKB_DEVICE_CPU || keys < 2 * ATTN_SPLIT_MIN_KEYS ||
         !sh->kv_heads || !sh->heads || !sh->tokens)
         return 1;

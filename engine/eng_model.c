@@ -90,6 +90,8 @@ static uint32_t arch_u32(reader *r, const char *key, uint32_t fallback, uint32_t
     return v;
 }
 
+/* "{arch}.{key}" as a float, `fallback` when absent: positive, or with fallback 0 (a soft
+ * cap: absent or 0 is none) 0 or positive and finite. */
 static float arch_f32(reader *r, const char *key, float fallback)
 {
     char full[128];
@@ -98,23 +100,12 @@ static float arch_f32(reader *r, const char *key, float fallback)
     cmp_gguf_status gs = cmp_gguf_get_f32(r->g, full, &v);
     if (gs != CMP_GGUF_OK && gs != CMP_GGUF_ERR_NOT_FOUND && r->st == ENG_OK)
         r->st = eng_fail(r->err, r->err_size, ENG_ERR_FORMAT, "%s is not a number", full);
-    if (!(v > 0.0f) && r->st == ENG_OK)
-        r->st = eng_fail(r->err, r->err_size, ENG_ERR_FORMAT, "%s = %g must be positive", full, v);
-    return v;
-}
-
-/* "{arch}.{key}" as a float that may be absent (0) or 0: soft caps. */
-static float arch_f32_opt(reader *r, const char *key)
-{
-    char full[128];
-    snprintf(full, sizeof full, "%s.%s", r->arch, key);
-    float v = 0.0f;
-    cmp_gguf_status gs = cmp_gguf_get_f32(r->g, full, &v);
-    if (gs != CMP_GGUF_OK && gs != CMP_GGUF_ERR_NOT_FOUND && r->st == ENG_OK)
-        r->st = eng_fail(r->err, r->err_size, ENG_ERR_FORMAT, "%s is not a number", full);
-    if (!(v >= 0.0f && v < INFINITY) && r->st == ENG_OK)
+    bool none_ok = fallback == 0.0f;
+    if (!(none_ok ? v >= 0.0f && v < INFINITY : v > 0.0f) && r->st == ENG_OK)
         r->st = eng_fail(r->err, r->err_size, ENG_ERR_FORMAT,
-                         "%s = %g must be 0 or positive and finite", full, v);
+                         none_ok ? "%s = %g must be 0 or positive and finite"
+                                 : "%s = %g must be positive",
+                         full, v);
     return v;
 }
 
@@ -123,8 +114,12 @@ bool eng_layer_local(const eng_hparams *hp, uint32_t l)
     return hp->n_swa && hp->swa_period > 1 && l % hp->swa_period < hp->swa_period - 1;
 }
 
-static const char *const arch_names[ENG_ARCH_COUNT] = {"llama", "qwen2",  "qwen3",
-                                                       "gemma", "gemma2", "gemma3"};
+const char *eng_arch_name(eng_arch arch)
+{
+    static const char *const names[ENG_ARCH_COUNT] = {"llama", "qwen2",  "qwen3",
+                                                      "gemma", "gemma2", "gemma3"};
+    return (unsigned)arch < ENG_ARCH_COUNT ? names[arch] : "?";
+}
 
 /* gemma's hyper-parameters beyond llama's, as llama.cpp reads them: the sliding window
  * (gemma 2: 4096 where the file has none), soft caps (gemma 2), the local layers' rope
@@ -134,15 +129,14 @@ static void read_gemma(reader *r, eng_hparams *hp)
     bool g2 = hp->arch == ENG_ARCH_GEMMA2, g3 = hp->arch == ENG_ARCH_GEMMA3;
     hp->act = VKB_ACT_GELU;
     hp->embd_scale = sqrtf((float)hp->n_embd);
-    hp->rope_neox = true;
     if (!g2 && !g3)
         return;
     hp->post_norms = true;
     hp->n_swa = arch_u32(r, "attention.sliding_window", g2 ? 4096 : UINT32_MAX, 1u << 24);
     hp->swa_period = g2 ? 2 : 6;
     if (g2) {
-        hp->attn_softcap = arch_f32_opt(r, "attn_logit_softcapping");
-        hp->logit_softcap = arch_f32_opt(r, "final_logit_softcapping");
+        hp->attn_softcap = arch_f32(r, "attn_logit_softcapping", 0.0f);
+        hp->logit_softcap = arch_f32(r, "final_logit_softcapping", 0.0f);
     } else {
         hp->rope_base_swa = 10000.0f;
         hp->rope_freq_scale_swa = 1.0f;
@@ -162,7 +156,7 @@ static eng_status read_hparams(eng_model *m, char *err, size_t err_size)
                         "general.architecture is missing: not a model file");
     hp->arch = ENG_ARCH_COUNT;
     for (int a = 0; a < ENG_ARCH_COUNT; a++)
-        if (cmp_gguf_str_eq(arch, arch_names[a]))
+        if (cmp_gguf_str_eq(arch, eng_arch_name((eng_arch)a)))
             hp->arch = (eng_arch)a;
     if (hp->arch == ENG_ARCH_COUNT)
         return eng_fail(err, err_size, ENG_ERR_UNSUPPORTED,
@@ -212,7 +206,7 @@ static eng_status read_hparams(eng_model *m, char *err, size_t err_size)
     if (r.st != ENG_OK)
         return r.st;
     hp->rope_freq_scale = 1.0f / factor;
-    hp->rope_neox = hp->arch == ENG_ARCH_QWEN2 || hp->arch == ENG_ARCH_QWEN3;
+    hp->rope_neox = hp->arch != ENG_ARCH_LLAMA; /* qwen2, qwen3 and gemma */
     hp->act = VKB_ACT_SILU;
     hp->embd_scale = 1.0f;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);

@@ -56,6 +56,9 @@ typedef enum eng_arch {
     ENG_ARCH_COUNT
 } eng_arch;
 
+/* general.architecture's value: "llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3". */
+const char *eng_arch_name(eng_arch arch);
+
 typedef struct eng_hparams {
     eng_arch arch;
     char arch_name[32];

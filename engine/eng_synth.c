@@ -350,9 +350,7 @@ static bool set_metadata(cmp_gguf_writer *w, const eng_synth_params *p)
     char name[160];
     snprintf(name, sizeof name, "vkllm synthetic %s %s (random weights, seed %llu)", ps->name,
              p->recipe->name, (unsigned long long)p->seed);
-    static const char *const arch_names[ENG_ARCH_COUNT] = {"llama", "qwen2",  "qwen3",
-                                                           "gemma", "gemma2", "gemma3"};
-    const char *arch = arch_names[ps->arch];
+    const char *arch = eng_arch_name(ps->arch);
     uint32_t hd = eng_synth_head_dim(ps);
     /* "{arch}.key" = value, u32 (the head size's keys only where the preset sets it) */
     const struct {

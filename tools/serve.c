@@ -799,17 +799,15 @@ bool tool_reasoning_parse(const char *name, tool_reasoning *out)
 }
 
 /* reasoning_format (llama.cpp's field), over the server's default: whether j's reply is
- * split into reasoning_content and content, and where it starts. prompt[0..len): the
- * conversation written out. */
+ * split into reasoning_content and content, and where it starts. tmpl[0..tlen): the
+ * model's chat template; prompt[0..len): the conversation written out. */
 static bool read_reasoning(tool_server *sv, check *ck, const cJSON *req, eng_chat_style style,
-                           const char *prompt, size_t len, job *j)
+                           const char *tmpl, size_t tlen, const char *prompt, size_t len, job *j)
 {
     tool_reasoning r = sv->o.reasoning;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, "reasoning_format");
     if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && tool_reasoning_parse(v->valuestring, &r)))
         return bad(ck, 400, "\"reasoning_format\" must be \"auto\", \"none\" or \"deepseek\"");
-    size_t tlen;
-    const char *tmpl = eng_model_chat_template(sv->m, &tlen);
     j->think = r == TOOL_REASONING_DEEPSEEK ||
                (r == TOOL_REASONING_AUTO &&
                 (style == ENG_CHAT_DEEPSEEK_R1 || eng_chat_template_thinks(tmpl, tlen)));
@@ -878,10 +876,10 @@ static bool read_messages(tool_server *sv, check *ck, const cJSON *req, job *j)
             ok = bad(ck, 500, "out of host memory");
         else
             eng_chat_format(style, sv->eos, m, (size_t)n, true, out, len + 1);
+        ok = ok && read_reasoning(sv, ck, req, style, tmpl, tlen, out, len, j);
         int64_t nt;
         if (ok && !(j->prompt = tool_tokenize(sv->v, out, len, true, true, 0, &nt)))
             ok = bad(ck, 500, "out of host memory");
-        ok = ok && read_reasoning(sv, ck, req, style, out, len, j);
         if (ok)
             j->n_prompt = nt > UINT32_MAX ? UINT32_MAX : (uint32_t)nt;
     }
